@@ -1,0 +1,49 @@
+// Command crmlink is the server between Asterisk, amoCRM and chat platforms.
+//
+//	crmlink serve [--config FILE]          run the server (embedded defaults without a file)
+//	crmlink check-config FILE              print OK or every configuration error
+//	crmlink version                        print the version
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// version is set at build time: -ldflags "-X main.version=..."
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stderr)
+	case "check-config":
+		return checkConfig(args[1:], stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "crmlink", version)
+		return 0
+	case "help", "--help", "-h":
+		usage(stdout)
+		return 0
+	}
+	fmt.Fprintf(stderr, "crmlink: unknown command %q\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage:
+  crmlink serve [--config FILE]    run the server (embedded defaults without a file)
+  crmlink check-config FILE        print OK or every configuration error
+  crmlink version                  print the version
+`)
+}

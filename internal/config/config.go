@@ -1,0 +1,143 @@
+// Package config loads crmlink's one YAML file strictly (an unknown key is an error naming
+// the key and its line), fills defaults in one place, takes secrets from the environment and
+// validates the result with messages that name the key and what is allowed.
+package config
+
+import (
+	"time"
+)
+
+// Config is the whole crmlink configuration. Field comments are the reference; the example
+// file examples/crmlink.yaml shows every key with its default.
+type Config struct {
+	Log      Log       `yaml:"log"`
+	HTTP     HTTP      `yaml:"http"`
+	DataDir  string    `yaml:"data_dir"`
+	Redis    Redis     `yaml:"redis"`
+	Asterisk Asterisk  `yaml:"asterisk"`
+	AGI      AGI       `yaml:"agi"`
+	SIP      SIP       `yaml:"sip_redirect"`
+	AmoCRM   AmoCRM    `yaml:"amocrm"`
+	Routing  Routing   `yaml:"routing"`
+	Managers []Manager `yaml:"managers"`
+}
+
+// Log sets the logger.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // auto (console on a terminal, JSON otherwise), json, console
+}
+
+// HTTP is the API listener (/healthz, /metrics, /v1/...).
+type HTTP struct {
+	Listen string `yaml:"listen"`
+	// Token guards state-changing endpoints (Authorization: Bearer). Env CRMLINK_HTTP_TOKEN.
+	Token string `yaml:"token"`
+}
+
+// Redis holds shared state and the event queue; without addrs crmlink keeps state in process.
+type Redis struct {
+	Addrs      []string `yaml:"addrs"`
+	MasterName string   `yaml:"master_name"` // Sentinel master; empty for single or Cluster
+	Username   string   `yaml:"username"`
+	Password   string   `yaml:"password"` // env CRMLINK_REDIS_PASSWORD
+	DB         int      `yaml:"db"`
+}
+
+// Enabled reports whether Redis is configured.
+func (r Redis) Enabled() bool { return len(r.Addrs) > 0 }
+
+// Asterisk is the ARI connection and where calls go when crmlink does not route them.
+type Asterisk struct {
+	ARI      ARI      `yaml:"ari"`
+	Fallback Fallback `yaml:"fallback"`
+}
+
+// ARI is the Stasis controller's connection.
+type ARI struct {
+	Enabled     bool   `yaml:"enabled"`
+	URL         string `yaml:"url"`
+	WSURL       string `yaml:"ws_url"`
+	Username    string `yaml:"username"`
+	Password    string `yaml:"password"` // env CRMLINK_ARI_PASSWORD
+	Application string `yaml:"application"`
+}
+
+// Fallback is the dialplan location ("linked operation") a call continues at when it is
+// not routed to a manager: a ring group, a queue, an IVR.
+type Fallback struct {
+	Context   string `yaml:"context"`
+	Extension string `yaml:"extension"` // empty: the dialled number (${EXTEN})
+	Priority  int    `yaml:"priority"`
+}
+
+// AGI is the FastAGI server.
+type AGI struct {
+	Enabled bool   `yaml:"enabled"`
+	Listen  string `yaml:"listen"`
+}
+
+// SIP is the SIP redirect server answering INVITEs with 302.
+type SIP struct {
+	Enabled         bool     `yaml:"enabled"`
+	Listen          string   `yaml:"listen"`
+	AllowedNetworks []string `yaml:"allowed_networks"`
+	// ContactTemplate turns a target endpoint into a Contact URI; {user} is the endpoint's
+	// resource ("101" of PJSIP/101).
+	ContactTemplate string `yaml:"contact_template"`
+	FallbackContact string `yaml:"fallback_contact"`
+}
+
+// AmoCRM is the account crmlink reads owners from.
+type AmoCRM struct {
+	BaseURL        string        `yaml:"base_url"`
+	Token          string        `yaml:"token"` // long-lived token; env CRMLINK_AMOCRM_TOKEN
+	OAuth          OAuth         `yaml:"oauth"`
+	RateLimit      float64       `yaml:"rate_limit"` // requests per second for the whole account
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// WebhookSecret authenticates amoCRM webhooks: it is the last path segment of the
+	// webhook URL entered in amoCRM. Env CRMLINK_AMOCRM_WEBHOOK_SECRET.
+	WebhookSecret string `yaml:"webhook_secret"`
+}
+
+// Configured reports whether an amoCRM account is set up.
+func (a AmoCRM) Configured() bool { return a.BaseURL != "" }
+
+// OAuth is the OAuth2 alternative to a long-lived token.
+type OAuth struct {
+	ClientID     string `yaml:"client_id"`
+	ClientSecret string `yaml:"client_secret"` // env CRMLINK_AMOCRM_CLIENT_SECRET
+	RedirectURI  string `yaml:"redirect_uri"`
+	TokenFile    string `yaml:"token_file"` // where access and refresh tokens are kept
+}
+
+// Routing decides the personal manager during call setup.
+type Routing struct {
+	Enabled bool `yaml:"enabled"`
+	// LookupTimeout bounds the whole decision; past it the call goes to the fallback.
+	LookupTimeout time.Duration `yaml:"lookup_timeout"`
+	// RingTimeout is how long the owner's phones ring before the fallback.
+	RingTimeout time.Duration `yaml:"ring_timeout"`
+	CacheTTL    time.Duration `yaml:"cache_ttl"`
+	NegativeTTL time.Duration `yaml:"negative_ttl"` // how long "not found" is remembered
+	// Precedence orders whose responsible user is the owner: lead, contact, company.
+	Precedence         []string `yaml:"precedence"`
+	DefaultRegion      string   `yaml:"default_region"` // ISO country for numbers without a country code
+	CheckManagerStatus bool     `yaml:"check_manager_status"`
+}
+
+// Manager maps a CRM user to the phones that ring for them and when they work.
+type Manager struct {
+	CRMUser   int64    `yaml:"crm_user"`
+	Name      string   `yaml:"name"`
+	Endpoints []string `yaml:"endpoints"` // Asterisk dial strings: PJSIP/101, PJSIP/79161234567@trunk
+	Schedule  Schedule `yaml:"schedule"`
+}
+
+// Schedule is a manager's working time; empty means always.
+type Schedule struct {
+	Timezone string   `yaml:"timezone"` // IANA name, e.g. Europe/Moscow
+	Days     []string `yaml:"days"`     // mon..sun
+	Hours    string   `yaml:"hours"`    // "09:00-18:00"
+	DaysOff  []string `yaml:"days_off"` // dates "2026-01-01"
+}

@@ -1,0 +1,109 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func exampleFile(t *testing.T) string {
+	_, here, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(here), "..", "..", "examples", "crmlink.yaml")
+}
+
+func TestExampleFileIsValid(t *testing.T) {
+	cfg, err := Load(exampleFile(t))
+	require.NoError(t, err)
+	assert.Equal(t, 1500*time.Millisecond, cfg.Routing.LookupTimeout)
+	assert.Equal(t, 6*time.Hour, cfg.Routing.CacheTTL)
+	require.Len(t, cfg.Managers, 2)
+	assert.Equal(t, []string{"PJSIP/102", "PJSIP/79161234567@trunk"}, cfg.Managers[1].Endpoints)
+}
+
+// The example must show every key: a key added to the structs and forgotten in the
+// example fails here.
+func TestExampleFileShowsEveryKey(t *testing.T) {
+	data, err := os.ReadFile(exampleFile(t))
+	require.NoError(t, err)
+	for _, typ := range []string{"Config", "Log", "HTTP", "Redis", "Asterisk", "ARI", "Fallback", "AGI", "SIP", "AmoCRM", "OAuth", "Routing", "Manager", "Schedule"} {
+		for _, k := range keysOf(typ) {
+			assert.Contains(t, string(data), k+":", "examples/crmlink.yaml lacks key %q of %s", k, typ)
+		}
+	}
+}
+
+func TestEmptyConfigGivesDefaults(t *testing.T) {
+	cfg, err := Parse(nil)
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:8080", cfg.HTTP.Listen)
+	assert.False(t, cfg.Redis.Enabled())
+	assert.False(t, cfg.AmoCRM.Configured())
+	assert.Equal(t, []string{"lead", "contact", "company"}, cfg.Routing.Precedence)
+}
+
+func TestParseErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		yaml string
+		want []string // substrings, each expected in the error
+	}{
+		{"misspelt top-level key", "routng:\n  enabled: true\n", []string{`line 1: unknown key "routng"`, "allowed here:", "routing"}},
+		{"misspelt nested key", "routing:\n  lookup_timout: 1s\n", []string{`line 2: unknown key "lookup_timout"`, "lookup_timeout"}},
+		{"bad duration", "routing:\n  lookup_timeout: soon\n", []string{"line 2", "soon"}},
+		{"timeout out of range", "routing:\n  lookup_timeout: 1ms\n", []string{"routing.lookup_timeout: is 1ms; allowed: 50ms to 30s"}},
+		{"bad precedence", "routing:\n  precedence: [lead, deal]\n", []string{`routing.precedence[1]: is "deal"; allowed: lead, contact, company`}},
+		{"bad log level", "log:\n  level: loud\n", []string{`log.level: is "loud"; allowed: debug, info, warn, error`}},
+		{"bad listen", "http:\n  listen: localhost\n", []string{`http.listen: is "localhost"; allowed: host:port`}},
+		{"token and oauth", "amocrm:\n  base_url: https://x.amocrm.ru\n  token: t\n  oauth:\n    client_id: c\n", []string{"amocrm.token: and amocrm.oauth are both set"}},
+		{"no credentials", "amocrm:\n  base_url: https://x.amocrm.ru\n", []string{"amocrm.token: is empty"}},
+		{"manager without endpoints", "managers:\n  - crm_user: 5\n", []string{"managers[0].endpoints: is empty"}},
+		{"duplicate manager", "managers:\n  - crm_user: 5\n    endpoints: [PJSIP/101]\n  - crm_user: 5\n    endpoints: [PJSIP/102]\n", []string{"managers[1].crm_user: 5 is already mapped in managers[0]"}},
+		{"bad endpoint", "managers:\n  - crm_user: 5\n    endpoints: [\"101\"]\n", []string{`managers[0].endpoints[0]: is "101"; allowed: an Asterisk dial string`}},
+		{"bad schedule", "managers:\n  - crm_user: 5\n    endpoints: [PJSIP/101]\n    schedule:\n      timezone: Mars/Olympus\n      days: [monday]\n      hours: 9-18\n      days_off: [01.01.2027]\n",
+			[]string{"schedule.timezone", "schedule.days[0]", "schedule.hours", "schedule.days_off[0]"}},
+		{"bad network", "sip_redirect:\n  enabled: true\n  allowed_networks: [10.0.0.0]\n", []string{"sip_redirect.allowed_networks[0]"}},
+		{"not yaml", "routing: [\n", []string{"line"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse([]byte(c.yaml))
+			require.Error(t, err)
+			for _, w := range c.want {
+				assert.Contains(t, err.Error(), w)
+			}
+		})
+	}
+}
+
+func TestEveryErrorIsReported(t *testing.T) {
+	_, err := Parse([]byte("log:\n  level: loud\n  format: xml\nhttp:\n  listen: nope\n"))
+	require.Error(t, err)
+	assert.Len(t, strings.Split(err.Error(), "\n"), 3)
+}
+
+func TestSecretsFromEnvironment(t *testing.T) {
+	t.Setenv("CRMLINK_AMOCRM_TOKEN", "from-env")
+	t.Setenv("CRMLINK_ARI_PASSWORD", "ari-env")
+	cfg, err := Parse([]byte("amocrm:\n  base_url: https://x.amocrm.ru\n"))
+	require.NoError(t, err)
+	assert.Equal(t, "from-env", cfg.AmoCRM.Token)
+	assert.Equal(t, "ari-env", cfg.Asterisk.ARI.Password)
+}
+
+func FuzzParse(f *testing.F) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "examples", "crmlink.yaml"))
+	if err == nil {
+		f.Add(data)
+	}
+	f.Add([]byte("routing: {lookup_timeout: 1s}"))
+	f.Add([]byte("managers: [{crm_user: -1}]"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = Parse(b) // must not panic
+	})
+}

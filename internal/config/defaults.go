@@ -1,0 +1,71 @@
+package config
+
+import "time"
+
+// Defaults, with the reason for each where it is not obvious.
+const (
+	DefaultHTTPListen = "127.0.0.1:8080"
+	DefaultDataDir    = "/var/lib/crmlink"
+	DefaultARIURL     = "http://127.0.0.1:8088/ari"
+	DefaultARIWSURL   = "ws://127.0.0.1:8088/ari/events"
+	DefaultARIApp     = "crmlink"
+	DefaultARIUser    = "crmlink"
+	// DefaultARIPassword is the one in asterisk-conf/ari.conf, so that the sample PBX and
+	// crmlink work together out of the box; serve warns while it is in use.
+	DefaultARIPassword = "crmlink"
+	DefaultFallback    = "crmlink-fallback"
+	DefaultAGIListen   = "127.0.0.1:4573"
+	DefaultSIPListen   = "127.0.0.1:5070"
+	// DefaultRateLimit is amoCRM's documented limit per account.
+	DefaultRateLimit = 7
+	// DefaultLookupTimeout keeps post-dial delay below what a caller notices as a hang
+	// while giving a live amoCRM request (typically 200-600 ms) room to finish.
+	DefaultLookupTimeout  = 1500 * time.Millisecond
+	DefaultRingTimeout    = 20 * time.Second
+	DefaultCacheTTL       = 6 * time.Hour
+	DefaultNegativeTTL    = 5 * time.Minute
+	DefaultRequestTimeout = 10 * time.Second
+	DefaultRegion         = "RU"
+)
+
+// DefaultPrecedence: an open deal's responsible knows the current talk best, then the
+// contact's, then the company's.
+var DefaultPrecedence = []string{"lead", "contact", "company"}
+
+// Default returns the embedded configuration crmlink runs on without a file: no Redis, no
+// CRM, every listener on loopback.
+func Default() *Config {
+	return &Config{
+		Log:     Log{Level: "info", Format: "auto"},
+		HTTP:    HTTP{Listen: DefaultHTTPListen},
+		DataDir: DefaultDataDir,
+		Asterisk: Asterisk{
+			ARI: ARI{
+				Enabled:     true,
+				URL:         DefaultARIURL,
+				WSURL:       DefaultARIWSURL,
+				Username:    DefaultARIUser,
+				Password:    DefaultARIPassword,
+				Application: DefaultARIApp,
+			},
+			Fallback: Fallback{Context: DefaultFallback, Priority: 1},
+		},
+		AGI: AGI{Listen: DefaultAGIListen},
+		SIP: SIP{
+			Listen:          DefaultSIPListen,
+			AllowedNetworks: []string{"127.0.0.0/8"},
+			ContactTemplate: "sip:{user}@127.0.0.1:5060",
+		},
+		AmoCRM: AmoCRM{RateLimit: DefaultRateLimit, RequestTimeout: DefaultRequestTimeout},
+		Routing: Routing{
+			Enabled:            true,
+			LookupTimeout:      DefaultLookupTimeout,
+			RingTimeout:        DefaultRingTimeout,
+			CacheTTL:           DefaultCacheTTL,
+			NegativeTTL:        DefaultNegativeTTL,
+			Precedence:         append([]string(nil), DefaultPrecedence...),
+			DefaultRegion:      DefaultRegion,
+			CheckManagerStatus: true,
+		},
+	}
+}

@@ -1,0 +1,122 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Errors is every problem found in a configuration, one line each.
+type Errors []string
+
+func (e Errors) Error() string { return strings.Join(e, "\n") }
+
+// Load reads, parses, fills defaults, applies the environment and validates a file.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s:\n%w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse is Load for bytes. An empty document gives the embedded defaults.
+func Parse(data []byte) (*Config, error) {
+	cfg := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, explainYAML(err)
+	}
+	ApplyEnv(cfg, os.Getenv)
+	if errs := cfg.Validate(); len(errs) > 0 {
+		return nil, errs
+	}
+	return cfg, nil
+}
+
+// Secrets read from the environment when set; they override the file so that a config
+// file can be committed without them.
+var secretEnv = []struct {
+	name string
+	dst  func(*Config) *string
+}{
+	{"CRMLINK_HTTP_TOKEN", func(c *Config) *string { return &c.HTTP.Token }},
+	{"CRMLINK_REDIS_PASSWORD", func(c *Config) *string { return &c.Redis.Password }},
+	{"CRMLINK_ARI_PASSWORD", func(c *Config) *string { return &c.Asterisk.ARI.Password }},
+	{"CRMLINK_AMOCRM_TOKEN", func(c *Config) *string { return &c.AmoCRM.Token }},
+	{"CRMLINK_AMOCRM_CLIENT_SECRET", func(c *Config) *string { return &c.AmoCRM.OAuth.ClientSecret }},
+	{"CRMLINK_AMOCRM_WEBHOOK_SECRET", func(c *Config) *string { return &c.AmoCRM.WebhookSecret }},
+}
+
+// ApplyEnv copies secrets from the environment into cfg.
+func ApplyEnv(cfg *Config, getenv func(string) string) {
+	for _, s := range secretEnv {
+		if v := getenv(s.name); v != "" {
+			*s.dst(cfg) = v
+		}
+	}
+}
+
+var (
+	reUnknown = regexp.MustCompile(`line (\d+): field (\S+) not found in type config\.(\w+)`)
+	reLine    = regexp.MustCompile(`^yaml: (line \d+:)`)
+)
+
+// explainYAML turns yaml.v3's messages into ones that name the key and what is allowed.
+func explainYAML(err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return Errors{reLine.ReplaceAllString(err.Error(), "$1")}
+	}
+	var out Errors
+	for _, msg := range te.Errors {
+		if m := reUnknown.FindStringSubmatch(msg); m != nil {
+			out = append(out, fmt.Sprintf("line %s: unknown key %q (allowed here: %s)", m[1], m[2], strings.Join(keysOf(m[3]), ", ")))
+			continue
+		}
+		out = append(out, strings.Replace(msg, "cannot unmarshal", "cannot read", 1))
+	}
+	return out
+}
+
+// keysOf lists the YAML keys of a config struct by its type name.
+func keysOf(typeName string) []string {
+	var found []string
+	seen := map[reflect.Type]bool{}
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct || seen[t] {
+			return
+		}
+		seen[t] = true
+		if t.Name() == typeName {
+			for i := 0; i < t.NumField(); i++ {
+				if k := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]; k != "" {
+					found = append(found, k)
+				}
+			}
+		}
+		for i := 0; i < t.NumField(); i++ {
+			walk(t.Field(i).Type)
+		}
+	}
+	walk(reflect.TypeOf(Config{}))
+	sort.Strings(found)
+	return found
+}

@@ -1,0 +1,145 @@
+// Package testrig gives tests the real parts of the test rig: a Redis server and the
+// Asterisk 22 that `make sandbox-up` starts. Tests ask it for addresses instead of
+// hard-coding them; a missing part fails the test unless the rig is explicitly absent.
+package testrig
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+var (
+	redisOnce sync.Once
+	redisAddr string
+	redisErr  error
+)
+
+// RedisAddr returns the address of a real Redis server for tests: CRMLINK_TEST_REDIS when
+// set (make test points it at the rig's Redis), otherwise a redis-server started for this
+// test binary on a free loopback port and stopped when the process exits.
+func RedisAddr(t testing.TB) string {
+	t.Helper()
+	redisOnce.Do(func() {
+		if a := os.Getenv("CRMLINK_TEST_REDIS"); a != "" {
+			redisAddr = a
+			redisErr = ping(a)
+			return
+		}
+		redisAddr, redisErr = startRedis()
+	})
+	if redisErr != nil {
+		t.Fatalf("testrig: no Redis for the test (run `make sandbox-up` or install redis-server): %v", redisErr)
+	}
+	return redisAddr
+}
+
+// Redis returns a client on a database of its own, flushed before the test.
+func Redis(t testing.TB) *redis.Client {
+	t.Helper()
+	addr := RedisAddr(t)
+	db := nextDB()
+	c := redis.NewClient(&redis.Options{Addr: addr, DB: db})
+	if err := c.FlushDB(context.Background()).Err(); err != nil {
+		t.Fatalf("testrig: flush redis db %d: %v", db, err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+var (
+	dbMu   sync.Mutex
+	dbNext = 1
+)
+
+// nextDB hands each test its own logical database so parallel packages do not collide
+// when they share the rig's Redis (each package binary starts at a different offset).
+func nextDB() int {
+	dbMu.Lock()
+	defer dbMu.Unlock()
+	db := (os.Getpid()+dbNext)%15 + 1
+	dbNext++
+	return db
+}
+
+func ping(addr string) error {
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return c.Ping(ctx).Err()
+}
+
+func startRedis() (string, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return "", fmt.Errorf("redis-server not found: %w", err)
+	}
+	port, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", "crmlink-redis-")
+	if err != nil {
+		return "", err
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port),
+		"--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no")
+	// Dies with the test binary even when it is killed on a timeout.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return "", fmt.Errorf("start redis-server: %w", err)
+	}
+	registerCleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait(); _ = os.RemoveAll(dir) })
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if err := ping(addr); err == nil {
+			return addr, nil
+		} else if time.Now().After(deadline) {
+			return "", fmt.Errorf("redis-server on %s did not answer: %w", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+var (
+	cleanupMu sync.Mutex
+	cleanups  []func()
+)
+
+func registerCleanup(f func()) {
+	cleanupMu.Lock()
+	defer cleanupMu.Unlock()
+	cleanups = append(cleanups, f)
+}
+
+// Main wraps testing.M.Run so servers started for the package are stopped afterwards:
+// func TestMain(m *testing.M) { testrig.Main(m) }.
+func Main(m *testing.M) {
+	code := m.Run()
+	cleanupMu.Lock()
+	for _, f := range cleanups {
+		f()
+	}
+	cleanupMu.Unlock()
+	os.Exit(code)
+}

@@ -1,0 +1,212 @@
+package ari
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/CyCoreSystems/ari/v6"
+	"github.com/rs/zerolog"
+
+	"github.com/crmlink/crmlink/routing"
+)
+
+// legPrefix starts the id of every channel the controller originates to a manager phone.
+const legPrefix = "crmlink-leg-"
+
+// Outcome is how a call handled by the controller ended its routing.
+type Outcome struct {
+	ChannelID string
+	LinkedID  string
+	Caller    string
+	Called    string
+	Decision  routing.Decision
+	// AnsweredBy is the endpoint that took the call ("PJSIP/101"); empty when none did.
+	AnsweredBy string
+	// RingDuration is from the start of ringing to the answer or the give-up.
+	RingDuration time.Duration
+	Start, End   time.Time
+}
+
+// call is one incoming channel and the legs it rings.
+type call struct {
+	c      *Controller
+	ch     ari.ChannelData
+	key    *ari.Key
+	log    zerolog.Logger
+	events chan ari.Event
+	legs   map[string]string // leg channel id -> endpoint
+	start  time.Time
+}
+
+func newCall(c *Controller, ch ari.ChannelData, log zerolog.Logger) *call {
+	caller := ""
+	if ch.Caller != nil {
+		caller = ch.Caller.Number
+	}
+	return &call{
+		c:   c,
+		ch:  ch,
+		key: ari.NewKey(ari.ChannelKey, ch.ID),
+		log: log.With().Str("channel", ch.ID).Str("linkedid", ch.ID).Str("caller", caller).Logger(),
+		// Big enough for every event of a call with several legs; deliver never blocks.
+		events: make(chan ari.Event, 256),
+		legs:   map[string]string{},
+		start:  time.Now(),
+	}
+}
+
+// deliver hands an event to the call without ever blocking the dispatcher.
+func (k *call) deliver(e ari.Event) {
+	select {
+	case k.events <- e:
+	default:
+		k.log.Error().Str("event", e.GetType()).Msg("call mailbox full; event dropped")
+	}
+}
+
+func (k *call) forget() {
+	k.c.calls.Delete(k.ch.ID)
+	for id := range k.legs {
+		k.c.calls.Delete(id)
+	}
+}
+
+func (k *call) callInfo() routing.Call {
+	rc := routing.Call{ChannelID: k.ch.ID, LinkedID: k.ch.ID}
+	if k.ch.Caller != nil {
+		rc.Caller = k.ch.Caller.Number
+	}
+	if k.ch.Dialplan != nil {
+		rc.Called = k.ch.Dialplan.Exten
+	}
+	return rc
+}
+
+func (k *call) run(ctx context.Context) {
+	info := k.callInfo()
+	out := Outcome{ChannelID: info.ChannelID, LinkedID: info.LinkedID, Caller: info.Caller, Called: info.Called, Start: k.start}
+	defer func() {
+		out.End = time.Now()
+		if k.c.opts.OnOutcome != nil {
+			k.c.opts.OnOutcome(out)
+		}
+	}()
+
+	d := k.decide(ctx, info)
+	out.Decision = d
+	log := k.log.With().Str("result", string(d.Result)).Str("reason", string(d.Reason)).
+		Int64("owner", int64(d.Owner)).Str("source", string(d.Source)).Dur("lookup", d.Latency).Logger()
+	if d.Result != routing.Routed || len(d.Targets) == 0 {
+		if d.Result == routing.Routed {
+			d = routing.Decision{Result: routing.Fallback, Reason: routing.ReasonNoOwner, Owner: d.Owner, Source: d.Source}
+			out.Decision = d
+		}
+		log.Info().Msg("call to fallback")
+		k.fallback(ctx, d)
+		return
+	}
+	ringStart := time.Now()
+	answeredBy, ended := k.ring(ctx, d, log)
+	out.RingDuration = time.Since(ringStart)
+	out.AnsweredBy = answeredBy
+	if answeredBy == "" && !ended {
+		d.Result, d.Reason = routing.Fallback, routing.ReasonOwnerNoAnswer
+		out.Decision = d
+		log.Info().Msg("owner did not answer; call to fallback")
+		k.fallback(ctx, d)
+	}
+}
+
+// decide asks the router, with a safety margin over the lookup timeout in case a Decider
+// overruns it: the caller must never wait on crmlink longer than configured.
+func (k *call) decide(ctx context.Context, info routing.Call) routing.Decision {
+	ctx, cancel := context.WithTimeout(ctx, k.c.opts.LookupTimeout+50*time.Millisecond)
+	defer cancel()
+	done := make(chan routing.Decision, 1)
+	go func() { done <- k.c.opts.Decider.Decide(ctx, info) }()
+	select {
+	case d := <-done:
+		return d
+	case <-ctx.Done():
+		return routing.Decision{Result: routing.Fallback, Reason: routing.ReasonTimeout}
+	}
+}
+
+// fallback records the decision on the channel and sends it to the fallback context.
+func (k *call) fallback(ctx context.Context, d routing.Decision) {
+	k.setResult(ctx, d)
+	ext := k.c.opts.FallbackExtension
+	if ext == "" && k.ch.Dialplan != nil {
+		ext = k.ch.Dialplan.Exten
+	}
+	if ext == "" {
+		ext = "s"
+	}
+	err := k.bounded(ctx, func() error {
+		return k.c.client.Channel().Continue(k.key, k.c.opts.FallbackContext, ext, k.c.opts.FallbackPriority)
+	})
+	if err != nil {
+		// The caller hung up meanwhile, or Asterisk is gone: nothing else to do.
+		k.log.Warn().Err(err).Msg("continue to fallback failed")
+	}
+}
+
+// setResult writes the CRMLINK_* variables (and the CDR userfield) the dialplan and the
+// reports read, all at once.
+func (k *call) setResult(ctx context.Context, d routing.Decision) {
+	owner := ""
+	if d.Owner != 0 {
+		owner = strconv.FormatInt(int64(d.Owner), 10)
+	}
+	userfield := "crmlink:" + string(d.Result)
+	if d.Reason != "" {
+		userfield = "crmlink:" + string(d.Reason)
+	}
+	vars := [][2]string{
+		{"CRMLINK_RESULT", string(d.Result)},
+		{"CRMLINK_REASON", string(d.Reason)},
+		{"CRMLINK_OWNER", owner},
+		{"CRMLINK_SOURCE", string(d.Source)},
+		{"CDR(userfield)", userfield},
+	}
+	errs := make(chan error, len(vars))
+	for _, v := range vars {
+		go func() {
+			errs <- k.bounded(ctx, func() error { return k.c.client.Channel().SetVariable(k.key, v[0], v[1]) })
+		}()
+	}
+	for range vars {
+		if err := <-errs; err != nil {
+			k.log.Warn().Err(err).Msg("set channel variable")
+		}
+	}
+}
+
+// bounded runs an ARI REST call (the library takes no context) and stops waiting for it
+// after the REST timeout or when ctx ends.
+func (k *call) bounded(ctx context.Context, f func() error) error {
+	return bounded(ctx, k.c.opts.RESTTimeout, f)
+}
+
+func bounded(ctx context.Context, timeout time.Duration, f func() error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("ARI request: %w", ctx.Err())
+	}
+}
+
+func newLegID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return legPrefix + hex.EncodeToString(b[:])
+}
