@@ -5,6 +5,7 @@ package routing
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/crmlink/crmlink/crm"
@@ -62,7 +63,16 @@ type Target struct {
 type Step struct {
 	Name     string        `json:"name"`
 	Detail   string        `json:"detail,omitempty"`
-	Duration time.Duration `json:"duration_ns"`
+	Duration time.Duration `json:"-"`
+}
+
+// MarshalJSON writes the duration in milliseconds, as a person reads it.
+func (s Step) MarshalJSON() ([]byte, error) {
+	type plain Step
+	return json.Marshal(struct {
+		plain
+		DurationMS float64 `json:"duration_ms"`
+	}{plain(s), millis(s.Duration)})
 }
 
 // Decision is the answer for one call: either targets to ring at once, or the fallback
@@ -74,9 +84,21 @@ type Decision struct {
 	Source  Source        `json:"source,omitempty"`
 	Phone   crm.Phone     `json:"phone,omitempty"`
 	Targets []Target      `json:"targets,omitempty"`
-	Latency time.Duration `json:"latency_ns"`
+	Latency time.Duration `json:"-"`
 	Steps   []Step        `json:"steps,omitempty"`
 }
+
+// MarshalJSON writes the latency in milliseconds: `crmlink route` and GET /v1/route print
+// exactly this.
+func (d Decision) MarshalJSON() ([]byte, error) {
+	type plain Decision
+	return json.Marshal(struct {
+		plain
+		LatencyMS float64 `json:"latency_ms"`
+	}{plain(d), millis(d.Latency)})
+}
+
+func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // Decider is what every PBX front end (ARI, FastAGI, SIP redirect, HTTP) asks.
 // Decide must return within the configured lookup timeout whatever the CRM does.

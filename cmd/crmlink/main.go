@@ -1,6 +1,7 @@
 // Command crmlink is the server between Asterisk, amoCRM and chat platforms.
 //
 //	crmlink serve [--config FILE]          run the server (embedded defaults without a file)
+//	crmlink route [--config FILE] NUMBER   explain the routing decision for a caller
 //	crmlink check-config FILE              print OK or every configuration error
 //	crmlink version                        print the version
 package main
@@ -26,6 +27,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stderr)
+	case "route":
+		return route(args[1:], stdout, stderr)
 	case "check-config":
 		return checkConfig(args[1:], stdout, stderr)
 	case "version", "--version", "-v":

@@ -9,19 +9,15 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/crmlink/crmlink/internal/config"
 	"github.com/crmlink/crmlink/internal/httpapi"
 	"github.com/crmlink/crmlink/internal/logging"
-	"github.com/crmlink/crmlink/pbx/ari"
-	"github.com/crmlink/crmlink/routing"
 )
 
 func serve(args []string, stderr io.Writer) int {
@@ -87,13 +83,13 @@ func runServer(ctx context.Context, cfg *config.Config, log zerolog.Logger) erro
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	api := httpapi.New(cfg.HTTP.Token, reg, log)
 
-	var rdb redis.UniversalClient
-	if cfg.Redis.Enabled() {
-		rdb = redis.NewUniversalClient(&redis.UniversalOptions{
-			Addrs: cfg.Redis.Addrs, MasterName: cfg.Redis.MasterName,
-			Username: cfg.Redis.Username, Password: cfg.Redis.Password, DB: cfg.Redis.DB,
-		})
-		defer rdb.Close()
+	p, err := build(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	if p.redis != nil {
+		rdb := p.redis
 		api.AddCheck(httpapi.Check{Name: "redis", Required: true, State: func(ctx context.Context) (bool, string) {
 			if err := rdb.Ping(ctx).Err(); err != nil {
 				return false, err.Error()
@@ -103,49 +99,32 @@ func runServer(ctx context.Context, cfg *config.Config, log zerolog.Logger) erro
 	} else {
 		api.AddCheck(httpapi.Check{Name: "redis", State: func(context.Context) (bool, string) { return true, "not configured: state in process" }})
 	}
-
-	decider := newDecider(cfg, log)
+	api.Handle("GET /v1/route", httpapi.RouteHandler(p.decider))
+	if p.router != nil {
+		get, put := httpapi.ManagerAvailability(p.router)
+		api.Handle("GET /v1/managers/{id}/availability", get)
+		api.HandleProtected("PUT /v1/managers/{id}/availability", put)
+		api.Handle("POST /v1/webhooks/amocrm/{secret}", httpapi.AmoCRMWebhook(cfg.AmoCRM.WebhookSecret, p.router, log))
+		if cfg.AmoCRM.WebhookSecret == "" {
+			log.Warn().Msg("amocrm.webhook_secret is empty: amoCRM webhooks are refused, so responsible changes reach routing only when the cache expires")
+		}
+	}
 
 	g, ctx := errgroup.WithContext(ctx)
-	if cfg.Asterisk.ARI.Enabled {
-		a := cfg.Asterisk.ARI
-		ctl, err := ari.New(ari.Options{
-			URL: a.URL, WSURL: a.WSURL, Username: a.Username, Password: a.Password, Application: a.Application,
-			Decider:           decider,
-			FallbackContext:   cfg.Asterisk.Fallback.Context,
-			FallbackExtension: cfg.Asterisk.Fallback.Extension,
-			FallbackPriority:  cfg.Asterisk.Fallback.Priority,
-			LookupTimeout:     cfg.Routing.LookupTimeout,
-			RingTimeout:       cfg.Routing.RingTimeout,
-			Logger:            log,
-		})
-		if err != nil {
-			return err
-		}
+	if p.ari != nil {
+		ctl, app, url := p.ari, cfg.Asterisk.ARI.Application, cfg.Asterisk.ARI.URL
 		api.AddCheck(httpapi.Check{Name: "ari", Required: true, State: func(context.Context) (bool, string) {
 			if ctl.Connected() {
-				return true, "application " + a.Application + " registered"
+				return true, "application " + app + " registered"
 			}
-			return false, "not connected to " + a.URL
+			return false, "not connected to " + url
 		}})
 		g.Go(func() error { return ctl.Run(ctx) })
 	}
 	g.Go(func() error { return api.ListenAndServe(ctx, cfg.HTTP.Listen) })
-	err := g.Wait()
+	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
 	return err
-}
-
-// newDecider builds the routing decision for the configured CRM. Without a CRM every call
-// goes to the fallback with reason "disabled".
-func newDecider(cfg *config.Config, log zerolog.Logger) routing.Decider {
-	_ = log
-	return routing.DeciderFunc(func(context.Context, routing.Call) routing.Decision {
-		start := time.Now()
-		d := routing.FallbackDecision(routing.ReasonDisabled)
-		d.Latency = time.Since(start)
-		return d
-	})
 }
