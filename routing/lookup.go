@@ -1,0 +1,317 @@
+package routing
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/crmlink/crmlink/crm"
+)
+
+// maxContactCandidates bounds how many contacts sharing one number have their leads read to
+// find one with an open deal: each costs a CRM request from the account's 7 per second.
+const maxContactCandidates = 3
+
+// liveResult is the outcome of one live CRM lookup, shared by every caller waiting on it.
+type liveResult struct {
+	entry  Entry
+	reason Reason // ReasonNone (found, owner or not), ReasonNotFound, ReasonTimeout, ReasonCRMError
+	source Source // SourceCRM, or the cached entry's source when another lookup just stored it
+	err    error
+	steps  []Step
+}
+
+// owner finds the caller's owner chain: from the cache when it holds a live entry, else
+// from the CRM. A Reason other than ReasonNone ends the decision.
+func (r *Router) owner(ctx context.Context, phone crm.Phone, d *Decision, log callLog) (Entry, Source, Reason) {
+	t0 := time.Now()
+	e, ok, err := r.cacheGet(ctx, phone)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		d.Steps = append(d.Steps, Step{Name: "cache", Detail: "no answer before the deadline", Duration: time.Since(t0)})
+		return Entry{}, SourceNone, ReasonTimeout
+	case err != nil:
+		// A broken cache costs a CRM request, not the call.
+		log.Warn().Err(err).Msg("owner cache read failed, asking the CRM")
+		d.Steps = append(d.Steps, Step{Name: "cache", Detail: "error: " + err.Error(), Duration: time.Since(t0)})
+	case ok:
+		e, src, stale := r.usable(e)
+		if stale == "" {
+			detail := "hit"
+			if !e.Found {
+				detail = "hit: no contact has this number"
+			}
+			d.Steps = append(d.Steps, Step{Name: "cache", Detail: detail, Duration: time.Since(t0)})
+			return e, src, ReasonNone
+		}
+		d.Steps = append(d.Steps, Step{Name: "cache", Detail: stale, Duration: time.Since(t0)})
+	default:
+		d.Steps = append(d.Steps, Step{Name: "cache", Detail: "miss", Duration: time.Since(t0)})
+	}
+
+	t0 = time.Now()
+	ch := r.flight.DoChan(string(phone), func() (any, error) { return r.lookupLive(ctx, phone, log), nil })
+	select {
+	case res := <-ch:
+		lr := res.Val.(liveResult)
+		d.Steps = append(d.Steps, lr.steps...)
+		detail := string(lr.reason)
+		if lr.reason == ReasonNone {
+			detail = "found"
+		}
+		if lr.err != nil {
+			detail += ": " + lr.err.Error()
+		}
+		if res.Shared {
+			detail += " (lookup shared with concurrent calls)"
+		}
+		d.Steps = append(d.Steps, Step{Name: "crm", Detail: detail, Duration: time.Since(t0)})
+		return lr.entry, lr.source, lr.reason
+	case <-ctx.Done():
+		d.Steps = append(d.Steps, Step{Name: "crm", Detail: "no answer before the deadline", Duration: time.Since(t0)})
+		return Entry{}, SourceCRM, ReasonTimeout
+	}
+}
+
+// usable says whether a cached entry can answer now; stale says why not. The owner is
+// recomputed with this Router's precedence because the entry may have been written by
+// another instance or under an older configuration.
+func (r *Router) usable(e Entry) (_ Entry, _ Source, stale string) {
+	if !r.now().Before(e.ExpiresAt) {
+		return e, SourceNone, "expired"
+	}
+	owner, from, missing := e.resolve(r.precedence)
+	if missing != "" {
+		return e, SourceNone, "stale: the precedence needs the " + string(missing) + ", which was not read"
+	}
+	e.Owner, e.OwnerFrom = owner, from
+	if e.Source == SourceIndex {
+		return e, SourceIndex, ""
+	}
+	return e, SourceCache, ""
+}
+
+func (r *Router) cacheGet(ctx context.Context, phone crm.Phone) (Entry, bool, error) {
+	if r.cacheLocal {
+		return r.cache.Get(ctx, phone)
+	}
+	type got struct {
+		e   Entry
+		ok  bool
+		err error
+	}
+	g, err := await(ctx, func() got {
+		e, ok, err := r.cache.Get(ctx, phone)
+		return got{e, ok, err}
+	})
+	if err != nil {
+		return Entry{}, false, err
+	}
+	return g.e, g.ok, g.err
+}
+
+// lookupLive runs one CRM lookup on behalf of every concurrent caller for the number. It
+// has its own deadline of one LookupTimeout and ignores the first caller's cancellation: if
+// that caller hangs up, the others still get the answer and the cache is still filled. It
+// returns at its deadline even when the Directory ignores the context, so a stuck CRM never
+// holds the shared slot for the number.
+func (r *Router) lookupLive(parent context.Context, phone crm.Phone, log callLog) liveResult {
+	base := context.WithoutCancel(parent)
+	ctx, cancel := context.WithTimeout(base, r.lookup)
+	defer cancel()
+	r.writeMu.RLock()
+	epoch := r.epoch.Load()
+	r.writeMu.RUnlock()
+
+	t0 := time.Now()
+	// A lookup that finished just before this one started may have stored the answer after
+	// our caller missed the cache; reading it again keeps "one number, one CRM request".
+	if e, ok, err := r.cacheGet(ctx, phone); err == nil && ok {
+		if e, src, stale := r.usable(e); stale == "" {
+			return liveResult{entry: e, source: src, steps: []Step{{Name: "cache", Detail: "hit on second look", Duration: time.Since(t0)}}}
+		}
+	}
+	res, err := await(ctx, func() liveResult { return r.resolveCRM(ctx, phone) })
+	res.source = SourceCRM
+	if err != nil {
+		return liveResult{reason: ReasonTimeout, source: SourceCRM, steps: []Step{{Name: "crm.lookup", Detail: "no answer within " + r.lookup.String(), Duration: time.Since(t0)}}}
+	}
+	if res.reason != ReasonNone && res.reason != ReasonNotFound {
+		if res.reason == ReasonCRMError {
+			log.Warn().Err(res.err).Str("phone", string(phone)).Msg("CRM lookup failed")
+		}
+		return res
+	}
+
+	now := r.now()
+	ttl := r.cacheTTL
+	if !res.entry.Found {
+		ttl = r.negativeTTL
+	}
+	res.entry.Source = SourceCRM
+	res.entry.StoredAt = now
+	res.entry.ExpiresAt = now.Add(ttl)
+	sctx, scancel := context.WithTimeout(base, r.lookup)
+	defer scancel()
+	if err := r.storeLookup(sctx, res.entry, ttl, epoch); err != nil {
+		log.Warn().Err(err).Str("phone", string(phone)).Msg("owner cache write failed")
+	}
+	return res
+}
+
+// storeLookup caches a lookup unless a webhook touched the number or one of its entities
+// after the lookup started: what the lookup read may predate that change.
+func (r *Router) storeLookup(ctx context.Context, e Entry, ttl time.Duration, epoch uint64) error {
+	r.writeMu.RLock()
+	defer r.writeMu.RUnlock()
+	if c, ok := r.changes[phoneMark(e.Phone)]; ok && c.epoch > epoch {
+		return nil
+	}
+	for _, k := range e.Entities() {
+		if c, ok := r.changes[k.String()]; ok && c.epoch > epoch {
+			return nil
+		}
+	}
+	if r.cacheLocal {
+		return r.cache.Set(ctx, e, ttl)
+	}
+	err, waitErr := await(ctx, func() error { return r.cache.Set(ctx, e, ttl) })
+	if waitErr != nil {
+		return waitErr
+	}
+	return err
+}
+
+// resolveCRM walks the CRM: contacts with the number, the one to use, then only the links
+// the precedence needs, in its order, until one has a responsible user.
+func (r *Router) resolveCRM(ctx context.Context, phone crm.Phone) liveResult {
+	var steps []Step
+	fail := func(step string, t0 time.Time, err error) liveResult {
+		steps = append(steps, Step{Name: step, Detail: "error: " + err.Error(), Duration: time.Since(t0)})
+		return liveResult{reason: classify(ctx, err), err: err, steps: steps}
+	}
+
+	t0 := time.Now()
+	contacts, err := r.dir.FindContactsByPhone(ctx, phone)
+	if err != nil && !errors.Is(err, crm.ErrNotFound) {
+		return fail("crm.find_contacts", t0, err)
+	}
+	verified := r.verified(contacts, phone)
+	steps = append(steps, Step{Name: "crm.find_contacts", Detail: fmt.Sprintf("%d found, %d with this number", len(contacts), len(verified)), Duration: time.Since(t0)})
+	if len(verified) == 0 {
+		return liveResult{entry: Entry{Phone: phone}, reason: ReasonNotFound, steps: steps}
+	}
+
+	e := Entry{Phone: phone, Found: true}
+	var contact crm.Contact
+	if len(verified) == 1 {
+		contact = verified[0]
+	} else {
+		t0 = time.Now()
+		c, leads, err := r.chooseContact(ctx, verified)
+		if err != nil {
+			return fail("crm.leads", t0, err)
+		}
+		contact = c
+		e.LeadsKnown, e.Leads = true, leadRefs(leads)
+		steps = append(steps, Step{Name: "crm.leads", Detail: fmt.Sprintf("chose contact %d of %d sharing the number", c.ID, len(verified)), Duration: time.Since(t0)})
+	}
+	e.ContactID, e.ContactResponsible, e.CompanyID = contact.ID, contact.Responsible, contact.CompanyID
+
+	for {
+		owner, from, missing := e.resolve(r.precedence)
+		switch missing {
+		case "":
+			e.Owner, e.OwnerFrom = owner, from
+			return liveResult{entry: e, steps: steps}
+		case crm.EntityLead:
+			t0 = time.Now()
+			leads, err := r.dir.LeadsOfContact(ctx, e.ContactID)
+			if err != nil && !errors.Is(err, crm.ErrNotFound) {
+				return fail("crm.leads", t0, err)
+			}
+			e.LeadsKnown, e.Leads = true, leadRefs(leads)
+			steps = append(steps, Step{Name: "crm.leads", Detail: fmt.Sprintf("contact %d: %d leads", e.ContactID, len(leads)), Duration: time.Since(t0)})
+		case crm.EntityCompany:
+			t0 = time.Now()
+			co, err := r.dir.Company(ctx, e.CompanyID)
+			switch {
+			case errors.Is(err, crm.ErrNotFound):
+				// A deleted company has no responsible; the precedence moves on.
+			case err != nil:
+				return fail("crm.company", t0, err)
+			default:
+				e.CompanyResponsible = co.Responsible
+			}
+			e.CompanyKnown = true
+			steps = append(steps, Step{Name: "crm.company", Detail: fmt.Sprintf("company %d", e.CompanyID), Duration: time.Since(t0)})
+		}
+	}
+}
+
+// verified keeps the contacts whose card holds the number. CRM phone search is free-text
+// (amoCRM matches digits anywhere), so a hit is confirmed against the card's phones; a
+// contact returned without phones cannot be disproved and is kept.
+func (r *Router) verified(contacts []crm.Contact, phone crm.Phone) []crm.Contact {
+	var out []crm.Contact
+	for _, c := range contacts {
+		if len(c.Phones) == 0 || slices.ContainsFunc(c.Phones, func(w string) bool { return phone.SameNumber(w, r.region) }) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// chooseContact picks among contacts sharing a number: the most recently updated one that
+// has an open lead, else the most recently updated one. Only the maxContactCandidates most
+// recently updated are examined, their leads read in parallel to save call-setup time.
+func (r *Router) chooseContact(ctx context.Context, contacts []crm.Contact) (crm.Contact, []crm.Lead, error) {
+	cands := slices.Clone(contacts)
+	slices.SortStableFunc(cands, func(a, b crm.Contact) int {
+		if c := b.UpdatedAt.Compare(a.UpdatedAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.ID, a.ID)
+	})
+	if len(cands) > maxContactCandidates {
+		cands = cands[:maxContactCandidates]
+	}
+	leads := make([][]crm.Lead, len(cands))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, c := range cands {
+		g.Go(func() error {
+			ls, err := r.dir.LeadsOfContact(gctx, c.ID)
+			if err != nil && !errors.Is(err, crm.ErrNotFound) {
+				return err
+			}
+			leads[i] = ls
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return crm.Contact{}, nil, err
+	}
+	for i, c := range cands {
+		if slices.ContainsFunc(leads[i], crm.Lead.Open) {
+			return c, leads[i], nil
+		}
+	}
+	return cands[0], leads[0], nil
+}
+
+// classify maps a CRM error to a reason: anything that is the clock running out is a
+// timeout, the rest (401, 403, 429, 5xx, garbage) is crm_error.
+func classify(ctx context.Context, err error) Reason {
+	var ne net.Error
+	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
+		(errors.As(err, &ne) && ne.Timeout()) {
+		return ReasonTimeout
+	}
+	return ReasonCRMError
+}
