@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/crmlink/crmlink/internal/app"
 	"github.com/crmlink/crmlink/internal/logging"
 	"github.com/crmlink/crmlink/routing"
 )
@@ -37,15 +38,15 @@ func route(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	p, err := build(cfg, log)
+	p, err := app.New(cfg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	defer p.close()
+	defer p.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Routing.LookupTimeout+5*time.Second)
 	defer cancel()
-	d := p.decider.Decide(ctx, routing.Call{Caller: fs.Arg(0), Called: *called})
+	d := p.Decider.Decide(ctx, routing.Call{Caller: fs.Arg(0), Called: *called})
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(d)

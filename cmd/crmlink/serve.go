@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -10,13 +9,10 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
-	"golang.org/x/sync/errgroup"
 
+	"github.com/crmlink/crmlink/internal/app"
 	"github.com/crmlink/crmlink/internal/config"
-	"github.com/crmlink/crmlink/internal/httpapi"
 	"github.com/crmlink/crmlink/internal/logging"
 )
 
@@ -79,52 +75,10 @@ func logEffective(log zerolog.Logger, cfg *config.Config) {
 
 // runServer wires the parts and runs them until ctx ends.
 func runServer(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	api := httpapi.New(cfg.HTTP.Token, reg, log)
-
-	p, err := build(cfg, log)
+	a, err := app.New(cfg, log)
 	if err != nil {
 		return err
 	}
-	defer p.close()
-	if p.redis != nil {
-		rdb := p.redis
-		api.AddCheck(httpapi.Check{Name: "redis", Required: true, State: func(ctx context.Context) (bool, string) {
-			if err := rdb.Ping(ctx).Err(); err != nil {
-				return false, err.Error()
-			}
-			return true, "connected"
-		}})
-	} else {
-		api.AddCheck(httpapi.Check{Name: "redis", State: func(context.Context) (bool, string) { return true, "not configured: state in process" }})
-	}
-	api.Handle("GET /v1/route", httpapi.RouteHandler(p.decider))
-	if p.router != nil {
-		get, put := httpapi.ManagerAvailability(p.router)
-		api.Handle("GET /v1/managers/{id}/availability", get)
-		api.HandleProtected("PUT /v1/managers/{id}/availability", put)
-		api.Handle("POST /v1/webhooks/amocrm/{secret}", httpapi.AmoCRMWebhook(cfg.AmoCRM.WebhookSecret, p.router, log))
-		if cfg.AmoCRM.WebhookSecret == "" {
-			log.Warn().Msg("amocrm.webhook_secret is empty: amoCRM webhooks are refused, so responsible changes reach routing only when the cache expires")
-		}
-	}
-
-	g, ctx := errgroup.WithContext(ctx)
-	if p.ari != nil {
-		ctl, app, url := p.ari, cfg.Asterisk.ARI.Application, cfg.Asterisk.ARI.URL
-		api.AddCheck(httpapi.Check{Name: "ari", Required: true, State: func(context.Context) (bool, string) {
-			if ctl.Connected() {
-				return true, "application " + app + " registered"
-			}
-			return false, "not connected to " + url
-		}})
-		g.Go(func() error { return ctl.Run(ctx) })
-	}
-	g.Go(func() error { return api.ListenAndServe(ctx, cfg.HTTP.Listen) })
-	err = g.Wait()
-	if errors.Is(err, context.Canceled) {
-		return nil
-	}
-	return err
+	defer a.Close()
+	return a.Run(ctx)
 }

@@ -3,8 +3,10 @@ package testrig
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -50,6 +52,8 @@ func Asterisk(t testing.TB) AsteriskRig {
 	return r
 }
 
+var errNotFound = errors.New("not found")
+
 // get makes an ARI GET and returns the body; 404 is an error of its own.
 func (r AsteriskRig) get(ctx context.Context, path string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -66,6 +70,9 @@ func (r AsteriskRig) get(ctx context.Context, path string) ([]byte, error) {
 	defer resp.Body.Close()
 	var body json.RawMessage
 	_ = json.NewDecoder(resp.Body).Decode(&body)
+	if resp.StatusCode == http.StatusNotFound {
+		return body, fmt.Errorf("ARI GET %s: %w", path, errNotFound)
+	}
 	if resp.StatusCode != http.StatusOK {
 		return body, fmt.Errorf("ARI GET %s: status %d", path, resp.StatusCode)
 	}
@@ -102,4 +109,40 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// CallerChannelVar reads a variable of the channel whose caller number is callerNum (the
+// incoming leg of a test call); "" with an error when there is no such channel.
+func (r AsteriskRig) CallerChannelVar(callerNum, name string) (string, error) {
+	body, err := r.get(context.Background(), "/channels")
+	if err != nil {
+		return "", err
+	}
+	var chans []struct {
+		ID     string `json:"id"`
+		Caller struct {
+			Number string `json:"number"`
+		} `json:"caller"`
+	}
+	if err := json.Unmarshal(body, &chans); err != nil {
+		return "", err
+	}
+	for _, ch := range chans {
+		if ch.Caller.Number != callerNum || strings.HasPrefix(ch.ID, "crmlink-leg-") {
+			continue
+		}
+		body, err := r.get(context.Background(), "/channels/"+ch.ID+"/variable?variable="+url.QueryEscape(name))
+		if errors.Is(err, errNotFound) {
+			return "", nil // an unset variable
+		}
+		if err != nil {
+			return "", err
+		}
+		var v struct {
+			Value string `json:"value"`
+		}
+		_ = json.Unmarshal(body, &v)
+		return v.Value, nil
+	}
+	return "", fmt.Errorf("no channel with caller %s", callerNum)
 }

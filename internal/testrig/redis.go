@@ -46,14 +46,24 @@ func RedisAddr(t testing.TB) string {
 // Redis returns a client on a database of its own, flushed before the test.
 func Redis(t testing.TB) *redis.Client {
 	t.Helper()
-	addr := RedisAddr(t)
-	db := nextDB()
+	addr, db := RedisDB(t)
 	c := redis.NewClient(&redis.Options{Addr: addr, DB: db})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// RedisDB returns the Redis address and a logical database of the test's own, flushed, for
+// tests that configure crmlink itself to use Redis.
+func RedisDB(t testing.TB) (addr string, db int) {
+	t.Helper()
+	addr = RedisAddr(t)
+	db = nextDB()
+	c := redis.NewClient(&redis.Options{Addr: addr, DB: db})
+	defer c.Close()
 	if err := c.FlushDB(context.Background()).Err(); err != nil {
 		t.Fatalf("testrig: flush redis db %d: %v", db, err)
 	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
+	return addr, db
 }
 
 var (

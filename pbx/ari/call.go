@@ -96,7 +96,13 @@ func (k *call) run(ctx context.Context) {
 		}
 	}()
 
-	d := k.decide(ctx, info)
+	var d routing.Decision
+	if k.c.draining.Load() {
+		// crmlink is stopping: do not start ringing what may outlive it.
+		d = routing.FallbackDecision(routing.ReasonDisabled)
+	} else {
+		d = k.decide(ctx, info)
+	}
 	out.Decision = d
 	log := k.log.With().Str("result", string(d.Result)).Str("reason", string(d.Reason)).
 		Int64("owner", int64(d.Owner)).Str("source", string(d.Source)).Dur("lookup", d.Latency).Logger()

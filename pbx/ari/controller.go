@@ -43,6 +43,10 @@ type Options struct {
 	Logger            zerolog.Logger
 	// OnOutcome, when set, is told how every call handled here ended.
 	OnOutcome func(Outcome)
+	// DrainTimeout is how long Run keeps serving the calls in progress after it is told to
+	// stop; new calls meanwhile go to the fallback. Past it, ringing stops and bridged calls
+	// are left to Asterisk.
+	DrainTimeout time.Duration
 }
 
 // Controller is the Stasis application.
@@ -54,6 +58,7 @@ type Controller struct {
 	calls sync.Map // channel id -> *call: the caller channel and every leg it rings
 
 	connected atomic.Bool
+	draining  atomic.Bool
 	active    atomic.Int64
 	wg        sync.WaitGroup
 }
@@ -88,6 +93,9 @@ func New(opts Options) (*Controller, error) {
 	if opts.ReconcileInterval <= 0 {
 		opts.ReconcileInterval = 2 * time.Second
 	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = 30 * time.Second
+	}
 	// The ARI library uses http.DefaultTransport, which keeps only two idle connections per
 	// host: at tens of calls per second every REST call would open a new TCP connection.
 	if t, ok := http.DefaultTransport.(*http.Transport); ok && t.MaxIdleConnsPerHost < 64 {
@@ -102,8 +110,9 @@ func (c *Controller) Connected() bool { return c.connected.Load() }
 // ActiveCalls is the number of calls the controller is handling now.
 func (c *Controller) ActiveCalls() int64 { return c.active.Load() }
 
-// Run connects to Asterisk and handles calls until ctx ends; it then waits for the calls
-// in progress to finish their routing (bridged calls stay up in Asterisk).
+// Run connects to Asterisk and handles calls until ctx ends. It then drains: calls in
+// progress are followed to their end (up to DrainTimeout) while new ones go to the
+// fallback, and only then is the websocket closed.
 func (c *Controller) Run(ctx context.Context) error {
 	log := c.opts.Logger.With().Str("component", "ari").Str("app", c.opts.Application).Logger()
 	cl := native.New(&native.Options{
@@ -114,10 +123,17 @@ func (c *Controller) Run(ctx context.Context) error {
 		Password:     c.opts.Password,
 		Logger:       newSlogLogger(log),
 	})
+	// The library ties the websocket's lifetime to the context it connects with: give it
+	// one of its own so the connection outlives ctx while calls drain.
+	wsCtx, closeWS := context.WithCancel(context.Background())
+	defer closeWS()
+	// Calls are stopped only when the drain is over.
+	callCtx, stopCalls := context.WithCancel(context.Background())
+	defer stopCalls()
 	// The library blocks until the first websocket connects and retries forever: wait for
 	// it in a goroutine so Run can still be stopped.
 	up := make(chan error, 1)
-	go func() { up <- cl.ConnectWithContext(ctx) }()
+	go func() { up <- cl.ConnectWithContext(wsCtx) }()
 	log.Info().Str("url", c.opts.URL).Msg("connecting to ARI")
 	select {
 	case err := <-up:
@@ -135,8 +151,23 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.connected.Store(true)
 	log.Info().Msg("ARI connected; application registered")
 
-	go c.watch(ctx, log)
-	c.dispatch(ctx, sub, log)
+	go c.watch(callCtx, log)
+	drained := make(chan struct{})
+	go func() {
+		<-ctx.Done()
+		c.draining.Store(true)
+		log.Info().Int64("calls", c.active.Load()).Msg("stopping: finishing calls in progress")
+		idle := make(chan struct{})
+		go func() { c.wg.Wait(); close(idle) }()
+		select {
+		case <-idle:
+		case <-time.After(c.opts.DrainTimeout):
+			log.Warn().Int64("calls", c.active.Load()).Msg("drain timeout: leaving the remaining calls to Asterisk")
+		}
+		stopCalls()
+		close(drained)
+	}()
+	c.dispatch(callCtx, drained, sub, log)
 	c.connected.Store(false)
 	c.wg.Wait()
 	return nil
@@ -145,10 +176,10 @@ func (c *Controller) Run(ctx context.Context) error {
 // dispatch reads the event bus as fast as it can: the library drops events when its
 // 100-slot buffer is full, so nothing here blocks. New calls start their own goroutine;
 // events of calls in progress go to that call's mailbox.
-func (c *Controller) dispatch(ctx context.Context, sub ari.Subscription, log zerolog.Logger) {
+func (c *Controller) dispatch(ctx context.Context, stop <-chan struct{}, sub ari.Subscription, log zerolog.Logger) {
 	for {
 		select {
-		case <-ctx.Done():
+		case <-stop:
 			return
 		case e, ok := <-sub.Events():
 			if !ok {

@@ -96,8 +96,11 @@ func (k *call) ring(ctx context.Context, d routing.Decision, log zerolog.Logger)
 					return "", false
 				}
 				log.Info().Str("endpoint", k.legs[id]).Msg("manager answered; bridged")
-			case *ari.ChannelDestroyed:
-				id := v.Channel.ID
+			case *ari.StasisEnd, *ari.ChannelDestroyed:
+				// A channel in the application reports its hangup with StasisEnd (and
+				// no ChannelDestroyed follows); a leg that never answered only with
+				// ChannelDestroyed. Either means that channel is gone.
+				id, cause, causeTxt := goneChannel(v)
 				if id == k.ch.ID {
 					// The caller hung up: while ringing, the legs stop; once bridged,
 					// the manager is hung up too.
@@ -115,7 +118,7 @@ func (k *call) ring(ctx context.Context, d routing.Decision, log zerolog.Logger)
 					k.deleteBridge(ctx, bridgeID)
 					return endpointOf(k.legs, winner), true
 				}
-				log.Debug().Str("endpoint", k.legs[id]).Int("cause", v.Cause).Str("cause_txt", v.CauseTxt).Msg("leg ended")
+				log.Debug().Str("endpoint", k.legs[id]).Int("cause", cause).Str("cause_txt", causeTxt).Msg("leg ended")
 				if winner == "" && len(pending) == 0 {
 					return "", false
 				}
@@ -168,4 +171,15 @@ func endpointOf(legs map[string]string, id string) string {
 		return ""
 	}
 	return legs[id]
+}
+
+// goneChannel reads which channel a StasisEnd or ChannelDestroyed is about.
+func goneChannel(e ari.Event) (id string, cause int, causeTxt string) {
+	switch v := e.(type) {
+	case *ari.ChannelDestroyed:
+		return v.Channel.ID, v.Cause, v.CauseTxt
+	case *ari.StasisEnd:
+		return v.Channel.ID, 0, "left the application"
+	}
+	return "", 0, ""
 }

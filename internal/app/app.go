@@ -1,4 +1,6 @@
-package main
+// Package app wires crmlink's configuration into running parts (CRM client, router, PBX
+// front ends, HTTP API) and runs them; only here and in cmd are concrete types chosen.
+package app
 
 import (
 	"context"
@@ -10,28 +12,33 @@ import (
 
 	"github.com/crmlink/crmlink/crm/amocrm"
 	"github.com/crmlink/crmlink/internal/config"
+	"github.com/crmlink/crmlink/internal/httpapi"
 	"github.com/crmlink/crmlink/pbx/ari"
 	"github.com/crmlink/crmlink/routing"
 )
 
-// parts are the wired components shared by serve and route.
-type parts struct {
+// App is crmlink's running parts.
+type App struct {
+	cfg     *config.Config
+	log     zerolog.Logger
 	redis   redis.UniversalClient
 	crm     *amocrm.Client
-	router  *routing.Router // nil without a CRM
-	decider routing.Decider
-	ari     *ari.Controller // nil when ARI is disabled
+	Router  *routing.Router
+	Decider routing.Decider
+	ARI     *ari.Controller // nil when ARI is disabled
+	API     *httpapi.Server
 }
 
-func (p *parts) close() {
+// Close releases what New opened.
+func (p *App) Close() {
 	if p.redis != nil {
 		_ = p.redis.Close()
 	}
 }
 
-// build wires configuration into components. Only cmd knows concrete types.
-func build(cfg *config.Config, log zerolog.Logger) (*parts, error) {
-	p := &parts{}
+// New wires the configuration into components; Run starts them.
+func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
+	p := &App{cfg: cfg, log: log}
 	// The controller asks the router, and the router asks the controller whether phones
 	// are online: the controller's decider is bound once both exist.
 	var bound routing.Decider
@@ -65,7 +72,7 @@ func build(cfg *config.Config, log zerolog.Logger) (*parts, error) {
 		}
 		c, err := amocrm.New(ao)
 		if err != nil {
-			p.close()
+			p.Close()
 			return nil, fmt.Errorf("amocrm: %w", err)
 		}
 		p.crm = c
@@ -87,18 +94,19 @@ func build(cfg *config.Config, log zerolog.Logger) (*parts, error) {
 			Logger:            log,
 		})
 		if err != nil {
-			p.close()
+			p.Close()
 			return nil, err
 		}
-		p.ari = ctl
+		p.ARI = ctl
 		opts.Presence = ctl
 	}
 
 	r, err := routing.New(opts)
 	if err != nil {
-		p.close()
+		p.Close()
 		return nil, fmt.Errorf("routing: %w", err)
 	}
-	p.router, p.decider, bound = r, r, r
+	p.Router, p.Decider, bound = r, r, r
+	p.API = p.newAPI()
 	return p, nil
 }

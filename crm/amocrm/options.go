@@ -1,0 +1,121 @@
+package amocrm
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Defaults applied by New when the option is left zero.
+const (
+	DefaultRateLimit      = 7 // requests per second, amoCRM's documented account limit
+	DefaultBurst          = 1
+	DefaultRequestTimeout = 20 * time.Second
+	DefaultRegion         = "RU"
+	DefaultMaxRetries     = 4
+)
+
+// Options configure a Client. Set exactly one of Token and OAuth.
+type Options struct {
+	// BaseURL is the account's own address ("https://sub.amocrm.ru") or the sandbox's.
+	BaseURL string
+	// Token is a long-lived token of a private integration.
+	Token string
+	// OAuth enables the OAuth 2.0 flow with tokens kept in OAuth.TokenFile.
+	OAuth *OAuth
+
+	// RateLimit is the account's request budget per second shared by every request of the
+	// Client; default 7.
+	RateLimit float64
+	// Burst is how many requests may go back to back after a quiet period; default 1, which
+	// keeps any one-second window within RateLimit+1 requests.
+	Burst int
+	// MaxRetries bounds the retries after a 429 when the context has no deadline; with a
+	// deadline the client retries while the next attempt still fits in it. Default 4.
+	MaxRetries int
+	// HTTPClient sends the requests; default a client with a 5 s connect timeout.
+	HTTPClient *http.Client
+	// RequestTimeout bounds one HTTP attempt on top of the caller's context; default 20 s.
+	RequestTimeout time.Duration
+	// Logger receives request and token-refresh events (never a token).
+	Logger zerolog.Logger
+	// Region is the ISO country used to read numbers written on cards without a country
+	// code; default "RU".
+	Region string
+}
+
+// OAuth holds the credentials of an amoCRM integration that uses OAuth 2.0.
+type OAuth struct {
+	ClientID     string
+	ClientSecret string
+	RedirectURI  string
+	// TokenFile keeps the access and refresh tokens (JSON, mode 0600); it is rewritten
+	// atomically after every refresh because amoCRM issues a new refresh token each time.
+	TokenFile string
+}
+
+// withDefaults validates the options and fills the zero ones; errors say what to change.
+func (o Options) withDefaults() (Options, error) {
+	u, err := url.Parse(strings.TrimRight(o.BaseURL, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return o, fmt.Errorf("amocrm: base URL %q: set it to the account address, e.g. https://sub.amocrm.ru", o.BaseURL)
+	}
+	o.BaseURL = u.Scheme + "://" + u.Host + u.Path
+	switch {
+	case o.Token != "" && o.OAuth != nil:
+		return o, errors.New("amocrm: both a long-lived token and OAuth are set: keep one of them")
+	case o.Token == "" && o.OAuth == nil:
+		return o, errors.New("amocrm: no credentials: set a long-lived token or the OAuth client and token file")
+	case o.OAuth != nil:
+		if err := o.OAuth.validate(); err != nil {
+			return o, err
+		}
+	}
+	if o.RateLimit < 0 || o.Burst < 0 || o.MaxRetries < 0 || o.RequestTimeout < 0 {
+		return o, errors.New("amocrm: rate limit, burst, retries and timeout must not be negative")
+	}
+	if o.RateLimit == 0 {
+		o.RateLimit = DefaultRateLimit
+	}
+	if o.Burst == 0 {
+		o.Burst = DefaultBurst
+	}
+	if o.MaxRetries == 0 {
+		o.MaxRetries = DefaultMaxRetries
+	}
+	if o.RequestTimeout == 0 {
+		o.RequestTimeout = DefaultRequestTimeout
+	}
+	if o.Region == "" {
+		o.Region = DefaultRegion
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = defaultHTTPClient()
+	}
+	return o, nil
+}
+
+func (a *OAuth) validate() error {
+	var missing []string
+	if a.ClientID == "" {
+		missing = append(missing, "client id")
+	}
+	if a.ClientSecret == "" {
+		missing = append(missing, "client secret")
+	}
+	if a.RedirectURI == "" {
+		missing = append(missing, "redirect URI")
+	}
+	if a.TokenFile == "" {
+		missing = append(missing, "token file")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("amocrm: OAuth needs the %s of the integration", strings.Join(missing, ", "))
+	}
+	return nil
+}

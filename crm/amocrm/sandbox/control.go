@@ -1,0 +1,169 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+)
+
+// maxControlBody bounds a control request; seeds are the largest.
+const maxControlBody = 16 << 20
+
+// serveControl is the test-only JSON API under /_sandbox/; it needs no token and is not
+// counted or rate limited.
+func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
+	route := r.Method + " " + r.URL.Path
+	h, ok := map[string]func(http.ResponseWriter, *http.Request) error{
+		"POST /_sandbox/latency":        s.ctlLatency,
+		"POST /_sandbox/fail":           s.ctlFail,
+		"POST /_sandbox/hang":           s.ctlHang,
+		"POST /_sandbox/responsible":    s.ctlResponsible,
+		"POST /_sandbox/webhook":        s.ctlWebhook,
+		"POST /_sandbox/rate-limit":     s.ctlRateLimit,
+		"POST /_sandbox/expire-tokens":  s.ctlExpireTokens,
+		"GET /_sandbox/requests":        func(w http.ResponseWriter, _ *http.Request) error { return reply(w, s.RequestCounts()) },
+		"POST /_sandbox/reset-counters": func(w http.ResponseWriter, _ *http.Request) error { s.ResetCounters(); return replyOK(w) },
+		"GET /_sandbox/created":         func(w http.ResponseWriter, _ *http.Request) error { return reply(w, s.Created()) },
+		"POST /_sandbox/seed":           s.ctlSeed,
+		"GET /_sandbox/state":           func(w http.ResponseWriter, _ *http.Request) error { return reply(w, s.State()) },
+	}[route]
+	if !ok {
+		writeProblem(w, http.StatusNotFound, "no control endpoint "+route)
+		return
+	}
+	if err := h(w, r); err != nil {
+		status := http.StatusBadRequest
+		if errors.Is(err, ErrNotFound) {
+			status = http.StatusNotFound
+		}
+		writeProblem(w, status, err.Error())
+	}
+}
+
+func (s *Server) ctlLatency(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		MS int64 `json:"ms"`
+	}
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if req.MS < 0 || req.MS > int64(time.Hour/time.Millisecond) {
+		return fmt.Errorf("%w: ms must be from 0 to 3600000", ErrBadRequest)
+	}
+	s.SetLatency(time.Duration(req.MS) * time.Millisecond)
+	return replyOK(w)
+}
+
+func (s *Server) ctlFail(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Count  int `json:"count"`
+		Status int `json:"status"`
+	}
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if req.Count < 0 || (req.Status != 0 && (req.Status < 400 || req.Status > 599)) {
+		return fmt.Errorf("%w: count must not be negative and status must be 4xx or 5xx", ErrBadRequest)
+	}
+	s.FailNext(req.Count, req.Status)
+	return replyOK(w)
+}
+
+func (s *Server) ctlHang(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Count   *int  `json:"count"`
+		Enabled *bool `json:"enabled"`
+	}
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if (req.Count == nil) == (req.Enabled == nil) {
+		return fmt.Errorf("%w: send either count or enabled", ErrBadRequest)
+	}
+	if req.Count != nil {
+		if *req.Count < 0 {
+			return fmt.Errorf("%w: count must not be negative", ErrBadRequest)
+		}
+		s.Hang(*req.Count)
+	} else {
+		s.HangAll(*req.Enabled)
+	}
+	return replyOK(w)
+}
+
+func (s *Server) ctlResponsible(w http.ResponseWriter, r *http.Request) error {
+	var req ResponsibleUpdate
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	res, err := s.SetResponsible(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	return reply(w, res)
+}
+
+func (s *Server) ctlWebhook(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		URL string `json:"url"`
+	}
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if err := s.SetWebhookURL(req.URL); err != nil {
+		return err
+	}
+	return replyOK(w)
+}
+
+func (s *Server) ctlRateLimit(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		PerSecond int `json:"per_second"`
+	}
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	s.SetRateLimit(req.PerSecond)
+	return replyOK(w)
+}
+
+func (s *Server) ctlExpireTokens(w http.ResponseWriter, _ *http.Request) error {
+	s.ExpireTokens()
+	return replyOK(w)
+}
+
+// ctlSeed replaces the data with a posted seed, YAML or JSON.
+func (s *Server) ctlSeed(w http.ResponseWriter, r *http.Request) error {
+	data, err := io.ReadAll(io.LimitReader(r.Body, maxControlBody))
+	if err != nil {
+		return fmt.Errorf("%w: read seed: %w", ErrBadRequest, err)
+	}
+	seed, err := ParseSeed(data)
+	if err != nil {
+		return fmt.Errorf("%w: seed: %w", ErrBadRequest, err)
+	}
+	if err := s.Reseed(seed); err != nil {
+		return fmt.Errorf("%w: seed: %w", ErrBadRequest, err)
+	}
+	return replyOK(w)
+}
+
+// decode reads a strict JSON body: an unknown field is a typo the test author should see.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxControlBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: body: %w", ErrBadRequest, err)
+	}
+	return nil
+}
+
+func reply(w http.ResponseWriter, v any) error {
+	writeJSON(w, "application/json", http.StatusOK, v)
+	return nil
+}
+
+func replyOK(w http.ResponseWriter) error { return reply(w, map[string]bool{"ok": true}) }

@@ -1,0 +1,92 @@
+package sandbox
+
+import (
+	"maps"
+	"strings"
+)
+
+// Requests counts the API requests received (whatever their answer) for a key: either
+// "GET /api/v4/contacts" (method and path, no query) or "/api/v4/contacts" (any method).
+func (s *Server) Requests(key string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if strings.Contains(key, " ") {
+		return s.counts[key]
+	}
+	n := 0
+	for k, v := range s.counts {
+		if _, path, _ := strings.Cut(k, " "); path == key {
+			n += v
+		}
+	}
+	return n
+}
+
+// RequestCounts returns every count by "METHOD /path".
+func (s *Server) RequestCounts() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.counts)
+}
+
+// ResetCounters forgets the request counts.
+func (s *Server) ResetCounters() {
+	s.mu.Lock()
+	clear(s.counts)
+	s.mu.Unlock()
+}
+
+// Created returns what clients created through the API, in order.
+func (s *Server) Created() Created {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.st.created
+	return Created{
+		Contacts: append([]Contact{}, c.Contacts...),
+		Leads:    append([]Lead{}, c.Leads...),
+		Tasks:    append([]Record{}, c.Tasks...),
+		Notes:    append([]Record{}, c.Notes...),
+		Unsorted: append([]Record{}, c.Unsorted...),
+	}
+}
+
+// State returns the account's current data and settings as a seed; the OAuth grants are
+// left out.
+func (s *Server) State() Seed {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.st.snapshot()
+	out.Token, out.RateLimit, out.WebhookURL, out.Account = s.settings.Token, s.settings.RateLimit, s.settings.WebhookURL, s.settings.Account
+	return out
+}
+
+// Reseed validates seed and replaces all data with it, and the settings the seed sets (token,
+// rate limit, webhook URL, account, OAuth); settings it leaves empty stay as they are.
+func (s *Server) Reseed(seed Seed) error {
+	if err := seed.Validate(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.st = newStore(seed, s.now())
+	if seed.Token != "" {
+		s.settings.Token = seed.Token
+	}
+	if seed.RateLimit != 0 {
+		s.settings.RateLimit = seed.RateLimit
+	}
+	if seed.WebhookURL != "" {
+		s.settings.WebhookURL = seed.WebhookURL
+	}
+	if seed.Account.ID != 0 {
+		s.settings.Account.ID = seed.Account.ID
+	}
+	if seed.Account.Subdomain != "" {
+		s.settings.Account.Subdomain = seed.Account.Subdomain
+	}
+	if seed.OAuth != nil {
+		s.settings.OAuth = seed.OAuth
+		s.oauth = newOAuthState(seed.OAuth)
+	}
+	return nil
+}

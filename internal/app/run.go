@@ -1,0 +1,72 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"net"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/crmlink/crmlink/internal/httpapi"
+)
+
+// newAPI builds the HTTP API with health checks for what is configured.
+func (p *App) newAPI() *httpapi.Server {
+	cfg, log := p.cfg, p.log
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	api := httpapi.New(cfg.HTTP.Token, reg, log)
+	if rdb := p.redis; rdb != nil {
+		api.AddCheck(httpapi.Check{Name: "redis", Required: true, State: func(ctx context.Context) (bool, string) {
+			if err := rdb.Ping(ctx).Err(); err != nil {
+				return false, err.Error()
+			}
+			return true, "connected"
+		}})
+	} else {
+		api.AddCheck(httpapi.Check{Name: "redis", State: func(context.Context) (bool, string) { return true, "not configured: state in process" }})
+	}
+	if ctl := p.ARI; ctl != nil {
+		app, url := cfg.Asterisk.ARI.Application, cfg.Asterisk.ARI.URL
+		api.AddCheck(httpapi.Check{Name: "ari", Required: true, State: func(context.Context) (bool, string) {
+			if ctl.Connected() {
+				return true, "application " + app + " registered"
+			}
+			return false, "not connected to " + url
+		}})
+	}
+	api.Handle("GET /v1/route", httpapi.RouteHandler(p.Decider))
+	get, put := httpapi.ManagerAvailability(p.Router)
+	api.Handle("GET /v1/managers/{id}/availability", get)
+	api.HandleProtected("PUT /v1/managers/{id}/availability", put)
+	api.Handle("POST /v1/webhooks/amocrm/{secret}", httpapi.AmoCRMWebhook(cfg.AmoCRM.WebhookSecret, p.Router, log))
+	if cfg.AmoCRM.Configured() && cfg.AmoCRM.WebhookSecret == "" {
+		log.Warn().Msg("amocrm.webhook_secret is empty: amoCRM webhooks are refused, so responsible changes reach routing only when the cache expires")
+	}
+	return api
+}
+
+// Run starts every configured part and blocks until ctx ends or one of them fails.
+func (p *App) Run(ctx context.Context) error {
+	l, err := net.Listen("tcp", p.cfg.HTTP.Listen)
+	if err != nil {
+		return err
+	}
+	return p.Serve(ctx, l)
+}
+
+// Serve is Run with the HTTP listener given (tests listen on port 0).
+func (p *App) Serve(ctx context.Context, httpListener net.Listener) error {
+	g, ctx := errgroup.WithContext(ctx)
+	if p.ARI != nil {
+		g.Go(func() error { return p.ARI.Run(ctx) })
+	}
+	g.Go(func() error { return p.API.Serve(ctx, httpListener) })
+	err := g.Wait()
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,199 @@
+package agi
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/crmlink/crmlink/crm"
+	"github.com/crmlink/crmlink/routing"
+)
+
+func TestReadEnv(t *testing.T) {
+	env, err := readEnv(newLineReader(strings.NewReader(asteriskEnv("route", nil) + "SET VARIABLE")))
+	require.NoError(t, err)
+	assert.Equal(t, "route", env["agi_network_script"])
+	assert.Equal(t, "", env["agi_accountcode"])
+	assert.Equal(t, "1700000000.0", env["agi_arg_1"])
+
+	env, err = readEnv(newLineReader(strings.NewReader("agi_network: yes\r\nagi_request: agi://h/route\r\n\r\n")))
+	require.NoError(t, err, "CRLF line ends are accepted")
+	assert.Equal(t, "route", scriptName(env), "script from agi_request when agi_network_script is missing")
+}
+
+func TestReadEnvRejects(t *testing.T) {
+	for name, input := range map[string]string{
+		"no colon":        "agi_network yes\n\n",
+		"not agi_":        "Host: x\n\n",
+		"upper-case key":  "AGI_NETWORK: yes\n\n",
+		"empty":           "\n",
+		"eof mid-block":   "agi_network: yes\n",
+		"eof mid-line":    "agi_network: y",
+		"line too long":   "agi_x: " + strings.Repeat("a", maxLineLength) + "\n\n",
+		"too many lines":  strings.Repeat("agi_x: 1\n", maxEnvLines+1) + "\n",
+		"bare agi_ key":   "agi_: 1\n\n",
+		"nothing at all":  "",
+		"space in key":    "agi_a b: 1\n\n",
+		"binary in key":   "agi_\x00: 1\n\n",
+		"http first line": "GET / HTTP/1.1\r\n\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := readEnv(newLineReader(strings.NewReader(input)))
+			assert.Error(t, err)
+		})
+	}
+}
+
+func TestReadReply(t *testing.T) {
+	errAny := errors.New("any error")
+	tests := []struct {
+		name    string
+		input   string
+		wantErr error
+		rest    string
+	}{
+		{"ok", "200 result=1\nnext\n", nil, "next"},
+		{"trying first", "100 result=0 Trying...\n200 result=1\nnext\n", nil, "next"},
+		{"hangup", "HANGUP\n200 result=1\n", errHangup, "200 result=1"},
+		{"dead channel", "511 Command Not Permitted on a dead channel or intercept routine\nnext\n", errCommandFailed, "next"},
+		{"usage, multi-line", "520-Invalid command syntax.  Proper usage follows:\nUsage: SET VARIABLE\n520 End of proper usage.\nnext\n", errCommandFailed, "next"},
+		{"garbage", "hello\n", errAny, ""},
+		{"eof", "", io.EOF, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lr := newLineReader(strings.NewReader(tt.input))
+			err := readReply(lr)
+			switch tt.wantErr {
+			case errAny:
+				assert.Error(t, err)
+			case nil:
+				assert.NoError(t, err)
+			default:
+				assert.ErrorIs(t, err, tt.wantErr)
+			}
+			if tt.rest != "" {
+				line, err := lr.readLine()
+				require.NoError(t, err)
+				assert.Equal(t, tt.rest, line, "exactly one reply consumed")
+			}
+		})
+	}
+}
+
+func TestAnswerFor(t *testing.T) {
+	tests := []struct {
+		name     string
+		d        routing.Decision
+		want     answer
+		problems int
+	}{
+		{
+			name: "routed",
+			d:    routing.Decision{Result: routing.Routed, Owner: 42, Source: routing.SourceIndex, Targets: []routing.Target{{Endpoint: "PJSIP/101"}, {Endpoint: "SIP/102"}}},
+			want: answer{result: "ROUTED", owner: "42", source: "index", dial: "PJSIP/101&SIP/102", ring: "20"},
+		},
+		{
+			name:     "bad targets dropped, good ones kept",
+			d:        routing.Decision{Result: routing.Routed, Owner: 42, Targets: []routing.Target{{Endpoint: "PJSIP/101 x"}, {Endpoint: "PJSIP/102"}, {Endpoint: "101"}}},
+			want:     answer{result: "ROUTED", owner: "42", dial: "PJSIP/102", ring: "20"},
+			problems: 2,
+		},
+		{
+			name:     "routed without targets",
+			d:        routing.Decision{Result: routing.Routed, Owner: 42},
+			want:     answer{result: "FALLBACK", reason: "no_owner", owner: "42", ring: "20"},
+			problems: 1,
+		},
+		{
+			name:     "zero decision",
+			d:        routing.Decision{},
+			want:     answer{result: "FALLBACK", ring: "20"},
+			problems: 1,
+		},
+		{
+			name:     "reason with a newline",
+			d:        routing.Decision{Result: routing.Fallback, Reason: "timeout\nHANGUP", Owner: -1},
+			want:     answer{result: "FALLBACK", ring: "20"},
+			problems: 2,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := answerFor(tt.d, DefaultRingTimeout)
+			assert.Len(t, got.problems, tt.problems, "%q", got.problems)
+			got.problems = nil
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
+func TestRingSeconds(t *testing.T) {
+	assert.Equal(t, 20, ringSeconds(20*time.Second))
+	assert.Equal(t, 2, ringSeconds(1001*time.Millisecond))
+	assert.Equal(t, 1, ringSeconds(time.Nanosecond))
+}
+
+func TestValidDialTarget(t *testing.T) {
+	for _, ok := range []string{"PJSIP/101", "PJSIP/79161234567@trunk", "SIP/+74951234567", "Local/101@crmlink-owner/n", "PJSIP/*77#", "IAX2/user:secret@host"} {
+		assert.True(t, validDialTarget(ok), ok)
+	}
+	for _, bad := range []string{"", "101", "/101", "PJSIP/", "PJ SIP/101", "PJSIP/10 1", "PJSIP/101,30,tT", "PJSIP/101&PJSIP/102",
+		`PJSIP/"101"`, "PJSIP/101\n", "PJSIP/${EVIL}", "PJSIP/101)", "PJSIP/1;x", strings.Repeat("a", maxTargetLength) + "/1", "PJSIP/é"} {
+		assert.False(t, validDialTarget(bad), bad)
+	}
+}
+
+// FuzzReadEnv runs its seed corpus in every `go test`; `go test -fuzz=FuzzReadEnv` explores.
+func FuzzReadEnv(f *testing.F) {
+	f.Add([]byte(asteriskEnv("route", nil)))
+	f.Add([]byte("agi_network: yes\r\n\r\n"))
+	f.Add([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	f.Add([]byte("agi_a:\n\n"))
+	f.Add([]byte("agi_a: b: c\nagi_a: d\n\n"))
+	f.Add([]byte("\x00\n\n"))
+	f.Add([]byte(strings.Repeat("agi_x: 1\n", 300)))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		env, err := readEnv(newLineReader(strings.NewReader(string(data))))
+		if err != nil {
+			return
+		}
+		require.NotEmpty(t, env)
+		require.LessOrEqual(t, len(env), maxEnvLines)
+		for k, v := range env {
+			require.True(t, validEnvKey(k), "key %q", k)
+			require.NotContains(t, v, "\n")
+			require.LessOrEqual(t, len(v), maxLineLength)
+		}
+		require.NotContains(t, scriptName(env), "?")
+	})
+}
+
+// FuzzAnswerFor: whatever the decider returns, every value sent is safe on the AGI line.
+func FuzzAnswerFor(f *testing.F) {
+	f.Add("ROUTED", "", "index", "PJSIP/101", "PJSIP/102", int64(42))
+	f.Add("FALLBACK", "timeout", "", "", "", int64(0))
+	f.Add("ROUTED", "x\"y", "a b", "PJSIP/1\r\nEXEC", "PJSIP/1,tT", int64(-5))
+	f.Fuzz(func(t *testing.T, result, reason, source, t1, t2 string, owner int64) {
+		d := routing.Decision{
+			Result: routing.Result(result), Reason: routing.Reason(reason), Source: routing.Source(source),
+			Targets: []routing.Target{{Endpoint: t1}, {Endpoint: t2}},
+		}
+		d.Owner = crm.UserID(owner)
+		a := answerFor(d, DefaultRingTimeout)
+		require.Contains(t, []string{"ROUTED", "FALLBACK"}, a.result)
+		if a.result == "ROUTED" {
+			require.NotEmpty(t, a.dial)
+		}
+		for _, v := range a.vars() {
+			require.False(t, strings.ContainsAny(v.value, "\"\\ \r\n\t,;()$"), "%s=%q", v.name, v.value)
+			cmd := setVariableCommand(v.name, v.value)
+			require.Equal(t, 1, strings.Count(cmd, "\n"))
+		}
+	})
+}

@@ -1,0 +1,237 @@
+package agi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/crmlink/crmlink/routing"
+)
+
+// Defaults; see the package doc for how they relate to the dialplan and the router.
+const (
+	DefaultTimeout     = 5 * time.Second
+	DefaultRingTimeout = 20 * time.Second
+)
+
+// Server answers FastAGI requests with routing decisions.
+type Server struct {
+	decider     routing.Decider
+	log         zerolog.Logger
+	timeout     time.Duration
+	ringTimeout time.Duration
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithLogger sets the logger; the default discards everything.
+func WithLogger(l zerolog.Logger) Option {
+	return func(s *Server) { s.log = l }
+}
+
+// WithTimeout bounds one whole AGI exchange (environment, decision, replies). It must
+// exceed the router's lookup timeout. Non-positive values keep DefaultTimeout.
+func WithTimeout(d time.Duration) Option {
+	return func(s *Server) {
+		if d > 0 {
+			s.timeout = d
+		}
+	}
+}
+
+// WithRingTimeout sets CRMLINK_RING_TIMEOUT, how long Dial() rings the owner (rounded up to
+// whole seconds). Non-positive values keep DefaultRingTimeout.
+func WithRingTimeout(d time.Duration) Option {
+	return func(s *Server) {
+		if d > 0 {
+			s.ringTimeout = d
+		}
+	}
+}
+
+// NewServer returns a FastAGI server that asks decider for every "route" request.
+func NewServer(decider routing.Decider, opts ...Option) *Server {
+	s := &Server{
+		decider:     decider,
+		log:         zerolog.Nop(),
+		timeout:     DefaultTimeout,
+		ringTimeout: DefaultRingTimeout,
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// ListenAndServe listens on the TCP address (Asterisk's default port is 4573) and serves
+// until ctx is cancelled.
+func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("agi: listen on %s: %w", addr, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve accepts connections on ln until ctx is cancelled, then closes ln, waits for the
+// calls already connected (each bounded by the per-connection timeout) and returns nil.
+// Any other accept failure that is not transient is returned after the same wait.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-stop:
+		}
+		ln.Close()
+	}()
+
+	s.log.Info().Str("addr", ln.Addr().String()).Msg("FastAGI server listening")
+	// Requests already accepted must finish even while the server stops.
+	connCtx := context.WithoutCancel(ctx)
+	var backoff time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				s.log.Info().Msg("FastAGI server stopping; finishing calls in progress")
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("agi: listener closed: %w", err)
+			}
+			// Out of file descriptors and similar: back off instead of spinning.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn().Err(err).Dur("retry_in", backoff).Msg("FastAGI accept failed")
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+			continue
+		}
+		backoff = 0
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.serveConn(connCtx, conn)
+		}()
+	}
+}
+
+// serveConn runs one AGI exchange. Everything that reads from the peer runs here, under the
+// connection's deadline, never in the accept loop.
+func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
+	log := s.log.With().Str("remote", conn.RemoteAddr().String()).Logger()
+	defer conn.Close()
+	defer func() {
+		if p := recover(); p != nil {
+			log.Error().Interface("panic", p).Bytes("stack", debug.Stack()).Msg("FastAGI request panicked")
+		}
+	}()
+
+	deadline := time.Now().Add(s.timeout)
+	if err := conn.SetDeadline(deadline); err != nil {
+		log.Warn().Err(err).Msg("FastAGI: cannot set connection deadline")
+		return
+	}
+	lr := newLineReader(conn)
+	env, err := readEnv(lr)
+	if err != nil {
+		log.Warn().Err(err).Msg("FastAGI: bad AGI environment; connection closed")
+		return
+	}
+	log = log.With().Str("channel", env["agi_channel"]).Str("uniqueid", env["agi_uniqueid"]).Logger()
+
+	switch script := scriptName(env); script {
+	case "route":
+		s.route(ctx, conn, lr, env, deadline, log)
+	default:
+		log.Warn().Str("script", script).Str("request", env["agi_request"]).
+			Msg(`FastAGI: unknown script; no variables set (the dialplan should call agi://host:port/route)`)
+	}
+}
+
+func (s *Server) route(ctx context.Context, conn net.Conn, lr *lineReader, env map[string]string, deadline time.Time, log zerolog.Logger) {
+	call := routing.Call{
+		Caller:    envValue(env, "agi_callerid"),
+		Called:    envValue(env, "agi_dnid"),
+		ChannelID: env["agi_uniqueid"],
+		LinkedID:  env["agi_arg_1"],
+	}
+	if call.Called == "" {
+		call.Called = envValue(env, "agi_extension")
+	}
+
+	// Keep part of the deadline for the replies, so a decision that uses all of its time
+	// still reaches the dialplan.
+	reserve := min(s.timeout/5, time.Second)
+	dctx, cancel := context.WithDeadline(ctx, deadline.Add(-reserve))
+	defer cancel()
+	d := decide(dctx, s.decider, call, log)
+
+	a := answerFor(d, s.ringTimeout)
+	for _, p := range a.problems {
+		log.Error().Str("caller", call.Caller).Msg("FastAGI: decision data rejected: " + p)
+	}
+
+	for _, v := range a.vars() {
+		if _, err := conn.Write([]byte(setVariableCommand(v.name, v.value))); err != nil {
+			log.Warn().Err(err).Str("variable", v.name).Msg("FastAGI: write failed; Asterisk gone")
+			return
+		}
+		if err := readReply(lr); err != nil {
+			if errors.Is(err, errHangup) {
+				log.Info().Str("variable", v.name).Msg("FastAGI: caller hung up during routing")
+			} else {
+				log.Warn().Err(err).Str("variable", v.name).Msg("FastAGI: SET VARIABLE failed")
+			}
+			return
+		}
+	}
+	log.Info().
+		Str("caller", call.Caller).Str("called", call.Called).Str("linkedid", call.LinkedID).
+		Str("result", a.result).Str("reason", a.reason).Str("owner", a.owner).
+		Str("source", a.source).Str("dial", a.dial).Dur("latency", d.Latency).
+		Msg("FastAGI: call routed")
+}
+
+// decide asks the decider but never waits past ctx: a decider that ignores its context
+// costs a goroutine until it returns, not the caller's ring time.
+func decide(ctx context.Context, decider routing.Decider, call routing.Call, log zerolog.Logger) routing.Decision {
+	ch := make(chan routing.Decision, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				log.Error().Interface("panic", p).Bytes("stack", debug.Stack()).Msg("FastAGI: decider panicked; falling back")
+				ch <- routing.FallbackDecision(routing.ReasonCRMError)
+			}
+		}()
+		ch <- decider.Decide(ctx, call)
+	}()
+	select {
+	case d := <-ch:
+		return d
+	case <-ctx.Done():
+		select {
+		case d := <-ch: // answered right at the deadline
+			return d
+		default:
+		}
+		log.Warn().Msg("FastAGI: decider overran its deadline; falling back")
+		return routing.FallbackDecision(routing.ReasonTimeout)
+	}
+}

@@ -1,0 +1,237 @@
+package e2e
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/crmlink/crmlink/crm/amocrm/sandbox"
+	"github.com/crmlink/crmlink/internal/config"
+	"github.com/crmlink/crmlink/pbx/sip/siptest"
+)
+
+// ariExten is a [from-trunk] number wired to Stasis(crmlink).
+const ariExten = "200"
+
+// expectFallback waits for the operator desk to ring and checks why the call came there.
+func expectFallback(t *testing.T, operator *siptest.Phone, reason string, owner int64) *siptest.IncomingCall {
+	t.Helper()
+	in := nextIncoming(t, operator, callWait)
+	assert.Equal(t, "FALLBACK", in.Header("X-CRMLINK-Result"))
+	assert.Equal(t, reason, in.Header("X-CRMLINK-Reason"), "CRMLINK_REASON the dialplan saw")
+	if owner != 0 {
+		assert.Equal(t, strconv.FormatInt(owner, 10), in.Header("X-CRMLINK-Owner"))
+	} else {
+		assert.Empty(t, in.Header("X-CRMLINK-Owner"))
+	}
+	return in
+}
+
+// answerAndCheckBridged answers a ringing manager phone and checks the caller is connected
+// with CRMLINK_* set on its channel.
+func answerAndCheckBridged(t *testing.T, s *stack, in *siptest.IncomingCall, call *siptest.Call, caller string, owner int64, source string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), callWait)
+	defer cancel()
+	require.NoError(t, in.Answer(ctx))
+	res, err := call.WaitAnswer(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 200, res.StatusCode, "the caller is answered once the manager picks up")
+	for name, want := range map[string]string{
+		"CRMLINK_RESULT": "ROUTED", "CRMLINK_OWNER": strconv.FormatInt(owner, 10), "CRMLINK_SOURCE": source, "CRMLINK_REASON": "",
+	} {
+		got, err := s.ast.CallerChannelVar(caller, name)
+		require.NoError(t, err)
+		assert.Equal(t, want, got, name)
+	}
+}
+
+func TestARIKnownCallerRingsOwnerAndIsBridged(t *testing.T) {
+	s := startStack(t)
+	anna := managerPhone(t, s.ast, "101")
+	caller := newCaller(t, s.ast, annaClient)
+
+	call := dial(t, s.ast, caller, ariExten)
+
+	in := nextIncoming(t, anna, callWait)
+	assert.Equal(t, annaClient, in.From(), "the manager sees the client's number")
+	answerAndCheckBridged(t, s, in, call, annaClient, annaUser, "crm")
+
+	// The manager hangs up: the client's side ends too.
+	ctx, cancel := context.WithTimeout(context.Background(), callWait)
+	defer cancel()
+	require.NoError(t, in.Hangup(ctx))
+	select {
+	case <-call.Done():
+	case <-ctx.Done():
+		t.Fatal("the caller was not hung up after the manager hung up")
+	}
+}
+
+func TestARIOwnerWithTwoPhonesFirstAnswerWins(t *testing.T) {
+	s := startStack(t)
+	desk := managerPhone(t, s.ast, "102")
+	soft := managerPhone(t, s.ast, "103")
+	caller := newCaller(t, s.ast, borisClient)
+
+	call := dial(t, s.ast, caller, ariExten)
+
+	inDesk := nextIncoming(t, desk, callWait)
+	inSoft := nextIncoming(t, soft, callWait)
+	answerAndCheckBridged(t, s, inSoft, call, borisClient, borisUser, "crm")
+	select {
+	case <-inDesk.Done():
+	case <-time.After(callWait):
+		t.Fatal("the desk phone kept ringing after the softphone answered")
+	}
+	assert.Equal(t, siptest.EndRemoteCancel, inDesk.EndCause(), "the desk phone got a CANCEL")
+}
+
+func TestARICRMHangsFallbackWithinLookupTimeout(t *testing.T) {
+	s := startStack(t)
+	operator := newPhone(t, "100", "127.0.0.1", operatorPort)
+	anna := managerPhone(t, s.ast, "101")
+	s.crm.HangAll(true)
+	t.Cleanup(func() { s.crm.HangAll(false) })
+	caller := newCaller(t, s.ast, annaClient)
+
+	start := time.Now()
+	dial(t, s.ast, caller, ariExten)
+	expectFallback(t, operator, "timeout", 0)
+	elapsed := time.Since(start)
+
+	assert.LessOrEqual(t, elapsed, lookupTimeout+100*time.Millisecond, "fallback no later than lookup_timeout + 100 ms")
+	notRung(t, anna)
+}
+
+func TestARICRMErrorsFallBackWithCRMError(t *testing.T) {
+	for _, status := range []int{500, 401, 429} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			s := startStack(t)
+			operator := newPhone(t, "100", "127.0.0.1", operatorPort)
+			s.crm.FailNext(1000, status)
+			caller := newCaller(t, s.ast, annaClient)
+
+			dial(t, s.ast, caller, ariExten)
+
+			expectFallback(t, operator, "crm_error", 0)
+		})
+	}
+}
+
+func TestARINotFoundAndNoOwner(t *testing.T) {
+	cases := []struct {
+		name, number, reason string
+		owner                int64
+	}{
+		{"unknown number (204)", unknownNum, "not_found", 0},
+		{"contact without responsible", orphanClient, "no_owner", 0},
+		{"responsible without phones", danaClient, "no_owner", danaUser},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := startStack(t)
+			operator := newPhone(t, "100", "127.0.0.1", operatorPort)
+			dial(t, s.ast, newCaller(t, s.ast, c.number), ariExten)
+			expectFallback(t, operator, c.reason, c.owner)
+		})
+	}
+}
+
+func TestARIManagerUnavailable(t *testing.T) {
+	t.Run("off schedule: nobody rings", func(t *testing.T) {
+		s := startStack(t)
+		operator := newPhone(t, "100", "127.0.0.1", operatorPort)
+		vera := managerPhone(t, s.ast, "104")
+		dial(t, s.ast, newCaller(t, s.ast, veraClient), ariExten)
+		expectFallback(t, operator, "owner_unavailable", veraUser)
+		notRung(t, vera)
+	})
+	t.Run("phone not registered: nobody rings", func(t *testing.T) {
+		s := startStack(t)
+		operator := newPhone(t, "100", "127.0.0.1", operatorPort)
+		dial(t, s.ast, newCaller(t, s.ast, glebClient), ariExten)
+		expectFallback(t, operator, "owner_unavailable", glebUser)
+	})
+	t.Run("status check off: the off-schedule manager rings", func(t *testing.T) {
+		s := startStack(t, func(c *config.Config) { c.Routing.CheckManagerStatus = false })
+		vera := managerPhone(t, s.ast, "104")
+		call := dial(t, s.ast, newCaller(t, s.ast, veraClient), ariExten)
+		in := nextIncoming(t, vera, callWait)
+		answerAndCheckBridged(t, s, in, call, veraClient, veraUser, "crm")
+	})
+}
+
+func TestARIOwnerNoAnswerFallsBack(t *testing.T) {
+	s := startStack(t, func(c *config.Config) { c.Routing.RingTimeout = 2 * time.Second })
+	operator := newPhone(t, "100", "127.0.0.1", operatorPort)
+	anna := managerPhone(t, s.ast, "101")
+
+	dial(t, s.ast, newCaller(t, s.ast, annaClient), ariExten)
+
+	in := nextIncoming(t, anna, callWait)
+	fb := expectFallback(t, operator, "owner_no_answer", annaUser)
+	assert.Equal(t, "crm", fb.Header("X-CRMLINK-Source"))
+	select {
+	case <-in.Done():
+	case <-time.After(callWait):
+		t.Fatal("the manager's phone kept ringing after the ring timeout")
+	}
+}
+
+func TestARISecondCallFromSameNumberMakesNoCRMRequest(t *testing.T) {
+	s := startStack(t)
+	anna := managerPhone(t, s.ast, "101")
+
+	first := dial(t, s.ast, newCaller(t, s.ast, annaClient), ariExten)
+	in := nextIncoming(t, anna, callWait)
+	answerAndCheckBridged(t, s, in, first, annaClient, annaUser, "crm")
+	hangupBoth(t, in, first)
+	s.crm.ResetCounters()
+
+	second := dial(t, s.ast, newCaller(t, s.ast, annaClient), ariExten)
+	in = nextIncoming(t, anna, callWait)
+	answerAndCheckBridged(t, s, in, second, annaClient, annaUser, "cache")
+	assert.Empty(t, s.crm.RequestCounts(), "the second call asked amoCRM nothing")
+}
+
+func TestARIResponsibleChangedNextCallRingsNewManager(t *testing.T) {
+	s := startStack(t)
+	anna := managerPhone(t, s.ast, "101")
+	gleb := managerPhone(t, s.ast, "105")
+
+	first := dial(t, s.ast, newCaller(t, s.ast, movingClient), ariExten)
+	in := nextIncoming(t, anna, callWait)
+	answerAndCheckBridged(t, s, in, first, movingClient, annaUser, "crm")
+	hangupBoth(t, in, first)
+
+	// A head of sales hands the client to Gleb in amoCRM; amoCRM sends its webhook.
+	res, err := s.crm.SetResponsible(context.Background(), sandbox.ResponsibleUpdate{Entity: "contact", ID: 2007, ResponsibleUserID: glebUser, ModifiedUserID: annaUser})
+	require.NoError(t, err)
+	require.NotNil(t, res.Webhook)
+	require.Equal(t, 200, res.Webhook.Status, "crmlink accepted the webhook: %s", res.Webhook.Error)
+	s.crm.ResetCounters()
+
+	second := dial(t, s.ast, newCaller(t, s.ast, movingClient), ariExten)
+	in = nextIncoming(t, gleb, callWait)
+	answerAndCheckBridged(t, s, in, second, movingClient, glebUser, "index")
+	assert.Empty(t, s.crm.RequestCounts(), "the new owner came from the webhook, not from a lookup")
+	notRung(t, anna)
+}
+
+// hangupBoth ends a bridged test call from the manager's side and waits for both ends.
+func hangupBoth(t *testing.T, in *siptest.IncomingCall, call *siptest.Call) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), callWait)
+	defer cancel()
+	require.NoError(t, in.Hangup(ctx))
+	select {
+	case <-call.Done():
+	case <-ctx.Done():
+		t.Fatal("the caller was not hung up")
+	}
+}

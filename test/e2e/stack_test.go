@@ -1,0 +1,159 @@
+package e2e
+
+import (
+	"context"
+	"net"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/stretchr/testify/require"
+
+	"github.com/crmlink/crmlink/crm/amocrm/sandbox"
+	"github.com/crmlink/crmlink/internal/app"
+	"github.com/crmlink/crmlink/internal/config"
+	"github.com/crmlink/crmlink/internal/testrig"
+	"github.com/crmlink/crmlink/pbx/sip/siptest"
+)
+
+// The demo account every routing test starts from. Numbers are the callers; users are the
+// managers mapped to rig phones in stackConfig.
+const (
+	annaUser  = 1001 // PJSIP/101
+	borisUser = 1002 // PJSIP/102 and PJSIP/103
+	veraUser  = 1003 // PJSIP/104, off schedule today
+	glebUser  = 1004 // PJSIP/105
+	danaUser  = 1005 // in amoCRM but mapped to no phone
+
+	annaClient   = "84951000001" // contact of Anna, open deal of Anna
+	borisClient  = "84951000002" // contact of Boris
+	veraClient   = "84951000003" // contact of Vera
+	danaClient   = "84951000004" // contact of Dana (no phones mapped)
+	orphanClient = "84951000005" // contact with no responsible user
+	glebClient   = "84951000006" // contact of Gleb
+	movingClient = "84951000007" // contact of Anna, handed to Gleb during the test
+	unknownNum   = "84959999999" // no contact
+)
+
+func demoSeed() sandbox.Seed {
+	return sandbox.Seed{
+		Token:     "e2e-token",
+		RateLimit: 7,
+		Users: []sandbox.User{
+			{ID: annaUser, Name: "Anna"}, {ID: borisUser, Name: "Boris"}, {ID: veraUser, Name: "Vera"},
+			{ID: glebUser, Name: "Gleb"}, {ID: danaUser, Name: "Dana"},
+		},
+		Contacts: []sandbox.Contact{
+			// Cards spell numbers as people type them; the caller id comes as digits.
+			{ID: 2001, Name: "Anna's client", ResponsibleUserID: annaUser, Phones: []string{"+7 (495) 100-00-01"}, LeadIDs: []int64{4001, 4002}},
+			{ID: 2002, Name: "Boris's client", ResponsibleUserID: borisUser, Phones: []string{"8 495 100 00 02"}},
+			{ID: 2003, Name: "Vera's client", ResponsibleUserID: veraUser, Phones: []string{"+74951000003"}},
+			{ID: 2004, Name: "Dana's client", ResponsibleUserID: danaUser, Phones: []string{"84951000004"}},
+			{ID: 2005, Name: "Nobody's client", Phones: []string{"84951000005"}},
+			{ID: 2006, Name: "Gleb's client", ResponsibleUserID: glebUser, Phones: []string{"84951000006"}},
+			{ID: 2007, Name: "Moving client", ResponsibleUserID: annaUser, Phones: []string{"84951000007"}},
+		},
+		Leads: []sandbox.Lead{
+			{ID: 4001, Name: "open deal", StatusID: 20001, PipelineID: 1, ResponsibleUserID: annaUser, ContactIDs: []int64{2001}},
+			{ID: 4002, Name: "won deal of someone else", StatusID: 142, PipelineID: 1, ResponsibleUserID: borisUser, ContactIDs: []int64{2001}},
+		},
+	}
+}
+
+// stack is crmlink as `crmlink serve` wires it, in process, against the rig's Asterisk and
+// Redis and an amoCRM sandbox.
+type stack struct {
+	ast testrig.AsteriskRig
+	crm *sandbox.Server
+	app *app.App
+	api string // http://127.0.0.1:port
+	cfg *config.Config
+}
+
+const webhookSecret = "e2e-hook-secret"
+
+// lookupTimeout is short so that the timeout tests run fast; a live sandbox answer takes
+// a few milliseconds.
+const lookupTimeout = 400 * time.Millisecond
+
+func startStack(t *testing.T, tweak ...func(*config.Config)) *stack {
+	t.Helper()
+	ast := testrig.Asterisk(t)
+	crm := sandbox.New(demoSeed(), sandbox.WithLogger(testLogger(t)))
+	crmSrv := httptest.NewServer(crm)
+	t.Cleanup(crmSrv.Close)
+	t.Cleanup(crm.Close)
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	api := "http://" + l.Addr().String()
+	require.NoError(t, crm.SetWebhookURL(api+"/v1/webhooks/amocrm/"+webhookSecret))
+
+	redisAddr, redisDB := testrig.RedisDB(t)
+	cfg := config.Default()
+	cfg.HTTP.Listen = l.Addr().String()
+	cfg.HTTP.Token = "e2e-api-token"
+	cfg.Redis.Addrs, cfg.Redis.DB = []string{redisAddr}, redisDB
+	cfg.Asterisk.ARI.URL, cfg.Asterisk.ARI.WSURL = ast.ARIURL, ast.WSURL
+	cfg.AmoCRM.BaseURL, cfg.AmoCRM.Token, cfg.AmoCRM.WebhookSecret = crmSrv.URL, "e2e-token", webhookSecret
+	cfg.Routing.LookupTimeout = lookupTimeout
+	cfg.Routing.RingTimeout = 3 * time.Second
+	today := time.Now().UTC().Format("2006-01-02")
+	cfg.Managers = []config.Manager{
+		{CRMUser: annaUser, Name: "Anna", Endpoints: []string{"PJSIP/101"}},
+		{CRMUser: borisUser, Name: "Boris", Endpoints: []string{"PJSIP/102", "PJSIP/103"}},
+		{CRMUser: veraUser, Name: "Vera", Endpoints: []string{"PJSIP/104"}, Schedule: config.Schedule{Timezone: "UTC", DaysOff: []string{today}}},
+		{CRMUser: glebUser, Name: "Gleb", Endpoints: []string{"PJSIP/105"}},
+	}
+	for _, f := range tweak {
+		f(cfg)
+	}
+	require.Empty(t, cfg.Validate(), "test configuration")
+
+	a, err := app.New(cfg, testLogger(t))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx, l) }()
+	testrig.WaitFor(t, 10*time.Second, "crmlink's Stasis application registered", func() bool {
+		return a.ARI.Connected() && ast.AppRegistered("crmlink")
+	})
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(10 * time.Second):
+			t.Error("crmlink did not stop within 10 s")
+		}
+		a.Close()
+		testrig.WaitFor(t, 10*time.Second, "Stasis application crmlink unregistered", func() bool {
+			return !ast.AppRegistered("crmlink")
+		})
+	})
+	return &stack{ast: ast, crm: crm, app: a, api: api, cfg: cfg}
+}
+
+// managerPhone starts the phone of a rig extension (101-105) and registers it with
+// Asterisk until the test ends; Asterisk then shows the endpoint online.
+func managerPhone(t *testing.T, ast testrig.AsteriskRig, ext string) *siptest.Phone {
+	t.Helper()
+	p := newPhone(t, ext, "127.0.0.1", 0)
+	register := func(expires string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		res, err := p.Send(ctx, sip.REGISTER, "sip:"+ext+"@"+ast.SIPHost+":5060", sip.NewHeader("Expires", expires))
+		if err == nil && res.StatusCode != 200 {
+			t.Errorf("REGISTER %s: %d %s", ext, res.StatusCode, res.Reason)
+		}
+		return err
+	}
+	require.NoError(t, register("120"))
+	testrig.WaitFor(t, 5*time.Second, "PJSIP/"+ext+" online", func() bool { return ast.EndpointState(ext) == "online" })
+	t.Cleanup(func() {
+		_ = register("0")
+		testrig.WaitFor(t, 5*time.Second, "PJSIP/"+ext+" offline", func() bool { return ast.EndpointState(ext) == "offline" })
+	})
+	return p
+}
