@@ -5,7 +5,9 @@ package app
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"path/filepath"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
@@ -13,7 +15,9 @@ import (
 	"github.com/crmlink/crmlink/crm/amocrm"
 	"github.com/crmlink/crmlink/internal/config"
 	"github.com/crmlink/crmlink/internal/httpapi"
+	"github.com/crmlink/crmlink/pbx/agi"
 	"github.com/crmlink/crmlink/pbx/ari"
+	"github.com/crmlink/crmlink/pbx/sip"
 	"github.com/crmlink/crmlink/routing"
 )
 
@@ -26,6 +30,8 @@ type App struct {
 	Router  *routing.Router
 	Decider routing.Decider
 	ARI     *ari.Controller // nil when ARI is disabled
+	AGI     *agi.Server     // nil when FastAGI is disabled
+	SIP     *sip.RedirectServer
 	API     *httpapi.Server
 }
 
@@ -107,6 +113,32 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 		return nil, fmt.Errorf("routing: %w", err)
 	}
 	p.Router, p.Decider, bound = r, r, r
+
+	// FastAGI and SIP redirect wait a little longer than the router's own bound so that a
+	// CRM timeout is reported as such rather than cut off by the front end.
+	frontEndTimeout := cfg.Routing.LookupTimeout + 2*time.Second
+	if cfg.AGI.Enabled {
+		p.AGI = agi.NewServer(p.Decider, agi.WithLogger(log), agi.WithTimeout(frontEndTimeout), agi.WithRingTimeout(cfg.Routing.RingTimeout))
+	}
+	if cfg.SIP.Enabled {
+		nets := make([]netip.Prefix, 0, len(cfg.SIP.AllowedNetworks))
+		for _, n := range cfg.SIP.AllowedNetworks {
+			pfx, err := netip.ParsePrefix(n)
+			if err != nil {
+				p.Close()
+				return nil, fmt.Errorf("sip_redirect.allowed_networks: %w", err)
+			}
+			nets = append(nets, pfx)
+		}
+		srv, err := sip.NewRedirectServer(p.Decider, sip.WithLogger(log), sip.WithAllowedNetworks(nets...),
+			sip.WithContactTemplate(cfg.SIP.ContactTemplate), sip.WithFallbackContact(cfg.SIP.FallbackContact),
+			sip.WithDecideTimeout(frontEndTimeout))
+		if err != nil {
+			p.Close()
+			return nil, fmt.Errorf("sip_redirect: %w", err)
+		}
+		p.SIP = srv
+	}
 	p.API = p.newAPI()
 	return p, nil
 }

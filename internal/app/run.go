@@ -63,6 +63,12 @@ func (p *App) Serve(ctx context.Context, httpListener net.Listener) error {
 	if p.ARI != nil {
 		g.Go(func() error { return p.ARI.Run(ctx) })
 	}
+	if p.AGI != nil {
+		g.Go(func() error { return p.AGI.ListenAndServe(ctx, p.cfg.AGI.Listen) })
+	}
+	if p.SIP != nil {
+		g.Go(func() error { return p.SIP.ListenAndServe(ctx, "udp", p.cfg.SIP.Listen) })
+	}
 	g.Go(func() error { return p.API.Serve(ctx, httpListener) })
 	err := g.Wait()
 	if errors.Is(err, context.Canceled) {

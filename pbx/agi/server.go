@@ -181,7 +181,7 @@ func (s *Server) route(ctx context.Context, conn net.Conn, lr *lineReader, env m
 	reserve := min(s.timeout/5, time.Second)
 	dctx, cancel := context.WithDeadline(ctx, deadline.Add(-reserve))
 	defer cancel()
-	d := decide(dctx, s.decider, call, log)
+	d := routing.DecideWithin(dctx, s.decider, call, log)
 
 	a := answerFor(d, s.ringTimeout)
 	for _, p := range a.problems {
@@ -209,29 +209,3 @@ func (s *Server) route(ctx context.Context, conn net.Conn, lr *lineReader, env m
 		Msg("FastAGI: call routed")
 }
 
-// decide asks the decider but never waits past ctx: a decider that ignores its context
-// costs a goroutine until it returns, not the caller's ring time.
-func decide(ctx context.Context, decider routing.Decider, call routing.Call, log zerolog.Logger) routing.Decision {
-	ch := make(chan routing.Decision, 1)
-	go func() {
-		defer func() {
-			if p := recover(); p != nil {
-				log.Error().Interface("panic", p).Bytes("stack", debug.Stack()).Msg("FastAGI: decider panicked; falling back")
-				ch <- routing.FallbackDecision(routing.ReasonCRMError)
-			}
-		}()
-		ch <- decider.Decide(ctx, call)
-	}()
-	select {
-	case d := <-ch:
-		return d
-	case <-ctx.Done():
-		select {
-		case d := <-ch: // answered right at the deadline
-			return d
-		default:
-		}
-		log.Warn().Msg("FastAGI: decider overran its deadline; falling back")
-		return routing.FallbackDecision(routing.ReasonTimeout)
-	}
-}

@@ -132,14 +132,7 @@ func (k *call) run(ctx context.Context) {
 func (k *call) decide(ctx context.Context, info routing.Call) routing.Decision {
 	ctx, cancel := context.WithTimeout(ctx, k.c.opts.LookupTimeout+50*time.Millisecond)
 	defer cancel()
-	done := make(chan routing.Decision, 1)
-	go func() { done <- k.c.opts.Decider.Decide(ctx, info) }()
-	select {
-	case d := <-done:
-		return d
-	case <-ctx.Done():
-		return routing.Decision{Result: routing.Fallback, Reason: routing.ReasonTimeout}
-	}
+	return routing.DecideWithin(ctx, k.c.opts.Decider, info, k.log)
 }
 
 // fallback records the decision on the channel and sends it to the fallback context.

@@ -48,6 +48,9 @@ type RedirectServer struct {
 	allowed       []netip.Prefix
 	contact       sipmsg.Uri
 	fallback      *sipmsg.Uri
+	// fallbackTmpl is the fallback contact when it carries {reason}: Asterisk follows a 302
+	// by dialling the Contact's user, so the reason reaches the dialplan as part of EXTEN.
+	fallbackTmpl string
 	decideTimeout time.Duration
 
 	ua  *sipgo.UserAgent
@@ -89,7 +92,9 @@ func WithContactTemplate(tmpl string) Option {
 	return func(c *config) { c.contactTemplate = tmpl }
 }
 
-// WithFallbackContact makes fallback answers a 302 to this URI. Without it a fallback is
+// WithFallbackContact makes fallback answers a 302 to this URI; "{reason}" in it is replaced
+// by the fallback reason (sip:fallback-{reason}@pbx), so the dialplan that follows the
+// redirect learns why. Without it a fallback is
 // answered 480 Temporarily Unavailable, which makes Asterisk's Dial() return so the dialplan
 // continues to its own fallback.
 func WithFallbackContact(uri string) Option {
@@ -139,11 +144,14 @@ func NewRedirectServer(decider routing.Decider, opts ...Option) (*RedirectServer
 		decideTimeout: cfg.decideTimeout,
 	}
 	if cfg.fallbackContact != "" {
-		fb, err := parseFallbackContact(cfg.fallbackContact)
+		fb, err := parseFallbackContact(strings.ReplaceAll(cfg.fallbackContact, reasonPlaceholder, "unknown"))
 		if err != nil {
 			return nil, fmt.Errorf("sip: %w", err)
 		}
 		s.fallback = &fb
+		if strings.Contains(cfg.fallbackContact, reasonPlaceholder) {
+			s.fallbackTmpl = cfg.fallbackContact
+		}
 	}
 
 	slogger := slog.New(zerolog.NewSlogHandler(cfg.log.With().Str("component", "sipgo").Logger()))
@@ -330,7 +338,7 @@ func (s *RedirectServer) onInvite(req *sipmsg.Request, tx sipmsg.ServerTransacti
 		log.Info().Msg("SIP INVITE ended before routing")
 		return
 	}
-	d := decide(ctx, s.decider, call, log)
+	d := routing.DecideWithin(ctx, s.decider, call, log)
 	if cause := context.Cause(ctx); errors.Is(cause, errCallerCancelled) || errors.Is(cause, errTxTerminated) {
 		// sipgo has already answered CANCEL with 200 and the INVITE with 487.
 		log.Info().Str("caller", call.Caller).Err(cause).Msg("SIP caller gave up while routing")
@@ -427,7 +435,7 @@ func (s *RedirectServer) response(req *sipmsg.Request, v verdict) *sipmsg.Respon
 		}
 	case s.fallback != nil:
 		res = sipmsg.NewResponseFromRequest(req, sipmsg.StatusMovedTemporarily, "Moved Temporarily", nil)
-		res.AppendHeader(&sipmsg.ContactHeader{Address: *s.fallback.Clone()})
+		res.AppendHeader(&sipmsg.ContactHeader{Address: s.fallbackFor(v.reason)})
 	default:
 		res = sipmsg.NewResponseFromRequest(req, sipmsg.StatusTemporarilyUnavailable, "Temporarily Unavailable", nil)
 	}
@@ -481,38 +489,30 @@ func respond(tx sipmsg.ServerTransaction, res *sipmsg.Response, log zerolog.Logg
 	}
 }
 
-// decide asks the decider but never waits past ctx: a decider that ignores its context
-// costs a goroutine until it returns, not the caller's wait.
-func decide(ctx context.Context, decider routing.Decider, call routing.Call, log zerolog.Logger) routing.Decision {
-	ch := make(chan routing.Decision, 1)
-	go func() {
-		defer func() {
-			if p := recover(); p != nil {
-				log.Error().Interface("panic", p).Bytes("stack", debug.Stack()).Msg("SIP: decider panicked; falling back")
-				ch <- routing.FallbackDecision(routing.ReasonCRMError)
-			}
-		}()
-		ch <- decider.Decide(ctx, call)
-	}()
-	select {
-	case d := <-ch:
-		return d
-	case <-ctx.Done():
-		select {
-		case d := <-ch: // answered right at the deadline
-			return d
-		default:
-		}
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			log.Warn().Msg("SIP: decider overran the decide timeout; falling back")
-		}
-		return routing.FallbackDecision(routing.ReasonTimeout)
-	}
-}
 
 func clip(s string) string {
 	if len(s) > 64 {
 		s = s[:64] + "…"
 	}
 	return strings.ToValidUTF8(s, "?")
+}
+
+// reasonPlaceholder in the fallback contact is replaced by the fallback reason
+// ("sip:fallback-{reason}@pbx" becomes "sip:fallback-timeout@pbx").
+const reasonPlaceholder = "{reason}"
+
+// fallbackFor is the fallback contact for a reason. Reasons are validated names
+// (lower-case letters and underscores), so they are safe in a URI user.
+func (s *RedirectServer) fallbackFor(reason string) sipmsg.Uri {
+	if s.fallbackTmpl == "" {
+		return *s.fallback.Clone()
+	}
+	if reason == "" {
+		reason = "unknown"
+	}
+	uri, err := parseSIPURI(strings.ReplaceAll(s.fallbackTmpl, reasonPlaceholder, reason))
+	if err != nil {
+		return *s.fallback.Clone()
+	}
+	return uri
 }

@@ -166,6 +166,14 @@ func TestRedirectAnswers(t *testing.T) {
 			wantHeaders:  map[string]string{HeaderResult: "FALLBACK", HeaderReason: "not_found", HeaderOwner: "", HeaderSource: ""},
 		},
 		{
+			name:         "fallback contact carries the reason",
+			decision:     routing.FallbackDecision(routing.ReasonTimeout),
+			opts:         []Option{WithFallbackContact("sip:fallback-{reason}@127.0.0.1:5060")},
+			wantStatus:   302,
+			wantContacts: []contact{{"sip:fallback-timeout@127.0.0.1:5060", ""}},
+			wantHeaders:  map[string]string{HeaderResult: "FALLBACK", HeaderReason: "timeout", HeaderOwner: "", HeaderSource: ""},
+		},
+		{
 			name:        "fallback without a fallback contact is 480",
 			decision:    routing.Decision{Result: routing.Fallback, Reason: routing.ReasonOwnerUnavailable, Owner: 42, Source: routing.SourceCache},
 			wantStatus:  480,
