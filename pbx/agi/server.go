@@ -208,4 +208,3 @@ func (s *Server) route(ctx context.Context, conn net.Conn, lr *lineReader, env m
 		Str("source", a.source).Str("dial", a.dial).Dur("latency", d.Latency).
 		Msg("FastAGI: call routed")
 }
-

@@ -43,14 +43,14 @@ var (
 
 // RedirectServer answers INVITEs with 302 to the caller's personal manager.
 type RedirectServer struct {
-	decider       routing.Decider
-	log           zerolog.Logger
-	allowed       []netip.Prefix
-	contact       sipmsg.Uri
-	fallback      *sipmsg.Uri
+	decider  routing.Decider
+	log      zerolog.Logger
+	allowed  []netip.Prefix
+	contact  sipmsg.Uri
+	fallback *sipmsg.Uri
 	// fallbackTmpl is the fallback contact when it carries {reason}: Asterisk follows a 302
 	// by dialling the Contact's user, so the reason reaches the dialplan as part of EXTEN.
-	fallbackTmpl string
+	fallbackTmpl  string
 	decideTimeout time.Duration
 
 	ua  *sipgo.UserAgent
@@ -488,7 +488,6 @@ func respond(tx sipmsg.ServerTransaction, res *sipmsg.Response, log zerolog.Logg
 		log.Warn().Err(err).Int("status", res.StatusCode).Msg("SIP response not sent")
 	}
 }
-
 
 func clip(s string) string {
 	if len(s) > 64 {
