@@ -2,6 +2,7 @@ package routing
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,7 +21,7 @@ func TestMain(m *testing.M) { testrig.Main(m) }
 // calls so tests can assert how many CRM requests a decision cost.
 type fakeDirectory struct {
 	FindFunc    func(ctx context.Context, phone crm.Phone) ([]crm.Contact, error)
-	LeadsFunc   func(ctx context.Context, contactID int64) ([]crm.Lead, error)
+	LeadsFunc   func(ctx context.Context, ids []int64) ([]crm.Lead, error)
 	ContactFunc func(ctx context.Context, id int64) (crm.Contact, error)
 	CompanyFunc func(ctx context.Context, id int64) (crm.Company, error)
 	UsersFunc   func(ctx context.Context) ([]crm.User, error)
@@ -36,12 +37,12 @@ func (f *fakeDirectory) FindContactsByPhone(ctx context.Context, phone crm.Phone
 	return f.FindFunc(ctx, phone)
 }
 
-func (f *fakeDirectory) LeadsOfContact(ctx context.Context, contactID int64) ([]crm.Lead, error) {
+func (f *fakeDirectory) Leads(ctx context.Context, ids []int64) ([]crm.Lead, error) {
 	f.leads.Add(1)
 	if f.LeadsFunc == nil {
 		return nil, nil
 	}
-	return f.LeadsFunc(ctx, contactID)
+	return f.LeadsFunc(ctx, ids)
 }
 
 func (f *fakeDirectory) Contact(ctx context.Context, id int64) (crm.Contact, error) {
@@ -77,9 +78,11 @@ var _ crm.Directory = (*fakeDirectory)(nil)
 
 // world is a small CRM account behind a fakeDirectory; tests edit it between calls.
 type world struct {
-	mu        sync.Mutex
-	contacts  []crm.Contact
-	leads     map[int64][]crm.Lead // by contact id
+	mu       sync.Mutex
+	contacts []crm.Contact
+	// leads by contact id; the search returns their ids as the contacts' LeadIDs, the way
+	// amoCRM does with=leads.
+	leads     map[int64][]crm.Lead
 	companies map[int64]crm.Company
 }
 
@@ -101,19 +104,29 @@ func (w *world) directory() *fakeDirectory {
 			defer w.mu.Unlock()
 			var out []crm.Contact
 			for _, c := range w.contacts {
-				for _, p := range c.Phones {
-					if phone.SameNumber(p, "RU") {
-						out = append(out, c)
+				if slices.ContainsFunc(c.Phones, func(p string) bool { return phone.SameNumber(p, "RU") }) {
+					c.LeadIDs = nil
+					for _, l := range w.leads[c.ID] {
+						c.LeadIDs = append(c.LeadIDs, l.ID)
+					}
+					out = append(out, c)
+				}
+			}
+			return out, nil
+		},
+		LeadsFunc: func(_ context.Context, ids []int64) ([]crm.Lead, error) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			var out []crm.Lead
+			for _, id := range ids {
+				for _, leads := range w.leads {
+					if i := slices.IndexFunc(leads, func(l crm.Lead) bool { return l.ID == id }); i >= 0 {
+						out = append(out, leads[i])
 						break
 					}
 				}
 			}
 			return out, nil
-		},
-		LeadsFunc: func(_ context.Context, id int64) ([]crm.Lead, error) {
-			w.mu.Lock()
-			defer w.mu.Unlock()
-			return append([]crm.Lead(nil), w.leads[id]...), nil
 		},
 		CompanyFunc: func(_ context.Context, id int64) (crm.Company, error) {
 			w.mu.Lock()

@@ -9,13 +9,12 @@ import (
 	"slices"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/crmlink/crmlink/crm"
 )
 
 // maxContactCandidates bounds how many contacts sharing one number have their leads read to
-// find one with an open deal: each costs a CRM request from the account's 7 per second.
+// find one with an open deal: their leads are read in one request, but each lead costs a
+// place in its filter and each candidate the wait for the answer.
 const maxContactCandidates = 3
 
 // liveResult is the outcome of one live CRM lookup, shared by every caller waiting on it.
@@ -232,12 +231,16 @@ func (r *Router) resolveCRM(ctx context.Context, phone crm.Phone) liveResult {
 			return liveResult{entry: e, steps: steps}
 		case crm.EntityLead:
 			t0 = time.Now()
-			leads, err := r.dir.LeadsOfContact(ctx, e.ContactID)
-			if err != nil && !errors.Is(err, crm.ErrNotFound) {
+			leads, err := r.leads(ctx, contact.LeadIDs)
+			if err != nil {
 				return fail("crm.leads", t0, err)
 			}
 			e.LeadsKnown, e.Leads = true, leadRefs(leads)
-			steps = append(steps, Step{Name: "crm.leads", Detail: fmt.Sprintf("contact %d: %d leads", e.ContactID, len(leads)), Duration: time.Since(t0)})
+			detail := fmt.Sprintf("contact %d: %d leads", e.ContactID, len(leads))
+			if len(contact.LeadIDs) == 0 {
+				detail = fmt.Sprintf("contact %d: no leads linked, nothing to read", e.ContactID)
+			}
+			steps = append(steps, Step{Name: "crm.leads", Detail: detail, Duration: time.Since(t0)})
 		case crm.EntityCompany:
 			t0 = time.Now()
 			co, err := r.dir.Company(ctx, e.CompanyID)
@@ -268,9 +271,23 @@ func (r *Router) verified(contacts []crm.Contact, phone crm.Phone) []crm.Contact
 	return out
 }
 
+// leads reads leads by the ids the contact search returned with the contacts, so a contact
+// is never read a second time for them, and a contact without leads costs no request.
+func (r *Router) leads(ctx context.Context, ids []int64) ([]crm.Lead, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	leads, err := r.dir.Leads(ctx, ids)
+	if err != nil && !errors.Is(err, crm.ErrNotFound) {
+		return nil, err
+	}
+	return leads, nil
+}
+
 // chooseContact picks among contacts sharing a number: the most recently updated one that
 // has an open lead, else the most recently updated one. Only the maxContactCandidates most
-// recently updated are examined, their leads read in parallel to save call-setup time.
+// recently updated are examined, their leads read together in one request: one wait on
+// call setup and one request from the account's budget, whatever the number of candidates.
 func (r *Router) chooseContact(ctx context.Context, contacts []crm.Contact) (crm.Contact, []crm.Lead, error) {
 	cands := slices.Clone(contacts)
 	slices.SortStableFunc(cands, func(a, b crm.Contact) int {
@@ -282,27 +299,35 @@ func (r *Router) chooseContact(ctx context.Context, contacts []crm.Contact) (crm
 	if len(cands) > maxContactCandidates {
 		cands = cands[:maxContactCandidates]
 	}
-	leads := make([][]crm.Lead, len(cands))
-	g, gctx := errgroup.WithContext(ctx)
-	for i, c := range cands {
-		g.Go(func() error {
-			ls, err := r.dir.LeadsOfContact(gctx, c.ID)
-			if err != nil && !errors.Is(err, crm.ErrNotFound) {
-				return err
-			}
-			leads[i] = ls
-			return nil
-		})
+	var ids []int64
+	for _, c := range cands {
+		ids = append(ids, c.LeadIDs...)
 	}
-	if err := g.Wait(); err != nil {
+	slices.Sort(ids)
+	all, err := r.leads(ctx, slices.Compact(ids))
+	if err != nil {
 		return crm.Contact{}, nil, err
 	}
-	for i, c := range cands {
-		if slices.ContainsFunc(leads[i], crm.Lead.Open) {
-			return c, leads[i], nil
+	byID := make(map[int64]crm.Lead, len(all))
+	for _, l := range all {
+		byID[l.ID] = l
+	}
+	// A lead may be linked to several of the contacts; each gets its own.
+	leadsOf := func(c crm.Contact) []crm.Lead {
+		var out []crm.Lead
+		for _, id := range c.LeadIDs {
+			if l, ok := byID[id]; ok {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	for _, c := range cands {
+		if ls := leadsOf(c); slices.ContainsFunc(ls, crm.Lead.Open) {
+			return c, ls, nil
 		}
 	}
-	return cands[0], leads[0], nil
+	return cands[0], leadsOf(cands[0]), nil
 }
 
 // classify maps a CRM error to a reason: anything that is the clock running out is a

@@ -145,9 +145,11 @@ func TestDecideChoosesContact(t *testing.T) {
 	cases := []struct {
 		name     string
 		contacts []crm.Contact
-		leads    map[int64][]crm.Lead
+		leads    map[int64][]crm.Lead // by contact id
 		want     crm.UserID
 		reason   Reason
+
+		wantLeadCalls int64
 	}{
 		{
 			name: "the one with an open lead beats a newer one",
@@ -159,7 +161,24 @@ func TestDecideChoosesContact(t *testing.T) {
 				1: {{ID: 100, StatusID: crm.StatusWon, Responsible: userLead}},
 				2: {{ID: 200, StatusID: 7, Responsible: userCompany}},
 			},
-			want: userCompany,
+			want:          userCompany,
+			wantLeadCalls: 1,
+		},
+		{
+			// The open lead has no responsible, so the owner tells which contact was chosen:
+			// the newer one of the two that share the lead.
+			name: "a lead linked to two contacts counts for each",
+			contacts: []crm.Contact{
+				{ID: 1, Responsible: userContact, Phones: phones, UpdatedAt: tBase.Add(2 * time.Hour)},
+				{ID: 2, Responsible: userOther, Phones: phones, UpdatedAt: tBase},
+				{ID: 3, Responsible: userCompany, Phones: phones, UpdatedAt: tBase.Add(time.Hour)},
+			},
+			leads: map[int64][]crm.Lead{
+				2: {{ID: 200, StatusID: crm.StatusLost, Responsible: userLead}, {ID: 201, StatusID: 7}},
+				3: {{ID: 201, StatusID: 7}},
+			},
+			want:          userCompany,
+			wantLeadCalls: 1,
 		},
 		{
 			name: "no open lead anywhere: most recently updated",
@@ -185,12 +204,12 @@ func TestDecideChoosesContact(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			dir := &fakeDirectory{
-				FindFunc: func(context.Context, crm.Phone) ([]crm.Contact, error) { return c.contacts, nil },
-				LeadsFunc: func(_ context.Context, id int64) ([]crm.Lead, error) {
-					return c.leads[id], nil
-				},
+			w := newWorld()
+			w.contacts = c.contacts
+			for id, leads := range c.leads {
+				w.leads[id] = leads
 			}
+			dir := w.directory()
 			r := newTestRouter(t, dir, newClock(), nil)
 			d := r.Decide(t.Context(), call())
 			if c.reason != ReasonNone {
@@ -199,6 +218,7 @@ func TestDecideChoosesContact(t *testing.T) {
 			}
 			assert.Equal(t, Routed, d.Result, "steps: %+v", d.Steps)
 			assert.Equal(t, c.want, d.Owner)
+			assert.Equal(t, c.wantLeadCalls, dir.leads.Load(), "the candidates' leads are read in one request, if any")
 		})
 	}
 }
@@ -265,14 +285,15 @@ func TestDecideCRMError(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/%v", stage, e), func(t *testing.T) {
 				wrapped := fmt.Errorf("amocrm: GET /api/v4/...: %w", e)
 				w := basicWorld()
-				w.contacts[0].Responsible = 0 // so the company is read too
-				w.leads[1] = nil
+				// Leads to read but none open, and no contact responsible: every stage is reached.
+				w.contacts[0].Responsible = 0
+				w.leads[1][0].StatusID = crm.StatusWon
 				dir := w.directory()
 				switch stage {
 				case "find":
 					dir.FindFunc = func(context.Context, crm.Phone) ([]crm.Contact, error) { return nil, wrapped }
 				case "leads":
-					dir.LeadsFunc = func(context.Context, int64) ([]crm.Lead, error) { return nil, wrapped }
+					dir.LeadsFunc = func(context.Context, []int64) ([]crm.Lead, error) { return nil, wrapped }
 				case "company":
 					dir.CompanyFunc = func(context.Context, int64) (crm.Company, error) { return crm.Company{}, wrapped }
 				}
@@ -335,7 +356,7 @@ func TestDecideTimeout(t *testing.T) {
 			name: "slow second request uses up the budget",
 			setup: func(release chan struct{}) (*fakeDirectory, OwnerCache) {
 				dir := basicWorld().directory()
-				dir.LeadsFunc = func(context.Context, int64) ([]crm.Lead, error) {
+				dir.LeadsFunc = func(context.Context, []int64) ([]crm.Lead, error) {
 					<-release
 					return nil, nil
 				}

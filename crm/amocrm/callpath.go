@@ -18,8 +18,8 @@ func (p callPath) FindContactsByPhone(ctx context.Context, phone crm.Phone) ([]c
 	return p.c.FindContactsByPhone(call(ctx), phone)
 }
 
-func (p callPath) LeadsOfContact(ctx context.Context, contactID int64) ([]crm.Lead, error) {
-	return p.c.LeadsOfContact(call(ctx), contactID)
+func (p callPath) Leads(ctx context.Context, ids []int64) ([]crm.Lead, error) {
+	return p.c.Leads(call(ctx), ids)
 }
 
 func (p callPath) Contact(ctx context.Context, id int64) (crm.Contact, error) {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"golang.org/x/time/rate"
 
 	"github.com/crmlink/crmlink/crm"
 )
@@ -48,7 +47,7 @@ func New(opts Options) (*Client, error) {
 		maxRetries: o.MaxRetries,
 		region:     o.Region,
 		log:        o.Logger.With().Str("component", "amocrm").Logger(),
-		limiter:    newLimiter(rate.Limit(o.RateLimit), o.Burst),
+		limiter:    newLimiter(rateWindow(o.RateLimit, o.RateMargin)),
 		backoff:    250 * time.Millisecond,
 		backoffMax: 4 * time.Second,
 	}

@@ -54,10 +54,12 @@ func TestFindContactsByPhoneFields(t *testing.T) {
 	assert.False(t, ct.UpdatedAt.IsZero())
 }
 
-func TestLeadsOfContact(t *testing.T) {
-	_, url := startSandbox(t)
+func TestLeads(t *testing.T) {
+	sb, url := startSandbox(t)
 	c := newClient(t, url, nil)
-	leads, err := c.LeadsOfContact(context.Background(), 2001)
+	ctx := context.Background()
+
+	leads, err := c.Leads(ctx, []int64{4001, 4002})
 	require.NoError(t, err)
 	require.Len(t, leads, 2)
 	assert.Equal(t, int64(4001), leads[0].ID)
@@ -66,18 +68,35 @@ func TestLeadsOfContact(t *testing.T) {
 	assert.True(t, leads[1].Open())
 	assert.Equal(t, crm.UserID(1002), leads[1].Responsible)
 	assert.Equal(t, int64(5001), leads[1].PipelineID)
+	assert.Equal(t, 1, sb.Requests("GET /api/v4/leads"))
 
-	leads, err = c.LeadsOfContact(context.Background(), 2002)
+	leads, err = c.Leads(ctx, []int64{4003, 9999})
 	require.NoError(t, err)
-	require.Len(t, leads, 1, "linked from the lead's side in the seed")
+	require.Len(t, leads, 1, "an id amoCRM does not know is left out")
 	assert.Equal(t, int64(4003), leads[0].ID)
 
-	leads, err = c.LeadsOfContact(context.Background(), 2003)
-	require.NoError(t, err)
-	assert.Empty(t, leads)
+	for _, ids := range [][]int64{nil, {}} {
+		leads, err = c.Leads(ctx, ids)
+		require.NoError(t, err)
+		assert.Nil(t, leads)
+	}
+	assert.Equal(t, 2, sb.Requests("GET /api/v4/leads"), "no ids, no request")
+}
 
-	_, err = c.LeadsOfContact(context.Background(), 9999)
-	assert.ErrorIs(t, err, crm.ErrNotFound)
+func TestOwnerLookupReadsLeadsByTheFoundIDs(t *testing.T) {
+	// The search returns the lead ids (with=leads), so the contact is not read again.
+	sb, url := startSandbox(t)
+	dir := newClient(t, url, nil).CallPath()
+	ctx := context.Background()
+	found, err := dir.FindContactsByPhone(ctx, "+74951234567")
+	require.NoError(t, err)
+	require.Len(t, found, 1)
+	leads, err := dir.Leads(ctx, found[0].LeadIDs)
+	require.NoError(t, err)
+	assert.Len(t, leads, 2)
+	assert.Equal(t, 1, sb.Requests("GET /api/v4/contacts"))
+	assert.Equal(t, 1, sb.Requests("GET /api/v4/leads"))
+	assert.Zero(t, sb.Requests("GET /api/v4/contacts/2001"))
 }
 
 func TestContactCompanyUsers(t *testing.T) {

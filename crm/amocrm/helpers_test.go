@@ -25,7 +25,7 @@ func startSandbox(t *testing.T, opts ...sandbox.Option) (*sandbox.Server, string
 // newClient builds a client with a fast limiter and short backoffs; edit adjusts the options.
 func newClient(t *testing.T, baseURL string, edit func(*Options)) *Client {
 	t.Helper()
-	o := Options{BaseURL: baseURL, Token: sandbox.DefaultToken, RateLimit: 1000, Burst: 10}
+	o := Options{BaseURL: baseURL, Token: sandbox.DefaultToken, RateLimit: 1000}
 	if edit != nil {
 		edit(&o)
 	}

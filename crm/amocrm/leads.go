@@ -13,17 +13,8 @@ const leadsPath = "/api/v4/leads"
 // leadIDsPerRequest keeps the filter's query string short; amoCRM's page limit is 250.
 const leadIDsPerRequest = 50
 
-// LeadsOfContact reads the contact's lead ids, then the leads themselves (with their
-// status) by id, open and closed alike.
-func (c *Client) LeadsOfContact(ctx context.Context, contactID int64) ([]crm.Lead, error) {
-	ct, err := c.Contact(ctx, contactID)
-	if err != nil {
-		return nil, err
-	}
-	return c.Leads(ctx, ct.LeadIDs)
-}
-
-// Leads reads leads by id; ids amoCRM does not know are left out.
+// Leads reads leads by id, open and closed alike, with their status; ids amoCRM does not
+// know are left out. No ids, no request.
 func (c *Client) Leads(ctx context.Context, ids []int64) ([]crm.Lead, error) {
 	var out []crm.Lead
 	for start := 0; start < len(ids); start += leadIDsPerRequest {

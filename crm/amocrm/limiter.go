@@ -2,26 +2,53 @@ package amocrm
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"math"
+	"slices"
+	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
-// limiter spends one account's request budget with two priority classes. A call-path request
-// reserves the next free slot at once, even one in the future; a background request only
-// takes a slot that is free now and otherwise waits and looks again. A reserved slot is gone
-// for everyone else, so a waiting call is always served before waiting background work, and
-// background work never queues ahead of a call that arrives later.
+// limiter spends one account's request budget: at most n requests in any window of the
+// given length. amoCRM counts its 7 requests per second over a sliding second, so an idle
+// account serves n requests at once, back to back; a token bucket would space them out and
+// charge a cold owner lookup a wait of its own on the caller's post-dial delay.
+//
+// It has two priority classes. A call-path request reserves the next free slot at once,
+// even one in the future; a background request only takes a slot that is free now and
+// otherwise waits and looks again. A reserved slot is gone for everyone else, so a waiting
+// call is always served before waiting background work, and background work never queues
+// ahead of a call that arrives later.
 type limiter struct {
-	rl *rate.Limiter
+	n      int
+	window time.Duration
+
+	mu sync.Mutex
+	// grants are the slot times handed out, ascending; reservations of waiting calls may lie
+	// in the future. Every window of length window holds at most n of them, which with an
+	// ascending list is grants[i] - grants[i-n] >= window. Grants older than one window are
+	// dropped: no new slot can share a window with them.
+	grants []time.Time
+
 	// onWait, when set (tests), is called once by each request that has to wait.
 	onWait func(Priority)
 }
 
-func newLimiter(r rate.Limit, burst int) *limiter {
-	return &limiter{rl: rate.NewLimiter(r, burst)}
+// newLimiter allows n requests in any window of length window.
+func newLimiter(n int, window time.Duration) *limiter {
+	n = max(n, 1)
+	return &limiter{n: n, window: window, grants: make([]time.Time, 0, min(n, 64)+1)}
+}
+
+// rateWindow turns a budget in requests per second into whole requests per window, the way
+// amoCRM counts them: floor(rate) per second, or one per 1/rate seconds below one per
+// second. margin widens the window so that network jitter between our slot and the arrival
+// at the server never puts n+1 requests into the server's own second.
+func rateWindow(perSecond float64, margin time.Duration) (int, time.Duration) {
+	if perSecond >= 1 {
+		return int(math.Min(math.Floor(perSecond), math.MaxInt32)), time.Second + margin
+	}
+	return 1, time.Duration(float64(time.Second)/perSecond) + margin
 }
 
 func (l *limiter) wait(ctx context.Context, p Priority) error {
@@ -35,18 +62,22 @@ func (l *limiter) wait(ctx context.Context, p Priority) error {
 }
 
 func (l *limiter) waitCall(ctx context.Context) error {
-	r := l.rl.Reserve()
-	if !r.OK() {
-		return errors.New("rate limiter: burst is zero")
-	}
-	d := r.Delay()
-	if d == 0 {
+	l.mu.Lock()
+	now := time.Now()
+	slot := l.next(now)
+	d := slot.Sub(now)
+	if d <= 0 {
+		l.grants = append(l.grants, now)
+		l.mu.Unlock()
 		return nil
 	}
 	if err := fitsDeadline(ctx, d); err != nil {
-		r.Cancel()
+		l.mu.Unlock()
 		return err
 	}
+	l.grants = append(l.grants, slot)
+	l.mu.Unlock()
+
 	l.waiting(PriorityCall)
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -54,7 +85,7 @@ func (l *limiter) waitCall(ctx context.Context) error {
 	case <-t.C:
 		return nil
 	case <-ctx.Done():
-		r.Cancel()
+		l.release(slot)
 		return ctx.Err()
 	}
 }
@@ -62,13 +93,17 @@ func (l *limiter) waitCall(ctx context.Context) error {
 func (l *limiter) waitBackground(ctx context.Context) error {
 	announced := false
 	for {
+		l.mu.Lock()
 		now := time.Now()
-		if l.rl.AllowN(now, 1) {
+		slot := l.next(now)
+		if !slot.After(now) {
+			l.grants = append(l.grants, now)
+			l.mu.Unlock()
 			return nil
 		}
-		// Time until one whole token is back, counting slots reserved by calls.
-		d := time.Duration((1 - l.rl.TokensAt(now)) / float64(l.rl.Limit()) * float64(time.Second))
-		d = max(d, time.Millisecond)
+		l.mu.Unlock()
+		// A call may take this slot meanwhile; then the next look finds a later one.
+		d := max(slot.Sub(now), time.Millisecond)
 		if err := fitsDeadline(ctx, d); err != nil {
 			return err
 		}
@@ -82,6 +117,50 @@ func (l *limiter) waitBackground(ctx context.Context) error {
 		case <-ctx.Done():
 			t.Stop()
 			return ctx.Err()
+		}
+	}
+}
+
+// next is the earliest slot at or after now that keeps every window within n grants. Slots
+// never go before the last one handed out, which keeps grants ascending; a future last slot
+// means the window is full until then anyway. Callers hold mu.
+func (l *limiter) next(now time.Time) time.Time {
+	l.prune(now)
+	slot := now
+	if k := len(l.grants); k > 0 {
+		if last := l.grants[k-1]; last.After(slot) {
+			slot = last
+		}
+		if k >= l.n {
+			if free := l.grants[k-l.n].Add(l.window); free.After(slot) {
+				slot = free
+			}
+		}
+	}
+	return slot
+}
+
+// prune drops the grants no window starting now can hold. Callers hold mu.
+func (l *limiter) prune(now time.Time) {
+	cut := now.Add(-l.window)
+	i := 0
+	for i < len(l.grants) && !l.grants[i].After(cut) {
+		i++
+	}
+	if i > 0 {
+		l.grants = slices.Delete(l.grants, 0, i)
+	}
+}
+
+// release gives back the slot of a call that stopped waiting. Removing a grant keeps the
+// list ascending and every window within n, and lets the next request have the capacity.
+func (l *limiter) release(slot time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := len(l.grants) - 1; i >= 0; i-- {
+		if l.grants[i].Equal(slot) {
+			l.grants = slices.Delete(l.grants, i, i+1)
+			return
 		}
 	}
 }

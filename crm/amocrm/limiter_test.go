@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -12,8 +13,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// maxInWindow is the most timestamps any window of length w holds.
+// maxInWindow is the most timestamps any half-open window [t, t+w) holds, the way the
+// sandbox and amoCRM count a second.
 func maxInWindow(ts []time.Time, w time.Duration) int {
+	ts = slices.SortedFunc(slices.Values(ts), time.Time.Compare)
 	best := 0
 	for i := range ts {
 		n := 0
@@ -25,48 +28,121 @@ func maxInWindow(ts []time.Time, w time.Duration) int {
 	return best
 }
 
-func TestLimiterNeverExceedsTheRate(t *testing.T) {
-	const rate, n = 20, 30
+func TestRateWindow(t *testing.T) {
+	cases := []struct {
+		rate   float64
+		n      int
+		window time.Duration
+	}{
+		{7, 7, 1050 * time.Millisecond},
+		{7.9, 7, 1050 * time.Millisecond},
+		{2.5, 2, 1050 * time.Millisecond},
+		{1, 1, 1050 * time.Millisecond},
+		{0.5, 1, 2050 * time.Millisecond},
+		{0.25, 1, 4050 * time.Millisecond},
+	}
+	for _, c := range cases {
+		n, window := rateWindow(c.rate, DefaultRateMargin)
+		assert.Equal(t, c.n, n, "rate %g", c.rate)
+		assert.Equal(t, c.window, window, "rate %g", c.rate)
+	}
+}
+
+func TestLimiterIdleServesNAtOnce(t *testing.T) {
+	for _, p := range []Priority{PriorityCall, PriorityBackground} {
+		t.Run(p.String(), func(t *testing.T) {
+			t.Parallel()
+			n, window := rateWindow(DefaultRateLimit, DefaultRateMargin)
+			l := newLimiter(n, window)
+			waited := 0
+			l.onWait = func(Priority) { waited++ }
+			ctx := WithPriority(context.Background(), p)
+
+			begin := time.Now()
+			for range n {
+				require.NoError(t, l.wait(ctx, p))
+			}
+			assert.Less(t, time.Since(begin), 5*time.Millisecond, "an idle account serves %d requests back to back", n)
+			assert.Zero(t, waited)
+
+			require.NoError(t, l.wait(ctx, p))
+			took := time.Since(begin)
+			assert.Equal(t, 1, waited)
+			assert.GreaterOrEqual(t, took, window, "request %d waits for the first to leave the window", n+1)
+			assert.Less(t, took, window+100*time.Millisecond)
+		})
+	}
+}
+
+// arrivals is an httptest server that records when each request arrived.
+func arrivals(t *testing.T) (*httptest.Server, func() []time.Time) {
 	var mu sync.Mutex
-	var arrivals []time.Time
+	var at []time.Time
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
-		arrivals = append(arrivals, time.Now())
+		at = append(at, time.Now())
 		mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	t.Cleanup(ts.Close)
-	c := newClient(t, ts.URL, func(o *Options) { o.RateLimit, o.Burst = rate, 1 })
+	return ts, func() []time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(at)
+	}
+}
+
+func TestLimiterKeepsEveryServerSecondWithinTheRate(t *testing.T) {
+	t.Parallel() // seconds of real time; nothing shared with other tests
+	const rate = DefaultRateLimit
+	ts, got := arrivals(t)
+	c := newClient(t, ts.URL, func(o *Options) { o.RateLimit = rate })
+	_, window := rateWindow(rate, DefaultRateMargin)
 
 	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for i := range 3 * rate {
+		wg.Go(func() {
 			ctx := context.Background()
 			if i%2 == 0 {
 				ctx = WithPriority(ctx, PriorityCall)
 			}
 			_, err := c.Users(ctx)
 			assert.NoError(t, err)
-		}()
+		})
 	}
 	wg.Wait()
 
-	require.Len(t, arrivals, n)
-	span := arrivals[n-1].Sub(arrivals[0])
-	assert.GreaterOrEqual(t, span, time.Duration(n-1)*time.Second/rate-20*time.Millisecond, "n requests need (n-1)/rate seconds")
-	// A token bucket with burst 1 allows rate+1 in a second; one more for network jitter.
-	assert.LessOrEqual(t, maxInWindow(arrivals, time.Second), rate+2)
-	assert.LessOrEqual(t, maxInWindow(arrivals, 250*time.Millisecond), rate/4+2)
+	at := got()
+	require.Len(t, at, 3*rate)
+	slices.SortFunc(at, time.Time.Compare)
+	assert.LessOrEqual(t, maxInWindow(at, time.Second), rate, "no second at the server holds more than the rate")
+	assert.Less(t, at[rate-1].Sub(at[0]), 100*time.Millisecond, "the first %d go at once", rate)
+	assert.GreaterOrEqual(t, at[3*rate-1].Sub(at[0]), 2*window-10*time.Millisecond, "%d requests need three windows", 3*rate)
+}
+
+func TestLimiterKeepsTheSandboxFromRefusing(t *testing.T) {
+	t.Parallel()
+	// The sandbox counts 7 per sliding second as amoCRM does and answers 429 beyond.
+	const rate = DefaultRateLimit
+	sb, url := startSandbox(t, sandboxRate(rate))
+	c := newClient(t, url, func(o *Options) { o.RateLimit, o.MaxRetries = rate, 1 })
+	var wg sync.WaitGroup
+	for range 3 * rate {
+		wg.Go(func() {
+			_, err := c.CallPath().Company(context.Background(), 3001)
+			assert.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, 3*rate, sb.Requests("GET /api/v4/companies/3001"), "not one request was refused and retried")
 }
 
 func TestCallPriorityGoesFirst(t *testing.T) {
-	l := newLimiter(5, 1)
+	l := newLimiter(1, 100*time.Millisecond)
 	waiting := make(chan Priority, 8)
 	l.onWait = func(p Priority) { waiting <- p }
 	ctx := context.Background()
-	require.NoError(t, l.wait(ctx, PriorityBackground), "the first token is free")
+	require.NoError(t, l.wait(ctx, PriorityBackground), "the first slot is free")
 
 	served := make(chan Priority, 8)
 	acquire := func(p Priority) {
@@ -84,26 +160,58 @@ func TestCallPriorityGoesFirst(t *testing.T) {
 
 	var order []Priority
 	for range 4 {
-		order = append(order, <-served)
+		order = append(order, next(t, served))
 	}
 	assert.Equal(t, []Priority{PriorityCall, PriorityBackground, PriorityBackground, PriorityBackground}, order)
 }
 
 func TestLimiterFailsEarlyPastDeadline(t *testing.T) {
-	l := newLimiter(1, 1)
+	const window = time.Second
+	l := newLimiter(1, window)
+	begin := time.Now()
 	require.NoError(t, l.wait(context.Background(), PriorityCall))
 	for _, p := range []Priority{PriorityCall, PriorityBackground} {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		begin := time.Now()
+		start := time.Now()
 		err := l.wait(ctx, p)
 		cancel()
 		require.ErrorIs(t, err, context.DeadlineExceeded, p)
-		assert.Less(t, time.Since(begin), 100*time.Millisecond, "no point waiting for a slot past the deadline")
+		assert.ErrorContains(t, err, "past the deadline")
+		assert.Less(t, time.Since(start), 100*time.Millisecond, "no point waiting for a slot past the deadline")
 	}
-	// The cancelled call reservation gave its slot back: one second after the first token.
+	// Failing early reserved nothing: the next slot is still one window after the first.
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
-	assert.NoError(t, l.wait(ctx, PriorityCall))
+	require.NoError(t, l.wait(ctx, PriorityCall))
+	assert.Less(t, time.Since(begin), window+100*time.Millisecond)
+}
+
+func TestLimiterCancelledCallFreesItsSlot(t *testing.T) {
+	const window = 300 * time.Millisecond
+	for _, p := range []Priority{PriorityCall, PriorityBackground} {
+		t.Run("then "+p.String(), func(t *testing.T) {
+			t.Parallel()
+			l := newLimiter(1, window)
+			waiting := make(chan Priority, 1)
+			l.onWait = func(p Priority) { waiting <- p }
+			begin := time.Now()
+			require.NoError(t, l.wait(context.Background(), PriorityCall))
+
+			// A call reserves the slot one window ahead, then its caller hangs up.
+			ctx, cancel := context.WithCancel(context.Background())
+			gone := make(chan error, 1)
+			go func() { gone <- l.wait(ctx, PriorityCall) }()
+			require.Equal(t, PriorityCall, next(t, waiting))
+			cancel()
+			require.ErrorIs(t, next(t, gone), context.Canceled)
+
+			l.onWait = nil
+			require.NoError(t, l.wait(context.Background(), p))
+			took := time.Since(begin)
+			assert.GreaterOrEqual(t, took, window)
+			assert.Less(t, took, window+window/2, "the freed slot is taken, not the one after it")
+		})
+	}
 }
 
 func TestCallPathMarksPriority(t *testing.T) {
@@ -111,11 +219,12 @@ func TestCallPathMarksPriority(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	t.Cleanup(ts.Close)
-	c := newClient(t, ts.URL, func(o *Options) { o.RateLimit, o.Burst = 4, 1 })
+	c := newClient(t, ts.URL, nil)
+	c.limiter = newLimiter(1, 50*time.Millisecond)
 	seen := make(chan Priority, 4)
 	c.limiter.onWait = func(p Priority) { seen <- p }
 	ctx := context.Background()
-	_, err := c.Users(ctx) // spends the burst, so the next request waits and reports its class
+	_, err := c.Users(ctx) // spends the window, so the next request waits and reports its class
 	require.NoError(t, err)
 	_, err = c.CallPath().Users(ctx)
 	require.NoError(t, err)

@@ -159,6 +159,8 @@ func TestOptionsValidation(t *testing.T) {
 		{"both credentials", Options{BaseURL: "https://x.amocrm.ru", Token: "t", OAuth: oauth}, "keep one of them"},
 		{"oauth incomplete", Options{BaseURL: "https://x.amocrm.ru", OAuth: &OAuth{ClientID: "a"}}, "client secret, redirect URI, token file"},
 		{"negative rate", Options{BaseURL: "https://x.amocrm.ru", Token: "t", RateLimit: -1}, "must not be negative"},
+		{"negative rate margin", Options{BaseURL: "https://x.amocrm.ru", Token: "t", RateMargin: -time.Millisecond}, "must not be negative"},
+		{"rate below one per hour", Options{BaseURL: "https://x.amocrm.ru", Token: "t", RateLimit: 1e-6}, "less than one per hour"},
 		{"ok token", Options{BaseURL: "https://x.amocrm.ru/", Token: "t"}, ""},
 		{"ok oauth, no file yet", Options{BaseURL: "http://127.0.0.1:8099", OAuth: oauth}, ""},
 	}
@@ -167,7 +169,8 @@ func TestOptionsValidation(t *testing.T) {
 			c, err := New(tc.o)
 			if tc.want == "" {
 				require.NoError(t, err)
-				assert.Equal(t, 1, c.limiter.rl.Burst())
+				assert.Equal(t, DefaultRateLimit, c.limiter.n)
+				assert.Equal(t, time.Second+DefaultRateMargin, c.limiter.window)
 				assert.Equal(t, "RU", c.region)
 				return
 			}

@@ -3,6 +3,7 @@ package amocrm
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"strings"
@@ -14,11 +15,14 @@ import (
 // Defaults applied by New when the option is left zero.
 const (
 	DefaultRateLimit      = 7 // requests per second, amoCRM's documented account limit
-	DefaultBurst          = 1
+	DefaultRateMargin     = 50 * time.Millisecond
 	DefaultRequestTimeout = 20 * time.Second
 	DefaultRegion         = "RU"
 	DefaultMaxRetries     = 4
 )
+
+// minRateLimit is one request per hour; a smaller budget is a typo, not an account.
+const minRateLimit = 1.0 / 3600
 
 // Options configure a Client. Set exactly one of Token and OAuth.
 type Options struct {
@@ -30,11 +34,14 @@ type Options struct {
 	OAuth *OAuth
 
 	// RateLimit is the account's request budget per second shared by every request of the
-	// Client; default 7.
+	// Client; default 7. It is spent the way amoCRM counts it, over a sliding window: at
+	// most floor(RateLimit) requests in any second, back to back when the account is idle.
+	// Below one per second the window stretches: 0.5 is one request per two seconds.
 	RateLimit float64
-	// Burst is how many requests may go back to back after a quiet period; default 1, which
-	// keeps any one-second window within RateLimit+1 requests.
-	Burst int
+	// RateMargin widens the window (one second, or 1/RateLimit seconds) so that network
+	// jitter between the client's send and the server's arrival never puts one request too
+	// many into the account's second; default 50 ms. Raise it on a link with more jitter.
+	RateMargin time.Duration
 	// MaxRetries bounds the retries after a 429 when the context has no deadline; with a
 	// deadline the client retries while the next attempt still fits in it. Default 4.
 	MaxRetries int
@@ -76,14 +83,17 @@ func (o Options) withDefaults() (Options, error) {
 			return o, err
 		}
 	}
-	if o.RateLimit < 0 || o.Burst < 0 || o.MaxRetries < 0 || o.RequestTimeout < 0 {
-		return o, errors.New("amocrm: rate limit, burst, retries and timeout must not be negative")
+	if o.RateLimit < 0 || math.IsNaN(o.RateLimit) || o.RateMargin < 0 || o.MaxRetries < 0 || o.RequestTimeout < 0 {
+		return o, errors.New("amocrm: rate limit, rate margin, retries and timeout must not be negative")
+	}
+	if o.RateLimit != 0 && o.RateLimit < minRateLimit {
+		return o, fmt.Errorf("amocrm: rate limit %g requests per second is less than one per hour: set the account's budget, e.g. 7", o.RateLimit)
 	}
 	if o.RateLimit == 0 {
 		o.RateLimit = DefaultRateLimit
 	}
-	if o.Burst == 0 {
-		o.Burst = DefaultBurst
+	if o.RateMargin == 0 {
+		o.RateMargin = DefaultRateMargin
 	}
 	if o.MaxRetries == 0 {
 		o.MaxRetries = DefaultMaxRetries

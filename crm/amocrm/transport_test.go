@@ -99,7 +99,7 @@ func TestRateLimitedWithoutDeadlineStopsAfterMaxRetries(t *testing.T) {
 func TestSandboxRateLimitIsAbsorbed(t *testing.T) {
 	// A client configured faster than the account: the 429s it causes are retried.
 	sb, url := startSandbox(t, sandboxRate(5))
-	c := newClient(t, url, func(o *Options) { o.RateLimit, o.Burst = 50, 1 })
+	c := newClient(t, url, func(o *Options) { o.RateLimit = 50 })
 	c.backoff, c.backoffMax = 100*time.Millisecond, 400*time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

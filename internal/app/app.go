@@ -33,6 +33,7 @@ type App struct {
 	AGI     *agi.Server     // nil when FastAGI is disabled
 	SIP     *sip.RedirectServer
 	API     *httpapi.Server
+	metrics *metrics
 }
 
 // Close releases what New opened.
@@ -44,7 +45,7 @@ func (p *App) Close() {
 
 // New wires the configuration into components; Run starts them.
 func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
-	p := &App{cfg: cfg, log: log}
+	p := &App{cfg: cfg, log: log, metrics: newMetrics()}
 	// The controller asks the router, and the router asks the controller whether phones
 	// are online: the controller's decider is bound once both exist.
 	var bound routing.Decider
@@ -57,6 +58,7 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 
 	opts := routing.OptionsFromConfig(cfg.Routing, cfg.Managers)
 	opts.Logger = log
+	opts.OnDecision = p.metrics.observe
 	if p.redis != nil {
 		opts.Cache = routing.NewRedisCache(p.redis, routing.DefaultRedisPrefix)
 	}

@@ -6,7 +6,6 @@ import (
 	"net"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/crmlink/crmlink/internal/httpapi"
@@ -15,9 +14,7 @@ import (
 // newAPI builds the HTTP API with health checks for what is configured.
 func (p *App) newAPI() *httpapi.Server {
 	cfg, log := p.cfg, p.log
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	api := httpapi.New(cfg.HTTP.Token, reg, log)
+	api := httpapi.New(cfg.HTTP.Token, p.metrics.registry, log)
 	if rdb := p.redis; rdb != nil {
 		api.AddCheck(httpapi.Check{Name: "redis", Required: true, State: func(ctx context.Context) (bool, string) {
 			if err := rdb.Ping(ctx).Err(); err != nil {
@@ -29,6 +26,9 @@ func (p *App) newAPI() *httpapi.Server {
 		api.AddCheck(httpapi.Check{Name: "redis", State: func(context.Context) (bool, string) { return true, "not configured: state in process" }})
 	}
 	if ctl := p.ARI; ctl != nil {
+		p.metrics.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "crmlink_ari_active_calls", Help: "Calls the Stasis controller is handling now.",
+		}, func() float64 { return float64(ctl.ActiveCalls()) }))
 		app, url := cfg.Asterisk.ARI.Application, cfg.Asterisk.ARI.URL
 		api.AddCheck(httpapi.Check{Name: "ari", Required: true, State: func(context.Context) (bool, string) {
 			if ctl.Connected() {

@@ -1,0 +1,132 @@
+package crm
+
+import (
+	"context"
+	"time"
+)
+
+// The write side of a CRM, used only on the event path (call outcomes, chat events), never
+// while a call is being set up. Every creation carries an idempotency key (RequestID or
+// Uniq) so that a retried event does not create a second entity.
+
+// NewContact is a contact to create.
+type NewContact struct {
+	Name        string
+	Phones      []Phone
+	Emails      []string
+	Responsible UserID
+	// RequestID is echoed back by amoCRM and lets a writer match results to requests.
+	RequestID string
+}
+
+// NewLead is a deal to create, linked to existing contacts.
+type NewLead struct {
+	Name        string
+	PipelineID  int64 // 0: the account's main pipeline
+	StatusID    int64 // 0: the pipeline's first stage
+	Responsible UserID
+	ContactIDs  []int64
+	Tags        []string
+	RequestID   string
+}
+
+// UnsortedCall is an amoCRM "Unsorted" entry of category sip: an incoming call waiting for
+// a manager to accept (creating contact and deal) or decline it.
+type UnsortedCall struct {
+	// UID is the idempotency key and the entry's source_uid.
+	UID        string
+	SourceName string
+	PipelineID int64
+	Phone      Phone
+	CalledAt   time.Time
+	Duration   time.Duration
+	// Link is the call recording URL, if any.
+	Link        string
+	Responsible UserID
+	ContactName string
+	LeadName    string
+}
+
+// TaskTypeCall is amoCRM's "call back" task type.
+const TaskTypeCall = 1
+
+// NewTask is a task to create on an entity.
+type NewTask struct {
+	Text         string
+	TypeID       int64
+	Responsible  UserID
+	Entity       EntityType
+	EntityID     int64
+	CompleteTill time.Time
+	RequestID    string
+}
+
+// Task is an existing task.
+type Task struct {
+	ID           int64
+	Text         string
+	TypeID       int64
+	Responsible  UserID
+	Entity       EntityType
+	EntityID     int64
+	CompleteTill time.Time
+	Completed    bool
+}
+
+// CallDirection is inbound or outbound.
+type CallDirection string
+
+const (
+	CallIn  CallDirection = "inbound"
+	CallOut CallDirection = "outbound"
+)
+
+// CallStatus is amoCRM's call_status of a call note.
+type CallStatus int
+
+const (
+	CallStatusVoicemail  CallStatus = 1
+	CallStatusCallLater  CallStatus = 2
+	CallStatusAbsent     CallStatus = 3
+	CallStatusAnswered   CallStatus = 4
+	CallStatusWrongNum   CallStatus = 5
+	CallStatusNotReached CallStatus = 6
+	CallStatusBusy       CallStatus = 7
+)
+
+// CallNote is a call_in / call_out note on an entity.
+type CallNote struct {
+	Entity    EntityType
+	EntityID  int64
+	Direction CallDirection
+	// Uniq is amoCRM's idempotency key of a call note (the call's linkedid).
+	Uniq        string
+	Phone       Phone
+	Duration    time.Duration
+	Status      CallStatus
+	Result      string // free text shown on the card, e.g. "Not reached"
+	Link        string // recording URL
+	Responsible UserID
+	Source      string
+}
+
+// Writer creates CRM entities. Slices let an implementation batch (amoCRM takes at most
+// 50 entities a request); results are in the order of the input.
+type Writer interface {
+	CreateContacts(ctx context.Context, cs []NewContact) ([]int64, error)
+	CreateLeads(ctx context.Context, ls []NewLead) ([]int64, error)
+	// AddUnsortedCalls creates Unsorted entries; an entry whose UID already exists is not
+	// created again.
+	AddUnsortedCalls(ctx context.Context, us []UnsortedCall) error
+	// PendingUnsorted reports whether an Unsorted entry for the phone still waits for a
+	// decision.
+	PendingUnsorted(ctx context.Context, phone Phone) (bool, error)
+	CreateTasks(ctx context.Context, ts []NewTask) ([]int64, error)
+	// OpenTasks lists the entity's tasks that are not completed.
+	OpenTasks(ctx context.Context, entity EntityType, id int64) ([]Task, error)
+	AddCallNotes(ctx context.Context, ns []CallNote) error
+	// AddTextNote adds a plain note ("common") to an entity.
+	AddTextNote(ctx context.Context, entity EntityType, id int64, text string) error
+	// SetResponsible changes an entity's responsible user.
+	SetResponsible(ctx context.Context, entity EntityType, id int64, user UserID) error
+}

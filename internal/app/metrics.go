@@ -1,0 +1,38 @@
+package app
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/crmlink/crmlink/routing"
+)
+
+// metrics are what an operator graphs: decisions by outcome and how long they took.
+type metrics struct {
+	registry  *prometheus.Registry
+	decisions *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crmlink_route_decisions_total",
+			Help: "Routing decisions by result, fallback reason and where the owner came from.",
+		}, []string{"result", "reason", "source"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "crmlink_route_decision_seconds",
+			Help:    "Time to decide, by where the owner came from (cache and index answers take microseconds; crm is a live lookup).",
+			Buckets: []float64{.0001, .0005, .001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"source"}),
+	}
+	m.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), m.decisions, m.latency)
+	return m
+}
+
+// observe is the router's OnDecision hook; it runs on the call path and only counts.
+func (m *metrics) observe(_ routing.Call, d routing.Decision) {
+	m.decisions.WithLabelValues(string(d.Result), string(d.Reason), string(d.Source)).Inc()
+	m.latency.WithLabelValues(string(d.Source)).Observe(d.Latency.Seconds())
+}

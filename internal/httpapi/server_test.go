@@ -1,0 +1,190 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/crmlink/crmlink/crm"
+	"github.com/crmlink/crmlink/routing"
+)
+
+func newServer(t *testing.T, token string) (*Server, *bytes.Buffer) {
+	t.Helper()
+	var logs bytes.Buffer
+	return New(token, prometheus.NewRegistry(), zerolog.New(&logs)), &logs
+}
+
+func do(t *testing.T, h http.Handler, method, path, body string, hdr ...string) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+func TestHealthz(t *testing.T) {
+	cases := []struct {
+		name   string
+		checks []Check
+		code   int
+		status string
+	}{
+		{"all up", []Check{{Name: "ari", Required: true, State: func(context.Context) (bool, string) { return true, "registered" }}}, 200, "ok"},
+		{"required down", []Check{{Name: "ari", Required: true, State: func(context.Context) (bool, string) { return false, "not connected" }}}, 503, "degraded"},
+		{"optional down", []Check{{Name: "redis", State: func(context.Context) (bool, string) { return false, "x" }}}, 200, "ok"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s, _ := newServer(t, "")
+			for _, ch := range c.checks {
+				s.AddCheck(ch)
+			}
+			rec := do(t, s, "GET", "/healthz", "")
+			assert.Equal(t, c.code, rec.Code)
+			var h health
+			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &h))
+			assert.Equal(t, c.status, h.Status)
+			assert.Len(t, h.Checks, len(c.checks))
+		})
+	}
+}
+
+func TestMetricsExposition(t *testing.T) {
+	s, _ := newServer(t, "")
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "crmlink_test_total", Help: "x"})
+	s.registry.MustRegister(c)
+	c.Inc()
+	rec := do(t, s, "GET", "/metrics", "")
+	assert.Equal(t, 200, rec.Code)
+	assert.Contains(t, rec.Body.String(), "crmlink_test_total 1")
+}
+
+func TestProtectedEndpointsNeedTheToken(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) })
+	cases := []struct {
+		name, token, header string
+		code                int
+	}{
+		{"no header", "secret", "", 401},
+		{"wrong token", "secret", "Bearer nope", 401},
+		{"not bearer", "secret", "secret", 401},
+		{"right token", "secret", "Bearer secret", 204},
+		{"no token configured refuses all", "", "Bearer ", 401},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s, logs := newServer(t, c.token)
+			s.HandleProtected("PUT /v1/x", ok)
+			rec := do(t, s, "PUT", "/v1/x", "", "Authorization", c.header)
+			assert.Equal(t, c.code, rec.Code)
+			if c.code == 401 {
+				assert.Contains(t, logs.String(), "rejected")
+				assert.NotContains(t, logs.String(), "secret", "the token is never logged")
+			}
+		})
+	}
+}
+
+func TestRouteHandler(t *testing.T) {
+	dec := routing.DeciderFunc(func(_ context.Context, c routing.Call) routing.Decision {
+		return routing.Decision{Result: routing.Routed, Owner: 7, Source: routing.SourceCache, Targets: []routing.Target{{Endpoint: "PJSIP/101"}}}
+	})
+	h := RouteHandler(dec)
+	assert.Equal(t, 400, do(t, h, "GET", "/v1/route", "").Code)
+	assert.Equal(t, 400, do(t, h, "GET", "/v1/route?number="+strings.Repeat("1", 65), "").Code)
+	rec := do(t, h, "GET", "/v1/route?number=84951234567", "")
+	require.Equal(t, 200, rec.Code)
+	assert.JSONEq(t, `{"result":"ROUTED","owner":7,"source":"cache","targets":[{"endpoint":"PJSIP/101"}],"latency_ms":0}`, rec.Body.String())
+}
+
+type recordingApplier struct {
+	got []crm.ResponsibleChange
+	err error
+}
+
+func (r *recordingApplier) ApplyResponsibleChange(_ context.Context, ch crm.ResponsibleChange) error {
+	r.got = append(r.got, ch)
+	return r.err
+}
+
+func TestAmoCRMWebhook(t *testing.T) {
+	form := "contacts[update][0][id]=2007&contacts[update][0][responsible_user_id]=1004&contacts[update][0][old_responsible_user_id]=1001&contacts[update][0][type]=contact&account[subdomain]=acme&account[id]=1"
+	cases := []struct {
+		name, path, body string
+		code             int
+		applied          int
+	}{
+		{"valid", "/v1/webhooks/amocrm/s3cret", form, 200, 1},
+		{"wrong secret", "/v1/webhooks/amocrm/guess", form, 401, 0},
+		{"not a webhook", "/v1/webhooks/amocrm/s3cret", "a=b", 400, 0},
+		{"broken form", "/v1/webhooks/amocrm/s3cret", "%zz", 400, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s, logs := newServer(t, "")
+			app := &recordingApplier{}
+			s.Handle("POST /v1/webhooks/amocrm/{secret}", AmoCRMWebhook("s3cret", app, zerolog.New(logs)))
+			rec := do(t, s, "POST", c.path, c.body, "Content-Type", "application/x-www-form-urlencoded")
+			assert.Equal(t, c.code, rec.Code)
+			assert.Len(t, app.got, c.applied)
+			if c.code >= 400 {
+				assert.NotEmpty(t, logs.String(), "a refused webhook leaves a log line")
+			}
+			assert.NotContains(t, logs.String(), "s3cret")
+		})
+	}
+	s, _ := newServer(t, "")
+	app := &recordingApplier{}
+	s.Handle("POST /v1/webhooks/amocrm/{secret}", AmoCRMWebhook("s3cret", app, zerolog.Nop()))
+	do(t, s, "POST", "/v1/webhooks/amocrm/s3cret", form, "Content-Type", "application/x-www-form-urlencoded")
+	require.Len(t, app.got, 1)
+	assert.Equal(t, crm.ResponsibleChange{Entity: crm.EntityContact, ID: 2007, Responsible: 1004, OldResponsible: 1001}, app.got[0])
+	// An applier failure is logged and still answered 200: amoCRM disables webhooks that
+	// keep failing, and the cache expires by itself.
+	app.err = errors.New("redis down")
+	assert.Equal(t, 200, do(t, s, "POST", "/v1/webhooks/amocrm/s3cret", form, "Content-Type", "application/x-www-form-urlencoded").Code)
+}
+
+type availability struct {
+	set map[crm.UserID]routing.Availability
+}
+
+func (a *availability) SetManagerAvailability(u crm.UserID, s routing.Availability) error {
+	if u != 1001 {
+		return errors.New("crm user 42 is not a configured manager")
+	}
+	a.set[u] = s
+	return nil
+}
+func (a *availability) ManagerAvailability(u crm.UserID) routing.Availability { return a.set[u] }
+
+func TestManagerAvailability(t *testing.T) {
+	a := &availability{set: map[crm.UserID]routing.Availability{}}
+	get, put := ManagerAvailability(a)
+	s, _ := newServer(t, "tok")
+	s.Handle("GET /v1/managers/{id}/availability", get)
+	s.HandleProtected("PUT /v1/managers/{id}/availability", put)
+	auth := []string{"Authorization", "Bearer tok"}
+	assert.Equal(t, 200, do(t, s, "PUT", "/v1/managers/1001/availability", `{"state":"unavailable"}`, auth...).Code)
+	assert.Equal(t, routing.Unavailable, a.set[1001])
+	assert.Equal(t, 404, do(t, s, "PUT", "/v1/managers/42/availability", `{"state":"unavailable"}`, auth...).Code)
+	assert.Equal(t, 400, do(t, s, "PUT", "/v1/managers/abc/availability", `{"state":"unavailable"}`, auth...).Code)
+	assert.Equal(t, 400, do(t, s, "PUT", "/v1/managers/1001/availability", `{"state":"maybe"}`, auth...).Code)
+	assert.Equal(t, 400, do(t, s, "PUT", "/v1/managers/1001/availability", `not json`, auth...).Code)
+	rec := do(t, s, "GET", "/v1/managers/1001/availability", "")
+	assert.JSONEq(t, `{"state":"unavailable"}`, rec.Body.String())
+}

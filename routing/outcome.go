@@ -1,0 +1,39 @@
+package routing
+
+import (
+	"time"
+
+	"github.com/crmlink/crmlink/crm"
+)
+
+// CallOutcome is how a call through the PBX ended, as the rules engine needs it to create
+// CRM records. ID (the Asterisk linkedid) is the idempotency key downstream: an outcome
+// delivered twice creates nothing twice.
+type CallOutcome struct {
+	ID        string    `json:"id"`
+	Direction Direction `json:"direction"`
+	Caller    string    `json:"caller"`   // the client's number on incoming calls
+	Called    string    `json:"called"`   // the dialled number (a DID, or the client's on outgoing)
+	Answered  bool      `json:"answered"` // somebody talked to the client
+	// AnsweredBy is the CRM user who took the call (0: nobody, or not a mapped manager).
+	AnsweredBy crm.UserID `json:"answered_by,omitempty"`
+	// FirstOperator is the first manager whose phone rang ("first operator on the line").
+	FirstOperator crm.UserID `json:"first_operator,omitempty"`
+	// Manager is the office user who placed an outgoing call.
+	Manager      crm.UserID    `json:"manager,omitempty"`
+	Start        time.Time     `json:"start"`
+	RingDuration time.Duration `json:"ring_duration_ns"`
+	TalkDuration time.Duration `json:"talk_duration_ns"`
+	// Decision is the routing decision of an incoming call (zero on outgoing calls).
+	Decision Decision `json:"decision"`
+	// RecordingURL links the call recording when one is configured.
+	RecordingURL string `json:"recording_url,omitempty"`
+}
+
+// Direction of a call, seen from the office.
+type Direction string
+
+const (
+	Incoming Direction = "incoming"
+	Outgoing Direction = "outgoing"
+)
