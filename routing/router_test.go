@@ -82,9 +82,11 @@ func TestDecidePrecedence(t *testing.T) {
 		leads      []crm.Lead
 		want       crm.UserID
 		reason     Reason
-		// CRM requests the lookup may spend: only the links the precedence reaches.
+		// CRM requests the lookup may spend besides the search: only the links the precedence
+		// reaches, and no leads request for a contact without leads.
 		wantLeadCalls, wantCompanyCalls int64
 	}{
+		// Default precedence lead, contact, company: the search and the leads, nothing more.
 		{name: "open lead first", contact: userContact, company: userCompany, leads: []crm.Lead{open(100, userLead, 0)},
 			want: userLead, wantLeadCalls: 1},
 		{name: "closed leads ignored", contact: userContact, company: userCompany,
@@ -96,8 +98,9 @@ func TestDecidePrecedence(t *testing.T) {
 		{name: "open lead without responsible skipped", contact: userContact,
 			leads: []crm.Lead{open(100, userLead, time.Hour), open(101, 0, 2*time.Hour)},
 			want:  userLead, wantLeadCalls: 1},
-		{name: "no leads: contact", contact: userContact, company: userCompany, want: userContact, wantLeadCalls: 1},
-		{name: "no contact responsible: company", company: userCompany, want: userCompany, wantLeadCalls: 1, wantCompanyCalls: 1},
+		// The search said the contact has no leads: the search alone answers.
+		{name: "no leads: contact", contact: userContact, company: userCompany, want: userContact},
+		{name: "no contact responsible: company", company: userCompany, want: userCompany, wantCompanyCalls: 1},
 		{name: "custom contact first", precedence: []crm.EntityType{crm.EntityContact, crm.EntityLead, crm.EntityCompany},
 			contact: userContact, company: userCompany, leads: []crm.Lead{open(100, userLead, 0)}, want: userContact},
 		{name: "custom company first", precedence: []crm.EntityType{crm.EntityCompany, crm.EntityLead, crm.EntityContact},
@@ -120,6 +123,12 @@ func TestDecidePrecedence(t *testing.T) {
 			w.contacts = []crm.Contact{ct}
 			w.leads[1] = c.leads
 			dir := w.directory()
+			var asked [][]int64
+			leads := dir.LeadsFunc
+			dir.LeadsFunc = func(ctx context.Context, ids []int64) ([]crm.Lead, error) {
+				asked = append(asked, ids)
+				return leads(ctx, ids)
+			}
 			r := newTestRouter(t, dir, newClock(), func(o *Options) { o.Precedence = c.precedence })
 
 			d := r.Decide(t.Context(), call())
@@ -136,6 +145,14 @@ func TestDecidePrecedence(t *testing.T) {
 			assert.Equal(t, int64(1), dir.finds.Load())
 			assert.Equal(t, c.wantLeadCalls, dir.leads.Load(), "lead requests")
 			assert.Equal(t, c.wantCompanyCalls, dir.companies.Load(), "company requests")
+			assert.Equal(t, 1+c.wantLeadCalls+c.wantCompanyCalls, dir.calls(), "CRM requests in all; the contact is not read again")
+			var ids []int64
+			for _, l := range c.leads {
+				ids = append(ids, l.ID)
+			}
+			for _, got := range asked {
+				assert.Equal(t, ids, got, "the leads are read by the ids the search returned")
+			}
 		})
 	}
 }
