@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/crmlink/crmlink/crm"
 	"github.com/crmlink/crmlink/crm/amocrm"
 	"github.com/crmlink/crmlink/internal/config"
 	"github.com/crmlink/crmlink/internal/httpapi"
@@ -34,6 +36,27 @@ type App struct {
 	SIP     *sip.RedirectServer
 	API     *httpapi.Server
 	metrics *metrics
+	// CallOutcomes, when set before Serve, also receives every finished call (tests).
+	CallOutcomes func(routing.CallOutcome)
+}
+
+// onCallOutcome takes a finished call from the PBX front end.
+func (p *App) onCallOutcome(o routing.CallOutcome) {
+	p.metrics.outcomes.WithLabelValues(string(o.Direction), strconv.FormatBool(o.Answered)).Inc()
+	if p.CallOutcomes != nil {
+		p.CallOutcomes(o)
+	}
+}
+
+// managerEndpoints maps each manager's endpoints to their CRM user.
+func managerEndpoints(ms []config.Manager) map[string]crm.UserID {
+	out := map[string]crm.UserID{}
+	for _, m := range ms {
+		for _, e := range m.Endpoints {
+			out[e] = crm.UserID(m.CRMUser)
+		}
+	}
+	return out
 }
 
 // Close releases what New opened.
@@ -100,6 +123,8 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 			LookupTimeout:     cfg.Routing.LookupTimeout,
 			RingTimeout:       cfg.Routing.RingTimeout,
 			Logger:            log,
+			Managers:          managerEndpoints(cfg.Managers),
+			OnOutcome:         func(o routing.CallOutcome) { p.onCallOutcome(o) },
 		})
 		if err != nil {
 			p.Close()

@@ -12,6 +12,7 @@ type metrics struct {
 	registry  *prometheus.Registry
 	decisions *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
+	outcomes  *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -26,8 +27,12 @@ func newMetrics() *metrics {
 			Help:    "Time to decide, by where the owner came from (cache and index answers take microseconds; crm is a live lookup).",
 			Buckets: []float64{.0001, .0005, .001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"source"}),
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crmlink_calls_total",
+			Help: "Finished calls by direction and whether the client talked to somebody.",
+		}, []string{"direction", "answered"}),
 	}
-	m.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), m.decisions, m.latency)
+	m.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), m.decisions, m.latency, m.outcomes)
 	return m
 }
 

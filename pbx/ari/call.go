@@ -17,20 +17,6 @@ import (
 // legPrefix starts the id of every channel the controller originates to a manager phone.
 const legPrefix = "crmlink-leg-"
 
-// Outcome is how a call handled by the controller ended its routing.
-type Outcome struct {
-	ChannelID string
-	LinkedID  string
-	Caller    string
-	Called    string
-	Decision  routing.Decision
-	// AnsweredBy is the endpoint that took the call ("PJSIP/101"); empty when none did.
-	AnsweredBy string
-	// RingDuration is from the start of ringing to the answer or the give-up.
-	RingDuration time.Duration
-	Start, End   time.Time
-}
-
 // call is one incoming channel and the legs it rings.
 type call struct {
 	c      *Controller
@@ -86,15 +72,13 @@ func (k *call) callInfo() routing.Call {
 	return rc
 }
 
-func (k *call) run(ctx context.Context) {
+func (k *call) run(ctx context.Context, outgoing bool) {
+	if outgoing {
+		k.runOutgoing(ctx)
+		return
+	}
 	info := k.callInfo()
-	out := Outcome{ChannelID: info.ChannelID, LinkedID: info.LinkedID, Caller: info.Caller, Called: info.Called, Start: k.start}
-	defer func() {
-		out.End = time.Now()
-		if k.c.opts.OnOutcome != nil {
-			k.c.opts.OnOutcome(out)
-		}
-	}()
+	out := routing.CallOutcome{ID: info.LinkedID, Direction: routing.Incoming, Caller: info.Caller, Called: info.Called, Start: k.start}
 
 	var d routing.Decision
 	if k.c.draining.Load() {
@@ -103,27 +87,64 @@ func (k *call) run(ctx context.Context) {
 	} else {
 		d = k.decide(ctx, info)
 	}
-	out.Decision = d
 	log := k.log.With().Str("result", string(d.Result)).Str("reason", string(d.Reason)).
 		Int64("owner", int64(d.Owner)).Str("source", string(d.Source)).Dur("lookup", d.Latency).Logger()
-	if d.Result != routing.Routed || len(d.Targets) == 0 {
-		if d.Result == routing.Routed {
-			d = routing.Decision{Result: routing.Fallback, Reason: routing.ReasonNoOwner, Owner: d.Owner, Source: d.Source}
-			out.Decision = d
-		}
-		log.Info().Msg("call to fallback")
-		k.fallback(ctx, d)
-		return
+	if d.Result == routing.Routed && len(d.Targets) == 0 {
+		d = routing.Decision{Result: routing.Fallback, Reason: routing.ReasonNoOwner, Owner: d.Owner, Source: d.Source}
 	}
-	ringStart := time.Now()
-	answeredBy, ended := k.ring(ctx, d, log)
-	out.RingDuration = time.Since(ringStart)
-	out.AnsweredBy = answeredBy
-	if answeredBy == "" && !ended {
+	if d.Result == routing.Routed {
+		out.FirstOperator = d.Owner
+		ringStart := time.Now()
+		r := k.ring(ctx, d, log)
+		if r.endpoint != "" {
+			out.Decision = d
+			out.Answered, out.AnsweredBy = true, d.Owner
+			out.RingDuration = r.answeredAt.Sub(ringStart)
+			out.TalkDuration = time.Since(r.answeredAt)
+			k.emit(out)
+			return
+		}
+		out.RingDuration = time.Since(ringStart)
+		if r.ended {
+			// The caller gave up while the owner's phones rang: a missed call.
+			out.Decision = d
+			k.emit(out)
+			return
+		}
 		d.Result, d.Reason = routing.Fallback, routing.ReasonOwnerNoAnswer
-		out.Decision = d
 		log.Info().Msg("owner did not answer; call to fallback")
-		k.fallback(ctx, d)
+	} else {
+		log.Info().Msg("call to fallback")
+	}
+	out.Decision = d
+	k.follow(ctx, func() error { return k.fallback(ctx, d) }, &out)
+}
+
+// runOutgoing sends a call placed by an office phone on to the outgoing context and
+// follows it to learn whether the client answered.
+func (k *call) runOutgoing(ctx context.Context) {
+	out := routing.CallOutcome{ID: k.ch.ID, Direction: routing.Outgoing, Start: k.start}
+	if k.ch.Dialplan != nil {
+		out.Called = k.ch.Dialplan.Exten
+	}
+	out.Manager = k.c.userOf(endpointOfChannel(k.ch.Name))
+	if k.ch.Caller != nil {
+		out.Caller = k.ch.Caller.Number
+	}
+	k.follow(ctx, func() error {
+		return k.bounded(ctx, func() error {
+			return k.c.client.Channel().Continue(k.key, k.c.opts.OutgoingContext, out.Called, 1)
+		})
+	}, &out)
+}
+
+// emit hands a finished call to the event path.
+func (k *call) emit(out routing.CallOutcome) {
+	k.log.Info().Str("direction", string(out.Direction)).Bool("answered", out.Answered).
+		Int64("answered_by", int64(out.AnsweredBy)).Dur("ring", out.RingDuration).Dur("talk", out.TalkDuration).
+		Msg("call ended")
+	if k.c.opts.OnOutcome != nil {
+		k.c.opts.OnOutcome(out)
 	}
 }
 
@@ -136,7 +157,7 @@ func (k *call) decide(ctx context.Context, info routing.Call) routing.Decision {
 }
 
 // fallback records the decision on the channel and sends it to the fallback context.
-func (k *call) fallback(ctx context.Context, d routing.Decision) {
+func (k *call) fallback(ctx context.Context, d routing.Decision) error {
 	k.setResult(ctx, d)
 	ext := k.c.opts.FallbackExtension
 	if ext == "" && k.ch.Dialplan != nil {
@@ -152,6 +173,7 @@ func (k *call) fallback(ctx context.Context, d routing.Decision) {
 		// The caller hung up meanwhile, or Asterisk is gone: nothing else to do.
 		k.log.Warn().Err(err).Msg("continue to fallback failed")
 	}
+	return err
 }
 
 // setResult writes the CRMLINK_* variables (and the CDR userfield) the dialplan and the

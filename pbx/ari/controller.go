@@ -17,6 +17,7 @@ import (
 	"github.com/CyCoreSystems/ari/v6/client/native"
 	"github.com/rs/zerolog"
 
+	"github.com/crmlink/crmlink/crm"
 	"github.com/crmlink/crmlink/routing"
 )
 
@@ -41,8 +42,14 @@ type Options struct {
 	// calls nobody handles (after a websocket drop or a crmlink restart).
 	ReconcileInterval time.Duration
 	Logger            zerolog.Logger
-	// OnOutcome, when set, is told how every call handled here ended.
-	OnOutcome func(Outcome)
+	// OnOutcome, when set, is told how every call handled here ended; it must not block
+	// for long (publish to a durable queue).
+	OnOutcome func(routing.CallOutcome)
+	// OutgoingContext is where calls placed by office phones through Stasis(crmlink,outgoing)
+	// continue (the context that dials the trunk).
+	OutgoingContext string
+	// Managers maps endpoints ("PJSIP/101") to their CRM users, to tell who answered.
+	Managers map[string]crm.UserID
 	// DrainTimeout is how long Run keeps serving the calls in progress after it is told to
 	// stop; new calls meanwhile go to the fallback. Past it, ringing stops and bridged calls
 	// are left to Asterisk.
@@ -62,6 +69,10 @@ type Controller struct {
 	active    atomic.Int64
 	wg        sync.WaitGroup
 }
+
+// outgoingArg is the Stasis argument of calls placed by office phones:
+// Stasis(crmlink,outgoing).
+const outgoingArg = "outgoing"
 
 // legArg marks the channels the controller originates towards managers, so their
 // StasisStart is told apart from an incoming call's.
@@ -92,6 +103,9 @@ func New(opts Options) (*Controller, error) {
 	}
 	if opts.ReconcileInterval <= 0 {
 		opts.ReconcileInterval = 2 * time.Second
+	}
+	if opts.OutgoingContext == "" {
+		opts.OutgoingContext = "crmlink-outgoing"
 	}
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = 30 * time.Second
@@ -186,7 +200,7 @@ func (c *Controller) dispatch(ctx context.Context, stop <-chan struct{}, sub ari
 				return
 			}
 			if ss, isStart := e.(*ari.StasisStart); isStart && !isLeg(ss.Args) {
-				c.start(ctx, ss.Channel, log)
+				c.start(ctx, ss.Channel, isOutgoing(ss.Args), log)
 				continue
 			}
 			for _, id := range channelIDs(e) {
@@ -200,7 +214,7 @@ func (c *Controller) dispatch(ctx context.Context, stop <-chan struct{}, sub ari
 
 // start claims an incoming channel and handles it on its own goroutine; a channel already
 // claimed (by the reconciler or an earlier StasisStart) is left alone.
-func (c *Controller) start(ctx context.Context, ch ari.ChannelData, log zerolog.Logger) {
+func (c *Controller) start(ctx context.Context, ch ari.ChannelData, outgoing bool, log zerolog.Logger) {
 	k := newCall(c, ch, log)
 	if _, loaded := c.calls.LoadOrStore(ch.ID, k); loaded {
 		return
@@ -211,7 +225,7 @@ func (c *Controller) start(ctx context.Context, ch ari.ChannelData, log zerolog.
 		defer c.wg.Done()
 		defer c.active.Add(-1)
 		defer k.forget()
-		k.run(ctx)
+		k.run(ctx, outgoing)
 	}()
 }
 
@@ -249,7 +263,7 @@ func (c *Controller) watch(ctx context.Context, log zerolog.Logger) {
 			}
 			if _, handled := c.calls.Load(ch.ID); !handled {
 				log.Info().Str("channel", ch.ID).Msg("reconcile: picking up a call nobody handled")
-				c.start(ctx, ch, log)
+				c.start(ctx, ch, strings.HasSuffix(ch.Dialplan.AppData, ","+outgoingArg), log)
 			}
 		}
 	}
@@ -282,6 +296,11 @@ func (c *Controller) EndpointsOnline(ctx context.Context, endpoints []string) ([
 
 func isLeg(args []string) bool { return len(args) > 0 && args[0] == legArg }
 
+func isOutgoing(args []string) bool { return len(args) > 0 && args[0] == outgoingArg }
+
+// userOf is the CRM user whose phone an endpoint is; 0 for the operator desk and others.
+func (c *Controller) userOf(endpoint string) crm.UserID { return c.opts.Managers[endpoint] }
+
 // channelIDs lists the channels an event is about.
 func channelIDs(e ari.Event) []string {
 	switch v := e.(type) {
@@ -295,6 +314,8 @@ func channelIDs(e ari.Event) []string {
 		return []string{v.Channel.ID}
 	case *ari.ChannelStateChange:
 		return []string{v.Channel.ID}
+	case *ari.Dial:
+		return []string{v.Caller.ID}
 	}
 	return nil
 }

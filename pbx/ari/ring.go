@@ -11,10 +11,18 @@ import (
 	"github.com/crmlink/crmlink/routing"
 )
 
-// ring calls every target at once and bridges the first to answer with the caller. It
-// returns the endpoint that answered (empty when none did) and whether the call is over
-// (the caller hung up, or a bridged call ended): then there is nothing to fall back to.
-func (k *call) ring(ctx context.Context, d routing.Decision, log zerolog.Logger) (answeredBy string, ended bool) {
+// ringResult is how ringing the owner ended.
+type ringResult struct {
+	endpoint   string    // the phone that answered; empty when none did
+	answeredAt time.Time // when it answered
+	// ended: the call is over (the caller hung up, or a bridged call ended), so there is
+	// nothing to fall back to.
+	ended bool
+}
+
+// ring calls every target at once and bridges the first to answer with the caller, and
+// follows a bridged call to its end.
+func (k *call) ring(ctx context.Context, d routing.Decision, log zerolog.Logger) ringResult {
 	callerID := ""
 	if k.ch.Caller != nil {
 		callerID = fmt.Sprintf("%q <%s>", k.ch.Caller.Name, k.ch.Caller.Number)
@@ -48,7 +56,7 @@ func (k *call) ring(ctx context.Context, d routing.Decision, log zerolog.Logger)
 		pending[id] = true
 	}
 	if len(pending) == 0 {
-		return "", false
+		return ringResult{}
 	}
 	log.Info().Int("legs", len(pending)).Msg("ringing owner")
 
@@ -56,6 +64,10 @@ func (k *call) ring(ctx context.Context, d routing.Decision, log zerolog.Logger)
 	timer := time.NewTimer(k.c.opts.RingTimeout + 2*time.Second)
 	defer timer.Stop()
 	var winner, bridgeID string
+	var answeredAt time.Time
+	result := func(ended bool) ringResult {
+		return ringResult{endpoint: endpointOf(k.legs, winner), answeredAt: answeredAt, ended: ended}
+	}
 	hangupOthers := func(keep string) {
 		for id := range pending {
 			if id != keep {
@@ -68,11 +80,11 @@ func (k *call) ring(ctx context.Context, d routing.Decision, log zerolog.Logger)
 		case <-ctx.Done():
 			// crmlink is stopping: ringing legs stop, a bridged call stays up in Asterisk.
 			hangupOthers(winner)
-			return endpointOf(k.legs, winner), true
+			return result(true)
 		case <-timer.C:
 			if winner == "" {
 				hangupOthers("")
-				return "", false
+				return ringResult{}
 			}
 		case e := <-k.events:
 			switch v := e.(type) {
@@ -85,7 +97,7 @@ func (k *call) ring(ctx context.Context, d routing.Decision, log zerolog.Logger)
 					k.hangup(ctx, id, "answered_elsewhere")
 					continue
 				}
-				winner = id
+				winner, answeredAt = id, time.Now()
 				timer.Stop()
 				hangupOthers(id)
 				var err error
@@ -93,7 +105,7 @@ func (k *call) ring(ctx context.Context, d routing.Decision, log zerolog.Logger)
 				if err != nil {
 					log.Error().Err(err).Str("endpoint", k.legs[id]).Msg("bridging caller with manager failed")
 					k.hangup(ctx, id, "normal")
-					return "", false
+					return ringResult{}
 				}
 				log.Info().Str("endpoint", k.legs[id]).Msg("manager answered; bridged")
 			case *ari.StasisEnd, *ari.ChannelDestroyed:
@@ -101,12 +113,13 @@ func (k *call) ring(ctx context.Context, d routing.Decision, log zerolog.Logger)
 				// no ChannelDestroyed follows); a leg that never answered only with
 				// ChannelDestroyed. Either means that channel is gone.
 				id, cause, causeTxt := goneChannel(v)
+				log.Debug().Str("event", v.GetType()).Str("gone", id).Int("cause", cause).Msg("channel gone")
 				if id == k.ch.ID {
 					// The caller hung up: while ringing, the legs stop; once bridged,
 					// the manager is hung up too.
 					hangupOthers("")
 					k.deleteBridge(ctx, bridgeID)
-					return endpointOf(k.legs, winner), true
+					return result(true)
 				}
 				if !pending[id] {
 					continue
@@ -116,11 +129,11 @@ func (k *call) ring(ctx context.Context, d routing.Decision, log zerolog.Logger)
 					// The manager hung up a bridged call: end the caller's side too.
 					k.hangup(ctx, k.ch.ID, "normal")
 					k.deleteBridge(ctx, bridgeID)
-					return endpointOf(k.legs, winner), true
+					return result(true)
 				}
 				log.Debug().Str("endpoint", k.legs[id]).Int("cause", cause).Str("cause_txt", causeTxt).Msg("leg ended")
 				if winner == "" && len(pending) == 0 {
-					return "", false
+					return ringResult{}
 				}
 			}
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/crmlink/crmlink/internal/config"
 	"github.com/crmlink/crmlink/internal/testrig"
 	"github.com/crmlink/crmlink/pbx/sip/siptest"
+	"github.com/crmlink/crmlink/routing"
 )
 
 // The demo account every routing test starts from. Numbers are the callers; users are the
@@ -69,6 +70,8 @@ type stack struct {
 	app *app.App
 	api string // http://127.0.0.1:port
 	cfg *config.Config
+	// outcomes receives every call the ARI controller saw end.
+	outcomes chan routing.CallOutcome
 }
 
 const webhookSecret = "e2e-hook-secret"
@@ -113,6 +116,8 @@ func startStack(t *testing.T, tweak ...func(*config.Config)) *stack {
 
 	a, err := app.New(cfg, testLogger(t))
 	require.NoError(t, err)
+	outcomes := make(chan routing.CallOutcome, 16)
+	a.CallOutcomes = func(o routing.CallOutcome) { outcomes <- o }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Serve(ctx, l) }()
@@ -132,7 +137,7 @@ func startStack(t *testing.T, tweak ...func(*config.Config)) *stack {
 			return !ast.AppRegistered("crmlink")
 		})
 	})
-	return &stack{ast: ast, crm: crm, app: a, api: api, cfg: cfg}
+	return &stack{ast: ast, crm: crm, app: a, api: api, cfg: cfg, outcomes: outcomes}
 }
 
 // managerPhone starts the phone of a rig extension (101-105) and registers it with
@@ -156,4 +161,16 @@ func managerPhone(t *testing.T, ast testrig.AsteriskRig, ext string) *siptest.Ph
 		testrig.WaitFor(t, 5*time.Second, "PJSIP/"+ext+" offline", func() bool { return ast.EndpointState(ext) == "offline" })
 	})
 	return p
+}
+
+// nextOutcome waits for the controller to report a finished call.
+func (s *stack) nextOutcome(t *testing.T) routing.CallOutcome {
+	t.Helper()
+	select {
+	case o := <-s.outcomes:
+		return o
+	case <-time.After(callWait):
+		t.Fatal("no call outcome reported")
+		return routing.CallOutcome{}
+	}
 }

@@ -1,0 +1,82 @@
+package ari
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/CyCoreSystems/ari/v6"
+
+	"github.com/crmlink/crmlink/routing"
+)
+
+// follow sends the channel on to the dialplan (send: Continue to the fallback or the
+// outgoing context) and keeps watching it there until it hangs up, to learn who answered
+// and for how long: the channel has left Stasis, so the application subscribes to it
+// explicitly, before sending, so that no event is missed.
+func (k *call) follow(ctx context.Context, send func() error, out *routing.CallOutcome) {
+	app := k.c.opts.Application
+	err := k.bounded(ctx, func() error {
+		return k.c.client.Application().Subscribe(ari.NewKey(ari.ApplicationKey, app), "channel:"+k.ch.ID)
+	})
+	if err != nil {
+		k.log.Warn().Err(err).Msg("cannot follow the call after it leaves Stasis; its outcome stays unknown")
+	}
+	if err := send(); err != nil || ctx.Err() != nil {
+		return
+	}
+	firstRing := time.Time{}
+	var answeredAt time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			// crmlink is stopping; the call goes on without us and its outcome is not
+			// reported.
+			return
+		case e := <-k.events:
+			switch v := e.(type) {
+			case *ari.Dial:
+				if v.Caller.ID != k.ch.ID {
+					continue
+				}
+				peer := endpointOfChannel(v.Peer.Name)
+				if v.Dialstatus == "" && firstRing.IsZero() {
+					firstRing = time.Now()
+					if out.FirstOperator == 0 {
+						out.FirstOperator = k.c.userOf(peer)
+					}
+				}
+				if v.Dialstatus == "ANSWER" && !out.Answered {
+					answeredAt = time.Now()
+					out.Answered = true
+					if out.Direction == routing.Incoming {
+						out.AnsweredBy = k.c.userOf(peer)
+					}
+					if !firstRing.IsZero() {
+						out.RingDuration += answeredAt.Sub(firstRing)
+					}
+				}
+			case *ari.ChannelDestroyed:
+				if v.Channel.ID != k.ch.ID {
+					continue
+				}
+				if out.Answered {
+					out.TalkDuration = time.Since(answeredAt)
+				} else if !firstRing.IsZero() {
+					out.RingDuration += time.Since(firstRing)
+				}
+				k.emit(*out)
+				return
+			}
+		}
+	}
+}
+
+// endpointOfChannel turns a channel name ("PJSIP/101-0000002a") into its endpoint
+// ("PJSIP/101").
+func endpointOfChannel(name string) string {
+	if i := strings.LastIndexByte(name, '-'); i > 0 {
+		return name[:i]
+	}
+	return name
+}
