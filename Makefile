@@ -8,6 +8,10 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
+# Everything that places calls through the rig (e2e tests, benchmarks, the demo) holds this
+# lock: one Asterisk, one Stasis application name, fixed phone ports.
+RIG_LOCK ?= /tmp/crmlink-rig.lock
+
 # The rig's addresses, for the tests.
 export CRMLINK_TEST_REDIS ?= 127.0.0.1:6390
 export CRMLINK_TEST_ARI   ?= http://127.0.0.1:8088/ari
@@ -36,7 +40,7 @@ unit:
 # End-to-end tests: real SIP calls through the rig's Asterisk. Verbose so each test's PASS
 # line shows; the rig is required, a missing one fails instead of skipping.
 e2e:
-	CRMLINK_TEST_RIG=required $(GO) test -count=1 -p 1 -v -timeout 20m ./test/e2e/...
+	CRMLINK_TEST_RIG=required flock $(RIG_LOCK) $(GO) test -count=1 -p 1 -v -timeout 20m ./test/e2e/...
 
 sandbox-up:
 	docker/rig.sh up
