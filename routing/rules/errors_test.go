@@ -1,0 +1,89 @@
+package rules_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/crmlink/crmlink/crm"
+	"github.com/crmlink/crmlink/routing"
+	"github.com/crmlink/crmlink/routing/rules"
+	"github.com/crmlink/crmlink/routing/rules/rulestest"
+)
+
+// TestErrors: outcomes no retry can fix are permanent (the queue dead-letters them); CRM
+// and State failures are wrapped and worth a retry.
+func TestErrors(t *testing.T) {
+	tests := []struct {
+		name      string
+		outcome   func(o *routing.CallOutcome)
+		setup     func(e *env)
+		permanent bool
+		is        error
+		msg       string
+	}{
+		{name: "no id", outcome: func(o *routing.CallOutcome) { o.ID = "" }, permanent: true, is: rules.ErrInvalidOutcome,
+			msg: "invalid call outcome: no id (the Asterisk linkedid is the idempotency key)"},
+		{name: "no direction", outcome: func(o *routing.CallOutcome) { o.Direction = "" }, permanent: true, is: rules.ErrInvalidOutcome,
+			msg: `invalid call outcome e1: direction is ""; allowed: incoming, outgoing`},
+		{name: "anonymous caller", outcome: func(o *routing.CallOutcome) { o.Caller = "anonymous" }, permanent: true, is: rules.ErrInvalidOutcome},
+		{name: "empty caller", outcome: func(o *routing.CallOutcome) { o.Caller = "" }, permanent: true, is: rules.ErrInvalidOutcome,
+			msg: "invalid call outcome e1: the client's number: parse phone: empty number"},
+		{
+			name:  "CRM down on the lookup",
+			setup: func(e *env) { e.crm.FailRead = rulestest.FailOnce(1, rulestest.ErrInjected) },
+			is:    crm.ErrUnavailable,
+			msg:   "rules: find contacts of +79161234567: fake CRM FindContactsByPhone: injected CRM failure: CRM unavailable",
+		},
+		{
+			name:  "CRM rate limit on a write",
+			setup: func(e *env) { e.crm.FailWrite = rulestest.FailOnce(1, crm.ErrRateLimited) },
+			is:    crm.ErrRateLimited,
+			msg:   "rules: outcome e1: contact: fake CRM CreateContacts: CRM rate limit exceeded (429)",
+		},
+		{
+			name: "stored plan unreadable",
+			setup: func(e *env) {
+				require.NoError(t, e.state.Save(context.Background(), "call:e1:plan", []byte("{garbage"), time.Hour))
+			},
+			permanent: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, rules.Defaults())
+			if tt.setup != nil {
+				tt.setup(e)
+			}
+			o := incoming("e1", false)
+			if tt.outcome != nil {
+				tt.outcome(&o)
+			}
+			_, err := e.eng.HandleCall(context.Background(), o)
+			require.Error(t, err)
+			assert.Equal(t, tt.permanent, errors.Is(err, rules.ErrPermanent), "permanent: %v", err)
+			if tt.is != nil {
+				assert.ErrorIs(t, err, tt.is)
+			}
+			if tt.msg != "" {
+				assert.EqualError(t, err, tt.msg)
+			}
+			assert.True(t, e.crm.Created().Empty())
+		})
+	}
+}
+
+func TestPermanent(t *testing.T) {
+	assert.NoError(t, rules.Permanent(nil))
+	base := errors.New("schema mismatch")
+	err := rules.Permanent(base)
+	assert.ErrorIs(t, err, rules.ErrPermanent)
+	assert.ErrorIs(t, err, base)
+	assert.EqualError(t, err, "schema mismatch")
+	assert.ErrorIs(t, rules.ErrInvalidOutcome, rules.ErrPermanent)
+	assert.NotErrorIs(t, crm.ErrUnavailable, rules.ErrPermanent)
+}

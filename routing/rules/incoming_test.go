@@ -1,0 +1,311 @@
+package rules_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/crmlink/crmlink/crm"
+	"github.com/crmlink/crmlink/routing/rules"
+	"github.com/crmlink/crmlink/routing/rules/rulestest"
+)
+
+// TestIncomingUnknown: incoming.unknown.mode × answered/missed, with the switches around it.
+func TestIncomingUnknown(t *testing.T) {
+	answered, missed := incoming("c1", true), incoming("c1", false)
+	unsortedEntry := func(resp crm.UserID, o bool) rulestest.Unsorted {
+		call := missed
+		if o {
+			call = answered
+		}
+		return rulestest.Unsorted{Status: rulestest.UnsortedPending, UnsortedCall: crm.UnsortedCall{
+			UID: "c1", SourceName: "crmlink", Phone: client, CalledAt: call.Start,
+			Duration: call.TalkDuration, Link: call.RecordingURL, Responsible: resp,
+			ContactName: string(client), LeadName: callFrom,
+		}}
+	}
+	withMode := func(m rules.Mode) func(*rules.Config) {
+		return func(c *rules.Config) { c.Incoming.Unknown.Mode = m }
+	}
+	tests := []struct {
+		name     string
+		config   func(*rules.Config)
+		answered bool
+		want     rulestest.Snapshot
+		reasons  []string
+	}{
+		{
+			name: "direct answered: contact and deal on who answered, note on the deal", config: withMode(rules.ModeDirect), answered: true,
+			want: rulestest.Snapshot{
+				Contacts: []rulestest.Contact{newContact(1001, string(client), answeredBy, "c1", 2001)},
+				Leads:    []rulestest.Lead{newLead(2001, callFrom, answeredBy, 1001, "c1")},
+				Notes:    []crm.CallNote{note(answered, crm.EntityLead, 2001, crm.CallStatusAnswered, "")},
+			},
+		},
+		{
+			name: "direct missed: contact, deal and task on the first operator", config: withMode(rules.ModeDirect),
+			want: rulestest.Snapshot{
+				Contacts: []rulestest.Contact{newContact(1001, string(client), firstOperator, "c1", 2001)},
+				Leads:    []rulestest.Lead{newLead(2001, callFrom, firstOperator, 1001, "c1")},
+				Tasks:    []rulestest.Task{newTask(3001, missedText(missed), firstOperator, crm.EntityLead, 2001, t0.Add(time.Hour), "c1")},
+				Notes:    []crm.CallNote{note(missed, crm.EntityLead, 2001, crm.CallStatusNotReached, rules.ResultMissed)},
+			},
+		},
+		{
+			name: "unsorted answered: an Unsorted entry only", config: withMode(rules.ModeUnsorted), answered: true,
+			want:    rulestest.Snapshot{Unsorted: []rulestest.Unsorted{unsortedEntry(answeredBy, true)}},
+			reasons: []string{"call note: no contact or deal to put it on"},
+		},
+		{
+			name: "unsorted missed: an Unsorted entry, no task without a card", config: withMode(rules.ModeUnsorted),
+			want: rulestest.Snapshot{Unsorted: []rulestest.Unsorted{unsortedEntry(firstOperator, false)}},
+			reasons: []string{
+				"missed call: no contact or deal to put the call-back task on",
+				"call note: no contact or deal to put it on",
+			},
+		},
+		{
+			name: "unsorted_until_answered answered: contact and deal at once", config: withMode(rules.ModeUnsortedUntilAnswered), answered: true,
+			want: rulestest.Snapshot{
+				Contacts: []rulestest.Contact{newContact(1001, string(client), answeredBy, "c1", 2001)},
+				Leads:    []rulestest.Lead{newLead(2001, callFrom, answeredBy, 1001, "c1")},
+				Notes:    []crm.CallNote{note(answered, crm.EntityLead, 2001, crm.CallStatusAnswered, "")},
+			},
+		},
+		{
+			name: "unsorted_until_answered missed: Unsorted", config: withMode(rules.ModeUnsortedUntilAnswered),
+			want: rulestest.Snapshot{Unsorted: []rulestest.Unsorted{unsortedEntry(firstOperator, false)}},
+			reasons: []string{
+				"missed call: no contact or deal to put the call-back task on",
+				"call note: no contact or deal to put it on",
+			},
+		},
+		{
+			name:     "direct without deal: contact only, note on the contact",
+			config:   func(c *rules.Config) { c.Incoming.Unknown.CreateDeal = false },
+			answered: true,
+			want: rulestest.Snapshot{
+				Contacts: []rulestest.Contact{newContact(1001, string(client), answeredBy, "c1")},
+				Notes:    []crm.CallNote{note(answered, crm.EntityContact, 1001, crm.CallStatusAnswered, "")},
+			},
+		},
+		{
+			name:   "direct missed without deal: task on the contact",
+			config: func(c *rules.Config) { c.Incoming.Unknown.CreateDeal = false },
+			want: rulestest.Snapshot{
+				Contacts: []rulestest.Contact{newContact(1001, string(client), firstOperator, "c1")},
+				Tasks:    []rulestest.Task{newTask(3001, missedText(missed), firstOperator, crm.EntityContact, 1001, t0.Add(time.Hour), "c1")},
+				Notes:    []crm.CallNote{note(missed, crm.EntityContact, 1001, crm.CallStatusNotReached, rules.ResultMissed)},
+			},
+		},
+		{
+			name: "direct with nothing switched on: nothing",
+			config: func(c *rules.Config) {
+				c.Incoming.Unknown.CreateContact, c.Incoming.Unknown.CreateDeal = false, false
+			},
+			answered: true,
+			reasons: []string{
+				"incoming.unknown.create_contact is off: nothing is created for a new caller",
+				"call note: no contact or deal to put it on",
+			},
+		},
+		{
+			name: "direct into a chosen pipeline and stage with tags and own names",
+			config: func(c *rules.Config) {
+				u := &c.Incoming.Unknown
+				u.PipelineID, u.StatusID, u.Tags = 77, 7701, []string{"call", "new"}
+				u.DealName, u.ContactName = "Inbound {national} on {date}", "Caller {phone} to {called}"
+			},
+			answered: true,
+			want: rulestest.Snapshot{
+				Contacts: []rulestest.Contact{newContact(1001, "Caller +79161234567 to 74951112233", answeredBy, "c1", 2001)},
+				Leads: []rulestest.Lead{func() rulestest.Lead {
+					l := newLead(2001, "Inbound 9161234567 on 2026-03-02", answeredBy, 1001, "c1")
+					l.PipelineID, l.StatusID, l.Tags = 77, 7701, []string{"call", "new"}
+					return l
+				}()},
+				Notes: []crm.CallNote{note(answered, crm.EntityLead, 2001, crm.CallStatusAnswered, "")},
+			},
+		},
+		{
+			name: "unsorted into a pipeline, contact only",
+			config: func(c *rules.Config) {
+				c.Incoming.Unknown.Mode, c.Incoming.Unknown.CreateDeal, c.Incoming.Unknown.PipelineID = rules.ModeUnsorted, false, 77
+			},
+			answered: true,
+			want: rulestest.Snapshot{Unsorted: []rulestest.Unsorted{func() rulestest.Unsorted {
+				u := unsortedEntry(answeredBy, true)
+				u.PipelineID, u.LeadName = 77, ""
+				return u
+			}()}},
+			reasons: []string{"call note: no contact or deal to put it on"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := rules.Defaults()
+			tt.config(&cfg)
+			e := newEnv(t, cfg)
+			o := missed
+			if tt.answered {
+				o = answered
+			}
+			res := e.handle(t, o)
+			assert.Equal(t, tt.want, e.crm.Created())
+			assert.Equal(t, tt.reasons, res.Reasons)
+			assert.False(t, res.Known)
+			assert.Equal(t, client, res.Phone)
+		})
+	}
+}
+
+// TestUnsortedNotRepeatedWhilePending: while a number's Unsorted entry waits for a manager,
+// further calls add none; once it is decided, the next call adds one again.
+func TestUnsortedNotRepeatedWhilePending(t *testing.T) {
+	for _, mode := range []rules.Mode{rules.ModeUnsorted, rules.ModeUnsortedUntilAnswered} {
+		t.Run(string(mode), func(t *testing.T) {
+			cfg := rules.Defaults()
+			cfg.Incoming.Unknown.Mode = mode
+			e := newEnv(t, cfg)
+
+			e.handle(t, incoming("c1", false))
+			e.clock.Advance(10 * time.Minute)
+			res := e.handle(t, at(incoming("c2", false), e.clock.Now()))
+			assert.Contains(t, res.Reasons, "an Unsorted entry for +79161234567 still waits for a manager: no second one")
+			created := e.crm.Created()
+			require.Len(t, created.Unsorted, 1)
+			assert.Equal(t, "c1", created.Unsorted[0].UID)
+
+			e.crm.DecideUnsorted("c1", rulestest.UnsortedDeclined)
+			e.clock.Advance(10 * time.Minute)
+			e.handle(t, at(incoming("c3", false), e.clock.Now()))
+			created = e.crm.Created()
+			require.Len(t, created.Unsorted, 2)
+			assert.Equal(t, "c3", created.Unsorted[1].UID)
+			assert.Equal(t, rulestest.UnsortedPending, created.Unsorted[1].Status)
+			assert.Empty(t, created.Contacts)
+		})
+	}
+}
+
+// TestIncomingKnown: a caller whose number is on a contact, with and without an open deal.
+func TestIncomingKnown(t *testing.T) {
+	answered, missed := incoming("c1", true), incoming("c1", false)
+	tests := []struct {
+		name     string
+		noOpen   bool // create_deal_if_no_open off
+		leads    func(e *env, contact int64)
+		answered bool
+		want     rulestest.Snapshot
+		reasons  []string
+	}{
+		{
+			name:  "open deal, answered: only the note, on the open deal",
+			leads: func(e *env, c int64) { e.openLead(c) }, answered: true,
+			want: rulestest.Snapshot{Notes: []crm.CallNote{note(answered, crm.EntityLead, 601, crm.CallStatusAnswered, "")}},
+		},
+		{
+			name:  "open deal, missed: task on the open deal for the contact's responsible",
+			leads: func(e *env, c int64) { e.openLead(c) },
+			want: rulestest.Snapshot{
+				Tasks: []rulestest.Task{newTask(3001, missedText(missed), contactOwner, crm.EntityLead, 601, t0.Add(time.Hour), "c1")},
+				Notes: []crm.CallNote{note(missed, crm.EntityLead, 601, crm.CallStatusNotReached, rules.ResultMissed)},
+			},
+		},
+		{
+			name: "no deal, answered: a deal for the contact's responsible", answered: true,
+			want: rulestest.Snapshot{
+				Leads: []rulestest.Lead{newLead(2001, callFrom, contactOwner, 501, "c1")},
+				Notes: []crm.CallNote{note(answered, crm.EntityLead, 2001, crm.CallStatusAnswered, "")},
+			},
+		},
+		{
+			name: "only closed deals, answered: a new deal",
+			leads: func(e *env, c int64) {
+				e.crm.AddLead(crm.Lead{ID: 602, Name: "Won", StatusID: crm.StatusWon}, c)
+				e.crm.AddLead(crm.Lead{ID: 603, Name: "Lost", StatusID: crm.StatusLost}, c)
+			},
+			answered: true,
+			want: rulestest.Snapshot{
+				Leads: []rulestest.Lead{newLead(2001, callFrom, contactOwner, 501, "c1")},
+				Notes: []crm.CallNote{note(answered, crm.EntityLead, 2001, crm.CallStatusAnswered, "")},
+			},
+		},
+		{
+			name: "no deal, missed: deal and task on the new deal, both the contact's responsible",
+			want: rulestest.Snapshot{
+				Leads: []rulestest.Lead{newLead(2001, callFrom, contactOwner, 501, "c1")},
+				Tasks: []rulestest.Task{newTask(3001, missedText(missed), contactOwner, crm.EntityLead, 2001, t0.Add(time.Hour), "c1")},
+				Notes: []crm.CallNote{note(missed, crm.EntityLead, 2001, crm.CallStatusNotReached, rules.ResultMissed)},
+			},
+		},
+		{
+			name: "no deal, switch off, answered: the note on the contact", noOpen: true, answered: true,
+			want:    rulestest.Snapshot{Notes: []crm.CallNote{note(answered, crm.EntityContact, 501, crm.CallStatusAnswered, "")}},
+			reasons: []string{"the client has no open deal and create_deal_if_no_open is off"},
+		},
+		{
+			name: "no deal, switch off, missed: task on the contact", noOpen: true,
+			want: rulestest.Snapshot{
+				Tasks: []rulestest.Task{newTask(3001, missedText(missed), contactOwner, crm.EntityContact, 501, t0.Add(time.Hour), "c1")},
+				Notes: []crm.CallNote{note(missed, crm.EntityContact, 501, crm.CallStatusNotReached, rules.ResultMissed)},
+			},
+			reasons: []string{"the client has no open deal and create_deal_if_no_open is off"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := rules.Defaults()
+			cfg.Incoming.Known.CreateDealIfNoOpen = !tt.noOpen
+			e := newEnv(t, cfg)
+			c := e.knownClient()
+			if tt.leads != nil {
+				tt.leads(e, c)
+			}
+			o := missed
+			if tt.answered {
+				o = answered
+			}
+			res := e.handle(t, o)
+			assert.Equal(t, tt.want, e.crm.Created())
+			assert.Equal(t, tt.reasons, res.Reasons)
+			assert.True(t, res.Known)
+		})
+	}
+}
+
+// TestKnownClientChoice: among contacts sharing the number, the one with an open deal wins,
+// and of its open deals the most recently updated; a contact whose card does not actually
+// hold the number (free-text search noise) is ignored.
+func TestKnownClientChoice(t *testing.T) {
+	e := newEnv(t, rules.Defaults())
+	newer := e.crm.AddContact(crm.Contact{ID: 510, Name: "Newer, no deal", Responsible: 21,
+		Phones: []string{"89161234567"}, UpdatedAt: t0.Add(-time.Minute)})
+	older := e.crm.AddContact(crm.Contact{ID: 511, Name: "Older, open deals", Responsible: 22,
+		Phones: []string{"+79161234567"}, UpdatedAt: t0.Add(-time.Hour)})
+	e.crm.AddLead(crm.Lead{ID: 701, StatusID: 100, UpdatedAt: t0.Add(-3 * time.Hour)}, older)
+	e.crm.AddLead(crm.Lead{ID: 702, StatusID: 100, UpdatedAt: t0.Add(-2 * time.Hour)}, older)
+	e.crm.AddLead(crm.Lead{ID: 703, StatusID: crm.StatusWon, UpdatedAt: t0}, older)
+	_ = newer
+
+	o := incoming("c1", false)
+	e.handle(t, o)
+	assert.Equal(t, rulestest.Snapshot{
+		Tasks: []rulestest.Task{newTask(3001, missedText(o), 22, crm.EntityLead, 702, t0.Add(time.Hour), "c1")},
+		Notes: []crm.CallNote{note(o, crm.EntityLead, 702, crm.CallStatusNotReached, rules.ResultMissed)},
+	}, e.crm.Created())
+	assert.Equal(t, 1, e.crm.Calls("Leads"), "the candidates' deals are read in one request")
+}
+
+func TestPlanWritesNothing(t *testing.T) {
+	e := newEnv(t, rules.Defaults())
+	acts, err := e.eng.Plan(context.Background(), incoming("c1", false))
+	require.NoError(t, err)
+	require.Len(t, acts, 4)
+	_, writes := e.crm.Requests()
+	assert.Zero(t, writes)
+	assert.True(t, e.crm.All().Empty())
+}
