@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crmlink/crmlink/crm"
-	"github.com/crmlink/crmlink/internal/config"
 	"github.com/crmlink/crmlink/internal/testrig"
 )
 
@@ -175,8 +174,8 @@ const (
 
 var tBase = time.Date(2026, 2, 1, 12, 0, 0, 0, time.UTC)
 
-func testManagers() []config.Manager {
-	return []config.Manager{
+func testManagers() []Manager {
+	return []Manager{
 		{CRMUser: int64(userLead), Name: "Lena", Endpoints: []string{"PJSIP/110", "PJSIP/79160000010@trunk"}},
 		{CRMUser: int64(userContact), Name: "Kolya", Endpoints: []string{"PJSIP/120"}},
 		{CRMUser: int64(userCompany), Name: "Olga", Endpoints: []string{"PJSIP/130"}},

@@ -9,14 +9,12 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/crmlink/crmlink/internal/config"
 )
 
 func TestManagerStatus(t *testing.T) {
 	// The caller's owner is Ivan (userOther) with three phones and Moscow office hours.
 	// The test clock starts Monday 2026-03-02 10:00 UTC = 13:00 in Moscow.
-	office := config.Schedule{Timezone: "Europe/Moscow", Days: []string{"mon", "tue", "wed", "thu", "fri"}, Hours: "09:00-18:00"}
+	office := ScheduleSpec{Timezone: "Europe/Moscow", Days: []string{"mon", "tue", "wed", "thu", "fri"}, Hours: "09:00-18:00"}
 	evening := 6 * time.Hour // 19:00 in Moscow
 	all := []string{"PJSIP/140", "PJSIP/141", "PJSIP/142"}
 	online := func(states ...bool) func(context.Context, []string) ([]bool, error) {

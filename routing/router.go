@@ -13,11 +13,10 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/crmlink/crmlink/crm"
-	"github.com/crmlink/crmlink/internal/config"
 )
 
 // Options configure a Router. Zero durations, an empty precedence and an empty region take
-// the defaults of internal/config, so a test sets only what it is about.
+// the package defaults below, so a test sets only what it is about.
 type Options struct {
 	// Directory is the CRM read side; nil means no CRM is configured and every call falls
 	// back with reason disabled.
@@ -25,7 +24,7 @@ type Options struct {
 	// Cache holds owners between calls; nil means an in-process MemoryCache.
 	Cache OwnerCache
 	// Managers map CRM users to the endpoints that ring for them and their schedules.
-	Managers []config.Manager
+	Managers []Manager
 	// Precedence orders whose responsible user is the owner (default lead, contact, company).
 	Precedence []crm.EntityType
 	// LookupTimeout bounds the whole decision, presence included (default 1.5s).
@@ -50,25 +49,6 @@ type Options struct {
 	// OnDecision, when set, sees every decision after it is made (metrics). It runs on the
 	// call path and must not block.
 	OnDecision func(Call, Decision)
-}
-
-// OptionsFromConfig fills the Options that come from the YAML file; the caller adds the
-// Directory, Cache, Presence and Logger it built.
-func OptionsFromConfig(r config.Routing, managers []config.Manager) Options {
-	prec := make([]crm.EntityType, len(r.Precedence))
-	for i, p := range r.Precedence {
-		prec[i] = crm.EntityType(p)
-	}
-	return Options{
-		Managers:           managers,
-		Precedence:         prec,
-		LookupTimeout:      r.LookupTimeout,
-		CacheTTL:           r.CacheTTL,
-		NegativeTTL:        r.NegativeTTL,
-		Region:             r.DefaultRegion,
-		Enabled:            r.Enabled,
-		CheckManagerStatus: r.CheckManagerStatus,
-	}
 }
 
 // Router answers Decide for every PBX front end. It is safe for concurrent use.
@@ -147,9 +127,9 @@ func New(opts Options) (*Router, error) {
 		v    *time.Duration
 		def  time.Duration
 	}{
-		{"lookup timeout", &r.lookup, config.DefaultLookupTimeout},
-		{"cache TTL", &r.cacheTTL, config.DefaultCacheTTL},
-		{"negative TTL", &r.negativeTTL, config.DefaultNegativeTTL},
+		{"lookup timeout", &r.lookup, DefaultLookupTimeout},
+		{"cache TTL", &r.cacheTTL, DefaultCacheTTL},
+		{"negative TTL", &r.negativeTTL, DefaultNegativeTTL},
 	} {
 		if *d.v < 0 {
 			return nil, fmt.Errorf("routing: %s is %s; use a positive duration or 0 for the default %s", d.name, *d.v, d.def)
@@ -159,10 +139,10 @@ func New(opts Options) (*Router, error) {
 		}
 	}
 	if r.region == "" {
-		r.region = config.DefaultRegion
+		r.region = DefaultRegion
 	}
 	if len(r.precedence) == 0 {
-		for _, p := range config.DefaultPrecedence {
+		for _, p := range DefaultPrecedence {
 			r.precedence = append(r.precedence, crm.EntityType(p))
 		}
 	} else {

@@ -13,7 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crmlink/crmlink/crm"
-	"github.com/crmlink/crmlink/internal/config"
 )
 
 func stepNames(d Decision) []string {
@@ -569,13 +568,13 @@ func TestNewRejects(t *testing.T) {
 		{"unknown precedence", func(o *Options) { o.Precedence = []crm.EntityType{"deal"} }, `precedence[0] is "deal"`},
 		{"repeated precedence", func(o *Options) { o.Precedence = []crm.EntityType{"lead", "lead"} }, `precedence[1] repeats "lead"`},
 		{"negative timeout", func(o *Options) { o.LookupTimeout = -time.Second }, "lookup timeout is -1s"},
-		{"manager without id", func(o *Options) { o.Managers = []config.Manager{{Endpoints: []string{"PJSIP/1"}}} }, "managers[0].crm_user is 0"},
+		{"manager without id", func(o *Options) { o.Managers = []Manager{{Endpoints: []string{"PJSIP/1"}}} }, "managers[0].crm_user is 0"},
 		{"manager twice", func(o *Options) {
-			o.Managers = append(o.Managers, config.Manager{CRMUser: int64(userLead), Endpoints: []string{"PJSIP/1"}})
+			o.Managers = append(o.Managers, Manager{CRMUser: int64(userLead), Endpoints: []string{"PJSIP/1"}})
 		}, "managers[4].crm_user 10 is mapped twice"},
-		{"manager without endpoints", func(o *Options) { o.Managers = []config.Manager{{CRMUser: 1}} }, "managers[0].endpoints is empty"},
+		{"manager without endpoints", func(o *Options) { o.Managers = []Manager{{CRMUser: 1}} }, "managers[0].endpoints is empty"},
 		{"bad schedule", func(o *Options) {
-			o.Managers = []config.Manager{{CRMUser: 1, Endpoints: []string{"PJSIP/1"}, Schedule: config.Schedule{Hours: "9-18"}}}
+			o.Managers = []Manager{{CRMUser: 1, Endpoints: []string{"PJSIP/1"}, Schedule: ScheduleSpec{Hours: "9-18"}}}
 		}, `managers[0].schedule.hours "9-18"`},
 	}
 	for _, c := range cases {
@@ -589,16 +588,6 @@ func TestNewRejects(t *testing.T) {
 	}
 }
 
-func TestOptionsFromConfig(t *testing.T) {
-	cfg := config.Default()
-	opts := OptionsFromConfig(cfg.Routing, testManagers())
-	r, err := New(opts)
-	require.NoError(t, err)
-	assert.Equal(t, []crm.EntityType{crm.EntityLead, crm.EntityContact, crm.EntityCompany}, r.precedence)
-	assert.Equal(t, config.DefaultLookupTimeout, r.lookup)
-	assert.Equal(t, "RU", r.region)
-	assert.True(t, r.checkStatus)
-}
 
 func TestCachedChainFollowsThisRoutersPrecedence(t *testing.T) {
 	// Instances sharing a cache (or a restart with a new precedence) read each other's

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/crmlink/crmlink/internal/config"
 )
 
 // Schedule is a manager's working time, evaluated in the manager's own time zone so that a
@@ -30,7 +28,7 @@ var weekdayNames = map[string]time.Weekday{
 // ParseSchedule turns the YAML schedule into one that can be evaluated. Errors name the key
 // and say what is allowed, because they reach the administrator through `check-config`.
 // An empty time zone means the server's local zone (time.Local).
-func ParseSchedule(c config.Schedule) (Schedule, error) {
+func ParseSchedule(c ScheduleSpec) (Schedule, error) {
 	var s Schedule
 	s.loc = time.Local
 	if c.Timezone != "" {

@@ -79,7 +79,7 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 		})
 	}
 
-	opts := routing.OptionsFromConfig(cfg.Routing, cfg.Managers)
+	opts := routingOptions(cfg.Routing, cfg.Managers)
 	opts.Logger = log
 	opts.OnDecision = p.metrics.observe
 	if p.redis != nil {
@@ -168,4 +168,27 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 	}
 	p.API = p.newAPI()
 	return p, nil
+}
+
+// routingOptions fills the router options that come from the YAML file; New adds the
+// Directory, Cache, Presence and Logger it built.
+func routingOptions(r config.Routing, managers []config.Manager) routing.Options {
+	prec := make([]crm.EntityType, len(r.Precedence))
+	for i, p := range r.Precedence {
+		prec[i] = crm.EntityType(p)
+	}
+	ms := make([]routing.Manager, len(managers))
+	for i, m := range managers {
+		ms[i] = routing.Manager{CRMUser: m.CRMUser, Name: m.Name, Endpoints: m.Endpoints, Schedule: routing.ScheduleSpec(m.Schedule)}
+	}
+	return routing.Options{
+		Managers:           ms,
+		Precedence:         prec,
+		LookupTimeout:      r.LookupTimeout,
+		CacheTTL:           r.CacheTTL,
+		NegativeTTL:        r.NegativeTTL,
+		Region:             r.DefaultRegion,
+		Enabled:            r.Enabled,
+		CheckManagerStatus: r.CheckManagerStatus,
+	}
 }

@@ -5,6 +5,8 @@ package config
 
 import (
 	"time"
+
+	"github.com/crmlink/crmlink/routing/rules"
 )
 
 // Config is the whole crmlink configuration. Field comments are the reference; the example
@@ -20,6 +22,21 @@ type Config struct {
 	AmoCRM   AmoCRM    `yaml:"amocrm"`
 	Routing  Routing   `yaml:"routing"`
 	Managers []Manager `yaml:"managers"`
+	// Scenarios say which CRM records calls create (routing/rules).
+	Scenarios rules.Config `yaml:"scenarios"`
+	Queue     Queue        `yaml:"queue"`
+	// RecordingURL is the link to a call's recording put on call notes; {linkedid} is
+	// replaced by the call's id. Empty: no link.
+	RecordingURL string `yaml:"recording_url"`
+}
+
+// Queue is the durable event queue between call outcomes and CRM writes: Redis Streams
+// when redis.addrs is set, files under data_dir otherwise.
+type Queue struct {
+	// MaxAttempts before an event goes to the dead-letter list (GET /v1/queue/dead).
+	MaxAttempts int `yaml:"max_attempts"`
+	// Workers process events in parallel; one client's events stay in order.
+	Workers int `yaml:"workers"`
 }
 
 // Log sets the logger.

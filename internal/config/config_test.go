@@ -31,7 +31,12 @@ func TestExampleFileIsValid(t *testing.T) {
 func TestExampleFileShowsEveryKey(t *testing.T) {
 	data, err := os.ReadFile(exampleFile(t))
 	require.NoError(t, err)
-	for _, typ := range []string{"Config", "Log", "HTTP", "Redis", "Asterisk", "ARI", "Fallback", "AGI", "SIP", "AmoCRM", "OAuth", "Routing", "Manager", "Schedule"} {
+	types := []string{"config.Config", "config.Log", "config.HTTP", "config.Redis", "config.Asterisk", "config.ARI", "config.Fallback",
+		"config.AGI", "config.SIP", "config.AmoCRM", "config.OAuth", "config.Routing", "config.Manager", "config.Schedule", "config.Queue",
+		"rules.Config", "rules.Incoming", "rules.IncomingUnknown", "rules.KnownClient", "rules.Missed", "rules.Outgoing",
+		"rules.OutgoingUnknown", "rules.Unanswered", "rules.Notes"}
+	for _, typ := range types {
+		require.NotEmpty(t, keysOf(typ), typ)
 		for _, k := range keysOf(typ) {
 			assert.Contains(t, string(data), k+":", "examples/crmlink.yaml lacks key %q of %s", k, typ)
 		}

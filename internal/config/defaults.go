@@ -1,6 +1,11 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/crmlink/crmlink/routing"
+	"github.com/crmlink/crmlink/routing/rules"
+)
 
 // Defaults, with the reason for each where it is not obvious.
 const (
@@ -17,20 +22,21 @@ const (
 	DefaultAGIListen   = "127.0.0.1:4573"
 	DefaultSIPListen   = "127.0.0.1:5070"
 	// DefaultRateLimit is amoCRM's documented limit per account.
-	DefaultRateLimit = 7
-	// DefaultLookupTimeout keeps post-dial delay below what a caller notices as a hang
-	// while giving a live amoCRM request (typically 200-600 ms) room to finish.
-	DefaultLookupTimeout  = 1500 * time.Millisecond
+	DefaultRateLimit      = 7
+	DefaultLookupTimeout  = routing.DefaultLookupTimeout
 	DefaultRingTimeout    = 20 * time.Second
-	DefaultCacheTTL       = 6 * time.Hour
-	DefaultNegativeTTL    = 5 * time.Minute
+	DefaultCacheTTL       = routing.DefaultCacheTTL
+	DefaultNegativeTTL    = routing.DefaultNegativeTTL
 	DefaultRequestTimeout = 10 * time.Second
-	DefaultRegion         = "RU"
+	DefaultRegion         = routing.DefaultRegion
+	// DefaultQueueAttempts with the queue's backoff (1 s doubling to 5 min) keeps retrying
+	// for about ten minutes: long enough to ride out an amoCRM outage of a few minutes.
+	DefaultQueueAttempts = 8
+	DefaultQueueWorkers  = 4
 )
 
-// DefaultPrecedence: an open deal's responsible knows the current talk best, then the
-// contact's, then the company's.
-var DefaultPrecedence = []string{"lead", "contact", "company"}
+// DefaultPrecedence is whose responsible user is the owner, first wins.
+var DefaultPrecedence = routing.DefaultPrecedence
 
 // Default returns the embedded configuration crmlink runs on without a file: no Redis, no
 // CRM, every listener on loopback.
@@ -67,5 +73,7 @@ func Default() *Config {
 			DefaultRegion:      DefaultRegion,
 			CheckManagerStatus: true,
 		},
+		Scenarios: rules.Defaults(),
+		Queue:     Queue{MaxAttempts: DefaultQueueAttempts, Workers: DefaultQueueWorkers},
 	}
 }

@@ -71,7 +71,7 @@ func ApplyEnv(cfg *Config, getenv func(string) string) {
 }
 
 var (
-	reUnknown = regexp.MustCompile(`line (\d+): field (\S+) not found in type config\.(\w+)`)
+	reUnknown = regexp.MustCompile(`line (\d+): field (\S+) not found in type (\w+\.\w+)`)
 	reLine    = regexp.MustCompile(`^yaml: (line \d+:)`)
 )
 
@@ -92,7 +92,8 @@ func explainYAML(err error) error {
 	return out
 }
 
-// keysOf lists the YAML keys of a config struct by its type name.
+// keysOf lists the YAML keys of a config struct by its qualified type name
+// ("config.Routing", "rules.Missed").
 func keysOf(typeName string) []string {
 	var found []string
 	seen := map[reflect.Type]bool{}
@@ -105,7 +106,7 @@ func keysOf(typeName string) []string {
 			return
 		}
 		seen[t] = true
-		if t.Name() == typeName {
+		if t.String() == typeName {
 			for i := 0; i < t.NumField(); i++ {
 				if k := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]; k != "" {
 					found = append(found, k)

@@ -116,6 +116,18 @@ func (c *Config) Validate() Errors {
 		}
 		validateSchedule(&v, key+".schedule", m.Schedule)
 	}
+	for _, msg := range c.Scenarios.Validate() {
+		v.errs = append(v.errs, msg)
+	}
+	if c.Queue.MaxAttempts < 1 || c.Queue.MaxAttempts > 100 {
+		v.add("queue.max_attempts", "is %d; allowed: 1 to 100", c.Queue.MaxAttempts)
+	}
+	if c.Queue.Workers < 1 || c.Queue.Workers > 64 {
+		v.add("queue.workers", "is %d; allowed: 1 to 64", c.Queue.Workers)
+	}
+	if c.RecordingURL != "" {
+		v.url("recording_url", strings.ReplaceAll(c.RecordingURL, "{linkedid}", "x"), "http", "https")
+	}
 	return v.errs
 }
 
