@@ -1,47 +1,88 @@
 package sandbox
 
 import (
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 )
 
-// serveAPI routes an authorised /api/v4 request to its endpoint.
+// endpoint maps the methods a path answers to their handlers.
+type endpoint map[string]http.HandlerFunc
+
+// serveAPI routes an authorised /api/v4 request to its endpoint: 404 for a path the
+// sandbox does not know, 405 with Allow for a method the path does not answer.
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	parts := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.Path, "/api/v4/"), "/"), "/")
-	if len(parts) > 2 {
-		writeProblem(w, http.StatusNotFound, "no such endpoint")
+	ep, problem := s.route(parts)
+	if ep == nil {
+		writeProblem(w, http.StatusNotFound, problem)
 		return
 	}
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", http.MethodGet)
-		writeProblem(w, http.StatusMethodNotAllowed, "the sandbox serves "+r.Method+" "+r.URL.Path+" in a later version")
+	h := ep[r.Method]
+	if h == nil {
+		allow := slices.Sorted(maps.Keys(ep))
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeProblem(w, http.StatusMethodNotAllowed, r.URL.Path+" answers "+strings.Join(allow, ", "))
 		return
 	}
-	var id int64
-	if len(parts) == 2 {
-		n, err := strconv.ParseInt(parts[1], 10, 64)
-		if err != nil || n <= 0 {
-			writeProblem(w, http.StatusNotFound, "no entity with id "+strconv.Quote(parts[1]))
-			return
+	h(w, r)
+}
+
+// route finds the endpoint of a path split at its slashes; nil with the reason when none.
+func (s *Server) route(parts []string) (endpoint, string) {
+	const noEndpoint = "no such endpoint"
+	entity := parts[0]
+	switch {
+	case len(parts) == 1:
+		switch entity {
+		case "contacts":
+			return endpoint{"GET": s.list(s.getContacts), "POST": s.postContacts, "PATCH": s.patcher(entity)}, ""
+		case "leads":
+			return endpoint{"GET": s.list(s.getLeads), "POST": s.postLeads, "PATCH": s.patcher(entity)}, ""
+		case "companies":
+			return endpoint{"GET": s.list(s.getCompanies), "PATCH": s.patcher(entity)}, ""
+		case "users":
+			return endpoint{"GET": s.list(s.getUsers)}, ""
+		case "tasks":
+			return endpoint{"GET": s.getTasks, "POST": s.postTasks, "PATCH": s.patchTasks}, ""
 		}
-		id = n
+	case entity == "leads" && parts[1] == "unsorted":
+		return s.unsortedRoute(parts[2:])
+	case len(parts) == 2 && parts[1] == "notes" && noteEntities[entity]:
+		return endpoint{"GET": s.notesHandler(entity, 0, s.getNotes), "POST": s.notesHandler(entity, 0, s.postNotes)}, ""
+	case len(parts) == 2 || (len(parts) == 3 && parts[2] == "notes" && noteEntities[entity]):
+		var one func(http.ResponseWriter, *http.Request, int64)
+		switch entity {
+		case "contacts":
+			one = s.getContacts
+		case "leads":
+			one = s.getLeads
+		case "companies":
+			one = s.getCompanies
+		case "users":
+			one = s.getUsers
+		case "tasks":
+			one = s.getTask
+		default:
+			return nil, noEndpoint
+		}
+		id, err := strconv.ParseInt(parts[1], 10, 64)
+		if err != nil || id <= 0 {
+			return nil, "no entity with id " + strconv.Quote(parts[1])
+		}
+		if len(parts) == 3 {
+			return endpoint{"GET": s.notesHandler(entity, id, s.getNotes), "POST": s.notesHandler(entity, id, s.postNotes)}, ""
+		}
+		return endpoint{"GET": func(w http.ResponseWriter, r *http.Request) { one(w, r, id) }}, ""
 	}
-	var h func(http.ResponseWriter, *http.Request, int64)
-	switch parts[0] {
-	case "contacts":
-		h = s.getContacts
-	case "leads":
-		h = s.getLeads
-	case "companies":
-		h = s.getCompanies
-	case "users":
-		h = s.getUsers
-	default:
-		writeProblem(w, http.StatusNotFound, "no such endpoint")
-		return
-	}
-	h(w, r, id)
+	return nil, noEndpoint
+}
+
+// list adapts a handler of lists and single entities to a list endpoint.
+func (s *Server) list(h func(http.ResponseWriter, *http.Request, int64)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { h(w, r, 0) }
 }
 
 // getContacts serves /api/v4/contacts (query, filter[id], with=leads) and /contacts/{id}.

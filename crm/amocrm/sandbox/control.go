@@ -1,11 +1,14 @@
 package sandbox
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -31,6 +34,9 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 		"GET /_sandbox/state":           func(w http.ResponseWriter, _ *http.Request) error { return reply(w, s.State()) },
 	}[route]
 	if !ok {
+		h, ok = s.controlWithID(r)
+	}
+	if !ok {
 		writeProblem(w, http.StatusNotFound, "no control endpoint "+route)
 		return
 	}
@@ -41,6 +47,80 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 		}
 		writeProblem(w, status, err.Error())
 	}
+}
+
+// controlWithID routes the control endpoints whose path names an entity:
+// POST /_sandbox/unsorted/{uid}/accept|decline and POST /_sandbox/tasks/{id}/complete.
+func (s *Server) controlWithID(r *http.Request) (func(http.ResponseWriter, *http.Request) error, bool) {
+	parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/_sandbox/"), "/")
+	if r.Method != http.MethodPost || len(parts) != 3 || parts[1] == "" {
+		return nil, false
+	}
+	switch {
+	case parts[0] == "unsorted" && (parts[2] == "accept" || parts[2] == "decline"):
+		uid, accept := parts[1], parts[2] == "accept"
+		return func(w http.ResponseWriter, r *http.Request) error { return s.ctlDecide(w, r, uid, accept) }, true
+	case parts[0] == "tasks" && parts[2] == "complete":
+		id, err := strconv.ParseInt(parts[1], 10, 64)
+		if err != nil {
+			return nil, false
+		}
+		return func(w http.ResponseWriter, r *http.Request) error { return s.ctlCompleteTask(w, r, id) }, true
+	}
+	return nil, false
+}
+
+func (s *Server) ctlDecide(w http.ResponseWriter, r *http.Request, uid string, accept bool) error {
+	var req struct {
+		UserID   int64 `json:"user_id"`
+		StatusID int64 `json:"status_id"`
+	}
+	if err := decodeOptional(r, &req); err != nil {
+		return err
+	}
+	var d UnsortedDecision
+	var err error
+	if accept {
+		d, err = s.AcceptUnsorted(r.Context(), uid, req.UserID, req.StatusID)
+	} else if req.StatusID != 0 {
+		err = fmt.Errorf("%w: a decline takes no status_id", ErrBadRequest)
+	} else {
+		d, err = s.DeclineUnsorted(r.Context(), uid, req.UserID)
+	}
+	if err != nil {
+		return err
+	}
+	return reply(w, d)
+}
+
+func (s *Server) ctlCompleteTask(w http.ResponseWriter, r *http.Request, id int64) error {
+	var req struct {
+		Result string `json:"result"`
+	}
+	if err := decodeOptional(r, &req); err != nil {
+		return err
+	}
+	if err := s.CompleteTask(id, req.Result); err != nil {
+		return err
+	}
+	return replyOK(w)
+}
+
+// decodeOptional is decode for a body that may be left empty.
+func decodeOptional(r *http.Request, v any) error {
+	data, err := io.ReadAll(io.LimitReader(r.Body, maxControlBody))
+	if err != nil {
+		return fmt.Errorf("%w: body: %w", ErrBadRequest, err)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: body: %w", ErrBadRequest, err)
+	}
+	return nil
 }
 
 func (s *Server) ctlLatency(w http.ResponseWriter, r *http.Request) error {

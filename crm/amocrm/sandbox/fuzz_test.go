@@ -20,6 +20,22 @@ func FuzzServe(f *testing.F) {
 		"POST /_sandbox/responsible {\"entity\":\"lead\",\"id\":4001,\"responsible_user_id\":5}",
 		"POST /oauth2/access_token {\"grant_type\":\"refresh_token\"}",
 		"PUT /api/v4/%zz",
+		`POST /api/v4/contacts [{"name":"x","custom_fields_values":[{"field_code":"PHONE","values":[{"value":5}]}]}]`,
+		`POST /api/v4/contacts [{"custom_fields_values":[{"field_id":100101,"values":[{"value":"t"}]},{"values":null}]}]`,
+		`POST /api/v4/leads [{"_embedded":{"contacts":[{"id":2001}],"tags":[{"id":1},{}]}},null]`,
+		`PATCH /api/v4/leads [{"id":4001,"responsible_user_id":1002,"status_id":-1}]`,
+		`POST /api/v4/tasks [{"text":"t","complete_till":1,"entity_type":"leads","entity_id":4001}]`,
+		`PATCH /api/v4/tasks [{"id":1,"is_completed":true,"result":{"text":1}}]`,
+		"GET /api/v4/tasks?filter[is_completed]=1&filter[entity_id][]=x",
+		`POST /api/v4/leads/4001/notes [{"note_type":"call_in","params":{"uniq":1,"phone":74951234567,"source":"s","duration":-1}}]`,
+		"GET /api/v4/contacts/notes?filter[entity_id][]=2001&filter[note_type]=common",
+		`POST /api/v4/leads/unsorted/sip [{"source_name":"s","source_uid":"u","metadata":{"phone":"1","called_at":1},"_embedded":{"leads":[{}],"contacts":[{}]}}]`,
+		"GET /api/v4/leads/unsorted?filter[category][]=sip&filter[pipeline_id]=x",
+		`POST /api/v4/leads/unsorted/abc/accept {"user_id":"x"}`,
+		"DELETE /api/v4/leads/unsorted/abc/decline",
+		`POST /_sandbox/unsorted/abc/accept {"status_id":-1}`,
+		`POST /_sandbox/tasks/99/complete {"result":5}`,
+		"GET /_sandbox/created",
 	} {
 		f.Add(s)
 	}

@@ -41,24 +41,63 @@ func parseList(q url.Values) (listParams, string, string) {
 		}
 		p.limit = n
 	}
-	for key, vals := range q {
-		if key != "filter[id]" && !strings.HasPrefix(key, "filter[id][") {
+	ids, ok := intFilter(q, "id")
+	if !ok {
+		return p, "filter.id", "ids must be integers"
+	}
+	p.ids = ids
+	return p, "", ""
+}
+
+// filterValues collects a filter's values however the client spelled it: filter[name]=a,b,
+// filter[name][]=a or filter[name][0]=a; nil when absent.
+func filterValues(q url.Values, name string) []string {
+	var out []string
+	key := "filter[" + name + "]"
+	for k, vals := range q {
+		if k != key && !strings.HasPrefix(k, key+"[") {
 			continue
 		}
-		if p.ids == nil {
-			p.ids = map[int64]bool{}
+		if out == nil {
+			out = []string{}
 		}
 		for _, v := range vals {
 			for _, part := range strings.Split(v, ",") {
-				id, err := strconv.ParseInt(strings.TrimSpace(part), 10, 64)
-				if err != nil {
-					return p, "filter.id", "ids must be integers"
-				}
-				p.ids[id] = true
+				out = append(out, strings.TrimSpace(part))
 			}
 		}
 	}
-	return p, "", ""
+	return out
+}
+
+// intFilter reads a filter of integers; nil when absent, ok false when a value is not one.
+func intFilter(q url.Values, name string) (map[int64]bool, bool) {
+	vals := filterValues(q, name)
+	if vals == nil {
+		return nil, true
+	}
+	set := map[int64]bool{}
+	for _, v := range vals {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return nil, false
+		}
+		set[n] = true
+	}
+	return set, true
+}
+
+// stringFilter reads a filter of strings; nil when absent.
+func stringFilter(q url.Values, name string) map[string]bool {
+	vals := filterValues(q, name)
+	if vals == nil {
+		return nil
+	}
+	set := map[string]bool{}
+	for _, v := range vals {
+		set[v] = true
+	}
+	return set
 }
 
 func parseWith(q url.Values) map[string]bool {

@@ -37,7 +37,7 @@ func (m matcher) matches(values ...string) bool {
 }
 
 func (m matcher) contact(c *Contact) bool {
-	vals := append([]string{c.Name}, c.Phones...)
+	vals := append(append([]string{c.Name}, c.Phones...), c.Emails...)
 	for _, v := range c.Fields {
 		vals = append(vals, v)
 	}

@@ -38,11 +38,17 @@ type fieldJSON struct {
 	Values    []fieldValue `json:"values"`
 }
 
+type tagJSON struct {
+	ID    int64   `json:"id"`
+	Name  string  `json:"name"`
+	Color *string `json:"color"`
+}
+
 type embedded struct {
-	Tags      []ref  `json:"tags"`
-	Companies *[]ref `json:"companies,omitempty"`
-	Leads     *[]ref `json:"leads,omitempty"`
-	Contacts  *[]ref `json:"contacts,omitempty"`
+	Tags      []tagJSON `json:"tags"`
+	Companies *[]ref    `json:"companies,omitempty"`
+	Leads     *[]ref    `json:"leads,omitempty"`
+	Contacts  *[]ref    `json:"contacts,omitempty"`
 }
 
 type contactJSON struct {
@@ -130,14 +136,15 @@ type renderer struct {
 	base      string
 	accountID int64
 	fieldIDs  map[string]int64
+	tagIDs    map[string]int64
 }
 
-func newRenderer(r *http.Request, accountID int64, fieldIDs map[string]int64) renderer {
+func newRenderer(r *http.Request, accountID int64, st *store) renderer {
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	return renderer{base: scheme + "://" + r.Host, accountID: accountID, fieldIDs: fieldIDs}
+	return renderer{base: scheme + "://" + r.Host, accountID: accountID, fieldIDs: st.fieldIDs, tagIDs: st.tagIDs}
 }
 
 func (rn renderer) self(path string, id int64) links {
@@ -159,7 +166,7 @@ func (rn renderer) contact(c *Contact, withLeads bool) contactJSON {
 		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, AccountID: rn.accountID,
 		CustomFieldsValues: rn.fields(c),
 		Links:              rn.self("/api/v4/contacts", c.ID),
-		Embedded:           embedded{Tags: []ref{}, Companies: rn.refs("/api/v4/companies", nil)},
+		Embedded:           embedded{Tags: []tagJSON{}, Companies: rn.refs("/api/v4/companies", nil)},
 	}
 	if c.CompanyID != 0 {
 		j.Embedded.Companies = rn.refs("/api/v4/companies", []int64{c.CompanyID})
@@ -170,8 +177,16 @@ func (rn renderer) contact(c *Contact, withLeads bool) contactJSON {
 	return j
 }
 
-// fields renders the PHONE field and the free text fields; amoCRM sends null, not [], for a
-// card without custom fields.
+func (rn renderer) tags(names []string) []tagJSON {
+	out := make([]tagJSON, 0, len(names))
+	for _, n := range names {
+		out = append(out, tagJSON{ID: rn.tagIDs[n], Name: n})
+	}
+	return out
+}
+
+// fields renders the PHONE and EMAIL fields and the free text fields; amoCRM sends null,
+// not [], for a card without custom fields.
 func (rn renderer) fields(c *Contact) []fieldJSON {
 	var out []fieldJSON
 	if len(c.Phones) > 0 {
@@ -179,6 +194,14 @@ func (rn renderer) fields(c *Contact) []fieldJSON {
 		f := fieldJSON{FieldID: phoneFieldID, FieldName: "Телефон", FieldCode: &code, FieldType: "multitext"}
 		for _, p := range c.Phones {
 			f.Values = append(f.Values, fieldValue{Value: p, EnumID: phoneEnumID, EnumCode: "WORK"})
+		}
+		out = append(out, f)
+	}
+	if len(c.Emails) > 0 {
+		code := "EMAIL"
+		f := fieldJSON{FieldID: emailFieldID, FieldName: "Email", FieldCode: &code, FieldType: "multitext"}
+		for _, e := range c.Emails {
+			f.Values = append(f.Values, fieldValue{Value: e, EnumID: emailEnumID, EnumCode: "WORK"})
 		}
 		out = append(out, f)
 	}
@@ -196,7 +219,7 @@ func (rn renderer) company(c *Company) companyJSON {
 		ID: c.ID, Name: c.Name, ResponsibleUserID: c.ResponsibleUserID,
 		CreatedBy: c.ResponsibleUserID, UpdatedBy: c.ResponsibleUserID,
 		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, AccountID: rn.accountID,
-		Links: rn.self("/api/v4/companies", c.ID), Embedded: embedded{Tags: []ref{}},
+		Links: rn.self("/api/v4/companies", c.ID), Embedded: embedded{Tags: []tagJSON{}},
 	}
 }
 
@@ -207,7 +230,7 @@ func (rn renderer) lead(l *Lead, withContacts bool) leadJSON {
 		CreatedBy: l.ResponsibleUserID, UpdatedBy: l.ResponsibleUserID,
 		CreatedAt: l.CreatedAt, UpdatedAt: l.UpdatedAt, AccountID: rn.accountID,
 		Links:    rn.self("/api/v4/leads", l.ID),
-		Embedded: embedded{Tags: []ref{}, Companies: rn.refs("/api/v4/companies", nil)},
+		Embedded: embedded{Tags: rn.tags(l.Tags), Companies: rn.refs("/api/v4/companies", nil)},
 	}
 	if l.StatusID == 142 || l.StatusID == 143 {
 		closed := l.UpdatedAt

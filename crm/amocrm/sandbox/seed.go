@@ -19,20 +19,33 @@ type Seed struct {
 	// RateLimit is how many API requests a sliding second may hold before 429; 0 means
 	// DefaultRateLimit, a negative value turns the limit off.
 	RateLimit int `yaml:"rate_limit,omitempty" json:"rate_limit,omitempty"`
-	// WebhookURL receives the webhooks of responsible changes.
-	WebhookURL string    `yaml:"webhook_url,omitempty" json:"webhook_url,omitempty"`
-	Account    Account   `yaml:"account,omitempty" json:"account"`
-	OAuth      *OAuth    `yaml:"oauth,omitempty" json:"oauth,omitempty"`
-	Users      []User    `yaml:"users" json:"users"`
-	Contacts   []Contact `yaml:"contacts" json:"contacts"`
-	Companies  []Company `yaml:"companies" json:"companies"`
-	Leads      []Lead    `yaml:"leads" json:"leads"`
+	// WebhookURL receives the webhooks of responsible changes and Unsorted decisions.
+	WebhookURL string  `yaml:"webhook_url,omitempty" json:"webhook_url,omitempty"`
+	Account    Account `yaml:"account,omitempty" json:"account"`
+	// APIUserID is the user the token acts as (a long-lived token acts as the admin who made
+	// it): created_by of what the API creates and modified_user_id of the webhooks its
+	// changes cause, so that a client can recognise its own writes. 0 when unset.
+	APIUserID int64 `yaml:"api_user_id,omitempty" json:"api_user_id,omitempty"`
+	// Pipeline is the account's main pipeline, where leads created without pipeline_id go.
+	Pipeline  Pipeline  `yaml:"pipeline,omitempty" json:"pipeline"`
+	OAuth     *OAuth    `yaml:"oauth,omitempty" json:"oauth,omitempty"`
+	Users     []User    `yaml:"users" json:"users"`
+	Contacts  []Contact `yaml:"contacts" json:"contacts"`
+	Companies []Company `yaml:"companies" json:"companies"`
+	Leads     []Lead    `yaml:"leads" json:"leads"`
 }
 
 // Account is the emulated account's identity, sent in every webhook.
 type Account struct {
 	ID        int64  `yaml:"id,omitempty" json:"id"`
 	Subdomain string `yaml:"subdomain,omitempty" json:"subdomain"`
+}
+
+// Pipeline names the main pipeline and the stage a new lead starts in; zero fields take
+// DefaultPipelineID and DefaultStatusID.
+type Pipeline struct {
+	ID       int64 `yaml:"id,omitempty" json:"id"`
+	StatusID int64 `yaml:"status_id,omitempty" json:"status_id"`
 }
 
 // OAuth configures POST /oauth2/access_token. RefreshToken and AuthCode are the grants the
@@ -56,13 +69,14 @@ type User struct {
 	Active *bool `yaml:"active,omitempty" json:"active,omitempty"`
 }
 
-// Contact is a person card. Phones go to the PHONE field as written; Fields are other text
-// fields (name → value), which the free-text query also searches.
+// Contact is a person card. Phones go to the PHONE field and Emails to the EMAIL field as
+// written; Fields are other text fields (name → value). The free-text query searches all.
 type Contact struct {
 	ID                int64             `yaml:"id" json:"id"`
 	Name              string            `yaml:"name" json:"name"`
 	ResponsibleUserID int64             `yaml:"responsible_user_id" json:"responsible_user_id"`
 	Phones            []string          `yaml:"phones,omitempty" json:"phones,omitempty"`
+	Emails            []string          `yaml:"emails,omitempty" json:"emails,omitempty"`
 	Fields            map[string]string `yaml:"fields,omitempty" json:"fields,omitempty"`
 	CompanyID         int64             `yaml:"company_id,omitempty" json:"company_id,omitempty"`
 	LeadIDs           []int64           `yaml:"lead_ids,omitempty" json:"lead_ids,omitempty"`
@@ -81,14 +95,15 @@ type Company struct {
 
 // Lead is a deal; its contacts may be listed here, on the contacts, or both.
 type Lead struct {
-	ID                int64   `yaml:"id" json:"id"`
-	Name              string  `yaml:"name" json:"name"`
-	StatusID          int64   `yaml:"status_id" json:"status_id"`
-	PipelineID        int64   `yaml:"pipeline_id" json:"pipeline_id"`
-	ResponsibleUserID int64   `yaml:"responsible_user_id" json:"responsible_user_id"`
-	ContactIDs        []int64 `yaml:"contact_ids,omitempty" json:"contact_ids,omitempty"`
-	CreatedAt         int64   `yaml:"created_at,omitempty" json:"created_at,omitempty"`
-	UpdatedAt         int64   `yaml:"updated_at,omitempty" json:"updated_at,omitempty"`
+	ID                int64    `yaml:"id" json:"id"`
+	Name              string   `yaml:"name" json:"name"`
+	StatusID          int64    `yaml:"status_id" json:"status_id"`
+	PipelineID        int64    `yaml:"pipeline_id" json:"pipeline_id"`
+	ResponsibleUserID int64    `yaml:"responsible_user_id" json:"responsible_user_id"`
+	ContactIDs        []int64  `yaml:"contact_ids,omitempty" json:"contact_ids,omitempty"`
+	Tags              []string `yaml:"tags,omitempty" json:"tags,omitempty"`
+	CreatedAt         int64    `yaml:"created_at,omitempty" json:"created_at,omitempty"`
+	UpdatedAt         int64    `yaml:"updated_at,omitempty" json:"updated_at,omitempty"`
 }
 
 // Defaults of a Seed's settings.
@@ -97,6 +112,9 @@ const (
 	DefaultRateLimit = 7
 	DefaultAccountID = 29000001
 	DefaultSubdomain = "sandbox"
+	// DefaultPipelineID and DefaultStatusID are the main pipeline of the example seed.
+	DefaultPipelineID = 5001
+	DefaultStatusID   = 5101
 )
 
 // LoadSeed reads and validates a seed file (YAML, or JSON which is YAML too).
@@ -127,10 +145,18 @@ func ParseSeed(data []byte) (Seed, error) {
 }
 
 // Validate reports the first inconsistency: duplicate or non-positive ids, links to
-// entities that are not in the seed, a webhook URL that is not http(s).
+// entities that are not in the seed, an API user who is not a user, a webhook URL that is
+// not http(s).
 func (s Seed) Validate() error {
-	if _, err := ids("user", s.Users, func(u User) int64 { return u.ID }); err != nil {
+	users, err := ids("user", s.Users, func(u User) int64 { return u.ID })
+	if err != nil {
 		return err
+	}
+	if s.APIUserID < 0 || (s.APIUserID > 0 && !users[s.APIUserID]) {
+		return fmt.Errorf("api_user_id %d is not in users", s.APIUserID)
+	}
+	if s.Pipeline.ID < 0 || s.Pipeline.StatusID < 0 {
+		return errors.New("pipeline id and status_id must not be negative")
 	}
 	companies, err := ids("company", s.Companies, func(c Company) int64 { return c.ID })
 	if err != nil {

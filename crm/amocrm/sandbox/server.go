@@ -21,7 +21,7 @@ type Server struct {
 
 	mu         sync.Mutex
 	st         *store
-	settings   Seed // Token, RateLimit, WebhookURL, Account, OAuth in effect
+	settings   Seed // Token, RateLimit, WebhookURL, Account, APIUserID, Pipeline, OAuth in effect
 	oauth      oauthState
 	window     window
 	faults     faults
@@ -39,7 +39,7 @@ func WithLogger(l zerolog.Logger) Option { return func(s *Server) { s.log = l } 
 // WithRateLimit sets how many API requests a sliding second may hold; negative disables.
 func WithRateLimit(n int) Option { return func(s *Server) { s.settings.RateLimit = n } }
 
-// WithWebhookURL sets where responsible changes are posted.
+// WithWebhookURL sets where webhooks (responsible changes, Unsorted decisions) are posted.
 func WithWebhookURL(u string) Option { return func(s *Server) { s.settings.WebhookURL = u } }
 
 // WithToken sets the long-lived token the API accepts.
@@ -74,7 +74,8 @@ func New(seed Seed, opts ...Option) *Server {
 
 // settingsOf keeps the seed's settings without its data.
 func settingsOf(seed Seed) Seed {
-	return Seed{Token: seed.Token, RateLimit: seed.RateLimit, WebhookURL: seed.WebhookURL, Account: seed.Account, OAuth: seed.OAuth}
+	return Seed{Token: seed.Token, RateLimit: seed.RateLimit, WebhookURL: seed.WebhookURL, Account: seed.Account,
+		APIUserID: seed.APIUserID, Pipeline: seed.Pipeline, OAuth: seed.OAuth}
 }
 
 func withDefaults(s Seed) Seed {
@@ -89,6 +90,12 @@ func withDefaults(s Seed) Seed {
 	}
 	if s.Account.Subdomain == "" {
 		s.Account.Subdomain = DefaultSubdomain
+	}
+	if s.Pipeline.ID == 0 {
+		s.Pipeline.ID = DefaultPipelineID
+	}
+	if s.Pipeline.StatusID == 0 {
+		s.Pipeline.StatusID = DefaultStatusID
 	}
 	return s
 }
@@ -150,7 +157,7 @@ func (s *Server) count(r *http.Request) {
 }
 
 func (s *Server) renderer(r *http.Request) renderer {
-	return newRenderer(r, s.settings.Account.ID, s.st.fieldIDs)
+	return newRenderer(r, s.settings.Account.ID, s.st)
 }
 
 type statusRecorder struct {

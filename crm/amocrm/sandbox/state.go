@@ -36,18 +36,12 @@ func (s *Server) ResetCounters() {
 	s.mu.Unlock()
 }
 
-// Created returns what clients created through the API, in order.
+// Created returns what clients created through the API since the start or the last
+// Reseed, in order, each as it is now.
 func (s *Server) Created() Created {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c := s.st.created
-	return Created{
-		Contacts: append([]Contact{}, c.Contacts...),
-		Leads:    append([]Lead{}, c.Leads...),
-		Tasks:    append([]Record{}, c.Tasks...),
-		Notes:    append([]Record{}, c.Notes...),
-		Unsorted: append([]Record{}, c.Unsorted...),
-	}
+	return s.st.createdNow()
 }
 
 // State returns the account's current data and settings as a seed; the OAuth grants are
@@ -57,11 +51,13 @@ func (s *Server) State() Seed {
 	defer s.mu.Unlock()
 	out := s.st.snapshot()
 	out.Token, out.RateLimit, out.WebhookURL, out.Account = s.settings.Token, s.settings.RateLimit, s.settings.WebhookURL, s.settings.Account
+	out.APIUserID, out.Pipeline = s.settings.APIUserID, s.settings.Pipeline
 	return out
 }
 
-// Reseed validates seed and replaces all data with it, and the settings the seed sets (token,
-// rate limit, webhook URL, account, OAuth); settings it leaves empty stay as they are.
+// Reseed validates seed and replaces all data with it (what was created through the API
+// too), and the settings the seed sets (token, rate limit, webhook URL, account, API user,
+// pipeline, OAuth); settings it leaves empty stay as they are.
 func (s *Server) Reseed(seed Seed) error {
 	if err := seed.Validate(); err != nil {
 		return err
@@ -83,6 +79,15 @@ func (s *Server) Reseed(seed Seed) error {
 	}
 	if seed.Account.Subdomain != "" {
 		s.settings.Account.Subdomain = seed.Account.Subdomain
+	}
+	if seed.APIUserID != 0 {
+		s.settings.APIUserID = seed.APIUserID
+	}
+	if seed.Pipeline.ID != 0 {
+		s.settings.Pipeline.ID = seed.Pipeline.ID
+	}
+	if seed.Pipeline.StatusID != 0 {
+		s.settings.Pipeline.StatusID = seed.Pipeline.StatusID
 	}
 	if seed.OAuth != nil {
 		s.settings.OAuth = seed.OAuth

@@ -7,36 +7,39 @@ import (
 )
 
 // store is the account's data. It is not locked itself: the Server holds its mutex around
-// every use. Creations (contacts, leads, tasks, notes, unsorted) take ids from nextID and
-// are also appended to created, so tests can read back what a client wrote.
+// every use. Creations take ids from nextID and are remembered in order, so tests can read
+// back what a client wrote (Created).
 type store struct {
 	users     map[int64]*User
 	contacts  map[int64]*Contact
 	companies map[int64]*Company
 	leads     map[int64]*Lead
+	tasks     map[int64]*Task
+	notes     map[int64]*Note
+	// unsorted holds every Unsorted entry by uid, decided ones too (with their status).
+	unsorted map[string]*Unsorted
 	// fieldIDs numbers the free text fields by name, the way an account numbers its fields.
 	fieldIDs map[string]int64
-	lastID   int64
-	created  Created
+	// tagIDs numbers lead tags by name as they first appear.
+	tagIDs map[string]int64
+	lastID int64
+	uidSeq int64
+	// created lists the ids of what the API created, in order.
+	created createdOrder
 }
 
-// Created holds what clients created through the API, in order. Record is used for entity
-// kinds the sandbox stores as posted.
-type Created struct {
-	Contacts []Contact `json:"contacts"`
-	Leads    []Lead    `json:"leads"`
-	Tasks    []Record  `json:"tasks"`
-	Notes    []Record  `json:"notes"`
-	Unsorted []Record  `json:"unsorted"`
+type createdOrder struct {
+	contacts, leads, tasks, notes []int64
+	unsorted                      []string
 }
-
-// Record is an entity as a client posted it.
-type Record map[string]any
 
 const (
 	phoneFieldID   = 100001
 	phoneEnumID    = 200001
 	firstTextField = 100101
+	emailFieldID   = 100002
+	emailEnumID    = 200011
+	firstTagID     = 300001
 )
 
 // newStore copies the seed's data, links contacts and leads both ways and stamps missing
@@ -47,8 +50,11 @@ func newStore(s Seed, now time.Time) *store {
 		contacts:  map[int64]*Contact{},
 		companies: map[int64]*Company{},
 		leads:     map[int64]*Lead{},
+		tasks:     map[int64]*Task{},
+		notes:     map[int64]*Note{},
+		unsorted:  map[string]*Unsorted{},
 		fieldIDs:  map[string]int64{},
-		created:   emptyCreated(),
+		tagIDs:    map[string]int64{},
 	}
 	ts := now.Unix()
 	stamp := func(c, u *int64) {
@@ -71,6 +77,8 @@ func newStore(s Seed, now time.Time) *store {
 	for _, l := range s.Leads {
 		stamp(&l.CreatedAt, &l.UpdatedAt)
 		l.ContactIDs = nil
+		l.Tags = slices.Clone(l.Tags)
+		st.tagLead(&l)
 		st.leads[l.ID] = &l
 		st.bump(l.ID)
 	}
@@ -78,6 +86,7 @@ func newStore(s Seed, now time.Time) *store {
 	for _, c := range s.Contacts {
 		stamp(&c.CreatedAt, &c.UpdatedAt)
 		c.Phones = slices.Clone(c.Phones)
+		c.Emails = slices.Clone(c.Emails)
 		c.Fields = maps.Clone(c.Fields)
 		c.LeadIDs = nil
 		if st.companies[c.CompanyID] == nil {
@@ -104,10 +113,6 @@ func newStore(s Seed, now time.Time) *store {
 	return st
 }
 
-func emptyCreated() Created {
-	return Created{Contacts: []Contact{}, Leads: []Lead{}, Tasks: []Record{}, Notes: []Record{}, Unsorted: []Record{}}
-}
-
 func (st *store) bump(id int64) { st.lastID = max(st.lastID, id) }
 
 // nextID hands out the id of a new entity; ids are unique across entity kinds, as in amoCRM.
@@ -132,16 +137,35 @@ func (st *store) snapshot() Seed {
 		Users:     sortedCopy(st.users, func(u User) User { return u }),
 		Companies: sortedCopy(st.companies, func(c Company) Company { return c }),
 		Contacts: sortedCopy(st.contacts, func(c Contact) Contact {
-			c.Phones, c.Fields, c.LeadIDs = slices.Clone(c.Phones), maps.Clone(c.Fields), slices.Clone(c.LeadIDs)
-			return c
+			return cloneContact(c)
 		}),
 		Leads: sortedCopy(st.leads, func(l Lead) Lead {
-			l.ContactIDs = slices.Clone(l.ContactIDs)
-			return l
+			return cloneLead(l)
 		}),
 	}
 	return s
 }
+
+func cloneContact(c Contact) Contact {
+	c.Phones, c.Emails, c.Fields, c.LeadIDs = slices.Clone(c.Phones), slices.Clone(c.Emails), maps.Clone(c.Fields), slices.Clone(c.LeadIDs)
+	return c
+}
+
+func cloneLead(l Lead) Lead {
+	l.ContactIDs, l.Tags = slices.Clone(l.ContactIDs), slices.Clone(l.Tags)
+	return l
+}
+
+// tagLead numbers the lead's tags not seen before.
+func (st *store) tagLead(l *Lead) {
+	for _, t := range l.Tags {
+		if _, ok := st.tagIDs[t]; !ok {
+			st.tagIDs[t] = st.nextTagID()
+		}
+	}
+}
+
+func (st *store) nextTagID() int64 { return firstTagID + int64(len(st.tagIDs)) }
 
 func sortedCopy[T any](m map[int64]*T, clone func(T) T) []T {
 	keys := slices.Sorted(maps.Keys(m))

@@ -1,0 +1,288 @@
+package sandbox
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// taskEntities are the entity types a task can be on.
+var taskEntities = map[string]bool{"leads": true, "contacts": true, "companies": true}
+
+// defaultTaskType is amoCRM's "follow-up" (call) task type.
+const defaultTaskType = 1
+
+type taskIn struct {
+	Text              string `json:"text"`
+	CompleteTill      int64  `json:"complete_till"`
+	TaskTypeID        int64  `json:"task_type_id"`
+	ResponsibleUserID int64  `json:"responsible_user_id"`
+	EntityType        string `json:"entity_type"`
+	EntityID          int64  `json:"entity_id"`
+	Duration          int64  `json:"duration"`
+}
+
+// taskFrom checks a posted task and builds it without id and times; s.mu is held.
+func (s *Server) taskFrom(reqID string, in taskIn, v *invalid) Task {
+	t := Task{
+		Text: strings.TrimSpace(in.Text), CompleteTill: in.CompleteTill, TaskTypeID: in.TaskTypeID,
+		ResponsibleUserID: s.orAPIUser(in.ResponsibleUserID), EntityType: in.EntityType, EntityID: in.EntityID,
+		Duration: in.Duration, RequestID: reqID,
+	}
+	if t.Text == "" {
+		v.add(reqID, codeNotBlank, "text", detailNotBlank)
+	}
+	if in.CompleteTill <= 0 {
+		v.add(reqID, codeNotBlank, "complete_till", detailNotBlank)
+	}
+	if t.TaskTypeID == 0 {
+		t.TaskTypeID = defaultTaskType
+	}
+	if t.TaskTypeID < 0 {
+		v.add(reqID, codeChoice, "task_type_id", detailChoice)
+	}
+	if in.Duration < 0 {
+		v.add(reqID, codeChoice, "duration", detailNegative)
+	}
+	s.checkUser(v, reqID, "responsible_user_id", in.ResponsibleUserID)
+	switch {
+	case in.EntityType == "" && in.EntityID == 0:
+	case !taskEntities[in.EntityType]:
+		v.add(reqID, codeChoice, "entity_type", detailChoice)
+	case in.EntityID <= 0:
+		v.add(reqID, codeNotBlank, "entity_id", detailNotBlank)
+	case !s.st.entityExists(in.EntityType, in.EntityID):
+		v.add(reqID, codeNotFound, "entity_id", detailNotFound)
+	}
+	return t
+}
+
+// postTasks serves POST /api/v4/tasks.
+func (s *Server) postTasks(w http.ResponseWriter, r *http.Request) {
+	items, ok := readItems(w, r)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	var v invalid
+	ts := make([]Task, len(items))
+	for i, it := range items {
+		var in taskIn
+		if decodeItem(it, &in, &v) {
+			ts[i] = s.taskFrom(it.requestID, in, &v)
+		}
+	}
+	if v.failed() {
+		s.mu.Unlock()
+		v.write(w)
+		return
+	}
+	rn := s.renderer(r)
+	now := s.now().Unix()
+	out := make([]createdRef, 0, len(ts))
+	for _, t := range ts {
+		t.ID, t.CreatedAt, t.UpdatedAt, t.CreatedBy = s.st.nextID(), now, now, s.settings.APIUserID
+		s.st.tasks[t.ID] = &t
+		s.st.created.tasks = append(s.st.created.tasks, t.ID)
+		out = append(out, createdRef{ID: t.ID, RequestID: t.RequestID, Links: rn.self("/api/v4/tasks", t.ID)})
+	}
+	s.mu.Unlock()
+	rn.writeCreated(w, r, "tasks", out)
+}
+
+type taskJSON struct {
+	ID                int64   `json:"id"`
+	CreatedBy         int64   `json:"created_by"`
+	UpdatedBy         int64   `json:"updated_by"`
+	CreatedAt         int64   `json:"created_at"`
+	UpdatedAt         int64   `json:"updated_at"`
+	ResponsibleUserID int64   `json:"responsible_user_id"`
+	GroupID           int64   `json:"group_id"`
+	EntityID          *int64  `json:"entity_id"`
+	EntityType        *string `json:"entity_type"`
+	Duration          int64   `json:"duration"`
+	IsCompleted       bool    `json:"is_completed"`
+	TaskTypeID        int64   `json:"task_type_id"`
+	Text              string  `json:"text"`
+	// Result is [] until the task is completed with a text, then {"text": ...}.
+	Result       any   `json:"result"`
+	CompleteTill int64 `json:"complete_till"`
+	AccountID    int64 `json:"account_id"`
+	Links        links `json:"_links"`
+}
+
+func (rn renderer) task(t *Task) taskJSON {
+	j := taskJSON{
+		ID: t.ID, CreatedBy: t.CreatedBy, UpdatedBy: t.CreatedBy, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt,
+		ResponsibleUserID: t.ResponsibleUserID, Duration: t.Duration, IsCompleted: t.IsCompleted,
+		TaskTypeID: t.TaskTypeID, Text: t.Text, Result: []any{}, CompleteTill: t.CompleteTill,
+		AccountID: rn.accountID, Links: rn.self("/api/v4/tasks", t.ID),
+	}
+	if t.EntityType != "" {
+		et, id := t.EntityType, t.EntityID
+		j.EntityType, j.EntityID = &et, &id
+	}
+	if t.Result != "" {
+		j.Result = map[string]string{"text": t.Result}
+	}
+	return j
+}
+
+// getTasks serves GET /api/v4/tasks with filter[id], filter[entity_type],
+// filter[entity_id], filter[is_completed] (0 or 1), filter[task_type] and
+// filter[responsible_user_id], in id order.
+func (s *Server) getTasks(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	p, field, msg := parseList(q)
+	if field != "" {
+		writeInvalid(w, field, msg)
+		return
+	}
+	entityIDs, ok1 := intFilter(q, "entity_id")
+	types, ok2 := intFilter(q, "task_type")
+	users, ok3 := intFilter(q, "responsible_user_id")
+	done, ok4 := intFilter(q, "is_completed")
+	for i, name := range []string{"entity_id", "task_type", "responsible_user_id"} {
+		if ![]bool{ok1, ok2, ok3}[i] {
+			writeInvalid(w, "filter."+name, name+" must be integers")
+			return
+		}
+	}
+	if !ok4 || len(done) > 1 || (done != nil && !done[0] && !done[1]) {
+		writeInvalid(w, "filter.is_completed", "is_completed must be 0 or 1")
+		return
+	}
+	entityTypes := stringFilter(q, "entity_type")
+	for et := range entityTypes {
+		if !taskEntities[et] {
+			writeInvalid(w, "filter.entity_type", "entity_type must be leads, contacts or companies")
+			return
+		}
+	}
+	s.mu.Lock()
+	rn := s.renderer(r)
+	var all []taskJSON
+	for _, id := range sortedIDs(s.st.tasks) {
+		t := s.st.tasks[id]
+		switch {
+		case p.ids != nil && !p.ids[id],
+			entityTypes != nil && !entityTypes[t.EntityType],
+			entityIDs != nil && !entityIDs[t.EntityID],
+			types != nil && !types[t.TaskTypeID],
+			users != nil && !users[t.ResponsibleUserID],
+			done != nil && done[1] != t.IsCompleted:
+			continue
+		}
+		all = append(all, rn.task(t))
+	}
+	s.mu.Unlock()
+	writePage(w, r, rn, "tasks", all, p.paging)
+}
+
+// getTask serves GET /api/v4/tasks/{id}.
+func (s *Server) getTask(w http.ResponseWriter, r *http.Request, id int64) {
+	s.mu.Lock()
+	t := s.st.tasks[id]
+	var one taskJSON
+	if t != nil {
+		one = s.renderer(r).task(t)
+	}
+	s.mu.Unlock()
+	writeOne(w, t != nil, one)
+}
+
+type taskPatchIn struct {
+	ID                int64   `json:"id"`
+	Text              *string `json:"text"`
+	CompleteTill      *int64  `json:"complete_till"`
+	ResponsibleUserID *int64  `json:"responsible_user_id"`
+	IsCompleted       *bool   `json:"is_completed"`
+	Result            *struct {
+		Text string `json:"text"`
+	} `json:"result"`
+}
+
+// patchTasks serves PATCH /api/v4/tasks: text, complete_till, responsible_user_id, and
+// is_completed with an optional result text.
+func (s *Server) patchTasks(w http.ResponseWriter, r *http.Request) {
+	items, ok := readItems(w, r)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	var v invalid
+	ins := make([]taskPatchIn, len(items))
+	for i, it := range items {
+		in := &ins[i]
+		if !decodeItem(it, in, &v) {
+			continue
+		}
+		switch {
+		case in.ID <= 0:
+			v.add(it.requestID, codeNotBlank, "id", detailNotBlank)
+		case s.st.tasks[in.ID] == nil:
+			v.add(it.requestID, codeNotFound, "id", detailNotFound)
+		}
+		if in.Text != nil && strings.TrimSpace(*in.Text) == "" {
+			v.add(it.requestID, codeNotBlank, "text", detailNotBlank)
+		}
+		if in.CompleteTill != nil && *in.CompleteTill <= 0 {
+			v.add(it.requestID, codeNotBlank, "complete_till", detailNotBlank)
+		}
+		if in.ResponsibleUserID != nil {
+			if *in.ResponsibleUserID == 0 {
+				v.add(it.requestID, codeChoice, "responsible_user_id", detailChoice)
+			}
+			s.checkUser(&v, it.requestID, "responsible_user_id", *in.ResponsibleUserID)
+		}
+	}
+	if v.failed() {
+		s.mu.Unlock()
+		v.write(w)
+		return
+	}
+	rn := s.renderer(r)
+	now := s.now().Unix()
+	type updated struct {
+		ID        int64  `json:"id"`
+		UpdatedAt int64  `json:"updated_at"`
+		RequestID string `json:"request_id"`
+		Links     links  `json:"_links"`
+	}
+	out := make([]updated, 0, len(ins))
+	for i, in := range ins {
+		t := s.st.tasks[in.ID]
+		if in.Text != nil {
+			t.Text = strings.TrimSpace(*in.Text)
+		}
+		if in.CompleteTill != nil {
+			t.CompleteTill = *in.CompleteTill
+		}
+		if in.ResponsibleUserID != nil {
+			t.ResponsibleUserID = *in.ResponsibleUserID
+		}
+		if in.IsCompleted != nil {
+			t.IsCompleted = *in.IsCompleted
+		}
+		if in.Result != nil {
+			t.Result = in.Result.Text
+		}
+		t.UpdatedAt = now
+		out = append(out, updated{ID: t.ID, UpdatedAt: now, RequestID: items[i].requestID, Links: rn.self("/api/v4/tasks", t.ID)})
+	}
+	s.mu.Unlock()
+	rn.writeCreated(w, r, "tasks", out)
+}
+
+// CompleteTask marks a task done with a result text, as a manager closing it would.
+func (s *Server) CompleteTask(id int64, result string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.st.tasks[id]
+	if t == nil {
+		return fmt.Errorf("%w: task %s", ErrNotFound, strconv.FormatInt(id, 10))
+	}
+	t.IsCompleted, t.Result, t.UpdatedAt = true, result, s.now().Unix()
+	return nil
+}

@@ -1,0 +1,112 @@
+package amocrm
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/crmlink/crmlink/crm"
+)
+
+// defaultCallSource is the source of a call note that names none: amoCRM shows it on the
+// card next to the call.
+const defaultCallSource = "crmlink"
+
+// noteTypes are the call note types by direction.
+var noteTypes = map[crm.CallDirection]string{crm.CallIn: "call_in", crm.CallOut: "call_out"}
+
+type callParams struct {
+	Uniq            string `json:"uniq"`
+	Duration        int64  `json:"duration"`
+	Source          string `json:"source"`
+	Link            string `json:"link,omitempty"`
+	Phone           string `json:"phone"`
+	CallStatus      int    `json:"call_status,omitempty"`
+	CallResult      string `json:"call_result,omitempty"`
+	CallResponsible int64  `json:"call_responsible,omitempty"`
+}
+
+type textParams struct {
+	Text string `json:"text"`
+}
+
+type noteOut struct {
+	EntityID int64  `json:"entity_id"`
+	NoteType string `json:"note_type"`
+	Params   any    `json:"params"`
+}
+
+// AddCallNotes adds call_in / call_out notes, each to its entity, with the call's uniq,
+// duration in seconds, status and recording link. amoCRM takes notes per entity type, so
+// the notes go out grouped by it, in order within a group. Nothing here dedupes by uniq:
+// the caller keeps its own keys (amoCRM does not document what a second uniq does).
+func (c *Client) AddCallNotes(ctx context.Context, ns []crm.CallNote) error {
+	groups := map[string][]noteOut{}
+	var order []string
+	for i, n := range ns {
+		p, err := entityPath(n.Entity)
+		if err == nil && noteTypes[n.Direction] == "" {
+			err = fmt.Errorf("unknown call direction %q: want inbound or outbound", n.Direction)
+		}
+		if err != nil {
+			return apiError(http.MethodPost, "/api/v4/"+string(n.Entity)+"/notes", fmt.Errorf("note %d: %w", i, err))
+		}
+		source := n.Source
+		if source == "" {
+			source = defaultCallSource
+		}
+		if _, ok := groups[p]; !ok {
+			order = append(order, p)
+		}
+		groups[p] = append(groups[p], noteOut{
+			EntityID: n.EntityID, NoteType: noteTypes[n.Direction],
+			Params: callParams{
+				Uniq: n.Uniq, Duration: seconds(n.Duration), Source: source, Link: n.Link,
+				Phone: string(n.Phone), CallStatus: int(n.Status), CallResult: n.Result,
+				CallResponsible: int64(n.Responsible),
+			},
+		})
+	}
+	for _, p := range order {
+		if err := c.addNotes(ctx, "/api/v4/"+p+"/notes", groups[p]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AddTextNote adds a plain ("common") note to an entity.
+func (c *Client) AddTextNote(ctx context.Context, entity crm.EntityType, id int64, text string) error {
+	p, err := entityPath(entity)
+	if err != nil {
+		return apiError(http.MethodPost, "/api/v4/"+string(entity)+"/notes", err)
+	}
+	return c.addNotes(ctx, "/api/v4/"+p+"/notes", []noteOut{{EntityID: id, NoteType: "common", Params: textParams{Text: text}}})
+}
+
+// addNotes posts notes of one entity type in batches and checks every note was created.
+func (c *Client) addNotes(ctx context.Context, path string, notes []noteOut) error {
+	for start := 0; start < len(notes); start += writeBatch {
+		end := min(start+writeBatch, len(notes))
+		r, err := c.write(ctx, http.MethodPost, path, notes[start:end])
+		if err != nil {
+			return batchError(err, start, end, len(notes))
+		}
+		var l halList
+		var got []createdRef
+		err = json.Unmarshal(r.body, &l)
+		if raw, ok := l.Embedded["notes"]; err == nil && ok {
+			err = json.Unmarshal(raw, &got)
+		}
+		if err != nil {
+			err = fmt.Errorf("decode response: %w", err)
+		} else if len(got) != end-start {
+			err = fmt.Errorf("sent %d notes, the answer lists %d", end-start, len(got))
+		}
+		if err != nil {
+			return batchError(apiError(http.MethodPost, path, err), start, end, len(notes))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,230 @@
+package amocrm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/crmlink/crmlink/crm"
+)
+
+const (
+	unsortedPath    = "/api/v4/leads/unsorted"
+	unsortedSipPath = unsortedPath + "/sip"
+	// unsortedServiceCode is metadata.service_code of the entries crmlink creates: the code
+	// of the telephony service the call came through.
+	unsortedServiceCode = "crmlink"
+	// defaultUnsortedSource is the source_name of an entry that names none.
+	defaultUnsortedSource = "crmlink"
+)
+
+type unsortedContactOut struct {
+	Name               string     `json:"name,omitempty"`
+	ResponsibleUserID  int64      `json:"responsible_user_id,omitempty"`
+	CustomFieldsValues []fieldOut `json:"custom_fields_values,omitempty"`
+}
+
+type unsortedLeadOut struct {
+	Name              string `json:"name,omitempty"`
+	ResponsibleUserID int64  `json:"responsible_user_id,omitempty"`
+}
+
+type sipMetadataOut struct {
+	Phone             string `json:"phone"`
+	CalledAt          int64  `json:"called_at"`
+	Duration          int64  `json:"duration"`
+	Link              string `json:"link,omitempty"`
+	ServiceCode       string `json:"service_code"`
+	Uniq              string `json:"uniq"`
+	IsCallEventNeeded bool   `json:"is_call_event_needed"`
+	CallResponsible   int64  `json:"call_responsible,omitempty"`
+}
+
+type unsortedOut struct {
+	SourceName string         `json:"source_name"`
+	SourceUID  string         `json:"source_uid"`
+	PipelineID int64          `json:"pipeline_id,omitempty"`
+	CreatedAt  int64          `json:"created_at"`
+	RequestID  string         `json:"request_id"`
+	Metadata   sipMetadataOut `json:"metadata"`
+	Embedded   struct {
+		Leads    []unsortedLeadOut    `json:"leads"`
+		Contacts []unsortedContactOut `json:"contacts"`
+	} `json:"_embedded"`
+}
+
+func unsortedOf(u crm.UnsortedCall, now time.Time) unsortedOut {
+	at := u.CalledAt
+	if at.IsZero() {
+		at = now
+	}
+	source := u.SourceName
+	if source == "" {
+		source = defaultUnsortedSource
+	}
+	o := unsortedOut{
+		SourceName: source, SourceUID: u.UID, PipelineID: u.PipelineID, CreatedAt: at.Unix(), RequestID: u.UID,
+		Metadata: sipMetadataOut{
+			Phone: string(u.Phone), CalledAt: at.Unix(), Duration: seconds(u.Duration), Link: u.Link,
+			ServiceCode: unsortedServiceCode, Uniq: u.UID, IsCallEventNeeded: true,
+			CallResponsible: int64(u.Responsible),
+		},
+	}
+	o.Embedded.Leads = []unsortedLeadOut{{Name: u.LeadName, ResponsibleUserID: int64(u.Responsible)}}
+	o.Embedded.Contacts = []unsortedContactOut{{
+		Name: u.ContactName, ResponsibleUserID: int64(u.Responsible),
+		CustomFieldsValues: contactFields([]crm.Phone{u.Phone}, nil),
+	}}
+	return o
+}
+
+// AddUnsortedCalls creates Unsorted entries of category sip, each with a lead and a
+// contact holding the caller's phone, which a manager accepts or declines in amoCRM. UID
+// is the entry's source_uid and the call's uniq. amoCRM refuses an item already in
+// Unsorted; such entries (and repeats of a UID within us) are skipped, not an error, so a
+// retried event creates nothing twice while its entry waits.
+func (c *Client) AddUnsortedCalls(ctx context.Context, us []crm.UnsortedCall) error {
+	now := time.Now()
+	seen := map[string]bool{}
+	var items []unsortedOut
+	for i, u := range us {
+		switch {
+		case u.UID == "":
+			return apiError(http.MethodPost, unsortedSipPath, fmt.Errorf("entry %d: no UID", i))
+		case u.Phone == "":
+			return apiError(http.MethodPost, unsortedSipPath, fmt.Errorf("entry %d: no phone", i))
+		case seen[u.UID]:
+			continue
+		}
+		seen[u.UID] = true
+		items = append(items, unsortedOf(u, now))
+	}
+	for start := 0; start < len(items); start += writeBatch {
+		end := min(start+writeBatch, len(items))
+		if err := c.addUnsortedBatch(ctx, items[start:end]); err != nil {
+			return batchError(err, start, end, len(items))
+		}
+	}
+	return nil
+}
+
+// addUnsortedBatch posts one batch; when amoCRM rejects only entries already in Unsorted,
+// it posts the batch again without them.
+func (c *Client) addUnsortedBatch(ctx context.Context, items []unsortedOut) error {
+	for len(items) > 0 {
+		r, err := c.write(ctx, http.MethodPost, unsortedSipPath, items)
+		var ve *ValidationError
+		if errors.As(err, &ve) {
+			dup := duplicateEntries(ve, items)
+			if len(dup) == 0 {
+				return err
+			}
+			c.log.Debug().Int("skipped", len(dup)).Msg("amocrm Unsorted entries already waiting, not added again")
+			rest := items[:0:0]
+			for i, it := range items {
+				if !dup[i] {
+					rest = append(rest, it)
+				}
+			}
+			items = rest
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		var l halList
+		var got []json.RawMessage
+		err = json.Unmarshal(r.body, &l)
+		if raw, ok := l.Embedded["unsorted"]; err == nil && ok {
+			err = json.Unmarshal(raw, &got)
+		}
+		if err != nil {
+			return apiError(http.MethodPost, unsortedSipPath, fmt.Errorf("decode response: %w", err))
+		}
+		if len(got) != len(items) {
+			return apiError(http.MethodPost, unsortedSipPath, fmt.Errorf("sent %d entries, the answer lists %d", len(items), len(got)))
+		}
+		return nil
+	}
+	return nil
+}
+
+// duplicateEntries finds the items a validation error rejects for their source_uid alone,
+// which for an entry that has one means it is already in Unsorted; nil when any item is
+// rejected for anything else. Items are named by request_id (their UID) or index.
+func duplicateEntries(ve *ValidationError, items []unsortedOut) map[int]bool {
+	byID := make(map[string]int, len(items))
+	for i, it := range items {
+		byID[it.RequestID] = i
+	}
+	dup := map[int]bool{}
+	for _, it := range ve.Items {
+		i, ok := byID[it.RequestID]
+		if !ok {
+			n, err := strconv.Atoi(it.RequestID)
+			if err != nil || n < 0 || n >= len(items) {
+				return nil
+			}
+			i = n
+		}
+		if len(it.Issues) == 0 {
+			return nil
+		}
+		for _, is := range it.Issues {
+			if is.Path != "source_uid" {
+				return nil
+			}
+		}
+		dup[i] = true
+	}
+	return dup
+}
+
+// looseText is a value amoCRM may send as a string or a number.
+type looseText string
+
+func (t *looseText) UnmarshalJSON(b []byte) error {
+	var s string
+	if json.Unmarshal(b, &s) == nil {
+		*t = looseText(s)
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return nil // a value of another type is no phone
+	}
+	*t = looseText(n.String())
+	return nil
+}
+
+type unsortedDTO struct {
+	UID      string `json:"uid"`
+	Metadata struct {
+		Phone looseText `json:"phone"`
+	} `json:"metadata"`
+}
+
+// PendingUnsorted reports whether a sip entry for the phone waits in Unsorted: amoCRM
+// takes a caller's next call into Unsorted only once the waiting entry is decided, and so
+// should crmlink. It reads the waiting sip entries, every page.
+func (c *Client) PendingUnsorted(ctx context.Context, phone crm.Phone) (bool, error) {
+	if phone.National() == "" {
+		return false, apiError(http.MethodGet, unsortedPath, errors.New("empty phone number"))
+	}
+	q := url.Values{"filter[category][]": {"sip"}, "limit": {"250"}}
+	found, err := listAll[unsortedDTO](ctx, c, unsortedPath, q, "unsorted")
+	if err != nil {
+		return false, err
+	}
+	for _, u := range found {
+		if w := string(u.Metadata.Phone); w != "" && phone.SameNumber(w, c.region) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
