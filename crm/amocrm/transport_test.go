@@ -30,7 +30,7 @@ func TestStatusMapping(t *testing.T) {
 		{500, crm.ErrUnavailable, "status 500"},
 		{502, crm.ErrUnavailable, "status 502"},
 		{503, crm.ErrUnavailable, "status 503"},
-		{400, nil, "unexpected status 400: Bad Request: failure injected by the sandbox"},
+		{400, nil, "status 400: Bad Request: failure injected by the sandbox"},
 	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprint(tc.status), func(t *testing.T) {

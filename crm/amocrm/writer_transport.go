@@ -4,12 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/url"
 	"strings"
-	"time"
-
-	"github.com/crmlink/crmlink/crm"
 )
 
 // ValidationError is amoCRM's 400 "Request validation failed" to a write: for each item it
@@ -105,70 +100,12 @@ func validationError(status int, body []byte) *ValidationError {
 	return e
 }
 
-// write sends one write request with payload as its JSON body. It spends the budget with
-// the context's priority (background unless the caller marked it) and maps statuses like
-// do, with one difference: a 400 keeps amoCRM's validation-errors in a *ValidationError,
-// because a rejected write can only be fixed knowing which field of which item was wrong,
-// and do reports a bare status. A 429 is retried like in do (amoCRM did not process the
-// request); a 5xx is not, since the write may have happened.
+// write sends one write request with payload as its JSON body, with the context's priority
+// (background unless the caller marked it). A 400 comes back as a *ValidationError (see do).
 func (c *Client) write(ctx context.Context, method, path string, payload any) (reply, error) {
 	body, err := json.Marshal(payload)
 	if err != nil {
 		return reply{}, apiError(method, path, fmt.Errorf("encode request: %w", err))
 	}
-	prio := PriorityOf(ctx)
-	refreshed := false
-	retries := 0
-	for {
-		if err := c.limiter.wait(ctx, prio); err != nil {
-			return reply{}, apiError(method, path, err)
-		}
-		token, err := c.auth.token(ctx)
-		if err != nil {
-			return reply{}, apiError(method, path, err)
-		}
-		start := time.Now()
-		status, respBody, hdr, err := c.send(ctx, method, path, url.Values(nil), body, "Bearer "+token)
-		if err != nil {
-			return reply{}, apiError(method, path, err)
-		}
-		c.log.Debug().Str("method", method).Str("path", path).Int("status", status).
-			Stringer("priority", prio).Dur("took", time.Since(start)).Msg("amocrm request")
-		switch {
-		case status == http.StatusOK || status == http.StatusCreated || status == http.StatusAccepted || status == http.StatusNoContent:
-			return reply{status: status, body: respBody}, nil
-		case status == http.StatusBadRequest:
-			return reply{}, apiError(method, path, validationError(status, respBody))
-		case status == http.StatusUnauthorized:
-			if !refreshed {
-				ok, err := c.auth.refresh(ctx, token)
-				if err != nil {
-					return reply{}, apiError(method, path, err)
-				}
-				if ok {
-					refreshed = true
-					continue
-				}
-			}
-			return reply{}, apiError(method, path, crm.ErrUnauthorized)
-		case status == http.StatusForbidden:
-			return reply{}, apiError(method, path, crm.ErrForbidden)
-		case status == http.StatusNotFound:
-			return reply{}, apiError(method, path, crm.ErrNotFound)
-		case status == http.StatusTooManyRequests:
-			wait := c.backoffFor(retries, hdr.Get("Retry-After"))
-			if !c.mayRetry(ctx, retries, wait) {
-				return reply{}, apiError(method, path, fmt.Errorf("%w after %d retries", crm.ErrRateLimited, retries))
-			}
-			retries++
-			c.log.Warn().Str("method", method).Str("path", path).Dur("backoff", wait).Int("retry", retries).Msg("amocrm rate limited, backing off")
-			if err := sleepCtx(ctx, wait); err != nil {
-				return reply{}, apiError(method, path, err)
-			}
-		case status >= 500:
-			return reply{}, apiError(method, path, fmt.Errorf("%w: status %d", crm.ErrUnavailable, status))
-		default:
-			return reply{}, apiError(method, path, fmt.Errorf("unexpected status %d%s", status, problemDetail(respBody)))
-		}
-	}
+	return c.do(ctx, method, path, nil, body)
 }
