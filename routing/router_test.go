@@ -588,7 +588,6 @@ func TestNewRejects(t *testing.T) {
 	}
 }
 
-
 func TestCachedChainFollowsThisRoutersPrecedence(t *testing.T) {
 	// Instances sharing a cache (or a restart with a new precedence) read each other's
 	// entries: the owner is recomputed, and a chain missing a needed link is looked up again.

@@ -2,6 +2,7 @@ package rules_test
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -19,6 +20,12 @@ var stateImpls = []struct {
 }{
 	{"memory", func(*testing.T) rules.State { return rules.NewMemoryState() }},
 	{"redis", func(t *testing.T) rules.State { return rules.NewRedisState(testrig.Redis(t), "") }},
+	{"file", func(t *testing.T) rules.State {
+		s, err := rules.OpenFileState(filepath.Join(t.TempDir(), "rules-state.jsonl"))
+		require.NoError(t, err)
+		t.Cleanup(func() { s.Close() })
+		return s
+	}},
 }
 
 // TestState is the contract every State keeps.
@@ -102,4 +109,33 @@ func TestSharedStateAcrossInstances(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, e.crm.Created().Tasks, 1)
 	assert.Len(t, e.crm.Created().Notes, 2)
+}
+
+// What a FileState records survives reopening; expired entries are dropped.
+func TestFileStateSurvivesRestart(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "rules-state.jsonl")
+	s, err := rules.OpenFileState(path)
+	require.NoError(t, err)
+	require.NoError(t, s.Save(ctx, "call:1:contact", []byte("1001"), time.Hour))
+	require.NoError(t, s.MarkDone(ctx, "call:1:note", time.Hour))
+	require.NoError(t, s.Save(ctx, "call:0:gone", []byte("x"), time.Nanosecond))
+	until := time.Now().Add(time.Hour).Truncate(time.Second)
+	require.NoError(t, s.ExtendTaskUntil(ctx, "+74951234567", until, time.Hour))
+	require.NoError(t, s.Close())
+
+	s, err = rules.OpenFileState(path)
+	require.NoError(t, err)
+	defer s.Close()
+	v, ok, err := s.Load(ctx, "call:1:contact")
+	require.NoError(t, err)
+	assert.True(t, ok)
+	assert.Equal(t, []byte("1001"), v)
+	done, _ := s.Done(ctx, "call:1:note")
+	assert.True(t, done)
+	done, _ = s.Done(ctx, "call:0:gone")
+	assert.False(t, done, "expired entries are not kept")
+	got, err := s.TaskUntil(ctx, "+74951234567")
+	require.NoError(t, err)
+	assert.True(t, until.Equal(got))
 }
