@@ -36,15 +36,26 @@ type App struct {
 	SIP     *sip.RedirectServer
 	API     *httpapi.Server
 	metrics *metrics
+	events  *events
 	// CallOutcomes, when set before Serve, also receives every finished call (tests).
 	CallOutcomes func(routing.CallOutcome)
 }
 
-// onCallOutcome takes a finished call from the PBX front end.
+// onCallOutcome takes a finished call from the PBX front end and queues it durably for
+// the rules engine.
 func (p *App) onCallOutcome(o routing.CallOutcome) {
 	p.metrics.outcomes.WithLabelValues(string(o.Direction), strconv.FormatBool(o.Answered)).Inc()
 	if p.CallOutcomes != nil {
 		p.CallOutcomes(o)
+	}
+	if p.events == nil {
+		return // no CRM: calls create nothing
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.events.publish(ctx, o); err != nil {
+		// Nothing else holds this call: log all of it so an operator can re-enter it.
+		p.log.Error().Err(err).Interface("outcome", o).Msg("call outcome NOT queued; its CRM records will be missing")
 	}
 }
 
@@ -61,6 +72,11 @@ func managerEndpoints(ms []config.Manager) map[string]crm.UserID {
 
 // Close releases what New opened.
 func (p *App) Close() {
+	if p.events != nil {
+		if err := p.events.close(); err != nil {
+			p.log.Error().Err(err).Msg("closing the event queue")
+		}
+	}
 	if p.redis != nil {
 		_ = p.redis.Close()
 	}
@@ -140,6 +156,10 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 		return nil, fmt.Errorf("routing: %w", err)
 	}
 	p.Router, p.Decider, bound = r, r, r
+	if p.events, err = p.newEvents(); err != nil {
+		p.Close()
+		return nil, err
+	}
 
 	// FastAGI and SIP redirect wait a little longer than the router's own bound so that a
 	// CRM timeout is reported as such rather than cut off by the front end.

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/crmlink/crmlink/internal/httpapi"
+	"github.com/crmlink/crmlink/internal/queue"
 )
 
 // newAPI builds the HTTP API with health checks for what is configured.
@@ -38,6 +39,11 @@ func (p *App) newAPI() *httpapi.Server {
 		}})
 	}
 	api.Handle("GET /v1/route", httpapi.RouteHandler(p.Decider))
+	if p.events != nil {
+		api.Handle("GET /v1/queue/dead", queue.DeadHandler(p.events.queue))
+		api.Handle("GET /v1/queue/stats", queue.StatsHandler(p.events.queue))
+		api.HandleProtected("POST /v1/queue/dead/{id}/replay", queue.ReplayHandler(p.events.queue))
+	}
 	get, put := httpapi.ManagerAvailability(p.Router)
 	api.Handle("GET /v1/managers/{id}/availability", get)
 	api.HandleProtected("PUT /v1/managers/{id}/availability", put)
@@ -70,6 +76,9 @@ func (p *App) Serve(ctx context.Context, httpListener net.Listener) error {
 		g.Go(func() error { return p.SIP.ListenAndServe(ctx, "udp", p.cfg.SIP.Listen) })
 	}
 	g.Go(func() error { return p.API.Serve(ctx, httpListener) })
+	if p.events != nil {
+		g.Go(func() error { return p.events.queue.Run(ctx, p.events.handle(p.cfg.RecordingURL)) })
+	}
 	err := g.Wait()
 	if errors.Is(err, context.Canceled) {
 		return nil

@@ -146,3 +146,29 @@ func (r AsteriskRig) CallerChannelVar(callerNum, name string) (string, error) {
 	}
 	return "", fmt.Errorf("no channel with caller %s", callerNum)
 }
+
+// Post makes an ARI POST (query parameters in path) and fails the test on an error.
+func (r AsteriskRig) Post(t testing.TB, path string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.ARIURL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth(r.User, r.Password)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("ARI POST %s: %v", path, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		t.Fatalf("ARI POST %s: status %d", path, resp.StatusCode)
+	}
+}
+
+// BridgeExists reports whether ARI knows a bridge.
+func (r AsteriskRig) BridgeExists(id string) bool {
+	_, err := r.get(context.Background(), "/bridges/"+id)
+	return err == nil
+}

@@ -52,33 +52,48 @@ func Redis(t testing.TB) *redis.Client {
 	return c
 }
 
-// RedisDB returns the Redis address and a logical database of the test's own, flushed, for
-// tests that configure crmlink itself to use Redis.
+// RedisDB returns the Redis address and a logical database (1-15) leased to the test until
+// it ends, flushed: test binaries of several packages run at once against the rig's Redis,
+// and a lease (a SET NX key in database 0) keeps them from flushing each other's data.
 func RedisDB(t testing.TB) (addr string, db int) {
 	t.Helper()
 	addr = RedisAddr(t)
-	db = nextDB()
-	c := redis.NewClient(&redis.Options{Addr: addr, DB: db})
-	defer c.Close()
-	if err := c.FlushDB(context.Background()).Err(); err != nil {
-		t.Fatalf("testrig: flush redis db %d: %v", db, err)
+	ctl := redis.NewClient(&redis.Options{Addr: addr})
+	defer ctl.Close()
+	ctx := context.Background()
+	owner := fmt.Sprintf("%d:%s", os.Getpid(), t.Name())
+	deadline := time.Now().Add(60 * time.Second)
+	start := os.Getpid() % 15
+	for {
+		for i := 0; i < 15; i++ {
+			db = (start+i)%15 + 1
+			key := fmt.Sprintf("crmlink:testrig:lease:%d", db)
+			ok, err := ctl.SetNX(ctx, key, owner, 10*time.Minute).Result()
+			if err != nil {
+				t.Fatalf("testrig: lease a redis db: %v", err)
+			}
+			if !ok {
+				continue
+			}
+			t.Cleanup(func() {
+				c := redis.NewClient(&redis.Options{Addr: addr})
+				defer c.Close()
+				if v, _ := c.Get(context.Background(), key).Result(); v == owner {
+					c.Del(context.Background(), key)
+				}
+			})
+			c := redis.NewClient(&redis.Options{Addr: addr, DB: db})
+			defer c.Close()
+			if err := c.FlushDB(ctx).Err(); err != nil {
+				t.Fatalf("testrig: flush redis db %d: %v", db, err)
+			}
+			return addr, db
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("testrig: all 15 redis databases stayed leased for a minute")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	return addr, db
-}
-
-var (
-	dbMu   sync.Mutex
-	dbNext = 1
-)
-
-// nextDB hands each test its own logical database so parallel packages do not collide
-// when they share the rig's Redis (each package binary starts at a different offset).
-func nextDB() int {
-	dbMu.Lock()
-	defer dbMu.Unlock()
-	db := (os.Getpid()+dbNext)%15 + 1
-	dbNext++
-	return db
 }
 
 func ping(addr string) error {

@@ -14,8 +14,12 @@ import (
 	"github.com/crmlink/crmlink/routing"
 )
 
-// legPrefix starts the id of every channel the controller originates to a manager phone.
-const legPrefix = "crmlink-leg-"
+// legPrefix starts the id of every channel the controller originates to a manager phone,
+// bridgePrefix the id of every bridge it creates.
+const (
+	legPrefix    = "crmlink-leg-"
+	bridgePrefix = "crmlink-br-"
+)
 
 // call is one incoming channel and the legs it rings.
 type call struct {

@@ -63,6 +63,12 @@ type Controller struct {
 	rest   *restClient
 
 	calls sync.Map // channel id -> *call: the caller channel and every leg it rings
+	// bridges holds the ids of the bridges calls in progress own; any other crmlink bridge
+	// was left by an instance that stopped and is cleaned up.
+	bridges sync.Map
+
+	// suspect holds the leftover bridges seen at the last reconcile (watch goroutine only).
+	suspect map[string]bool
 
 	connected atomic.Bool
 	draining  atomic.Bool
@@ -250,6 +256,7 @@ func (c *Controller) watch(ctx context.Context, log zerolog.Logger) {
 		if !c.connected.Swap(true) {
 			log.Info().Msg("ARI application registered again")
 		}
+		c.sweepBridges(ctx, log)
 		chans, err := c.rest.channelsInApp(ctx, c.opts.Application)
 		if err != nil {
 			log.Warn().Err(err).Msg("reconcile: list channels")
@@ -267,6 +274,40 @@ func (c *Controller) watch(ctx context.Context, log zerolog.Logger) {
 			}
 		}
 	}
+}
+
+// sweepBridges ends the calls a stopped crmlink left bridged: when one side of such a call
+// hangs up nobody ends the other, who would sit in silence. A bridge no call of ours owns
+// with fewer than two channels is such a leftover; it is seen twice (one reconcile apart)
+// before it is removed, so a bridge being set up right now is never touched.
+func (c *Controller) sweepBridges(ctx context.Context, log zerolog.Logger) {
+	brs, err := c.rest.bridges(ctx)
+	if err != nil {
+		return
+	}
+	seen := map[string]bool{}
+	for _, b := range brs {
+		if !strings.HasPrefix(b.ID, bridgePrefix) || len(b.Channels) > 1 {
+			continue
+		}
+		if _, owned := c.bridges.Load(b.ID); owned {
+			continue
+		}
+		seen[b.ID] = true
+		if !c.suspect[b.ID] {
+			continue
+		}
+		log.Info().Str("bridge", b.ID).Strs("channels", b.Channels).Msg("reconcile: ending a call left half-bridged by a stopped crmlink")
+		for _, ch := range b.Channels {
+			_ = bounded(ctx, c.opts.RESTTimeout, func() error {
+				return c.client.Channel().Hangup(ari.NewKey(ari.ChannelKey, ch), "normal")
+			})
+		}
+		_ = bounded(ctx, c.opts.RESTTimeout, func() error {
+			return c.client.Bridge().Delete(ari.NewKey(ari.BridgeKey, b.ID))
+		})
+	}
+	c.suspect = seen
 }
 
 // EndpointsOnline tells the router whether manager phones are reachable, from Asterisk's

@@ -98,3 +98,15 @@ func (r *restClient) channelsInApp(ctx context.Context, app string) ([]ari.Chann
 	}
 	return out, nil
 }
+
+// bridgeInfo is what the reconciler needs of a bridge.
+type bridgeInfo struct {
+	ID       string   `json:"id"`
+	Channels []string `json:"channels"`
+}
+
+func (r *restClient) bridges(ctx context.Context) ([]bridgeInfo, error) {
+	var out []bridgeInfo
+	err := r.get(ctx, "/bridges", &out)
+	return out, err
+}

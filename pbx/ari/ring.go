@@ -105,6 +105,7 @@ func (k *call) ring(ctx context.Context, d routing.Decision, log zerolog.Logger)
 				if err != nil {
 					log.Error().Err(err).Str("endpoint", k.legs[id]).Msg("bridging caller with manager failed")
 					k.hangup(ctx, id, "normal")
+					k.deleteBridge(ctx, bridgeID)
 					return ringResult{}
 				}
 				log.Info().Str("endpoint", k.legs[id]).Msg("manager answered; bridged")
@@ -146,7 +147,8 @@ func (k *call) bridge(ctx context.Context, d routing.Decision, leg string) (stri
 	if err := k.bounded(ctx, func() error { return k.c.client.Channel().Answer(k.key) }); err != nil {
 		return "", fmt.Errorf("answer caller: %w", err)
 	}
-	bridgeID := "crmlink-br-" + leg[len(legPrefix):]
+	bridgeID := bridgePrefix + leg[len(legPrefix):]
+	k.c.bridges.Store(bridgeID, k)
 	err := k.bounded(ctx, func() error {
 		br, err := k.c.client.Bridge().Create(ari.NewKey(ari.BridgeKey, bridgeID), "mixing", bridgeID)
 		if err != nil {
@@ -176,6 +178,7 @@ func (k *call) deleteBridge(ctx context.Context, id string) {
 	if id == "" {
 		return
 	}
+	defer k.c.bridges.Delete(id)
 	_ = k.bounded(ctx, func() error { return k.c.client.Bridge().Delete(ari.NewKey(ari.BridgeKey, id)) })
 }
 

@@ -169,7 +169,7 @@ func Defaults() Config {
 // Limits of the call-back deadline: below a minute nobody can call back, and a bare YAML
 // number is read as nanoseconds, which this lower bound catches.
 const (
-	minDeadline = time.Minute
+	minDeadline = time.Second
 	maxDeadline = 30 * 24 * time.Hour
 )
 
@@ -208,7 +208,7 @@ func (c Config) Validate() []string {
 		v.add(ms+"default_manager", "is %d; allowed: a CRM user id (a positive number), or 0 for none", m.DefaultManager)
 	}
 	if m.Deadline < minDeadline || m.Deadline > maxDeadline {
-		v.add(ms+"deadline", "is %s; allowed: 1m to 720h, written with a unit such as 3600s or 1h (a bare number is read as nanoseconds)", m.Deadline)
+		v.add(ms+"deadline", "is %s; allowed: 1s to 720h, written with a unit such as 3600s or 1h (a bare number is read as nanoseconds)", m.Deadline)
 	}
 	v.template(ms+"task_text", m.TaskText, m.CreateTask)
 

@@ -63,12 +63,12 @@ func TestConfigValidate(t *testing.T) {
 		{
 			name:   "deadline as a bare number",
 			change: func(c *rules.Config) { c.Missed.Deadline = 3600 },
-			want:   []string{"scenarios.missed.deadline is 3.6µs; allowed: 1m to 720h, written with a unit such as 3600s or 1h (a bare number is read as nanoseconds)"},
+			want:   []string{"scenarios.missed.deadline is 3.6µs; allowed: 1s to 720h, written with a unit such as 3600s or 1h (a bare number is read as nanoseconds)"},
 		},
 		{
 			name:   "deadline too long",
 			change: func(c *rules.Config) { c.Missed.Deadline = 31 * 24 * time.Hour },
-			want:   []string{"scenarios.missed.deadline is 744h0m0s; allowed: 1m to 720h, written with a unit such as 3600s or 1h (a bare number is read as nanoseconds)"},
+			want:   []string{"scenarios.missed.deadline is 744h0m0s; allowed: 1s to 720h, written with a unit such as 3600s or 1h (a bare number is read as nanoseconds)"},
 		},
 		{
 			name:   "empty task text",

@@ -137,3 +137,20 @@ func channelInApp(t *testing.T, ast testrig.AsteriskRig, caller string) bool {
 	}
 	return false
 }
+
+// A bridge left by a crmlink that stopped mid-call is cleaned up by the next one.
+func TestARISweepsBridgesLeftByAStoppedInstance(t *testing.T) {
+	ast := testrig.Asterisk(t)
+	ast.Post(t, "/bridges?type=mixing&bridgeId=crmlink-br-leftover")
+	t.Cleanup(func() {
+		if ast.BridgeExists("crmlink-br-leftover") {
+			req, _ := http.NewRequest(http.MethodDelete, ast.ARIURL+"/bridges/crmlink-br-leftover", nil)
+			req.SetBasicAuth(ast.User, ast.Password)
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}
+	})
+	startStack(t)
+	testrig.WaitFor(t, 10*time.Second, "the leftover bridge removed", func() bool { return !ast.BridgeExists("crmlink-br-leftover") })
+}

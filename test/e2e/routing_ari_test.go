@@ -191,6 +191,7 @@ func TestARISecondCallFromSameNumberMakesNoCRMRequest(t *testing.T) {
 	in := nextIncoming(t, anna, callWait)
 	answerAndCheckBridged(t, s, in, first, annaClient, annaUser, "crm")
 	hangupBoth(t, in, first)
+	waitCallLogged(t, s, 1)
 	s.crm.ResetCounters()
 
 	second := dial(t, s.ast, newCaller(t, s.ast, annaClient), ariExten)
@@ -208,6 +209,7 @@ func TestARIResponsibleChangedNextCallRingsNewManager(t *testing.T) {
 	in := nextIncoming(t, anna, callWait)
 	answerAndCheckBridged(t, s, in, first, movingClient, annaUser, "crm")
 	hangupBoth(t, in, first)
+	waitCallLogged(t, s, 1)
 
 	// A head of sales hands the client to Gleb in amoCRM; amoCRM sends its webhook.
 	res, err := s.crm.SetResponsible(context.Background(), sandbox.ResponsibleUpdate{Entity: "contact", ID: 2007, ResponsibleUserID: glebUser, ModifiedUserID: annaUser})
@@ -234,4 +236,11 @@ func hangupBoth(t *testing.T, in *siptest.IncomingCall, call *siptest.Call) {
 	case <-ctx.Done():
 		t.Fatal("the caller was not hung up")
 	}
+}
+
+// waitCallLogged waits until the event path has written n call notes, so that what it asks
+// amoCRM is over before a test counts call-path requests.
+func waitCallLogged(t *testing.T, s *stack, n int) {
+	t.Helper()
+	waitCreated(t, s, "the call note", func(c sandbox.Created) bool { return len(c.Notes) >= n })
 }

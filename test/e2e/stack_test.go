@@ -132,10 +132,9 @@ func startStack(t *testing.T, tweak ...func(*config.Config)) *stack {
 		case <-time.After(10 * time.Second):
 			t.Error("crmlink did not stop within 10 s")
 		}
+		// Run has returned, so the websocket is closed: Asterisk has deactivated the
+		// application (it may still list it while it forgets its channels and bridges).
 		a.Close()
-		testrig.WaitFor(t, 10*time.Second, "Stasis application crmlink unregistered", func() bool {
-			return !ast.AppRegistered("crmlink")
-		})
 	})
 	return &stack{ast: ast, crm: crm, app: a, api: api, cfg: cfg, outcomes: outcomes}
 }

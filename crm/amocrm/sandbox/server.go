@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -19,15 +20,17 @@ type Server struct {
 	// onHang, when set (tests), is called as a request starts to hang.
 	onHang func()
 
-	mu         sync.Mutex
-	st         *store
-	settings   Seed // Token, RateLimit, WebhookURL, Account, APIUserID, Pipeline, OAuth in effect
-	oauth      oauthState
-	window     window
-	faults     faults
-	counts     map[string]int
-	closed     chan struct{}
-	closedOnce sync.Once
+	mu       sync.Mutex
+	st       *store
+	settings Seed // Token, RateLimit, WebhookURL, Account, APIUserID, Pipeline, OAuth in effect
+	oauth    oauthState
+	window   window
+	faults   faults
+	counts   map[string]int
+	// rateLimited counts the 429s served: a client that keeps to the limit sees none.
+	rateLimited atomic.Int64
+	closed      chan struct{}
+	closedOnce  sync.Once
 }
 
 // Option adjusts a Server; options win over the seed's settings.
@@ -140,6 +143,7 @@ func (s *Server) serveAPIRequest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.allowRate() {
+		s.rateLimited.Add(1)
 		writeProblem(rec, http.StatusTooManyRequests, "more than the account's requests per second")
 		return
 	}
@@ -169,3 +173,6 @@ func (r *statusRecorder) WriteHeader(code int) {
 	r.status = code
 	r.ResponseWriter.WriteHeader(code)
 }
+
+// RateLimited is how many requests got 429 since the start or the last ResetCounters.
+func (s *Server) RateLimited() int { return int(s.rateLimited.Load()) }

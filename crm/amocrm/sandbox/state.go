@@ -31,6 +31,7 @@ func (s *Server) RequestCounts() map[string]int {
 
 // ResetCounters forgets the request counts.
 func (s *Server) ResetCounters() {
+	s.rateLimited.Store(0)
 	s.mu.Lock()
 	clear(s.counts)
 	s.mu.Unlock()

@@ -1,0 +1,128 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/crmlink/crmlink/crm/amocrm"
+	"github.com/crmlink/crmlink/internal/queue"
+	"github.com/crmlink/crmlink/routing"
+	"github.com/crmlink/crmlink/routing/rules"
+)
+
+// kindCallOutcome is the queue event kind of a finished call.
+const kindCallOutcome = "call_outcome"
+
+// events is the event path: call outcomes are queued durably, then the rules engine turns
+// each into CRM writes.
+type events struct {
+	queue  queue.Queue
+	engine *rules.Engine
+	closer func() error
+}
+
+// newEvents builds the queue (Redis Streams with Redis, files under data_dir without) and
+// the rules engine with its idempotency state; nil without a CRM, when calls create
+// nothing.
+func (p *App) newEvents() (*events, error) {
+	cfg := p.cfg
+	if p.crm == nil {
+		return nil, nil
+	}
+	opts := queue.Options{
+		Concurrency: cfg.Queue.Workers,
+		MaxAttempts: cfg.Queue.MaxAttempts,
+		OrderKey:    orderByClient,
+		Logger:      p.log.With().Str("component", "queue").Logger(),
+	}
+	ev := &events{closer: func() error { return nil }}
+	var err error
+	if p.redis != nil {
+		ev.queue, err = queue.NewRedis(p.redis, queue.RedisOptions{Options: opts})
+	} else {
+		ev.queue, err = queue.NewDisk(filepath.Join(cfg.DataDir, "queue"), queue.DiskOptions{Options: opts})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("event queue: %w", err)
+	}
+	var state rules.State
+	if p.redis != nil {
+		state = rules.NewRedisState(p.redis, "")
+	} else {
+		fs, err := rules.OpenFileState(filepath.Join(cfg.DataDir, "rules-state.jsonl"))
+		if err != nil {
+			_ = ev.queue.Close()
+			return nil, err
+		}
+		state, ev.closer = fs, fs.Close
+	}
+	// The rules engine reads and writes at background priority: call-path lookups go first.
+	ev.engine, err = rules.New(cfg.Scenarios, p.crm, p.crm, state,
+		rules.WithRegion(cfg.Routing.DefaultRegion), rules.WithLogger(p.log.With().Str("component", "rules").Logger()))
+	if err != nil {
+		_ = ev.queue.Close()
+		return nil, fmt.Errorf("scenarios: %w", err)
+	}
+	return ev, nil
+}
+
+// orderByClient keeps one client's events in order: the calls of one number reach the CRM
+// one after the other, so a second missed call sees the first one's task.
+func orderByClient(e queue.Event) string {
+	var o struct {
+		Direction routing.Direction `json:"direction"`
+		Caller    string            `json:"caller"`
+		Called    string            `json:"called"`
+	}
+	if e.Kind != kindCallOutcome || json.Unmarshal(e.Payload, &o) != nil {
+		return ""
+	}
+	if o.Direction == routing.Outgoing {
+		return o.Called
+	}
+	return o.Caller
+}
+
+// publish queues a finished call; it returns once the event is durably stored.
+func (ev *events) publish(ctx context.Context, o routing.CallOutcome) error {
+	payload, err := json.Marshal(o)
+	if err != nil {
+		return err
+	}
+	return ev.queue.Publish(ctx, queue.Event{ID: o.ID, Kind: kindCallOutcome, Payload: payload})
+}
+
+// handle is the queue's handler: one event, all its CRM writes, or an error to retry.
+func (ev *events) handle(recordingURL string) queue.Handler {
+	return func(ctx context.Context, e queue.Event) error {
+		if e.Kind != kindCallOutcome {
+			return queue.Permanent(fmt.Errorf("unknown event kind %q", e.Kind))
+		}
+		var o routing.CallOutcome
+		if err := json.Unmarshal(e.Payload, &o); err != nil {
+			return queue.Permanent(fmt.Errorf("call outcome %s: %w", e.ID, err))
+		}
+		if recordingURL != "" && o.RecordingURL == "" {
+			o.RecordingURL = strings.ReplaceAll(recordingURL, "{linkedid}", o.ID)
+		}
+		_, err := ev.engine.HandleCall(amocrm.WithPriority(ctx, amocrm.PriorityBackground), o)
+		if errors.Is(err, rules.ErrPermanent) {
+			return queue.Permanent(err)
+		}
+		var verr *amocrm.ValidationError
+		if errors.As(err, &verr) {
+			// amoCRM refused the data itself: retrying sends the same data again.
+			return queue.Permanent(err)
+		}
+		return err
+	}
+}
+
+func (ev *events) close() error {
+	qerr := ev.queue.Close()
+	return errors.Join(qerr, ev.closer())
+}

@@ -1,0 +1,461 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// delivery is one stored event handed to the engine; ref is the store's handle for it
+// (a stream entry ID, a position in the disk log).
+type delivery struct {
+	event Event
+	ref   any
+	key   string
+}
+
+// store is what a queue implementation gives the engine: a source of deliveries and the
+// ways to settle one. Every settle call is durable when it returns nil.
+type store interface {
+	// feed submits stored events through eng until ctx ends. A non-nil error means the
+	// store is unusable and stops Run with that error.
+	feed(ctx context.Context, eng *engine) error
+	ack(ctx context.Context, d *delivery) error
+	// retry stores next for delivery at `at` and settles d; failed tells a failed attempt
+	// from an event parked behind a failed one of the same ordering key.
+	retry(ctx context.Context, d *delivery, next Event, at time.Time, failed bool) error
+	bury(ctx context.Context, d *delivery, dead Event) error
+	// release gives d back unsettled: it stays stored and is delivered again.
+	release(d *delivery)
+}
+
+// opTimeout bounds one settle call; a store that does not answer in time leaves the event
+// unsettled, to be delivered again.
+const opTimeout = 10 * time.Second
+
+type result struct {
+	d       *delivery
+	run     bool      // a handler call rather than a parking
+	retryAt time.Time // set when the call failed and a retry is stored
+}
+
+// keyState tracks one ordering key: at most one of its events is ready or running, the
+// rest wait behind it in publish order. After a failure the key is blocked until the failed
+// event comes back from its retry, and the events behind it are parked (stored for later
+// delivery) in order; until the parked ones are back, new events park behind them too.
+type keyState struct {
+	busy    bool
+	waiting []*delivery
+	// blocker is the ID of the failed event the key waits for, due at blockerDue.
+	blocker    string
+	blockerDue time.Time
+	// parked maps the IDs of parked events to the time after which they are presumed
+	// delivered elsewhere (another Redis consumer) and no longer waited for.
+	parked   map[string]time.Time
+	lastPark time.Time
+}
+
+// lostAfter is how long past its due time a blocker or parked event is waited for before
+// it is presumed taken by another consumer; it bounds how long a key can stall.
+const lostAfter = 10 * time.Second
+
+func (k *keyState) expire(now time.Time) {
+	if k.blocker != "" && now.After(k.blockerDue.Add(lostAfter)) {
+		k.blocker = ""
+	}
+	for id, deadline := range k.parked {
+		if now.After(deadline) {
+			delete(k.parked, id)
+		}
+	}
+}
+
+func (k *keyState) idle() bool {
+	return !k.busy && len(k.waiting) == 0 && k.blocker == "" && len(k.parked) == 0
+}
+
+// engine runs a Handler over a store: Concurrency workers, ordering keys, retry and
+// dead-letter decisions, graceful shutdown. Its loop owns all fields below log; workers
+// report back through results.
+type engine struct {
+	opts Options
+	st   store
+	h    Handler
+	log  zerolog.Logger
+
+	// slots bound the deliveries held in memory (queued, running or being settled): a
+	// store acquires one per event before reading it, the loop gives it back when the event
+	// is settled or released.
+	slots   chan struct{}
+	in      chan *delivery
+	stop    chan struct{}
+	results chan result
+	base    context.Context // parent of handler contexts; cancelled when the grace ends
+
+	ready   []*delivery
+	keys    map[string]*keyState
+	running int
+	busy    int // running handlers plus parkings in progress
+}
+
+func run(ctx context.Context, st store, h Handler, opts Options) error {
+	if h == nil {
+		return errors.New("queue: Run needs a Handler")
+	}
+	held := 2 * opts.Concurrency
+	e := &engine{
+		opts:    opts,
+		st:      st,
+		h:       h,
+		log:     opts.Logger,
+		slots:   make(chan struct{}, held),
+		in:      make(chan *delivery),
+		stop:    make(chan struct{}),
+		results: make(chan result, held),
+		keys:    map[string]*keyState{},
+	}
+	return e.loop(ctx)
+}
+
+// acquire blocks for one slot and then takes up to max-1 more that are free; 0 when the
+// engine is stopping.
+func (e *engine) acquire(ctx context.Context, max int) int {
+	select {
+	case e.slots <- struct{}{}:
+	case <-ctx.Done():
+		return 0
+	case <-e.stop:
+		return 0
+	}
+	return 1 + e.tryAcquire(max-1)
+}
+
+// tryAcquire takes up to max free slots without waiting.
+func (e *engine) tryAcquire(max int) int {
+	n := 0
+	for n < max {
+		select {
+		case e.slots <- struct{}{}:
+			n++
+		default:
+			return n
+		}
+	}
+	return n
+}
+
+// give returns n slots a store acquired and did not use.
+func (e *engine) give(n int) {
+	for range n {
+		<-e.slots
+	}
+}
+
+// submit hands d, which holds one acquired slot, to the engine; when the engine is
+// stopping, d is released instead.
+func (e *engine) submit(d *delivery) {
+	select {
+	case e.in <- d:
+	case <-e.stop:
+		e.st.release(d)
+		e.give(1)
+	}
+}
+
+func (e *engine) loop(ctx context.Context) error {
+	feedCtx, stopFeed := context.WithCancel(ctx)
+	defer stopFeed()
+	base, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHandlers()
+	e.base = base
+
+	feedDone := make(chan error, 1)
+	go func() { feedDone <- e.st.feed(feedCtx, e) }()
+
+	var (
+		fatal    error
+		stopping bool
+		feeding  = true
+		done     = ctx.Done()
+		grace    *time.Timer
+		graceC   <-chan time.Time
+	)
+	sweep := time.NewTicker(time.Minute)
+	defer sweep.Stop()
+	beginStop := func() {
+		if stopping {
+			return
+		}
+		stopping = true
+		close(e.stop)
+		stopFeed()
+		e.releaseQueued()
+		grace = time.NewTimer(e.opts.ShutdownGrace)
+		graceC = grace.C
+	}
+	defer func() {
+		if grace != nil {
+			grace.Stop()
+		}
+	}()
+
+	for {
+		if stopping && !feeding && e.busy == 0 {
+			return fatal
+		}
+		select {
+		case d := <-e.in:
+			if stopping {
+				e.st.release(d)
+				e.give(1)
+				continue
+			}
+			e.accept(d)
+		case r := <-e.results:
+			e.finish(r, stopping)
+		case err := <-feedDone:
+			feeding = false
+			if err == nil && !stopping && ctx.Err() == nil {
+				err = errors.New("queue: the store stopped delivering events")
+			}
+			if err != nil {
+				fatal = err
+				e.log.Error().Err(err).Msg("event queue store failed; stopping delivery")
+			}
+			beginStop()
+		case <-done:
+			done = nil
+			beginStop()
+		case <-graceC:
+			graceC = nil
+			if e.running > 0 {
+				e.log.Warn().Int("running", e.running).Dur("grace", e.opts.ShutdownGrace).
+					Msg("event handlers still running after the shutdown grace; cancelling them, their events will be delivered again")
+			}
+			cancelHandlers()
+		case <-sweep.C:
+			e.sweepKeys()
+		}
+		if !stopping {
+			e.dispatch()
+		}
+	}
+}
+
+// accept queues d, or parks it to keep the order of its key.
+func (e *engine) accept(d *delivery) {
+	if e.opts.OrderKey != nil {
+		d.key = e.opts.OrderKey(d.event)
+	}
+	if d.key == "" {
+		e.ready = append(e.ready, d)
+		return
+	}
+	k := e.keys[d.key]
+	if k == nil {
+		k = &keyState{parked: map[string]time.Time{}}
+		e.keys[d.key] = k
+	}
+	k.expire(time.Now())
+	_, returning := k.parked[d.event.ID]
+	switch {
+	case k.blocker != "" && d.event.ID == k.blocker:
+		k.blocker = ""
+		e.queue(d, k)
+	case k.blocker != "":
+		e.park(d, k)
+	case returning:
+		delete(k.parked, d.event.ID)
+		e.queue(d, k)
+	case len(k.parked) > 0:
+		e.park(d, k) // a new event must not overtake the parked ones
+	default:
+		e.queue(d, k)
+	}
+}
+
+func (e *engine) queue(d *delivery, k *keyState) {
+	if k.busy {
+		k.waiting = append(k.waiting, d)
+		return
+	}
+	k.busy = true
+	e.ready = append(e.ready, d)
+}
+
+func (e *engine) dispatch() {
+	for e.running < e.opts.Concurrency && len(e.ready) > 0 {
+		d := e.ready[0]
+		e.ready[0] = nil
+		e.ready = e.ready[1:]
+		e.running++
+		e.busy++
+		go e.work(d)
+	}
+}
+
+// park stores d for delivery just after the event its key waits for, without counting an
+// attempt: that keeps publish order per key across retries without holding events in
+// memory for the length of a backoff.
+func (e *engine) park(d *delivery, k *keyState) {
+	at := time.Now()
+	for _, t := range []time.Time{k.blockerDue, k.lastPark} {
+		if t.After(at) {
+			at = t
+		}
+	}
+	at = ceilMilli(at).Add(time.Millisecond)
+	k.lastPark = at
+	k.parked[d.event.ID] = at.Add(lostAfter)
+	e.busy++
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		defer cancel()
+		r := result{d: d}
+		if err := e.st.retry(ctx, d, d.event, at, false); err != nil {
+			e.log.Error().Err(err).Str("event", d.event.ID).Msg("event queue: could not park an event behind its ordering key; it will be delivered again")
+			e.st.release(d)
+		}
+		e.results <- r
+	}()
+}
+
+func (e *engine) finish(r result, stopping bool) {
+	e.busy--
+	if r.run {
+		e.running--
+	}
+	e.give(1)
+	if !r.run || r.d.key == "" || stopping {
+		return
+	}
+	key := r.d.key
+	k := e.keys[key]
+	if k == nil {
+		return
+	}
+	switch {
+	case !r.retryAt.IsZero():
+		k.blocker, k.blockerDue = r.d.event.ID, r.retryAt
+		k.busy = false
+		waiting := k.waiting
+		k.waiting = nil
+		for _, w := range waiting {
+			e.park(w, k)
+		}
+	case len(k.waiting) > 0:
+		next := k.waiting[0]
+		k.waiting[0] = nil
+		k.waiting = k.waiting[1:]
+		e.ready = append(e.ready, next)
+	default:
+		k.busy = false
+	}
+	if k.idle() {
+		delete(e.keys, key)
+	}
+}
+
+// releaseQueued gives back every delivery not yet running; the store delivers them again.
+func (e *engine) releaseQueued() {
+	n := 0
+	for _, d := range e.ready {
+		e.st.release(d)
+		n++
+	}
+	for _, k := range e.keys {
+		for _, d := range k.waiting {
+			e.st.release(d)
+			n++
+		}
+	}
+	e.ready = nil
+	e.keys = map[string]*keyState{}
+	e.give(n)
+}
+
+func (e *engine) sweepKeys() {
+	now := time.Now()
+	for key, k := range e.keys {
+		k.expire(now)
+		if k.idle() {
+			delete(e.keys, key)
+		}
+	}
+}
+
+// work calls the handler for d and settles the outcome in the store.
+func (e *engine) work(d *delivery) {
+	ev := d.event
+	ev.Attempts++
+	start := time.Now()
+	err := e.call(ev)
+	r := result{d: d, run: true}
+	if err != nil && e.base.Err() != nil {
+		// Shutdown gave up on this call; whatever it did, the event is delivered again.
+		e.st.release(d)
+		e.results <- r
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	log := e.log.With().Str("event", ev.ID).Str("kind", ev.Kind).Int("attempt", ev.Attempts).Logger()
+	var serr error
+	switch {
+	case err == nil:
+		if serr = e.st.ack(ctx, d); serr == nil && e.opts.Hooks.Acked != nil {
+			e.opts.Hooks.Acked(ev, time.Since(start))
+		}
+	case IsPermanent(err) || ev.Attempts >= e.opts.MaxAttempts:
+		ev.LastError = err.Error()
+		if serr = e.st.bury(ctx, d, ev); serr == nil {
+			log.Warn().Err(err).Bool("permanent", IsPermanent(err)).Msg("event moved to the dead-letter list")
+			if e.opts.Hooks.Dead != nil {
+				e.opts.Hooks.Dead(ev, err)
+			}
+		}
+	default:
+		ev.LastError = err.Error()
+		delay := e.opts.backoff(ev.Attempts)
+		at := ceilMilli(time.Now().Add(delay))
+		if serr = e.st.retry(ctx, d, ev, at, true); serr == nil {
+			r.retryAt = at
+			log.Info().Err(err).Dur("retry_in", delay).Msg("event handler failed; retry scheduled")
+			if e.opts.Hooks.Retried != nil {
+				e.opts.Hooks.Retried(ev, err, delay)
+			}
+		}
+	}
+	if serr != nil {
+		log.Error().Err(serr).Msg("event queue: could not store the outcome of a handler call; the event will be delivered again")
+		e.st.release(d)
+	}
+	e.results <- r
+}
+
+// call runs the handler with its timeout; a panic is a failed attempt, not a crash.
+func (e *engine) call(ev Event) (err error) {
+	ctx, cancel := context.WithTimeout(e.base, e.opts.HandlerTimeout)
+	defer cancel()
+	defer func() {
+		if p := recover(); p != nil {
+			e.log.Error().Str("event", ev.ID).Str("stack", string(debug.Stack())).Msgf("event handler panicked: %v", p)
+			err = fmt.Errorf("handler panicked: %v", p)
+		}
+	}()
+	return e.h(ctx, ev)
+}
+
+// ceilMilli rounds t up to a whole millisecond, the resolution both stores keep due times
+// in, so an event is never released before the time its key is blocked until.
+func ceilMilli(t time.Time) time.Time {
+	r := t.Truncate(time.Millisecond)
+	if r.Before(t) {
+		r = r.Add(time.Millisecond)
+	}
+	return r
+}

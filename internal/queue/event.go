@@ -1,0 +1,131 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Event is one unit of work on the event path.
+type Event struct {
+	// ID is the producer's idempotency key (an Asterisk linkedid, a chat message id): the
+	// dead-letter list and Replay address events by it, and handlers pass it on to CRM
+	// writes so a redelivery never creates a second lead, task or note.
+	ID string `json:"id"`
+	// Kind names the event type: "call_outcome", "chat_event", "crm_event".
+	Kind    string          `json:"kind"`
+	Payload json.RawMessage `json:"payload,omitempty"`
+	// Attempts counts handler calls: 1 on the first delivery as the handler sees it, and
+	// in the dead-letter list the number of calls made. A crash during a call does not
+	// count, the event is simply delivered again. Replay resets it.
+	Attempts int `json:"attempts"`
+	// FirstSeen is when the event was first published.
+	FirstSeen time.Time `json:"first_seen"`
+	// LastError is the error of the latest failed attempt; Replay keeps it as history.
+	LastError string `json:"last_error,omitempty"`
+}
+
+// Handler processes one event. Returning nil acknowledges it; an error retries it with
+// backoff until MaxAttempts, and an error wrapped by Permanent sends it to the dead-letter
+// list at once. The context ends at the handler timeout or when a shutdown gives up waiting.
+type Handler func(ctx context.Context, e Event) error
+
+// Queue stores events durably and delivers them to a Handler at least once.
+type Queue interface {
+	// Publish returns once e is durably stored; a nil error is the producer's permission to
+	// acknowledge its own source. It clears Attempts and LastError and sets FirstSeen when
+	// it is zero.
+	Publish(ctx context.Context, e Event) error
+	// Run delivers events to h until ctx ends, then lets running handlers finish for
+	// Options.ShutdownGrace and returns nil; it returns an error only when the store is
+	// unusable. One Run at a time per Queue.
+	Run(ctx context.Context, h Handler) error
+	// Dead lists dead-lettered events in the order they died, oldest first; limit <= 0
+	// means all of them.
+	Dead(ctx context.Context, limit int) ([]Event, error)
+	// Replay moves the dead event with this ID back to the queue with Attempts reset;
+	// ErrNotFound when no dead event has that ID.
+	Replay(ctx context.Context, id string) error
+	// Stats counts the queue's events.
+	Stats(ctx context.Context) (Stats, error)
+	// Close stops a running Run, waits for it and releases the store. It does not close a
+	// Redis client it was given.
+	Close() error
+}
+
+// Stats is a snapshot of a queue. Counts are for the whole queue (all instances sharing
+// a Redis stream), not for one process.
+type Stats struct {
+	// Pending events are stored and not yet delivered.
+	Pending int64 `json:"pending"`
+	// Retrying events failed (or wait behind a failed event of the same ordering key) and
+	// are scheduled for a later attempt.
+	Retrying int64 `json:"retrying"`
+	// InFlight events are delivered and not yet acknowledged; in Redis this includes
+	// events held by a consumer that died and are waiting to be claimed.
+	InFlight int64 `json:"in_flight"`
+	// Dead events are in the dead-letter list.
+	Dead int64 `json:"dead"`
+	// Processed counts acknowledged events since the store was created.
+	Processed int64 `json:"processed"`
+	// Failures counts failed handler calls since the store was created.
+	Failures int64 `json:"failures"`
+}
+
+var (
+	// ErrNotFound is returned by Replay for an ID that is not in the dead-letter list.
+	ErrNotFound = errors.New("queue: no dead event with that id")
+	// ErrClosed is returned by a Queue after Close.
+	ErrClosed = errors.New("queue: closed")
+	// ErrRunning is returned by Run while another Run of the same Queue is active.
+	ErrRunning = errors.New("queue: Run is already active on this queue")
+)
+
+// Permanent marks a handler error that retrying cannot fix (a malformed payload, a CRM
+// entity that no longer exists): the event goes to the dead-letter list at once.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+// IsPermanent reports whether err, or an error it wraps, came from Permanent.
+func IsPermanent(err error) bool {
+	var p permanentError
+	return errors.As(err, &p)
+}
+
+type permanentError struct{ err error }
+
+func (p permanentError) Error() string { return "permanent: " + p.err.Error() }
+func (p permanentError) Unwrap() error { return p.err }
+
+// maxEventSize bounds one stored event; larger payloads belong in the CRM or a blob store,
+// not in the queue.
+const maxEventSize = 4 << 20
+
+// prepare validates e for Publish and fills the fields the queue owns.
+func prepare(e Event, now time.Time) (Event, []byte, error) {
+	if e.ID == "" {
+		return e, nil, errors.New("queue: event has no ID; set the producer's idempotency key (e.g. the Asterisk linkedid)")
+	}
+	if e.Kind == "" {
+		return e, nil, fmt.Errorf("queue: event %q has no Kind; set e.g. \"call_outcome\"", e.ID)
+	}
+	e.Attempts = 0
+	e.LastError = ""
+	if e.FirstSeen.IsZero() {
+		e.FirstSeen = now.UTC()
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return e, nil, fmt.Errorf("queue: event %q: payload is not valid JSON: %w", e.ID, err)
+	}
+	if len(b) > maxEventSize {
+		return e, nil, fmt.Errorf("queue: event %q is %d bytes; the limit is %d", e.ID, len(b), maxEventSize)
+	}
+	return e, b, nil
+}

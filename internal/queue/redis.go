@@ -1,0 +1,633 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis defaults.
+const (
+	DefaultStream       = "crmlink:events"
+	DefaultGroup        = "crmlink"
+	DefaultMaxLen       = 1_000_000
+	DefaultClaimMinIdle = 30 * time.Second
+)
+
+const (
+	redisBatch       = 100       // entries per claim, move or heartbeat call
+	staleConsumer    = time.Hour // idle consumers without pending entries are removed from the group
+	redisErrorPause  = time.Second
+	redisErrorLogGap = 30 * time.Second
+)
+
+// RedisOptions configure the Redis Streams queue.
+type RedisOptions struct {
+	Options
+	// Stream is the stream key; default "crmlink:events". The retry schedule, dead letters
+	// and counters live in keys derived from it in the same Cluster hash slot
+	// ("{crmlink:events}:retry", ":dead", ":dead:order", ":stats").
+	Stream string
+	// Group is the consumer group shared by all crmlink instances; default "crmlink".
+	Group string
+	// Consumer names this instance in the group; default "<hostname>-<pid>". A stable name
+	// lets a restarted instance resume its own pending entries at once instead of waiting
+	// for ClaimMinIdle.
+	Consumer string
+	// MaxLen caps the stream (XADD MAXLEN ~). Acknowledged entries are deleted, so the
+	// stream holds only unsettled events and the cap is a safety net against an unbounded
+	// backlog: past it Redis drops the oldest events. Default 1,000,000.
+	MaxLen int64
+	// ClaimMinIdle is how long an entry delivered to a consumer may go without news before
+	// another consumer claims it; live consumers refresh their entries every third of it,
+	// so only a dead consumer's entries are claimed. Every instance sharing the group must
+	// use the same value. Default 30 s.
+	ClaimMinIdle time.Duration
+
+	// readBlock is how long one XREADGROUP waits; it bounds how long Run takes to stop.
+	readBlock time.Duration
+}
+
+func (o RedisOptions) withDefaults() (RedisOptions, error) {
+	var err error
+	if o.Options, err = o.Options.withDefaults(); err != nil {
+		return o, err
+	}
+	if o.Stream == "" {
+		o.Stream = DefaultStream
+	}
+	if o.Group == "" {
+		o.Group = DefaultGroup
+	}
+	if o.Consumer == "" {
+		host, _ := os.Hostname()
+		if host == "" {
+			host = "crmlink"
+		}
+		o.Consumer = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if o.MaxLen == 0 {
+		o.MaxLen = DefaultMaxLen
+	}
+	if o.ClaimMinIdle == 0 {
+		o.ClaimMinIdle = DefaultClaimMinIdle
+	}
+	if o.readBlock == 0 {
+		o.readBlock = time.Second
+	}
+	if strings.ContainsAny(o.Stream, "{}") && keysFor(o.Stream).retry == "{"+o.Stream+"}:retry" {
+		return o, fmt.Errorf("queue: Stream %q has braces but no Redis Cluster hash tag; use a name without braces or with a tag like \"{crmlink}:events\"", o.Stream)
+	}
+	switch {
+	case o.MaxLen < 1000:
+		return o, fmt.Errorf("queue: MaxLen %d would drop events under an ordinary backlog; use at least 1000, or 0 for %d", o.MaxLen, DefaultMaxLen)
+	case o.ClaimMinIdle < 10*time.Millisecond:
+		return o, fmt.Errorf("queue: ClaimMinIdle %s is too short to tell a slow consumer from a dead one; use at least 10ms, or 0 for %s", o.ClaimMinIdle, DefaultClaimMinIdle)
+	}
+	return o, nil
+}
+
+type redisKeys struct{ stream, retry, dead, deadOrder, stats string }
+
+// keysFor derives the auxiliary keys so that they hash to the stream's Cluster slot: a key
+// without braces hashes as a whole, so "{stream}:x" shares its slot.
+func keysFor(stream string) redisKeys {
+	prefix := "{" + stream + "}"
+	if i := strings.IndexByte(stream, '{'); i >= 0 {
+		if j := strings.IndexByte(stream[i+1:], '}'); j > 0 {
+			prefix = stream // already carries a hash tag
+		}
+	}
+	return redisKeys{
+		stream:    stream,
+		retry:     prefix + ":retry",
+		dead:      prefix + ":dead",
+		deadOrder: prefix + ":dead:order",
+		stats:     prefix + ":stats",
+	}
+}
+
+// Redis is the Queue on Redis Streams with a consumer group; instances sharing the stream
+// share the work. Events are stream entries ({"event": JSON}); an entry is deleted when it
+// is settled, so the stream holds only events not yet handled.
+type Redis struct {
+	rdb  redis.UniversalClient
+	opts RedisOptions
+	keys redisKeys
+
+	closed atomic.Bool
+	runMu  sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	// held are the entry IDs this consumer has in memory; the heartbeat keeps them from
+	// being claimed by another consumer while they wait or run.
+	heldMu sync.Mutex
+	held   map[string]struct{}
+
+	errMu   sync.Mutex
+	lastErr time.Time
+}
+
+var _ Queue = (*Redis)(nil)
+
+// NewRedis returns the Redis queue and creates its consumer group if it does not exist.
+// The group starts at the beginning of the stream, so events published before any
+// consumer ran are delivered.
+func NewRedis(rdb redis.UniversalClient, opts RedisOptions) (*Redis, error) {
+	if rdb == nil {
+		return nil, errors.New("queue: NewRedis needs a Redis client")
+	}
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	opts.Logger = opts.Logger.With().Str("component", "queue").Str("store", "redis").Logger()
+	q := &Redis{rdb: rdb, opts: opts, keys: keysFor(opts.Stream), held: map[string]struct{}{}}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := q.ensureGroup(ctx); err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+func (q *Redis) ensureGroup(ctx context.Context) error {
+	err := q.rdb.XGroupCreateMkStream(ctx, q.keys.stream, q.opts.Group, "0").Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return fmt.Errorf("queue: create consumer group %q on %q: %w", q.opts.Group, q.keys.stream, err)
+	}
+	return nil
+}
+
+// Publish implements Queue: XADD, durable as far as the Redis server's persistence
+// (appendonly, appendfsync) and replication are.
+func (q *Redis) Publish(ctx context.Context, e Event) error {
+	if q.closed.Load() {
+		return ErrClosed
+	}
+	_, b, err := prepare(e, time.Now())
+	if err != nil {
+		return err
+	}
+	err = q.rdb.XAdd(ctx, &redis.XAddArgs{
+		Stream: q.keys.stream,
+		MaxLen: q.opts.MaxLen,
+		Approx: true,
+		Values: []any{"event", b},
+	}).Err()
+	if err != nil {
+		return fmt.Errorf("queue: publish %q: %w", e.ID, err)
+	}
+	return nil
+}
+
+// Run implements Queue.
+func (q *Redis) Run(ctx context.Context, h Handler) error {
+	if q.closed.Load() {
+		return ErrClosed
+	}
+	q.runMu.Lock()
+	if q.cancel != nil {
+		q.runMu.Unlock()
+		return ErrRunning
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	q.cancel, q.done = cancel, done
+	q.runMu.Unlock()
+	defer func() {
+		cancel()
+		q.runMu.Lock()
+		q.cancel, q.done = nil, nil
+		q.runMu.Unlock()
+		close(done)
+	}()
+	return run(ctx, q, h, q.opts.Options)
+}
+
+// Close implements Queue; the Redis client stays open, it belongs to the caller.
+func (q *Redis) Close() error {
+	q.closed.Store(true)
+	q.runMu.Lock()
+	cancel, done := q.cancel, q.done
+	q.runMu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+	return nil
+}
+
+// Dead implements Queue.
+func (q *Redis) Dead(ctx context.Context, limit int) ([]Event, error) {
+	stop := int64(limit - 1)
+	if limit <= 0 {
+		stop = -1
+	}
+	ids, err := q.rdb.ZRange(ctx, q.keys.deadOrder, 0, stop).Result()
+	if err != nil {
+		return nil, fmt.Errorf("queue: list dead events: %w", err)
+	}
+	out := []Event{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	vals, err := q.rdb.HMGet(ctx, q.keys.dead, ids...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("queue: list dead events: %w", err)
+	}
+	for _, v := range vals {
+		s, ok := v.(string)
+		if !ok {
+			continue // replayed between the two reads
+		}
+		var e Event
+		if err := json.Unmarshal([]byte(s), &e); err != nil {
+			return nil, fmt.Errorf("queue: dead event is not readable: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// Replay implements Queue.
+func (q *Redis) Replay(ctx context.Context, id string) error {
+	for range 5 {
+		old, err := q.rdb.HGet(ctx, q.keys.dead, id).Result()
+		if errors.Is(err, redis.Nil) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("queue: replay %q: %w", id, err)
+		}
+		var e Event
+		if err := json.Unmarshal([]byte(old), &e); err != nil {
+			return fmt.Errorf("queue: replay %q: dead event is not readable: %w", id, err)
+		}
+		e.Attempts = 0
+		b, err := json.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("queue: replay %q: %w", id, err)
+		}
+		res, err := replayScript.Run(ctx, q.rdb, []string{q.keys.dead, q.keys.deadOrder, q.keys.stream},
+			id, old, b, q.opts.MaxLen).Int()
+		if err != nil {
+			return fmt.Errorf("queue: replay %q: %w", id, err)
+		}
+		switch res {
+		case 1:
+			return nil
+		case -1:
+			return ErrNotFound
+		}
+		// The dead entry changed between the read and the script (it died again): reread.
+	}
+	return fmt.Errorf("queue: replay %q: the dead event keeps changing; try again", id)
+}
+
+// Stats implements Queue.
+func (q *Redis) Stats(ctx context.Context) (Stats, error) {
+	var (
+		xlen    *redis.IntCmd
+		pending *redis.XPendingCmd
+		retry   *redis.IntCmd
+		dead    *redis.IntCmd
+		counts  *redis.SliceCmd
+	)
+	_, err := q.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		xlen = p.XLen(ctx, q.keys.stream)
+		pending = p.XPending(ctx, q.keys.stream, q.opts.Group)
+		retry = p.ZCard(ctx, q.keys.retry)
+		dead = p.HLen(ctx, q.keys.dead)
+		counts = p.HMGet(ctx, q.keys.stats, "processed", "failures")
+		return nil
+	})
+	if err != nil {
+		return Stats{}, fmt.Errorf("queue: stats: %w", err)
+	}
+	s := Stats{InFlight: pending.Val().Count, Retrying: retry.Val(), Dead: dead.Val()}
+	// Settled entries are deleted, so the stream is the pending entries plus those not yet
+	// delivered.
+	s.Pending = max(xlen.Val()-s.InFlight, 0)
+	v := counts.Val()
+	s.Processed, s.Failures = atoi(v[0]), atoi(v[1])
+	return s, nil
+}
+
+func atoi(v any) int64 {
+	s, _ := v.(string)
+	var n int64
+	_, _ = fmt.Sscan(s, &n)
+	return n
+}
+
+// feed runs the consumer: its own pending entries first (a restart under a stable name),
+// then new entries, entries claimed from dead consumers, due retries, and the heartbeat.
+func (q *Redis) feed(ctx context.Context, eng *engine) error {
+	q.pruneConsumers(ctx)
+	q.readOwn(ctx, eng)
+	var wg sync.WaitGroup
+	wg.Go(func() { q.readNew(ctx, eng) })
+	wg.Go(func() { q.claimLoop(ctx, eng) })
+	wg.Go(func() { q.moveLoop(ctx) })
+	wg.Go(func() { q.heartbeatLoop(ctx) })
+	wg.Wait()
+	return nil
+}
+
+func (q *Redis) readOwn(ctx context.Context, eng *engine) {
+	start := "0"
+	for {
+		n := eng.acquire(ctx, redisBatch)
+		if n == 0 {
+			return
+		}
+		res, err := q.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+			Group: q.opts.Group, Consumer: q.opts.Consumer,
+			Streams: []string{q.keys.stream, start}, Count: int64(n),
+		}).Result()
+		if err != nil || len(res) == 0 || len(res[0].Messages) == 0 {
+			eng.give(n)
+			if err != nil && !errors.Is(err, redis.Nil) && ctx.Err() == nil {
+				q.logRedisError(err, "read own pending entries")
+			}
+			return
+		}
+		msgs := res[0].Messages
+		start = msgs[len(msgs)-1].ID
+		eng.give(n - q.deliverAll(ctx, eng, msgs))
+	}
+}
+
+func (q *Redis) readNew(ctx context.Context, eng *engine) {
+	for {
+		n := eng.acquire(ctx, q.opts.Concurrency)
+		if n == 0 {
+			return
+		}
+		res, err := q.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+			Group: q.opts.Group, Consumer: q.opts.Consumer,
+			Streams: []string{q.keys.stream, ">"}, Count: int64(n), Block: q.opts.readBlock,
+		}).Result()
+		if err != nil {
+			eng.give(n)
+			if errors.Is(err, redis.Nil) || ctx.Err() != nil {
+				continue
+			}
+			q.pauseOnError(ctx, err, "read new entries")
+			continue
+		}
+		used := 0
+		for _, s := range res {
+			used += q.deliverAll(ctx, eng, s.Messages)
+		}
+		eng.give(n - used)
+	}
+}
+
+// claimLoop takes over entries that another consumer (or this one, after giving an entry
+// back) left idle for ClaimMinIdle.
+func (q *Redis) claimLoop(ctx context.Context, eng *engine) {
+	t := time.NewTicker(max(q.opts.ClaimMinIdle/2, 10*time.Millisecond))
+	defer t.Stop()
+	start := "0-0"
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n := eng.tryAcquire(redisBatch)
+		if n == 0 {
+			continue
+		}
+		msgs, next, err := q.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+			Stream: q.keys.stream, Group: q.opts.Group, Consumer: q.opts.Consumer,
+			MinIdle: q.opts.ClaimMinIdle, Start: start, Count: int64(n),
+		}).Result()
+		if err != nil {
+			eng.give(n)
+			if ctx.Err() == nil {
+				q.pauseOnError(ctx, err, "claim idle entries")
+			}
+			continue
+		}
+		start = next
+		if len(msgs) > 0 {
+			q.opts.Logger.Info().Int("entries", len(msgs)).Msg("claimed idle event entries from another consumer")
+		}
+		eng.give(n - q.deliverAll(ctx, eng, msgs))
+	}
+}
+
+// moveLoop puts due retries back on the stream; any instance may do it, the script moves
+// each retry once.
+func (q *Redis) moveLoop(ctx context.Context) {
+	t := time.NewTicker(min(max(q.opts.BackoffBase/2, 10*time.Millisecond), time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for {
+			n, err := moveDueScript.Run(ctx, q.rdb, []string{q.keys.retry, q.keys.stream},
+				time.Now().UnixMilli(), redisBatch, q.opts.MaxLen).Int()
+			if err != nil {
+				if ctx.Err() == nil {
+					q.logRedisError(err, "move due retries")
+				}
+				break
+			}
+			if n < redisBatch {
+				break
+			}
+		}
+	}
+}
+
+// heartbeatLoop resets the idle time of every entry this consumer holds, so that a slow
+// handler or a queue behind an ordering key is not mistaken for a dead consumer.
+func (q *Redis) heartbeatLoop(ctx context.Context) {
+	t := time.NewTicker(max(q.opts.ClaimMinIdle/3, 5*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		q.heldMu.Lock()
+		ids := make([]string, 0, len(q.held))
+		for id := range q.held {
+			ids = append(ids, id)
+		}
+		q.heldMu.Unlock()
+		for len(ids) > 0 {
+			chunk := ids[:min(len(ids), redisBatch)]
+			ids = ids[len(chunk):]
+			err := q.rdb.XClaimJustID(ctx, &redis.XClaimArgs{
+				Stream: q.keys.stream, Group: q.opts.Group, Consumer: q.opts.Consumer, Messages: chunk,
+			}).Err()
+			if err != nil && ctx.Err() == nil {
+				q.logRedisError(err, "refresh held entries")
+			}
+		}
+	}
+}
+
+// deliverAll submits msgs to the engine and returns how many slots they used.
+func (q *Redis) deliverAll(ctx context.Context, eng *engine, msgs []redis.XMessage) int {
+	used := 0
+	for _, m := range msgs {
+		if q.deliver(ctx, eng, m) {
+			used++
+		}
+	}
+	return used
+}
+
+func (q *Redis) deliver(ctx context.Context, eng *engine, m redis.XMessage) bool {
+	raw, ok := m.Values["event"].(string)
+	if !ok {
+		// A pending entry whose data is gone (trimmed past MaxLen or deleted by hand):
+		// nothing to deliver, drop it from the group's pending list.
+		q.opts.Logger.Error().Str("entry", m.ID).Msg("pending event entry has no data (trimmed by MaxLen?); dropping it")
+		_ = q.rdb.XAck(ctx, q.keys.stream, q.opts.Group, m.ID).Err()
+		return false
+	}
+	var e Event
+	if err := json.Unmarshal([]byte(raw), &e); err != nil || e.ID == "" {
+		q.buryUnreadable(ctx, m.ID, raw, err)
+		return false
+	}
+	q.heldMu.Lock()
+	_, dup := q.held[m.ID]
+	q.held[m.ID] = struct{}{}
+	q.heldMu.Unlock()
+	if dup {
+		return false // claimed back while already held
+	}
+	eng.submit(&delivery{event: e, ref: m.ID})
+	return true
+}
+
+// buryUnreadable keeps an entry nobody can decode in the dead-letter list, raw, for an
+// operator to look at, rather than dropping it or failing on it forever.
+func (q *Redis) buryUnreadable(ctx context.Context, entry, raw string, err error) {
+	if err == nil {
+		err = errors.New("event has no id")
+	}
+	payload, _ := json.Marshal(raw)
+	e := Event{ID: "stream:" + entry, Kind: "unreadable", Payload: payload, FirstSeen: time.Now().UTC(),
+		LastError: "stored event is not readable: " + err.Error()}
+	b, _ := json.Marshal(e)
+	q.opts.Logger.Error().Str("entry", entry).Err(err).Msg("stored event is not readable; moved to the dead-letter list")
+	_ = buryScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.dead, q.keys.deadOrder, q.keys.stats},
+		q.opts.Group, entry, e.ID, b, time.Now().UnixMilli()).Err()
+}
+
+func (q *Redis) forget(d *delivery) {
+	q.heldMu.Lock()
+	delete(q.held, d.ref.(string))
+	q.heldMu.Unlock()
+}
+
+func (q *Redis) ack(ctx context.Context, d *delivery) error {
+	err := ackScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.stats}, q.opts.Group, d.ref.(string)).Err()
+	if err == nil {
+		q.forget(d)
+	}
+	return err
+}
+
+func (q *Redis) retry(ctx context.Context, d *delivery, next Event, at time.Time, failed bool) error {
+	b, err := json.Marshal(next)
+	if err != nil {
+		return err
+	}
+	f := "0"
+	if failed {
+		f = "1"
+	}
+	err = retryScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.retry, q.keys.stats},
+		q.opts.Group, d.ref.(string), at.UnixMilli(), b, f).Err()
+	if err == nil {
+		q.forget(d)
+	}
+	return err
+}
+
+func (q *Redis) bury(ctx context.Context, d *delivery, dead Event) error {
+	b, err := json.Marshal(dead)
+	if err != nil {
+		return err
+	}
+	err = buryScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.dead, q.keys.deadOrder, q.keys.stats},
+		q.opts.Group, d.ref.(string), dead.ID, b, time.Now().UnixMilli()).Err()
+	if err == nil {
+		q.forget(d)
+	}
+	return err
+}
+
+// release leaves the entry pending under this consumer's name without a heartbeat: after
+// ClaimMinIdle a consumer (this one included) claims and delivers it again.
+func (q *Redis) release(d *delivery) { q.forget(d) }
+
+// pruneConsumers removes long-idle consumers without pending entries, left behind by
+// restarts under the default hostname-pid names.
+func (q *Redis) pruneConsumers(ctx context.Context) {
+	cs, err := q.rdb.XInfoConsumers(ctx, q.keys.stream, q.opts.Group).Result()
+	if err != nil {
+		return
+	}
+	for _, c := range cs {
+		if c.Pending == 0 && c.Idle > staleConsumer && c.Name != q.opts.Consumer {
+			_ = q.rdb.XGroupDelConsumer(ctx, q.keys.stream, q.opts.Group, c.Name).Err()
+		}
+	}
+}
+
+// pauseOnError logs err (recreating the group if it vanished) and waits before the caller
+// tries Redis again.
+func (q *Redis) pauseOnError(ctx context.Context, err error, what string) {
+	if strings.HasPrefix(err.Error(), "NOGROUP") {
+		q.opts.Logger.Warn().Msg("consumer group is gone (stream deleted?); recreating it")
+		if gerr := q.ensureGroup(ctx); gerr == nil {
+			return
+		}
+	}
+	q.logRedisError(err, what)
+	t := time.NewTimer(redisErrorPause)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// logRedisError logs at most one Redis error per redisErrorLogGap, so an outage does not
+// flood the log.
+func (q *Redis) logRedisError(err error, what string) {
+	q.errMu.Lock()
+	now := time.Now()
+	quiet := now.Sub(q.lastErr) < redisErrorLogGap
+	if !quiet {
+		q.lastErr = now
+	}
+	q.errMu.Unlock()
+	if !quiet {
+		q.opts.Logger.Error().Err(err).Msg("event queue: Redis: " + what)
+	}
+}

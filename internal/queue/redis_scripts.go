@@ -1,0 +1,69 @@
+package queue
+
+import "github.com/redis/go-redis/v9"
+
+// The scripts settle a stream entry only if it is still pending (XACK returns 1): when a
+// slow consumer and the one that claimed its entry both finish, the second finds nothing
+// to settle and does not schedule a duplicate retry or count twice. All keys share the
+// stream's hash slot, so the scripts run on Redis Cluster too.
+
+// KEYS: stream, stats. ARGV: group, entry id.
+var ackScript = redis.NewScript(`
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('XDEL', KEYS[1], ARGV[2])
+  redis.call('HINCRBY', KEYS[2], 'processed', 1)
+  return 1
+end
+return 0
+`)
+
+// KEYS: stream, retry zset, stats. ARGV: group, entry id, due (unix ms), event JSON,
+// failed (1 counts a failure).
+var retryScript = redis.NewScript(`
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('XDEL', KEYS[1], ARGV[2])
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+  if ARGV[5] == '1' then
+    redis.call('HINCRBY', KEYS[3], 'failures', 1)
+  end
+  return 1
+end
+return 0
+`)
+
+// KEYS: stream, dead hash, dead order zset, stats. ARGV: group, entry id, event id,
+// event JSON, died at (unix ms).
+var buryScript = redis.NewScript(`
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('XDEL', KEYS[1], ARGV[2])
+  redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+  redis.call('ZADD', KEYS[3], ARGV[5], ARGV[3])
+  redis.call('HINCRBY', KEYS[4], 'failures', 1)
+  return 1
+end
+return 0
+`)
+
+// Moves due retries back to the stream in due order. KEYS: retry zset, stream.
+// ARGV: now (unix ms), batch size, stream MAXLEN.
+var moveDueScript = redis.NewScript(`
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, e in ipairs(due) do
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'event', e)
+  redis.call('ZREM', KEYS[1], e)
+end
+return #due
+`)
+
+// Replays a dead event if it is unchanged since it was read (the Go side rewrites the
+// JSON). KEYS: dead hash, dead order zset, stream. ARGV: event id, old JSON, new JSON,
+// stream MAXLEN. Returns 1 done, 0 changed meanwhile, -1 gone.
+var replayScript = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if not cur then return -1 end
+if cur ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'event', ARGV[3])
+return 1
+`)

@@ -1,0 +1,119 @@
+package queue
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/crmlink/crmlink/internal/testrig"
+)
+
+func newRedisConsumer(t *testing.T, rdb redis.UniversalClient, name string) *Redis {
+	t.Helper()
+	q, err := NewRedis(rdb, RedisOptions{Options: fastOptions(t), Stream: testStream(t), Consumer: name,
+		ClaimMinIdle: 200 * time.Millisecond, readBlock: 50 * time.Millisecond})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = q.Close() })
+	return q
+}
+
+func TestRedisClaimsTheEntriesOfADeadConsumer(t *testing.T) {
+	rdb := testrig.Redis(t)
+	q := newRedisConsumer(t, rdb, "live")
+	ids := publishN(t, q, 5, "ev")
+	// A consumer reads the entries and dies before settling them: they sit in its
+	// pending list.
+	res, err := rdb.XReadGroup(context.Background(), &redis.XReadGroupArgs{
+		Group: q.opts.Group, Consumer: "ghost", Streams: []string{q.keys.stream, ">"}, Count: 10,
+	}).Result()
+	require.NoError(t, err)
+	require.Len(t, res[0].Messages, 5)
+	died := time.Now()
+	assert.Equal(t, Stats{InFlight: 5}, stats(t, q))
+
+	rec := newRecorder(nil)
+	startRun(t, q, rec.handle)
+	waitStats(t, q, "claimed and processed", settledAll(5))
+	assert.GreaterOrEqual(t, time.Since(died), q.opts.ClaimMinIdle, "claimed only after ClaimMinIdle")
+	for _, id := range ids {
+		assert.Len(t, rec.callsOf(id), 1, id)
+	}
+}
+
+func TestRedisSlowHandlerKeepsItsEntry(t *testing.T) {
+	rdb := testrig.Redis(t)
+	a := newRedisConsumer(t, rdb, "a")
+	b := newRedisConsumer(t, rdb, "b")
+	started := make(chan struct{})
+	slow := newRecorder(func(context.Context, Event) error {
+		close(started)
+		time.Sleep(4 * a.opts.ClaimMinIdle) // a CRM write stuck behind the rate limit
+		return nil
+	})
+	startRun(t, a, slow.handle)
+	require.NoError(t, a.Publish(context.Background(), event("slow", nil)))
+	<-started
+	other := newRecorder(nil)
+	startRun(t, b, other.handle) // claims every ClaimMinIdle/2
+
+	waitStats(t, a, "processed", settledAll(1))
+	assert.Len(t, slow.callsOf("slow"), 1)
+	assert.Empty(t, other.callsOf("slow"), "a live consumer's entry must not be claimed")
+}
+
+func TestRedisKeysShareTheStreamsHashSlot(t *testing.T) {
+	for _, c := range []struct{ stream, retry, dead string }{
+		{"crmlink:events", "{crmlink:events}:retry", "{crmlink:events}:dead"},
+		{"{tenant1}:events", "{tenant1}:events:retry", "{tenant1}:events:dead"},
+	} {
+		k := keysFor(c.stream)
+		assert.Equal(t, c.retry, k.retry)
+		assert.Equal(t, c.dead, k.dead)
+		assert.Equal(t, redisSlot(k.stream), redisSlot(k.retry), c.stream)
+		assert.Equal(t, redisSlot(k.stream), redisSlot(k.stats), c.stream)
+	}
+}
+
+// redisSlot is the Cluster hash tag rule: the part between the first { and the next }
+// when it is not empty, else the whole key.
+func redisSlot(key string) string {
+	for i := 0; i < len(key); i++ {
+		if key[i] == '{' {
+			for j := i + 1; j < len(key); j++ {
+				if key[j] == '}' {
+					if j > i+1 {
+						return key[i+1 : j]
+					}
+					return key
+				}
+			}
+			return key
+		}
+	}
+	return key
+}
+
+func TestRedisOptionsAreChecked(t *testing.T) {
+	rdb := testrig.Redis(t)
+	_, err := NewRedis(rdb, RedisOptions{MaxLen: 10})
+	assert.ErrorContains(t, err, "MaxLen 10 would drop events")
+	_, err = NewRedis(rdb, RedisOptions{ClaimMinIdle: time.Millisecond})
+	assert.ErrorContains(t, err, "ClaimMinIdle 1ms is too short")
+	_, err = NewRedis(rdb, RedisOptions{Stream: "odd{}name"})
+	assert.ErrorContains(t, err, "no Redis Cluster hash tag")
+	_, err = NewRedis(nil, RedisOptions{})
+	assert.ErrorContains(t, err, "needs a Redis client")
+
+	q, err := NewRedis(rdb, RedisOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, DefaultStream, q.opts.Stream)
+	assert.Equal(t, DefaultGroup, q.opts.Group)
+	assert.NotEmpty(t, q.opts.Consumer)
+	assert.Equal(t, DefaultClaimMinIdle, q.opts.ClaimMinIdle)
+	assert.Equal(t, 8, q.opts.MaxAttempts)
+	assert.Equal(t, 4, q.opts.Concurrency)
+}
