@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -42,7 +43,11 @@ func (p *App) newEvents() (*events, error) {
 	ev := &events{closer: func() error { return nil }}
 	var err error
 	if p.redis != nil {
-		ev.queue, err = queue.NewRedis(p.redis, queue.RedisOptions{Options: opts})
+		consumer := cfg.Queue.Consumer
+		if consumer == "" {
+			consumer, _ = os.Hostname()
+		}
+		ev.queue, err = queue.NewRedis(p.redis, queue.RedisOptions{Options: opts, Consumer: consumer})
 	} else {
 		ev.queue, err = queue.NewDisk(filepath.Join(cfg.DataDir, "queue"), queue.DiskOptions{Options: opts})
 	}

@@ -37,6 +37,10 @@ type Queue struct {
 	MaxAttempts int `yaml:"max_attempts"`
 	// Workers process events in parallel; one client's events stay in order.
 	Workers int `yaml:"workers"`
+	// Consumer names this instance in the Redis consumer group; empty: the host name. A
+	// name that survives a restart lets the restarted instance resume its unfinished
+	// events at once; give each instance sharing one Redis its own name.
+	Consumer string `yaml:"consumer"`
 }
 
 // Log sets the logger.
