@@ -43,3 +43,16 @@ func TestSameNumber(t *testing.T) {
 	assert.False(t, p.SameNumber("8 (495) 123-45-68", "RU"))
 	assert.False(t, p.SameNumber("+1 495 123 4567", "RU"))
 }
+
+func TestPhoneMemo(t *testing.T) {
+	m := NewPhoneMemo("RU")
+	for range 2 { // the second round is served from the memo
+		p, err := m.Parse("8 (495) 123-45-67")
+		require.NoError(t, err)
+		assert.Equal(t, Phone("+74951234567"), p)
+	}
+	_, err := m.Parse("abc")
+	assert.Error(t, err)
+	assert.True(t, m.Same("+74951234567", "+7 495 123 45 67"))
+	assert.False(t, m.Same("+74951234567", "+7 495 123 45 68"))
+}

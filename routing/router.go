@@ -62,7 +62,7 @@ type Router struct {
 	cacheTTL    time.Duration
 	negativeTTL time.Duration
 	region      string
-	phones      *phoneMemo
+	phones      *crm.PhoneMemo
 	enabled     bool
 	checkStatus bool
 	presence    Presence
@@ -175,7 +175,7 @@ func New(opts Options) (*Router, error) {
 			label: strings.TrimSpace(fmt.Sprintf("CRM user %d %s", user, m.Name)),
 		}
 	}
-	r.phones = newPhoneMemo(r.region)
+	r.phones = crm.NewPhoneMemo(r.region)
 	if r.now == nil {
 		r.now = time.Now
 	}
@@ -259,7 +259,7 @@ func (r *Router) decide(ctx context.Context, call Call, log callLog) Decision {
 	if caller == "" || slices.Contains(anonymous, strings.ToLower(caller)) {
 		return r.fallback(d, ReasonDisabled, "caller", "no caller number (anonymous)", t0)
 	}
-	phone, err := r.phones.parse(caller)
+	phone, err := r.phones.Parse(caller)
 	if err != nil {
 		// Not "disabled": routing is on and looked; no contact can hold this number.
 		return r.fallback(d, ReasonNotFound, "caller", err.Error(), t0)

@@ -27,7 +27,7 @@ type Engine struct {
 	w        crm.Writer
 	state    State
 	region   string
-	phones   *phoneMemo
+	phones   *crm.PhoneMemo
 	loc      *time.Location
 	stateTTL time.Duration
 	log      zerolog.Logger
@@ -86,7 +86,7 @@ func New(cfg Config, dir crm.Directory, w crm.Writer, state State, opts ...Optio
 	if e.Clock == nil {
 		e.Clock = time.Now
 	}
-	e.phones = newPhoneMemo(e.region)
+	e.phones = crm.NewPhoneMemo(e.region)
 	if e.loc == nil {
 		e.loc = time.Local
 	}

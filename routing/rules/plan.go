@@ -71,7 +71,7 @@ func (e *Engine) plan(ctx context.Context, o routing.CallOutcome) (planned, erro
 	if o.Direction == routing.Outgoing {
 		raw = o.Called
 	}
-	phone, err := e.phones.parse(raw)
+	phone, err := e.phones.Parse(raw)
 	if err != nil {
 		return planned{}, fmt.Errorf("%w %s: the client's number: %v", ErrInvalidOutcome, o.ID, err)
 	}
@@ -439,7 +439,7 @@ func newestOpen(c crm.Contact, byID map[int64]crm.Lead) (crm.Lead, bool) {
 func (e *Engine) verified(contacts []crm.Contact, phone crm.Phone) []crm.Contact {
 	var out []crm.Contact
 	for _, c := range contacts {
-		if len(c.Phones) == 0 || slices.ContainsFunc(c.Phones, func(w string) bool { return e.phones.same(phone, w) }) {
+		if len(c.Phones) == 0 || slices.ContainsFunc(c.Phones, func(w string) bool { return e.phones.Same(phone, w) }) {
 			out = append(out, c)
 		}
 	}
