@@ -125,6 +125,9 @@ type Writer interface {
 	// OpenTasks lists the entity's tasks that are not completed.
 	OpenTasks(ctx context.Context, entity EntityType, id int64) ([]Task, error)
 	AddCallNotes(ctx context.Context, ns []CallNote) error
+	// CallNoteExists reports whether the entity already has a call note with this uniq:
+	// a retry whose first attempt's answer was lost asks before writing the note again.
+	CallNoteExists(ctx context.Context, entity EntityType, id int64, uniq string) (bool, error)
 	// AddTextNote adds a plain note ("common") to an entity.
 	AddTextNote(ctx context.Context, entity EntityType, id int64, text string) error
 	// SetResponsible changes an entity's responsible user.

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strconv"
 
 	"github.com/crmlink/crmlink/crm"
 )
@@ -74,6 +76,30 @@ func (c *Client) AddCallNotes(ctx context.Context, ns []crm.CallNote) error {
 		}
 	}
 	return nil
+}
+
+// CallNoteExists looks through the entity's call notes for one with this uniq.
+func (c *Client) CallNoteExists(ctx context.Context, entity crm.EntityType, id int64, uniq string) (bool, error) {
+	p, err := entityPath(entity)
+	if err != nil {
+		return false, apiError(http.MethodGet, "/api/v4/"+string(entity)+"/notes", err)
+	}
+	q := url.Values{"limit": {"250"}, "filter[note_type][]": {"call_in", "call_out"}}
+	type noteIn struct {
+		Params struct {
+			Uniq string `json:"uniq"`
+		} `json:"params"`
+	}
+	notes, err := listAll[noteIn](ctx, c, "/api/v4/"+p+"/"+strconv.FormatInt(id, 10)+"/notes", q, "notes")
+	if err != nil {
+		return false, err
+	}
+	for _, n := range notes {
+		if n.Params.Uniq == uniq {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // AddTextNote adds a plain ("common") note to an entity.

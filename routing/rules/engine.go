@@ -290,6 +290,18 @@ func (e *Engine) run(ctx context.Context, p planned, a Action, resumed bool, ids
 		step.On = on
 		n := a.Note
 		n.Entity, n.EntityID = on.Entity, on.ID
+		if resumed && n.Uniq != "" {
+			// The earlier attempt may have written the note and lost the answer; amoCRM
+			// does not refuse a second note with the same uniq, so look first.
+			exists, err := e.w.CallNoteExists(ctx, n.Entity, n.EntityID, n.Uniq)
+			if err != nil {
+				return step, err
+			}
+			if exists {
+				step.Status = StepAdopted
+				return e.markDone(ctx, step)
+			}
+		}
 		if err := e.w.AddCallNotes(ctx, []crm.CallNote{n}); err != nil {
 			return step, err
 		}
@@ -302,7 +314,9 @@ func (e *Engine) markDone(ctx context.Context, step Step) (Step, error) {
 	if err := e.state.MarkDone(ctx, step.Key, e.stateTTL); err != nil {
 		return step, err
 	}
-	step.Status = StepDone
+	if step.Status == "" {
+		step.Status = StepDone
+	}
 	return step, nil
 }
 

@@ -6,10 +6,12 @@ package rules_test
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -103,10 +105,10 @@ type sbEnv struct {
 	eng    *rules.Engine
 }
 
-// accountRate is amoCRM's own budget (7 requests per second) on both the sandbox and the
+// accountRate is amoCRM's own budget, 7 requests per second, on both the sandbox and the
 // client; fastRate lifts both so that tables run quickly, still enforced by the sandbox.
 const (
-	accountRate = 0
+	accountRate = sandbox.DefaultRateLimit
 	fastRate    = 1000
 )
 
@@ -114,11 +116,7 @@ func newSandboxEnv(t *testing.T, cfg rules.Config, rate int) *sbEnv {
 	t.Helper()
 	seed := sbSeed()
 	require.NoError(t, seed.Validate())
-	var opts []sandbox.Option
-	if rate != accountRate {
-		opts = append(opts, sandbox.WithRateLimit(rate))
-	}
-	srv := sandbox.New(seed, opts...)
+	srv := sandbox.New(seed, sandbox.WithRateLimit(rate))
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
 	t.Cleanup(srv.Close)
@@ -326,7 +324,7 @@ func missedNote(id int64, o routing.CallOutcome, phone crm.Phone, entity string,
 // sbUnsorted is the pending sip entry of an incoming call from sbNew with the default
 // names; its lead and contact get ids at once but stay out of the account.
 func sbUnsorted(o routing.CallOutcome, resp crm.UserID, leadID, contactID int64) sandbox.Unsorted {
-	u := sandbox.Unsorted{
+	return sandbox.Unsorted{
 		SourceUID: o.ID, SourceName: "crmlink", Category: "sip", PipelineID: sandbox.DefaultPipelineID,
 		CreatedAt: o.Start.Unix(), Status: sandbox.UnsortedPending, RequestID: o.ID,
 		Metadata: sandbox.SipMetadata{Phone: string(sbNew), CalledAt: o.Start.Unix(),
@@ -337,7 +335,6 @@ func sbUnsorted(o routing.CallOutcome, resp crm.UserID, leadID, contactID int64)
 		Contact: &sandbox.Contact{ID: contactID, Name: string(sbNew), ResponsibleUserID: int64(resp),
 			Phones: []string{string(sbNew)}},
 	}
-	return u
 }
 
 // sbMissedText is the default task text of a call that started at o.Start.
@@ -345,8 +342,8 @@ func sbMissedText(phone crm.Phone, o routing.CallOutcome) string {
 	return "Call back " + string(phone) + ": missed call at " + o.Start.UTC().Format("15:04")
 }
 
-// created builds an expected Created with empty (not nil) lists, as the sandbox answers.
-func created(c sandbox.Created) sandbox.Created {
+// sbWant builds an expected Created with empty (not nil) lists, as the sandbox answers.
+func sbWant(c sandbox.Created) sandbox.Created {
 	c.Contacts = orEmpty(c.Contacts)
 	c.Leads = orEmpty(c.Leads)
 	c.Unsorted = orEmpty(c.Unsorted)
@@ -482,7 +479,7 @@ func TestSandboxIncomingUnknown(t *testing.T) {
 			res := e.handle(t, tt.o)
 			assert.False(t, res.Known)
 			assert.Equal(t, sbNew, res.Phone)
-			assert.Equal(t, created(tt.want), e.created(t))
+			assert.Equal(t, sbWant(tt.want), e.created(t))
 		})
 	}
 }
@@ -513,13 +510,13 @@ func TestSandboxUnsortedNotRepeated(t *testing.T) {
 			first := sbUnsorted(c1, firstOperator, sb1, sb2)
 
 			e.handle(t, c1)
-			require.Equal(t, created(sandbox.Created{Unsorted: []sandbox.Unsorted{first}}), e.created(t))
+			require.Equal(t, sbWant(sandbox.Created{Unsorted: []sandbox.Unsorted{first}}), e.created(t))
 
 			e.clock.Advance(10 * time.Minute)
 			c2 := at(sbIncoming("p2", sbNewDialled, false), e.clock.Now())
 			res := e.handle(t, c2)
 			assert.Contains(t, res.Reasons, "an Unsorted entry for +79035550101 still waits for a manager: no second one")
-			require.Equal(t, created(sandbox.Created{Unsorted: []sandbox.Unsorted{first}}), e.created(t),
+			require.Equal(t, sbWant(sandbox.Created{Unsorted: []sandbox.Unsorted{first}}), e.created(t),
 				"a second call while the entry waits: still one entry")
 
 			uid := e.srv.Created().Unsorted[0].UID
@@ -532,7 +529,7 @@ func TestSandboxUnsortedNotRepeated(t *testing.T) {
 				assert.False(t, res.Known)
 				declined := first
 				declined.Status, declined.DecidedBy = sandbox.UnsortedDeclined, sbAdmin
-				assert.Equal(t, created(sandbox.Created{Unsorted: []sandbox.Unsorted{
+				assert.Equal(t, sbWant(sandbox.Created{Unsorted: []sandbox.Unsorted{
 					declined, sbUnsorted(c3, firstOperator, sb3, sb4),
 				}}), e.created(t), "after the decline: a new pending entry")
 				return
@@ -546,7 +543,7 @@ func TestSandboxUnsortedNotRepeated(t *testing.T) {
 			accepted.Status, accepted.DecidedBy = sandbox.UnsortedAccepted, sbAdmin
 			lead := first.Lead
 			lead.ContactIDs = []int64{sb2}
-			assert.Equal(t, created(sandbox.Created{
+			assert.Equal(t, sbWant(sandbox.Created{
 				Contacts: []sandbox.Contact{sbContact(sb2, string(sbNew), firstOperator, sbNew, sb1)},
 				Leads:    []sandbox.Lead{lead},
 				Unsorted: []sandbox.Unsorted{accepted},
@@ -555,6 +552,27 @@ func TestSandboxUnsortedNotRepeated(t *testing.T) {
 			}), e.created(t), "after the accept: the caller is known, task and note on the accepted deal")
 		})
 	}
+}
+
+// TestSandboxUnsortedUntilAnsweredWhilePending: under unsorted_until_answered an answered
+// call creates contact and deal at once even while the number's Unsorted entry (from an
+// earlier missed call) still waits; the entry is left pending, so accepting it later gives
+// the number a second contact and deal.
+func TestSandboxUnsortedUntilAnsweredWhilePending(t *testing.T) {
+	t.Parallel()
+	e := newSandboxEnv(t, sbConfig(func(c *rules.Config) { c.Incoming.Unknown.Mode = rules.ModeUnsortedUntilAnswered }), fastRate)
+	c1 := sbIncoming("a1", sbNewDialled, false)
+	e.handle(t, c1)
+	e.clock.Advance(10 * time.Minute)
+	c2 := at(sbIncoming("a2", sbNewDialled, true), e.clock.Now())
+	res := e.handle(t, c2)
+	assert.False(t, res.Known)
+	assert.Equal(t, sbWant(sandbox.Created{
+		Contacts: []sandbox.Contact{sbContact(sb3, string(sbNew), answeredBy, sbNew, sb4)},
+		Leads:    []sandbox.Lead{sbLead(sb4, "Call from "+string(sbNew), answeredBy, sb3)},
+		Unsorted: []sandbox.Unsorted{sbUnsorted(c1, firstOperator, sb1, sb2)},
+		Notes:    []sandbox.Note{answeredNote(sb5, c2, sbNew, sbLeads, sb4)},
+	}), e.created(t))
 }
 
 // --- incoming.known ---------------------------------------------------------------------
@@ -572,8 +590,7 @@ func TestSandboxIncomingKnown(t *testing.T) {
 		config    func(*rules.Config)
 		o         routing.CallOutcome
 		want      sandbox.Created
-		annaLeads []int64 // Anna's deals afterwards
-		borisLead []int64 // Boris's deals afterwards
+		borisLead []int64 // Boris's deals afterwards, when not just the seeded ones
 	}{
 		{
 			name: "open deal, answered: no deal, the note on the open deal", o: annaAnswered,
@@ -638,18 +655,19 @@ func TestSandboxIncomingKnown(t *testing.T) {
 			e := newSandboxEnv(t, sbConfig(tt.config), fastRate)
 			res := e.handle(t, tt.o)
 			assert.True(t, res.Known)
-			assert.Equal(t, created(tt.want), e.created(t))
+			assert.Equal(t, sbWant(tt.want), e.created(t))
 			assert.Equal(t, []int64{sbAnnaOpenDeal}, e.leadsOf(sbAnnaID), "Anna's deals")
-			assert.Equal(t, cmpOr(tt.borisLead, []int64{602, 603}), e.leadsOf(sbBorisID), "Boris's deals")
+			assert.Equal(t, orSeeded(tt.borisLead, []int64{602, 603}), e.leadsOf(sbBorisID), "Boris's deals")
 		})
 	}
 }
 
-func cmpOr(a, b []int64) []int64 {
-	if a != nil {
-		return a
+// orSeeded is want, or the seeded deals when the row names none.
+func orSeeded(want, seeded []int64) []int64 {
+	if want != nil {
+		return want
 	}
-	return b
+	return seeded
 }
 
 // --- missed -----------------------------------------------------------------------------
@@ -697,8 +715,10 @@ func TestSandboxMissedTask(t *testing.T) {
 		},
 		{
 			name: "deadline 300s and own text: due 5 minutes after the call ended", o: missed,
-			config: func(c *rules.Config) { c.Missed.Deadline, c.Missed.TaskText = 300*time.Second, "Call {national} back ({date} {time})" },
-			want:   newCaller(firstOperator, missed, "Call 9035550101 back (2026-03-02 09:59)", t0.Add(5*time.Minute)),
+			config: func(c *rules.Config) {
+				c.Missed.Deadline, c.Missed.TaskText = 300*time.Second, "Call {national} back ({date} {time})"
+			},
+			want: newCaller(firstOperator, missed, "Call 9035550101 back (2026-03-02 09:59)", t0.Add(5*time.Minute)),
 		},
 		{
 			name: "a long ring: the deadline counts from the end of the call", o: longRing,
@@ -734,7 +754,7 @@ func TestSandboxMissedTask(t *testing.T) {
 			t.Parallel()
 			e := newSandboxEnv(t, sbConfig(tt.config), fastRate)
 			e.handle(t, tt.o)
-			assert.Equal(t, created(tt.want), e.created(t))
+			assert.Equal(t, sbWant(tt.want), e.created(t))
 		})
 	}
 }
@@ -784,7 +804,7 @@ func TestSandboxMissedTaskWindow(t *testing.T) {
 				}
 			}
 			last := outcomes[3]
-			assert.Equal(t, created(sandbox.Created{
+			assert.Equal(t, sbWant(sandbox.Created{
 				Contacts: []sandbox.Contact{sbContact(sb1, string(sbNew), firstOperator, sbNew, sb2)},
 				Leads:    []sandbox.Lead{sbLead(sb2, "Call from "+string(sbNew), firstOperator, sb1)},
 				Tasks: []sandbox.Task{
@@ -877,7 +897,14 @@ func TestSandboxOutgoing(t *testing.T) {
 			e := newSandboxEnv(t, sbConfig(tt.config), fastRate)
 			res := e.handle(t, tt.o)
 			assert.Equal(t, tt.known, res.Known)
-			assert.Equal(t, created(tt.want), e.created(t))
+			got := e.created(t)
+			assert.Equal(t, sbWant(tt.want), got)
+			for _, n := range got.Notes {
+				assert.Equal(t, "call_out", n.NoteType)
+				if !tt.o.Answered {
+					assert.Equal(t, 6, n.Params.CallStatus, "not reached")
+				}
+			}
 		})
 	}
 }
@@ -940,7 +967,7 @@ func TestSandboxCallNotes(t *testing.T) {
 			t.Parallel()
 			e := newSandboxEnv(t, sbConfig(tt.config), fastRate)
 			e.handle(t, tt.o)
-			assert.Equal(t, created(tt.want), e.created(t))
+			assert.Equal(t, sbWant(tt.want), e.created(t))
 		})
 	}
 }
@@ -1006,4 +1033,135 @@ func TestSandboxDuplicateDelivery(t *testing.T) {
 // one at a time), Unsorted entries included.
 func writesOf(c sandbox.Created) int {
 	return len(c.Contacts) + len(c.Leads) + len(c.Unsorted) + len(c.Tasks) + len(c.Notes)
+}
+
+// sbFaultyWriter is the real client with one write failing: before it reaches amoCRM (the
+// CRM refused it) or after (the CRM wrote it, the answer was lost).
+type sbFaultyWriter struct {
+	crm.Writer
+	n    int  // the write that fails, from 1
+	lose bool // the write happens, its answer is lost
+
+	mu     sync.Mutex
+	writes int
+}
+
+var errSBInjected = fmt.Errorf("%w: injected by the test", crm.ErrUnavailable)
+
+func (w *sbFaultyWriter) write(do func() error) error {
+	w.mu.Lock()
+	w.writes++
+	fail := w.writes == w.n
+	w.mu.Unlock()
+	if fail && !w.lose {
+		return errSBInjected
+	}
+	if err := do(); err != nil || !fail {
+		return err
+	}
+	return errSBInjected
+}
+
+func (w *sbFaultyWriter) CreateContacts(ctx context.Context, cs []crm.NewContact) (ids []int64, err error) {
+	err = w.write(func() error { ids, err = w.Writer.CreateContacts(ctx, cs); return err })
+	return ids, err
+}
+
+func (w *sbFaultyWriter) CreateLeads(ctx context.Context, ls []crm.NewLead) (ids []int64, err error) {
+	err = w.write(func() error { ids, err = w.Writer.CreateLeads(ctx, ls); return err })
+	return ids, err
+}
+
+func (w *sbFaultyWriter) CreateTasks(ctx context.Context, ts []crm.NewTask) (ids []int64, err error) {
+	err = w.write(func() error { ids, err = w.Writer.CreateTasks(ctx, ts); return err })
+	return ids, err
+}
+
+func (w *sbFaultyWriter) AddUnsortedCalls(ctx context.Context, us []crm.UnsortedCall) error {
+	return w.write(func() error { return w.Writer.AddUnsortedCalls(ctx, us) })
+}
+
+func (w *sbFaultyWriter) AddCallNotes(ctx context.Context, ns []crm.CallNote) error {
+	return w.write(func() error { return w.Writer.AddCallNotes(ctx, ns) })
+}
+
+// TestSandboxRetryAfterFailure: whichever write of an outcome fails, and however (amoCRM
+// refused it; amoCRM wrote it but the answer was lost; the engine could not record it), the
+// queue's retry of the same outcome leaves the sandbox holding exactly what a run without
+// failure creates, and a third delivery writes nothing. The engine runs on the real time
+// here, so that recognising a lead an interrupted attempt wrote compares the sandbox's
+// created_at with a plan time on the same clock.
+func TestSandboxRetryAfterFailure(t *testing.T) {
+	t.Parallel()
+	start := time.Now().UTC().Truncate(time.Second)
+	scenarios := []struct {
+		name   string
+		config func(*rules.Config)
+		o      routing.CallOutcome
+		writes int
+		// noteLast: the last write is the call note.
+		noteLast bool
+	}{
+		{name: "new caller missed", o: sbIncoming("r1", sbNewDialled, false), writes: 4, noteLast: true},
+		{name: "new caller answered", o: sbIncoming("r1", sbNewDialled, true), writes: 3, noteLast: true},
+		{name: "known client with closed deals missed", o: sbIncoming("r1", sbBorisDialled, false), writes: 3, noteLast: true},
+		{name: "known client with an open deal answered", o: sbIncoming("r1", sbAnnaDialled, true), writes: 1, noteLast: true},
+		{
+			name: "outgoing cold call", o: sbOutgoing("r1", sbNewDialled, true), writes: 3, noteLast: true,
+			config: func(c *rules.Config) { c.Outgoing.Unknown.CreateContact, c.Outgoing.Unknown.CreateDeal = true, true },
+		},
+		{
+			name: "unsorted", o: sbIncoming("r1", sbNewDialled, false), writes: 1,
+			config: func(c *rules.Config) { c.Incoming.Unknown.Mode = rules.ModeUnsorted },
+		},
+	}
+	faults := []string{"CRM refuses", "CRM writes, answer lost", "state down after the write"}
+	for _, sc := range scenarios {
+		o := at(sc.o, start)
+		retryEnv := func(t *testing.T, w func(crm.Writer) crm.Writer, state rules.State) *sbEnv {
+			e := newSandboxEnv(t, sbConfig(sc.config), fastRate)
+			e.clock.now = start
+			e.state = state
+			eng, err := rules.New(sbConfig(sc.config), e.client, w(e.client), state,
+				rules.WithRegion("RU"), rules.WithLocation(time.UTC), rules.WithClock(e.clock.Now))
+			require.NoError(t, err)
+			e.eng = eng
+			return e
+		}
+		for _, f := range faults {
+			for n := 1; n <= sc.writes; n++ {
+				t.Run(fmt.Sprintf("%s/%s/write %d of %d", sc.name, f, n, sc.writes), func(t *testing.T) {
+					t.Parallel()
+					same := func(w crm.Writer) crm.Writer { return w }
+					base := retryEnv(t, same, rules.NewMemoryState())
+					base.handle(t, o)
+					want := base.created(t)
+					require.Equal(t, sc.writes, base.writes(), "writes of a run without failure")
+
+					var state rules.State = rules.NewMemoryState()
+					wrap := same
+					switch f {
+					case "state down after the write":
+						state = &flakyState{State: state, n: n + 1} // save 1 stores the plan
+					default:
+						wrap = func(w crm.Writer) crm.Writer { return &sbFaultyWriter{Writer: w, n: n, lose: f != "CRM refuses"} }
+					}
+					e := retryEnv(t, wrap, state)
+					_, err := e.eng.HandleCall(t.Context(), o)
+					require.Error(t, err)
+					assert.NotErrorIs(t, err, rules.ErrPermanent, "worth a retry")
+
+					e.clock.Advance(time.Minute)
+					res := e.handle(t, o)
+					assert.True(t, res.Resumed)
+					assert.Equal(t, want, e.created(t), "the retry: every entity exactly once")
+
+					w := e.writes()
+					e.handle(t, o)
+					assert.Equal(t, w, e.writes(), "a third delivery writes nothing")
+					assert.Equal(t, want, e.created(t))
+				})
+			}
+		}
+	}
 }

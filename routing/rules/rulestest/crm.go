@@ -583,8 +583,8 @@ func (c *CRM) OpenTasks(ctx context.Context, entity crm.EntityType, id int64) ([
 	return out, nil
 }
 
-// AddCallNotes implements crm.Writer; a note with the Uniq of one already on the entity is
-// not added again.
+// AddCallNotes implements crm.Writer. Like amoCRM it adds a note whose Uniq is already on
+// the entity again: avoiding that is the engine's job (CallNoteExists).
 func (c *CRM) AddCallNotes(ctx context.Context, ns []crm.CallNote) error {
 	return c.write(ctx, "AddCallNotes", func() error {
 		for _, n := range ns {
@@ -592,15 +592,21 @@ func (c *CRM) AddCallNotes(ctx context.Context, ns []crm.CallNote) error {
 				return fmt.Errorf("note %q has no entity", n.Uniq)
 			}
 		}
-		for _, n := range ns {
-			if n.Uniq == "" || !slices.ContainsFunc(c.notes, func(x crm.CallNote) bool {
-				return x.Uniq == n.Uniq && x.Entity == n.Entity && x.EntityID == n.EntityID
-			}) {
-				c.notes = append(c.notes, n)
-			}
-		}
+		c.notes = append(c.notes, ns...)
 		return nil
 	})
+}
+
+// CallNoteExists implements crm.Writer.
+func (c *CRM) CallNoteExists(ctx context.Context, entity crm.EntityType, id int64, uniq string) (bool, error) {
+	if err := c.read(ctx, "CallNoteExists"); err != nil {
+		return false, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.ContainsFunc(c.notes, func(x crm.CallNote) bool {
+		return x.Uniq == uniq && x.Entity == entity && x.EntityID == id
+	}), nil
 }
 
 // AddTextNote implements crm.Writer.
