@@ -47,16 +47,23 @@ type result struct {
 // rest wait behind it in publish order. After a failure the key is blocked until the failed
 // event comes back from its retry, and the events behind it are parked (stored for later
 // delivery) in order; until the parked ones are back, new events park behind them too.
+// Parked events that come back early or out of order (a store delivers due events in
+// batches) wait in returned until every event parked before them is back.
 type keyState struct {
 	busy    bool
 	waiting []*delivery
 	// blocker is the ID of the failed event the key waits for, due at blockerDue.
 	blocker    string
 	blockerDue time.Time
-	// parked maps the IDs of parked events to the time after which they are presumed
-	// delivered elsewhere (another Redis consumer) and no longer waited for.
-	parked   map[string]time.Time
+	// parked maps the IDs of parked events to their place in the order and the time after
+	// which they are presumed delivered elsewhere (another Redis consumer).
+	parked   map[string]parking
+	returned map[string]*delivery
 	lastPark time.Time
+}
+
+type parking struct {
+	at, lost time.Time
 }
 
 // lostAfter is how long past its due time a blocker or parked event is waited for before
@@ -67,15 +74,26 @@ func (k *keyState) expire(now time.Time) {
 	if k.blocker != "" && now.After(k.blockerDue.Add(lostAfter)) {
 		k.blocker = ""
 	}
-	for id, deadline := range k.parked {
-		if now.After(deadline) {
+	for id, p := range k.parked {
+		if _, back := k.returned[id]; !back && now.After(p.lost) {
 			delete(k.parked, id)
 		}
 	}
 }
 
+// nextParked is the earliest parked event still outstanding or returned.
+func (k *keyState) nextParked() string {
+	first := ""
+	for id, p := range k.parked {
+		if first == "" || p.at.Before(k.parked[first].at) {
+			first = id
+		}
+	}
+	return first
+}
+
 func (k *keyState) idle() bool {
-	return !k.busy && len(k.waiting) == 0 && k.blocker == "" && len(k.parked) == 0
+	return !k.busy && len(k.waiting) == 0 && k.blocker == "" && len(k.parked) == 0 && len(k.returned) == 0
 }
 
 // engine runs a Handler over a store: Concurrency workers, ordering keys, retry and
@@ -257,7 +275,7 @@ func (e *engine) accept(d *delivery) {
 	}
 	k := e.keys[d.key]
 	if k == nil {
-		k = &keyState{parked: map[string]time.Time{}}
+		k = &keyState{parked: map[string]parking{}, returned: map[string]*delivery{}}
 		e.keys[d.key] = k
 	}
 	k.expire(time.Now())
@@ -266,14 +284,27 @@ func (e *engine) accept(d *delivery) {
 	case k.blocker != "" && d.event.ID == k.blocker:
 		k.blocker = ""
 		e.queue(d, k)
-	case k.blocker != "":
-		e.park(d, k)
 	case returning:
-		delete(k.parked, d.event.ID)
-		e.queue(d, k)
-	case len(k.parked) > 0:
-		e.park(d, k) // a new event must not overtake the parked ones
+		k.returned[d.event.ID] = d
+	case k.blocker != "" || len(k.parked) > 0:
+		e.park(d, k) // a new event must not overtake the failed or parked ones
 	default:
+		e.queue(d, k)
+	}
+	e.flushReturned(k)
+}
+
+// flushReturned queues returned parked events in their parked order, as far as nothing
+// before them is still outstanding, and never ahead of the blocker.
+func (e *engine) flushReturned(k *keyState) {
+	for k.blocker == "" {
+		id := k.nextParked()
+		d, back := k.returned[id]
+		if id == "" || !back {
+			return
+		}
+		delete(k.parked, id)
+		delete(k.returned, id)
 		e.queue(d, k)
 	}
 }
@@ -310,7 +341,7 @@ func (e *engine) park(d *delivery, k *keyState) {
 	}
 	at = ceilMilli(at).Add(time.Millisecond)
 	k.lastPark = at
-	k.parked[d.event.ID] = at.Add(lostAfter)
+	k.parked[d.event.ID] = parking{at: at, lost: at.Add(lostAfter)}
 	e.busy++
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
@@ -372,6 +403,10 @@ func (e *engine) releaseQueued() {
 			e.st.release(d)
 			n++
 		}
+		for _, d := range k.returned {
+			e.st.release(d)
+			n++
+		}
 	}
 	e.ready = nil
 	e.keys = map[string]*keyState{}
@@ -382,6 +417,7 @@ func (e *engine) sweepKeys() {
 	now := time.Now()
 	for key, k := range e.keys {
 		k.expire(now)
+		e.flushReturned(k)
 		if k.idle() {
 			delete(e.keys, key)
 		}
