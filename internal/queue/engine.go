@@ -60,9 +60,13 @@ type keyState struct {
 	parked   map[string]parking
 	returned map[string]*delivery
 	lastPark time.Time
+	nextSeq  uint64
 }
 
+// parking is a parked event's place in its key's order (seq, kept when it is parked
+// again) and when it is due back.
 type parking struct {
+	seq      uint64
 	at, lost time.Time
 }
 
@@ -85,7 +89,7 @@ func (k *keyState) expire(now time.Time) {
 func (k *keyState) nextParked() string {
 	first := ""
 	for id, p := range k.parked {
-		if first == "" || p.at.Before(k.parked[first].at) {
+		if first == "" || p.seq < k.parked[first].seq {
 			first = id
 		}
 	}
@@ -284,6 +288,10 @@ func (e *engine) accept(d *delivery) {
 	case k.blocker != "" && d.event.ID == k.blocker:
 		k.blocker = ""
 		e.queue(d, k)
+	case returning && k.blocker != "":
+		// Back before the event it waits for (which failed again): park it once more, in
+		// its place.
+		e.park(d, k)
 	case returning:
 		k.returned[d.event.ID] = d
 	case k.blocker != "" || len(k.parked) > 0:
@@ -341,7 +349,13 @@ func (e *engine) park(d *delivery, k *keyState) {
 	}
 	at = ceilMilli(at).Add(time.Millisecond)
 	k.lastPark = at
-	k.parked[d.event.ID] = parking{at: at, lost: at.Add(lostAfter)}
+	p, again := k.parked[d.event.ID]
+	if !again {
+		k.nextSeq++
+		p.seq = k.nextSeq
+	}
+	p.at, p.lost = at, at.Add(lostAfter)
+	k.parked[d.event.ID] = p
 	e.busy++
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)

@@ -57,7 +57,13 @@ func startCrmlink(t *testing.T, bin, cfgPath string) *crmlinkProcess {
 	require.NoError(t, cmd.Start())
 	p := &crmlinkProcess{cmd: cmd, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); logf.Close(); close(p.done) }()
-	t.Cleanup(p.kill)
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			log, _ := os.ReadFile(cfgPath + ".log")
+			t.Logf("crmlink's log:\n%s", log)
+		}
+	})
 	return p
 }
 
@@ -112,7 +118,7 @@ queue: {max_attempts: 20, consumer: durability-test}
 
 	bin := buildCrmlink(t)
 	first := startCrmlink(t, bin, cfgPath)
-	testrig.WaitFor(t, 30*time.Second, "crmlink trying amoCRM and failing", func() bool {
+	testrig.WaitFor(t, 60*time.Second, "crmlink trying amoCRM and failing", func() bool {
 		return crm.Requests("/api/v4/contacts") >= 5
 	})
 	first.kill() // SIGKILL: no graceful anything

@@ -1,0 +1,201 @@
+// Package chatapp is the chatbridge adapter for ChatApp (ChatApp Dialog).
+//
+// ChatApp's public documentation describes the behaviour crmlink reproduces (responsible
+// sync with amoCRM: the last changed card wins, a 5 s pause between changes, employees must
+// exist on both sides), its API's structure (v1, licenses, messenger types, an access
+// token from v1.tokens.make) and its event names (message, messageStatus, chatTag), but
+// the captured material has no payload schemas. What this adapter assumes, and the chat
+// sandbox speaks:
+//
+//   - Requests carry the access token as "Authorization: <token>" (chat.platforms[].api_key;
+//     refreshing it is left to whoever issues it).
+//   - A chat is GET /v1/licenses/{license}/messengers/{messenger}/chats/{chatId}, answered
+//     {"success": true, "data": {"id", "name", "phone", "responsible": {"id", "name"}}};
+//     for WhatsApp-type messengers chatId is the client's number in international digits,
+//     which is how the adapter finds a client's chats (chats in other messengers are not
+//     found by phone).
+//   - The responsible is set with PUT .../chats/{chatId}/responsible {"userId": 7}.
+//   - Users are GET /v1/users, {"success": true, "data": [{"id", "name", "email"}]}.
+//   - Webhooks are POSTed as JSON to a URL that ends with the shared secret, as
+//     {"events": [event...]} or one event object; an event is {"id", "type", "licenseId",
+//     "messengerType", "time" (Unix seconds), "chat": {...as above}, "message": {"id",
+//     "text", "type", "fromMe", "author": {"id", "name"}}} with type "message",
+//     "chatResponsible" (the chat's responsible changed, including changes made through
+//     the API) or "chatCreated"; other types (messageStatus, chatTag) are accepted and give
+//     no events. User ids may be numbers or strings.
+package chatapp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/crmlink/crmlink/chatbridge"
+	"github.com/crmlink/crmlink/chatbridge/internal/apiclient"
+	"github.com/crmlink/crmlink/chatbridge/internal/jsonid"
+)
+
+// DefaultAPIURL is ChatApp's API.
+const DefaultAPIURL = "https://api.chatapp.online"
+
+// Options configure a Client.
+type Options struct {
+	// APIURL defaults to DefaultAPIURL; point it at the chat sandbox in tests.
+	APIURL string
+	// Token is the API access token. Without one the Client only reads webhooks; API calls
+	// fail with chatbridge.ErrUnauthorized.
+	Token string
+	// WebhookSecret is the last path segment of the webhook URL given to ChatApp.
+	WebhookSecret string
+	// Licenses are where a client's chats are looked up.
+	Licenses []chatbridge.License
+	// HTTPClient sends API requests; default a plain client. Timeout bounds one request.
+	HTTPClient *http.Client
+	Timeout    time.Duration
+	// Region reads numbers without a country code (default RU).
+	Region string
+	// Now stamps events that carry no time (default time.Now).
+	Now func() time.Time
+}
+
+// Client is the ChatApp adapter; it implements chatbridge.Platform.
+type Client struct {
+	api      *apiclient.Client
+	secret   string
+	licenses []chatbridge.License
+	region   string
+	now      func() time.Time
+}
+
+// New checks the options and builds a Client.
+func New(o Options) (*Client, error) {
+	if o.APIURL == "" {
+		o.APIURL = DefaultAPIURL
+	}
+	if o.WebhookSecret == "" {
+		return nil, errors.New("chatapp: no webhook secret: webhooks could not be authenticated")
+	}
+	for i, l := range o.Licenses {
+		if l.ID == "" || l.Messenger == "" || strings.ContainsAny(l.ID+l.Messenger, "/?#") {
+			return nil, fmt.Errorf("chatapp: license %d (%q, %q) needs an id and a messenger type", i, l.ID, l.Messenger)
+		}
+	}
+	api, err := apiclient.New(chatbridge.ChatApp, o.APIURL, o.Token, o.HTTPClient, o.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	if o.Region == "" {
+		o.Region = "RU"
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Client{api: api, secret: o.WebhookSecret, licenses: o.Licenses, region: o.Region, now: o.Now}, nil
+}
+
+// Name implements chatbridge.Inbound.
+func (c *Client) Name() chatbridge.PlatformName { return chatbridge.ChatApp }
+
+// Chat is a ChatApp chat.
+type Chat struct {
+	ID          string `json:"id"`
+	Name        string `json:"name,omitempty"`
+	Phone       string `json:"phone,omitempty"`
+	Responsible *User  `json:"responsible,omitempty"`
+}
+
+// User is a ChatApp employee.
+type User struct {
+	ID    jsonid.ID `json:"id"`
+	Name  string    `json:"name,omitempty"`
+	Email string    `json:"email,omitempty"`
+}
+
+type envelope[T any] struct {
+	Success bool `json:"success"`
+	Data    T    `json:"data"`
+}
+
+// ChatPath is the API path of a chat, and the chat's ChatRef.ID without "/v1/licenses/".
+func ChatPath(license, messenger, chatID string) string {
+	return "/v1/licenses/" + url.PathEscape(license) + "/messengers/" + url.PathEscape(messenger) + "/chats/" + url.PathEscape(chatID)
+}
+
+// RefID is the ChatRef.ID of a chat: "license/messenger/chatId".
+func RefID(license, messenger, chatID string) string {
+	return license + "/" + messenger + "/" + chatID
+}
+
+func splitRef(id string) (license, messenger, chat string, ok bool) {
+	parts := strings.SplitN(id, "/", 3)
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+		return "", "", "", false
+	}
+	return parts[0], parts[1], parts[2], true
+}
+
+// GetChat reads a chat; chatbridge.ErrNotFound when there is none.
+func (c *Client) GetChat(ctx context.Context, license, messenger, chatID string) (Chat, error) {
+	var env envelope[Chat]
+	err := c.api.Do(ctx, http.MethodGet, ChatPath(license, messenger, chatID), nil, nil, &env)
+	return env.Data, err
+}
+
+// ChatsOfClient implements chatbridge.Platform: the chat with each of the client's
+// numbers in each configured license.
+func (c *Client) ChatsOfClient(ctx context.Context, cl chatbridge.Client) ([]chatbridge.ChatRef, error) {
+	var out []chatbridge.ChatRef
+	for _, l := range c.licenses {
+		for _, p := range cl.Phones {
+			digits := strings.TrimPrefix(string(p), "+")
+			ch, err := c.GetChat(ctx, l.ID, l.Messenger, digits)
+			if apiclient.IsNotFound(err) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			if ch.ID == "" {
+				ch.ID = digits
+			}
+			ref := chatbridge.ChatRef{Platform: chatbridge.ChatApp, ID: RefID(l.ID, l.Messenger, ch.ID),
+				ChatType: l.Messenger, ChatID: ch.ID, Name: ch.Name}
+			if ch.Responsible != nil {
+				ref.Responsible = string(ch.Responsible.ID)
+			}
+			out = append(out, ref)
+		}
+	}
+	return out, nil
+}
+
+// AssignResponsible implements chatbridge.Platform.
+func (c *Client) AssignResponsible(ctx context.Context, chat chatbridge.ChatRef, chatUser string) error {
+	license, messenger, chatID, ok := splitRef(chat.ID)
+	if !ok || chatUser == "" {
+		return fmt.Errorf("chatapp: assign needs a license/messenger/chat id and a user (got %q, %q): %w", chat.ID, chatUser, chatbridge.ErrRejected)
+	}
+	body := struct {
+		UserID jsonid.ID `json:"userId"`
+	}{jsonid.ID(chatUser)}
+	return c.api.Do(ctx, http.MethodPut, ChatPath(license, messenger, chatID)+"/responsible", nil, body, nil)
+}
+
+// Users implements chatbridge.Platform.
+func (c *Client) Users(ctx context.Context) ([]chatbridge.ChatUser, error) {
+	var env envelope[[]User]
+	if err := c.api.Do(ctx, http.MethodGet, "/v1/users", nil, nil, &env); err != nil {
+		return nil, err
+	}
+	out := make([]chatbridge.ChatUser, 0, len(env.Data))
+	for _, u := range env.Data {
+		out = append(out, chatbridge.ChatUser{ID: string(u.ID), Name: u.Name})
+	}
+	return out, nil
+}
+
+var _ chatbridge.Platform = (*Client)(nil)

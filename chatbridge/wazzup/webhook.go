@@ -1,0 +1,198 @@
+package wazzup
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/crmlink/crmlink/chatbridge"
+	"github.com/crmlink/crmlink/crm"
+)
+
+// Webhook is a Wazzup webhook delivery: an object whose properties are the webhook types.
+type Webhook struct {
+	Test          bool            `json:"test,omitempty"`
+	Messages      []Message       `json:"messages,omitempty"`
+	Statuses      []Status        `json:"statuses,omitempty"`
+	CreateContact *CreateContact  `json:"createContact,omitempty"`
+	CreateDeal    *CreateDeal     `json:"createDeal,omitempty"`
+	Contacts      []Contact       `json:"contacts,omitempty"`
+	Channels      json.RawMessage `json:"channelsUpdates,omitempty"`
+	Templates     json.RawMessage `json:"templateStatus,omitempty"`
+}
+
+// Message is one message of a messages webhook.
+type Message struct {
+	MessageID string `json:"messageId"`
+	// DateTime is RFC 3339 ("2026-03-02T10:00:00.000Z").
+	DateTime  string `json:"dateTime,omitempty"`
+	ChannelID string `json:"channelId,omitempty"`
+	ChatType  string `json:"chatType"`
+	ChatID    string `json:"chatId"`
+	Type      string `json:"type,omitempty"`
+	// IsEcho is true for an outgoing message (sent by an employee), false for an incoming one.
+	IsEcho     bool           `json:"isEcho"`
+	Text       string         `json:"text,omitempty"`
+	ContentURI string         `json:"contentUri,omitempty"`
+	Status     string         `json:"status,omitempty"`
+	AuthorID   string         `json:"authorId,omitempty"`
+	AuthorName string         `json:"authorName,omitempty"`
+	Contact    MessageContact `json:"contact,omitzero"`
+}
+
+// MessageContact is the client as a message webhook names them.
+type MessageContact struct {
+	Name     string `json:"name,omitempty"`
+	Username string `json:"username,omitempty"`
+	Phone    string `json:"phone,omitempty"`
+}
+
+// Status is a delivery status update of an outgoing message; crmlink does not use them.
+type Status struct {
+	MessageID string `json:"messageId"`
+	Timestamp string `json:"timestamp,omitempty"`
+	Status    string `json:"status"`
+}
+
+// CreateContact asks the CRM to create a contact for a new client's chat; its
+// responsibleUserId is the user Wazzup gave the chat to.
+type CreateContact struct {
+	ResponsibleUserID string        `json:"responsibleUserId"`
+	Name              string        `json:"name"`
+	ContactData       []ContactData `json:"contactData"`
+	Source            string        `json:"source,omitempty"`
+}
+
+// CreateDeal asks the CRM to create a deal for contacts; lead creation reads it.
+type CreateDeal struct {
+	ResponsibleUserID string   `json:"responsibleUserId"`
+	Contacts          []string `json:"contacts"`
+	Source            string   `json:"source,omitempty"`
+}
+
+// ParseWebhook implements chatbridge.Inbound. Events: an inbound message (EventMessage,
+// Inbound), an employee's message (EventMessage with ChatUser = authorId), createContact
+// (EventResponsibleAssigned: the chat went to responsibleUserId), each contact of a
+// "contacts" delivery (EventResponsibleAssigned, Chat.ID = the contact id). Statuses,
+// channel and template updates, createDeal and the connection test give no events.
+func (c *Client) ParseWebhook(r *http.Request) ([]chatbridge.Event, error) {
+	if err := chatbridge.CheckBearer(r, c.crmKey); err != nil {
+		return nil, fmt.Errorf("wazzup webhook: %w", err)
+	}
+	if r.Method != http.MethodPost {
+		return nil, fmt.Errorf("wazzup webhook: %w: method %s, want POST", chatbridge.ErrBadWebhook, r.Method)
+	}
+	body, err := chatbridge.ReadBody(r)
+	if err != nil {
+		return nil, fmt.Errorf("wazzup webhook: %w", err)
+	}
+	return c.parse(body)
+}
+
+func (c *Client) parse(body []byte) ([]chatbridge.Event, error) {
+	var wh Webhook
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&wh); err != nil {
+		return nil, fmt.Errorf("wazzup webhook: %w: %w", chatbridge.ErrBadWebhook, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("wazzup webhook: %w: more than one JSON value", chatbridge.ErrBadWebhook)
+	}
+	if !wh.Test && wh.Messages == nil && wh.Statuses == nil && wh.CreateContact == nil && wh.CreateDeal == nil &&
+		wh.Contacts == nil && wh.Channels == nil && wh.Templates == nil {
+		return nil, fmt.Errorf("wazzup webhook: %w: none of test, messages, statuses, createContact, createDeal, contacts, channelsUpdates, templateStatus", chatbridge.ErrBadWebhook)
+	}
+	received := c.now().UTC()
+	var out []chatbridge.Event
+	for i, m := range wh.Messages {
+		e, err := c.message(m, received)
+		if err != nil {
+			return nil, fmt.Errorf("wazzup webhook: messages[%d]: %w", i, err)
+		}
+		out = append(out, e)
+	}
+	if cc := wh.CreateContact; cc != nil {
+		if cc.ResponsibleUserID == "" || len(cc.ContactData) == 0 {
+			return nil, fmt.Errorf("wazzup webhook: %w: createContact needs responsibleUserId and contactData", chatbridge.ErrBadWebhook)
+		}
+		d := cc.ContactData[0]
+		e := chatbridge.Event{
+			ID:       chatbridge.DigestID(chatbridge.Wazzup, "createContact", cc.ResponsibleUserID, d.ChatType, d.ChatID, d.Username, d.Phone),
+			Platform: chatbridge.Wazzup, Kind: chatbridge.EventResponsibleAssigned, At: received,
+			Chat:     chatbridge.ChatRef{Platform: chatbridge.Wazzup, ChatType: d.ChatType, ChatID: d.ChatID, Name: cc.Name, Responsible: cc.ResponsibleUserID},
+			ChatUser: cc.ResponsibleUserID, ClientName: cc.Name,
+		}
+		e.Phone, e.RawPhone = c.phoneOf(d)
+		out = append(out, e)
+	}
+	for i, ct := range wh.Contacts {
+		if ct.ID == "" {
+			return nil, fmt.Errorf("wazzup webhook: %w: contacts[%d] has no id", chatbridge.ErrBadWebhook, i)
+		}
+		e := chatbridge.Event{
+			ID:       chatbridge.DigestID(chatbridge.Wazzup, "contact", ct.ID, ct.ResponsibleUserID, strconv.FormatInt(received.UnixMilli(), 10)),
+			Platform: chatbridge.Wazzup, Kind: chatbridge.EventResponsibleAssigned, At: received,
+			Chat: refOf(ct), ChatUser: ct.ResponsibleUserID, ClientName: ct.Name,
+		}
+		for _, d := range ct.ContactData {
+			if e.Phone, e.RawPhone = c.phoneOf(d); e.Phone != "" {
+				break
+			}
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func (c *Client) message(m Message, received time.Time) (chatbridge.Event, error) {
+	if m.MessageID == "" || m.ChatType == "" {
+		return chatbridge.Event{}, fmt.Errorf("%w: a message needs messageId and chatType", chatbridge.ErrBadWebhook)
+	}
+	at := received
+	if m.DateTime != "" {
+		t, err := time.Parse(time.RFC3339Nano, m.DateTime)
+		if err != nil {
+			return chatbridge.Event{}, fmt.Errorf("%w: dateTime %q is not RFC 3339", chatbridge.ErrBadWebhook, m.DateTime)
+		}
+		at = t.UTC()
+	}
+	e := chatbridge.Event{
+		ID:       "wazzup:msg:" + m.MessageID,
+		Platform: chatbridge.Wazzup, Kind: chatbridge.EventMessage, At: at,
+		Chat:       chatbridge.ChatRef{Platform: chatbridge.Wazzup, ChatType: m.ChatType, ChatID: m.ChatID, Name: m.Contact.Name},
+		ClientName: m.Contact.Name,
+		Message:    &chatbridge.Message{ID: m.MessageID, Text: m.Text, Inbound: !m.IsEcho, Type: m.Type},
+	}
+	if m.IsEcho {
+		e.ChatUser, e.ChatUserName = m.AuthorID, m.AuthorName
+	}
+	e.Phone, e.RawPhone = c.phoneOf(ContactData{ChatType: m.ChatType, ChatID: m.ChatID, Phone: m.Contact.Phone})
+	return e, nil
+}
+
+// phoneOf reads the client's phone from a messenger account: a WhatsApp chatId is the
+// number's digits, a Telegram contact may carry a phone.
+func (c *Client) phoneOf(d ContactData) (crm.Phone, string) {
+	raw := d.Phone
+	if raw == "" && d.ChatType == "whatsapp" {
+		raw = d.ChatID
+	}
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return "", ""
+	}
+	// Wazzup writes numbers as international digits without "+".
+	number := raw
+	if strings.Trim(number, "0123456789") == "" {
+		number = "+" + number
+	}
+	p, err := crm.ParsePhone(number, c.region)
+	if err != nil {
+		return "", raw
+	}
+	return p, raw
+}
