@@ -53,3 +53,37 @@ sandbox-status:
 
 clean:
 	rm -rf bin
+
+# Benchmarks (issue 7): call setup through crmlink (ARI, FastAGI, SIP redirect; owner
+# cached, indexed by a webhook, cold) against Asterisk's own static Dial(), with sipp
+# through the rig. Writes results/bench.md, results/bench.json, results/bench-latency.svg
+# (raw sipp output in results/bench-raw/). About 14 minutes; BENCH_QUICK=1 runs a shorter
+# set in under 3. The driver holds $(RIG_LOCK) for each stretch of calls, not for the run.
+BENCH_QUICK ?=
+.PHONY: bench
+bench: build
+	@command -v sipp >/dev/null 2>&1 || { echo "bench: installing sip-tester (apt-get)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sip-tester >/dev/null; }
+	docker/rig.sh up
+	$(GO) run ./bench/cmd/crmlink-bench -lock $(RIG_LOCK) -out results $(if $(BENCH_QUICK),-quick)
+
+# ---------------------------------------------------------------------------------------
+# Quickstart and packaging (docs/quickstart.md, docs/deploy.md).
+#   make demo          crmlink routing real calls: rig + amoCRM sandbox + crmlink + SIP calls,
+#                      a table of what happened; exit 1 when a scenario misbehaves
+#   make images        the Docker images (docker/images.sh: registry base or the rootfs)
+#   make compose-test  the Compose stack up, one routed call through it, down
+.PHONY: demo images compose-test
+
+# The demo places its calls under $(RIG_LOCK) and leaves the rig running, as sandbox-up does
+# (make demo DEMO_FLAGS=--stop-rig stops a rig the demo itself started).
+demo: build
+	CRMLINK_RIG_LOCK=$(RIG_LOCK) $(GO) run ./demo $(DEMO_FLAGS)
+
+images:
+	docker/images.sh
+
+# Its own ports (docs/deploy.md): it runs beside the rig; it takes $(RIG_LOCK) only for its call.
+compose-test:
+	CRMLINK_RIG_LOCK=$(RIG_LOCK) CRMLINK_COMPOSE_TEST=required $(GO) test -count=1 -v -timeout 15m ./test/compose/...

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -42,7 +43,11 @@ func serve(args []string, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := runServer(ctx, cfg, log); err != nil {
+	// SIGHUP (systemctl reload) re-reads the file; without this it would end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	if err := runServer(ctx, cfg, log, *path, hup); err != nil {
 		log.Error().Err(err).Msg("crmlink stopped with an error")
 		return 1
 	}
@@ -73,12 +78,65 @@ func logEffective(log zerolog.Logger, cfg *config.Config) {
 	}
 }
 
-// runServer wires the parts and runs them until ctx ends.
-func runServer(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
+// runServer wires the parts and runs them until ctx ends, reloading the configuration
+// file on every value from hup.
+func runServer(ctx context.Context, cfg *config.Config, log zerolog.Logger, path string, hup <-chan os.Signal) error {
 	a, err := app.New(cfg, log)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				log.Info().Msg("stopping: calls in progress are finished first, queued events stay queued for the next start")
+				return
+			case <-hup:
+				reload(a, path, log)
+			}
+		}
+	}()
 	return a.Run(ctx)
+}
+
+// reload re-reads and validates the file and applies what can change without dropping
+// calls; a file with errors changes nothing.
+func reload(a *app.App, path string, log zerolog.Logger) {
+	if path == "" {
+		log.Warn().Msg("SIGHUP: running on embedded defaults, there is no file to reload")
+		return
+	}
+	next, err := config.Load(path)
+	if err != nil {
+		var errs config.Errors
+		if errors.As(err, &errs) {
+			for _, e := range errs {
+				log.Error().Str("config", path).Msg("reload: " + e)
+			}
+		} else {
+			log.Error().Err(err).Str("config", path).Msg("reload: cannot read the file")
+		}
+		log.Error().Str("config", path).Msg("configuration NOT reloaded: fix the errors above; the running configuration is unchanged")
+		return
+	}
+	res, err := a.Reload(next)
+	if err != nil {
+		log.Error().Err(err).Str("config", path).Msg("configuration NOT reloaded; the running configuration is unchanged")
+		return
+	}
+	for _, w := range res.Warnings {
+		log.Warn().Msg("reload: " + w)
+	}
+	if len(res.Restart) > 0 {
+		log.Warn().Strs("keys", res.Restart).Msg("reload: these changes need a restart (systemctl restart crmlink); the running values are kept")
+	}
+	switch {
+	case len(res.Applied) > 0:
+		log.Info().Str("config", path).Strs("applied", res.Applied).Msg("configuration reloaded")
+	case !res.Changed():
+		log.Info().Str("config", path).Msg("configuration reloaded: no changes")
+	default:
+		log.Info().Str("config", path).Msg("configuration reloaded: nothing applied until a restart")
+	}
 }

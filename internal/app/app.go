@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -29,7 +30,7 @@ type App struct {
 	log     zerolog.Logger
 	redis   redis.UniversalClient
 	crm     *amocrm.Client
-	Router  *routing.Router
+	Router  *routing.Router // the router built at start; CurrentRouter after a reload
 	Decider routing.Decider
 	ARI     *ari.Controller // nil when ARI is disabled
 	AGI     *agi.Server     // nil when FastAGI is disabled
@@ -37,6 +38,13 @@ type App struct {
 	API     *httpapi.Server
 	metrics *metrics
 	events  *events
+	// router is what every front end asks; Reload swaps the router inside it. routerBase
+	// keeps the parts a reloaded router shares with the first one (CRM, cache, presence).
+	// live is the configuration in effect (cfg with reloaded keys), under reloadMu.
+	router     swappableRouter
+	routerBase routing.Options
+	reloadMu   sync.Mutex
+	live       *config.Config
 	// CallOutcomes, when set before Serve, also receives every finished call (tests).
 	CallOutcomes func(routing.CallOutcome)
 }
@@ -84,7 +92,7 @@ func (p *App) Close() {
 
 // New wires the configuration into components; Run starts them.
 func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
-	p := &App{cfg: cfg, log: log, metrics: newMetrics()}
+	p := &App{cfg: cfg, live: cfg, log: log, metrics: newMetrics()}
 	// The controller asks the router, and the router asks the controller whether phones
 	// are online: the controller's decider is bound once both exist.
 	var bound routing.Decider
@@ -100,6 +108,9 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 	opts.OnDecision = p.metrics.observe
 	if p.redis != nil {
 		opts.Cache = routing.NewRedisCache(p.redis, routing.DefaultRedisPrefix)
+	} else {
+		// Made here rather than by the router so that a reloaded router keeps it.
+		opts.Cache = routing.NewMemoryCache(0, nil)
 	}
 	if cfg.AmoCRM.Configured() {
 		ao := amocrm.Options{
@@ -155,7 +166,9 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 		p.Close()
 		return nil, fmt.Errorf("routing: %w", err)
 	}
-	p.Router, p.Decider, bound = r, r, r
+	p.router.swap(r, nil)
+	p.routerBase = opts
+	p.Router, p.Decider, bound = r, &p.router, &p.router
 	if p.events, err = p.newEvents(); err != nil {
 		p.Close()
 		return nil, err

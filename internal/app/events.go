@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	"github.com/crmlink/crmlink/crm/amocrm"
 	"github.com/crmlink/crmlink/internal/queue"
@@ -21,8 +22,11 @@ const kindCallOutcome = "call_outcome"
 // events is the event path: call outcomes are queued durably, then the rules engine turns
 // each into CRM writes.
 type events struct {
-	queue  queue.Queue
-	engine *rules.Engine
+	queue queue.Queue
+	// engine is swapped by a configuration reload; build makes one for other scenarios
+	// on the same CRM and State.
+	engine atomic.Pointer[rules.Engine]
+	build  func(rules.Config) (*rules.Engine, error)
 	closer func() error
 }
 
@@ -66,12 +70,16 @@ func (p *App) newEvents() (*events, error) {
 		state, ev.closer = fs, fs.Close
 	}
 	// The rules engine reads and writes at background priority: call-path lookups go first.
-	ev.engine, err = rules.New(cfg.Scenarios, p.crm, p.crm, state,
-		rules.WithRegion(cfg.Routing.DefaultRegion), rules.WithLogger(p.log.With().Str("component", "rules").Logger()))
+	ev.build = func(sc rules.Config) (*rules.Engine, error) {
+		return rules.New(sc, p.crm, p.crm, state,
+			rules.WithRegion(cfg.Routing.DefaultRegion), rules.WithLogger(p.log.With().Str("component", "rules").Logger()))
+	}
+	engine, err := ev.build(cfg.Scenarios)
 	if err != nil {
 		_ = ev.queue.Close()
 		return nil, fmt.Errorf("scenarios: %w", err)
 	}
+	ev.engine.Store(engine)
 	return ev, nil
 }
 
@@ -114,7 +122,7 @@ func (ev *events) handle(recordingURL string) queue.Handler {
 		if recordingURL != "" && o.RecordingURL == "" {
 			o.RecordingURL = strings.ReplaceAll(recordingURL, "{linkedid}", o.ID)
 		}
-		_, err := ev.engine.HandleCall(amocrm.WithPriority(ctx, amocrm.PriorityBackground), o)
+		_, err := ev.engine.Load().HandleCall(amocrm.WithPriority(ctx, amocrm.PriorityBackground), o)
 		if errors.Is(err, rules.ErrPermanent) {
 			return queue.Permanent(err)
 		}

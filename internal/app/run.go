@@ -44,10 +44,10 @@ func (p *App) newAPI() *httpapi.Server {
 		api.Handle("GET /v1/queue/stats", queue.StatsHandler(p.events.queue))
 		api.HandleProtected("POST /v1/queue/dead/{id}/replay", queue.ReplayHandler(p.events.queue))
 	}
-	get, put := httpapi.ManagerAvailability(p.Router)
+	get, put := httpapi.ManagerAvailability(&p.router)
 	api.Handle("GET /v1/managers/{id}/availability", get)
 	api.HandleProtected("PUT /v1/managers/{id}/availability", put)
-	api.Handle("POST /v1/webhooks/amocrm/{secret}", httpapi.AmoCRMWebhook(cfg.AmoCRM.WebhookSecret, p.Router, log))
+	api.Handle("POST /v1/webhooks/amocrm/{secret}", httpapi.AmoCRMWebhook(cfg.AmoCRM.WebhookSecret, &p.router, log))
 	if cfg.AmoCRM.Configured() && cfg.AmoCRM.WebhookSecret == "" {
 		log.Warn().Msg("amocrm.webhook_secret is empty: amoCRM webhooks are refused, so responsible changes reach routing only when the cache expires")
 	}

@@ -1,0 +1,70 @@
+package bench
+
+// Caller sets.
+const (
+	callersCached  = "cached"
+	callersIndexed = "indexed"
+	callersCold    = "cold"
+)
+
+// PathSpec is one way a call is set up, driven the same way as every other.
+type PathSpec struct {
+	Name  string
+	Title string
+	Via   string // what carries the call: asterisk, ari, agi, sip-redirect
+	// Service is the number dialled (the extension in asterisk-conf/extensions.conf).
+	Service string
+	// Redirect sends sipp straight to crmlink's SIP redirect server, expecting 302.
+	Redirect bool
+	Crmlink  bool
+	AGI      bool
+	Redis    bool
+	Callers  string
+	// CRMRate is the amoCRM budget, requests/s, in the sandbox and in crmlink alike.
+	CRMRate int
+	// RateCap bounds the search; Search, when set, is a smaller step budget than the plan's
+	// (for the variants that are there to compare with a path measured in full).
+	RateCap int
+	Search  int
+	// Census also counts crmlink's ARI requests per call, in a separate slow run.
+	Census bool
+	// DisallowEvents are ARI event types Asterisk is told not to send crmlink (the event
+	// filter experiment): crmlink ignores them, but receives and decodes every one.
+	DisallowEvents []string
+	// Profile adds a profiling run (Options.Profile).
+	Profile bool
+	Quick   bool // part of the quick mode
+	Note    string
+}
+
+// Paths are every path `make bench` measures, the baseline first: the ratios are to it.
+func Paths() []PathSpec {
+	return []PathSpec{
+		{Name: "baseline", Title: "Asterisk static Dial (no crmlink)", Via: "asterisk", Service: "500", RateCap: 1000, Quick: true,
+			Note: "5XX: Dial(PJSIP/bench-mgr1) in the dialplan."},
+		{Name: "ari-cached", Title: "crmlink ARI, owner cached", Via: "ari", Service: "611", Crmlink: true, Callers: callersCached,
+			CRMRate: 7, RateCap: 1000, Census: true, Profile: true, Quick: true,
+			Note: "61X: Stasis(crmlink-bench); crmlink rings the owner's phone and bridges it; owner in the in-process cache."},
+		{Name: "ari-cached-filtered", Title: "crmlink ARI, owner cached, ARI event filter", Via: "ari", Service: "611", Crmlink: true,
+			Callers: callersCached, CRMRate: 7, RateCap: 1000, Search: 3, DisallowEvents: []string{"ChannelVarset", "ChannelConnectedLine"},
+			Note: "Experiment, crmlink unchanged: as ari-cached with PUT /ari/applications/crmlink-bench/eventFilter disallowing ChannelVarset and ChannelConnectedLine, which crmlink ignores but Asterisk sends (and crmlink decodes) by the dozen per call."},
+		{Name: "ari-cached-redis", Title: "crmlink ARI, owner cached in Redis", Via: "ari", Service: "611", Crmlink: true, Redis: true,
+			Callers: callersCached, CRMRate: 7, RateCap: 1000, Search: 2,
+			Note: "As ari-cached with the owner cache in the rig's Redis (127.0.0.1:6390, db 0)."},
+		{Name: "ari-indexed", Title: "crmlink ARI, owner from webhook index", Via: "ari", Service: "611", Crmlink: true, Callers: callersIndexed,
+			CRMRate: 7, RateCap: 1000, Search: 2,
+			Note: "Owners moved to manager 2 by amoCRM webhooks (POST /_sandbox/responsible) before the calls: Source index."},
+		{Name: "ari-cold", Title: "crmlink ARI, cold (amoCRM 50 ms, 7 req/s)", Via: "ari", Service: "611", Crmlink: true, Callers: callersCold,
+			CRMRate: 7, RateCap: 1000, Quick: true,
+			Note: "Every call a new number: a live lookup of contact and deal (2 requests, 50 ms each) under amoCRM's 7 requests/s."},
+		{Name: "ari-cold-crm50", Title: "crmlink ARI, cold, CRM budget 50 req/s", Via: "ari", Service: "611", Crmlink: true, Callers: callersCold,
+			CRMRate: 50, RateCap: 1000, Search: 4,
+			Note: "As ari-cold with the budget raised to 50 requests/s in the sandbox and crmlink (crmlink's configuration maximum): not a real amoCRM account."},
+		{Name: "agi-cached", Title: "crmlink FastAGI, owner cached", Via: "agi", Service: "621", Crmlink: true, AGI: true, Callers: callersCached,
+			CRMRate: 7, RateCap: 1000, Profile: true, Quick: true,
+			Note: "62X: AGI(agi://127.0.0.1:4583/route) sets CRMLINK_DIAL, the dialplan dials it."},
+		{Name: "redirect", Title: "crmlink SIP redirect alone (302)", Via: "sip-redirect", Service: "600", Redirect: true, Crmlink: true,
+			Callers: callersCached, CRMRate: 7, RateCap: 3000, Quick: true,
+			Note: "sipp straight against crmlink's redirect listener: INVITE to 302, then ACK; no Asterisk and no answer in the path, so its ratio to the baseline compares a decision with a whole call setup."},
+	}
+}

@@ -1,0 +1,312 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// Write puts bench.json, bench.md and bench-latency.svg into dir.
+func (rep *Report) Write(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bench.json"), append(data, '\n'), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bench.md"), []byte(rep.Markdown()), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "bench-latency.svg"), []byte(rep.SVG()), 0o644)
+}
+
+// Markdown is the report for people: the summary table first, then each path's steps.
+func (rep *Report) Markdown() string {
+	var b strings.Builder
+	m := rep.Machine
+	mode := "full"
+	if rep.Quick {
+		mode = "quick"
+	}
+	fmt.Fprintf(&b, "# crmlink call-setup benchmark\n\n")
+	fmt.Fprintf(&b, "%s run of %s, %.0f s (%.0f s of it waiting for the rig lock). Machine: %s, %d cores, %d MB; kernel %s; "+
+		"Asterisk %s (%s rig); %s; %s; crmlink %s. Load generator, PBX, crmlink and the amoCRM sandbox share the same cores.\n\n",
+		mode, rep.Started.UTC().Format("2006-01-02 15:04 UTC"), rep.Seconds, rep.LockWait, m.CPU, m.Cores, m.MemoryMB, m.Kernel,
+		m.Asterisk, orDash(m.Rig), m.Sipp, m.Go, orDash(m.Crmlink))
+	fmt.Fprintf(&b, "Latency is INVITE to 200 OK at the caller (to 302 for the redirect server), from sipp's response times "+
+		"(whole milliseconds: 0 means under 1 ms). Each call is held %d ms, then the caller hangs up. "+
+		"A rate is *sustained* when under %.1f%% of calls fail, answers keep up with %.0f%% of the offered rate, "+
+		"p99 stays under %d ms and, for crmlink, under %.1f%% of calls fall back. Fixed rates %v calls/s for %s each, then a "+
+		"search (grow by %.1fx while sustained, then halve the gap) of at most %d steps.\n\n",
+		rep.Plan.HoldMS, maxFailedShare*100, minAnsweredShare*100, maxP99ms, maxFallbackShare*100, rep.Plan.Fixed, rep.Plan.FixedFor,
+		rep.Plan.Growth, rep.Plan.RampSteps)
+
+	b.WriteString("## Summary\n\n")
+	b.WriteString("| path | p50 / p95 / p99 ms at 100/s | max sustained calls/s | failed calls (all steps) | fallbacks at 100/s | CPU ms per call at 100/s: crmlink / Asterisk | crmlink RSS MB, goroutines (idle → end) | p99 vs baseline | max rate vs baseline |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
+	for _, p := range rep.Paths {
+		if p.Error != "" && len(p.Steps) == 0 {
+			fmt.Fprintf(&b, "| %s | error: %s | | | | | | | |\n", p.Name, p.Error)
+			continue
+		}
+		lat, fb, cpu := "not run", "", ""
+		if s := p.At100; s != nil {
+			lat = fmt.Sprintf("%s / %s / %s", ms(s.P50), ms(s.P95), ms(s.P99))
+			if p.Via != "asterisk" {
+				fb = fmt.Sprintf("%d of %d", s.Fallbacks, s.Decisions)
+				if s.Fallbacks > 0 {
+					fb += " (" + reasons(s.Reasons) + ")"
+				}
+			}
+			cpu = fmt.Sprintf("%s / %s", ms(s.CPUms["crmlink"]), ms(s.CPUms["asterisk"]))
+			if p.Via == "asterisk" {
+				cpu = fmt.Sprintf("– / %s", ms(s.CPUms["asterisk"]))
+			}
+		}
+		failed, calls := 0, 0
+		for _, s := range p.Steps {
+			failed += s.Failed
+			calls += s.Calls
+		}
+		mem := ""
+		if p.RSSBytes > 0 {
+			mem = fmt.Sprintf("%.1f, %d → %d", float64(p.RSSBytes)/(1<<20), p.GoroutinesBefore, p.Goroutines)
+		}
+		ratio, mratio := "", ""
+		if p.P99Ratio > 0 {
+			ratio = fmt.Sprintf("%.2fx", p.P99Ratio)
+		}
+		if p.MaxRatio > 0 || (p.Name != "baseline" && p.MaxRate == 0 && len(p.Steps) > 0) {
+			mratio = fmt.Sprintf("%.2fx", p.MaxRatio)
+		}
+		name := p.Name
+		if p.Error != "" {
+			name += " (stopped: " + p.Error + ")"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %d of %d | %s | %s | %s | %s | %s |\n", name, lat, p.MaxRate, failed, calls, fb, cpu, mem, ratio, mratio)
+	}
+	b.WriteString("\n")
+	for _, p := range rep.Paths {
+		fmt.Fprintf(&b, "- **%s**: %s. %s", p.Name, p.Title, p.Note)
+		if p.Redis {
+			b.WriteString(" Redis: yes.")
+		} else if p.Via != "asterisk" {
+			b.WriteString(" Redis: no (in-process cache).")
+		}
+		b.WriteString("\n")
+	}
+
+	if flagged := flaggedPaths(rep); len(flagged) > 0 {
+		b.WriteString("\n## Over issue 7's thresholds\n\n")
+		for _, p := range flagged {
+			fmt.Fprintf(&b, "- **%s**: %s.\n", p.Name, strings.Join(p.Flags, "; "))
+		}
+	}
+
+	stuck := false
+	for _, p := range rep.Paths {
+		n := 0
+		for _, s := range p.Steps {
+			n += s.Stuck
+		}
+		if n > 0 {
+			if !stuck {
+				b.WriteString("\n## Calls left stuck in Asterisk\n\n")
+				stuck = true
+			}
+			fmt.Fprintf(&b, "- **%s**: %d channels were still up 8 s after their step's last call (past crmlink's ring timer of 5 s + 2 s) and were hung up by the benchmark: calls crmlink lost track of.\n", p.Name, n)
+		}
+	}
+
+	b.WriteString("\n## What bounds each path (from this run)\n\n")
+	for _, p := range rep.Paths {
+		fmt.Fprintf(&b, "- **%s**: %s\n", p.Name, bound(p))
+	}
+
+	b.WriteString("\n## Steps\n\n")
+	b.WriteString("CPU is milliseconds of CPU per call of each process over the step (teardown included); busy is the share of all cores busy; others is how many cores processes outside the benchmark (other work on this shared machine) used meanwhile.\n\n")
+	for _, p := range rep.Paths {
+		fmt.Fprintf(&b, "### %s\n\n", p.Name)
+		if p.Error != "" {
+			fmt.Fprintf(&b, "Stopped: %s\n\n", p.Error)
+		}
+		b.WriteString("| step | rate | calls | failed | p50 | p95 | p99 | max | answers/s | fallbacks | source | decide µs | CPU ms/call | busy | others | sustained |\n")
+		b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		for _, s := range p.Steps {
+			fb := ""
+			if s.Decisions > 0 {
+				fb = fmt.Sprintf("%d", s.Fallbacks)
+				if s.Fallbacks > 0 {
+					fb += " (" + reasons(s.Reasons) + ")"
+				}
+			}
+			sus := "yes"
+			if !s.Pass {
+				sus = "no: " + s.Why
+			}
+			fmt.Fprintf(&b, "| %s | %d | %d | %d | %s | %s | %s | %s | %.0f | %s | %s | %s | %s | %.0f%% | %.2f | %s |\n",
+				s.Phase, s.Rate, s.Calls, s.Failed, ms(s.P50), ms(s.P95), ms(s.P99), ms(s.Max), s.Answered, fb, reasons(s.Sources),
+				blankZero(s.DecideMeanUS), cpuList(s.CPUms), s.MachineBusy*100, s.OtherCores, sus)
+		}
+		if len(p.Skipped) > 0 {
+			fmt.Fprintf(&b, "\nFixed rates %v not offered: a lower one was already not sustained (for a cold path: over 2%% of its calls failed).\n", p.Skipped)
+		}
+		if p.RSSBytes > 0 {
+			fmt.Fprintf(&b, "\ncrmlink at the end: RSS %.1f MB, %d goroutines (%d before the calls), %.2f s CPU over the path.",
+				float64(p.RSSBytes)/(1<<20), p.Goroutines, p.GoroutinesBefore, p.CPUSeconds)
+			if len(p.CRMRequests) > 0 {
+				fmt.Fprintf(&b, " amoCRM API requests during the calls: %s.", reasons(p.CRMRequests))
+			}
+			b.WriteString("\n")
+		}
+		if len(p.Census) > 0 {
+			fmt.Fprintf(&b, "\nARI requests crmlink made per call (census of %d calls at 10/s through a counting proxy):\n\n", p.CensusCalls)
+			b.WriteString("| request | per call |\n|---|---|\n")
+			keys := slices.Sorted(maps.Keys(p.Census))
+			total := 0.0
+			for _, k := range keys {
+				fmt.Fprintf(&b, "| `%s` | %s |\n", k, ms(p.Census[k]))
+				if !strings.Contains(k, "/events") {
+					total += p.Census[k]
+				}
+			}
+			fmt.Fprintf(&b, "| all REST requests | %s |\n", ms(num(total)))
+			if len(p.CensusEvents) > 0 {
+				fmt.Fprintf(&b, "\nARI events Asterisk sent crmlink per call (same census):\n\n| event | per call |\n|---|---|\n")
+				all := 0.0
+				for _, k := range slices.Sorted(maps.Keys(p.CensusEvents)) {
+					fmt.Fprintf(&b, "| %s | %s |\n", k, ms(p.CensusEvents[k]))
+					all += p.CensusEvents[k]
+				}
+				fmt.Fprintf(&b, "| all events | %s |\n", ms(num(all)))
+			}
+		}
+		if p.ProfileRun != nil && len(p.Profile) > 0 {
+			s := p.ProfileRun
+			fmt.Fprintf(&b, "\nProfiling run: crmlink-pprof (`crmlink serve` with runtime/pprof) in place of crmlink, %d calls at %d/s: "+
+				"p50 %s ms, p99 %s ms, CPU ms per call %s. Top of crmlink's CPU profile by cumulative time, then by own time:\n\n```\n%s\n```\n\n```\n%s\n```\n",
+				s.Calls, s.Rate, ms(s.P50), ms(s.P99), cpuList(s.CPUms), strings.Join(p.Profile, "\n"), strings.Join(p.ProfileFlat, "\n"))
+		}
+		b.WriteString("\n")
+	}
+
+	if len(rep.GoBench) > 0 {
+		b.WriteString("## Go benchmarks (the decision on its own)\n\n")
+		b.WriteString("| benchmark | ns/op | B/op | allocs/op | other |\n|---|---|---|---|---|\n")
+		for _, run := range rep.GoBench {
+			if run.Error != "" && len(run.Results) == 0 {
+				fmt.Fprintf(&b, "| %s | not run: %s | | | |\n", run.Package, run.Error)
+			}
+			for _, g := range run.Results {
+				var other []string
+				for _, k := range slices.Sorted(maps.Keys(g.Values)) {
+					if k != "ns/op" && k != "B/op" && k != "allocs/op" {
+						other = append(other, fmt.Sprintf("%s %s", ms(g.Values[k]), k))
+					}
+				}
+				fmt.Fprintf(&b, "| %s.%s | %s | %s | %s | %s |\n", g.Package, g.Name, ms(g.Values["ns/op"]), ms(g.Values["B/op"]),
+					ms(g.Values["allocs/op"]), strings.Join(other, ", "))
+			}
+		}
+		for _, run := range rep.GoBench {
+			if len(run.Profile) > 0 {
+				fmt.Fprintf(&b, "\nCPU profile of the %s benchmarks (top by cumulative time):\n\n```\n%s\n```\n", run.Package, strings.Join(run.Profile, "\n"))
+			}
+		}
+	}
+	b.WriteString("\nRaw sipp output, crmlink logs and configurations: `results/bench-raw/`. Chart: `results/bench-latency.svg`.\n")
+	return b.String()
+}
+
+// bound says what stopped a path, from its first step that was not sustained.
+func bound(p PathResult) string {
+	var fail *Step
+	for i := range p.Steps {
+		s := &p.Steps[i]
+		if !s.Pass && (fail == nil || s.Rate < fail.Rate) && s.Rate > p.MaxRate {
+			fail = s
+		}
+	}
+	if fail == nil {
+		if p.MaxRate > 0 {
+			return fmt.Sprintf("sustained every rate offered up to %d calls/s (the search's step budget or cap ended it).", p.MaxRate)
+		}
+		return "no step ran."
+	}
+	heavy := ""
+	keys := slices.SortedFunc(maps.Keys(fail.CPUms), func(a, b string) int {
+		switch {
+		case fail.CPUms[a] > fail.CPUms[b]:
+			return -1
+		case fail.CPUms[a] < fail.CPUms[b]:
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	var parts []string
+	for _, k := range keys {
+		if fail.CPUms[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %s", k, ms(fail.CPUms[k])))
+		}
+	}
+	heavy = strings.Join(parts, ", ")
+	return fmt.Sprintf("first not sustained at %d calls/s (%s); cores %.0f%% busy (%.2f cores by other work); CPU ms per call: %s.",
+		fail.Rate, fail.Why, fail.MachineBusy*100, fail.OtherCores, heavy)
+}
+
+func flaggedPaths(rep *Report) []PathResult {
+	var out []PathResult
+	for _, p := range rep.Paths {
+		if len(p.Flags) > 0 {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func reasons[V int | float64](m map[string]V) string {
+	keys := slices.Sorted(maps.Keys(m))
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		name := k
+		if name == "" {
+			name = "none"
+		}
+		parts = append(parts, fmt.Sprintf("%s %v", name, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func cpuList(m map[string]float64) string {
+	order := []string{"crmlink", "asterisk", "amocrm-sandbox", "sipp-uas", "sipp-uac"}
+	short := map[string]string{"crmlink": "crmlink", "asterisk": "ast", "amocrm-sandbox": "crm", "sipp-uas": "uas", "sipp-uac": "uac"}
+	var parts []string
+	for _, k := range order {
+		if v, ok := m[k]; ok {
+			parts = append(parts, short[k]+" "+ms(v))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func blankZero(v float64) string {
+	if v == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "–"
+	}
+	return s
+}

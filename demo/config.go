@@ -1,0 +1,37 @@
+package main
+
+import (
+	"fmt"
+	"time"
+)
+
+// demoConfig is the crmlink.yaml the demo runs crmlink with: every key not written here
+// keeps crmlink's embedded default (examples/crmlink.yaml lists them), so ARI is on at
+// http://127.0.0.1:8088/ari as application crmlink, the fallback is [crmlink-fallback],
+// lookup_timeout is 1.5 s, there is no Redis (state in process, the event queue on disk
+// under data_dir) and the scenarios are the defaults. Vera's schedule makes today a day
+// off, whatever day the demo runs.
+func demoConfig(httpPort int, dataDir, crmURL, token string, now time.Time) string {
+	today := now.Format("2006-01-02")
+	return fmt.Sprintf(`# Written by make demo: crmlink's embedded defaults plus these keys.
+http:
+  listen: 127.0.0.1:%d        # default 127.0.0.1:8080; a free port for the demo
+data_dir: %s
+amocrm:
+  base_url: %s   # the amoCRM sandbox (default: none, every call falls back "disabled")
+  token: %s
+routing:
+  ring_timeout: 10s        # default 20s; shorter so the missed call does not take long
+scenarios:
+  missed:
+    default_manager: 1004  # Gleb gets the call-backs and new clients nobody else owns
+managers:
+  - {crm_user: 1001, name: Anna, endpoints: [PJSIP/101]}
+  - {crm_user: 1002, name: Boris, endpoints: [PJSIP/102]}
+  - crm_user: 1003
+    name: Vera
+    endpoints: [PJSIP/104]
+    schedule: {timezone: UTC, days_off: ["%s"]}   # today: off schedule
+  - {crm_user: 1004, name: Gleb, endpoints: [PJSIP/105]}
+`, httpPort, dataDir, crmURL, token, today)
+}
