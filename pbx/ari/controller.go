@@ -166,8 +166,14 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.client = cl
 	defer cl.Close()
 
-	sub := cl.Bus().Subscribe(nil, ari.Events.All)
+	// Only the events calls are driven by: the library's subscription buffer holds 100
+	// events and drops the rest, and Asterisk sends a dozen ChannelVarset and similar
+	// events per call that would crowd it out under load.
+	sub := cl.Bus().Subscribe(nil, handledEvents...)
 	defer sub.Cancel()
+	if err := c.rest.filterEvents(ctx, c.opts.Application, handledEvents); err != nil {
+		log.Warn().Err(err).Msg("cannot set the application's event filter; Asterisk sends every event")
+	}
 	c.connected.Store(true)
 	log.Info().Msg("ARI connected; application registered")
 
@@ -333,6 +339,11 @@ func (c *Controller) EndpointsOnline(ctx context.Context, endpoints []string) ([
 		out[i] = state != "offline"
 	}
 	return out, firstErr
+}
+
+// handledEvents are the ARI events the controller acts on.
+var handledEvents = []string{
+	ari.Events.StasisStart, ari.Events.StasisEnd, ari.Events.ChannelDestroyed, ari.Events.Dial,
 }
 
 func isLeg(args []string) bool { return len(args) > 0 && args[0] == legArg }
