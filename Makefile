@@ -57,7 +57,7 @@ clean:
 # Benchmarks (issue 7): call setup through crmlink (ARI, FastAGI, SIP redirect; owner
 # cached, indexed by a webhook, cold) against Asterisk's own static Dial(), with sipp
 # through the rig. Writes results/bench.md, results/bench.json, results/bench-latency.svg
-# (raw sipp output in results/bench-raw/). About 14 minutes; BENCH_QUICK=1 runs a shorter
+# (raw sipp output in results/bench-raw/). About 10 minutes; BENCH_QUICK=1 runs a shorter
 # set in under 3. The driver holds $(RIG_LOCK) for each stretch of calls, not for the run.
 BENCH_QUICK ?=
 .PHONY: bench

@@ -126,7 +126,7 @@ func searchWith(p Plan, fixed []int, capacity, rateCap int) (int, []int) {
 		seen[r] = r <= capacity
 	}
 	var tried []int
-	best := p.search(seen, rateCap, 0, func(r int) bool { tried = append(tried, r); return r <= capacity })
+	best := p.search(seen, rateCap, 0, 0, func(r int) bool { tried = append(tried, r); return r <= capacity })
 	return best, tried
 }
 

@@ -10,6 +10,7 @@
 //
 //	baseline            5XX: static Dial() to the manager phone, no crmlink
 //	ari-cached          61X: Stasis(crmlink-bench), the owner in crmlink's cache
+//	ari-cached-filtered the same with an ARI event filter set on the application
 //	ari-cached-redis    the same with the owner cache in the rig's Redis
 //	ari-indexed         the owner moved by an amoCRM webhook (Source index)
 //	ari-cold            every call a new number, amoCRM 50 ms away and 7 requests/s
@@ -24,7 +25,7 @@
 // of its calls fall back: a crmlink that sends calls to the operator desk is not routing.
 //
 // Every stretch that places calls holds the rig lock (flock on /tmp/crmlink-rig.lock,
-// the same lock as the end-to-end tests) for one path at a time, so the tests can run in
-// between. Results go to results/: bench.json, bench.md and bench-latency.svg, with the
-// raw sipp files under results/bench-raw/.
+// the same lock as the end-to-end tests): one step, the ARI census or the profiling run at
+// a time, so the tests can run in between. Results go to results/: bench.json, bench.md
+// and bench-latency.svg, with the raw sipp files and crmlink logs under results/bench-raw/.
 package bench

@@ -1,5 +1,7 @@
 package bench
 
+import "time"
+
 // Caller sets.
 const (
 	callersCached  = "cached"
@@ -26,6 +28,10 @@ type PathSpec struct {
 	// (for the variants that are there to compare with a path measured in full).
 	RateCap int
 	Search  int
+	Growth  float64 // the search's growth factor, when not the plan's
+	// QuietWait is how long each step waits for other work on the machine to calm down
+	// (default 10 s, 3 s in quick mode): longer for the baseline every ratio is taken to.
+	QuietWait time.Duration
 	// Census also counts crmlink's ARI requests per call, in a separate slow run.
 	Census bool
 	// DisallowEvents are ARI event types Asterisk is told not to send crmlink (the event
@@ -40,7 +46,7 @@ type PathSpec struct {
 // Paths are every path `make bench` measures, the baseline first: the ratios are to it.
 func Paths() []PathSpec {
 	return []PathSpec{
-		{Name: "baseline", Title: "Asterisk static Dial (no crmlink)", Via: "asterisk", Service: "500", RateCap: 1000, Quick: true,
+		{Name: "baseline", Title: "Asterisk static Dial (no crmlink)", Via: "asterisk", Service: "500", RateCap: 1000, Quick: true, QuietWait: 20 * time.Second,
 			Note: "5XX: Dial(PJSIP/bench-mgr1) in the dialplan."},
 		{Name: "ari-cached", Title: "crmlink ARI, owner cached", Via: "ari", Service: "611", Crmlink: true, Callers: callersCached,
 			CRMRate: 7, RateCap: 1000, Census: true, Profile: true, Quick: true,
@@ -64,7 +70,7 @@ func Paths() []PathSpec {
 			CRMRate: 7, RateCap: 1000, Profile: true, Quick: true,
 			Note: "62X: AGI(agi://127.0.0.1:4583/route) sets CRMLINK_DIAL, the dialplan dials it."},
 		{Name: "redirect", Title: "crmlink SIP redirect alone (302)", Via: "sip-redirect", Service: "600", Redirect: true, Crmlink: true,
-			Callers: callersCached, CRMRate: 7, RateCap: 3000, Quick: true,
+			Callers: callersCached, CRMRate: 7, RateCap: 3000, Growth: 2, Quick: true,
 			Note: "sipp straight against crmlink's redirect listener: INVITE to 302, then ACK; no Asterisk and no answer in the path, so its ratio to the baseline compares a decision with a whole call setup."},
 	}
 }

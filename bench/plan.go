@@ -50,7 +50,10 @@ func (p Plan) calls(rate int, d time.Duration) int {
 //   - some passed: halve the gap between the highest pass and the lowest fail above it.
 //
 // Gaps stop being halved below a tenth of the passing rate.
-func (p Plan) search(fixed map[int]bool, rateCap, budget int, try func(rate int) bool) int {
+func (p Plan) search(fixed map[int]bool, rateCap, budget int, growth float64, try func(rate int) bool) int {
+	if growth <= 1 {
+		growth = p.Growth
+	}
 	if budget <= 0 || budget > p.RampSteps {
 		budget = p.RampSteps
 	}
@@ -85,7 +88,7 @@ func (p Plan) search(fixed map[int]bool, rateCap, budget int, try func(rate int)
 		}
 	case hi == 0 && lo > 0:
 		for steps < budget {
-			r := roundRate(float64(lo) * p.Growth)
+			r := roundRate(float64(lo) * growth)
 			if r > rateCap {
 				break
 			}

@@ -28,6 +28,32 @@ func (rep *Report) Write(dir string) error {
 	return os.WriteFile(filepath.Join(dir, "bench-latency.svg"), []byte(rep.SVG()), 0o644)
 }
 
+// ReadReport loads a bench.json written by Write.
+func ReadReport(path string) (*Report, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var rep Report
+	if err := json.Unmarshal(data, &rep); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	// The pointers into the steps are separate copies after decoding: point them back.
+	for i := range rep.Paths {
+		p := &rep.Paths[i]
+		p.At100, p.At50 = nil, nil
+		for j := range p.Steps {
+			switch s := &p.Steps[j]; {
+			case s.Phase == "fixed" && s.Rate == 100:
+				p.At100 = s
+			case s.Phase == "fixed" && s.Rate == 50:
+				p.At50 = s
+			}
+		}
+	}
+	return &rep, nil
+}
+
 // Markdown is the report for people: the summary table first, then each path's steps.
 func (rep *Report) Markdown() string {
 	var b strings.Builder
@@ -50,11 +76,11 @@ func (rep *Report) Markdown() string {
 		rep.Plan.Growth, rep.Plan.RampSteps)
 
 	b.WriteString("## Summary\n\n")
-	b.WriteString("| path | p50 / p95 / p99 ms at 100/s | max sustained calls/s | failed calls (all steps) | fallbacks at 100/s | CPU ms per call at 100/s: crmlink / Asterisk | crmlink RSS MB, goroutines (idle → end) | p99 vs baseline | max rate vs baseline |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| path | p50 / p95 / p99 ms at 100/s | max sustained calls/s | failed calls (all steps) | fallbacks at 100/s | CPU ms per call at 100/s: crmlink / Asterisk | crmlink RSS MB, goroutines (idle → end) | p99 vs baseline at 100/s | max rate vs baseline | p50 / p99 ms at 50/s (p99 vs baseline) |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, p := range rep.Paths {
 		if p.Error != "" && len(p.Steps) == 0 {
-			fmt.Fprintf(&b, "| %s | error: %s | | | | | | | |\n", p.Name, p.Error)
+			fmt.Fprintf(&b, "| %s | error: %s | | | | | | | | |\n", p.Name, p.Error)
 			continue
 		}
 		lat, fb, cpu := "not run", "", ""
@@ -78,7 +104,7 @@ func (rep *Report) Markdown() string {
 		}
 		mem := ""
 		if p.RSSBytes > 0 {
-			mem = fmt.Sprintf("%.1f, %d → %d", float64(p.RSSBytes)/(1<<20), p.GoroutinesBefore, p.Goroutines)
+			mem = fmt.Sprintf("%.1f, %d → %d (%d settled)", float64(p.RSSBytes)/(1<<20), p.GoroutinesBefore, p.Goroutines, p.GoroutinesSettled)
 		}
 		ratio, mratio := "", ""
 		if p.P99Ratio > 0 {
@@ -91,7 +117,14 @@ func (rep *Report) Markdown() string {
 		if p.Error != "" {
 			name += " (stopped: " + p.Error + ")"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %d of %d | %s | %s | %s | %s | %s |\n", name, lat, p.MaxRate, failed, calls, fb, cpu, mem, ratio, mratio)
+		at50 := ""
+		if s := p.At50; s != nil {
+			at50 = fmt.Sprintf("%s / %s", ms(s.P50), ms(s.P99))
+			if p.P99Ratio50 > 0 {
+				at50 += fmt.Sprintf(" (%.2fx)", p.P99Ratio50)
+			}
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %d of %d | %s | %s | %s | %s | %s | %s |\n", name, lat, p.MaxRate, failed, calls, fb, cpu, mem, ratio, mratio, at50)
 	}
 	b.WriteString("\n")
 	for _, p := range rep.Paths {
@@ -128,7 +161,7 @@ func (rep *Report) Markdown() string {
 
 	b.WriteString("\n## What bounds each path (from this run)\n\n")
 	for _, p := range rep.Paths {
-		fmt.Fprintf(&b, "- **%s**: %s\n", p.Name, bound(p))
+		fmt.Fprintf(&b, "- **%s**: %s\n", p.Name, bound(p, max(m.Cores, 1)))
 	}
 
 	b.WriteString("\n## Steps\n\n")
@@ -152,16 +185,20 @@ func (rep *Report) Markdown() string {
 			if !s.Pass {
 				sus = "no: " + s.Why
 			}
+			phase := s.Phase
+			if s.Retried {
+				phase += " (second try: the first was disturbed by other work)"
+			}
 			fmt.Fprintf(&b, "| %s | %d | %d | %d | %s | %s | %s | %s | %.0f | %s | %s | %s | %s | %.0f%% | %.2f | %s |\n",
-				s.Phase, s.Rate, s.Calls, s.Failed, ms(s.P50), ms(s.P95), ms(s.P99), ms(s.Max), s.Answered, fb, reasons(s.Sources),
+				phase, s.Rate, s.Calls, s.Failed, ms(s.P50), ms(s.P95), ms(s.P99), ms(s.Max), s.Answered, fb, reasons(s.Sources),
 				blankZero(s.DecideMeanUS), cpuList(s.CPUms), s.MachineBusy*100, s.OtherCores, sus)
 		}
 		if len(p.Skipped) > 0 {
 			fmt.Fprintf(&b, "\nFixed rates %v not offered: a lower one was already not sustained (for a cold path: over 2%% of its calls failed).\n", p.Skipped)
 		}
 		if p.RSSBytes > 0 {
-			fmt.Fprintf(&b, "\ncrmlink at the end: RSS %.1f MB, %d goroutines (%d before the calls), %.2f s CPU over the path.",
-				float64(p.RSSBytes)/(1<<20), p.Goroutines, p.GoroutinesBefore, p.CPUSeconds)
+			fmt.Fprintf(&b, "\ncrmlink at the end: RSS %.1f MB, %d goroutines right after the last call, %d once settled (%d before the calls), %.2f s CPU over the path.",
+				float64(p.RSSBytes)/(1<<20), p.Goroutines, p.GoroutinesSettled, p.GoroutinesBefore, p.CPUSeconds)
 			if len(p.CRMRequests) > 0 {
 				fmt.Fprintf(&b, " amoCRM API requests during the calls: %s.", reasons(p.CRMRequests))
 			}
@@ -226,40 +263,42 @@ func (rep *Report) Markdown() string {
 	return b.String()
 }
 
-// bound says what stopped a path, from its first step that was not sustained.
-func bound(p PathResult) string {
-	var fail *Step
+// bound says what stopped a path, from its first step that was not sustained, and what
+// the CPU each call costs allows on this machine: cores x 1000 / (CPU ms per call of every
+// process involved), with and without the sipp load generator that shares the cores here.
+func bound(p PathResult, cores int) string {
+	var fail, best *Step
 	for i := range p.Steps {
 		s := &p.Steps[i]
 		if !s.Pass && (fail == nil || s.Rate < fail.Rate) && s.Rate > p.MaxRate {
 			fail = s
 		}
+		if s.Pass && (best == nil || s.Rate > best.Rate) {
+			best = s
+		}
+	}
+	ceiling := ""
+	if best != nil && best.Rate >= 20 {
+		all, pbx := 0.0, 0.0
+		for k, v := range best.CPUms {
+			all += v
+			if !strings.HasPrefix(k, "sipp") {
+				pbx += v
+			}
+		}
+		if all > 0 && pbx > 0 {
+			ceiling = fmt.Sprintf(" At %d calls/s a call cost %s ms of CPU in all (%s): %d cores allow about %.0f calls/s, or %.0f without the load generator on the same cores.",
+				best.Rate, ms(num(all)), cpuList(best.CPUms), cores, float64(cores)*1000/all, float64(cores)*1000/pbx)
+		}
 	}
 	if fail == nil {
 		if p.MaxRate > 0 {
-			return fmt.Sprintf("sustained every rate offered up to %d calls/s (the search's step budget or cap ended it).", p.MaxRate)
+			return fmt.Sprintf("sustained every rate offered up to %d calls/s (the search's step budget or cap ended it).%s", p.MaxRate, ceiling)
 		}
 		return "no step ran."
 	}
-	heavy := ""
-	keys := slices.SortedFunc(maps.Keys(fail.CPUms), func(a, b string) int {
-		switch {
-		case fail.CPUms[a] > fail.CPUms[b]:
-			return -1
-		case fail.CPUms[a] < fail.CPUms[b]:
-			return 1
-		}
-		return strings.Compare(a, b)
-	})
-	var parts []string
-	for _, k := range keys {
-		if fail.CPUms[k] > 0 {
-			parts = append(parts, fmt.Sprintf("%s %s", k, ms(fail.CPUms[k])))
-		}
-	}
-	heavy = strings.Join(parts, ", ")
-	return fmt.Sprintf("first not sustained at %d calls/s (%s); cores %.0f%% busy (%.2f cores by other work); CPU ms per call: %s.",
-		fail.Rate, fail.Why, fail.MachineBusy*100, fail.OtherCores, heavy)
+	return fmt.Sprintf("first not sustained at %d calls/s (%s); cores %.0f%% busy (%.2f cores by other work).%s",
+		fail.Rate, fail.Why, fail.MachineBusy*100, fail.OtherCores, ceiling)
 }
 
 func flaggedPaths(rep *Report) []PathResult {

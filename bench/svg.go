@@ -34,11 +34,11 @@ func (rep *Report) SVG() string {
 	if maxR == 0 {
 		minR, maxR = 1, 1000
 	}
-	loR, hiR := decadeFloor(minR), decadeCeil(maxR)
+	loR, hiR := niceFloor(minR), niceCeil(maxR)
 	if hiR <= loR {
 		hiR = loR * 10
 	}
-	loL, hiL := 0.5, decadeCeil(maxL) // 0 ms (under sipp's 1 ms resolution) is drawn at 0.5
+	loL, hiL := 0.5, niceCeil(maxL) // 0 ms (under sipp's 1 ms resolution) is drawn at 0.5
 	x := func(r float64) float64 { return logPos(r, loR, hiR) * panelW }
 	y := func(l float64) float64 { return panelH - logPos(math.Max(l, loL), loL, hiL)*panelH }
 
@@ -144,6 +144,26 @@ func ticks(lo, hi float64) []float64 {
 func logPos(v, lo, hi float64) float64 {
 	v = math.Min(math.Max(v, lo), hi)
 	return (math.Log10(v) - math.Log10(lo)) / (math.Log10(hi) - math.Log10(lo))
+}
+
+// niceCeil and niceFloor round to the 1, 2, 5 series: the axis ends on a tick.
+func niceCeil(v float64) float64 {
+	for _, t := range ticks(decadeFloor(v), decadeFloor(v)*10) {
+		if t >= v*0.9999 {
+			return t
+		}
+	}
+	return decadeCeil(v)
+}
+
+func niceFloor(v float64) float64 {
+	out := decadeFloor(v)
+	for _, t := range ticks(decadeFloor(v), decadeFloor(v)*10) {
+		if t <= v*1.0001 {
+			out = t
+		}
+	}
+	return out
 }
 
 func decadeFloor(v float64) float64 { return math.Pow(10, math.Floor(math.Log10(math.Max(v, 1e-9)))) }

@@ -30,6 +30,7 @@ func main() {
 	paths := flag.String("paths", "", "comma-separated paths to run (default: every path of the mode)")
 	gobench := flag.Bool("gobench", true, "also run the Go benchmarks of routing and routing/rules")
 	profile := flag.String("profile", "auto", "profiling runs of crmlink (crmlink-pprof) on the paths that have one: on, off, auto (on unless -quick)")
+	render := flag.String("render", "", "only render bench.md and bench-latency.svg again from this bench.json (into -out)")
 	timeout := flag.Duration("timeout", 0, "stop after this long, waiting for the rig lock included (default 30m, quick 10m: a safety net; a run takes about 14m, quick under 3m, plus lock waits)")
 	flag.Parse()
 
@@ -44,6 +45,16 @@ func main() {
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 
+	if *render != "" {
+		rep, err := bench.ReadReport(*render)
+		if err == nil {
+			err = rep.Write(*out)
+		}
+		if err != nil {
+			fatal(err)
+		}
+		return
+	}
 	absRoot, err := filepath.Abs(*root)
 	if err != nil {
 		fatal(err)
