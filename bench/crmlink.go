@@ -90,7 +90,7 @@ type Crmlink struct {
 // `crmlink serve` and waits until /healthz says ARI (and Redis) are connected. With
 // profiler set (the crmlink-pprof binary), that runs instead of `crmlink serve` and writes
 // its CPU profile to profile when stopped.
-func StartCrmlink(ctx context.Context, bin, dir string, c CrmlinkConfig, profiler, profile string) (*Crmlink, error) {
+func StartCrmlink(ctx context.Context, bin, dir string, c CrmlinkConfig, profiler, profile string, profilerArgs ...string) (*Crmlink, error) {
 	if err := os.MkdirAll(c.DataDir, 0o755); err != nil {
 		return nil, err
 	}
@@ -108,7 +108,7 @@ func StartCrmlink(ctx context.Context, bin, dir string, c CrmlinkConfig, profile
 	}
 	cmd := exec.Command(bin, "serve", "--config", cfgPath)
 	if profiler != "" {
-		cmd = exec.Command(profiler, "--config", cfgPath, "--cpuprofile", profile)
+		cmd = exec.Command(profiler, append([]string{"--config", cfgPath, "--cpuprofile", profile}, profilerArgs...)...)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

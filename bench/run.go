@@ -209,7 +209,11 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		rep.GoBench = runGoBenches(ctx, opts.Root, dir, benchtime)
 	}
 
-	if opts.Profile {
+	needTwin := opts.Profile
+	for _, p := range Paths() {
+		needTwin = needTwin || (len(p.TwinArgs) > 0 && (slices.Contains(opts.Only, p.Name) || (len(opts.Only) == 0 && (p.Quick || !opts.Quick))))
+	}
+	if needTwin {
 		r.pprof = filepath.Join(r.raw, "crmlink-pprof")
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", r.pprof, "./bench/cmd/crmlink-pprof")
 		cmd.Dir = opts.Root
@@ -487,7 +491,13 @@ func (r *runner) startCrmlink(ctx context.Context, spec PathSpec, dir, ari, ws, 
 	if profile != "" {
 		profiler = r.pprof
 	}
-	crm, err := StartCrmlink(ctx, filepath.Join(r.opts.Root, "bin/crmlink"), dir, c, profiler, profile)
+	if len(spec.TwinArgs) > 0 {
+		profiler = r.pprof
+		if profile == "" {
+			profile = filepath.Join(dir, "crmlink.cpu.pprof")
+		}
+	}
+	crm, err := StartCrmlink(ctx, filepath.Join(r.opts.Root, "bin/crmlink"), dir, c, profiler, profile, spec.TwinArgs...)
 	if err != nil {
 		return nil, err
 	}

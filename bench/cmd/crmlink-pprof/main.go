@@ -3,17 +3,25 @@
 // benchmark runs it in place of bin/crmlink for a profiling run only, so crmlink itself
 // carries no profiling code:
 //
-//	crmlink-pprof --config crmlink.yaml --cpuprofile crmlink.cpu.pprof
+//	crmlink-pprof --config crmlink.yaml --cpuprofile crmlink.cpu.pprof [--pprof 127.0.0.1:6060]
+//
+// --pprof also serves net/http/pprof on that (loopback) address, for goroutine dumps while
+// it runs. --ari-max-conns caps the connections of the HTTP transport the ARI library uses
+// (http.DefaultTransport) and bounds its waits for an answer: an experiment with a setting
+// crmlink does not make yet, below Asterisk's HTTP session_limit (100 by default).
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"net/http"
+	_ "net/http/pprof" // only in this profiling twin, never in crmlink
 	"os"
 	"os/signal"
 	"runtime/pprof"
 	"syscall"
+	"time"
 
 	"github.com/crmlink/crmlink/internal/app"
 	"github.com/crmlink/crmlink/internal/config"
@@ -23,7 +31,20 @@ import (
 func main() {
 	cfgPath := flag.String("config", "", "configuration file")
 	profPath := flag.String("cpuprofile", "crmlink.cpu.pprof", "where the CPU profile goes")
+	debugAddr := flag.String("pprof", "", "also serve net/http/pprof here (loopback), e.g. 127.0.0.1:6060")
+	maxConns := flag.Int("ari-max-conns", 0, "experiment: cap http.DefaultTransport's connections per host (0: crmlink's own setting)")
 	flag.Parse()
+	if *maxConns > 0 {
+		if t, ok := http.DefaultTransport.(*http.Transport); ok {
+			t.MaxConnsPerHost = *maxConns
+			t.ResponseHeaderTimeout = 5 * time.Second
+		}
+	}
+	if *debugAddr != "" {
+		go func() {
+			fmt.Fprintln(os.Stderr, "crmlink-pprof: pprof listener:", http.ListenAndServe(*debugAddr, nil))
+		}()
+	}
 	if err := run(*cfgPath, *profPath); err != nil {
 		fmt.Fprintln(os.Stderr, "crmlink-pprof:", err)
 		os.Exit(1)
