@@ -302,3 +302,59 @@ func TestReportRenders(t *testing.T) {
 		}
 	}
 }
+
+// An ARI path is explained by its CPU per call against the baseline's at the same rate, and
+// its latency read against the baseline's step nearest to the same machine load.
+func TestVersusBaseline(t *testing.T) {
+	base := PathResult{Name: "baseline", Via: "asterisk", Steps: []Step{
+		{Rate: 100, P99: 8, Pass: true, CPUms: map[string]float64{"asterisk": 5, "sipp-uac": 0.5, "sipp-uas": 0.5}},
+		{Rate: 200, P99: 148, Pass: true, CPUms: map[string]float64{"asterisk": 5, "sipp-uac": 0.5, "sipp-uas": 0.5}},
+	}}
+	ari := PathResult{Name: "ari-cached", Via: "ari", MaxRate: 100, Steps: []Step{
+		{Rate: 100, P99: 104, Pass: true, CPUms: map[string]float64{"crmlink": 4, "asterisk": 7, "sipp-uac": 0.5, "sipp-uas": 0.5}},
+	}}
+	got := versusBaseline(ari, &base)
+	for _, want := range []string{"at 100 calls/s", "Asterisk 7.0 ms", "5.0 ms in the baseline", "+2.0 ms", "crmlink 4.0 ms",
+		"12.0 ms in all against 6.0, 2.00x", "about 200 calls/s", "p99 was 148 ms (its step at 200/s) against 8 ms at 100/s", "bounds the rate"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("versusBaseline: %q lacks %q", got, want)
+		}
+	}
+	if s := versusBaseline(base, &base); s != "" {
+		t.Errorf("the baseline against itself: %q", s)
+	}
+	if s := versusBaseline(PathResult{Name: "redirect", Via: "sip-redirect", Steps: ari.Steps}, &base); s != "" {
+		t.Errorf("a path without Asterisk: %q", s)
+	}
+	if s := versusBaseline(ari, nil); s != "" {
+		t.Errorf("no baseline: %q", s)
+	}
+}
+
+// The parts of crmlink's work are read from pprof's cumulative listing; net/http's
+// connection loops count with the requests.
+func TestProfileParts(t *testing.T) {
+	lines := []string{
+		"0     0%     0%      0.85s 29.62%  pbx/ari.(*call).run",
+		"0.02s   0.7% 43.90%      0.47s 16.38%  pbx/ari.(*restClient).do",
+		"0     0% 44.25%      0.45s 15.68%  github.com/CyCoreSystems/ari/v6/client/native.(*Client).wsRead.func1",
+		"0     0% 44.25%      0.44s 15.33%  net/http.(*persistConn).writeLoop",
+		"0     0% 44.95%      0.34s 11.85%  net/http.(*persistConn).readLoop",
+		"0     0% 45.30%      0.30s 10.45%  internal/app.(*App).onCallOutcome",
+		"not a pprof line",
+	}
+	got := profileParts(lines)
+	want := []ProfilePart{
+		{Part: profilePartFrames[0].part, Percent: 43.56},
+		{Part: profilePartFrames[1].part, Percent: 15.68},
+		{Part: profilePartFrames[3].part, Percent: 10.45},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("profileParts = %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i].Part != want[i].Part || math.Abs(got[i].Percent-want[i].Percent) > 0.001 {
+			t.Errorf("part %d = %v, want %v", i, got[i], want[i])
+		}
+	}
+}

@@ -10,7 +10,6 @@
 //
 //	baseline            5XX: static Dial() to the manager phone, no crmlink
 //	ari-cached          61X: Stasis(crmlink-bench), the owner in crmlink's cache
-//	ari-cached-filtered the same with an ARI event filter set on the application
 //	ari-cached-redis    the same with the owner cache in the rig's Redis
 //	ari-indexed         the owner moved by an amoCRM webhook (Source index)
 //	ari-cold            every call a new number, amoCRM 50 ms away and 7 requests/s

@@ -34,9 +34,6 @@ type PathSpec struct {
 	QuietWait time.Duration
 	// Census also counts crmlink's ARI requests per call, in a separate slow run.
 	Census bool
-	// DisallowEvents are ARI event types Asterisk is told not to send crmlink (the event
-	// filter experiment): crmlink ignores them, but receives and decodes every one.
-	DisallowEvents []string
 	// TwinArgs runs the path on crmlink-pprof (`crmlink serve` with a profiler) with these
 	// extra flags instead of bin/crmlink: experiments with settings crmlink lacks.
 	TwinArgs []string
@@ -54,13 +51,6 @@ func Paths() []PathSpec {
 		{Name: "ari-cached", Title: "crmlink ARI, owner cached", Via: "ari", Service: "611", Crmlink: true, Callers: callersCached,
 			CRMRate: 7, RateCap: 1000, Census: true, Profile: true, Quick: true,
 			Note: "61X: Stasis(crmlink-bench); crmlink rings the owner's phone and bridges it; owner in the in-process cache."},
-		{Name: "ari-cached-filtered", Title: "crmlink ARI, owner cached, ARI event filter", Via: "ari", Service: "611", Crmlink: true,
-			Callers: callersCached, CRMRate: 7, RateCap: 1000, Search: 3, DisallowEvents: []string{"ChannelVarset", "ChannelConnectedLine"},
-			Note: "Experiment, crmlink unchanged: as ari-cached with PUT /ari/applications/crmlink-bench/eventFilter disallowing ChannelVarset and ChannelConnectedLine, which crmlink ignores but Asterisk sends (and crmlink decodes) by the dozen per call."},
-		{Name: "ari-cached-tuned", Title: "crmlink ARI, owner cached, event filter + ARI connections capped", Via: "ari", Service: "611", Crmlink: true,
-			Callers: callersCached, CRMRate: 7, RateCap: 1000, Search: 3, DisallowEvents: []string{"ChannelVarset", "ChannelConnectedLine"},
-			TwinArgs: []string{"--ari-max-conns", "48"},
-			Note:     "Experiment, crmlink's code unchanged: as ari-cached-filtered, run as bench/cmd/crmlink-pprof (the same app.New and Run as `crmlink serve`) with the ARI library's HTTP transport capped at 48 connections and a 5 s answer timeout, under Asterisk's HTTP session_limit of 100: past it Asterisk drops ARI requests (EOF) and calls fall apart."},
 		{Name: "ari-cached-redis", Title: "crmlink ARI, owner cached in Redis", Via: "ari", Service: "611", Crmlink: true, Redis: true,
 			Callers: callersCached, CRMRate: 7, RateCap: 1000, Search: 2,
 			Note: "As ari-cached with the owner cache in the rig's Redis (127.0.0.1:6390, db 0)."},

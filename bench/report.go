@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -155,13 +156,19 @@ func (rep *Report) Markdown() string {
 				b.WriteString("\n## Calls left stuck in Asterisk\n\n")
 				stuck = true
 			}
-			fmt.Fprintf(&b, "- **%s**: %d channels were still up 8 s after their step's last call (past crmlink's ring timer of 5 s + 2 s) and were hung up by the benchmark: calls crmlink lost track of.\n", p.Name, n)
+			fmt.Fprintf(&b, "- **%s**: %d channels were still up 8 s after their step's last call (past crmlink's ring timer of 5 s + 2 s) and were hung up by the benchmark: calls crmlink lost track of (listed in bench-raw/%s/<step>/stuck.txt).\n", p.Name, n, p.Name)
 		}
 	}
 
 	b.WriteString("\n## What bounds each path (from this run)\n\n")
+	var base *PathResult
+	for i := range rep.Paths {
+		if rep.Paths[i].Name == "baseline" {
+			base = &rep.Paths[i]
+		}
+	}
 	for _, p := range rep.Paths {
-		fmt.Fprintf(&b, "- **%s**: %s\n", p.Name, bound(p, max(m.Cores, 1)))
+		fmt.Fprintf(&b, "- **%s**: %s%s\n", p.Name, bound(p, max(m.Cores, 1)), versusBaseline(p, base))
 	}
 
 	b.WriteString("\n## Steps\n\n")
@@ -231,6 +238,13 @@ func (rep *Report) Markdown() string {
 			fmt.Fprintf(&b, "\nProfiling run: crmlink-pprof (`crmlink serve` with runtime/pprof) in place of crmlink, %d calls at %d/s: "+
 				"p50 %s ms, p99 %s ms, CPU ms per call %s. Top of crmlink's CPU profile by cumulative time, then by own time:\n\n```\n%s\n```\n\n```\n%s\n```\n",
 				s.Calls, s.Rate, ms(s.P50), ms(s.P99), cpuList(s.CPUms), strings.Join(p.Profile, "\n"), strings.Join(p.ProfileFlat, "\n"))
+			if len(p.ProfileParts) > 0 {
+				parts := make([]string, 0, len(p.ProfileParts))
+				for _, pp := range p.ProfileParts {
+					parts = append(parts, fmt.Sprintf("%s %.0f%%", pp.Part, pp.Percent))
+				}
+				fmt.Fprintf(&b, "\ncrmlink's CPU in the profiling run by part of its work (cumulative shares; the rest is the HTTP API, the reconciler and the runtime): %s.\n", strings.Join(parts, "; "))
+			}
 		}
 		b.WriteString("\n")
 	}
@@ -299,6 +313,82 @@ func bound(p PathResult, cores int) string {
 	}
 	return fmt.Sprintf("first not sustained at %d calls/s (%s); cores %.0f%% busy (%.2f cores by other work).%s",
 		fail.Rate, fail.Why, fail.MachineBusy*100, fail.OtherCores, ceiling)
+}
+
+// versusBaseline explains a path that goes through Asterisk and crmlink by its CPU per call
+// against the baseline's at the same rate (100 calls/s, else the highest both sustained):
+// on cores shared by everything, a path that costs k times the baseline's CPU per call
+// keeps them as busy at rate r as the baseline at k·r, and queues as the baseline does
+// there, so its latency is read against the baseline's step nearest to k·r.
+func versusBaseline(p PathResult, base *PathResult) string {
+	if base == nil || p.Name == base.Name || !slices.Contains([]string{"ari", "agi"}, p.Via) {
+		return ""
+	}
+	same := func(rate int) (*Step, *Step) {
+		var ps, bs *Step
+		for i := range p.Steps {
+			if s := &p.Steps[i]; s.Rate == rate {
+				ps = s
+			}
+		}
+		for i := range base.Steps {
+			if s := &base.Steps[i]; s.Rate == rate {
+				bs = s
+			}
+		}
+		return ps, bs
+	}
+	ps, bs := same(100)
+	if ps == nil || bs == nil {
+		ps, bs = nil, nil
+		for i := range p.Steps {
+			if s := &p.Steps[i]; s.Pass && (ps == nil || s.Rate > ps.Rate) {
+				if _, b := same(s.Rate); b != nil {
+					ps, bs = s, b
+				}
+			}
+		}
+	}
+	if ps == nil || bs == nil {
+		return ""
+	}
+	total := func(s *Step) float64 {
+		t := 0.0
+		for _, v := range s.CPUms {
+			t += v
+		}
+		return t
+	}
+	ast, bast, crm := ps.CPUms["asterisk"], bs.CPUms["asterisk"], ps.CPUms["crmlink"]
+	all, ball := total(ps), total(bs)
+	if bast <= 0 || ball <= 0 {
+		return ""
+	}
+	k := all / ball
+	equiv := k * float64(ps.Rate)
+	var near *Step
+	for i := range base.Steps {
+		if s := &base.Steps[i]; near == nil || math.Abs(float64(s.Rate)-equiv) < math.Abs(float64(near.Rate)-equiv) {
+			near = s
+		}
+	}
+	what := "ARI's HTTP requests and JSON events, the originated leg and the bridge crmlink asks for"
+	if p.Via == "agi" {
+		what = "the FastAGI session and the dialplan around it"
+	}
+	text := fmt.Sprintf(" Against the baseline at %d calls/s: a call costs Asterisk %.1f ms of CPU here and %.1f ms in the baseline "+
+		"(%+.1f ms: %s), plus crmlink %.1f ms; %.1f ms in all against %.1f, %.2fx. On shared cores that is the load of the baseline at about %.0f calls/s",
+		ps.Rate, ast, bast, ast-bast, what, crm, all, ball, k, equiv)
+	if near != nil {
+		text += fmt.Sprintf(", where the baseline's own p99 was %s ms (its step at %d/s) against %s ms at %d/s", ms(near.P99), near.Rate, ms(bs.P99), bs.Rate)
+	}
+	steps := "the AGI session's requests and answers"
+	if p.Via == "ari" {
+		steps = "the ARI steps of each call, one after the other (StasisStart, ring and originate, the leg's StasisStart, " +
+			"variables, answer and bridge, addChannel), each an event or request through both processes"
+	}
+	return text + ". The extra CPU per call (Asterisk's and crmlink's) bounds the rate; the latency also adds up " + steps +
+		", each waiting its turn on the busy cores."
 }
 
 func flaggedPaths(rep *Report) []PathResult {

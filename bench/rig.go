@@ -101,33 +101,6 @@ func (r *Rig) Prepare(ctx context.Context) error {
 	return nil
 }
 
-// EventFilter sets which event types Asterisk does not send the application (ARI's
-// PUT /applications/{app}/eventFilter); none clears the filter.
-func (r *Rig) EventFilter(ctx context.Context, app string, disallowed []string) error {
-	type typ struct {
-		Type string `json:"type"`
-	}
-	f := struct {
-		Allowed    []typ `json:"allowed"`
-		Disallowed []typ `json:"disallowed"`
-	}{Allowed: []typ{}, Disallowed: []typ{}}
-	for _, t := range disallowed {
-		f.Disallowed = append(f.Disallowed, typ{t})
-	}
-	body, _ := json.Marshal(f)
-	var got struct {
-		Disallowed []typ `json:"events_disallowed"`
-	}
-	code, err := r.doBody(ctx, http.MethodPut, "/applications/"+app+"/eventFilter", body, &got)
-	if err != nil {
-		return fmt.Errorf("ARI event filter: %w", err)
-	}
-	if code != http.StatusOK || len(got.Disallowed) != len(disallowed) {
-		return fmt.Errorf("ARI event filter for %s: %d, %d types disallowed of %d", app, code, len(got.Disallowed), len(disallowed))
-	}
-	return nil
-}
-
 // Channels is how many channels Asterisk has now.
 func (r *Rig) Channels(ctx context.Context) (int, error) {
 	var chans []json.RawMessage
@@ -146,19 +119,30 @@ var benchCallers = []string{"749530", "749540"}
 
 // Cleanup hangs up what the benchmark left in Asterisk (the manager legs on bench-*
 // endpoints, trunk calls from the benchmark's numbers) and deletes crmlink bridges left
-// empty; it touches nothing else. It returns how many channels it hung up.
-func (r *Rig) Cleanup(ctx context.Context) int {
+// empty; it touches nothing else. It returns the channels it hung up, one line each: id,
+// name, state, caller, where in the dialplan (the Stasis application for a channel in one)
+// and its age.
+func (r *Rig) Cleanup(ctx context.Context) []string {
 	var chans []struct {
-		ID     string `json:"id"`
-		Name   string `json:"name"`
-		Caller struct {
+		ID           string `json:"id"`
+		Name         string `json:"name"`
+		State        string `json:"state"`
+		CreationTime string `json:"creationtime"`
+		Caller       struct {
 			Number string `json:"number"`
 		} `json:"caller"`
+		Dialplan struct {
+			Context  string `json:"context"`
+			Exten    string `json:"exten"`
+			Priority int    `json:"priority"`
+			AppName  string `json:"app_name"`
+			AppData  string `json:"app_data"`
+		} `json:"dialplan"`
 	}
 	if _, err := r.do(ctx, http.MethodGet, "/channels", &chans); err != nil {
-		return 0
+		return nil
 	}
-	n := 0
+	var hung []string
 	for _, c := range chans {
 		ours := strings.HasPrefix(c.Name, "PJSIP/bench-")
 		for _, p := range benchCallers {
@@ -166,7 +150,13 @@ func (r *Rig) Cleanup(ctx context.Context) int {
 		}
 		if ours {
 			if code, err := r.do(ctx, http.MethodDelete, "/channels/"+c.ID, nil); err == nil && code/100 == 2 {
-				n++
+				age := ""
+				if t, err := time.Parse("2006-01-02T15:04:05.000-0700", c.CreationTime); err == nil {
+					age = time.Since(t).Round(100 * time.Millisecond).String()
+				}
+				dp := c.Dialplan
+				hung = append(hung, fmt.Sprintf("%s %s state=%s caller=%s at=%s,%s,%d app=%s(%s) age=%s",
+					c.ID, c.Name, c.State, c.Caller.Number, dp.Context, dp.Exten, dp.Priority, dp.AppName, dp.AppData, age))
 			}
 		}
 	}
@@ -182,7 +172,7 @@ func (r *Rig) Cleanup(ctx context.Context) int {
 			}
 		}
 	}
-	return n
+	return hung
 }
 
 // WaitIdle waits until Asterisk has no channel left, up to timeout; it returns how many

@@ -103,9 +103,11 @@ type PathResult struct {
 	Profile     []string `json:"crmlink_profile,omitempty"`
 	ProfileFlat []string `json:"crmlink_profile_flat,omitempty"`
 	ProfileRun  *Step    `json:"profile_run,omitempty"`
-	Error       string   `json:"error,omitempty"`
-	Seconds     float64  `json:"seconds"`
-	LockWait    float64  `json:"rig_lock_wait_seconds"`
+	// ProfileParts is the share of crmlink's profile (cumulative, %) in each part of its work.
+	ProfileParts []ProfilePart `json:"crmlink_profile_parts,omitempty"`
+	Error        string        `json:"error,omitempty"`
+	Seconds      float64       `json:"seconds"`
+	LockWait     float64       `json:"rig_lock_wait_seconds"`
 	// Skipped are fixed rates not offered because a lower one already failed badly.
 	Skipped []int `json:"skipped_fixed_rates,omitempty"`
 }
@@ -156,10 +158,12 @@ type runner struct {
 	pprof   string // the crmlink-pprof binary, when profiling
 }
 
-// profileRate and profileFor are the profiling run's load: steady, well under saturation.
+// profileRate and profileFor are the profiling run's load: steady, well under saturation,
+// and long enough (750 calls, some 3 s of crmlink CPU at 100 Hz sampling) for the top of the
+// profile to be more than a handful of 10 ms samples.
 const (
 	profileRate = 50
-	profileFor  = 6 * time.Second
+	profileFor  = 15 * time.Second
 )
 
 func (r *runner) say(format string, args ...any) {
@@ -473,8 +477,56 @@ func (r *runner) profile(ctx context.Context, spec PathSpec, dir string, res *Pa
 	crm.Stop() // writes the profile
 	res.Profile = pprofTop(ctx, r.opts.Root, r.pprof, prof, 25, "-cum")
 	res.ProfileFlat = pprofTop(ctx, r.opts.Root, r.pprof, prof, 15)
+	res.ProfileParts = profileParts(pprofTop(ctx, r.opts.Root, r.pprof, prof, 400, "-cum"))
 	r.say("  profile: %d calls at %d/s, crmlink %s ms CPU per call", st.Calls, profileRate, ms(st.CPUms["crmlink"]))
 	return nil
+}
+
+// ProfilePart is one part of crmlink's work in the profiling run and its share of the CPU.
+type ProfilePart struct {
+	Part    string  `json:"part"`
+	Percent float64 `json:"percent"`
+}
+
+// profileParts are the parts of crmlink's work on a call, by the frames (as pprofTop
+// shortens them) whose cumulative time is theirs. net/http's connection loops run on their
+// own goroutines, outside the requests' frames, so they are added to the requests.
+var profilePartFrames = []struct {
+	part   string
+	frames []string
+}{
+	{"ARI REST requests (request, net/http's connection loops)", []string{"pbx/ari.(*restClient).do", "net/http.(*persistConn).writeLoop", "net/http.(*persistConn).readLoop"}},
+	{"ARI events (the ari library's websocket reader and JSON decoding, crmlink's dispatch)", []string{"github.com/CyCoreSystems/ari/v6/client/native.(*Client).wsRead.func1", "pbx/ari.(*Controller).dispatch"}},
+	{"FastAGI sessions", []string{"pbx/agi.(*Server).serveConn"}},
+	{"call outcomes handed to the durable event queue", []string{"internal/app.(*App).onCallOutcome"}},
+	{"Go scheduler looking for work (goroutine hand-offs)", []string{"runtime.findRunnable"}},
+	{"garbage collection", []string{"runtime.gcBgMarkWorker"}},
+}
+
+// profileParts reads the parts' shares from a `pprof -top -cum` listing.
+func profileParts(lines []string) []ProfilePart {
+	cum := map[string]float64{}
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) < 6 {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSuffix(f[4], "%"), 64)
+		if err == nil {
+			cum[strings.Join(f[5:], " ")] = v
+		}
+	}
+	var out []ProfilePart
+	for _, p := range profilePartFrames {
+		sum := 0.0
+		for _, fr := range p.frames {
+			sum += cum[fr]
+		}
+		if sum > 0 {
+			out = append(out, ProfilePart{Part: p.part, Percent: num(sum)})
+		}
+	}
+	return out
 }
 
 func (r *runner) startCrmlink(ctx context.Context, spec PathSpec, dir, ari, ws, profile string) (*Crmlink, error) {
@@ -499,12 +551,6 @@ func (r *runner) startCrmlink(ctx context.Context, spec PathSpec, dir, ari, ws, 
 	}
 	crm, err := StartCrmlink(ctx, filepath.Join(r.opts.Root, "bin/crmlink"), dir, c, profiler, profile, spec.TwinArgs...)
 	if err != nil {
-		return nil, err
-	}
-	// Asterisk keeps an application's event filter across reconnects: set it every time,
-	// empty unless the path is the filter experiment.
-	if err := r.rig.EventFilter(ctx, benchApp, spec.DisallowEvents); err != nil {
-		crm.Stop()
 		return nil, err
 	}
 	return crm, nil
@@ -672,7 +718,10 @@ func (r *runner) step(ctx context.Context, spec PathSpec, pathDir string, crm *C
 		return st, fmt.Errorf("crmlink is not healthy (/healthz): ARI or Redis down: %s", tail(crm.log, 3))
 	}
 	if n := r.rig.WaitIdle(ctx, 10*time.Second); n > 0 {
-		if r.rig.Cleanup(ctx); r.rig.WaitIdle(ctx, 3*time.Second) > 0 {
+		if err := writeStuck(filepath.Join(dir, "stuck-before.txt"), r.rig.Cleanup(ctx)); err != nil {
+			return st, err
+		}
+		if r.rig.WaitIdle(ctx, 3*time.Second) > 0 {
 			return st, fmt.Errorf("Asterisk still has %d channels up before the step, not the benchmark's", n)
 		}
 	}
@@ -694,8 +743,12 @@ func (r *runner) step(ctx context.Context, spec PathSpec, pathDir string, crm *C
 		// ring_timeout (5 s) + 2 s after it started: what is still up 8 s after sipp's last
 		// call is stuck for good. Hang it up so the next step starts clean.
 		if st.Stuck = r.rig.WaitIdle(ctx, 8*time.Second); st.Stuck > 0 {
-			st.Stuck = r.rig.Cleanup(ctx)
-			r.say("  %d channels still up 8 s after the step's last call: hung up", st.Stuck)
+			stuck := r.rig.Cleanup(ctx)
+			st.Stuck = len(stuck)
+			if err := writeStuck(filepath.Join(dir, "stuck.txt"), stuck); err != nil {
+				return st, err
+			}
+			r.say("  %d channels still up 8 s after the step's last call: hung up (stuck.txt)", st.Stuck)
 		}
 	}
 	cpu := cpuDelta(cpu0, meter.read())
@@ -740,6 +793,22 @@ func (r *runner) step(ctx context.Context, spec PathSpec, pathDir string, crm *C
 	}
 	st.Pass, st.Why = judge(st, spec, out)
 	return st, nil
+}
+
+// writeStuck records the channels the benchmark had to hang up, one per line.
+func writeStuck(path string, chans []string) error {
+	if len(chans) == 0 {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644) // a retried step adds to it
+	if err == nil {
+		_, err = f.WriteString(strings.Join(chans, "\n") + "\n")
+		err = errors.Join(err, f.Close())
+	}
+	if err != nil {
+		return fmt.Errorf("record stuck channels: %w", err)
+	}
+	return nil
 }
 
 func fallbackReasons(d Metrics) map[string]float64 {

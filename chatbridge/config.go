@@ -183,7 +183,7 @@ func (c Config) Validate() []string {
 type problems []string
 
 func (v *problems) add(key, format string, args ...any) {
-	*v = append(*v, key+" "+fmt.Sprintf(format, args...))
+	*v = append(*v, key+": "+fmt.Sprintf(format, args...))
 }
 
 func (v *problems) direction(key string, d Direction) {

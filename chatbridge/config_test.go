@@ -108,7 +108,7 @@ func TestConfigValidate(t *testing.T) {
 			change: func(c *chatbridge.Config) {
 				c.Users = append(c.Users, chatbridge.UserConfig{CRMUserID: 105, ChatApp: "7"})
 			},
-			want: []string{`chat.users[4].chatapp is "7", the chatapp user already mapped to CRM user 101 in chat.users[0]; ` +
+			want: []string{`chat.users[4].chatapp: is "7", the chatapp user already mapped to CRM user 101 in chat.users[0]; ` +
 				`a chat user mapped to two CRM users breaks responsible sync: keep one`},
 		},
 		{
@@ -117,7 +117,7 @@ func TestConfigValidate(t *testing.T) {
 				c.Platforms = append(c.Platforms, chatbridge.PlatformConfig{Platform: chatbridge.Wazzup, Company: "77aa01",
 					WebhookSecret: "another-secret-0123456789"})
 			},
-			want: []string{`chat.platforms[3].company is "77aa01" while chat.platforms[0] already binds this CRM account to wazzup company "3f9c1a"; ` +
+			want: []string{`chat.platforms[3].company: is "77aa01" while chat.platforms[0] already binds this CRM account to wazzup company "3f9c1a"; ` +
 				`one CRM account can be bound to one wazzup company only (two companies on one account is a known reason responsible sync fails): remove one`},
 		},
 		{
@@ -126,25 +126,25 @@ func TestConfigValidate(t *testing.T) {
 				c.Users[3].ChatApp = "9" // Quinn (quality control) given Carol's (supervisor) ChatApp user
 			},
 			want: []string{
-				`chat.users[3].chatapp is "9", the chatapp user already mapped to CRM user 103 in chat.users[2]; a chat user mapped to two CRM users breaks responsible sync: keep one`,
-				`chat.users[3].chatapp is "9", the chatapp user already given role supervisor in chat.users[2]; a chat user in two roles breaks responsible sync: give them one role`,
+				`chat.users[3].chatapp: is "9", the chatapp user already mapped to CRM user 103 in chat.users[2]; a chat user mapped to two CRM users breaks responsible sync: keep one`,
+				`chat.users[3].chatapp: is "9", the chatapp user already given role supervisor in chat.users[2]; a chat user in two roles breaks responsible sync: give them one role`,
 			},
 		},
 		{
 			name:   "a CRM user listed twice",
 			change: func(c *chatbridge.Config) { c.Users[1].CRMUserID = 101 },
-			want:   []string{"chat.users[1].crm_user_id is 101, already listed in chat.users[0]; list each CRM user once with all their chat ids"},
+			want:   []string{"chat.users[1].crm_user_id: is 101, already listed in chat.users[0]; list each CRM user once with all their chat ids"},
 		},
 		{
 			name:   "the same platform twice",
 			change: func(c *chatbridge.Config) { c.Platforms = append(c.Platforms, c.Platforms[2]) },
-			want:   []string{`chat.platforms[3].platform is "jivo", already configured in chat.platforms[2]; list each platform once`},
+			want:   []string{`chat.platforms[3].platform: is "jivo", already configured in chat.platforms[2]; list each platform once`},
 		},
 		{
 			name:   "unknown platform",
 			change: func(c *chatbridge.Config) { c.Platforms[2].Platform = "telegram" },
-			want: []string{`chat.platforms[2].platform is "telegram"; allowed: wazzup, chatapp, jivo`,
-				"chat.users[1].jivo is set but no jivo platform is configured under chat.platforms"},
+			want: []string{`chat.platforms[2].platform: is "telegram"; allowed: wazzup, chatapp, jivo`,
+				"chat.users[1].jivo: is set but no jivo platform is configured under chat.platforms"},
 		},
 		{
 			name: "secrets",
@@ -152,8 +152,8 @@ func TestConfigValidate(t *testing.T) {
 				c.Platforms[0].WebhookSecret = ""
 				c.Platforms[1].WebhookSecret = "short"
 			},
-			want: []string{"chat.platforms[0].webhook_secret is empty; set a long random secret that authenticates wazzup's webhooks",
-				"chat.platforms[1].webhook_secret is 5 characters; use at least 16 random characters"},
+			want: []string{"chat.platforms[0].webhook_secret: is empty; set a long random secret that authenticates wazzup's webhooks",
+				"chat.platforms[1].webhook_secret: is 5 characters; use at least 16 random characters"},
 		},
 		{
 			name: "sync without API",
@@ -161,14 +161,14 @@ func TestConfigValidate(t *testing.T) {
 				c.Platforms[0].APIURL, c.Platforms[0].APIKey = "wazzup.example", ""
 				c.Platforms[1].Licenses = nil
 			},
-			want: []string{`chat.platforms[0].api_url is "wazzup.example"; allowed: an absolute http or https URL of the wazzup API`,
-				"chat.platforms[0].api_key is empty; sync writes to the wazzup API and needs its key",
-				"chat.platforms[1].licenses is empty; list the ChatApp licenses (id and messenger) whose chats follow the CRM"},
+			want: []string{`chat.platforms[0].api_url: is "wazzup.example"; allowed: an absolute http or https URL of the wazzup API`,
+				"chat.platforms[0].api_key: is empty; sync writes to the wazzup API and needs its key",
+				"chat.platforms[1].licenses: is empty; list the ChatApp licenses (id and messenger) whose chats follow the CRM"},
 		},
 		{
 			name:   "jivo cannot sync",
 			change: func(c *chatbridge.Config) { c.Platforms[2].Sync = true },
-			want:   []string{"chat.platforms[2].sync is true; jivo has no API crmlink writes to, its webhooks only feed online-chat leads: set sync: false"},
+			want:   []string{"chat.platforms[2].sync: is true; jivo has no API crmlink writes to, its webhooks only feed online-chat leads: set sync: false"},
 		},
 		{
 			name: "licenses",
@@ -176,9 +176,9 @@ func TestConfigValidate(t *testing.T) {
 				c.Platforms[1].Licenses = []chatbridge.License{{ID: "", Messenger: "a/b"}}
 				c.Platforms[0].Licenses = []chatbridge.License{{ID: "1", Messenger: "x"}}
 			},
-			want: []string{"chat.platforms[0].licenses is set for wazzup; licenses are a chatapp setting",
-				`chat.platforms[1].licenses[0].id is ""; allowed: the license id ChatApp shows`,
-				`chat.platforms[1].licenses[0].messenger is "a/b"; allowed: the license's messenger type, e.g. grWhatsApp`},
+			want: []string{"chat.platforms[0].licenses: is set for wazzup; licenses are a chatapp setting",
+				`chat.platforms[1].licenses[0].id: is ""; allowed: the license id ChatApp shows`,
+				`chat.platforms[1].licenses[0].messenger: is "a/b"; allowed: the license's messenger type, e.g. grWhatsApp`},
 		},
 		{
 			name: "entities",
@@ -186,29 +186,29 @@ func TestConfigValidate(t *testing.T) {
 				c.CRMToChat.Entities = []crm.EntityType{"deal", "lead", "customer"}
 				c.ChatToCRM.Entities = nil
 			},
-			want: []string{`chat.crm_to_chat.entities[1] is "lead", selected twice; list each entity type once`,
-				`chat.crm_to_chat.entities[2] is "customer"; allowed: lead (or deal), contact, company`,
-				"chat.chat_to_crm.entities is empty while chat.chat_to_crm.enabled is true; select at least one of lead, contact, company"},
+			want: []string{`chat.crm_to_chat.entities[1]: is "lead", selected twice; list each entity type once`,
+				`chat.crm_to_chat.entities[2]: is "customer"; allowed: lead (or deal), contact, company`,
+				"chat.chat_to_crm.entities: is empty while chat.chat_to_crm.enabled is true; select at least one of lead, contact, company"},
 		},
 		{
 			name: "numbers and durations",
 			change: func(c *chatbridge.Config) {
 				c.CRMUserID, c.GuardWindow, c.MaxWrites, c.DialogIdle = -1, 5, 0, time.Second
 			},
-			want: []string{"chat.crm_user_id is -1; allowed: the CRM user id crmlink's token acts as (a positive number), or 0 when unknown",
-				"chat.guard_window is 5ns; allowed: 1s to 5m, written with a unit such as 5s (a bare number is read as nanoseconds)",
-				"chat.max_writes is 0; allowed: 1 to 1000",
-				"chat.dialog_idle is 1s; allowed: 1m to 720h, written with a unit such as 1h"},
+			want: []string{"chat.crm_user_id: is -1; allowed: the CRM user id crmlink's token acts as (a positive number), or 0 when unknown",
+				"chat.guard_window: is 5ns; allowed: 1s to 5m, written with a unit such as 5s (a bare number is read as nanoseconds)",
+				"chat.max_writes: is 0; allowed: 1 to 1000",
+				"chat.dialog_idle: is 1s; allowed: 1m to 720h, written with a unit such as 1h"},
 		},
 		{
 			name: "users",
 			change: func(c *chatbridge.Config) {
 				c.Users = []chatbridge.UserConfig{{CRMUserID: 0, Role: "admin", ChatApp: " 7"}, {CRMUserID: 5}}
 			},
-			want: []string{"chat.users[0].crm_user_id is 0; allowed: a CRM user id (a positive number)",
-				`chat.users[0].role is "admin"; allowed: manager, supervisor, quality_control`,
-				`chat.users[0].chatapp is " 7"; remove the spaces around the id`,
-				"chat.users[1] has no chat id; set at least one of wazzup, chatapp, jivo"},
+			want: []string{"chat.users[0].crm_user_id: is 0; allowed: a CRM user id (a positive number)",
+				`chat.users[0].role: is "admin"; allowed: manager, supervisor, quality_control`,
+				`chat.users[0].chatapp: is " 7"; remove the spaces around the id`,
+				"chat.users[1]: has no chat id; set at least one of wazzup, chatapp, jivo"},
 		},
 	}
 	for _, tt := range tests {

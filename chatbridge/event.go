@@ -72,9 +72,12 @@ type Message struct {
 
 // Visitor is an online-chat visitor as the chat widget knows them.
 type Visitor struct {
-	Name        string `json:"name,omitempty"`
-	Email       string `json:"email,omitempty"`
-	Phone       string `json:"phone,omitempty"`
+	Name  string `json:"name,omitempty"`
+	Email string `json:"email,omitempty"`
+	Phone string `json:"phone,omitempty"`
+	// Number is the widget's own number of the visitor (Jivo's visitor.number), which lead
+	// rules match as the external number.
+	Number      string `json:"number,omitempty"`
 	Description string `json:"description,omitempty"`
 	// ChatsCount is how many chats the visitor had (more than one: a returning visitor).
 	ChatsCount int `json:"chats_count,omitempty"`

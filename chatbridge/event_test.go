@@ -157,3 +157,21 @@ func TestWebhookSecrets(t *testing.T) {
 
 	assert.Equal(t, http.StatusRequestEntityTooLarge, chatbridge.StatusFor(&http.MaxBytesError{Limit: 1}))
 }
+
+func TestMessengerPhone(t *testing.T) {
+	tests := []struct {
+		raw, wantPhone, wantRaw string
+	}{
+		{"79161234567", "+79161234567", "79161234567"}, // WhatsApp chat id: international digits
+		{" +7 (916) 123-45-67 ", "+79161234567", "+7 (916) 123-45-67"},
+		{"8 916 123-45-67", "+79161234567", "8 916 123-45-67"}, // national, read in the region
+		{"not a number", "", "not a number"},
+		{"   ", "", ""},
+	}
+	for _, tt := range tests {
+		p, raw := chatbridge.MessengerPhone(tt.raw, "RU")
+		if string(p) != tt.wantPhone || raw != tt.wantRaw {
+			t.Errorf("MessengerPhone(%q) = %q, %q; want %q, %q", tt.raw, p, raw, tt.wantPhone, tt.wantRaw)
+		}
+	}
+}

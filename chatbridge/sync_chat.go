@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/crmlink/crmlink/crm"
 )
@@ -120,6 +121,21 @@ func (s *Sync) chatAssigned(ctx context.Context, e Event) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	res, err := s.setCRM(ctx, targets, crmUser, at, now)
+	switch res.Outcome {
+	case OutcomeSynced:
+		res.Reason = fmt.Sprintf("%s user %s (CRM user %d) set on %d entities", e.Platform, e.ChatUser, crmUser, len(res.Writes))
+	case OutcomeNoClient:
+		res.Reason = fmt.Sprintf("the contacts of %s have none of the selected entities", e.Phone)
+	case OutcomeInSync:
+		res.Reason = fmt.Sprintf("the %d selected entities of %s already have CRM user %d", len(targets), e.Phone, crmUser)
+	}
+	return res, err
+}
+
+// setCRM makes crmUser the responsible of the targets that have another, marking each
+// before writing so that amoCRM's webhook of the change is recognised as crmlink's own.
+func (s *Sync) setCRM(ctx context.Context, targets []candidate, crmUser crm.UserID, at, now time.Time) (Result, error) {
 	var res Result
 	var errs []error
 	for _, t := range targets {
@@ -148,13 +164,13 @@ func (s *Sync) chatAssigned(ctx context.Context, e Event) (Result, error) {
 	}
 	switch {
 	case len(res.Writes) > 0:
-		res.Outcome, res.Reason = OutcomeSynced, fmt.Sprintf("%s user %s (CRM user %d) set on %d entities", e.Platform, e.ChatUser, crmUser, len(res.Writes))
+		res.Outcome = OutcomeSynced
 	case len(errs) > 0:
 		res = result(OutcomeFailed, "no entity could be changed")
 	case len(targets) == 0:
-		res = result(OutcomeNoClient, "the contacts of %s have none of the selected entities", e.Phone)
+		res.Outcome = OutcomeNoClient
 	default:
-		res = result(OutcomeInSync, "the %d selected entities of %s already have CRM user %d", len(targets), e.Phone, crmUser)
+		res.Outcome = OutcomeInSync
 	}
 	return res, errors.Join(errs...)
 }

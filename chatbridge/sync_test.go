@@ -480,5 +480,5 @@ func TestNewSyncRefusesAnInvalidConfig(t *testing.T) {
 	cfg.Users = append(cfg.Users, chatbridge.UserConfig{CRMUserID: 14, ChatApp: bobChatApp})
 	_, err := chatbridge.NewSync(cfg, rulestest.New(), rulestest.New(), chatbridge.NewMemoryGuard(nil))
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), `chat.users[3].chatapp is "8", the chatapp user already mapped to CRM user 12`)
+	assert.Contains(t, err.Error(), `chat.users[3].chatapp: is "8", the chatapp user already mapped to CRM user 12`)
 }

@@ -1,8 +1,10 @@
 package chatbridge
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -100,6 +102,36 @@ func CheckPathSecret(r *http.Request, secret string) error {
 
 func sameSecret(got, want string) bool {
 	return want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+}
+
+// ReadWebhook is the prologue of every adapter's ParseWebhook: it authenticates the
+// request with auth (CheckBearer, CheckPathSecret), requires a POST and reads the body.
+// Errors name the platform and wrap ErrUnauthorized or ErrBadWebhook.
+func ReadWebhook(r *http.Request, p PlatformName, auth func(*http.Request) error) ([]byte, error) {
+	if err := auth(r); err != nil {
+		return nil, fmt.Errorf("%s webhook: %w", p, err)
+	}
+	if r.Method != http.MethodPost {
+		return nil, fmt.Errorf("%s webhook: %w: method %s, want POST", p, ErrBadWebhook, r.Method)
+	}
+	body, err := ReadBody(r)
+	if err != nil {
+		return nil, fmt.Errorf("%s webhook: %w", p, err)
+	}
+	return body, nil
+}
+
+// DecodeOne decodes a body that must be exactly one JSON value into v; anything else is
+// an ErrBadWebhook naming the platform.
+func DecodeOne(body []byte, p PlatformName, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%s webhook: %w: %w", p, ErrBadWebhook, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%s webhook: %w: more than one JSON value", p, ErrBadWebhook)
+	}
+	return nil
 }
 
 // ReadBody reads a webhook body up to MaxWebhookBody; a longer or unreadable body is an

@@ -11,9 +11,11 @@ import (
 
 // NewContact is a contact to create.
 type NewContact struct {
-	Name        string
-	Phones      []Phone
-	Emails      []string
+	Name   string
+	Phones []Phone
+	Emails []string
+	// Fields are values of the account's own custom fields (by field id).
+	Fields      []FieldValue
 	Responsible UserID
 	// RequestID is echoed back by amoCRM and lets a writer match results to requests.
 	RequestID string

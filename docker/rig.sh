@@ -206,6 +206,16 @@ status() {
 	redis_cli ping >/dev/null 2>&1 && say "Redis: up on $redis_port" || say "Redis: down"
 }
 
+# One rig command at a time per machine: two concurrent `up`s would run debootstrap into
+# the same directory or start two Asterisks on one port.
+case "${1:-}" in
+rootfs | up | down)
+	mkdir -p "$cache"
+	exec 9>"$cache/rig.lock"
+	flock 9
+	;;
+esac
+
 case "${1:-}" in
 rootfs) build_rootfs ;;
 up) up ;;

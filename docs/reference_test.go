@@ -78,7 +78,12 @@ func configKeys() []string {
 			return
 		}
 		for i := 0; i < t.NumField(); i++ {
-			name := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
+			tag := t.Field(i).Tag.Get("yaml")
+			name := strings.Split(tag, ",")[0]
+			if name == "" && strings.HasSuffix(tag, ",inline") {
+				walk(t.Field(i).Type, prefix)
+				continue
+			}
 			if name == "" || name == "-" {
 				continue
 			}
@@ -86,7 +91,8 @@ func configKeys() []string {
 				name = prefix + "." + name
 			}
 			ft := t.Field(i).Type
-			if ft.Kind() != reflect.Struct && (ft.Kind() != reflect.Slice || ft.Elem().Kind() != reflect.Struct) {
+			if ft.Kind() != reflect.Struct {
+				// A list of sections is a key too: an example may show it empty.
 				out = append(out, name)
 			}
 			walk(ft, name)

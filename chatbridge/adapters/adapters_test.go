@@ -62,9 +62,9 @@ func TestBuild(t *testing.T) {
 	problems, err := chatbridge.VerifyUsers(context.Background(), cfg, fake, set.Synced...)
 	require.NoError(t, err)
 	assert.Equal(t, []string{
-		"chat.users[1].crm_user_id is 12 (Gus), a deactivated CRM user; the CRM will not take them as responsible",
-		`chat.users[1].wazzup is "u-ghost", not a user of the wazzup account; add the employee to wazzup or fix the id`,
-		"chat.users[2].crm_user_id is 13, not a user of the CRM account; add the employee to the CRM or fix the id",
+		"chat.users[1].crm_user_id: is 12 (Gus), a deactivated CRM user; the CRM will not take them as responsible",
+		`chat.users[1].wazzup: is "u-ghost", not a user of the wazzup account; add the employee to wazzup or fix the id`,
+		"chat.users[2].crm_user_id: is 13, not a user of the CRM account; add the employee to the CRM or fix the id",
 	}, problems)
 
 	fake.FailRead = func(rulestest.Op) error { return rulestest.ErrInjected }

@@ -52,15 +52,9 @@ type Webhook struct {
 // EventResponsibleAssigned (ChatUser is the new responsible, empty when removed),
 // "chatCreated" gives EventDialogOpened. Other event types give nothing.
 func (c *Client) ParseWebhook(r *http.Request) ([]chatbridge.Event, error) {
-	if err := chatbridge.CheckPathSecret(r, c.secret); err != nil {
-		return nil, fmt.Errorf("chatapp webhook: %w", err)
-	}
-	if r.Method != http.MethodPost {
-		return nil, fmt.Errorf("chatapp webhook: %w: method %s, want POST", chatbridge.ErrBadWebhook, r.Method)
-	}
-	body, err := chatbridge.ReadBody(r)
+	body, err := chatbridge.ReadWebhook(r, chatbridge.ChatApp, func(r *http.Request) error { return chatbridge.CheckPathSecret(r, c.secret) })
 	if err != nil {
-		return nil, fmt.Errorf("chatapp webhook: %w", err)
+		return nil, err
 	}
 	return c.parse(body)
 }
@@ -169,16 +163,5 @@ func (c *Client) phoneOf(ch Chat) (crm.Phone, string) {
 	if raw == "" && strings.Trim(ch.ID, "0123456789") == "" && len(ch.ID) >= 7 {
 		raw = ch.ID
 	}
-	if raw == "" {
-		return "", ""
-	}
-	number := raw
-	if strings.Trim(number, "0123456789") == "" {
-		number = "+" + number
-	}
-	p, err := crm.ParsePhone(number, c.region)
-	if err != nil {
-		return "", raw
-	}
-	return p, raw
+	return chatbridge.MessengerPhone(raw, c.region)
 }

@@ -13,8 +13,6 @@
 package jivo
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -136,15 +134,9 @@ type Page struct {
 // EventOfflineMessage (Message is the text). Other event names (chat_assigned,
 // chat_updated, client_updated, call_event, ...) give nothing.
 func (w *Webhooks) ParseWebhook(r *http.Request) ([]chatbridge.Event, error) {
-	if err := chatbridge.CheckPathSecret(r, w.secret); err != nil {
-		return nil, fmt.Errorf("jivo webhook: %w", err)
-	}
-	if r.Method != http.MethodPost {
-		return nil, fmt.Errorf("jivo webhook: %w: method %s, want POST", chatbridge.ErrBadWebhook, r.Method)
-	}
-	body, err := chatbridge.ReadBody(r)
+	body, err := chatbridge.ReadWebhook(r, chatbridge.Jivo, func(r *http.Request) error { return chatbridge.CheckPathSecret(r, w.secret) })
 	if err != nil {
-		return nil, fmt.Errorf("jivo webhook: %w", err)
+		return nil, err
 	}
 	return w.Parse(body)
 }
@@ -152,12 +144,8 @@ func (w *Webhooks) ParseWebhook(r *http.Request) ([]chatbridge.Event, error) {
 // Parse reads an authenticated webhook body.
 func (w *Webhooks) Parse(body []byte) ([]chatbridge.Event, error) {
 	var p Payload
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&p); err != nil {
-		return nil, fmt.Errorf("jivo webhook: %w: %w", chatbridge.ErrBadWebhook, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("jivo webhook: %w: more than one JSON value", chatbridge.ErrBadWebhook)
+	if err := chatbridge.DecodeOne(body, chatbridge.Jivo, &p); err != nil {
+		return nil, err
 	}
 	if p.EventName == "" {
 		return nil, fmt.Errorf("jivo webhook: %w: no event_name", chatbridge.ErrBadWebhook)
@@ -181,7 +169,7 @@ func (w *Webhooks) Parse(body []byte) ([]chatbridge.Event, error) {
 		Chat:       chatbridge.ChatRef{Platform: chatbridge.Jivo, ID: string(p.ChatID)},
 		ClientName: p.Visitor.Name,
 		Visitor: &chatbridge.Visitor{Name: p.Visitor.Name, Email: strings.TrimSpace(p.Visitor.Email), Phone: p.Visitor.Phone,
-			Description: p.Visitor.Description, ChatsCount: p.Visitor.ChatsCount},
+			Number: strings.TrimSpace(p.Visitor.Number), Description: p.Visitor.Description, ChatsCount: p.Visitor.ChatsCount},
 		Origin: origin(p),
 	}
 	agent := p.Agent

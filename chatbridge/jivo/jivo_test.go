@@ -52,7 +52,7 @@ func TestParseWebhook(t *testing.T) {
 		UTMRaw:  "source=google|medium=cpc|campaign=spring%20sale|term=sofa",
 		PageURL: "https://shop.example/sofas?utm_source=google", PageTitle: "Sofas", IP: "203.0.113.5", UserAgent: "Mozilla/5.0",
 		Country: "Russia", Region: "Moscow", City: "Moscow"}
-	visitor := &chatbridge.Visitor{Name: "Anna", Email: "anna@example.com", Phone: "8 (916) 123-45-67", Description: "wants a quote", ChatsCount: 3}
+	visitor := &chatbridge.Visitor{Name: "Anna", Email: "anna@example.com", Phone: "8 (916) 123-45-67", Number: "1580", Description: "wants a quote", ChatsCount: 3}
 	tests := []struct {
 		name string
 		body string
@@ -71,7 +71,7 @@ func TestParseWebhook(t *testing.T) {
 				"agents": [{"id": "4410", "name": "Bob"}], "session": {"utm": "utm_source=yandex|utm_medium=organic"}, "page": {"url": "https://shop.example/"}}`,
 			want: []chatbridge.Event{{ID: "jivo:chat_finished:4242", Platform: chatbridge.Jivo, Kind: chatbridge.EventChatFinished, At: t0,
 				Chat: chatbridge.ChatRef{Platform: chatbridge.Jivo, ID: "4242"}, Phone: "+79161234567", RawPhone: "+7 916 123 45 67",
-				ChatUser: "4410", ChatUserName: "Bob", ClientName: "Anna", Visitor: &chatbridge.Visitor{Name: "Anna"},
+				ChatUser: "4410", ChatUserName: "Bob", ClientName: "Anna", Visitor: &chatbridge.Visitor{Name: "Anna", Number: "+7 916 123 45 67"},
 				Origin: &chatbridge.Origin{WidgetID: "abc123", UTM: chatbridge.UTM{Source: "yandex", Medium: "organic"},
 					UTMRaw: "utm_source=yandex|utm_medium=organic", PageURL: "https://shop.example/"}}},
 		},

@@ -20,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -29,6 +28,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/crmlink/crmlink/internal/reqcount"
 )
 
 // Platform names, as chatbridge spells them.
@@ -62,7 +63,7 @@ type Server struct {
 	mu          sync.Mutex
 	wazzup      wazzupState
 	chatapp     chatappState
-	counts      map[string]int
+	requests    reqcount.Counter
 	faults      []*fault
 	assignments []Assignment
 	eventSeq    atomic.Int64
@@ -95,7 +96,6 @@ func New(seed Seed, opts ...Option) *Server {
 		webhookTimeout: 5 * time.Second,
 		now:            time.Now,
 		apiEcho:        true,
-		counts:         map[string]int{},
 	}
 	for _, o := range opts {
 		o(s)
@@ -115,7 +115,7 @@ func (s *Server) Reseed(seed Seed) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.load(seed)
-	clear(s.counts)
+	s.requests.Reset()
 	s.faults, s.assignments = nil, nil
 }
 
@@ -163,41 +163,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) count(r *http.Request) {
-	s.mu.Lock()
-	s.counts[r.Method+" "+r.URL.Path]++
-	s.mu.Unlock()
-}
+func (s *Server) count(r *http.Request) { s.requests.Add(r) }
 
 // Requests counts the API requests received for a key: "METHOD /path" or "/path" (any
 // method).
-func (s *Server) Requests(key string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if strings.Contains(key, " ") {
-		return s.counts[key]
-	}
-	n := 0
-	for k, v := range s.counts {
-		if _, path, _ := strings.Cut(k, " "); path == key {
-			n += v
-		}
-	}
-	return n
-}
+func (s *Server) Requests(key string) int { return s.requests.Requests(key) }
 
 // RequestCounts returns every count by "METHOD /path".
-func (s *Server) RequestCounts() map[string]int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return maps.Clone(s.counts)
-}
+func (s *Server) RequestCounts() map[string]int { return s.requests.All() }
 
 // ResetCounters forgets request counts and assignments.
 func (s *Server) ResetCounters() {
+	s.requests.Reset()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	clear(s.counts)
 	s.assignments = nil
 }
 

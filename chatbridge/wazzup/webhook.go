@@ -1,12 +1,10 @@
 package wazzup
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/crmlink/crmlink/chatbridge"
@@ -80,27 +78,17 @@ type CreateDeal struct {
 // "contacts" delivery (EventResponsibleAssigned, Chat.ID = the contact id). Statuses,
 // channel and template updates, createDeal and the connection test give no events.
 func (c *Client) ParseWebhook(r *http.Request) ([]chatbridge.Event, error) {
-	if err := chatbridge.CheckBearer(r, c.crmKey); err != nil {
-		return nil, fmt.Errorf("wazzup webhook: %w", err)
-	}
-	if r.Method != http.MethodPost {
-		return nil, fmt.Errorf("wazzup webhook: %w: method %s, want POST", chatbridge.ErrBadWebhook, r.Method)
-	}
-	body, err := chatbridge.ReadBody(r)
+	body, err := chatbridge.ReadWebhook(r, chatbridge.Wazzup, func(r *http.Request) error { return chatbridge.CheckBearer(r, c.crmKey) })
 	if err != nil {
-		return nil, fmt.Errorf("wazzup webhook: %w", err)
+		return nil, err
 	}
 	return c.parse(body)
 }
 
 func (c *Client) parse(body []byte) ([]chatbridge.Event, error) {
 	var wh Webhook
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&wh); err != nil {
-		return nil, fmt.Errorf("wazzup webhook: %w: %w", chatbridge.ErrBadWebhook, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("wazzup webhook: %w: more than one JSON value", chatbridge.ErrBadWebhook)
+	if err := chatbridge.DecodeOne(body, chatbridge.Wazzup, &wh); err != nil {
+		return nil, err
 	}
 	if !wh.Test && wh.Messages == nil && wh.Statuses == nil && wh.CreateContact == nil && wh.CreateDeal == nil &&
 		wh.Contacts == nil && wh.Channels == nil && wh.Templates == nil {
@@ -181,18 +169,6 @@ func (c *Client) phoneOf(d ContactData) (crm.Phone, string) {
 	if raw == "" && d.ChatType == "whatsapp" {
 		raw = d.ChatID
 	}
-	raw = strings.TrimSpace(raw)
-	if raw == "" {
-		return "", ""
-	}
 	// Wazzup writes numbers as international digits without "+".
-	number := raw
-	if strings.Trim(number, "0123456789") == "" {
-		number = "+" + number
-	}
-	p, err := crm.ParsePhone(number, c.region)
-	if err != nil {
-		return "", raw
-	}
-	return p, raw
+	return chatbridge.MessengerPhone(raw, c.region)
 }

@@ -1,20 +1,30 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
+	"github.com/crmlink/crmlink/internal/app"
 	"github.com/crmlink/crmlink/internal/config"
 )
 
 // checkConfig prints OK, or every problem one per line, and exits non-zero on problems.
+// With --online it also asks amoCRM and the synced chat platforms whether the users the
+// file names exist there (app.VerifyOnline).
 func checkConfig(args []string, stdout, stderr io.Writer) int {
+	online := len(args) == 2 && args[0] == "--online"
+	if online {
+		args = args[1:]
+	}
 	if len(args) != 1 {
-		fmt.Fprintln(stderr, "usage: crmlink check-config FILE")
+		fmt.Fprintln(stderr, "usage: crmlink check-config [--online] FILE")
 		return 2
 	}
-	if _, err := config.Load(args[0]); err != nil {
+	cfg, err := config.Load(args[0])
+	if err != nil {
 		var errs config.Errors
 		if errors.As(err, &errs) {
 			fmt.Fprintf(stderr, "%s: %d error(s):\n", args[0], len(errs))
@@ -26,6 +36,27 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	fmt.Fprintln(stdout, "OK")
+	if !online {
+		fmt.Fprintln(stdout, "OK")
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), onlineTimeout)
+	defer cancel()
+	problems, asked, err := app.VerifyOnline(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: valid, but the online check could not finish: %v\n", args[0], err)
+		return 1
+	}
+	if len(problems) > 0 {
+		fmt.Fprintf(stderr, "%s: %d problem(s) found online (%s):\n", args[0], len(problems), asked)
+		for _, p := range problems {
+			fmt.Fprintln(stderr, "  "+p)
+		}
+		return 1
+	}
+	fmt.Fprintf(stdout, "OK (%s)\n", asked)
 	return 0
 }
+
+// onlineTimeout bounds check-config --online: a few API reads.
+const onlineTimeout = 30 * time.Second

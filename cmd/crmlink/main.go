@@ -2,7 +2,9 @@
 //
 //	crmlink serve [--config FILE]          run the server (embedded defaults without a file)
 //	crmlink route [--config FILE] NUMBER   explain the routing decision for a caller
-//	crmlink check-config FILE              print OK or every configuration error
+//	crmlink check-config [--online] FILE   print OK or every configuration error; --online
+//	                                       also asks amoCRM and the chat platforms whether
+//	                                       the users it names exist
 //	crmlink version                        print the version
 package main
 
@@ -46,7 +48,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   crmlink serve [--config FILE]    run the server (embedded defaults without a file)
-  crmlink check-config FILE        print OK or every configuration error
+  crmlink check-config [--online] FILE
+                                   print OK or every configuration error; --online also
+                                   asks amoCRM and the chat platforms whether its users exist
   crmlink version                  print the version
 `)
 }

@@ -86,7 +86,11 @@ func runServer(ctx context.Context, cfg *config.Config, log zerolog.Logger, path
 		return err
 	}
 	defer a.Close()
+	// The signal goroutine says when the stop begins; Run may return before it gets to,
+	// so runServer waits for it (the line must be in the log before "crmlink stopped").
+	announced := make(chan struct{})
 	go func() {
+		defer close(announced)
 		for {
 			select {
 			case <-ctx.Done():
@@ -97,7 +101,11 @@ func runServer(ctx context.Context, cfg *config.Config, log zerolog.Logger, path
 			}
 		}
 	}()
-	return a.Run(ctx)
+	err = a.Run(ctx)
+	if ctx.Err() != nil {
+		<-announced
+	}
+	return err
 }
 
 // reload re-reads and validates the file and applies what can change without dropping

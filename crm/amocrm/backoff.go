@@ -22,11 +22,17 @@ func (c *Client) backoffFor(n int, retryAfter string) time.Duration {
 	return d
 }
 
-// mayRetry reports whether another attempt after wait still makes sense: within the
-// context's deadline when it has one, else within MaxRetries.
-func (c *Client) mayRetry(ctx context.Context, retries int, wait time.Duration) bool {
+// retryMargin is the time a retry's answer must leave before the caller's deadline, on top
+// of the wait and another round trip as long as the last one: a call-path caller that gets
+// the CRM's refusal in time reports a CRM error, not its own timeout.
+const retryMargin = 50 * time.Millisecond
+
+// mayRetry reports whether another attempt after wait still makes sense: when the context
+// has a deadline, only if the wait, an attempt as long as the last one (took) and
+// retryMargin fit in it; else within MaxRetries.
+func (c *Client) mayRetry(ctx context.Context, retries int, wait, took time.Duration) bool {
 	if dl, ok := ctx.Deadline(); ok {
-		return time.Until(dl) > wait
+		return time.Until(dl) > wait+took+retryMargin
 	}
 	return retries < c.maxRetries
 }

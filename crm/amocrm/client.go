@@ -47,7 +47,7 @@ func New(opts Options) (*Client, error) {
 		maxRetries: o.MaxRetries,
 		region:     o.Region,
 		log:        o.Logger.With().Str("component", "amocrm").Logger(),
-		limiter:    newLimiter(rateWindow(o.RateLimit, o.RateMargin)),
+		limiter:    newLimiter(rateWindow(o.RateLimit, o.RateMargin)).reserveForCalls(o.CallReserve),
 		backoff:    250 * time.Millisecond,
 		backoffMax: 4 * time.Second,
 	}

@@ -22,6 +22,10 @@ import (
 type limiter struct {
 	n      int
 	window time.Duration
+	// reserve slots of every window are the call path's alone: background work takes at
+	// most n-reserve, so a cold owner lookup finds free slots even while the event path
+	// is busy and never waits behind it.
+	reserve int
 
 	mu sync.Mutex
 	// grants are the slot times handed out, ascending; reservations of waiting calls may lie
@@ -38,6 +42,13 @@ type limiter struct {
 func newLimiter(n int, window time.Duration) *limiter {
 	n = max(n, 1)
 	return &limiter{n: n, window: window, grants: make([]time.Time, 0, min(n, 64)+1)}
+}
+
+// reserveForCalls keeps r slots of every window for the call path (at most n-1, so
+// background work always keeps one).
+func (l *limiter) reserveForCalls(r int) *limiter {
+	l.reserve = min(max(r, 0), l.n-1)
+	return l
 }
 
 // rateWindow turns a budget in requests per second into whole requests per window, the way
@@ -95,7 +106,7 @@ func (l *limiter) waitBackground(ctx context.Context) error {
 	for {
 		l.mu.Lock()
 		now := time.Now()
-		slot := l.next(now)
+		slot := l.nextWithin(now, l.n-l.reserve)
 		if !slot.After(now) {
 			l.grants = append(l.grants, now)
 			l.mu.Unlock()
@@ -124,15 +135,18 @@ func (l *limiter) waitBackground(ctx context.Context) error {
 // next is the earliest slot at or after now that keeps every window within n grants. Slots
 // never go before the last one handed out, which keeps grants ascending; a future last slot
 // means the window is full until then anyway. Callers hold mu.
-func (l *limiter) next(now time.Time) time.Time {
+func (l *limiter) next(now time.Time) time.Time { return l.nextWithin(now, l.n) }
+
+// nextWithin is next for a class that may hold at most limit grants of any window.
+func (l *limiter) nextWithin(now time.Time, limit int) time.Time {
 	l.prune(now)
 	slot := now
 	if k := len(l.grants); k > 0 {
 		if last := l.grants[k-1]; last.After(slot) {
 			slot = last
 		}
-		if k >= l.n {
-			if free := l.grants[k-l.n].Add(l.window); free.After(slot) {
+		if k >= limit {
+			if free := l.grants[k-limit].Add(l.window); free.After(slot) {
 				slot = free
 			}
 		}

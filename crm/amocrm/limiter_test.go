@@ -245,3 +245,35 @@ func next[T any](t *testing.T, ch <-chan T) T {
 		panic("unreachable")
 	}
 }
+
+func TestCallReserveKeepsSlotsFreeForCalls(t *testing.T) {
+	n, window := rateWindow(DefaultRateLimit, DefaultRateMargin)
+	l := newLimiter(n, window).reserveForCalls(2)
+	waited := map[Priority]int{}
+	var mu sync.Mutex
+	l.onWait = func(p Priority) { mu.Lock(); waited[p]++; mu.Unlock() }
+	ctx := context.Background()
+
+	for range n - 2 {
+		require.NoError(t, l.wait(ctx, PriorityBackground))
+	}
+	// The window has room for two more, but they are the calls': background waits.
+	bg := make(chan time.Time, 1)
+	go func() {
+		assert.NoError(t, l.wait(ctx, PriorityBackground))
+		bg <- time.Now()
+	}()
+	begin := time.Now()
+	for range 2 {
+		require.NoError(t, l.wait(ctx, PriorityCall))
+	}
+	assert.Less(t, time.Since(begin), 5*time.Millisecond, "a call finds the reserved slots free while background work is busy")
+	mu.Lock()
+	assert.Zero(t, waited[PriorityCall])
+	mu.Unlock()
+	got := next(t, bg)
+	assert.GreaterOrEqual(t, got.Sub(begin), window-10*time.Millisecond, "background work waits for the window rather than take a reserved slot")
+
+	assert.Equal(t, n-1, newLimiter(n, window).reserveForCalls(100).reserve, "background work keeps one slot")
+	assert.Zero(t, newLimiter(n, window).reserveForCalls(-3).reserve)
+}

@@ -16,6 +16,7 @@ type idRef struct {
 }
 
 type customField struct {
+	FieldID   int64  `json:"field_id"`
 	FieldCode string `json:"field_code"`
 	Values    []struct {
 		// Value is a string for phones but a number, bool or object for other field types.

@@ -42,6 +42,11 @@ type Options struct {
 	// jitter between the client's send and the server's arrival never puts one request too
 	// many into the account's second; default 50 ms. Raise it on a link with more jitter.
 	RateMargin time.Duration
+	// CallReserve is how many requests of every window background work (the rules
+	// engine, the chat sync) may not take: they stay free for call-path owner lookups, so
+	// a cold lookup does not wait behind a burst of CRM writes. 0: none; at most one less
+	// than the budget.
+	CallReserve int
 	// MaxRetries bounds the retries after a 429 when the context has no deadline; with a
 	// deadline the client retries while the next attempt still fits in it. Default 4.
 	MaxRetries int
@@ -83,8 +88,8 @@ func (o Options) withDefaults() (Options, error) {
 			return o, err
 		}
 	}
-	if o.RateLimit < 0 || math.IsNaN(o.RateLimit) || o.RateMargin < 0 || o.MaxRetries < 0 || o.RequestTimeout < 0 {
-		return o, errors.New("amocrm: rate limit, rate margin, retries and timeout must not be negative")
+	if o.RateLimit < 0 || math.IsNaN(o.RateLimit) || o.RateMargin < 0 || o.MaxRetries < 0 || o.RequestTimeout < 0 || o.CallReserve < 0 {
+		return o, errors.New("amocrm: rate limit, rate margin, call reserve, retries and timeout must not be negative")
 	}
 	if o.RateLimit != 0 && o.RateLimit < minRateLimit {
 		return o, fmt.Errorf("amocrm: rate limit %g requests per second is less than one per hour: set the account's budget, e.g. 7", o.RateLimit)

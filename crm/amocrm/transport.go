@@ -77,7 +77,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 			return reply{}, apiError(method, path, crm.ErrNotFound)
 		case status == http.StatusTooManyRequests:
 			wait := c.backoffFor(retries, hdr.Get("Retry-After"))
-			if !c.mayRetry(ctx, retries, wait) {
+			if !c.mayRetry(ctx, retries, wait, time.Since(start)) {
 				return reply{}, apiError(method, path, fmt.Errorf("%w after %d retries", crm.ErrRateLimited, retries))
 			}
 			retries++

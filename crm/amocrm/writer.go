@@ -149,7 +149,9 @@ type fieldValueOut struct {
 }
 
 type fieldOut struct {
-	FieldCode string          `json:"field_code"`
+	// FieldID names a field the account added (FieldCode empty); system fields go by code.
+	FieldID   int64           `json:"field_id,omitempty"`
+	FieldCode string          `json:"field_code,omitempty"`
 	Values    []fieldValueOut `json:"values"`
 }
 
@@ -187,7 +189,7 @@ func (c *Client) CreateContacts(ctx context.Context, cs []crm.NewContact) ([]int
 	for i, n := range cs {
 		items[i] = contactOut{
 			Name: n.Name, ResponsibleUserID: int64(n.Responsible),
-			CustomFieldsValues: contactFields(n.Phones, n.Emails), RequestID: n.RequestID,
+			CustomFieldsValues: append(contactFields(n.Phones, n.Emails), accountFields(n.Fields)...), RequestID: n.RequestID,
 		}
 		sent[i] = n.RequestID
 	}

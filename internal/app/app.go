@@ -38,6 +38,7 @@ type App struct {
 	API     *httpapi.Server
 	metrics *metrics
 	events  *events
+	chat    *chat // nil without chat platforms
 	// router is what every front end asks; Reload swaps the router inside it. routerBase
 	// keeps the parts a reloaded router shares with the first one (CRM, cache, presence).
 	// live is the configuration in effect (cfg with reloaded keys), under reloadMu.
@@ -113,25 +114,10 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 		opts.Cache = routing.NewMemoryCache(0, nil)
 	}
 	if cfg.AmoCRM.Configured() {
-		ao := amocrm.Options{
-			BaseURL:        cfg.AmoCRM.BaseURL,
-			Token:          cfg.AmoCRM.Token,
-			RateLimit:      cfg.AmoCRM.RateLimit,
-			RequestTimeout: cfg.AmoCRM.RequestTimeout,
-			Region:         cfg.Routing.DefaultRegion,
-			Logger:         log,
-		}
-		if o := cfg.AmoCRM.OAuth; o.ClientID != "" {
-			tf := o.TokenFile
-			if !filepath.IsAbs(tf) {
-				tf = filepath.Join(cfg.DataDir, tf)
-			}
-			ao.OAuth = &amocrm.OAuth{ClientID: o.ClientID, ClientSecret: o.ClientSecret, RedirectURI: o.RedirectURI, TokenFile: tf}
-		}
-		c, err := amocrm.New(ao)
+		c, err := newAmoCRM(cfg, log)
 		if err != nil {
 			p.Close()
-			return nil, fmt.Errorf("amocrm: %w", err)
+			return nil, err
 		}
 		p.crm = c
 		opts.Directory = c.CallPath()
@@ -173,6 +159,10 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 		p.Close()
 		return nil, err
 	}
+	if p.chat, err = p.newChat(); err != nil {
+		p.Close()
+		return nil, err
+	}
 
 	// FastAGI and SIP redirect wait a little longer than the router's own bound so that a
 	// CRM timeout is reported as such rather than cut off by the front end.
@@ -201,6 +191,31 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 	}
 	p.API = p.newAPI()
 	return p, nil
+}
+
+// newAmoCRM builds the amoCRM client of a configuration with an account.
+func newAmoCRM(cfg *config.Config, log zerolog.Logger) (*amocrm.Client, error) {
+	ao := amocrm.Options{
+		BaseURL:        cfg.AmoCRM.BaseURL,
+		Token:          cfg.AmoCRM.Token,
+		RateLimit:      cfg.AmoCRM.RateLimit,
+		CallReserve:    cfg.AmoCRM.CallReserve,
+		RequestTimeout: cfg.AmoCRM.RequestTimeout,
+		Region:         cfg.Routing.DefaultRegion,
+		Logger:         log,
+	}
+	if o := cfg.AmoCRM.OAuth; o.ClientID != "" {
+		tf := o.TokenFile
+		if !filepath.IsAbs(tf) {
+			tf = filepath.Join(cfg.DataDir, tf)
+		}
+		ao.OAuth = &amocrm.OAuth{ClientID: o.ClientID, ClientSecret: o.ClientSecret, RedirectURI: o.RedirectURI, TokenFile: tf}
+	}
+	c, err := amocrm.New(ao)
+	if err != nil {
+		return nil, fmt.Errorf("amocrm: %w", err)
+	}
+	return c, nil
 }
 
 // routingOptions fills the router options that come from the YAML file; New adds the

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/crmlink/crmlink/chatbridge"
 	"github.com/crmlink/crmlink/crm/amocrm"
 	"github.com/crmlink/crmlink/internal/queue"
 	"github.com/crmlink/crmlink/routing"
@@ -28,6 +29,10 @@ type events struct {
 	engine atomic.Pointer[rules.Engine]
 	build  func(rules.Config) (*rules.Engine, error)
 	closer func() error
+	// chat handles chat events and CRM responsible changes; nil without chat platforms.
+	chat queue.Handler
+	// state is the idempotency state the rules engine and the online-chat leads share.
+	state rules.State
 }
 
 // newEvents builds the queue (Redis Streams with Redis, files under data_dir without) and
@@ -41,7 +46,7 @@ func (p *App) newEvents() (*events, error) {
 	opts := queue.Options{
 		Concurrency: cfg.Queue.Workers,
 		MaxAttempts: cfg.Queue.MaxAttempts,
-		OrderKey:    orderByClient,
+		OrderKey:    orderKey,
 		Logger:      p.log.With().Str("component", "queue").Logger(),
 	}
 	ev := &events{closer: func() error { return nil }}
@@ -69,6 +74,7 @@ func (p *App) newEvents() (*events, error) {
 		}
 		state, ev.closer = fs, fs.Close
 	}
+	ev.state = state
 	// The rules engine reads and writes at background priority: call-path lookups go first.
 	ev.build = func(sc rules.Config) (*rules.Engine, error) {
 		return rules.New(sc, p.crm, p.crm, state,
@@ -81,6 +87,14 @@ func (p *App) newEvents() (*events, error) {
 	}
 	ev.engine.Store(engine)
 	return ev, nil
+}
+
+// orderKey keeps one client's events in order: calls by number, chats by phone or chat.
+func orderKey(e queue.Event) string {
+	if e.Kind == kindCallOutcome {
+		return orderByClient(e)
+	}
+	return chatbridge.OrderKey(e)
 }
 
 // orderByClient keeps one client's events in order: the calls of one number reach the CRM
@@ -112,7 +126,14 @@ func (ev *events) publish(ctx context.Context, o routing.CallOutcome) error {
 // handle is the queue's handler: one event, all its CRM writes, or an error to retry.
 func (ev *events) handle(recordingURL string) queue.Handler {
 	return func(ctx context.Context, e queue.Event) error {
-		if e.Kind != kindCallOutcome {
+		switch e.Kind {
+		case kindCallOutcome:
+		case chatbridge.QueueKindChat, chatbridge.QueueKindCRM:
+			if ev.chat == nil {
+				return queue.Permanent(fmt.Errorf("%s event %s: no chat platform is configured (chat.platforms)", e.Kind, e.ID))
+			}
+			return ev.chat(ctx, e)
+		default:
 			return queue.Permanent(fmt.Errorf("unknown event kind %q", e.Kind))
 		}
 		var o routing.CallOutcome

@@ -162,7 +162,12 @@ func flatten(v reflect.Value, prefix string, out map[string]any) {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		name := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		tag := f.Tag.Get("yaml")
+		name := strings.Split(tag, ",")[0]
+		if name == "" && strings.HasSuffix(tag, ",inline") {
+			flatten(v.Field(i), prefix, out)
+			continue
+		}
 		if name == "" || name == "-" || !f.IsExported() {
 			continue
 		}

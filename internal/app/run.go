@@ -47,7 +47,12 @@ func (p *App) newAPI() *httpapi.Server {
 	get, put := httpapi.ManagerAvailability(&p.router)
 	api.Handle("GET /v1/managers/{id}/availability", get)
 	api.HandleProtected("PUT /v1/managers/{id}/availability", put)
-	api.Handle("POST /v1/webhooks/amocrm/{secret}", httpapi.AmoCRMWebhook(cfg.AmoCRM.WebhookSecret, &p.router, log))
+	var enqueue httpapi.ChangeEnqueuer
+	if p.chat != nil {
+		enqueue = p.enqueueChange
+	}
+	api.Handle("POST /v1/webhooks/amocrm/{secret}", httpapi.AmoCRMWebhook(cfg.AmoCRM.WebhookSecret, &p.router, enqueue, log))
+	p.chatRoutes(api)
 	if cfg.AmoCRM.Configured() && cfg.AmoCRM.WebhookSecret == "" {
 		log.Warn().Msg("amocrm.webhook_secret is empty: amoCRM webhooks are refused, so responsible changes reach routing only when the cache expires")
 	}

@@ -6,6 +6,8 @@ package config
 import (
 	"time"
 
+	"github.com/crmlink/crmlink/chatbridge"
+	"github.com/crmlink/crmlink/chatbridge/leads"
 	"github.com/crmlink/crmlink/routing/rules"
 )
 
@@ -28,7 +30,21 @@ type Config struct {
 	// RecordingURL is the link to a call's recording put on call notes; {linkedid} is
 	// replaced by the call's id. Empty: no link.
 	RecordingURL string `yaml:"recording_url"`
+	// Chat is the chat side: chat platforms, responsible sync with amoCRM, chat users and
+	// their roles, online-chat leads. Off while chat.platforms is empty.
+	Chat Chat `yaml:"chat"`
 }
+
+// Chat is the `chat:` section: chatbridge's configuration (platforms, sync directions,
+// users and roles, the anti ping-pong guard) and the online-chat leads.
+type Chat struct {
+	chatbridge.Config `yaml:",inline"`
+	// Leads turn online-chat webhooks (Jivo) into amoCRM contacts and deals.
+	Leads leads.Config `yaml:"leads"`
+}
+
+// Enabled reports whether any chat platform is configured.
+func (c Chat) Enabled() bool { return len(c.Platforms) > 0 }
 
 // Queue is the durable event queue between call outcomes and CRM writes: Redis Streams
 // when redis.addrs is set, files under data_dir otherwise.
@@ -111,10 +127,13 @@ type SIP struct {
 
 // AmoCRM is the account crmlink reads owners from.
 type AmoCRM struct {
-	BaseURL        string        `yaml:"base_url"`
-	Token          string        `yaml:"token"` // long-lived token; env CRMLINK_AMOCRM_TOKEN
-	OAuth          OAuth         `yaml:"oauth"`
-	RateLimit      float64       `yaml:"rate_limit"` // requests per second for the whole account
+	BaseURL   string  `yaml:"base_url"`
+	Token     string  `yaml:"token"` // long-lived token; env CRMLINK_AMOCRM_TOKEN
+	OAuth     OAuth   `yaml:"oauth"`
+	RateLimit float64 `yaml:"rate_limit"` // requests per second for the whole account
+	// CallReserve requests of every second are kept for call-path owner lookups: CRM
+	// writes and the chat sync never take them.
+	CallReserve    int           `yaml:"call_reserve"`
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 	// WebhookSecret authenticates amoCRM webhooks: it is the last path segment of the
 	// webhook URL entered in amoCRM. Env CRMLINK_AMOCRM_WEBHOOK_SECRET.
@@ -153,7 +172,14 @@ type Manager struct {
 	Name      string   `yaml:"name"`
 	Endpoints []string `yaml:"endpoints"` // Asterisk dial strings: PJSIP/101, PJSIP/79161234567@trunk
 	Schedule  Schedule `yaml:"schedule"`
+	// TakesNewClients: online-chat leads of new clients are distributed to this manager
+	// (round-robin within their chat.leads group, inside their schedule). Default true;
+	// false keeps their existing clients but gives them no new ones.
+	TakesNewClients *bool `yaml:"takes_new_clients"`
 }
+
+// TakesNew reports TakesNewClients with its default.
+func (m Manager) TakesNew() bool { return m.TakesNewClients == nil || *m.TakesNewClients }
 
 // Schedule is a manager's working time; empty means always.
 type Schedule struct {

@@ -101,6 +101,34 @@ func TestSecretsFromEnvironment(t *testing.T) {
 	assert.Equal(t, "ari-env", cfg.Asterisk.ARI.Password)
 }
 
+func TestChatSecretsFromEnvironment(t *testing.T) {
+	t.Setenv("CRMLINK_AMOCRM_TOKEN", "from-env")
+	t.Setenv("CRMLINK_CHAT_WAZZUP_API_KEY", "wazzup-key-from-env")
+	t.Setenv("CRMLINK_CHAT_WAZZUP_WEBHOOK_SECRET", "wazzup-secret-from-env-0123")
+	t.Setenv("CRMLINK_CHAT_JIVO_WEBHOOK_SECRET", "jivo-secret-from-env-01234")
+	cfg, err := Parse([]byte(`amocrm: {base_url: "https://x.amocrm.ru"}
+chat:
+  platforms:
+    - {platform: wazzup, sync: true, api_url: "https://api.wazzup24.com"}
+    - {platform: jivo}
+`))
+	require.NoError(t, err)
+	assert.Equal(t, "wazzup-key-from-env", cfg.Chat.Platforms[0].APIKey)
+	assert.Equal(t, "wazzup-secret-from-env-0123", cfg.Chat.Platforms[0].WebhookSecret)
+	assert.Equal(t, "jivo-secret-from-env-01234", cfg.Chat.Platforms[1].WebhookSecret)
+
+	t.Setenv("CRMLINK_CHAT_WAZZUP_API_KEY", "")
+	_, err = Parse([]byte(`amocrm: {base_url: "https://x.amocrm.ru"}
+chat: {platforms: [{platform: wazzup, sync: true, api_url: "https://api.wazzup24.com"}]}
+`))
+	require.ErrorContains(t, err, "chat.platforms[0].api_key: is empty")
+}
+
+func TestChatNeedsAmoCRM(t *testing.T) {
+	_, err := Parse([]byte("chat: {platforms: [{platform: jivo, webhook_secret: jivo-secret-0123456789}]}\n"))
+	require.ErrorContains(t, err, "chat.platforms: lists 1 platform(s) but amocrm.base_url is empty")
+}
+
 func FuzzParse(f *testing.F) {
 	data, err := os.ReadFile(filepath.Join("..", "..", "examples", "crmlink.yaml"))
 	if err == nil {

@@ -3,6 +3,8 @@ package config
 import (
 	"time"
 
+	"github.com/crmlink/crmlink/chatbridge"
+	"github.com/crmlink/crmlink/chatbridge/leads"
 	"github.com/crmlink/crmlink/routing"
 	"github.com/crmlink/crmlink/routing/rules"
 )
@@ -22,7 +24,11 @@ const (
 	DefaultAGIListen   = "127.0.0.1:4573"
 	DefaultSIPListen   = "127.0.0.1:5070"
 	// DefaultRateLimit is amoCRM's documented limit per account.
-	DefaultRateLimit      = 7
+	DefaultRateLimit = 7
+	// DefaultCallReserve keeps 2 of amoCRM's 7 requests a second for cold owner lookups
+	// (one lookup is 2 requests: the contact, its deals), so a burst of CRM writes never
+	// delays a ringing call.
+	DefaultCallReserve    = 2
 	DefaultLookupTimeout  = routing.DefaultLookupTimeout
 	DefaultRingTimeout    = 20 * time.Second
 	DefaultCacheTTL       = routing.DefaultCacheTTL
@@ -62,7 +68,7 @@ func Default() *Config {
 			AllowedNetworks: []string{"127.0.0.0/8"},
 			ContactTemplate: "sip:{user}@127.0.0.1:5060",
 		},
-		AmoCRM: AmoCRM{RateLimit: DefaultRateLimit, RequestTimeout: DefaultRequestTimeout},
+		AmoCRM: AmoCRM{RateLimit: DefaultRateLimit, CallReserve: DefaultCallReserve, RequestTimeout: DefaultRequestTimeout},
 		Routing: Routing{
 			Enabled:            true,
 			LookupTimeout:      DefaultLookupTimeout,
@@ -74,6 +80,7 @@ func Default() *Config {
 			CheckManagerStatus: true,
 		},
 		Scenarios: rules.Defaults(),
+		Chat:      Chat{Config: chatbridge.Defaults(), Leads: leads.Defaults()},
 		Queue:     Queue{MaxAttempts: DefaultQueueAttempts, Workers: DefaultQueueWorkers},
 	}
 }

@@ -61,13 +61,30 @@ var secretEnv = []struct {
 	{"CRMLINK_AMOCRM_WEBHOOK_SECRET", func(c *Config) *string { return &c.AmoCRM.WebhookSecret }},
 }
 
-// ApplyEnv copies secrets from the environment into cfg.
+// ApplyEnv copies secrets from the environment into cfg. A chat platform's secrets come
+// from CRMLINK_CHAT_<PLATFORM>_API_KEY and CRMLINK_CHAT_<PLATFORM>_WEBHOOK_SECRET, e.g.
+// CRMLINK_CHAT_WAZZUP_API_KEY.
 func ApplyEnv(cfg *Config, getenv func(string) string) {
 	for _, s := range secretEnv {
 		if v := getenv(s.name); v != "" {
 			*s.dst(cfg) = v
 		}
 	}
+	for i := range cfg.Chat.Platforms {
+		p := &cfg.Chat.Platforms[i]
+		prefix := ChatEnvPrefix(string(p.Platform))
+		if v := getenv(prefix + "API_KEY"); v != "" {
+			p.APIKey = v
+		}
+		if v := getenv(prefix + "WEBHOOK_SECRET"); v != "" {
+			p.WebhookSecret = v
+		}
+	}
+}
+
+// ChatEnvPrefix is the prefix of a chat platform's secret variables: CRMLINK_CHAT_WAZZUP_.
+func ChatEnvPrefix(platform string) string {
+	return "CRMLINK_CHAT_" + strings.ToUpper(platform) + "_"
 }
 
 var (
@@ -107,11 +124,7 @@ func keysOf(typeName string) []string {
 		}
 		seen[t] = true
 		if t.String() == typeName {
-			for i := 0; i < t.NumField(); i++ {
-				if k := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]; k != "" {
-					found = append(found, k)
-				}
-			}
+			found = append(found, yamlKeys(t)...)
 		}
 		for i := 0; i < t.NumField(); i++ {
 			walk(t.Field(i).Type)
@@ -120,4 +133,18 @@ func keysOf(typeName string) []string {
 	walk(reflect.TypeOf(Config{}))
 	sort.Strings(found)
 	return found
+}
+
+// yamlKeys lists a struct's YAML keys, those of inlined structs included.
+func yamlKeys(t reflect.Type) []string {
+	var out []string
+	for i := 0; i < t.NumField(); i++ {
+		tag := t.Field(i).Tag.Get("yaml")
+		if k := strings.Split(tag, ",")[0]; k != "" && k != "-" {
+			out = append(out, k)
+		} else if strings.HasSuffix(tag, ",inline") && t.Field(i).Type.Kind() == reflect.Struct {
+			out = append(out, yamlKeys(t.Field(i).Type)...)
+		}
+	}
+	return out
 }

@@ -5,8 +5,11 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/crmlink/crmlink/chatbridge"
 )
 
 // Validate returns every problem in cfg; nil when it is usable.
@@ -69,6 +72,9 @@ func (c *Config) Validate() Errors {
 		if c.AmoCRM.RateLimit <= 0 || c.AmoCRM.RateLimit > 50 {
 			v.add("amocrm.rate_limit", "is %g; allowed: more than 0 and at most 50 requests per second (amoCRM allows 7)", c.AmoCRM.RateLimit)
 		}
+		if r := c.AmoCRM.CallReserve; r < 0 || (c.AmoCRM.RateLimit >= 1 && float64(r) >= c.AmoCRM.RateLimit) {
+			v.add("amocrm.call_reserve", "is %d; allowed: 0 to one less than amocrm.rate_limit (%g), so that CRM writes keep at least one request a second", r, c.AmoCRM.RateLimit)
+		}
 		v.positive("amocrm.request_timeout", c.AmoCRM.RequestTimeout)
 	}
 
@@ -124,6 +130,25 @@ func (c *Config) Validate() Errors {
 	}
 	if c.Queue.Workers < 1 || c.Queue.Workers > 64 {
 		v.add("queue.workers", "is %d; allowed: 1 to 64", c.Queue.Workers)
+	}
+	if c.Chat.Enabled() && !c.AmoCRM.Configured() {
+		v.add("chat.platforms", "lists %d platform(s) but amocrm.base_url is empty; responsible sync and online-chat leads read and write amoCRM: configure amocrm", len(c.Chat.Platforms))
+	}
+	v.errs = append(v.errs, c.Chat.Validate()...)
+	v.errs = append(v.errs, c.Chat.Leads.Validate()...)
+	if c.Chat.Leads.Enabled && !slices.ContainsFunc(c.Chat.Platforms, func(p chatbridge.PlatformConfig) bool { return p.Platform == chatbridge.Jivo }) {
+		v.add("chat.leads.enabled", "is true but no jivo platform is configured under chat.platforms; online-chat leads come from Jivo's webhooks")
+	}
+	managers := map[int64]bool{}
+	for _, m := range c.Managers {
+		managers[m.CRMUser] = true
+	}
+	for i, g := range c.Chat.Leads.Groups {
+		for j, u := range g.Managers {
+			if !managers[int64(u)] {
+				v.add(fmt.Sprintf("chat.leads.groups[%d].managers[%d]", i, j), "is %d, which is not under managers:; list each manager who takes new chat clients there (schedule, takes_new_clients)", u)
+			}
+		}
 	}
 	if c.RecordingURL != "" {
 		v.url("recording_url", strings.ReplaceAll(c.RecordingURL, "{linkedid}", "x"), "http", "https")

@@ -20,11 +20,16 @@ type ResponsibleApplier interface {
 // maxWebhookBody bounds a webhook body; amoCRM's are a few kilobytes.
 const maxWebhookBody = 1 << 20
 
+// ChangeEnqueuer stores a responsible change durably for the chat sync (nil: no chat sync).
+type ChangeEnqueuer func(ctx context.Context, ch crm.ResponsibleChange) error
+
 // AmoCRMWebhook handles POST /v1/webhooks/amocrm/{secret}: amoCRM's form-encoded webhooks.
 // The secret in the path authenticates amoCRM (it cannot send a header of ours). The cache
 // is updated before the answer, so the very next call already goes to the new manager;
-// amoCRM waits at most 2 s, so the work is bounded well below that.
-func AmoCRMWebhook(secret string, apply ResponsibleApplier, log zerolog.Logger) http.Handler {
+// amoCRM waits at most 2 s, so the work is bounded well below that. With enqueue set, each
+// change is also queued for the chat sync; a change that cannot be stored is answered 503,
+// so amoCRM delivers it again.
+func AmoCRMWebhook(secret string, apply ResponsibleApplier, enqueue ChangeEnqueuer, log zerolog.Logger) http.Handler {
 	log = log.With().Str("component", "amocrm-webhook").Logger()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if secret == "" || subtle.ConstantTimeCompare([]byte(r.PathValue("secret")), []byte(secret)) != 1 {
@@ -47,6 +52,13 @@ func AmoCRMWebhook(secret string, apply ResponsibleApplier, log zerolog.Logger) 
 		ctx, cancel := context.WithTimeout(r.Context(), 1500*time.Millisecond)
 		defer cancel()
 		for _, ch := range changes {
+			if enqueue != nil {
+				if err := enqueue(ctx, ch); err != nil {
+					log.Error().Err(err).Str("entity", string(ch.Entity)).Int64("id", ch.ID).Msg("responsible change not queued for the chat sync; amoCRM will retry")
+					WriteError(w, http.StatusServiceUnavailable, "change not stored, retry")
+					return
+				}
+			}
 			if err := apply.ApplyResponsibleChange(ctx, ch); err != nil {
 				log.Error().Err(err).Str("entity", string(ch.Entity)).Int64("id", ch.ID).Msg("apply responsible change")
 				continue

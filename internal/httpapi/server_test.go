@@ -137,7 +137,7 @@ func TestAmoCRMWebhook(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			s, logs := newServer(t, "")
 			app := &recordingApplier{}
-			s.Handle("POST /v1/webhooks/amocrm/{secret}", AmoCRMWebhook("s3cret", app, zerolog.New(logs)))
+			s.Handle("POST /v1/webhooks/amocrm/{secret}", AmoCRMWebhook("s3cret", app, nil, zerolog.New(logs)))
 			rec := do(t, s, "POST", c.path, c.body, "Content-Type", "application/x-www-form-urlencoded")
 			assert.Equal(t, c.code, rec.Code)
 			assert.Len(t, app.got, c.applied)
@@ -149,7 +149,7 @@ func TestAmoCRMWebhook(t *testing.T) {
 	}
 	s, _ := newServer(t, "")
 	app := &recordingApplier{}
-	s.Handle("POST /v1/webhooks/amocrm/{secret}", AmoCRMWebhook("s3cret", app, zerolog.Nop()))
+	s.Handle("POST /v1/webhooks/amocrm/{secret}", AmoCRMWebhook("s3cret", app, nil, zerolog.Nop()))
 	do(t, s, "POST", "/v1/webhooks/amocrm/s3cret", form, "Content-Type", "application/x-www-form-urlencoded")
 	require.Len(t, app.got, 1)
 	assert.Equal(t, crm.ResponsibleChange{Entity: crm.EntityContact, ID: 2007, Responsible: 1004, OldResponsible: 1001}, app.got[0])

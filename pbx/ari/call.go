@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -25,12 +26,24 @@ const (
 type call struct {
 	c      *Controller
 	ch     ari.ChannelData
-	key    *ari.Key
 	log    zerolog.Logger
 	events chan ari.Event
+	// probes carries the reconciler's channel lists, to end the call when its channels
+	// are gone although their StasisEnd or ChannelDestroyed never arrived.
+	probes chan channelSet
 	legs   map[string]string // leg channel id -> endpoint
 	start  time.Time
 }
+
+// channelSet is which channels Asterisk had when it was asked at at.
+type channelSet struct {
+	at  time.Time
+	ids map[string]bool
+}
+
+// gone reports whether a channel that existed since before the list was asked for is no
+// longer there.
+func (s channelSet) gone(id string, since time.Time) bool { return since.Before(s.at) && !s.ids[id] }
 
 func newCall(c *Controller, ch ari.ChannelData, log zerolog.Logger) *call {
 	caller := ""
@@ -40,10 +53,10 @@ func newCall(c *Controller, ch ari.ChannelData, log zerolog.Logger) *call {
 	return &call{
 		c:   c,
 		ch:  ch,
-		key: ari.NewKey(ari.ChannelKey, ch.ID),
 		log: log.With().Str("channel", ch.ID).Str("linkedid", ch.ID).Str("caller", caller).Logger(),
 		// Big enough for every event of a call with several legs; deliver never blocks.
 		events: make(chan ari.Event, 256),
+		probes: make(chan channelSet, 1),
 		legs:   map[string]string{},
 		start:  time.Now(),
 	}
@@ -58,8 +71,29 @@ func (k *call) deliver(e ari.Event) {
 	}
 }
 
+// probe hands the call the reconciler's channel list without ever blocking; a list the
+// call has not read yet is replaced by the newer one.
+func (k *call) probe(s channelSet) {
+	for {
+		select {
+		case k.probes <- s:
+			return
+		default:
+		}
+		select {
+		case <-k.probes:
+		default:
+		}
+	}
+}
+
 func (k *call) forget() {
 	k.c.calls.Delete(k.ch.ID)
+	k.releaseLegs()
+}
+
+// releaseLegs stops routing the legs' events to the call.
+func (k *call) releaseLegs() {
 	for id := range k.legs {
 		k.c.calls.Delete(id)
 	}
@@ -100,6 +134,10 @@ func (k *call) run(ctx context.Context, outgoing bool) {
 		out.FirstOperator = d.Owner
 		ringStart := time.Now()
 		r := k.ring(ctx, d, log)
+		// Ringing is over: a leg that still enters the application now (one whose
+		// originate timed out but went through) is nobody's, and the dispatcher or the
+		// reconciler hangs it up.
+		k.releaseLegs()
 		if r.endpoint != "" {
 			out.Decision = d
 			out.Answered, out.AnsweredBy = true, d.Owner
@@ -136,9 +174,7 @@ func (k *call) runOutgoing(ctx context.Context) {
 		out.Caller = k.ch.Caller.Number
 	}
 	k.follow(ctx, func() error {
-		return k.bounded(ctx, func() error {
-			return k.c.client.Channel().Continue(k.key, k.c.opts.OutgoingContext, out.Called, 1)
-		})
+		return k.c.rest.continueIn(ctx, k.ch.ID, k.c.opts.OutgoingContext, out.Called, 1)
 	}, &out)
 }
 
@@ -170,18 +206,47 @@ func (k *call) fallback(ctx context.Context, d routing.Decision) error {
 	if ext == "" {
 		ext = "s"
 	}
-	err := k.bounded(ctx, func() error {
-		return k.c.client.Channel().Continue(k.key, k.c.opts.FallbackContext, ext, k.c.opts.FallbackPriority)
-	})
-	if err != nil {
-		// The caller hung up meanwhile, or Asterisk is gone: nothing else to do.
-		k.log.Warn().Err(err).Msg("continue to fallback failed")
+	var err error
+	for attempt := 0; ; attempt++ {
+		err = k.c.rest.continueIn(ctx, k.ch.ID, k.c.opts.FallbackContext, ext, k.c.opts.FallbackPriority)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, errNotInStasis):
+			// An earlier attempt went through and only its answer was lost.
+			return nil
+		case isGone(err) || ctx.Err() != nil:
+			// The caller hung up meanwhile, or crmlink is stopping.
+			return err
+		case attempt < len(fallbackRetries):
+			k.log.Warn().Err(err).Int("attempt", attempt+1).Msg("continue to fallback failed; retrying")
+			select {
+			case <-time.After(fallbackRetries[attempt]):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			continue
+		}
+		break
 	}
-	return err
+	// Asterisk did not take the caller back in time: rather than leave them in silence in
+	// the application, end the call (their phone shows it ended; they can call again).
+	k.log.Error().Err(err).Msg("cannot send the caller to the fallback; hanging up")
+	if herr := k.c.rest.hangup(cleanup(ctx), k.ch.ID, "normal"); herr != nil && !isGone(herr) {
+		k.log.Error().Err(herr).Msg("hang up after the failed fallback")
+	}
+	return fmt.Errorf("%w: %w", errGaveUp, err)
 }
 
+// fallbackRetries are the waits before the second and third attempt to send a caller to
+// the fallback: a busy Asterisk gets a second and a half in all.
+var fallbackRetries = []time.Duration{250 * time.Millisecond, time.Second}
+
+// errGaveUp: crmlink could not send the caller on and hung the call up; the call is over.
+var errGaveUp = errors.New("gave up sending the caller to the fallback")
+
 // setResult writes the CRMLINK_* variables (and the CDR userfield) the dialplan and the
-// reports read, all at once.
+// reports read, in one request.
 func (k *call) setResult(ctx context.Context, d routing.Decision) {
 	owner := ""
 	if d.Owner != 0 {
@@ -191,44 +256,24 @@ func (k *call) setResult(ctx context.Context, d routing.Decision) {
 	if d.Reason != "" {
 		userfield = "crmlink:" + string(d.Reason)
 	}
-	vars := [][2]string{
+	vars := []channelVar{
 		{"CRMLINK_RESULT", string(d.Result)},
 		{"CRMLINK_REASON", string(d.Reason)},
 		{"CRMLINK_OWNER", owner},
 		{"CRMLINK_SOURCE", string(d.Source)},
 		{"CDR(userfield)", userfield},
 	}
-	errs := make(chan error, len(vars))
-	for _, v := range vars {
-		go func() {
-			errs <- k.bounded(ctx, func() error { return k.c.client.Channel().SetVariable(k.key, v[0], v[1]) })
-		}()
-	}
-	for range vars {
-		if err := <-errs; err != nil {
-			k.log.Warn().Err(err).Msg("set channel variable")
-		}
+	if err := k.c.rest.setVariables(ctx, k.ch.ID, vars); err != nil {
+		k.log.Warn().Err(err).Msg("set channel variables")
 	}
 }
 
-// bounded runs an ARI REST call (the library takes no context) and stops waiting for it
-// after the REST timeout or when ctx ends.
-func (k *call) bounded(ctx context.Context, f func() error) error {
-	return bounded(ctx, k.c.opts.RESTTimeout, f)
-}
+// cleanup is the context of requests that tidy up (hang up legs, delete a bridge): they
+// are sent even when crmlink is stopping and ctx is over, each under the REST timeout.
+func cleanup(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
 
-func bounded(ctx context.Context, timeout time.Duration, f func() error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- f() }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("ARI request: %w", ctx.Err())
-	}
-}
+// isGone reports an ARI error that means the channel or bridge no longer exists.
+func isGone(err error) bool { return errors.Is(err, errNotFound) }
 
 func newLegID() string {
 	var b [8]byte

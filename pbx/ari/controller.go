@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,8 +35,11 @@ type Options struct {
 	// net in case the Decider overruns it.
 	LookupTimeout time.Duration
 	RingTimeout   time.Duration
-	// RESTTimeout bounds every ARI REST request made on the call path.
+	// RESTTimeout bounds every ARI REST request.
 	RESTTimeout time.Duration
+	// MaxConns caps the HTTP connections to ARI (DefaultMaxConns when 0); keep it well
+	// under Asterisk's http.conf session_limit.
+	MaxConns int
 	// ReconcileInterval is how often channels already in the application are checked for
 	// calls nobody handles (after a websocket drop or a crmlink restart).
 	ReconcileInterval time.Duration
@@ -58,17 +60,18 @@ type Options struct {
 
 // Controller is the Stasis application.
 type Controller struct {
-	opts   Options
-	client ari.Client
-	rest   *restClient
+	opts     Options
+	rest     *restClient
+	presence presenceCache
 
 	calls sync.Map // channel id -> *call: the caller channel and every leg it rings
 	// bridges holds the ids of the bridges calls in progress own; any other crmlink bridge
 	// was left by an instance that stopped and is cleaned up.
 	bridges sync.Map
 
-	// suspect holds the leftover bridges seen at the last reconcile (watch goroutine only).
-	suspect map[string]bool
+	// suspect holds the leftover bridges seen at the last reconcile, orphanLegs the legs
+	// no call owned (watch goroutine only).
+	suspect, orphanLegs map[string]bool
 
 	connected atomic.Bool
 	draining  atomic.Bool
@@ -116,12 +119,9 @@ func New(opts Options) (*Controller, error) {
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = 30 * time.Second
 	}
-	// The ARI library uses http.DefaultTransport, which keeps only two idle connections per
-	// host: at tens of calls per second every REST call would open a new TCP connection.
-	if t, ok := http.DefaultTransport.(*http.Transport); ok && t.MaxIdleConnsPerHost < 64 {
-		t.MaxIdleConnsPerHost = 64
-	}
-	return &Controller{opts: opts, rest: newRESTClient(opts.URL, opts.Username, opts.Password, opts.RESTTimeout)}, nil
+	// The ARI library is used for the websocket only: its REST calls take no context, run
+	// on http.DefaultTransport with no cap on connections, and keep running when abandoned.
+	return &Controller{opts: opts, rest: newRESTClient(opts.URL, opts.Username, opts.Password, opts.RESTTimeout, opts.MaxConns)}, nil
 }
 
 // Connected reports whether the application is registered in Asterisk.
@@ -163,8 +163,8 @@ func (c *Controller) Run(ctx context.Context) error {
 	case <-ctx.Done():
 		return nil
 	}
-	c.client = cl
 	defer cl.Close()
+	defer c.rest.closeIdle()
 
 	// Only the events calls are driven by: the library's subscription buffer holds 100
 	// events and drops the rest, and Asterisk sends a dozen ChannelVarset and similar
@@ -173,6 +173,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	defer sub.Cancel()
 	if err := c.rest.filterEvents(ctx, c.opts.Application, handledEvents); err != nil {
 		log.Warn().Err(err).Msg("cannot set the application's event filter; Asterisk sends every event")
+	}
+	if err := c.refreshPresence(ctx); err != nil {
+		log.Warn().Err(err).Msg("cannot list endpoint states; presence is asked per call until the next refresh")
 	}
 	c.connected.Store(true)
 	log.Info().Msg("ARI connected; application registered")
@@ -211,9 +214,18 @@ func (c *Controller) dispatch(ctx context.Context, stop <-chan struct{}, sub ari
 			if !ok {
 				return
 			}
-			if ss, isStart := e.(*ari.StasisStart); isStart && !isLeg(ss.Args) {
-				c.start(ctx, ss.Channel, isOutgoing(ss.Args), log)
-				continue
+			if ss, isStart := e.(*ari.StasisStart); isStart {
+				if !isLeg(ss.Args) {
+					c.start(ctx, ss.Channel, isOutgoing(ss.Args), log)
+					continue
+				}
+				if _, owned := c.calls.Load(ss.Channel.ID); !owned {
+					// A manager answered a leg no call rings any more (its originate
+					// timed out and the call went on to the fallback, or the call is
+					// over): nobody would ever hang it up.
+					c.endOrphanLeg(ctx, ss.Channel.ID, "answered after its call stopped ringing", log)
+					continue
+				}
 			}
 			for _, id := range channelIDs(e) {
 				if v, found := c.calls.Load(id); found {
@@ -241,8 +253,10 @@ func (c *Controller) start(ctx context.Context, ch ari.ChannelData, outgoing boo
 	}()
 }
 
-// watch keeps the health state true and picks up calls that entered the application while
-// nobody listened: Asterisk does not repeat StasisStart after a websocket reconnect.
+// watch keeps the health state and the endpoint states fresh, picks up calls that entered
+// the application while nobody listened (Asterisk does not repeat StasisStart after a
+// websocket reconnect), and ends calls whose channels are gone although their last events
+// never came.
 func (c *Controller) watch(ctx context.Context, log zerolog.Logger) {
 	t := time.NewTicker(c.opts.ReconcileInterval)
 	defer t.Stop()
@@ -252,44 +266,113 @@ func (c *Controller) watch(ctx context.Context, log zerolog.Logger) {
 			return
 		case <-t.C:
 		}
-		registered, err := c.rest.applicationRegistered(ctx, c.opts.Application)
-		if err != nil || !registered {
-			if c.connected.Swap(false) {
-				log.Warn().Err(err).Msg("ARI application not registered; calls take the dialplan fallback until it is back")
-			}
-			continue
+		c.tick(ctx, log)
+	}
+}
+
+// tick is one round of watch.
+func (c *Controller) tick(ctx context.Context, log zerolog.Logger) {
+	if err := c.refreshPresence(ctx); err != nil {
+		log.Debug().Err(err).Msg("reconcile: list endpoint states")
+	}
+	app, err := c.rest.application(ctx, c.opts.Application)
+	if err != nil || !app.registered {
+		if c.connected.Swap(false) {
+			log.Warn().Err(err).Msg("ARI application not registered; calls take the dialplan fallback until it is back")
 		}
-		if !c.connected.Swap(true) {
-			log.Info().Msg("ARI application registered again")
-		}
-		c.sweepBridges(ctx, log)
-		chans, err := c.rest.channelsInApp(ctx, c.opts.Application)
-		if err != nil {
-			log.Warn().Err(err).Msg("reconcile: list channels")
-			continue
-		}
-		for _, ch := range chans {
-			if strings.HasPrefix(ch.ID, legPrefix) || ch.State == "Up" {
-				// Legs belong to their call; an answered channel is a bridged call
-				// from before a restart that no longer needs routing.
-				continue
-			}
-			if _, handled := c.calls.Load(ch.ID); !handled {
-				log.Info().Str("channel", ch.ID).Msg("reconcile: picking up a call nobody handled")
-				c.start(ctx, ch, strings.HasSuffix(ch.Dialplan.AppData, ","+outgoingArg), log)
-			}
+		return
+	}
+	if !c.connected.Swap(true) {
+		log.Info().Msg("ARI application registered again")
+	}
+	if !sameTypes(app.allowed, handledEvents) {
+		// Another ARI client changed (or cleared) the filter: Asterisk would send
+		// every event again, and the library's buffer drops what it cannot hold.
+		log.Info().Strs("allowed", app.allowed).Msg("restoring the application's event filter")
+		if err := c.rest.filterEvents(ctx, c.opts.Application, handledEvents); err != nil {
+			log.Warn().Err(err).Msg("cannot restore the application's event filter")
 		}
 	}
+	c.reconcile(ctx, log)
+}
+
+// reconcile compares the calls in progress with the channels Asterisk has.
+func (c *Controller) reconcile(ctx context.Context, log zerolog.Logger) {
+	// Calls whose channels vanish end (and delete their bridges) before the sweep looks.
+	at := time.Now()
+	all, err := c.rest.channels(ctx)
+	if err != nil {
+		log.Warn().Err(err).Msg("reconcile: list channels")
+		return
+	}
+	set := channelSet{at: at, ids: make(map[string]bool, len(all))}
+	for _, ch := range all {
+		set.ids[ch.ID] = true
+	}
+	c.calls.Range(func(id, v any) bool {
+		if k := v.(*call); k.ch.ID == id {
+			k.probe(set)
+		}
+		return true
+	})
+	bridged := c.sweepBridges(ctx, log)
+	orphans := map[string]bool{}
+	for _, ch := range inApp(all, c.opts.Application) {
+		if strings.HasPrefix(ch.ID, legPrefix) {
+			// A leg in the application belongs to the call ringing it, or to a bridged
+			// call from before a restart; any other was answered after its call stopped
+			// ringing and its StasisStart was lost. It is seen twice (one reconcile
+			// apart) before it is hung up: one its call has just hung up is still listed.
+			if _, owned := c.calls.Load(ch.ID); !owned && bridged != nil && !bridged[ch.ID] {
+				orphans[ch.ID] = true
+				if c.orphanLegs[ch.ID] {
+					c.endOrphanLeg(ctx, ch.ID, "reconcile: a leg no call owns", log)
+				}
+			}
+			continue
+		}
+		if ch.State == "Up" {
+			// An answered channel is a bridged call from before a restart that
+			// no longer needs routing.
+			continue
+		}
+		if _, handled := c.calls.Load(ch.ID); !handled {
+			log.Info().Str("channel", ch.ID).Msg("reconcile: picking up a call nobody handled")
+			c.start(ctx, ch, strings.HasSuffix(ch.Dialplan.AppData, ","+outgoingArg), log)
+		}
+	}
+	c.orphanLegs = orphans
+}
+
+// endOrphanLeg hangs up a leg no call owns, off the caller's goroutine (the dispatcher
+// never blocks); Run waits for it.
+func (c *Controller) endOrphanLeg(ctx context.Context, id, why string, log zerolog.Logger) {
+	log.Warn().Str("leg", id).Msg(why + "; hanging it up")
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		if err := c.rest.hangup(cleanup(ctx), id, "normal"); err != nil && !isGone(err) {
+			log.Warn().Err(err).Str("leg", id).Msg("hang up a leg no call owns")
+		}
+	}()
 }
 
 // sweepBridges ends the calls a stopped crmlink left bridged: when one side of such a call
 // hangs up nobody ends the other, who would sit in silence. A bridge no call of ours owns
 // with fewer than two channels is such a leftover; it is seen twice (one reconcile apart)
-// before it is removed, so a bridge being set up right now is never touched.
-func (c *Controller) sweepBridges(ctx context.Context, log zerolog.Logger) {
+// before it is removed, so a bridge being set up right now is never touched. It returns
+// the channels in any bridge (nil when the bridges could not be listed).
+func (c *Controller) sweepBridges(ctx context.Context, log zerolog.Logger) map[string]bool {
 	brs, err := c.rest.bridges(ctx)
 	if err != nil {
-		return
+		log.Debug().Err(err).Msg("reconcile: list bridges")
+		return nil
+	}
+	bridged := map[string]bool{}
+	for _, b := range brs {
+		for _, ch := range b.Channels {
+			bridged[ch] = true
+		}
 	}
 	seen := map[string]bool{}
 	for _, b := range brs {
@@ -305,45 +388,38 @@ func (c *Controller) sweepBridges(ctx context.Context, log zerolog.Logger) {
 		}
 		log.Info().Str("bridge", b.ID).Strs("channels", b.Channels).Msg("reconcile: ending a call left half-bridged by a stopped crmlink")
 		for _, ch := range b.Channels {
-			_ = bounded(ctx, c.opts.RESTTimeout, func() error {
-				return c.client.Channel().Hangup(ari.NewKey(ari.ChannelKey, ch), "normal")
-			})
+			if err := c.rest.hangup(ctx, ch, "normal"); err != nil && !errors.Is(err, errNotFound) {
+				log.Warn().Err(err).Str("bridge", b.ID).Str("leg", ch).Msg("reconcile: hang up a leftover channel")
+			}
 		}
-		_ = bounded(ctx, c.opts.RESTTimeout, func() error {
-			return c.client.Bridge().Delete(ari.NewKey(ari.BridgeKey, b.ID))
-		})
+		if err := c.rest.deleteBridge(ctx, b.ID); err != nil && !errors.Is(err, errNotFound) {
+			log.Warn().Err(err).Str("bridge", b.ID).Msg("reconcile: delete a leftover bridge")
+		}
 	}
 	c.suspect = seen
-}
-
-// EndpointsOnline tells the router whether manager phones are reachable, from Asterisk's
-// endpoint state. Dial strings that are not a single endpoint (a mobile through a trunk,
-// PJSIP/79161234567@trunk) cannot be checked and count as online.
-func (c *Controller) EndpointsOnline(ctx context.Context, endpoints []string) ([]bool, error) {
-	out := make([]bool, len(endpoints))
-	var firstErr error
-	for i, e := range endpoints {
-		tech, res, ok := strings.Cut(e, "/")
-		if !ok || strings.Contains(res, "@") {
-			out[i] = true
-			continue
-		}
-		state, err := c.rest.endpointState(ctx, tech, res)
-		if err != nil {
-			out[i] = true
-			if firstErr == nil {
-				firstErr = err
-			}
-			continue
-		}
-		out[i] = state != "offline"
-	}
-	return out, firstErr
+	return bridged
 }
 
 // handledEvents are the ARI events the controller acts on.
 var handledEvents = []string{
 	ari.Events.StasisStart, ari.Events.StasisEnd, ari.Events.ChannelDestroyed, ari.Events.Dial,
+}
+
+// sameTypes reports whether two lists hold the same event types, in any order.
+func sameTypes(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	seen := make(map[string]bool, len(a))
+	for _, t := range a {
+		seen[t] = true
+	}
+	for _, t := range b {
+		if !seen[t] {
+			return false
+		}
+	}
+	return true
 }
 
 func isLeg(args []string) bool { return len(args) > 0 && args[0] == legArg }

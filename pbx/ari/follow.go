@@ -2,6 +2,7 @@ package ari
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -13,26 +14,42 @@ import (
 // follow sends the channel on to the dialplan (send: Continue to the fallback or the
 // outgoing context) and keeps watching it there until it hangs up, to learn who answered
 // and for how long: the channel has left Stasis, so the application subscribes to it
-// explicitly, before sending, so that no event is missed.
+// explicitly, before sending, so that no event is missed. Should its ChannelDestroyed be
+// lost, the reconciler's channel list ends the wait.
 func (k *call) follow(ctx context.Context, send func() error, out *routing.CallOutcome) {
-	app := k.c.opts.Application
-	err := k.bounded(ctx, func() error {
-		return k.c.client.Application().Subscribe(ari.NewKey(ari.ApplicationKey, app), "channel:"+k.ch.ID)
-	})
-	if err != nil {
+	if err := k.c.rest.subscribe(ctx, k.c.opts.Application, "channel:"+k.ch.ID); err != nil {
 		k.log.Warn().Err(err).Msg("cannot follow the call after it leaves Stasis; its outcome stays unknown")
 	}
 	if err := send(); err != nil || ctx.Err() != nil {
+		if (isGone(err) || errors.Is(err, errGaveUp)) && ctx.Err() == nil {
+			// The caller hung up before it could be sent on, or crmlink hung up a caller
+			// Asterisk would not take back: the call is over.
+			k.emit(*out)
+		}
 		return
 	}
 	firstRing := time.Time{}
 	var answeredAt time.Time
+	ended := func() {
+		if out.Answered {
+			out.TalkDuration = time.Since(answeredAt)
+		} else if !firstRing.IsZero() {
+			out.RingDuration += time.Since(firstRing)
+		}
+		k.emit(*out)
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			// crmlink is stopping; the call goes on without us and its outcome is not
 			// reported.
 			return
+		case s := <-k.probes:
+			if s.gone(k.ch.ID, k.start) {
+				k.log.Warn().Msg("channel gone without its ChannelDestroyed; ending the call")
+				ended()
+				return
+			}
 		case e := <-k.events:
 			switch v := e.(type) {
 			case *ari.Dial:
@@ -60,12 +77,7 @@ func (k *call) follow(ctx context.Context, send func() error, out *routing.CallO
 				if v.Channel.ID != k.ch.ID {
 					continue
 				}
-				if out.Answered {
-					out.TalkDuration = time.Since(answeredAt)
-				} else if !firstRing.IsZero() {
-					out.RingDuration += time.Since(firstRing)
-				}
-				k.emit(*out)
+				ended()
 				return
 			}
 		}

@@ -3,61 +3,144 @@ package ari
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/CyCoreSystems/ari/v6"
 )
 
-// restClient makes the few read-only ARI requests the controller needs with a context and
-// a deadline (the ARI library's REST calls take neither): endpoint state for presence,
-// the channel list for reconciling, the application for health.
+// DefaultMaxConns caps the HTTP connections the controller opens to ARI. Asterisk serves at
+// most http.conf session_limit connections (100 by default) and drops requests past it
+// (the client sees EOF); 48 leaves room for the websocket, other ARI users and the AMI.
+const DefaultMaxConns = 48
+
+// restClient makes every ARI REST request of the controller, each with a context and a
+// deadline (the ARI library's REST calls take neither, and an abandoned one keeps running),
+// over one HTTP transport whose connections to Asterisk are capped.
 type restClient struct {
-	base       string
-	user, pass string
-	http       *http.Client
+	base    string
+	auth    string // the Authorization header, built once
+	timeout time.Duration
+	http    *http.Client
 }
 
-func newRESTClient(base, user, pass string, timeout time.Duration) *restClient {
+func newRESTClient(base, user, pass string, timeout time.Duration, maxConns int) *restClient {
+	if maxConns <= 0 {
+		maxConns = DefaultMaxConns
+	}
+	tr := &http.Transport{
+		Proxy:       http.ProxyFromEnvironment,
+		DialContext: (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
+		// Requests past the cap wait for a free connection (within their deadline) rather
+		// than open one Asterisk would refuse.
+		MaxConnsPerHost:     maxConns,
+		MaxIdleConns:        maxConns,
+		MaxIdleConnsPerHost: maxConns,
+		// Asterisk closes a keep-alive connection idle for session_keep_alive (15 s by
+		// default); dropping ours first keeps a request from racing that close and
+		// failing with EOF (POSTs are not retried).
+		IdleConnTimeout:       10 * time.Second,
+		ResponseHeaderTimeout: timeout,
+	}
 	return &restClient{
-		base: strings.TrimSuffix(base, "/"),
-		user: user, pass: pass,
-		http: &http.Client{Timeout: timeout},
+		base:    strings.TrimSuffix(base, "/"),
+		auth:    "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass)),
+		timeout: timeout,
+		http:    &http.Client{Transport: tr},
 	}
 }
 
-// errNotFound is a 404 from ARI.
-var errNotFound = fmt.Errorf("ARI: not found")
+// errNotFound is a 404 from ARI: the channel, bridge or application does not exist.
+var errNotFound = errors.New("ARI: not found")
 
-func (r *restClient) get(ctx context.Context, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.base+path, nil)
-	if err != nil {
-		return fmt.Errorf("ARI GET %s: %w", path, err)
+// errNotInStasis is a 409 from ARI on a channel operation: the channel is not in the
+// application any more (a continue that went through before its answer was lost).
+var errNotInStasis = errors.New("ARI: channel not in the application")
+
+// requestError is a non-2xx answer from ARI.
+type requestError struct {
+	method, path string
+	status       int
+	message      string
+}
+
+func (e *requestError) Error() string {
+	if e.message != "" {
+		return fmt.Sprintf("ARI %s %s: status %d: %s", e.method, e.path, e.status, e.message)
 	}
-	req.SetBasicAuth(r.user, r.pass)
+	return fmt.Sprintf("ARI %s %s: status %d", e.method, e.path, e.status)
+}
+
+// Is makes a 404 match errNotFound and a 409 errNotInStasis.
+func (e *requestError) Is(target error) bool {
+	return (target == errNotFound && e.status == http.StatusNotFound) ||
+		(target == errNotInStasis && e.status == http.StatusConflict)
+}
+
+// do sends one request (parameters in the query string, body as JSON when not nil) under
+// the REST timeout and decodes a JSON answer into out when out is not nil.
+func (r *restClient) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	u := r.base + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	var rd io.Reader
+	if body != nil {
+		data, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("ARI %s %s: encode: %w", method, path, err)
+		}
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return fmt.Errorf("ARI %s %s: %w", method, path, err)
+	}
+	req.Header.Set("Authorization", r.auth) // what SetBasicAuth sends, without encoding it per request
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := r.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("ARI GET %s: %w", path, err)
+		return fmt.Errorf("ARI %s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		_, _ = io.Copy(io.Discard, resp.Body)
-		return errNotFound
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		var msg struct {
+			Message string `json:"message"`
+		}
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		_ = json.Unmarshal(data, &msg)
+		return &requestError{method: method, path: path, status: resp.StatusCode, message: msg.Message}
 	}
-	if resp.StatusCode != http.StatusOK {
-		_, _ = io.Copy(io.Discard, resp.Body)
-		return fmt.Errorf("ARI GET %s: status %d", path, resp.StatusCode)
+	if out != nil {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			return fmt.Errorf("ARI %s %s: decode: %w", method, path, err)
+		}
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("ARI GET %s: decode: %w", path, err)
-	}
+	// Drain what is left so the connection is reused.
+	_, _ = io.Copy(io.Discard, resp.Body)
 	return nil
 }
+
+func (r *restClient) get(ctx context.Context, path string, out any) error {
+	return r.do(ctx, http.MethodGet, path, nil, nil, out)
+}
+
+func channelPath(id string) string { return "/channels/" + url.PathEscape(id) }
+
+func bridgePath(id string) string { return "/bridges/" + url.PathEscape(id) }
 
 // endpointState is "online", "offline" or "unknown".
 func (r *restClient) endpointState(ctx context.Context, tech, resource string) (string, error) {
@@ -70,23 +153,62 @@ func (r *restClient) endpointState(ctx context.Context, tech, resource string) (
 	return ep.State, nil
 }
 
-func (r *restClient) applicationRegistered(ctx context.Context, app string) (bool, error) {
-	var a struct {
-		Name string `json:"name"`
+// endpointStates lists every endpoint's state by "TECH/resource".
+func (r *restClient) endpointStates(ctx context.Context) (map[string]string, error) {
+	var eps []struct {
+		Technology string `json:"technology"`
+		Resource   string `json:"resource"`
+		State      string `json:"state"`
 	}
-	err := r.get(ctx, "/applications/"+url.PathEscape(app), &a)
-	if err == errNotFound {
-		return false, nil
+	if err := r.get(ctx, "/endpoints", &eps); err != nil {
+		return nil, err
 	}
-	return err == nil, err
+	out := make(map[string]string, len(eps))
+	for _, ep := range eps {
+		out[ep.Technology+"/"+ep.Resource] = ep.State
+	}
+	return out, nil
 }
 
-// channelsInApp lists the channels sitting in Stasis(app) as the dialplan put them there.
-func (r *restClient) channelsInApp(ctx context.Context, app string) ([]ari.ChannelData, error) {
+// appState is what the controller checks of its application: whether Asterisk has it, and
+// which event types its filter lets through.
+type appState struct {
+	registered bool
+	allowed    []string
+}
+
+func (r *restClient) application(ctx context.Context, app string) (appState, error) {
+	var a struct {
+		Name    string `json:"name"`
+		Allowed []struct {
+			Type string `json:"type"`
+		} `json:"events_allowed"`
+	}
+	err := r.get(ctx, "/applications/"+url.PathEscape(app), &a)
+	if errors.Is(err, errNotFound) {
+		return appState{}, nil
+	}
+	if err != nil {
+		return appState{}, err
+	}
+	st := appState{registered: true}
+	for _, t := range a.Allowed {
+		st.allowed = append(st.allowed, t.Type)
+	}
+	return st, nil
+}
+
+// channels lists every channel in Asterisk.
+func (r *restClient) channels(ctx context.Context) ([]ari.ChannelData, error) {
 	var all []ari.ChannelData
 	if err := r.get(ctx, "/channels", &all); err != nil {
 		return nil, err
 	}
+	return all, nil
+}
+
+// inApp keeps the channels sitting in Stasis(app) as the dialplan put them there.
+func inApp(all []ari.ChannelData, app string) []ari.ChannelData {
 	var out []ari.ChannelData
 	for _, ch := range all {
 		if ch.Dialplan == nil || ch.Dialplan.AppName != "Stasis" {
@@ -97,7 +219,7 @@ func (r *restClient) channelsInApp(ctx context.Context, app string) ([]ari.Chann
 			out = append(out, ch)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // bridgeInfo is what the reconciler needs of a bridge.
@@ -124,24 +246,122 @@ func (r *restClient) filterEvents(ctx context.Context, app string, types []strin
 	for _, t := range types {
 		body.Allowed = append(body.Allowed, typ{t})
 	}
-	data, err := json.Marshal(body)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, r.base+"/applications/"+url.PathEscape(app)+"/eventFilter", bytes.NewReader(data))
-	if err != nil {
-		return err
-	}
-	req.SetBasicAuth(r.user, r.pass)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := r.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("ARI PUT eventFilter: %w", err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("ARI PUT eventFilter: status %d", resp.StatusCode)
-	}
-	return nil
+	return r.do(ctx, http.MethodPut, "/applications/"+url.PathEscape(app)+"/eventFilter", nil, body, nil)
 }
+
+// subscribe adds an event source ("channel:<id>") to the application.
+func (r *restClient) subscribe(ctx context.Context, app, source string) error {
+	return r.do(ctx, http.MethodPost, "/applications/"+url.PathEscape(app)+"/subscription",
+		url.Values{"eventSource": {source}}, nil, nil)
+}
+
+// originateRequest is what the controller originates towards a manager phone.
+type originateRequest struct {
+	Endpoint, App, AppArgs, CallerID, ChannelID, Originator string
+	Timeout                                                 time.Duration
+}
+
+func (r *restClient) originate(ctx context.Context, o originateRequest) error {
+	q := url.Values{
+		"endpoint":  {o.Endpoint},
+		"app":       {o.App},
+		"appArgs":   {o.AppArgs},
+		"channelId": {o.ChannelID},
+		"timeout":   {strconv.Itoa(int(o.Timeout / time.Second))},
+	}
+	if o.CallerID != "" {
+		q.Set("callerId", o.CallerID)
+	}
+	if o.Originator != "" {
+		q.Set("originator", o.Originator)
+	}
+	return r.do(ctx, http.MethodPost, "/channels", q, nil, nil)
+}
+
+// ring indicates ringing to the caller (180).
+func (r *restClient) ring(ctx context.Context, channel string) error {
+	return r.do(ctx, http.MethodPost, channelPath(channel)+"/ring", nil, nil, nil)
+}
+
+func (r *restClient) answer(ctx context.Context, channel string) error {
+	return r.do(ctx, http.MethodPost, channelPath(channel)+"/answer", nil, nil, nil)
+}
+
+func (r *restClient) hangup(ctx context.Context, channel, reason string) error {
+	return r.do(ctx, http.MethodDelete, channelPath(channel), url.Values{"reason": {reason}}, nil, nil)
+}
+
+// continueIn sends the channel on to the dialplan; it leaves Stasis.
+func (r *restClient) continueIn(ctx context.Context, channel, context, extension string, priority int) error {
+	return r.do(ctx, http.MethodPost, channelPath(channel)+"/continue", url.Values{
+		"context": {context}, "extension": {extension}, "priority": {strconv.Itoa(priority)},
+	}, nil, nil)
+}
+
+func (r *restClient) setVariable(ctx context.Context, channel, name, value string) error {
+	return r.do(ctx, http.MethodPost, channelPath(channel)+"/variable", url.Values{"variable": {name}, "value": {value}}, nil, nil)
+}
+
+// setVariables sets several channel variables. When every value is plain it is one request:
+// the dialplan function ARRAY(a,b,c) assigns a comma-separated list to its variables in one
+// write (and, like Set(), writes functions such as CDR(userfield)). A value ARRAY would
+// split or unquote is set on its own.
+func (r *restClient) setVariables(ctx context.Context, channel string, vars []channelVar) error {
+	var names, values []string
+	var errs []error
+	for _, v := range vars {
+		if !plainValue(v.value) || strings.ContainsAny(v.name, ",|") {
+			if err := r.setVariable(ctx, channel, v.name, v.value); err != nil {
+				errs = append(errs, fmt.Errorf("set %s: %w", v.name, err))
+			}
+			continue
+		}
+		names, values = append(names, v.name), append(values, v.value)
+	}
+	switch len(names) {
+	case 0:
+	case 1:
+		if err := r.setVariable(ctx, channel, names[0], values[0]); err != nil {
+			errs = append(errs, fmt.Errorf("set %s: %w", names[0], err))
+		}
+	default:
+		if err := r.setVariable(ctx, channel, "ARRAY("+strings.Join(names, ",")+")", strings.Join(values, ",")); err != nil {
+			errs = append(errs, fmt.Errorf("set %s: %w", strings.Join(names, ","), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// channelVar is one channel variable (or dialplan function) and its value.
+type channelVar struct{ name, value string }
+
+// plainValue reports whether ARRAY() passes a value through unchanged: no separators,
+// quotes, brackets, escapes or spaces.
+func plainValue(s string) bool {
+	for _, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.ContainsRune("_-.:@+/#*=", c):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// createBridge creates a mixing bridge with this id (and name).
+func (r *restClient) createBridge(ctx context.Context, id string) error {
+	return r.do(ctx, http.MethodPost, bridgePath(id), url.Values{"type": {"mixing"}, "name": {id}}, nil, nil)
+}
+
+// addChannels puts channels into a bridge in one request (ARI takes a comma-separated list).
+func (r *restClient) addChannels(ctx context.Context, bridge string, channels ...string) error {
+	return r.do(ctx, http.MethodPost, bridgePath(bridge)+"/addChannel", url.Values{"channel": {strings.Join(channels, ",")}}, nil, nil)
+}
+
+func (r *restClient) deleteBridge(ctx context.Context, id string) error {
+	return r.do(ctx, http.MethodDelete, bridgePath(id), nil, nil, nil)
+}
+
+// closeIdle releases the idle connections to Asterisk.
+func (r *restClient) closeIdle() { r.http.CloseIdleConnections() }

@@ -33,27 +33,28 @@ func (k *call) ring(ctx context.Context, d routing.Decision, log zerolog.Logger)
 		k.legs[id] = t.Endpoint
 		k.c.calls.Store(id, k)
 	}
-	_ = k.bounded(ctx, func() error { return k.c.client.Channel().Ring(k.key) })
-	timeout := int(k.c.opts.RingTimeout / time.Second)
+	// The caller hears ringing while the legs are originated.
+	rang := make(chan error, 1)
+	go func() { rang <- k.c.rest.ring(ctx, k.ch.ID) }()
 	pending := map[string]bool{}
 	for id, ep := range k.legs {
-		err := k.bounded(ctx, func() error {
-			_, err := k.c.client.Channel().Originate(nil, ari.OriginateRequest{
-				Endpoint:   ep,
-				App:        k.c.opts.Application,
-				AppArgs:    legArg,
-				Timeout:    timeout,
-				CallerID:   callerID,
-				ChannelID:  id,
-				Originator: k.ch.ID,
-			})
-			return err
+		err := k.c.rest.originate(ctx, originateRequest{
+			Endpoint:   ep,
+			App:        k.c.opts.Application,
+			AppArgs:    legArg,
+			Timeout:    k.c.opts.RingTimeout,
+			CallerID:   callerID,
+			ChannelID:  id,
+			Originator: k.ch.ID,
 		})
 		if err != nil {
 			log.Warn().Err(err).Str("endpoint", ep).Msg("originate to manager phone failed")
 			continue
 		}
 		pending[id] = true
+	}
+	if err := <-rang; err != nil {
+		log.Debug().Err(err).Msg("ring indication to the caller")
 	}
 	if len(pending) == 0 {
 		return ringResult{}
@@ -75,6 +76,18 @@ func (k *call) ring(ctx context.Context, d routing.Decision, log zerolog.Logger)
 			}
 		}
 	}
+	// callerGone: while ringing, the legs stop; once bridged, the manager is hung up too.
+	callerGone := func() ringResult {
+		hangupOthers("")
+		k.deleteBridge(ctx, bridgeID)
+		return result(true)
+	}
+	// managerGone: the manager hung up a bridged call: end the caller's side too.
+	managerGone := func() ringResult {
+		k.hangup(ctx, k.ch.ID, "normal")
+		k.deleteBridge(ctx, bridgeID)
+		return result(true)
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -85,6 +98,18 @@ func (k *call) ring(ctx context.Context, d routing.Decision, log zerolog.Logger)
 			if winner == "" {
 				hangupOthers("")
 				return ringResult{}
+			}
+		case s := <-k.probes:
+			// The events that end the call may have been lost (a full buffer, a websocket
+			// gap): Asterisk's channel list settles it.
+			if s.gone(k.ch.ID, k.start) {
+				log.Warn().Msg("caller channel gone without its events; ending the call")
+				return callerGone()
+			}
+			if winner != "" && s.gone(winner, answeredAt) {
+				log.Warn().Str("endpoint", k.legs[winner]).Msg("manager channel gone without its events; ending the call")
+				delete(pending, winner)
+				return managerGone()
 			}
 		case e := <-k.events:
 			switch v := e.(type) {
@@ -98,6 +123,9 @@ func (k *call) ring(ctx context.Context, d routing.Decision, log zerolog.Logger)
 					continue
 				}
 				winner, answeredAt = id, time.Now()
+				// A leg whose originate failed (timed out) may still answer: it is
+				// followed like the others from now on.
+				pending[id] = true
 				timer.Stop()
 				hangupOthers(id)
 				var err error
@@ -116,21 +144,14 @@ func (k *call) ring(ctx context.Context, d routing.Decision, log zerolog.Logger)
 				id, cause, causeTxt := goneChannel(v)
 				log.Debug().Str("event", v.GetType()).Str("gone", id).Int("cause", cause).Msg("channel gone")
 				if id == k.ch.ID {
-					// The caller hung up: while ringing, the legs stop; once bridged,
-					// the manager is hung up too.
-					hangupOthers("")
-					k.deleteBridge(ctx, bridgeID)
-					return result(true)
+					return callerGone()
 				}
 				if !pending[id] {
 					continue
 				}
 				delete(pending, id)
 				if id == winner {
-					// The manager hung up a bridged call: end the caller's side too.
-					k.hangup(ctx, k.ch.ID, "normal")
-					k.deleteBridge(ctx, bridgeID)
-					return result(true)
+					return managerGone()
 				}
 				log.Debug().Str("endpoint", k.legs[id]).Int("cause", cause).Str("cause_txt", causeTxt).Msg("leg ended")
 				if winner == "" && len(pending) == 0 {
@@ -141,35 +162,33 @@ func (k *call) ring(ctx context.Context, d routing.Decision, log zerolog.Logger)
 	}
 }
 
-// bridge answers the caller and joins it with the manager's leg in a new mixing bridge.
+// bridge answers the caller and joins it with the manager's leg in a new mixing bridge:
+// the bridge is created while the caller is answered, and both channels join it in one
+// request. The bridge id is returned even on failure, for the caller to delete.
 func (k *call) bridge(ctx context.Context, d routing.Decision, leg string) (string, error) {
-	k.setResult(ctx, d)
-	if err := k.bounded(ctx, func() error { return k.c.client.Channel().Answer(k.key) }); err != nil {
-		return "", fmt.Errorf("answer caller: %w", err)
-	}
 	bridgeID := bridgePrefix + leg[len(legPrefix):]
 	k.c.bridges.Store(bridgeID, k)
-	err := k.bounded(ctx, func() error {
-		br, err := k.c.client.Bridge().Create(ari.NewKey(ari.BridgeKey, bridgeID), "mixing", bridgeID)
-		if err != nil {
-			return fmt.Errorf("create bridge: %w", err)
-		}
-		if err := br.AddChannel(k.ch.ID); err != nil {
-			return fmt.Errorf("add caller to bridge: %w", err)
-		}
-		if err := br.AddChannel(leg); err != nil {
-			return fmt.Errorf("add manager to bridge: %w", err)
-		}
-		return nil
-	})
-	return bridgeID, err
+	created := make(chan error, 1)
+	go func() { created <- k.c.rest.createBridge(ctx, bridgeID) }()
+	// The variables first: the dialplan and the reports may read them once the caller is
+	// answered.
+	k.setResult(ctx, d)
+	errAnswer := k.c.rest.answer(ctx, k.ch.ID)
+	errCreate := <-created
+	if errAnswer != nil {
+		return bridgeID, fmt.Errorf("answer caller: %w", errAnswer)
+	}
+	if errCreate != nil {
+		return bridgeID, fmt.Errorf("create bridge: %w", errCreate)
+	}
+	if err := k.c.rest.addChannels(ctx, bridgeID, k.ch.ID, leg); err != nil {
+		return bridgeID, fmt.Errorf("add caller and manager to bridge: %w", err)
+	}
+	return bridgeID, nil
 }
 
 func (k *call) hangup(ctx context.Context, id, reason string) {
-	err := k.bounded(ctx, func() error {
-		return k.c.client.Channel().Hangup(ari.NewKey(ari.ChannelKey, id), reason)
-	})
-	if err != nil {
+	if err := k.c.rest.hangup(cleanup(ctx), id, reason); err != nil && !isGone(err) {
 		k.log.Debug().Err(err).Str("leg", id).Msg("hangup")
 	}
 }
@@ -179,7 +198,9 @@ func (k *call) deleteBridge(ctx context.Context, id string) {
 		return
 	}
 	defer k.c.bridges.Delete(id)
-	_ = k.bounded(ctx, func() error { return k.c.client.Bridge().Delete(ari.NewKey(ari.BridgeKey, id)) })
+	if err := k.c.rest.deleteBridge(cleanup(ctx), id); err != nil && !isGone(err) {
+		k.log.Warn().Err(err).Str("bridge", id).Msg("delete bridge")
+	}
 }
 
 func endpointOf(legs map[string]string, id string) string {

@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/crmlink/crmlink/internal/config"
 )
 
 // codeBlocks returns the fenced code blocks of a Markdown text.
@@ -67,4 +69,29 @@ func TestReadmeSnippetsAreTheRigConfig(t *testing.T) {
 		}
 	}
 	assert.Greater(t, checked, 30, "the README shows the ARI, FastAGI and SIP redirect wiring")
+}
+
+// Every crmlink YAML snippet the README shows (a block with a `chat:` section) is a valid
+// configuration as written, with the secrets it says come from the environment.
+func TestReadmeChatExamplesAreValidConfigurations(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	t.Setenv("CRMLINK_AMOCRM_TOKEN", "token-from-env")
+	for _, p := range []string{"WAZZUP", "CHATAPP", "JIVO"} {
+		t.Setenv("CRMLINK_CHAT_"+p+"_API_KEY", "api-key-from-env")
+		t.Setenv("CRMLINK_CHAT_"+p+"_WEBHOOK_SECRET", "webhook-secret-from-env-0123")
+	}
+	n := 0
+	for _, b := range codeBlocks(string(data)) {
+		if !strings.HasPrefix(b, "chat:") && !strings.Contains(b, "\nchat:") {
+			continue
+		}
+		n++
+		if !strings.Contains(b, "amocrm:") {
+			b = "amocrm: {base_url: https://acme.amocrm.ru}\n" + b
+		}
+		_, err := config.Parse([]byte(b))
+		assert.NoError(t, err, "README example:\n%s", b)
+	}
+	assert.GreaterOrEqual(t, n, 3, "one chat example per platform (Wazzup, ChatApp, Jivo)")
 }

@@ -53,20 +53,9 @@ func startController(t *testing.T, ast testrig.AsteriskRig, d routing.Decider, t
 	}
 	ctl, err := ari.New(opts)
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- ctl.Run(ctx) }()
+	testrig.Run(t, "the Stasis controller", ctl.Run, nil)
 	testrig.WaitFor(t, 10*time.Second, "Stasis application crmlink registered", func() bool {
 		return ctl.Connected() && ast.AppRegistered("crmlink")
-	})
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(10 * time.Second):
-			t.Error("controller did not stop within 10 s")
-		}
 	})
 	return ctl
 }

@@ -118,23 +118,11 @@ func startStack(t *testing.T, tweak ...func(*config.Config)) *stack {
 	require.NoError(t, err)
 	outcomes := make(chan routing.CallOutcome, 16)
 	a.CallOutcomes = func(o routing.CallOutcome) { outcomes <- o }
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, l) }()
+	// Once Serve has returned the websocket is closed: Asterisk has deactivated the
+	// application (it may still list it while it forgets its channels and bridges).
+	testrig.Run(t, "crmlink", func(ctx context.Context) error { return a.Serve(ctx, l) }, a.Close)
 	testrig.WaitFor(t, 10*time.Second, "crmlink's Stasis application registered", func() bool {
 		return a.ARI.Connected() && ast.AppRegistered("crmlink")
-	})
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(10 * time.Second):
-			t.Error("crmlink did not stop within 10 s")
-		}
-		// Run has returned, so the websocket is closed: Asterisk has deactivated the
-		// application (it may still list it while it forgets its channels and bridges).
-		a.Close()
 	})
 	return &stack{ast: ast, crm: crm, app: a, api: api, cfg: cfg, outcomes: outcomes}
 }

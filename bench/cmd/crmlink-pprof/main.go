@@ -6,9 +6,7 @@
 //	crmlink-pprof --config crmlink.yaml --cpuprofile crmlink.cpu.pprof [--pprof 127.0.0.1:6060]
 //
 // --pprof also serves net/http/pprof on that (loopback) address, for goroutine dumps while
-// it runs. --ari-max-conns caps the connections of the HTTP transport the ARI library uses
-// (http.DefaultTransport) and bounds its waits for an answer: an experiment with a setting
-// crmlink does not make yet, below Asterisk's HTTP session_limit (100 by default).
+// it runs.
 package main
 
 import (
@@ -21,7 +19,6 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"syscall"
-	"time"
 
 	"github.com/crmlink/crmlink/internal/app"
 	"github.com/crmlink/crmlink/internal/config"
@@ -32,14 +29,7 @@ func main() {
 	cfgPath := flag.String("config", "", "configuration file")
 	profPath := flag.String("cpuprofile", "crmlink.cpu.pprof", "where the CPU profile goes")
 	debugAddr := flag.String("pprof", "", "also serve net/http/pprof here (loopback), e.g. 127.0.0.1:6060")
-	maxConns := flag.Int("ari-max-conns", 0, "experiment: cap http.DefaultTransport's connections per host (0: crmlink's own setting)")
 	flag.Parse()
-	if *maxConns > 0 {
-		if t, ok := http.DefaultTransport.(*http.Transport); ok {
-			t.MaxConnsPerHost = *maxConns
-			t.ResponseHeaderTimeout = 5 * time.Second
-		}
-	}
 	if *debugAddr != "" {
 		go func() {
 			fmt.Fprintln(os.Stderr, "crmlink-pprof: pprof listener:", http.ListenAndServe(*debugAddr, nil))

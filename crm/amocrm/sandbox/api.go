@@ -3,6 +3,7 @@ package sandbox
 import (
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -87,129 +88,103 @@ func (s *Server) list(h func(http.ResponseWriter, *http.Request, int64)) http.Ha
 
 // getContacts serves /api/v4/contacts (query, filter[id], with=leads) and /contacts/{id}.
 func (s *Server) getContacts(w http.ResponseWriter, r *http.Request, id int64) {
-	p, field, msg := parseList(r.URL.Query())
-	if field != "" {
-		writeInvalid(w, field, msg)
-		return
+	if _, p, ok := listQuery(w, r); ok {
+		serveList(s, w, r, p, id, "contacts", func(st *store) map[int64]*Contact { return st.contacts },
+			func(c *Contact) bool { return p.query.empty() || p.query.contact(c) },
+			func(rn renderer, c *Contact) contactJSON { return rn.contact(c, p.with["leads"]) })
 	}
-	s.mu.Lock()
-	rn := s.renderer(r)
-	withLeads := p.with["leads"]
-	if id != 0 {
-		c := s.st.contacts[id]
-		var one contactJSON
-		if c != nil {
-			one = rn.contact(c, withLeads)
-		}
-		s.mu.Unlock()
-		writeOne(w, c != nil, one)
-		return
-	}
-	var all []contactJSON
-	for _, cid := range sortedIDs(s.st.contacts) {
-		c := s.st.contacts[cid]
-		if (p.ids == nil || p.ids[cid]) && (p.query.empty() || p.query.contact(c)) {
-			all = append(all, rn.contact(c, withLeads))
-		}
-	}
-	s.mu.Unlock()
-	writePage(w, r, rn, "contacts", all, p.paging)
 }
 
 // getLeads serves /api/v4/leads (query on the name, filter[id], with=contacts) and /leads/{id}.
 func (s *Server) getLeads(w http.ResponseWriter, r *http.Request, id int64) {
-	p, field, msg := parseList(r.URL.Query())
-	if field != "" {
-		writeInvalid(w, field, msg)
-		return
+	if _, p, ok := listQuery(w, r); ok {
+		serveList(s, w, r, p, id, "leads", func(st *store) map[int64]*Lead { return st.leads },
+			func(l *Lead) bool { return p.query.empty() || p.query.matches(l.Name) },
+			func(rn renderer, l *Lead) leadJSON { return rn.lead(l, p.with["contacts"]) })
 	}
-	s.mu.Lock()
-	rn := s.renderer(r)
-	withContacts := p.with["contacts"]
-	if id != 0 {
-		l := s.st.leads[id]
-		var one leadJSON
-		if l != nil {
-			one = rn.lead(l, withContacts)
-		}
-		s.mu.Unlock()
-		writeOne(w, l != nil, one)
-		return
-	}
-	var all []leadJSON
-	for _, lid := range sortedIDs(s.st.leads) {
-		l := s.st.leads[lid]
-		if (p.ids == nil || p.ids[lid]) && (p.query.empty() || p.query.matches(l.Name)) {
-			all = append(all, rn.lead(l, withContacts))
-		}
-	}
-	s.mu.Unlock()
-	writePage(w, r, rn, "leads", all, p.paging)
 }
 
-// getCompanies serves /api/v4/companies (query on the name, filter[id]) and /companies/{id}.
+// getCompanies serves /api/v4/companies (query on the name, filter[id], with=contacts) and
+// /companies/{id}.
 func (s *Server) getCompanies(w http.ResponseWriter, r *http.Request, id int64) {
-	p, field, msg := parseList(r.URL.Query())
-	if field != "" {
-		writeInvalid(w, field, msg)
-		return
+	if _, p, ok := listQuery(w, r); ok {
+		serveList(s, w, r, p, id, "companies", func(st *store) map[int64]*Company { return st.companies },
+			func(c *Company) bool { return p.query.empty() || p.query.matches(c.Name) },
+			func(rn renderer, c *Company) companyJSON {
+				return rn.company(c, s.companyContacts(c.ID, p.with["contacts"]))
+			})
 	}
-	s.mu.Lock()
-	rn := s.renderer(r)
-	if id != 0 {
-		c := s.st.companies[id]
-		var one companyJSON
-		if c != nil {
-			one = rn.company(c)
-		}
-		s.mu.Unlock()
-		writeOne(w, c != nil, one)
-		return
-	}
-	var all []companyJSON
-	for _, cid := range sortedIDs(s.st.companies) {
-		c := s.st.companies[cid]
-		if (p.ids == nil || p.ids[cid]) && (p.query.empty() || p.query.matches(c.Name)) {
-			all = append(all, rn.company(c))
-		}
-	}
-	s.mu.Unlock()
-	writePage(w, r, rn, "companies", all, p.paging)
 }
 
 // getUsers serves /api/v4/users and /users/{id}.
 func (s *Server) getUsers(w http.ResponseWriter, r *http.Request, id int64) {
-	p, field, msg := parseList(r.URL.Query())
+	if _, p, ok := listQuery(w, r); ok {
+		serveList(s, w, r, p, id, "users", func(st *store) map[int64]*User { return st.users }, nil, renderer.user)
+	}
+}
+
+// listQuery reads the query of a list request and the parameters every list endpoint
+// understands (see parseList); on a bad one it answers 400 and ok is false.
+func listQuery(w http.ResponseWriter, r *http.Request) (q url.Values, p listParams, ok bool) {
+	q = r.URL.Query()
+	p, field, msg := parseList(q)
 	if field != "" {
 		writeInvalid(w, field, msg)
-		return
+		return q, p, false
 	}
+	return q, p, true
+}
+
+// serveList answers a list endpoint over one collection of the store (all picks it) and,
+// when id is not 0, its /{id} form: the entity with that id (404 when none), or the page
+// of the entities that pass filter[id] and match (nil: every one), in id order, under
+// key. render builds an entity's payload; all, match and render run with s.mu held.
+func serveList[E, J any](s *Server, w http.ResponseWriter, r *http.Request, p listParams, id int64, key string,
+	all func(*store) map[int64]*E, match func(*E) bool, render func(renderer, *E) J) {
 	s.mu.Lock()
 	rn := s.renderer(r)
+	m := all(s.st)
 	if id != 0 {
-		u := s.st.users[id]
-		var one userJSON
-		if u != nil {
-			one = rn.user(u)
+		e := m[id]
+		var one J
+		if e != nil {
+			one = render(rn, e)
 		}
 		s.mu.Unlock()
-		writeOne(w, u != nil, one)
+		writeOne(w, e != nil, one)
 		return
 	}
-	var all []userJSON
-	for _, uid := range sortedIDs(s.st.users) {
-		if p.ids == nil || p.ids[uid] {
-			all = append(all, rn.user(s.st.users[uid]))
+	var page []J
+	for _, eid := range sortedIDs(m) {
+		e := m[eid]
+		if (p.ids == nil || p.ids[eid]) && (match == nil || match(e)) {
+			page = append(page, render(rn, e))
 		}
 	}
 	s.mu.Unlock()
-	writePage(w, r, rn, "users", all, p.paging)
+	writePage(w, r, rn, key, page, p.paging)
 }
 
+// writeOne answers GET of one entity: v, or 404 when it was not found.
 func writeOne[T any](w http.ResponseWriter, found bool, v T) {
 	if !found {
 		writeProblem(w, http.StatusNotFound, "entity not found")
 		return
 	}
 	writeHAL(w, v)
+}
+
+// companyContacts lists the contacts that belong to a company, for with=contacts; nil
+// when not asked for. Callers hold s.mu.
+func (s *Server) companyContacts(companyID int64, asked bool) []int64 {
+	if !asked {
+		return nil
+	}
+	ids := []int64{}
+	for _, cid := range sortedIDs(s.st.contacts) {
+		if s.st.contacts[cid].CompanyID == companyID {
+			ids = append(ids, cid)
+		}
+	}
+	return ids
 }

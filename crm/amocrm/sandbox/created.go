@@ -24,18 +24,20 @@ const (
 	UnsortedDeclined UnsortedStatus = "declined"
 )
 
-// Unsorted is an entry of amoCRM's "Unsorted" stage (category sip): a call waiting for a
-// manager to accept it, which turns its contact and lead into real ones, or to decline it,
-// which deletes them.
+// Unsorted is an entry of amoCRM's "Unsorted" stage (category sip or forms): a call or a
+// site request waiting for a manager to accept it, which turns its contact and lead into
+// real ones, or to decline it, which deletes them.
 type Unsorted struct {
-	UID        string         `json:"uid"`
-	SourceUID  string         `json:"source_uid"`
-	SourceName string         `json:"source_name"`
-	Category   string         `json:"category"`
-	PipelineID int64          `json:"pipeline_id"`
-	CreatedAt  int64          `json:"created_at"`
-	Metadata   SipMetadata    `json:"metadata"`
-	Status     UnsortedStatus `json:"status"`
+	UID        string `json:"uid"`
+	SourceUID  string `json:"source_uid"`
+	SourceName string `json:"source_name"`
+	Category   string `json:"category"`
+	PipelineID int64  `json:"pipeline_id"`
+	CreatedAt  int64  `json:"created_at"`
+	// Metadata is the call of a sip entry; Form the request of a forms entry.
+	Metadata SipMetadata    `json:"metadata"`
+	Form     *FormsMetadata `json:"form,omitempty"`
+	Status   UnsortedStatus `json:"status"`
 	// Lead and Contact are created by an accept; their ids are handed out with the entry.
 	// Contact is nil when the entry came without one.
 	Lead    Lead     `json:"lead"`
@@ -175,6 +177,10 @@ func (st *store) createdNow() Created {
 func (u *Unsorted) clone() Unsorted {
 	c := *u
 	c.Lead = cloneLead(u.Lead)
+	if u.Form != nil {
+		f := *u.Form
+		c.Form = &f
+	}
 	if u.Contact != nil {
 		ct := cloneContact(*u.Contact)
 		c.Contact = &ct

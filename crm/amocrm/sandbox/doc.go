@@ -5,7 +5,8 @@
 // decline an Unsorted entry, complete a task), webhooks included.
 //
 // Besides reading contacts, companies, leads and users it takes the writes crmlink makes:
-// contacts, leads, tasks, notes and Unsorted sip entries, and responsible changes by PATCH.
+// contacts, leads, tasks, notes and Unsorted entries (sip and forms), and responsible changes
+// by PATCH; the free-text contact query searches names, phones, emails and text fields.
 // What is created is visible to the read API at once (a new contact is found by its
 // number), except the contact and lead of an Unsorted entry, which appear when the entry
 // is accepted. Created (GET /_sandbox/created) reads back everything clients created.

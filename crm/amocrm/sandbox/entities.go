@@ -94,34 +94,16 @@ func (s *Server) contactFrom(reqID, prefix string, in contactIn, v *invalid) Con
 
 // postContacts serves POST /api/v4/contacts.
 func (s *Server) postContacts(w http.ResponseWriter, r *http.Request) {
-	items, ok := readItems(w, r)
-	if !ok {
-		return
-	}
-	s.mu.Lock()
-	var v invalid
-	cs := make([]Contact, len(items))
-	for i, it := range items {
-		var in contactIn
-		if decodeItem(it, &in, &v) {
-			cs[i] = s.contactFrom(it.requestID, "", in, &v)
-		}
-	}
-	if v.failed() {
-		s.mu.Unlock()
-		v.write(w)
-		return
-	}
-	rn := s.renderer(r)
-	now := s.now().Unix()
-	out := make([]createdRef, 0, len(cs))
-	for i, c := range cs {
+	rn, out, ok := applyItems(s, w, r, func(reqID string, in contactIn, v *invalid) Contact {
+		return s.contactFrom(reqID, "", in, v)
+	}, func(rn renderer, c Contact, reqID string, now int64) createdRef {
 		c.ID, c.CreatedAt, c.UpdatedAt = s.st.nextID(), now, now
 		s.st.addContact(&c)
-		out = append(out, createdRef{ID: c.ID, RequestID: items[i].requestID, Links: rn.self("/api/v4/contacts", c.ID)})
+		return createdRef{ID: c.ID, RequestID: reqID, Links: rn.self("/api/v4/contacts", c.ID)}
+	})
+	if ok {
+		rn.writeCreated(w, r, "contacts", out)
 	}
-	s.mu.Unlock()
-	rn.writeCreated(w, r, "contacts", out)
 }
 
 type leadIn struct {
@@ -198,37 +180,19 @@ func newLeadName(id int64) string { return "Сделка #" + strconv.FormatInt(
 
 // postLeads serves POST /api/v4/leads; a lead's _embedded.contacts are linked both ways.
 func (s *Server) postLeads(w http.ResponseWriter, r *http.Request) {
-	items, ok := readItems(w, r)
-	if !ok {
-		return
-	}
-	s.mu.Lock()
-	var v invalid
-	ls := make([]Lead, len(items))
-	for i, it := range items {
-		var in leadIn
-		if decodeItem(it, &in, &v) {
-			ls[i] = s.leadFrom(it.requestID, "", in, true, &v)
-		}
-	}
-	if v.failed() {
-		s.mu.Unlock()
-		v.write(w)
-		return
-	}
-	rn := s.renderer(r)
-	now := s.now().Unix()
-	out := make([]createdRef, 0, len(ls))
-	for i, l := range ls {
+	rn, out, ok := applyItems(s, w, r, func(reqID string, in leadIn, v *invalid) Lead {
+		return s.leadFrom(reqID, "", in, true, v)
+	}, func(rn renderer, l Lead, reqID string, now int64) createdRef {
 		l.ID, l.CreatedAt, l.UpdatedAt = s.st.nextID(), now, now
 		if l.Name == "" {
 			l.Name = newLeadName(l.ID)
 		}
 		s.st.addLead(&l)
-		out = append(out, createdRef{ID: l.ID, RequestID: items[i].requestID, Links: rn.self("/api/v4/leads", l.ID)})
+		return createdRef{ID: l.ID, RequestID: reqID, Links: rn.self("/api/v4/leads", l.ID)}
+	})
+	if ok {
+		rn.writeCreated(w, r, "leads", out)
 	}
-	s.mu.Unlock()
-	rn.writeCreated(w, r, "leads", out)
 }
 
 type patchIn struct {
@@ -247,45 +211,29 @@ var singular = map[string]string{"leads": "lead", "contacts": "contact", "compan
 // manager's change would, with the token's user as modified_user_id, before the answer.
 func (s *Server) patcher(entity string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		items, ok := readItems(w, r)
-		if !ok {
-			return
-		}
-		s.mu.Lock()
-		var v invalid
-		ins := make([]patchIn, len(items))
-		for i, it := range items {
-			in := &ins[i]
-			if !decodeItem(it, in, &v) {
-				continue
-			}
+		var hooks []url.Values
+		var target string
+		rn, out, ok := applyItems(s, w, r, func(reqID string, in patchIn, v *invalid) patchIn {
 			switch {
 			case in.ID <= 0:
-				v.add(it.requestID, codeNotBlank, "id", detailNotBlank)
+				v.add(reqID, codeNotBlank, "id", detailNotBlank)
 			case !s.st.entityExists(entity, in.ID):
-				v.add(it.requestID, codeNotFound, "id", detailNotFound)
+				v.add(reqID, codeNotFound, "id", detailNotFound)
 			}
 			if in.ResponsibleUserID != nil {
 				if *in.ResponsibleUserID == 0 {
-					v.add(it.requestID, codeChoice, "responsible_user_id", detailChoice)
+					v.add(reqID, codeChoice, "responsible_user_id", detailChoice)
 				}
-				s.checkUser(&v, it.requestID, "responsible_user_id", *in.ResponsibleUserID)
+				s.checkUser(v, reqID, "responsible_user_id", *in.ResponsibleUserID)
 			}
 			if in.PipelineID != nil && (entity != "leads" || *in.PipelineID <= 0) {
-				v.add(it.requestID, codeChoice, "pipeline_id", detailChoice)
+				v.add(reqID, codeChoice, "pipeline_id", detailChoice)
 			}
 			if in.StatusID != nil && (entity != "leads" || *in.StatusID <= 0) {
-				v.add(it.requestID, codeChoice, "status_id", detailChoice)
+				v.add(reqID, codeChoice, "status_id", detailChoice)
 			}
-		}
-		if v.failed() {
-			s.mu.Unlock()
-			v.write(w)
-			return
-		}
-		now := s.now().Unix()
-		var hooks []url.Values
-		for _, in := range ins {
+			return in
+		}, func(rn renderer, in patchIn, reqID string, now int64) updatedRef {
 			if in.ResponsibleUserID != nil {
 				form, old, err := s.applyResponsible(ResponsibleUpdate{
 					Entity: singular[entity], ID: in.ID, ResponsibleUserID: *in.ResponsibleUserID, ModifiedUserID: s.settings.APIUserID,
@@ -295,26 +243,17 @@ func (s *Server) patcher(entity string) http.HandlerFunc {
 				}
 			}
 			s.applyPatch(entity, in, now)
+			target = s.settings.WebhookURL
+			return updatedRef{ID: in.ID, UpdatedAt: now, RequestID: reqID, Links: rn.self("/api/v4/"+entity, in.ID)}
+		})
+		if !ok {
+			return
 		}
-		target := s.settings.WebhookURL
-		rn := s.renderer(r)
-		s.mu.Unlock()
-
 		if target != "" {
 			ctx := context.WithoutCancel(r.Context())
 			for _, form := range hooks {
 				s.postWebhook(ctx, target, form)
 			}
-		}
-		type updated struct {
-			ID        int64  `json:"id"`
-			UpdatedAt int64  `json:"updated_at"`
-			RequestID string `json:"request_id"`
-			Links     links  `json:"_links"`
-		}
-		out := make([]updated, 0, len(ins))
-		for i, in := range ins {
-			out = append(out, updated{ID: in.ID, UpdatedAt: now, RequestID: items[i].requestID, Links: rn.self("/api/v4/"+entity, in.ID)})
 		}
 		rn.writeCreated(w, r, entity, out)
 	}

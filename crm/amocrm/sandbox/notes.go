@@ -94,41 +94,23 @@ func (s *Server) notesHandler(entity string, id int64, h func(http.ResponseWrite
 // is kept, a second call note with the same uniq included (amoCRM does not document what
 // it does with one); Created shows them all.
 func (s *Server) postNotes(w http.ResponseWriter, r *http.Request, entity string, entityID int64) {
-	items, ok := readItems(w, r)
-	if !ok {
-		return
-	}
-	s.mu.Lock()
-	var v invalid
-	ns := make([]Note, len(items))
-	for i, it := range items {
-		var in noteIn
-		if decodeItem(it, &in, &v) {
-			ns[i] = s.noteFrom(it.requestID, entity, entityID, in, &v)
-		}
-	}
-	if v.failed() {
-		s.mu.Unlock()
-		v.write(w)
-		return
-	}
-	rn := s.renderer(r)
-	now := s.now().Unix()
 	type createdNote struct {
 		ID        int64  `json:"id"`
 		EntityID  int64  `json:"entity_id"`
 		RequestID string `json:"request_id"`
 		Links     links  `json:"_links"`
 	}
-	out := make([]createdNote, 0, len(ns))
-	for _, n := range ns {
+	rn, out, ok := applyItems(s, w, r, func(reqID string, in noteIn, v *invalid) Note {
+		return s.noteFrom(reqID, entity, entityID, in, v)
+	}, func(rn renderer, n Note, _ string, now int64) createdNote {
 		n.ID, n.CreatedAt, n.CreatedBy = s.st.nextID(), now, s.settings.APIUserID
 		s.st.notes[n.ID] = &n
 		s.st.created.notes = append(s.st.created.notes, n.ID)
-		out = append(out, createdNote{ID: n.ID, EntityID: n.EntityID, RequestID: n.RequestID, Links: rn.noteLinks(&n)})
+		return createdNote{ID: n.ID, EntityID: n.EntityID, RequestID: n.RequestID, Links: rn.noteLinks(&n)}
+	})
+	if ok {
+		rn.writeCreated(w, r, "notes", out)
 	}
-	s.mu.Unlock()
-	rn.writeCreated(w, r, "notes", out)
 }
 
 type noteJSON struct {
@@ -181,10 +163,8 @@ func (rn renderer) note(n *Note) noteJSON {
 // getNotes serves GET /api/v4/{entity}/notes (filter[entity_id], filter[note_type],
 // filter[id]) and /api/v4/{entity}/{id}/notes, in id order.
 func (s *Server) getNotes(w http.ResponseWriter, r *http.Request, entity string, entityID int64) {
-	q := r.URL.Query()
-	p, field, msg := parseList(q)
-	if field != "" {
-		writeInvalid(w, field, msg)
+	q, p, ok := listQuery(w, r)
+	if !ok {
 		return
 	}
 	entityIDs, ok := intFilter(q, "entity_id")
@@ -196,17 +176,8 @@ func (s *Server) getNotes(w http.ResponseWriter, r *http.Request, entity string,
 		entityIDs = map[int64]bool{entityID: true}
 	}
 	types := stringFilter(q, "note_type")
-	s.mu.Lock()
-	rn := s.renderer(r)
-	var all []noteJSON
-	for _, id := range sortedIDs(s.st.notes) {
-		n := s.st.notes[id]
-		if n.EntityType != entity || (p.ids != nil && !p.ids[id]) ||
-			(entityIDs != nil && !entityIDs[n.EntityID]) || (types != nil && !types[n.NoteType]) {
-			continue
-		}
-		all = append(all, rn.note(n))
-	}
-	s.mu.Unlock()
-	writePage(w, r, rn, "notes", all, p.paging)
+	serveList(s, w, r, p, 0, "notes", func(st *store) map[int64]*Note { return st.notes },
+		func(n *Note) bool {
+			return n.EntityType == entity && (entityIDs == nil || entityIDs[n.EntityID]) && (types == nil || types[n.NoteType])
+		}, renderer.note)
 }

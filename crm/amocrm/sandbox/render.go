@@ -214,13 +214,18 @@ func (rn renderer) fields(c *Contact) []fieldJSON {
 	return out
 }
 
-func (rn renderer) company(c *Company) companyJSON {
-	return companyJSON{
+// company renders a company; contacts (with=contacts) are embedded when not nil.
+func (rn renderer) company(c *Company, contacts []int64) companyJSON {
+	j := companyJSON{
 		ID: c.ID, Name: c.Name, ResponsibleUserID: c.ResponsibleUserID,
 		CreatedBy: c.ResponsibleUserID, UpdatedBy: c.ResponsibleUserID,
 		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, AccountID: rn.accountID,
 		Links: rn.self("/api/v4/companies", c.ID), Embedded: embedded{Tags: []tagJSON{}},
 	}
+	if contacts != nil {
+		j.Embedded.Contacts = rn.refs("/api/v4/contacts", contacts)
+	}
+	return j
 }
 
 func (rn renderer) lead(l *Lead, withContacts bool) leadJSON {

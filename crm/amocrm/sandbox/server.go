@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/crmlink/crmlink/internal/reqcount"
 )
 
 // Server is an emulated amoCRM account. It serves the v4 API, the OAuth token endpoint and
@@ -26,7 +28,7 @@ type Server struct {
 	oauth    oauthState
 	window   window
 	faults   faults
-	counts   map[string]int
+	requests reqcount.Counter
 	// rateLimited counts the 429s served: a client that keeps to the limit sees none.
 	rateLimited atomic.Int64
 	closed      chan struct{}
@@ -62,7 +64,6 @@ func New(seed Seed, opts ...Option) *Server {
 		webhookClient:  &http.Client{},
 		webhookTimeout: 2 * time.Second,
 		now:            time.Now,
-		counts:         map[string]int{},
 		closed:         make(chan struct{}),
 	}
 	s.settings = settingsOf(seed)
@@ -154,11 +155,7 @@ func (s *Server) serveAPIRequest(w http.ResponseWriter, r *http.Request) {
 	s.serveAPI(rec, r)
 }
 
-func (s *Server) count(r *http.Request) {
-	s.mu.Lock()
-	s.counts[r.Method+" "+r.URL.Path]++
-	s.mu.Unlock()
-}
+func (s *Server) count(r *http.Request) { s.requests.Add(r) }
 
 func (s *Server) renderer(r *http.Request) renderer {
 	return newRenderer(r, s.settings.Account.ID, s.st)

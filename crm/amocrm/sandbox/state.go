@@ -1,40 +1,16 @@
 package sandbox
 
-import (
-	"maps"
-	"strings"
-)
-
 // Requests counts the API requests received (whatever their answer) for a key: either
 // "GET /api/v4/contacts" (method and path, no query) or "/api/v4/contacts" (any method).
-func (s *Server) Requests(key string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if strings.Contains(key, " ") {
-		return s.counts[key]
-	}
-	n := 0
-	for k, v := range s.counts {
-		if _, path, _ := strings.Cut(k, " "); path == key {
-			n += v
-		}
-	}
-	return n
-}
+func (s *Server) Requests(key string) int { return s.requests.Requests(key) }
 
 // RequestCounts returns every count by "METHOD /path".
-func (s *Server) RequestCounts() map[string]int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return maps.Clone(s.counts)
-}
+func (s *Server) RequestCounts() map[string]int { return s.requests.All() }
 
 // ResetCounters forgets the request counts.
 func (s *Server) ResetCounters() {
 	s.rateLimited.Store(0)
-	s.mu.Lock()
-	clear(s.counts)
-	s.mu.Unlock()
+	s.requests.Reset()
 }
 
 // Created returns what clients created through the API since the start or the last
@@ -95,4 +71,13 @@ func (s *Server) Reseed(seed Seed) error {
 		s.oauth = newOAuthState(seed.OAuth)
 	}
 	return nil
+}
+
+// FieldID returns the id the account gives its own text field of that name (one a seed
+// contact fills, such as an INN), for a client that writes or searches by field id.
+func (s *Server) FieldID(name string) (int64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id, ok := s.st.fieldIDs[name]
+	return id, ok
 }

@@ -60,35 +60,15 @@ func (s *Server) taskFrom(reqID string, in taskIn, v *invalid) Task {
 
 // postTasks serves POST /api/v4/tasks.
 func (s *Server) postTasks(w http.ResponseWriter, r *http.Request) {
-	items, ok := readItems(w, r)
-	if !ok {
-		return
-	}
-	s.mu.Lock()
-	var v invalid
-	ts := make([]Task, len(items))
-	for i, it := range items {
-		var in taskIn
-		if decodeItem(it, &in, &v) {
-			ts[i] = s.taskFrom(it.requestID, in, &v)
-		}
-	}
-	if v.failed() {
-		s.mu.Unlock()
-		v.write(w)
-		return
-	}
-	rn := s.renderer(r)
-	now := s.now().Unix()
-	out := make([]createdRef, 0, len(ts))
-	for _, t := range ts {
+	rn, out, ok := applyItems(s, w, r, s.taskFrom, func(rn renderer, t Task, _ string, now int64) createdRef {
 		t.ID, t.CreatedAt, t.UpdatedAt, t.CreatedBy = s.st.nextID(), now, now, s.settings.APIUserID
 		s.st.tasks[t.ID] = &t
 		s.st.created.tasks = append(s.st.created.tasks, t.ID)
-		out = append(out, createdRef{ID: t.ID, RequestID: t.RequestID, Links: rn.self("/api/v4/tasks", t.ID)})
+		return createdRef{ID: t.ID, RequestID: t.RequestID, Links: rn.self("/api/v4/tasks", t.ID)}
+	})
+	if ok {
+		rn.writeCreated(w, r, "tasks", out)
 	}
-	s.mu.Unlock()
-	rn.writeCreated(w, r, "tasks", out)
 }
 
 type taskJSON struct {
@@ -133,10 +113,8 @@ func (rn renderer) task(t *Task) taskJSON {
 // filter[entity_id], filter[is_completed] (0 or 1), filter[task_type] and
 // filter[responsible_user_id], in id order.
 func (s *Server) getTasks(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	p, field, msg := parseList(q)
-	if field != "" {
-		writeInvalid(w, field, msg)
+	q, p, ok := listQuery(w, r)
+	if !ok {
 		return
 	}
 	entityIDs, ok1 := intFilter(q, "entity_id")
@@ -160,36 +138,20 @@ func (s *Server) getTasks(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.mu.Lock()
-	rn := s.renderer(r)
-	var all []taskJSON
-	for _, id := range sortedIDs(s.st.tasks) {
-		t := s.st.tasks[id]
-		switch {
-		case p.ids != nil && !p.ids[id],
-			entityTypes != nil && !entityTypes[t.EntityType],
-			entityIDs != nil && !entityIDs[t.EntityID],
-			types != nil && !types[t.TaskTypeID],
-			users != nil && !users[t.ResponsibleUserID],
-			done != nil && done[1] != t.IsCompleted:
-			continue
-		}
-		all = append(all, rn.task(t))
-	}
-	s.mu.Unlock()
-	writePage(w, r, rn, "tasks", all, p.paging)
+	serveList(s, w, r, p, 0, "tasks", tasksOf,
+		func(t *Task) bool {
+			return (entityTypes == nil || entityTypes[t.EntityType]) && (entityIDs == nil || entityIDs[t.EntityID]) &&
+				(types == nil || types[t.TaskTypeID]) && (users == nil || users[t.ResponsibleUserID]) &&
+				(done == nil || done[1] == t.IsCompleted)
+		}, renderer.task)
 }
+
+// tasksOf picks a store's tasks, for serveList.
+func tasksOf(st *store) map[int64]*Task { return st.tasks }
 
 // getTask serves GET /api/v4/tasks/{id}.
 func (s *Server) getTask(w http.ResponseWriter, r *http.Request, id int64) {
-	s.mu.Lock()
-	t := s.st.tasks[id]
-	var one taskJSON
-	if t != nil {
-		one = s.renderer(r).task(t)
-	}
-	s.mu.Unlock()
-	writeOne(w, t != nil, one)
+	serveList(s, w, r, listParams{}, id, "tasks", tasksOf, nil, renderer.task)
 }
 
 type taskPatchIn struct {
@@ -206,52 +168,27 @@ type taskPatchIn struct {
 // patchTasks serves PATCH /api/v4/tasks: text, complete_till, responsible_user_id, and
 // is_completed with an optional result text.
 func (s *Server) patchTasks(w http.ResponseWriter, r *http.Request) {
-	items, ok := readItems(w, r)
-	if !ok {
-		return
-	}
-	s.mu.Lock()
-	var v invalid
-	ins := make([]taskPatchIn, len(items))
-	for i, it := range items {
-		in := &ins[i]
-		if !decodeItem(it, in, &v) {
-			continue
-		}
+	rn, out, ok := applyItems(s, w, r, func(reqID string, in taskPatchIn, v *invalid) taskPatchIn {
 		switch {
 		case in.ID <= 0:
-			v.add(it.requestID, codeNotBlank, "id", detailNotBlank)
+			v.add(reqID, codeNotBlank, "id", detailNotBlank)
 		case s.st.tasks[in.ID] == nil:
-			v.add(it.requestID, codeNotFound, "id", detailNotFound)
+			v.add(reqID, codeNotFound, "id", detailNotFound)
 		}
 		if in.Text != nil && strings.TrimSpace(*in.Text) == "" {
-			v.add(it.requestID, codeNotBlank, "text", detailNotBlank)
+			v.add(reqID, codeNotBlank, "text", detailNotBlank)
 		}
 		if in.CompleteTill != nil && *in.CompleteTill <= 0 {
-			v.add(it.requestID, codeNotBlank, "complete_till", detailNotBlank)
+			v.add(reqID, codeNotBlank, "complete_till", detailNotBlank)
 		}
 		if in.ResponsibleUserID != nil {
 			if *in.ResponsibleUserID == 0 {
-				v.add(it.requestID, codeChoice, "responsible_user_id", detailChoice)
+				v.add(reqID, codeChoice, "responsible_user_id", detailChoice)
 			}
-			s.checkUser(&v, it.requestID, "responsible_user_id", *in.ResponsibleUserID)
+			s.checkUser(v, reqID, "responsible_user_id", *in.ResponsibleUserID)
 		}
-	}
-	if v.failed() {
-		s.mu.Unlock()
-		v.write(w)
-		return
-	}
-	rn := s.renderer(r)
-	now := s.now().Unix()
-	type updated struct {
-		ID        int64  `json:"id"`
-		UpdatedAt int64  `json:"updated_at"`
-		RequestID string `json:"request_id"`
-		Links     links  `json:"_links"`
-	}
-	out := make([]updated, 0, len(ins))
-	for i, in := range ins {
+		return in
+	}, func(rn renderer, in taskPatchIn, reqID string, now int64) updatedRef {
 		t := s.st.tasks[in.ID]
 		if in.Text != nil {
 			t.Text = strings.TrimSpace(*in.Text)
@@ -269,10 +206,11 @@ func (s *Server) patchTasks(w http.ResponseWriter, r *http.Request) {
 			t.Result = in.Result.Text
 		}
 		t.UpdatedAt = now
-		out = append(out, updated{ID: t.ID, UpdatedAt: now, RequestID: items[i].requestID, Links: rn.self("/api/v4/tasks", t.ID)})
+		return updatedRef{ID: t.ID, UpdatedAt: now, RequestID: reqID, Links: rn.self("/api/v4/tasks", t.ID)}
+	})
+	if ok {
+		rn.writeCreated(w, r, "tasks", out)
 	}
-	s.mu.Unlock()
-	rn.writeCreated(w, r, "tasks", out)
 }
 
 // CompleteTask marks a task done with a result text, as a manager closing it would.

@@ -15,8 +15,9 @@ import (
 )
 
 const (
-	categorySip  = "sip"
-	unsortedPath = "/api/v4/leads/unsorted"
+	categorySip   = "sip"
+	categoryForms = "forms"
+	unsortedPath  = "/api/v4/leads/unsorted"
 )
 
 // unsortedRoute finds the endpoint under /api/v4/leads/unsorted; rest is what follows.
@@ -26,8 +27,10 @@ func (s *Server) unsortedRoute(rest []string) (endpoint, string) {
 		return endpoint{"GET": s.getUnsortedList}, ""
 	case len(rest) == 1 && rest[0] == categorySip:
 		return endpoint{"POST": s.postUnsortedSip}, ""
-	case len(rest) == 1 && (rest[0] == "forms" || rest[0] == "chats" || rest[0] == "mail"):
-		return nil, "the sandbox emulates Unsorted entries of category sip only"
+	case len(rest) == 1 && rest[0] == categoryForms:
+		return endpoint{"POST": s.postUnsortedForms}, ""
+	case len(rest) == 1 && (rest[0] == "chats" || rest[0] == "mail"):
+		return nil, "the sandbox emulates Unsorted entries of categories sip and forms only"
 	case len(rest) == 1 && rest[0] != "":
 		uid := rest[0]
 		return endpoint{"GET": func(w http.ResponseWriter, r *http.Request) { s.getUnsortedOne(w, r, uid) }}, ""
@@ -41,12 +44,22 @@ func (s *Server) unsortedRoute(rest []string) (endpoint, string) {
 	return nil, "no such endpoint"
 }
 
-type unsortedIn struct {
+// unsortedCommon is what a posted entry of any category has besides its metadata.
+type unsortedCommon struct {
 	SourceName string `json:"source_name"`
 	SourceUID  string `json:"source_uid"`
 	PipelineID int64  `json:"pipeline_id"`
 	CreatedAt  int64  `json:"created_at"`
-	Metadata   *struct {
+	Embedded   struct {
+		Leads     []leadIn          `json:"leads"`
+		Contacts  []contactIn       `json:"contacts"`
+		Companies []json.RawMessage `json:"companies"`
+	} `json:"_embedded"`
+}
+
+type unsortedIn struct {
+	unsortedCommon
+	Metadata *struct {
 		Phone             looseString `json:"phone"`
 		CalledAt          int64       `json:"called_at"`
 		Duration          int64       `json:"duration"`
@@ -57,37 +70,19 @@ type unsortedIn struct {
 		CallResponsible   looseString `json:"call_responsible"`
 		From              looseString `json:"from"`
 	} `json:"metadata"`
-	Embedded struct {
-		Leads     []leadIn          `json:"leads"`
-		Contacts  []contactIn       `json:"contacts"`
-		Companies []json.RawMessage `json:"companies"`
-	} `json:"_embedded"`
 }
 
 // unsortedFrom checks a posted sip entry and builds it without uid, ids and times. An
 // entry whose source_uid is already waiting in Unsorted (or earlier in the same request)
 // is rejected: amoCRM does not take the same item into Unsorted twice. s.mu is held.
 func (s *Server) unsortedFrom(reqID string, in unsortedIn, batch map[string]bool, v *invalid) Unsorted {
-	u := Unsorted{
-		SourceUID: strings.TrimSpace(in.SourceUID), SourceName: strings.TrimSpace(in.SourceName),
-		Category: categorySip, PipelineID: in.PipelineID, CreatedAt: in.CreatedAt, Status: UnsortedPending, RequestID: reqID,
-	}
-	if u.SourceName == "" {
-		v.add(reqID, codeNotBlank, "source_name", detailNotBlank)
-	}
-	switch {
-	case u.SourceUID == "":
-		v.add(reqID, codeNotBlank, "source_uid", detailNotBlank)
-	case batch[u.SourceUID] || s.st.pendingSource(u.SourceUID):
-		v.add(reqID, codeNotUnique, "source_uid", "An entry with this source_uid is already in Unsorted.")
-	}
-	batch[u.SourceUID] = true
-	if in.PipelineID < 0 {
-		v.add(reqID, codeChoice, "pipeline_id", detailChoice)
-	}
-	if u.PipelineID <= 0 {
-		u.PipelineID = s.settings.Pipeline.ID
-	}
+	return s.unsortedBase(reqID, categorySip, in.unsortedCommon, batch, v, func(u *Unsorted) {
+		s.sipMetadataFrom(reqID, in, u, v)
+	})
+}
+
+// sipMetadataFrom checks and keeps a sip entry's metadata.
+func (s *Server) sipMetadataFrom(reqID string, in unsortedIn, u *Unsorted, v *invalid) {
 	if m := in.Metadata; m == nil {
 		v.add(reqID, codeNotBlank, "metadata", detailNotBlank)
 	} else {
@@ -106,6 +101,33 @@ func (s *Server) unsortedFrom(reqID string, in unsortedIn, batch map[string]bool
 			v.add(reqID, codeChoice, "metadata.duration", detailNegative)
 		}
 	}
+}
+
+// unsortedBase checks what entries of every category have (source, pipeline, the lead and
+// the contact) and builds the entry without uid, ids and times; metadata checks and keeps
+// the category's metadata. s.mu is held.
+func (s *Server) unsortedBase(reqID, category string, in unsortedCommon, batch map[string]bool, v *invalid, metadata func(*Unsorted)) Unsorted {
+	u := Unsorted{
+		SourceUID: strings.TrimSpace(in.SourceUID), SourceName: strings.TrimSpace(in.SourceName),
+		Category: category, PipelineID: in.PipelineID, CreatedAt: in.CreatedAt, Status: UnsortedPending, RequestID: reqID,
+	}
+	if u.SourceName == "" {
+		v.add(reqID, codeNotBlank, "source_name", detailNotBlank)
+	}
+	switch {
+	case u.SourceUID == "":
+		v.add(reqID, codeNotBlank, "source_uid", detailNotBlank)
+	case batch[u.SourceUID] || s.st.pendingSource(u.SourceUID):
+		v.add(reqID, codeNotUnique, "source_uid", "An entry with this source_uid is already in Unsorted.")
+	}
+	batch[u.SourceUID] = true
+	if in.PipelineID < 0 {
+		v.add(reqID, codeChoice, "pipeline_id", detailChoice)
+	}
+	if u.PipelineID <= 0 {
+		u.PipelineID = s.settings.Pipeline.ID
+	}
+	metadata(&u)
 	switch len(in.Embedded.Leads) {
 	case 0:
 		v.add(reqID, codeNotBlank, "_embedded.leads", detailNotBlank)
@@ -149,27 +171,13 @@ func (st *store) newUID(sourceUID string) string {
 // postUnsortedSip serves POST /api/v4/leads/unsorted/sip. The lead and contact of an entry
 // get their ids at once but stay out of the account until the entry is accepted.
 func (s *Server) postUnsortedSip(w http.ResponseWriter, r *http.Request) {
-	items, ok := readItems(w, r)
-	if !ok {
-		return
-	}
-	s.mu.Lock()
-	var v invalid
-	us := make([]Unsorted, len(items))
-	batch := map[string]bool{}
-	for i, it := range items {
-		var in unsortedIn
-		if decodeItem(it, &in, &v) {
-			us[i] = s.unsortedFrom(it.requestID, in, batch, &v)
-		}
-	}
-	if v.failed() {
-		s.mu.Unlock()
-		v.write(w)
-		return
-	}
-	rn := s.renderer(r)
-	now := s.now().Unix()
+	postUnsorted(s, w, r, s.unsortedFrom)
+}
+
+// postUnsorted creates the entries of a write request, each decoded into an In and checked
+// and built by build (s.mu held; batch holds the source uids of the request so far), or
+// none when one is invalid.
+func postUnsorted[In any](s *Server, w http.ResponseWriter, r *http.Request, build func(reqID string, in In, batch map[string]bool, v *invalid) Unsorted) {
 	type createdEntry struct {
 		UID       string           `json:"uid"`
 		AccountID int64            `json:"account_id"`
@@ -177,8 +185,10 @@ func (s *Server) postUnsortedSip(w http.ResponseWriter, r *http.Request) {
 		Links     links            `json:"_links"`
 		Embedded  unsortedEmbedded `json:"_embedded"`
 	}
-	out := make([]createdEntry, 0, len(us))
-	for _, u := range us {
+	batch := map[string]bool{}
+	rn, out, ok := applyItems(s, w, r, func(reqID string, in In, v *invalid) Unsorted {
+		return build(reqID, in, batch, v)
+	}, func(rn renderer, u Unsorted, _ string, now int64) createdEntry {
 		u.UID = s.st.newUID(u.SourceUID)
 		if u.CreatedAt <= 0 {
 			u.CreatedAt = now
@@ -192,12 +202,14 @@ func (s *Server) postUnsortedSip(w http.ResponseWriter, r *http.Request) {
 		}
 		s.st.unsorted[u.UID] = &u
 		s.st.created.unsorted = append(s.st.created.unsorted, u.UID)
-		out = append(out, createdEntry{
+		return createdEntry{
 			UID: u.UID, AccountID: rn.accountID, RequestID: u.RequestID,
 			Links: links{Self: link{Href: rn.base + unsortedPath + "/" + u.UID}}, Embedded: rn.unsortedEmbedded(&u),
-		})
+		}
+	})
+	if !ok {
+		return
 	}
-	s.mu.Unlock()
 	writeHAL(w, map[string]any{
 		"_total_items": len(out),
 		"_links":       links{Self: link{Href: rn.base + r.URL.Path}},
@@ -234,6 +246,18 @@ type unsortedJSON struct {
 
 func (rn renderer) unsorted(u *Unsorted) unsortedJSON {
 	m := u.Metadata
+	meta := u.Form.render()
+	if u.Category == categorySip {
+		meta = rn.sipMetadata(m)
+	}
+	return unsortedJSON{
+		UID: u.UID, SourceUID: u.SourceUID, SourceName: u.SourceName, Category: u.Category,
+		PipelineID: u.PipelineID, CreatedAt: u.CreatedAt, Metadata: meta, AccountID: rn.accountID,
+		Links: links{Self: link{Href: rn.base + unsortedPath + "/" + u.UID}}, Embedded: rn.unsortedEmbedded(u),
+	}
+}
+
+func (rn renderer) sipMetadata(m SipMetadata) map[string]any {
 	meta := map[string]any{
 		"phone": m.Phone, "called_at": m.CalledAt, "duration": m.Duration, "link": m.Link,
 		"service_code": m.ServiceCode, "uniq": m.Uniq, "is_call_event_needed": m.IsCallEventNeeded,
@@ -244,20 +268,14 @@ func (rn renderer) unsorted(u *Unsorted) unsortedJSON {
 	if m.From != "" {
 		meta["from"] = m.From
 	}
-	return unsortedJSON{
-		UID: u.UID, SourceUID: u.SourceUID, SourceName: u.SourceName, Category: u.Category,
-		PipelineID: u.PipelineID, CreatedAt: u.CreatedAt, Metadata: meta, AccountID: rn.accountID,
-		Links: links{Self: link{Href: rn.base + unsortedPath + "/" + u.UID}}, Embedded: rn.unsortedEmbedded(u),
-	}
+	return meta
 }
 
 // getUnsortedList serves GET /api/v4/leads/unsorted: the entries still waiting, oldest
 // first, with filter[uid], filter[category] and filter[pipeline_id]; 204 when none.
 func (s *Server) getUnsortedList(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	p, field, msg := parseList(q)
-	if field != "" {
-		writeInvalid(w, field, msg)
+	q, p, ok := listQuery(w, r)
+	if !ok {
 		return
 	}
 	pipelines, ok := intFilter(q, "pipeline_id")
@@ -450,10 +468,17 @@ func (s *Server) decideAPI(w http.ResponseWriter, r *http.Request, uid string, a
 	if d.ContactID != 0 {
 		e.Contacts = *rn.refs("/api/v4/contacts", []int64{d.ContactID})
 	}
+	s.mu.Lock()
+	u := s.st.unsorted[d.UID]
+	category, pipeline, created := u.Category, u.PipelineID, u.CreatedAt
+	s.mu.Unlock()
 	writeHAL(w, map[string]any{
-		"uid":        d.UID,
-		"account_id": rn.accountID,
-		"_links":     links{Self: link{Href: rn.base + unsortedPath + "/" + d.UID}},
-		"_embedded":  e,
+		"uid":         d.UID,
+		"category":    category,
+		"pipeline_id": pipeline,
+		"created_at":  created,
+		"account_id":  rn.accountID,
+		"_links":      links{Self: link{Href: rn.base + unsortedPath + "/" + d.UID}},
+		"_embedded":   e,
 	})
 }

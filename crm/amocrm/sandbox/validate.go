@@ -114,6 +114,43 @@ func readItems(w http.ResponseWriter, r *http.Request) ([]item, bool) {
 	return items, true
 }
 
+// applyItems serves the items of a write request (see readItems): each is decoded into an
+// In and checked and built by build; when any is invalid, the answer is 400 with every
+// problem in amoCRM's format, nothing changes and ok is false. Else apply stores or applies
+// each built value in order, with the request's time (Unix seconds), and gives its entry of
+// the answer, which the caller writes with rn. build and apply run with s.mu held; it is
+// released on return.
+func applyItems[In, E, Out any](s *Server, w http.ResponseWriter, r *http.Request,
+	build func(reqID string, in In, v *invalid) E,
+	apply func(rn renderer, e E, reqID string, now int64) Out) (rn renderer, out []Out, ok bool) {
+	items, ok := readItems(w, r)
+	if !ok {
+		return renderer{}, nil, false
+	}
+	s.mu.Lock()
+	var v invalid
+	built := make([]E, len(items))
+	for i, it := range items {
+		var in In
+		if decodeItem(it, &in, &v) {
+			built[i] = build(it.requestID, in, &v)
+		}
+	}
+	if v.failed() {
+		s.mu.Unlock()
+		v.write(w)
+		return renderer{}, nil, false
+	}
+	rn = s.renderer(r)
+	now := s.now().Unix()
+	out = make([]Out, 0, len(built))
+	for i, e := range built {
+		out = append(out, apply(rn, e, items[i].requestID, now))
+	}
+	s.mu.Unlock()
+	return rn, out, true
+}
+
 // decodeItem decodes one item; a value of the wrong type is reported at its path.
 func decodeItem(it item, dst any, v *invalid) bool {
 	err := json.Unmarshal(it.raw, dst)
@@ -215,6 +252,14 @@ func (rn renderer) writeCreated(w http.ResponseWriter, r *http.Request, key stri
 // createdRef is the answer's entry for one created entity.
 type createdRef struct {
 	ID        int64  `json:"id"`
+	RequestID string `json:"request_id"`
+	Links     links  `json:"_links"`
+}
+
+// updatedRef is the answer's entry for one updated entity.
+type updatedRef struct {
+	ID        int64  `json:"id"`
+	UpdatedAt int64  `json:"updated_at"`
 	RequestID string `json:"request_id"`
 	Links     links  `json:"_links"`
 }

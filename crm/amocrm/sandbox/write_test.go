@@ -479,7 +479,7 @@ func TestMethodsAndPaths(t *testing.T) {
 		{"POST", "/api/v4/companies", 405},
 		{"POST", "/api/v4/users", 405},
 		{"DELETE", "/api/v4/tasks", 405},
-		{"POST", "/api/v4/leads/unsorted/forms", 404},
+		{"POST", "/api/v4/leads/unsorted/chats", 404},
 		{"GET", "/api/v4/users/1001/notes", 404},
 		{"GET", "/api/v4/leads/unsorted/a/b/c", 404},
 		{"GET", "/api/v4/leads/x/notes", 404},

@@ -1,0 +1,7 @@
+package amocrm
+
+import "github.com/crmlink/crmlink/crm"
+
+// Is makes a validation error crm.ErrRejected, so callers that know only the crm package
+// can tell a rejected write (not worth a retry) from a failed one.
+func (e *ValidationError) Is(target error) bool { return target == crm.ErrRejected }

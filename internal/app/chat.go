@@ -1,0 +1,157 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/rs/zerolog"
+
+	"github.com/crmlink/crmlink/chatbridge"
+	"github.com/crmlink/crmlink/chatbridge/adapters"
+	"github.com/crmlink/crmlink/chatbridge/leads"
+	"github.com/crmlink/crmlink/crm"
+	"github.com/crmlink/crmlink/crm/amocrm"
+	"github.com/crmlink/crmlink/internal/httpapi"
+	"github.com/crmlink/crmlink/internal/queue"
+	"github.com/crmlink/crmlink/routing"
+	"github.com/crmlink/crmlink/routing/rules"
+)
+
+// chat is the chat side: the platforms' webhooks feed the queue; the queue feeds the
+// responsible sync; chat-access answers roles.
+type chat struct {
+	inbound map[chatbridge.PlatformName]chatbridge.Inbound
+	sync    *chatbridge.Sync
+	access  *chatbridge.Access
+	leads   *leads.Engine // nil while chat.leads is off
+	log     zerolog.Logger
+}
+
+// newChat builds the chat side; nil when no chat platform is configured. It needs the CRM
+// and the event queue, which a valid configuration with chat platforms always has.
+func (p *App) newChat() (*chat, error) {
+	cfg := p.cfg.Chat
+	if !cfg.Enabled() {
+		return nil, nil
+	}
+	if p.crm == nil || p.events == nil {
+		return nil, errors.New("chat: chat.platforms needs amocrm configured")
+	}
+	region := p.cfg.Routing.DefaultRegion
+	set, err := adapters.Build(cfg.Config, adapters.Options{Region: region, Timeout: p.cfg.AmoCRM.RequestTimeout})
+	if err != nil {
+		return nil, fmt.Errorf("chat: %w", err)
+	}
+	var guard chatbridge.GuardStore = chatbridge.NewMemoryGuard(nil)
+	if p.redis != nil {
+		guard = chatbridge.NewRedisGuard(p.redis, "", nil)
+	}
+	opts := append(set.SyncOptions(), chatbridge.WithRegion(region),
+		chatbridge.WithLogger(p.log.With().Str("component", "chat-sync").Logger()))
+	s, err := chatbridge.NewSync(cfg.Config, p.crm, p.crm, guard, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("chat: %w", err)
+	}
+	c := &chat{inbound: set.Inbound, sync: s, access: chatbridge.NewAccess(s.Users(), p.crm),
+		log: p.log.With().Str("component", "chat-leads").Logger()}
+	if cfg.Leads.Enabled {
+		if c.leads, err = p.newLeads(s.Users()); err != nil {
+			return nil, err
+		}
+	}
+	p.events.chat = c.handle
+	return c, nil
+}
+
+// newLeads builds the online-chat leads engine: the managers' schedules and flags from
+// `managers:`, round-robin turns in Redis when it is configured, what each chat created in
+// the rules engine's state.
+func (p *App) newLeads(users *chatbridge.UserMap) (*leads.Engine, error) {
+	ms := make([]leads.Manager, 0, len(p.cfg.Managers))
+	for i, m := range p.cfg.Managers {
+		sch, err := routing.ParseSchedule(routing.ScheduleSpec(m.Schedule))
+		if err != nil {
+			return nil, fmt.Errorf("managers[%d].schedule: %w", i, err)
+		}
+		ms = append(ms, leads.Manager{User: crm.UserID(m.CRMUser), TakesNewClients: m.TakesNew(), Schedule: sch})
+	}
+	var rot leads.Rotation = leads.NewMemoryRotation()
+	if p.redis != nil {
+		rot = leads.NewRedisRotation(p.redis, "")
+	}
+	eng, err := leads.New(p.cfg.Chat.Leads, p.crm, p.events.state,
+		leads.WithManagers(ms), leads.WithRotation(rot),
+		leads.WithChatUsers(func(id string) (crm.UserID, bool) { return users.CRMUser(chatbridge.Jivo, id) }),
+		leads.WithLogger(p.log.With().Str("component", "chat-leads").Logger()))
+	if err != nil {
+		return nil, fmt.Errorf("chat.leads: %w", err)
+	}
+	return eng, nil
+}
+
+// handle is the queue handler of chat events and CRM responsible changes. The sync reads
+// and writes amoCRM at background priority: call-path lookups go first.
+// Jivo's events feed the online-chat leads; the other platforms' events and amoCRM's
+// changes feed the responsible sync.
+func (c *chat) handle(ctx context.Context, e queue.Event) error {
+	ctx = amocrm.WithPriority(ctx, amocrm.PriorityBackground)
+	if e.Kind != chatbridge.QueueKindChat {
+		return c.sync.Handle(ctx, e)
+	}
+	ev, err := chatbridge.DecodeEvent(e)
+	if err != nil {
+		return queue.Permanent(err)
+	}
+	if ev.Platform != chatbridge.Jivo {
+		return c.sync.Handle(ctx, e)
+	}
+	if c.leads == nil {
+		c.log.Debug().Str("event", ev.ID).Msg("Jivo event ignored: chat.leads is off")
+		return nil
+	}
+	res, err := c.leads.Handle(ctx, ev)
+	if errors.Is(err, rules.ErrPermanent) {
+		return queue.Permanent(err)
+	}
+	if err != nil {
+		return err
+	}
+	c.log.Info().Str("event", ev.ID).Str("kind", string(ev.Kind)).Interface("result", res).Msg("online-chat lead handled")
+	return nil
+}
+
+// enqueueChange queues an amoCRM responsible change for the chat sync.
+func (p *App) enqueueChange(ctx context.Context, ch crm.ResponsibleChange) error {
+	q, err := chatbridge.CRMQueueEvent(ch)
+	if err != nil {
+		return err
+	}
+	return p.events.queue.Publish(ctx, q)
+}
+
+// chatRoutes registers the platforms' webhook endpoints and chat-access: Wazzup
+// authenticates with a bearer header, ChatApp and Jivo with the secret ending the URL.
+func (p *App) chatRoutes(api *httpapi.Server) {
+	c := p.chat
+	if c == nil {
+		return
+	}
+	publish := chatbridge.Publisher(p.events.queue.Publish)
+	paths := map[chatbridge.PlatformName]string{
+		chatbridge.Wazzup:  "POST /v1/chat/wazzup",
+		chatbridge.ChatApp: "POST /v1/chat/chatapp/{secret}",
+		chatbridge.Jivo:    "POST /v1/chat/jivo/{secret}",
+	}
+	for name, in := range c.inbound {
+		api.Handle(paths[name], chatbridge.WebhookHandler(in, publish, p.log))
+	}
+	api.Handle("GET /v1/chat-access", httpapi.ChatAccess(c.access, p.cfg.Routing.DefaultRegion, p.log))
+	api.HandleProtected("POST /v1/chat/reassign", httpapi.ChatReassign(c, p.cfg.Routing.DefaultRegion, p.log))
+}
+
+// Reassign implements httpapi.ChatReassigner: the sync's reassignment under the roles, at
+// background priority.
+func (c *chat) Reassign(ctx context.Context, by crm.UserID, phone crm.Phone, to crm.UserID) (chatbridge.Reassignment, error) {
+	return c.sync.Reassign(amocrm.WithPriority(ctx, amocrm.PriorityBackground), c.access, by, phone, to)
+}
