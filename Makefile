@@ -35,7 +35,7 @@ fmt-check:
 
 # Unit tests (they use the rig's Redis where they need a real one).
 unit:
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v /test/e2e)
+	$(GO) test -count=1 -timeout 15m $$($(GO) list ./... | grep -v /test/e2e)
 
 # End-to-end tests: real SIP calls through the rig's Asterisk. Verbose so each test's PASS
 # line shows; the rig is required, a missing one fails instead of skipping.

@@ -79,7 +79,7 @@ redis_up() {
 		return 0
 	fi
 	redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no \
-		--dir "$run/redis" --daemonize yes --pidfile "$run/redis.pid" --logfile "$run/redis.log" >/dev/null
+		--dir "$run/redis" --daemonize yes --pidfile "$run/redis.pid" --logfile "$run/redis.log" >/dev/null 9>&-
 	for _ in $(seq 100); do
 		redis_cli ping >/dev/null 2>&1 && return 0
 		sleep 0.05
@@ -128,7 +128,7 @@ asterisk_up_chroot() {
 	cp /etc/hosts "$rootfs/etc/hosts"
 	rm -rf "$rootfs/etc/asterisk"
 	cp -r "$conf" "$rootfs/etc/asterisk"
-	setsid chroot "$rootfs" asterisk -f >"$run/asterisk.log" 2>&1 </dev/null &
+	setsid chroot "$rootfs" asterisk -f >"$run/asterisk.log" 2>&1 </dev/null 9>&- &
 	echo $! >"$run/asterisk.pid"
 }
 
@@ -207,12 +207,25 @@ status() {
 }
 
 # One rig command at a time per machine: two concurrent `up`s would run debootstrap into
-# the same directory or start two Asterisks on one port.
+# the same directory or start two Asterisks on one port. The lock is fd 9 of this script
+# only: every daemon it starts gets `9>&-`, or the daemon would hold the lock for as long
+# as it runs and the next rig command would wait forever (CI hung so once). The wait is
+# bounded all the same, by debootstrap's worst case, and names the holders when it gives up.
+lock_wait=${CRMLINK_RIG_LOCK_WAIT:-600}
 case "${1:-}" in
 rootfs | up | down)
 	mkdir -p "$cache"
 	exec 9>"$cache/rig.lock"
-	flock 9
+	if ! flock -w "$lock_wait" 9; then
+		say "another rig command has held $cache/rig.lock for ${lock_wait}s; holders:"
+		for p in /proc/[0-9]*; do
+			[ "${p#/proc/}" = $$ ] && continue
+			if ls -l "$p/fd" 2>/dev/null | grep -q "$cache/rig.lock"; then
+				say "  pid ${p#/proc/}: $(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)"
+			fi
+		done
+		exit 1
+	fi
 	;;
 esac
 

@@ -95,6 +95,11 @@ func run(t *testing.T, dir string, timeout time.Duration, name string, args ...s
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
+	// A script's children (docker, tar, debootstrap) go with it when the time is up, and
+	// Run returns even if one of them still holds the output pipe.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 10 * time.Second
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
@@ -140,7 +145,7 @@ func TestComposeStackRoutesACall(t *testing.T) {
 	defer flock(t, "/tmp/crmlink-compose-test.lock")()
 
 	start := time.Now()
-	out, err := run(t, root, 15*time.Minute, filepath.Join(root, "docker", "images.sh"))
+	out, err := run(t, root, 8*time.Minute, filepath.Join(root, "docker", "images.sh"))
 	require.NoError(t, err, "docker/images.sh:\n%s", out)
 	t.Logf("images ready in %s:\n%s", time.Since(start).Round(time.Second), out)
 
