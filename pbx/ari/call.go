@@ -153,8 +153,13 @@ func (k *call) run(ctx context.Context, outgoing bool) {
 			k.emit(out)
 			return
 		}
-		d.Result, d.Reason = routing.Fallback, routing.ReasonOwnerNoAnswer
-		log.Info().Msg("owner did not answer; call to fallback")
+		if r.unreachable {
+			d.Result, d.Reason = routing.Fallback, routing.ReasonOwnerUnavailable
+			log.Info().Msg("owner's phones are not reachable; call to fallback as owner_unavailable")
+		} else {
+			d.Result, d.Reason = routing.Fallback, routing.ReasonOwnerNoAnswer
+			log.Info().Msg("owner did not answer; call to fallback")
+		}
 	} else {
 		log.Info().Msg("call to fallback")
 	}

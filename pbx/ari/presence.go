@@ -21,6 +21,19 @@ func (p *presenceCache) store(states map[string]string, at time.Time) {
 	p.states, p.at = states, at
 }
 
+// markOffline records that a phone could not be reached, so that the next call asks
+// Asterisk about it instead of trusting the last refresh.
+func (p *presenceCache) markOffline(endpoint string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.states == nil {
+		return
+	}
+	if _, ok := p.states[endpoint]; ok {
+		p.states[endpoint] = "offline"
+	}
+}
+
 // online reports a cached state no older than maxAge that is not offline.
 func (p *presenceCache) online(endpoint string, now time.Time, maxAge time.Duration) bool {
 	p.mu.RLock()
@@ -43,14 +56,23 @@ func (c *Controller) refreshPresence(ctx context.Context) error {
 	return nil
 }
 
+// PresenceAt is when the endpoint list routing trusts was last loaded from Asterisk (zero
+// before the first load).
+func (c *Controller) PresenceAt() time.Time {
+	c.presence.mu.RLock()
+	defer c.presence.mu.RUnlock()
+	return c.presence.at
+}
+
 // EndpointsOnline tells the router whether manager phones are reachable, from Asterisk's
 // endpoint state. Dial strings that are not a single endpoint (a mobile through a trunk,
 // PJSIP/79161234567@trunk) cannot be checked and count as online.
 //
 // An endpoint the last refresh (at most a few reconcile intervals ago) saw online is taken
 // as online without asking; any other is asked about, so a phone that has just registered
-// rings at once. A phone that went offline since the refresh is still rung: its leg fails
-// and the call goes to the fallback as unanswered.
+// rings at once. A phone that went offline since the refresh is still tried: Asterisk
+// refuses its leg at once, the call goes to the fallback as owner_unavailable, and the
+// phone is asked about on the next call.
 func (c *Controller) EndpointsOnline(ctx context.Context, endpoints []string) ([]bool, error) {
 	out := make([]bool, len(endpoints))
 	var firstErr error

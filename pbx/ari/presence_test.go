@@ -97,3 +97,40 @@ func TestEndpointsOnlineWhenARIFails(t *testing.T) {
 	require.Error(t, err)
 	assert.Equal(t, []bool{true}, got)
 }
+
+// An originate Asterisk cannot place (the phone has no registered contact) is told from
+// other failures by ARI's answer, and the phone is then asked about on the next call.
+func TestUnreachablePhone(t *testing.T) {
+	cases := []struct {
+		name        string
+		status      int
+		body        string
+		unreachable bool
+	}{
+		{"no registered contact", http.StatusInternalServerError, `{"error":"Allocation failed"}`, true},
+		{"another server error", http.StatusInternalServerError, `{"message":"Internal error"}`, false},
+		{"no such application", http.StatusBadRequest, `{"message":"Stasis application crmlink not registered"}`, false},
+		{"garbage", http.StatusInternalServerError, `<html>`, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFakeARI(t)
+			f.set("POST /channels", c.status, c.body)
+			r := newRESTClient(f.url(), "u", "p", time.Second, 4)
+			err := r.originate(context.Background(), originateRequest{Endpoint: "PJSIP/101", App: "crmlink", ChannelID: "crmlink-leg-1"})
+			require.Error(t, err)
+			assert.Equal(t, c.unreachable, isUnreachable(err), "%v", err)
+		})
+	}
+	t.Run("a phone found unreachable is no longer taken as online from the list", func(t *testing.T) {
+		var p presenceCache
+		now := time.Now()
+		p.markOffline("PJSIP/101") // before any list: nothing to mark
+		p.store(map[string]string{"PJSIP/101": "online", "PJSIP/102": "online"}, now)
+		p.markOffline("PJSIP/101")
+		p.markOffline("PJSIP/999") // not in the list: not added
+		assert.False(t, p.online("PJSIP/101", now, time.Minute))
+		assert.True(t, p.online("PJSIP/102", now, time.Minute))
+		assert.NotContains(t, p.states, "PJSIP/999")
+	})
+}

@@ -117,11 +117,17 @@ func (r *restClient) do(ctx context.Context, method, path string, query url.Valu
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		// Asterisk words most refusals as {"message": ...} and some, among them an
+		// originate it cannot place, as {"error": ...}.
 		var msg struct {
 			Message string `json:"message"`
+			Error   string `json:"error"`
 		}
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		_ = json.Unmarshal(data, &msg)
+		if msg.Message == "" {
+			msg.Message = msg.Error
+		}
 		return &requestError{method: method, path: path, status: resp.StatusCode, message: msg.Message}
 	}
 	if out != nil {

@@ -2,7 +2,10 @@ package ari
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/CyCoreSystems/ari/v6"
@@ -18,6 +21,9 @@ type ringResult struct {
 	// ended: the call is over (the caller hung up, or a bridged call ended), so there is
 	// nothing to fall back to.
 	ended bool
+	// unreachable: no phone rang because Asterisk could reach none of them (not
+	// registered since the last presence refresh): the owner is unavailable, not silent.
+	unreachable bool
 }
 
 // ring calls every target at once and bridges the first to answer with the caller, and
@@ -37,6 +43,9 @@ func (k *call) ring(ctx context.Context, d routing.Decision, log zerolog.Logger)
 	rang := make(chan error, 1)
 	go func() { rang <- k.c.rest.ring(ctx, k.ch.ID) }()
 	pending := map[string]bool{}
+	// unreachable counts the legs Asterisk could not place at all; when it covers every
+	// target, nobody rang.
+	unreachable := 0
 	for id, ep := range k.legs {
 		err := k.c.rest.originate(ctx, originateRequest{
 			Endpoint:   ep,
@@ -47,6 +56,12 @@ func (k *call) ring(ctx context.Context, d routing.Decision, log zerolog.Logger)
 			ChannelID:  id,
 			Originator: k.ch.ID,
 		})
+		if isUnreachable(err) {
+			log.Info().Str("endpoint", ep).Msg("manager phone not reachable (not registered)")
+			k.c.presence.markOffline(ep)
+			unreachable++
+			continue
+		}
 		if err != nil {
 			log.Warn().Err(err).Str("endpoint", ep).Msg("originate to manager phone failed")
 			continue
@@ -57,7 +72,7 @@ func (k *call) ring(ctx context.Context, d routing.Decision, log zerolog.Logger)
 		log.Debug().Err(err).Msg("ring indication to the caller")
 	}
 	if len(pending) == 0 {
-		return ringResult{}
+		return ringResult{unreachable: unreachable == len(k.legs)}
 	}
 	log.Info().Int("legs", len(pending)).Msg("ringing owner")
 
@@ -154,8 +169,12 @@ func (k *call) ring(ctx context.Context, d routing.Decision, log zerolog.Logger)
 					return managerGone()
 				}
 				log.Debug().Str("endpoint", k.legs[id]).Int("cause", cause).Str("cause_txt", causeTxt).Msg("leg ended")
+				if cause == causeSubscriberAbsent {
+					k.c.presence.markOffline(k.legs[id])
+					unreachable++
+				}
 				if winner == "" && len(pending) == 0 {
-					return ringResult{}
+					return ringResult{unreachable: unreachable == len(k.legs)}
 				}
 			}
 		}
@@ -219,4 +238,17 @@ func goneChannel(e ari.Event) (id string, cause int, causeTxt string) {
 		return v.Channel.ID, 0, "left the application"
 	}
 	return "", 0, ""
+}
+
+// causeSubscriberAbsent is Q.850 cause 20: Asterisk found no reachable contact for the
+// endpoint (PJSIP sets it when a registered contact went away or stopped qualifying).
+const causeSubscriberAbsent = 20
+
+// isUnreachable tells an originate Asterisk refused because it could not create the
+// channel at all (PJSIP: the endpoint has no registered contact) from other failures.
+// ARI answers that with 500 and "Allocation failed".
+func isUnreachable(err error) bool {
+	var re *requestError
+	return errors.As(err, &re) && re.status == http.StatusInternalServerError &&
+		strings.Contains(strings.ToLower(re.message), "allocation failed")
 }

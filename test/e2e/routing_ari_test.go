@@ -6,11 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/crmlink/crmlink/crm/amocrm/sandbox"
 	"github.com/crmlink/crmlink/internal/config"
+	"github.com/crmlink/crmlink/internal/testrig"
 	"github.com/crmlink/crmlink/pbx/sip/siptest"
 )
 
@@ -157,6 +159,9 @@ func TestARIManagerUnavailable(t *testing.T) {
 		dial(t, s.ast, newCaller(t, s.ast, glebClient), ariExten)
 		expectFallback(t, operator, "owner_unavailable", glebUser)
 	})
+	t.Run("phone unregistered since the last presence refresh: owner_unavailable", func(t *testing.T) {
+		expectOwnerLoggedOutUnavailable(t, startStack(t), ariExten)
+	})
 	t.Run("status check off: the off-schedule manager rings", func(t *testing.T) {
 		s := startStack(t, func(c *config.Config) { c.Routing.CheckManagerStatus = false })
 		vera := managerPhone(t, s.ast, "104")
@@ -243,4 +248,37 @@ func hangupBoth(t *testing.T, in *siptest.IncomingCall, call *siptest.Call) {
 func waitCallLogged(t *testing.T, s *stack, n int) {
 	t.Helper()
 	waitCreated(t, s, "the call note", func(c sandbox.Created) bool { return len(c.Notes) >= n })
+}
+
+// expectOwnerLoggedOutUnavailable calls Anna's client through exten after Anna logged out
+// since crmlink's last look at the phones: Asterisk cannot reach her phone, and the call
+// goes to the fallback as owner_unavailable at once, nothing rung.
+func expectOwnerLoggedOutUnavailable(t *testing.T, s *stack, exten string) {
+	t.Helper()
+	operator := newPhone(t, "100", "127.0.0.1", operatorPort)
+	anna := loggedOutSinceLastRefresh(t, s, "101")
+	dialled := time.Now()
+	dial(t, s.ast, newCaller(t, s.ast, annaClient), exten)
+	expectFallback(t, operator, "owner_unavailable", annaUser)
+	assert.Less(t, time.Since(dialled), s.cfg.Routing.RingTimeout, "nobody waited for a ring timeout")
+	notRung(t, anna)
+}
+
+// loggedOutSinceLastRefresh registers a manager phone, waits until crmlink's endpoint
+// list has seen it online, and unregisters it: Asterisk knows at once, the list only at
+// its next refresh.
+func loggedOutSinceLastRefresh(t *testing.T, s *stack, ext string) *siptest.Phone {
+	t.Helper()
+	p := managerPhone(t, s.ast, ext)
+	registered := time.Now()
+	testrig.WaitFor(t, 10*time.Second, "a presence refresh after "+ext+" registered", func() bool {
+		return s.app.ARI.PresenceAt().After(registered)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := p.Send(ctx, sip.REGISTER, "sip:"+ext+"@"+s.ast.SIPHost+":5060", sip.NewHeader("Expires", "0"))
+	require.NoError(t, err)
+	require.Equal(t, 200, res.StatusCode, "unREGISTER "+ext)
+	testrig.WaitFor(t, 5*time.Second, "PJSIP/"+ext+" offline", func() bool { return s.ast.EndpointState(ext) == "offline" })
+	return p
 }

@@ -82,6 +82,9 @@ func TestFastAGIFallbacks(t *testing.T) {
 		nextIncoming(t, anna, callWait)
 		expectFallback(t, operator, "owner_no_answer", annaUser)
 	})
+	t.Run("phone unregistered since the last presence refresh: owner_unavailable", func(t *testing.T) {
+		expectOwnerLoggedOutUnavailable(t, startStack(t, withAGI), agiExten)
+	})
 	t.Run("crmlink not running: AGISTATUS=FAILURE", func(t *testing.T) {
 		s := startStack(t) // FastAGI off: nothing listens on 4573
 		operator := newPhone(t, "100", "127.0.0.1", operatorPort)
