@@ -260,12 +260,6 @@ func (e *Engine) run(ctx context.Context, p planned, a Action, resumed bool, ids
 			}
 			step.ID, ids[a.Kind()] = id, id
 		}
-		if t, ok := a.(CreateTask); ok && step.ID != 0 {
-			// The deadline record follows the task's id; an attempt may have stopped between them.
-			if err := e.recordTask(ctx, t); err != nil {
-				return step, err
-			}
-		}
 		step.On = resolved(step.On, ids)
 		return step, nil
 	}
@@ -424,8 +418,11 @@ func (e *Engine) createTask(ctx context.Context, step Step, a CreateTask, resume
 	}
 	step.On = on
 	now := e.Clock()
-	// Another outcome for the number may have created a task since this plan was made.
-	until, err := e.state.TaskUntil(ctx, a.Phone)
+	// Another outcome for the number (on this instance or another) may have created a
+	// task since this plan was made, or be creating one now: the window is claimed before
+	// the task is written, in one step with the check.
+	till := a.Task.CompleteTill
+	until, err := e.state.ClaimTask(ctx, a.Phone, step.Key, now, till, max(till.Sub(now), 0)+taskRecordSlack)
 	if err != nil {
 		return step, err
 	}
@@ -447,34 +444,25 @@ func (e *Engine) createTask(ctx context.Context, step Step, a CreateTask, resume
 		for _, o := range open {
 			if o.TypeID == t.TypeID && o.Text == t.Text && o.CompleteTill.Unix() == t.CompleteTill.Unix() {
 				step.Status = StepAdopted
-				if step, err = e.created(ctx, step, o.ID, ids); err != nil {
-					return step, err
-				}
-				return step, e.recordTask(ctx, a)
+				return e.created(ctx, step, o.ID, ids)
 			}
 		}
 	}
 	got, err := e.w.CreateTasks(ctx, []crm.NewTask{t})
+	if errors.Is(err, crm.ErrRejected) {
+		// The CRM will never take this task: the window is not this outcome's to hold.
+		// Other failures keep it for the retry, which claims it again as the same action.
+		if rerr := e.state.ReleaseTask(ctx, a.Phone, step.Key); rerr != nil {
+			return step, errors.Join(err, rerr)
+		}
+	}
 	if err != nil {
 		return step, err
 	}
 	if len(got) != 1 || got[0] == 0 {
 		return step, fmt.Errorf("CRM returned %d task ids for one task", len(got))
 	}
-	if step, err = e.created(ctx, step, got[0], ids); err != nil {
-		return step, err
-	}
-	return step, e.recordTask(ctx, a)
-}
-
-// recordTask remembers the task's deadline under the client's number.
-func (e *Engine) recordTask(ctx context.Context, a CreateTask) error {
-	till := a.Task.CompleteTill
-	ttl := till.Sub(e.Clock()) + taskRecordSlack
-	if ttl <= 0 {
-		return nil // already past: it would not hold back a task anyway
-	}
-	return e.state.ExtendTaskUntil(ctx, a.Phone, till, ttl)
+	return e.created(ctx, step, got[0], ids)
 }
 
 // resolve turns a reference to a planned entity into its id.

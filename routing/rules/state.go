@@ -26,9 +26,15 @@ type State interface {
 	// TaskUntil returns the deadline of the last call-back task the engine created for the
 	// client's number; zero when there is none on record.
 	TaskUntil(ctx context.Context, phone crm.Phone) (time.Time, error)
-	// ExtendTaskUntil records a task deadline for the number unless a later one is on
-	// record; the record is kept for ttl.
-	ExtendTaskUntil(ctx context.Context, phone crm.Phone, until time.Time, ttl time.Duration) error
+	// ClaimTask records until as the deadline of the call-back task claimant (the
+	// engine's action key) is about to create for the number, unless another claimant's
+	// deadline after now is on record: then that deadline is returned and nothing
+	// changes. The check and the record are one step for every instance sharing the
+	// State, so two outcomes for one client never both create a task. The record is kept
+	// for ttl; claiming again as the same claimant (a retried action) succeeds.
+	ClaimTask(ctx context.Context, phone crm.Phone, claimant string, now, until time.Time, ttl time.Duration) (held time.Time, err error)
+	// ReleaseTask drops claimant's record for the number: its task will not be created.
+	ReleaseTask(ctx context.Context, phone crm.Phone, claimant string) error
 }
 
 // MemoryState is the State of a single crmlink instance without Redis. Entries expire on
@@ -47,8 +53,9 @@ type memEntry struct {
 }
 
 type memTask struct {
-	until   time.Time
-	expires time.Time
+	until    time.Time
+	expires  time.Time
+	claimant string
 }
 
 // NewMemoryState returns an empty in-process State.
@@ -102,16 +109,35 @@ func (s *MemoryState) TaskUntil(_ context.Context, phone crm.Phone) (time.Time, 
 	return t.until, nil
 }
 
-// ExtendTaskUntil implements State.
-func (s *MemoryState) ExtendTaskUntil(_ context.Context, phone crm.Phone, until time.Time, ttl time.Duration) error {
+// ClaimTask implements State.
+func (s *MemoryState) ClaimTask(_ context.Context, phone crm.Phone, claimant string, now, until time.Time, ttl time.Duration) (time.Time, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.now()
-	if t, ok := s.tasks[phone]; ok && now.Before(t.expires) && !until.After(t.until) {
-		return nil
+	if held := s.heldBy(phone, claimant, now); !held.IsZero() {
+		return held, nil
 	}
-	s.tasks[phone] = memTask{until: until, expires: now.Add(ttl)}
-	s.sweep(now)
+	s.tasks[phone] = memTask{until: until, expires: s.now().Add(ttl), claimant: claimant}
+	s.sweep(s.now())
+	return time.Time{}, nil
+}
+
+// heldBy returns the deadline of another claimant's live task window after now; the
+// caller holds mu.
+func (s *MemoryState) heldBy(phone crm.Phone, claimant string, now time.Time) time.Time {
+	t, ok := s.tasks[phone]
+	if ok && s.now().Before(t.expires) && t.until.After(now) && t.claimant != claimant {
+		return t.until
+	}
+	return time.Time{}
+}
+
+// ReleaseTask implements State.
+func (s *MemoryState) ReleaseTask(_ context.Context, phone crm.Phone, claimant string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t, ok := s.tasks[phone]; ok && t.claimant == claimant {
+		delete(s.tasks, phone)
+	}
 	return nil
 }
 

@@ -33,6 +33,9 @@ type journalRecord struct {
 	Phone   crm.Phone `json:"p,omitempty"`
 	Until   time.Time `json:"u,omitempty"`
 	Expires time.Time `json:"e"`
+	// Claimant is who recorded a task window; Drop removes the phone's window (released).
+	Claimant string `json:"c,omitempty"`
+	Drop     bool   `json:"d,omitempty"`
 }
 
 // OpenFileState opens (or creates) the journal at path.
@@ -70,13 +73,20 @@ func (s *FileState) load() error {
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	for sc.Scan() {
 		var r journalRecord
-		if json.Unmarshal(sc.Bytes(), &r) != nil || !now.Before(r.Expires) {
+		if json.Unmarshal(sc.Bytes(), &r) != nil {
+			continue
+		}
+		if r.Drop {
+			delete(s.mem.tasks, r.Phone)
+			continue
+		}
+		if !now.Before(r.Expires) {
 			continue
 		}
 		if r.Key != "" {
 			s.mem.keys[r.Key] = memEntry{value: r.Value, expires: r.Expires}
 		} else if r.Phone != "" {
-			s.mem.tasks[r.Phone] = memTask{until: r.Until, expires: r.Expires}
+			s.mem.tasks[r.Phone] = memTask{until: r.Until, expires: r.Expires, claimant: r.Claimant}
 		}
 	}
 	return sc.Err()
@@ -95,7 +105,7 @@ func (s *FileState) compact() error {
 		_ = enc.Encode(journalRecord{Key: k, Value: e.value, Expires: e.expires})
 	}
 	for p, t := range s.mem.tasks {
-		_ = enc.Encode(journalRecord{Phone: p, Until: t.until, Expires: t.expires})
+		_ = enc.Encode(journalRecord{Phone: p, Until: t.until, Expires: t.expires, Claimant: t.claimant})
 	}
 	if err := w.Flush(); err != nil {
 		f.Close()
@@ -156,19 +166,33 @@ func (s *FileState) TaskUntil(ctx context.Context, phone crm.Phone) (time.Time, 
 	return s.mem.TaskUntil(ctx, phone)
 }
 
-// ExtendTaskUntil implements State: journaled before it is applied.
-func (s *FileState) ExtendTaskUntil(ctx context.Context, phone crm.Phone, until time.Time, ttl time.Duration) error {
-	cur, err := s.mem.TaskUntil(ctx, phone)
-	if err != nil {
-		return err
+// ClaimTask implements State: the claim is journaled before it is applied.
+func (s *FileState) ClaimTask(ctx context.Context, phone crm.Phone, claimant string, now, until time.Time, ttl time.Duration) (time.Time, error) {
+	s.mem.mu.Lock()
+	defer s.mem.mu.Unlock()
+	if held := s.mem.heldBy(phone, claimant, now); !held.IsZero() {
+		return held, nil
 	}
-	if !until.After(cur) {
+	expires := s.mem.now().Add(ttl)
+	if err := s.append(journalRecord{Phone: phone, Until: until, Expires: expires, Claimant: claimant}); err != nil {
+		return time.Time{}, err
+	}
+	s.mem.tasks[phone] = memTask{until: until, expires: expires, claimant: claimant}
+	return time.Time{}, nil
+}
+
+// ReleaseTask implements State.
+func (s *FileState) ReleaseTask(ctx context.Context, phone crm.Phone, claimant string) error {
+	s.mem.mu.Lock()
+	defer s.mem.mu.Unlock()
+	if t, ok := s.mem.tasks[phone]; !ok || t.claimant != claimant {
 		return nil
 	}
-	if err := s.append(journalRecord{Phone: phone, Until: until, Expires: s.mem.now().Add(ttl)}); err != nil {
+	if err := s.append(journalRecord{Phone: phone, Drop: true, Expires: s.mem.now()}); err != nil {
 		return err
 	}
-	return s.mem.ExtendTaskUntil(ctx, phone, until, ttl)
+	delete(s.mem.tasks, phone)
+	return nil
 }
 
 var _ State = (*FileState)(nil)

@@ -17,7 +17,8 @@ func TestMemoryStateExpiry(t *testing.T) {
 	s.now = func() time.Time { return now }
 
 	require.NoError(t, s.Save(ctx, "a", []byte("1"), time.Minute))
-	require.NoError(t, s.ExtendTaskUntil(ctx, "+79161234567", now.Add(time.Hour), time.Minute))
+	_, err := s.ClaimTask(ctx, "+79161234567", "call:1:task", now, now.Add(time.Hour), time.Minute)
+	require.NoError(t, err)
 	now = now.Add(time.Minute)
 	done, err := s.Done(ctx, "a")
 	require.NoError(t, err)

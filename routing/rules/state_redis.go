@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -18,7 +19,7 @@ const DefaultRedisPrefix = "crmlink:rules:"
 
 // RedisState is the State shared by several crmlink instances: an action key is a string
 // (empty when only marked done, the stored value otherwise) set with an expiry; a number's
-// task deadline is <prefix>task:<E.164> holding Unix milliseconds. Every operation touches
+// task window is <prefix>task:<E.164> holding "<deadline in Unix milliseconds> <claimant>". Every operation touches
 // one key, so it works on Redis Cluster as well.
 type RedisState struct {
 	rdb    redis.UniversalClient
@@ -83,28 +84,58 @@ func (s *RedisState) TaskUntil(ctx context.Context, phone crm.Phone) (time.Time,
 	if err != nil {
 		return time.Time{}, fmt.Errorf("rules state: task deadline of %s: %w", phone, err)
 	}
-	ms, err := strconv.ParseInt(v, 10, 64)
+	ms, _, _ := strings.Cut(v, " ")
+	n, err := strconv.ParseInt(ms, 10, 64)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("rules state: task deadline of %s: %q is not Unix milliseconds", phone, v)
+		return time.Time{}, fmt.Errorf("rules state: task deadline of %s: %q does not start with Unix milliseconds", phone, v)
 	}
-	return time.UnixMilli(ms), nil
+	return time.UnixMilli(n), nil
 }
 
-// extendScript keeps the later of the stored and the new deadline in one round trip, so
-// two instances recording tasks for one number never move the deadline back.
-var extendScript = redis.NewScript(`
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
-if tonumber(ARGV[1]) > cur then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+// claimScript checks and records a task window in one step: another claimant's deadline
+// after now wins (and is returned), otherwise the claim is set. A value of an older
+// crmlink holds the deadline alone.
+var claimScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v then
+  local sp = string.find(v, ' ', 1, true)
+  local ms = tonumber(sp and string.sub(v, 1, sp - 1) or v) or 0
+  local who = sp and string.sub(v, sp + 1) or ''
+  if ms > tonumber(ARGV[1]) and who ~= ARGV[2] then
+    return ms
+  end
+end
+redis.call('SET', KEYS[1], ARGV[3] .. ' ' .. ARGV[2], 'PX', ARGV[4])
+return 0`)
+
+// ClaimTask implements State.
+func (s *RedisState) ClaimTask(ctx context.Context, phone crm.Phone, claimant string, now, until time.Time, ttl time.Duration) (time.Time, error) {
+	held, err := claimScript.Run(ctx, s.rdb, []string{s.taskKey(phone)},
+		now.UnixMilli(), claimant, until.UnixMilli(), positive(ttl).Milliseconds()).Int64()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("rules state: claim the task window of %s: %w", phone, err)
+	}
+	if held == 0 {
+		return time.Time{}, nil
+	}
+	return time.UnixMilli(held), nil
+}
+
+// releaseScript drops a task window only if the claimant still holds it.
+var releaseScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v then
+  local sp = string.find(v, ' ', 1, true)
+  if sp and string.sub(v, sp + 1) == ARGV[1] then
+    redis.call('DEL', KEYS[1])
+  end
 end
 return 1`)
 
-// ExtendTaskUntil implements State.
-func (s *RedisState) ExtendTaskUntil(ctx context.Context, phone crm.Phone, until time.Time, ttl time.Duration) error {
-	err := extendScript.Run(ctx, s.rdb, []string{s.taskKey(phone)},
-		until.UnixMilli(), positive(ttl).Milliseconds()).Err()
-	if err != nil {
-		return fmt.Errorf("rules state: record task deadline of %s: %w", phone, err)
+// ReleaseTask implements State.
+func (s *RedisState) ReleaseTask(ctx context.Context, phone crm.Phone, claimant string) error {
+	if err := releaseScript.Run(ctx, s.rdb, []string{s.taskKey(phone)}, claimant).Err(); err != nil {
+		return fmt.Errorf("rules state: release the task window of %s: %w", phone, err)
 	}
 	return nil
 }
