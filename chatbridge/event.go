@@ -212,9 +212,13 @@ func OrderKey(q queue.Event) string {
 	case err != nil:
 		return ""
 	case e.Phone != "":
-		return "phone:" + string(e.Phone)
+		return PhoneOrderKey(e.Phone)
 	case e.Chat.ID != "":
 		return e.Chat.Key()
 	}
 	return ""
 }
+
+// PhoneOrderKey is the ordering key of everything about the client with this number; the
+// call events use it too, so a client's calls and chats are handled in order.
+func PhoneOrderKey(p crm.Phone) string { return "phone:" + string(p) }

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/crmlink/crmlink/chatbridge"
+	"github.com/crmlink/crmlink/crm"
 	"github.com/crmlink/crmlink/crm/amocrm"
 	"github.com/crmlink/crmlink/internal/queue"
 	"github.com/crmlink/crmlink/routing"
@@ -46,7 +47,7 @@ func (p *App) newEvents() (*events, error) {
 	opts := queue.Options{
 		Concurrency: cfg.Queue.Workers,
 		MaxAttempts: cfg.Queue.MaxAttempts,
-		OrderKey:    orderKey,
+		OrderKey:    orderKey(crm.NewPhoneMemo(cfg.Routing.DefaultRegion)),
 		Logger:      p.log.With().Str("component", "queue").Logger(),
 	}
 	ev := &events{closer: func() error { return nil }}
@@ -89,17 +90,23 @@ func (p *App) newEvents() (*events, error) {
 	return ev, nil
 }
 
-// orderKey keeps one client's events in order: calls by number, chats by phone or chat.
-func orderKey(e queue.Event) string {
-	if e.Kind == kindCallOutcome {
-		return orderByClient(e)
+// orderKey keeps one client's events in order, calls and chats alike: a call by the
+// client's number, a chat by the visitor's phone (or the chat when it has none), both keyed
+// "phone:<E.164>" so that a client's call and the chat that follows it meet on one key
+// whichever way the number was written.
+func orderKey(phones *crm.PhoneMemo) func(queue.Event) string {
+	return func(e queue.Event) string {
+		if e.Kind == kindCallOutcome {
+			return orderByClient(e, phones)
+		}
+		return chatbridge.OrderKey(e)
 	}
-	return chatbridge.OrderKey(e)
 }
 
-// orderByClient keeps one client's events in order: the calls of one number reach the CRM
-// one after the other, so a second missed call sees the first one's task.
-func orderByClient(e queue.Event) string {
+// orderByClient keeps one client's calls in order: the calls of one number reach the CRM
+// one after the other, so a second missed call sees the first one's task. A number that
+// does not parse (an internal extension, an anonymous caller) is its own key.
+func orderByClient(e queue.Event, phones *crm.PhoneMemo) string {
 	var o struct {
 		Direction routing.Direction `json:"direction"`
 		Caller    string            `json:"caller"`
@@ -108,10 +115,17 @@ func orderByClient(e queue.Event) string {
 	if e.Kind != kindCallOutcome || json.Unmarshal(e.Payload, &o) != nil {
 		return ""
 	}
+	number := o.Caller
 	if o.Direction == routing.Outgoing {
-		return o.Called
+		number = o.Called
 	}
-	return o.Caller
+	if number == "" {
+		return ""
+	}
+	if p, err := phones.Parse(number); err == nil {
+		return chatbridge.PhoneOrderKey(p)
+	}
+	return "number:" + number
 }
 
 // publish queues a finished call; it returns once the event is durably stored.
