@@ -120,9 +120,13 @@ type Writer interface {
 	// AddUnsortedCalls creates Unsorted entries; an entry whose UID already exists is not
 	// created again.
 	AddUnsortedCalls(ctx context.Context, us []UnsortedCall) error
-	// PendingUnsorted reports whether an Unsorted entry for the phone still waits for a
-	// decision.
-	PendingUnsorted(ctx context.Context, phone Phone) (bool, error)
+	// PendingUnsorted returns the uid of an Unsorted entry for the phone that still waits
+	// for a decision; "" when none does.
+	PendingUnsorted(ctx context.Context, phone Phone) (uid string, err error)
+	// AcceptUnsorted accepts a waiting Unsorted entry as the user would (statusID 0: the
+	// pipeline's first stage): its contact and lead join the account. accepted is false,
+	// with no error, when the entry was decided (accepted or declined) already.
+	AcceptUnsorted(ctx context.Context, uid string, user UserID, statusID int64) (entry UnsortedEntry, accepted bool, err error)
 	CreateTasks(ctx context.Context, ts []NewTask) ([]int64, error)
 	// OpenTasks lists the entity's tasks that are not completed.
 	OpenTasks(ctx context.Context, entity EntityType, id int64) ([]Task, error)

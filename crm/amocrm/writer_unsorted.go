@@ -209,22 +209,22 @@ type unsortedDTO struct {
 	} `json:"metadata"`
 }
 
-// PendingUnsorted reports whether a sip entry for the phone waits in Unsorted: amoCRM
-// takes a caller's next call into Unsorted only once the waiting entry is decided, and so
-// should crmlink. It reads the waiting sip entries, every page.
-func (c *Client) PendingUnsorted(ctx context.Context, phone crm.Phone) (bool, error) {
+// PendingUnsorted returns the uid of a sip entry for the phone that waits in Unsorted:
+// amoCRM takes a caller's next call into Unsorted only once the waiting entry is decided,
+// and so should crmlink. It reads the waiting sip entries, every page.
+func (c *Client) PendingUnsorted(ctx context.Context, phone crm.Phone) (string, error) {
 	if phone.National() == "" {
-		return false, apiError(http.MethodGet, unsortedPath, errors.New("empty phone number"))
+		return "", apiError(http.MethodGet, unsortedPath, errors.New("empty phone number"))
 	}
 	q := url.Values{"filter[category][]": {"sip"}, "limit": {"250"}}
 	found, err := listAll[unsortedDTO](ctx, c, unsortedPath, q, "unsorted")
 	if err != nil {
-		return false, err
+		return "", err
 	}
 	for _, u := range found {
 		if w := string(u.Metadata.Phone); w != "" && phone.SameNumber(w, c.region) {
-			return true, nil
+			return u.UID, nil
 		}
 	}
-	return false, nil
+	return "", nil
 }

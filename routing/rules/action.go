@@ -17,10 +17,11 @@ const (
 	KindUnsorted Kind = "unsorted"
 	KindTask     Kind = "task"
 	KindNote     Kind = "note"
+	KindAccept   Kind = "accept_unsorted"
 )
 
-// Action is one CRM write of a plan: CreateContact, CreateLead, AddUnsorted, CreateTask or
-// AddCallNote. Actions are plain values, so a plan can be compared in tests and stored.
+// Action is one CRM write of a plan: CreateContact, CreateLead, AddUnsorted,
+// AcceptUnsorted, CreateTask or AddCallNote. Actions are plain values, so a plan can be compared in tests and stored.
 type Action interface {
 	Kind() Kind
 	isAction()
@@ -63,6 +64,18 @@ type AddUnsorted struct {
 	Call crm.UnsortedCall
 }
 
+// AcceptUnsorted accepts the number's waiting Unsorted entry for an answered call (mode
+// unsorted_until_answered): the entry's contact and deal become the client's, responsible
+// User, instead of a second contact beside the entry. The entities it yields stand for
+// KindContact and KindLead in the actions after it. Phone finds the client when a manager
+// decided on the entry first.
+type AcceptUnsorted struct {
+	UID      string
+	User     crm.UserID
+	StatusID int64
+	Phone    crm.Phone
+}
+
 // CreateTask creates a call-back task on On; Task.Entity and EntityID are filled in when it
 // runs. Phone is the client's number, under which the engine remembers the deadline.
 type CreateTask struct {
@@ -78,17 +91,19 @@ type AddCallNote struct {
 	On   Ref
 }
 
-func (CreateContact) Kind() Kind { return KindContact }
-func (CreateLead) Kind() Kind    { return KindLead }
-func (AddUnsorted) Kind() Kind   { return KindUnsorted }
-func (CreateTask) Kind() Kind    { return KindTask }
-func (AddCallNote) Kind() Kind   { return KindNote }
+func (CreateContact) Kind() Kind  { return KindContact }
+func (CreateLead) Kind() Kind     { return KindLead }
+func (AddUnsorted) Kind() Kind    { return KindUnsorted }
+func (AcceptUnsorted) Kind() Kind { return KindAccept }
+func (CreateTask) Kind() Kind     { return KindTask }
+func (AddCallNote) Kind() Kind    { return KindNote }
 
-func (CreateContact) isAction() {}
-func (CreateLead) isAction()    {}
-func (AddUnsorted) isAction()   {}
-func (CreateTask) isAction()    {}
-func (AddCallNote) isAction()   {}
+func (CreateContact) isAction()  {}
+func (CreateLead) isAction()     {}
+func (AddUnsorted) isAction()    {}
+func (AcceptUnsorted) isAction() {}
+func (CreateTask) isAction()     {}
+func (AddCallNote) isAction()    {}
 
 // ActionKey is the idempotency key of an outcome's action of kind k.
 func ActionKey(outcomeID string, k Kind) string { return "call:" + outcomeID + ":" + string(k) }
@@ -106,11 +121,12 @@ type storedPlan struct {
 // storedAction tags an Action with its kind for JSON.
 type storedAction struct {
 	Kind     Kind
-	Contact  *CreateContact `json:",omitempty"`
-	Lead     *CreateLead    `json:",omitempty"`
-	Unsorted *AddUnsorted   `json:",omitempty"`
-	Task     *CreateTask    `json:",omitempty"`
-	Note     *AddCallNote   `json:",omitempty"`
+	Contact  *CreateContact  `json:",omitempty"`
+	Lead     *CreateLead     `json:",omitempty"`
+	Unsorted *AddUnsorted    `json:",omitempty"`
+	Accept   *AcceptUnsorted `json:",omitempty"`
+	Task     *CreateTask     `json:",omitempty"`
+	Note     *AddCallNote    `json:",omitempty"`
 }
 
 const storedPlanVersion = 1
@@ -127,6 +143,8 @@ func encodePlan(p planned) ([]byte, error) {
 			s.Lead = &a
 		case AddUnsorted:
 			s.Unsorted = &a
+		case AcceptUnsorted:
+			s.Accept = &a
 		case CreateTask:
 			s.Task = &a
 		case AddCallNote:
@@ -155,6 +173,8 @@ func decodePlan(b []byte) (planned, error) {
 			a = *s.Lead
 		case s.Kind == KindUnsorted && s.Unsorted != nil:
 			a = *s.Unsorted
+		case s.Kind == KindAccept && s.Accept != nil:
+			a = *s.Accept
 		case s.Kind == KindTask && s.Task != nil:
 			a = *s.Task
 		case s.Kind == KindNote && s.Note != nil:

@@ -111,7 +111,8 @@ const (
 	// the contact and deal. No second entry is made for a number while one is pending.
 	ModeUnsorted Mode = "unsorted"
 	// ModeUnsortedUntilAnswered sends missed calls to Unsorted and creates contact and deal
-	// at once for answered ones.
+	// at once for answered ones; an answered call whose number's entry still waits accepts
+	// that entry as the manager who answered instead.
 	ModeUnsortedUntilAnswered Mode = "unsorted_until_answered"
 )
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -243,7 +244,7 @@ func (e *Engine) run(ctx context.Context, p planned, a Action, resumed bool, ids
 	var done bool
 	var err error
 	switch a.(type) {
-	case CreateContact, CreateLead, CreateTask:
+	case CreateContact, CreateLead, CreateTask, AcceptUnsorted:
 		val, done, err = e.state.Load(ctx, key) // the id it created
 	default:
 		done, err = e.state.Done(ctx, key)
@@ -253,6 +254,13 @@ func (e *Engine) run(ctx context.Context, p planned, a Action, resumed bool, ids
 	}
 	if done {
 		step.Status = StepEarlier
+		if _, ok := a.(AcceptUnsorted); ok {
+			if err := acceptedIDs(val, ids); err != nil {
+				return step, Permanent(err)
+			}
+			step.ID = ids[KindLead]
+			return step, nil
+		}
 		if len(val) > 0 {
 			id, err := strconv.ParseInt(string(val), 10, 64)
 			if err != nil {
@@ -274,10 +282,21 @@ func (e *Engine) run(ctx context.Context, p planned, a Action, resumed bool, ids
 			return step, err
 		}
 		return e.markDone(ctx, step)
+	case AcceptUnsorted:
+		return e.acceptUnsorted(ctx, step, a, ids)
 	case CreateTask:
 		return e.createTask(ctx, step, a, resumed, ids)
 	case AddCallNote:
 		on, err := resolve(a.On, ids)
+		if err != nil && a.On.Created == KindLead {
+			// The accepted Unsorted entry's client has no open deal: the contact takes it.
+			on, err = resolve(CreatedBy(crm.EntityContact, KindContact), ids)
+		}
+		if err != nil && slices.ContainsFunc(p.Actions, func(x Action) bool { return x.Kind() == KindAccept }) {
+			step.Status = StepSkipped
+			step.Reason = "the Unsorted entry was declined: no contact or deal to note the call on"
+			return e.markDone(ctx, step)
+		}
 		if err != nil {
 			return step, err
 		}
@@ -463,6 +482,65 @@ func (e *Engine) createTask(ctx context.Context, step Step, a CreateTask, resume
 		return step, fmt.Errorf("CRM returned %d task ids for one task", len(got))
 	}
 	return e.created(ctx, step, got[0], ids)
+}
+
+// acceptUnsorted accepts the waiting entry and records the lead and contact it became. A
+// manager may have decided on it first (or an attempt accepted it and lost the answer):
+// then the client's contact has the number, and its open deal, if any, is the deal.
+func (e *Engine) acceptUnsorted(ctx context.Context, step Step, a AcceptUnsorted, ids map[Kind]int64) (Step, error) {
+	entry, accepted, err := e.w.AcceptUnsorted(ctx, a.UID, a.User, a.StatusID)
+	if err != nil {
+		return step, err
+	}
+	lead, contact := entry.LeadID, entry.ContactID
+	if !accepted {
+		c, err := e.findClient(ctx, a.Phone)
+		if err != nil {
+			return step, err
+		}
+		lead, contact = 0, 0
+		switch {
+		case !c.known:
+			step.Status = StepSkipped
+			step.Reason = fmt.Sprintf("Unsorted entry %s was declined meanwhile", a.UID)
+		default:
+			step.Status = StepAdopted
+			step.Reason = fmt.Sprintf("Unsorted entry %s was accepted meanwhile", a.UID)
+			contact = c.contact.ID
+			if c.hasOpen {
+				lead = c.openLead.ID
+			}
+		}
+	}
+	val := fmt.Sprintf("%d,%d", lead, contact)
+	if err := e.state.Save(ctx, step.Key, []byte(val), e.stateTTL); err != nil {
+		return step, err
+	}
+	if err := acceptedIDs([]byte(val), ids); err != nil {
+		return step, Permanent(err)
+	}
+	step.ID = lead
+	if step.Status == "" {
+		step.Status = StepDone
+	}
+	return step, nil
+}
+
+// acceptedIDs reads what acceptUnsorted recorded, "<lead>,<contact>" (0: none), into ids.
+func acceptedIDs(val []byte, ids map[Kind]int64) error {
+	l, c, ok := strings.Cut(string(val), ",")
+	lead, err1 := strconv.ParseInt(l, 10, 64)
+	contact, err2 := strconv.ParseInt(c, 10, 64)
+	if !ok || err1 != nil || err2 != nil {
+		return fmt.Errorf("stored Unsorted acceptance %q is not <lead>,<contact>", val)
+	}
+	if lead != 0 {
+		ids[KindLead] = lead
+	}
+	if contact != 0 {
+		ids[KindContact] = contact
+	}
+	return nil
 }
 
 // resolve turns a reference to a planned entity into its id.

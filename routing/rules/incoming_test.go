@@ -2,6 +2,7 @@ package rules_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -187,6 +188,95 @@ func TestUnsortedNotRepeatedWhilePending(t *testing.T) {
 			assert.Equal(t, "c3", created.Unsorted[1].UID)
 			assert.Equal(t, rulestest.UnsortedPending, created.Unsorted[1].Status)
 			assert.Empty(t, created.Contacts)
+		})
+	}
+}
+
+// TestAnsweredCallAcceptsTheWaitingUnsortedEntry: under unsorted_until_answered a new
+// caller's missed call waits in Unsorted; their next call, answered, accepts that entry
+// rather than creating a second contact beside it, also when a manager decided on the
+// entry first or an attempt stopped halfway.
+func TestAnsweredCallAcceptsTheWaitingUnsortedEntry(t *testing.T) {
+	const otherManager crm.UserID = 77
+	// meanwhile runs once, just before crmlink's accept reaches the CRM (do may write
+	// itself: the flag is set first).
+	meanwhile := func(e *env, do func()) {
+		var mu sync.Mutex
+		done := false
+		e.crm.FailWrite = func(op rulestest.Op) error {
+			mu.Lock()
+			first := op.Method == "AcceptUnsorted" && !done
+			done = done || first
+			mu.Unlock()
+			if first {
+				do()
+			}
+			return nil
+		}
+	}
+	tests := []struct {
+		name       string
+		setup      func(e *env)
+		retry      bool // the first attempt fails after the accept
+		contactBy  crm.UserID
+		status     rulestest.UnsortedStatus
+		nothing    bool // nothing to note the call on
+		stepStatus rules.StepStatus
+	}{
+		{name: "accepted as the manager who answered", contactBy: answeredBy,
+			status: rulestest.UnsortedAccepted, stepStatus: rules.StepDone},
+		{name: "the note fails once: the retry notes on the accepted deal", retry: true,
+			setup:     func(e *env) { e.crm.FailWrite = rulestest.FailOnce(3, rulestest.ErrInjected) },
+			contactBy: answeredBy, status: rulestest.UnsortedAccepted, stepStatus: rules.StepEarlier},
+		{name: "a manager accepted it first: the note goes on their deal",
+			setup: func(e *env) {
+				meanwhile(e, func() {
+					_, _, err := e.crm.AcceptUnsorted(context.Background(), "c1", otherManager, 0)
+					require.NoError(t, err)
+				})
+			},
+			contactBy: otherManager, status: rulestest.UnsortedAccepted, stepStatus: rules.StepAdopted},
+		{name: "a manager declined it first: nothing is created",
+			setup:  func(e *env) { meanwhile(e, func() { e.crm.DecideUnsorted("c1", rulestest.UnsortedDeclined) }) },
+			status: rulestest.UnsortedDeclined, nothing: true, stepStatus: rules.StepSkipped},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := rules.Defaults()
+			cfg.Incoming.Unknown.Mode = rules.ModeUnsortedUntilAnswered
+			e := newEnv(t, cfg)
+			e.handle(t, incoming("c1", false))
+			require.Len(t, e.crm.Created().Unsorted, 1)
+			if tc.setup != nil {
+				tc.setup(e)
+			}
+			e.clock.Advance(10 * time.Minute)
+			answered := at(incoming("c2", true), e.clock.Now())
+			if tc.retry {
+				_, err := e.eng.HandleCall(context.Background(), answered)
+				require.Error(t, err, "the first attempt stops at the note")
+			}
+			res := e.handle(t, answered)
+
+			created := e.crm.Created()
+			require.Len(t, created.Unsorted, 1, "no second entry")
+			assert.Equal(t, tc.status, created.Unsorted[0].Status)
+			require.NotEmpty(t, res.Steps)
+			assert.Equal(t, rules.KindAccept, res.Steps[0].Kind)
+			assert.Equal(t, tc.stepStatus, res.Steps[0].Status, "%s", res)
+			if tc.nothing {
+				assert.Empty(t, created.Contacts)
+				assert.Empty(t, created.Leads)
+				assert.Empty(t, created.Notes, "%s", res)
+				return
+			}
+			require.Len(t, created.Contacts, 1, "one contact for the number: %s", res)
+			require.Len(t, created.Leads, 1)
+			assert.Equal(t, tc.contactBy, created.Contacts[0].Responsible)
+			assert.Equal(t, tc.contactBy, created.Leads[0].Responsible)
+			require.Len(t, created.Notes, 1, "the answered call noted once")
+			assert.Equal(t, crm.EntityLead, created.Notes[0].Entity)
+			assert.Equal(t, created.Leads[0].ID, created.Notes[0].EntityID)
 		})
 	}
 }

@@ -143,6 +143,21 @@ func (b *planner) incomingUnknown(ctx context.Context) error {
 		b.because("incoming.unknown.create_contact is off: nothing is created for a new caller")
 		return nil
 	}
+	if u.Mode == ModeUnsortedUntilAnswered {
+		// An earlier missed call of this number may wait in Unsorted: the answered call
+		// accepts it, so the client gets one contact and deal, not a second pair beside the
+		// entry.
+		uid, err := b.e.w.PendingUnsorted(ctx, b.p.Phone)
+		if err != nil {
+			return fmt.Errorf("rules: outcome %s: pending Unsorted of %s: %w", b.o.ID, b.p.Phone, err)
+		}
+		if uid != "" {
+			b.add(AcceptUnsorted{UID: uid, User: resp, StatusID: u.StatusID, Phone: b.p.Phone})
+			b.contact = CreatedBy(crm.EntityContact, KindContact)
+			b.deal = CreatedBy(crm.EntityLead, KindLead)
+			return nil
+		}
+	}
 	b.createContact(u.ContactName, resp)
 	if u.CreateDeal {
 		b.createLead(u.DealName, u.PipelineID, u.StatusID, u.Tags, resp)
@@ -160,7 +175,7 @@ func (b *planner) unsorted(ctx context.Context, u IncomingUnknown) error {
 	if err != nil {
 		return fmt.Errorf("rules: outcome %s: pending Unsorted of %s: %w", b.o.ID, b.p.Phone, err)
 	}
-	if pending {
+	if pending != "" {
 		b.because("an Unsorted entry for %s still waits for a manager: no second one", b.p.Phone)
 		return nil
 	}

@@ -555,9 +555,9 @@ func TestSandboxUnsortedNotRepeated(t *testing.T) {
 }
 
 // TestSandboxUnsortedUntilAnsweredWhilePending: under unsorted_until_answered an answered
-// call creates contact and deal at once even while the number's Unsorted entry (from an
-// earlier missed call) still waits; the entry is left pending, so accepting it later gives
-// the number a second contact and deal.
+// call from a number whose Unsorted entry (from an earlier missed call) still waits accepts
+// that entry, through amoCRM's accept request, instead of creating a second contact and
+// deal beside it.
 func TestSandboxUnsortedUntilAnsweredWhilePending(t *testing.T) {
 	t.Parallel()
 	e := newSandboxEnv(t, sbConfig(func(c *rules.Config) { c.Incoming.Unknown.Mode = rules.ModeUnsortedUntilAnswered }), fastRate)
@@ -567,12 +567,17 @@ func TestSandboxUnsortedUntilAnsweredWhilePending(t *testing.T) {
 	c2 := at(sbIncoming("a2", sbNewDialled, true), e.clock.Now())
 	res := e.handle(t, c2)
 	assert.False(t, res.Known)
+	// The answered call accepts the missed call's entry as the manager who answered: its
+	// contact and deal join the account, and no second contact appears beside them.
+	accepted := sbUnsorted(c1, firstOperator, sb1, sb2)
+	accepted.Status, accepted.DecidedBy = sandbox.UnsortedAccepted, int64(answeredBy)
 	assert.Equal(t, sbWant(sandbox.Created{
-		Contacts: []sandbox.Contact{sbContact(sb3, string(sbNew), answeredBy, sbNew, sb4)},
-		Leads:    []sandbox.Lead{sbLead(sb4, "Call from "+string(sbNew), answeredBy, sb3)},
-		Unsorted: []sandbox.Unsorted{sbUnsorted(c1, firstOperator, sb1, sb2)},
-		Notes:    []sandbox.Note{answeredNote(sb5, c2, sbNew, sbLeads, sb4)},
+		Contacts: []sandbox.Contact{sbContact(sb2, string(sbNew), answeredBy, sbNew, sb1)},
+		Leads:    []sandbox.Lead{sbLead(sb1, "Call from "+string(sbNew), answeredBy, sb2)},
+		Unsorted: []sandbox.Unsorted{accepted},
+		Notes:    []sandbox.Note{answeredNote(sb3, c2, sbNew, sbLeads, sb1)},
 	}), e.created(t))
+	assert.Equal(t, "accept_unsorted "+strconv.FormatInt(sb1, 10)+" done; note on lead "+strconv.FormatInt(sb1, 10)+" done", res.String())
 }
 
 // --- incoming.known ---------------------------------------------------------------------

@@ -538,13 +538,53 @@ func (c *CRM) AddUnsortedCalls(ctx context.Context, us []crm.UnsortedCall) error
 }
 
 // PendingUnsorted implements crm.Writer.
-func (c *CRM) PendingUnsorted(ctx context.Context, phone crm.Phone) (bool, error) {
+func (c *CRM) PendingUnsorted(ctx context.Context, phone crm.Phone) (string, error) {
 	if err := c.read(ctx, "PendingUnsorted"); err != nil {
-		return false, err
+		return "", err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return slices.ContainsFunc(c.unsorted, func(u *Unsorted) bool { return u.Phone == phone && u.Status == UnsortedPending }), nil
+	for _, u := range c.unsorted {
+		if u.Phone == phone && u.Status == UnsortedPending {
+			return u.UID, nil
+		}
+	}
+	return "", nil
+}
+
+// AcceptUnsorted implements crm.Writer as amoCRM does: the entry's contact (when it names
+// one) and lead are created, responsible the accepting user, the lead linked to the
+// contact.
+func (c *CRM) AcceptUnsorted(ctx context.Context, uid string, user crm.UserID, statusID int64) (crm.UnsortedEntry, bool, error) {
+	var entry crm.UnsortedEntry
+	accepted := false
+	err := c.write(ctx, "AcceptUnsorted", func() error {
+		i := slices.IndexFunc(c.unsorted, func(u *Unsorted) bool { return u.UID == uid })
+		if i < 0 {
+			return fmt.Errorf("unsorted %s: %w", uid, crm.ErrNotFound)
+		}
+		u := c.unsorted[i]
+		entry.UID = uid
+		if u.Status != UnsortedPending {
+			return nil
+		}
+		now := c.now()
+		var contacts []int64
+		if u.ContactName != "" {
+			ct := &Contact{Contact: crm.Contact{ID: c.newID("contact"), Name: u.ContactName, Responsible: user,
+				UpdatedAt: now, Phones: []string{string(u.Phone)}}, RequestID: uid}
+			c.contacts = append(c.contacts, ct)
+			entry.ContactID, contacts = ct.ID, []int64{ct.ID}
+		}
+		l := &Lead{Lead: crm.Lead{ID: c.newID("lead"), Name: u.LeadName, PipelineID: u.PipelineID, StatusID: statusID,
+			Responsible: user, CreatedAt: now, UpdatedAt: now}, ContactIDs: contacts, RequestID: uid}
+		c.leads = append(c.leads, l)
+		c.link(l.ID, contacts)
+		entry.LeadID = l.ID
+		u.Status, accepted = UnsortedAccepted, true
+		return nil
+	})
+	return entry, accepted, err
 }
 
 // CreateTasks implements crm.Writer.
