@@ -188,6 +188,9 @@ func (c Config) Validate() []string {
 	if u.CreateDeal && !u.CreateContact {
 		v.add(iu+"create_deal", "is true while create_contact is false; a deal cannot be created without a contact (the phone number lives on the contact): set create_contact: true or create_deal: false")
 	}
+	if u.Mode != ModeDirect && u.CreateContact && !u.CreateDeal {
+		v.add(iu+"create_deal", "is false with mode %s: a manager accepting an amoCRM Unsorted entry always gets a deal with the contact; set create_deal: true, or mode: direct for a contact alone", u.Mode)
+	}
 	v.deal(iu, u.PipelineID, u.StatusID, u.DealName, u.Tags, u.CreateDeal)
 	v.template(iu+"contact_name", u.ContactName, u.CreateContact)
 

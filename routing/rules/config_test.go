@@ -40,6 +40,20 @@ func TestConfigValidate(t *testing.T) {
 				"without a contact (the phone number lives on the contact): set create_contact: true or create_deal: false"},
 		},
 		{
+			name: "Unsorted without a deal",
+			change: func(c *rules.Config) {
+				c.Incoming.Unknown.Mode, c.Incoming.Unknown.CreateDeal = rules.ModeUnsortedUntilAnswered, false
+			},
+			want: []string{"scenarios.incoming.unknown.create_deal is false with mode unsorted_until_answered: a manager accepting " +
+				"an amoCRM Unsorted entry always gets a deal with the contact; set create_deal: true, or mode: direct for a contact alone"},
+		},
+		{
+			name: "Unsorted with nothing to create is allowed",
+			change: func(c *rules.Config) {
+				c.Incoming.Unknown.Mode, c.Incoming.Unknown.CreateContact, c.Incoming.Unknown.CreateDeal = rules.ModeUnsorted, false, false
+			},
+		},
+		{
 			name:   "outgoing deal without contact",
 			change: func(c *rules.Config) { c.Outgoing.Unknown.CreateDeal = true },
 			want: []string{"scenarios.outgoing.unknown.create_deal is true while create_contact is false; a deal cannot be created " +

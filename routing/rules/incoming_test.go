@@ -132,14 +132,15 @@ func TestIncomingUnknown(t *testing.T) {
 			},
 		},
 		{
-			name: "unsorted into a pipeline, contact only",
+			// (create_deal off is a configuration error with Unsorted: TestConfigValidate.)
+			name: "unsorted into a pipeline",
 			config: func(c *rules.Config) {
-				c.Incoming.Unknown.Mode, c.Incoming.Unknown.CreateDeal, c.Incoming.Unknown.PipelineID = rules.ModeUnsorted, false, 77
+				c.Incoming.Unknown.Mode, c.Incoming.Unknown.PipelineID = rules.ModeUnsorted, 77
 			},
 			answered: true,
 			want: rulestest.Snapshot{Unsorted: []rulestest.Unsorted{func() rulestest.Unsorted {
 				u := unsortedEntry(answeredBy, true)
-				u.PipelineID, u.LeadName = 77, ""
+				u.PipelineID = 77
 				return u
 			}()}},
 			reasons: []string{"call note: no contact or deal to put it on"},

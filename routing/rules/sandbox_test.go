@@ -459,15 +459,15 @@ func TestSandboxIncomingUnknown(t *testing.T) {
 			},
 		},
 		{
-			// amoCRM's Unsorted entry always carries a lead: with create_deal off the engine
-			// sends it without a name and the account names it itself.
-			name: "unsorted into pipeline 77 with create_deal off: the entry's lead is unnamed", o: answered,
+			// amoCRM's Unsorted entry always carries a lead, so create_deal off is a
+			// configuration error with Unsorted (TestConfigValidate).
+			name: "unsorted into pipeline 77", o: answered,
 			config: func(c *rules.Config) {
-				c.Incoming.Unknown.Mode, c.Incoming.Unknown.CreateDeal, c.Incoming.Unknown.PipelineID = rules.ModeUnsorted, false, 77
+				c.Incoming.Unknown.Mode, c.Incoming.Unknown.PipelineID = rules.ModeUnsorted, 77
 			},
 			want: sandbox.Created{Unsorted: []sandbox.Unsorted{func() sandbox.Unsorted {
 				u := sbUnsorted(answered, answeredBy, sb1, sb2)
-				u.PipelineID, u.Lead.PipelineID, u.Lead.Name = 77, 77, "Сделка #"+strconv.FormatInt(sb1, 10)
+				u.PipelineID, u.Lead.PipelineID = 77, 77
 				return u
 			}()}},
 		},
