@@ -31,6 +31,7 @@ const (
 	ReasonOwnerNoAnswer    Reason = "owner_no_answer"   // the owner's phones rang out, were busy or failed
 	ReasonCRMError         Reason = "crm_error"         // the CRM answered with an error (401, 403, 429, 5xx)
 	ReasonDisabled         Reason = "disabled"          // routing is switched off or the caller is anonymous
+	ReasonInterrupted      Reason = "interrupted"       // answered for the owner, but crmlink stopped or lost Asterisk before connecting them
 )
 
 // Source says where the owner came from; CRMLINK_SOURCE.

@@ -70,8 +70,9 @@ type Controller struct {
 	bridges sync.Map
 
 	// suspect holds the leftover bridges seen at the last reconcile, orphanLegs the legs
-	// no call owned (watch goroutine only).
-	suspect, orphanLegs map[string]bool
+	// no call owned, stranded the answered callers in no bridge and no call (watch
+	// goroutine only).
+	suspect, orphanLegs, stranded map[string]bool
 
 	connected atomic.Bool
 	draining  atomic.Bool
@@ -316,7 +317,7 @@ func (c *Controller) reconcile(ctx context.Context, log zerolog.Logger) {
 		return true
 	})
 	bridged := c.sweepBridges(ctx, log)
-	orphans := map[string]bool{}
+	orphans, stranded := map[string]bool{}, map[string]bool{}
 	for _, ch := range inApp(all, c.opts.Application) {
 		if strings.HasPrefix(ch.ID, legPrefix) {
 			// A leg in the application belongs to the call ringing it, or to a bridged
@@ -332,8 +333,17 @@ func (c *Controller) reconcile(ctx context.Context, log zerolog.Logger) {
 			continue
 		}
 		if ch.State == "Up" {
-			// An answered channel is a bridged call from before a restart that
-			// no longer needs routing.
+			// An answered channel is a bridged call from before a restart that no longer
+			// needs routing, unless it is in no bridge and no call of ours owns it: a
+			// caller answered for the owner whose bridge was never made (crmlink stopped
+			// in between) or whose call gave up on it while Asterisk did not answer. Seen
+			// twice, one reconcile apart, it goes to the fallback instead of silence.
+			if _, owned := c.calls.Load(ch.ID); !owned && bridged != nil && !bridged[ch.ID] {
+				stranded[ch.ID] = true
+				if c.stranded[ch.ID] {
+					c.rescue(ctx, ch, log)
+				}
+			}
 			continue
 		}
 		if _, handled := c.calls.Load(ch.ID); !handled {
@@ -341,7 +351,25 @@ func (c *Controller) reconcile(ctx context.Context, log zerolog.Logger) {
 			c.start(ctx, ch, strings.HasSuffix(ch.Dialplan.AppData, ","+outgoingArg), log)
 		}
 	}
-	c.orphanLegs = orphans
+	c.orphanLegs, c.stranded = orphans, stranded
+}
+
+// rescue sends an answered caller no call owns to the fallback as interrupted, off the
+// watch goroutine; one that cannot be continued is hung up rather than left in silence.
+func (c *Controller) rescue(ctx context.Context, ch ari.ChannelData, log zerolog.Logger) {
+	log = log.With().Str("channel", ch.ID).Logger()
+	log.Warn().Msg("reconcile: an answered caller in no bridge and no call; sending it to the fallback")
+	k := &call{c: c, ch: ch, log: log}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		err := k.fallback(cleanup(ctx), routing.FallbackDecision(routing.ReasonInterrupted))
+		if err == nil || isGone(err) {
+			return
+		}
+		log.Warn().Err(err).Msg("fallback of a stranded caller failed; hanging it up")
+		k.hangup(ctx, ch.ID, "normal")
+	}()
 }
 
 // endOrphanLeg hangs up a leg no call owns, off the caller's goroutine (the dispatcher

@@ -136,3 +136,32 @@ func TestOrphanLegsAreHungUp(t *testing.T) {
 	assert.False(t, contains(f.requests(), "DELETE /channels/crmlink-leg-bridged"))
 	assert.False(t, contains(f.requests(), "DELETE /channels/crmlink-leg-ringing"))
 }
+
+// An answered caller in the application that no call owns and no bridge holds (crmlink
+// stopped between answering it and bridging it) is sent to the fallback as interrupted
+// once it has been seen on two reconciles; a bridged call from before a restart, and a
+// caller a call owns, are left alone.
+func TestStrandedCallerGoesToTheFallback(t *testing.T) {
+	f := newFakeARI(t)
+	f.set("GET /applications/crmlink", http.StatusOK, filteredApp)
+	f.set("GET /endpoints", http.StatusOK, `[]`)
+	caller := func(id string) string {
+		return `{"id":"` + id + `","name":"PJSIP/trunk-1","state":"Up","dialplan":{"context":"from-trunk","exten":"200","priority":2,"app_name":"Stasis","app_data":"crmlink,incoming"}}`
+	}
+	f.set("GET /channels", http.StatusOK, `[`+caller("stranded")+`,`+caller("old-caller")+`,`+caller("owned")+`]`)
+	f.set("GET /bridges", http.StatusOK, `[{"id":"crmlink-br-old","channels":["old-caller","crmlink-leg-old"]}]`)
+	c := newTestController(t, f, make(chan routing.CallOutcome, 4))
+	c.calls.Store("owned", testCall(c))
+
+	c.reconcile(context.Background(), zerolog.Nop())
+	c.wg.Wait()
+	assert.False(t, contains(f.requests(), "POST /channels/stranded/continue"), "seen once: left alone")
+	c.reconcile(context.Background(), zerolog.Nop())
+	c.wg.Wait()
+	assert.Contains(t, f.requests(), "POST /channels/stranded/variable?value=FALLBACK,interrupted,,,crmlink:interrupted&variable=ARRAY(CRMLINK_RESULT,CRMLINK_REASON,CRMLINK_OWNER,CRMLINK_SOURCE,CDR(userfield))")
+	assert.Contains(t, f.requests(), "POST /channels/stranded/continue?context=crmlink-fallback&extension=200&priority=1")
+	for _, id := range []string{"old-caller", "owned"} {
+		assert.False(t, contains(f.requests(), "POST /channels/"+id+"/continue"), id)
+		assert.False(t, contains(f.requests(), "DELETE /channels/"+id), id)
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/CyCoreSystems/ari/v6"
+	"github.com/CyCoreSystems/ari/v6/client/native"
 	"github.com/emiago/sipgo/sip"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -281,4 +283,40 @@ func loggedOutSinceLastRefresh(t *testing.T, s *stack, ext string) *siptest.Phon
 	require.Equal(t, 200, res.StatusCode, "unREGISTER "+ext)
 	testrig.WaitFor(t, 5*time.Second, "PJSIP/"+ext+" offline", func() bool { return s.ast.EndpointState(ext) == "offline" })
 	return p
+}
+
+// A crmlink that stopped after answering a caller for the owner and before bridging them
+// left the caller in the application, in silence. The next crmlink's reconciler finds the
+// answered caller in no bridge and sends it to the fallback as interrupted.
+func TestStrandedCallerReachesTheFallbackAfterARestart(t *testing.T) {
+	ast := testrig.Asterisk(t)
+	operator := newPhone(t, "100", "127.0.0.1", operatorPort)
+
+	// The crmlink that stops: it takes the call into the application, answers it, and is gone.
+	ctx, cancel := context.WithTimeout(context.Background(), callWait)
+	defer cancel()
+	old := native.New(&native.Options{Application: "crmlink", URL: ast.ARIURL, WebsocketURL: ast.WSURL,
+		Username: ast.User, Password: ast.Password})
+	require.NoError(t, old.ConnectWithContext(ctx))
+	sub := old.Bus().Subscribe(nil, ari.Events.StasisStart)
+	call := dial(t, ast, newCaller(t, ast, annaClient), ariExten)
+	var caller string
+	select {
+	case e := <-sub.Events():
+		caller = e.(*ari.StasisStart).Channel.ID
+	case <-ctx.Done():
+		t.Fatal("no StasisStart for the call")
+	}
+	ast.Post(t, "/channels/"+caller+"/answer")
+	res, err := call.WaitAnswer(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 200, res.StatusCode, "the caller was answered")
+	sub.Cancel()
+	old.Close()
+
+	restarted := time.Now()
+	startStack(t)
+	in := expectFallback(t, operator, "interrupted", 0)
+	t.Logf("the stranded caller reached the fallback %s after crmlink started", time.Since(restarted).Round(time.Millisecond))
+	assert.Equal(t, annaClient, in.From(), "the operator sees the caller")
 }
