@@ -21,6 +21,12 @@ func (p *presenceCache) store(states map[string]string, at time.Time) {
 	p.states, p.at = states, at
 }
 
+func (p *presenceCache) loadedAt() time.Time {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.at
+}
+
 // markOffline records that a phone could not be reached, so that the next call asks
 // Asterisk about it instead of trusting the last refresh.
 func (p *presenceCache) markOffline(endpoint string) {
@@ -58,11 +64,7 @@ func (c *Controller) refreshPresence(ctx context.Context) error {
 
 // PresenceAt is when the endpoint list routing trusts was last loaded from Asterisk (zero
 // before the first load).
-func (c *Controller) PresenceAt() time.Time {
-	c.presence.mu.RLock()
-	defer c.presence.mu.RUnlock()
-	return c.presence.at
-}
+func (c *Controller) PresenceAt() time.Time { return c.presence.loadedAt() }
 
 // EndpointsOnline tells the router whether manager phones are reachable, from Asterisk's
 // endpoint state. Dial strings that are not a single endpoint (a mobile through a trunk,

@@ -512,13 +512,10 @@ func (e *Engine) acceptUnsorted(ctx context.Context, step Step, a AcceptUnsorted
 			}
 		}
 	}
-	val := fmt.Sprintf("%d,%d", lead, contact)
-	if err := e.state.Save(ctx, step.Key, []byte(val), e.stateTTL); err != nil {
+	if err := e.state.Save(ctx, step.Key, fmt.Appendf(nil, "%d,%d", lead, contact), e.stateTTL); err != nil {
 		return step, err
 	}
-	if err := acceptedIDs([]byte(val), ids); err != nil {
-		return step, Permanent(err)
-	}
+	setAccepted(ids, lead, contact)
 	step.ID = lead
 	if step.Status == "" {
 		step.Status = StepDone
@@ -534,13 +531,19 @@ func acceptedIDs(val []byte, ids map[Kind]int64) error {
 	if !ok || err1 != nil || err2 != nil {
 		return fmt.Errorf("stored Unsorted acceptance %q is not <lead>,<contact>", val)
 	}
+	setAccepted(ids, lead, contact)
+	return nil
+}
+
+// setAccepted makes the accepted entry's lead and contact (0: none) stand for KindLead and
+// KindContact.
+func setAccepted(ids map[Kind]int64, lead, contact int64) {
 	if lead != 0 {
 		ids[KindLead] = lead
 	}
 	if contact != 0 {
 		ids[KindContact] = contact
 	}
-	return nil
 }
 
 // resolve turns a reference to a planned entity into its id.

@@ -147,9 +147,9 @@ func (b *planner) incomingUnknown(ctx context.Context) error {
 		// An earlier missed call of this number may wait in Unsorted: the answered call
 		// accepts it, so the client gets one contact and deal, not a second pair beside the
 		// entry.
-		uid, err := b.e.w.PendingUnsorted(ctx, b.p.Phone)
+		uid, err := b.pendingUnsorted(ctx)
 		if err != nil {
-			return fmt.Errorf("rules: outcome %s: pending Unsorted of %s: %w", b.o.ID, b.p.Phone, err)
+			return err
 		}
 		if uid != "" {
 			b.add(AcceptUnsorted{UID: uid, User: resp, StatusID: u.StatusID, Phone: b.p.Phone})
@@ -165,15 +165,25 @@ func (b *planner) incomingUnknown(ctx context.Context) error {
 	return nil
 }
 
+// pendingUnsorted is the uid of the number's Unsorted entry that waits for a manager; ""
+// when none does.
+func (b *planner) pendingUnsorted(ctx context.Context) (string, error) {
+	uid, err := b.e.w.PendingUnsorted(ctx, b.p.Phone)
+	if err != nil {
+		return "", fmt.Errorf("rules: outcome %s: pending Unsorted of %s: %w", b.o.ID, b.p.Phone, err)
+	}
+	return uid, nil
+}
+
 // unsorted sends a new caller to amoCRM's Unsorted, once per number until a manager decides.
 func (b *planner) unsorted(ctx context.Context, u IncomingUnknown) error {
 	if !u.CreateContact && !u.CreateDeal {
 		b.because("incoming.unknown.create_contact and create_deal are off: no Unsorted entry")
 		return nil
 	}
-	pending, err := b.e.w.PendingUnsorted(ctx, b.p.Phone)
+	pending, err := b.pendingUnsorted(ctx)
 	if err != nil {
-		return fmt.Errorf("rules: outcome %s: pending Unsorted of %s: %w", b.o.ID, b.p.Phone, err)
+		return err
 	}
 	if pending != "" {
 		b.because("an Unsorted entry for %s still waits for a manager: no second one", b.p.Phone)

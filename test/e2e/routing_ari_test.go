@@ -8,7 +8,6 @@ import (
 
 	"github.com/CyCoreSystems/ari/v6"
 	"github.com/CyCoreSystems/ari/v6/client/native"
-	"github.com/emiago/sipgo/sip"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -276,12 +275,7 @@ func loggedOutSinceLastRefresh(t *testing.T, s *stack, ext string) *siptest.Phon
 	testrig.WaitFor(t, 10*time.Second, "a presence refresh after "+ext+" registered", func() bool {
 		return s.app.ARI.PresenceAt().After(registered)
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	res, err := p.Send(ctx, sip.REGISTER, "sip:"+ext+"@"+s.ast.SIPHost+":5060", sip.NewHeader("Expires", "0"))
-	require.NoError(t, err)
-	require.Equal(t, 200, res.StatusCode, "unREGISTER "+ext)
-	testrig.WaitFor(t, 5*time.Second, "PJSIP/"+ext+" offline", func() bool { return s.ast.EndpointState(ext) == "offline" })
+	require.NoError(t, unregister(t, s.ast, p, ext), "unREGISTER "+ext)
 	return p
 }
 

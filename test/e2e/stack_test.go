@@ -132,22 +132,30 @@ func startStack(t *testing.T, tweak ...func(*config.Config)) *stack {
 func managerPhone(t *testing.T, ast testrig.AsteriskRig, ext string) *siptest.Phone {
 	t.Helper()
 	p := newPhone(t, ext, "127.0.0.1", 0)
-	register := func(expires string) error {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		res, err := p.Send(ctx, sip.REGISTER, "sip:"+ext+"@"+ast.SIPHost+":5060", sip.NewHeader("Expires", expires))
-		if err == nil && res.StatusCode != 200 {
-			t.Errorf("REGISTER %s: %d %s", ext, res.StatusCode, res.Reason)
-		}
-		return err
-	}
-	require.NoError(t, register("120"))
+	require.NoError(t, register(t, ast, p, ext, "120"))
 	testrig.WaitFor(t, 5*time.Second, "PJSIP/"+ext+" online", func() bool { return ast.EndpointState(ext) == "online" })
-	t.Cleanup(func() {
-		_ = register("0")
-		testrig.WaitFor(t, 5*time.Second, "PJSIP/"+ext+" offline", func() bool { return ast.EndpointState(ext) == "offline" })
-	})
+	t.Cleanup(func() { _ = unregister(t, ast, p, ext) })
 	return p
+}
+
+// register sends the phone's REGISTER for the extension (Expires "0" logs it out); an
+// answer other than 200 fails the test.
+func register(t *testing.T, ast testrig.AsteriskRig, p *siptest.Phone, ext, expires string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := p.Send(ctx, sip.REGISTER, "sip:"+ext+"@"+ast.SIPHost+":5060", sip.NewHeader("Expires", expires))
+	if err == nil && res.StatusCode != 200 {
+		t.Errorf("REGISTER %s (Expires %s): %d %s", ext, expires, res.StatusCode, res.Reason)
+	}
+	return err
+}
+
+// unregister logs the phone out and waits until Asterisk shows the endpoint offline; it
+// returns the REGISTER's transport error.
+func unregister(t *testing.T, ast testrig.AsteriskRig, p *siptest.Phone, ext string) error {
+	err := register(t, ast, p, ext, "0")
+	testrig.WaitFor(t, 5*time.Second, "PJSIP/"+ext+" offline", func() bool { return ast.EndpointState(ext) == "offline" })
+	return err
 }
 
 // nextOutcome waits for the controller to report a finished call.
