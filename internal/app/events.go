@@ -46,7 +46,7 @@ func (p *App) newEvents() (*events, error) {
 	}
 	opts := queue.Options{
 		Concurrency: cfg.Queue.Workers,
-		MaxAttempts: cfg.Queue.MaxAttempts,
+		RetryFor:    cfg.Queue.RetryFor,
 		OrderKey:    orderKey(crm.NewPhoneMemo(cfg.Routing.DefaultRegion)),
 		Logger:      p.log.With().Str("component", "queue").Logger(),
 	}

@@ -15,8 +15,9 @@ import (
 	"github.com/crmlink/crmlink/routing"
 )
 
-// reloadApp is crmlink without ARI against an amoCRM sandbox: one client of user 7.
-func reloadApp(t *testing.T) (*App, *config.Config) {
+// reloadApp is crmlink without ARI against an amoCRM sandbox: one client of user 7; edits
+// change the configuration before the app is built.
+func reloadApp(t *testing.T, edits ...func(*config.Config)) (*App, *config.Config) {
 	t.Helper()
 	crm := sandbox.New(sandbox.Seed{
 		Token:    "tok",
@@ -31,6 +32,9 @@ func reloadApp(t *testing.T) (*App, *config.Config) {
 	cfg.Asterisk.ARI.Enabled = false
 	cfg.AmoCRM.BaseURL, cfg.AmoCRM.Token = srv.URL, "tok"
 	cfg.Managers = []config.Manager{{CRMUser: 7, Name: "Anna", Endpoints: []string{"PJSIP/101"}}}
+	for _, edit := range edits {
+		edit(cfg)
+	}
 	require.Empty(t, cfg.Validate())
 	a, err := New(cfg, zerolog.Nop())
 	require.NoError(t, err)

@@ -43,6 +43,7 @@ func (p *App) newAPI() *httpapi.Server {
 		api.Handle("GET /v1/queue/dead", queue.DeadHandler(p.events.queue))
 		api.Handle("GET /v1/queue/stats", queue.StatsHandler(p.events.queue))
 		api.HandleProtected("POST /v1/queue/dead/{id}/replay", queue.ReplayHandler(p.events.queue))
+		api.HandleProtected("POST /v1/queue/dead/replay", queue.ReplayAllHandler(p.events.queue))
 	}
 	get, put := httpapi.ManagerAvailability(&p.router)
 	api.Handle("GET /v1/managers/{id}/availability", get)

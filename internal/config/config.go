@@ -49,8 +49,10 @@ func (c Chat) Enabled() bool { return len(c.Platforms) > 0 }
 // Queue is the durable event queue between call outcomes and CRM writes: Redis Streams
 // when redis.addrs is set, files under data_dir otherwise.
 type Queue struct {
-	// MaxAttempts before an event goes to the dead-letter list (GET /v1/queue/dead).
-	MaxAttempts int `yaml:"max_attempts"`
+	// RetryFor is how long a failing event is retried (backoff doubling from 1 s to 5 min)
+	// before it goes to the dead-letter list (GET /v1/queue/dead): it should outlast an
+	// amoCRM outage, so that nothing needs a replay after one.
+	RetryFor time.Duration `yaml:"retry_for"`
 	// Workers process events in parallel; one client's events stay in order.
 	Workers int `yaml:"workers"`
 	// Consumer names this instance in the Redis consumer group; empty: the host name. A

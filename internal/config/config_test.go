@@ -50,6 +50,7 @@ func TestEmptyConfigGivesDefaults(t *testing.T) {
 	assert.False(t, cfg.Redis.Enabled())
 	assert.False(t, cfg.AmoCRM.Configured())
 	assert.Equal(t, []string{"lead", "contact", "company"}, cfg.Routing.Precedence)
+	assert.Equal(t, 2*time.Hour, cfg.Queue.RetryFor, "outlasts an amoCRM maintenance window")
 }
 
 func TestParseErrors(t *testing.T) {
@@ -73,6 +74,9 @@ func TestParseErrors(t *testing.T) {
 		{"bad schedule", "managers:\n  - crm_user: 5\n    endpoints: [PJSIP/101]\n    schedule:\n      timezone: Mars/Olympus\n      days: [monday]\n      hours: 9-18\n      days_off: [01.01.2027]\n",
 			[]string{"schedule.timezone", "schedule.days[0]", "schedule.hours", "schedule.days_off[0]"}},
 		{"bad network", "sip_redirect:\n  enabled: true\n  allowed_networks: [10.0.0.0]\n", []string{"sip_redirect.allowed_networks[0]"}},
+		{"retry horizon too short", "queue:\n  retry_for: 30s\n", []string{"queue.retry_for: is 30s; allowed: 1m to 72h"}},
+		{"retry horizon too long", "queue:\n  retry_for: 240h\n", []string{"queue.retry_for: is 240h0m0s; allowed: 1m to 72h"}},
+		{"removed attempt count", "queue:\n  max_attempts: 8\n", []string{`line 2: unknown key "max_attempts"`, "replaced by queue.retry_for"}},
 		{"not yaml", "routing: [\n", []string{"line"}},
 	}
 	for _, c := range cases {

@@ -92,6 +92,12 @@ var (
 	reLine    = regexp.MustCompile(`^yaml: (line \d+:)`)
 )
 
+// replacedKeys tell the upgrading administrator what took the place of a removed key, by
+// "<type>.<key>".
+var replacedKeys = map[string]string{
+	"config.Queue.max_attempts": "queue.max_attempts was replaced by queue.retry_for, how long a failing event is retried (e.g. 2h)",
+}
+
 // explainYAML turns yaml.v3's messages into ones that name the key and what is allowed.
 func explainYAML(err error) error {
 	var te *yaml.TypeError
@@ -101,7 +107,11 @@ func explainYAML(err error) error {
 	var out Errors
 	for _, msg := range te.Errors {
 		if m := reUnknown.FindStringSubmatch(msg); m != nil {
-			out = append(out, fmt.Sprintf("line %s: unknown key %q (allowed here: %s)", m[1], m[2], strings.Join(keysOf(m[3]), ", ")))
+			line := fmt.Sprintf("line %s: unknown key %q (allowed here: %s)", m[1], m[2], strings.Join(keysOf(m[3]), ", "))
+			if hint, ok := replacedKeys[m[3]+"."+m[2]]; ok {
+				line += "; " + hint
+			}
+			out = append(out, line)
 			continue
 		}
 		out = append(out, strings.Replace(msg, "cannot unmarshal", "cannot read", 1))

@@ -125,8 +125,9 @@ func (c *Config) Validate() Errors {
 	for _, msg := range c.Scenarios.Validate() {
 		v.errs = append(v.errs, msg)
 	}
-	if c.Queue.MaxAttempts < 1 || c.Queue.MaxAttempts > 100 {
-		v.add("queue.max_attempts", "is %d; allowed: 1 to 100", c.Queue.MaxAttempts)
+	// Over three days a retry could outlive the rules engine's memory of what it wrote.
+	if c.Queue.RetryFor < time.Minute || c.Queue.RetryFor > 72*time.Hour {
+		v.add("queue.retry_for", "is %s; allowed: 1m to 72h (how long a failing event is retried before the dead-letter list, e.g. 2h)", c.Queue.RetryFor)
 	}
 	if c.Queue.Workers < 1 || c.Queue.Workers > 64 {
 		v.add("queue.workers", "is %d; allowed: 1 to 64", c.Queue.Workers)

@@ -93,7 +93,7 @@ data_dir: %q
 redis: {addrs: [%q], db: %d}
 asterisk: {ari: {enabled: false}}
 amocrm: {base_url: %q, token: e2e-token}
-queue: {max_attempts: 20, consumer: durability-test}
+queue: {retry_for: 1h, consumer: durability-test}
 `, httpAddr, t.TempDir(), redisAddr, redisDB, crmSrv.URL)), 0o600))
 
 	// The outcomes are queued as the Stasis controller queues them: n answered calls of a

@@ -1,0 +1,88 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/crmlink/crmlink/internal/config"
+	"github.com/crmlink/crmlink/internal/queue"
+	"github.com/crmlink/crmlink/internal/testrig"
+)
+
+// serveApp runs a's HTTP API and queue until the test ends and returns the API's base URL.
+func serveApp(t *testing.T, a *App) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx, l) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+	return "http://" + l.Addr().String()
+}
+
+func httpDo(t *testing.T, method, url, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	require.NoError(t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(b)
+}
+
+// POST /v1/queue/dead/replay changes state: like the single replay it needs http.token.
+func TestReplayAllDeadLettersNeedsTheToken(t *testing.T) {
+	for _, withRedis := range []bool{false, true} {
+		name := map[bool]string{false: "disk", true: "redis"}[withRedis]
+		t.Run(name, func(t *testing.T) {
+			a, _ := reloadApp(t, func(c *config.Config) {
+				c.HTTP.Token = "admin-token"
+				if withRedis {
+					addr, db := testrig.RedisDB(t)
+					c.Redis.Addrs, c.Redis.DB = []string{addr}, db
+				}
+			})
+			base := serveApp(t, a)
+			for _, id := range []string{"odd-1", "odd-2"} {
+				// A kind nothing handles: dead at once, and again after every replay.
+				require.NoError(t, a.events.queue.Publish(context.Background(), queue.Event{ID: id, Kind: "from_the_future"}))
+			}
+			stats := func() queue.Stats {
+				code, body := httpDo(t, "GET", base+"/v1/queue/stats", "")
+				require.Equal(t, http.StatusOK, code, body)
+				var s queue.Stats
+				require.NoError(t, json.Unmarshal([]byte(body), &s))
+				return s
+			}
+			testrig.WaitFor(t, 10*time.Second, "two dead letters", func() bool { s := stats(); return s.Dead == 2 && s.InFlight == 0 })
+
+			for _, token := range []string{"", "wrong"} {
+				code, _ := httpDo(t, "POST", base+"/v1/queue/dead/replay", token)
+				assert.Equal(t, http.StatusUnauthorized, code, "token %q", token)
+			}
+			assert.EqualValues(t, 2, stats().Failures, "nothing was replayed without the token")
+
+			code, body := httpDo(t, "POST", base+"/v1/queue/dead/replay", "admin-token")
+			assert.Equal(t, http.StatusOK, code)
+			assert.JSONEq(t, `{"replayed":2}`, body)
+			testrig.WaitFor(t, 10*time.Second, "both handled again", func() bool { s := stats(); return s.Failures == 4 && s.Dead == 2 })
+		})
+	}
+}
