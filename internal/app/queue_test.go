@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"github.com/crmlink/crmlink/internal/config"
 	"github.com/crmlink/crmlink/internal/queue"
 	"github.com/crmlink/crmlink/internal/testrig"
+	"github.com/crmlink/crmlink/routing"
 )
 
 // serveApp runs a's HTTP API and queue until the test ends and returns the API's base URL.
@@ -47,6 +49,16 @@ func httpDo(t *testing.T, method, url, token string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// apiStats reads GET /v1/queue/stats.
+func apiStats(t *testing.T, base string) queue.Stats {
+	t.Helper()
+	code, body := httpDo(t, "GET", base+"/v1/queue/stats", "")
+	require.Equal(t, http.StatusOK, code, body)
+	var s queue.Stats
+	require.NoError(t, json.Unmarshal([]byte(body), &s))
+	return s
+}
+
 // POST /v1/queue/dead/replay changes state: like the single replay it needs http.token.
 func TestReplayAllDeadLettersNeedsTheToken(t *testing.T) {
 	for _, withRedis := range []bool{false, true} {
@@ -64,13 +76,7 @@ func TestReplayAllDeadLettersNeedsTheToken(t *testing.T) {
 				// A kind nothing handles: dead at once, and again after every replay.
 				require.NoError(t, a.events.queue.Publish(context.Background(), queue.Event{ID: id, Kind: "from_the_future"}))
 			}
-			stats := func() queue.Stats {
-				code, body := httpDo(t, "GET", base+"/v1/queue/stats", "")
-				require.Equal(t, http.StatusOK, code, body)
-				var s queue.Stats
-				require.NoError(t, json.Unmarshal([]byte(body), &s))
-				return s
-			}
+			stats := func() queue.Stats { return apiStats(t, base) }
 			testrig.WaitFor(t, 10*time.Second, "two dead letters", func() bool { s := stats(); return s.Dead == 2 && s.InFlight == 0 })
 
 			for _, token := range []string{"", "wrong"} {
@@ -85,4 +91,28 @@ func TestReplayAllDeadLettersNeedsTheToken(t *testing.T) {
 			testrig.WaitFor(t, 10*time.Second, "both handled again", func() bool { s := stats(); return s.Failures == 4 && s.Dead == 2 })
 		})
 	}
+}
+
+// A withheld caller's outcome is acknowledged without a CRM request; it used to land in the
+// dead-letter list as `parse phone "anonymous"`, once per such call.
+func TestCallsWithoutAClientNumberAreNotDeadLettered(t *testing.T) {
+	a, _, crm := sandboxApp(t)
+	base := serveApp(t, a)
+	before := crm.RequestCounts()
+	callers := []string{"anonymous", "Anonymous", "unknown", "", "restricted", "asterisk"}
+	for i, caller := range callers {
+		require.NoError(t, a.events.publish(context.Background(), routing.CallOutcome{
+			ID: fmt.Sprintf("1764800000.%d", i), Direction: routing.Incoming, Caller: caller, Called: "200",
+			Start: time.Now(), RingDuration: 20 * time.Second,
+		}))
+	}
+	var s queue.Stats
+	testrig.WaitFor(t, 10*time.Second, "every outcome settled", func() bool {
+		s = apiStats(t, base)
+		return s.Processed+s.Dead == int64(len(callers)) && s.InFlight == 0
+	})
+	assert.EqualValues(t, len(callers), s.Processed)
+	assert.Zero(t, s.Dead, "nothing for an admin to act on")
+	assert.Zero(t, s.Failures)
+	assert.Equal(t, before, crm.RequestCounts(), "no amoCRM request for a call without a number")
 }

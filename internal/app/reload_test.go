@@ -19,6 +19,13 @@ import (
 // change the configuration before the app is built.
 func reloadApp(t *testing.T, edits ...func(*config.Config)) (*App, *config.Config) {
 	t.Helper()
+	a, cfg, _ := sandboxApp(t, edits...)
+	return a, cfg
+}
+
+// sandboxApp is reloadApp with the amoCRM sandbox it talks to.
+func sandboxApp(t *testing.T, edits ...func(*config.Config)) (*App, *config.Config, *sandbox.Server) {
+	t.Helper()
 	crm := sandbox.New(sandbox.Seed{
 		Token:    "tok",
 		Users:    []sandbox.User{{ID: 7, Name: "Anna"}, {ID: 8, Name: "Boris"}},
@@ -39,7 +46,7 @@ func reloadApp(t *testing.T, edits ...func(*config.Config)) (*App, *config.Confi
 	a, err := New(cfg, zerolog.Nop())
 	require.NoError(t, err)
 	t.Cleanup(a.Close)
-	return a, cfg
+	return a, cfg, crm
 }
 
 // edited is a copy of cfg as the administrator's edited file would load.
