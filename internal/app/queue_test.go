@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -96,7 +99,7 @@ func TestReplayAllDeadLettersNeedsTheToken(t *testing.T) {
 // A withheld caller's outcome is acknowledged without a CRM request; it used to land in the
 // dead-letter list as `parse phone "anonymous"`, once per such call.
 func TestCallsWithoutAClientNumberAreNotDeadLettered(t *testing.T) {
-	a, _, crm := sandboxApp(t)
+	a, _, crm := sandboxApp(t, zerolog.Nop())
 	base := serveApp(t, a)
 	before := crm.RequestCounts()
 	callers := []string{"anonymous", "Anonymous", "unknown", "", "restricted", "asterisk"}
@@ -115,4 +118,43 @@ func TestCallsWithoutAClientNumberAreNotDeadLettered(t *testing.T) {
 	assert.Zero(t, s.Dead, "nothing for an admin to act on")
 	assert.Zero(t, s.Failures)
 	assert.Equal(t, before, crm.RequestCounts(), "no amoCRM request for a call without a number")
+}
+
+// crmlink cannot make Redis durable, but it must say at start, and on /healthz until fixed,
+// what a Redis restart would lose and what to set. The test turns persistence on and off
+// on a redis-server of its own: the rig's Redis is shared.
+func TestRedisWithoutPersistenceIsReported(t *testing.T) {
+	addr := testrig.PrivateRedis(t) // appendonly no, save ""
+	var logs bytes.Buffer
+	a, _, _ := sandboxApp(t, zerolog.New(&logs), func(c *config.Config) { c.Redis.Addrs = []string{addr} })
+
+	var warning struct{ Level, Message string }
+	for _, line := range bytes.Split(logs.Bytes(), []byte("\n")) {
+		if bytes.Contains(line, []byte("persistence")) {
+			require.NoError(t, json.Unmarshal(line, &warning))
+		}
+	}
+	assert.Equal(t, "warn", warning.Level)
+	assert.Contains(t, warning.Message, `Redis has no persistence (appendonly no, save "")`)
+	assert.Contains(t, warning.Message, "loses every queued event: call outcomes and chat events not yet written to amoCRM")
+	assert.Contains(t, warning.Message, "set appendonly yes and appendfsync everysec")
+
+	base := serveApp(t, a)
+	health := func() (int, map[string]any) {
+		code, body := httpDo(t, "GET", base+"/healthz", "")
+		var h struct{ Checks map[string]map[string]any }
+		require.NoError(t, json.Unmarshal([]byte(body), &h), body)
+		return code, h.Checks["queue_persistence"]
+	}
+	code, check := health()
+	assert.Equal(t, http.StatusOK, code, "calls are still routed: not a failed health check")
+	assert.Equal(t, false, check["ok"])
+	assert.Contains(t, check["detail"], "set appendonly yes")
+
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	require.NoError(t, rdb.ConfigSet(context.Background(), "appendonly", "yes").Err())
+	_, check = health()
+	assert.Equal(t, true, check["ok"])
+	assert.Equal(t, "appendonly yes, appendfsync everysec", check["detail"])
 }

@@ -19,12 +19,12 @@ import (
 // change the configuration before the app is built.
 func reloadApp(t *testing.T, edits ...func(*config.Config)) (*App, *config.Config) {
 	t.Helper()
-	a, cfg, _ := sandboxApp(t, edits...)
+	a, cfg, _ := sandboxApp(t, zerolog.Nop(), edits...)
 	return a, cfg
 }
 
-// sandboxApp is reloadApp with the amoCRM sandbox it talks to.
-func sandboxApp(t *testing.T, edits ...func(*config.Config)) (*App, *config.Config, *sandbox.Server) {
+// sandboxApp is reloadApp logging to log, with the amoCRM sandbox it talks to.
+func sandboxApp(t *testing.T, log zerolog.Logger, edits ...func(*config.Config)) (*App, *config.Config, *sandbox.Server) {
 	t.Helper()
 	crm := sandbox.New(sandbox.Seed{
 		Token:    "tok",
@@ -43,7 +43,7 @@ func sandboxApp(t *testing.T, edits ...func(*config.Config)) (*App, *config.Conf
 		edit(cfg)
 	}
 	require.Empty(t, cfg.Validate())
-	a, err := New(cfg, zerolog.Nop())
+	a, err := New(cfg, log)
 	require.NoError(t, err)
 	t.Cleanup(a.Close)
 	return a, cfg, crm

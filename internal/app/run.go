@@ -44,6 +44,9 @@ func (p *App) newAPI() *httpapi.Server {
 		api.Handle("GET /v1/queue/stats", queue.StatsHandler(p.events.queue))
 		api.HandleProtected("POST /v1/queue/dead/{id}/replay", queue.ReplayHandler(p.events.queue))
 		api.HandleProtected("POST /v1/queue/dead/replay", queue.ReplayAllHandler(p.events.queue))
+		if p.redis != nil {
+			api.AddCheck(httpapi.Check{Name: "queue_persistence", State: p.redisPersistence})
+		}
 	}
 	get, put := httpapi.ManagerAvailability(&p.router)
 	api.Handle("GET /v1/managers/{id}/availability", get)
