@@ -46,8 +46,8 @@ type Handler func(ctx context.Context, e Event) error
 // Queue stores events durably and delivers them to a Handler at least once.
 type Queue interface {
 	// Publish returns once e is durably stored; a nil error is the producer's permission to
-	// acknowledge its own source. It clears Attempts, LastError and FailingSince and sets FirstSeen when
-	// it is zero.
+	// acknowledge its own source. It clears Attempts, LastError and FailingSince and sets
+	// FirstSeen when it is zero.
 	Publish(ctx context.Context, e Event) error
 	// Run delivers events to h until ctx ends, then lets running handlers finish for
 	// Options.ShutdownGrace and returns nil; it returns an error only when the store is
