@@ -46,9 +46,14 @@ const DefaultAPIURL = "https://api.chatapp.online"
 type Options struct {
 	// APIURL defaults to DefaultAPIURL; point it at the chat sandbox in tests.
 	APIURL string
-	// Token is the API access token. Without one the Client only reads webhooks; API calls
-	// fail with chatbridge.ErrUnauthorized.
-	Token string
+	// Credentials sign in with tokens.make. Without them the Client only reads webhooks;
+	// API calls fail with chatbridge.ErrUnauthorized.
+	Credentials Credentials
+	// Tokens keeps the token pair (default in memory: a restart makes a new pair).
+	Tokens TokenStore
+	// Key is the configuration key of the platform ("chat.platforms[1]"), for messages
+	// that tell what to fix.
+	Key string
 	// WebhookSecret is the last path segment of the webhook URL given to ChatApp.
 	WebhookSecret string
 	// Licenses are where a client's chats are looked up.
@@ -65,6 +70,7 @@ type Options struct {
 // Client is the ChatApp adapter; it implements chatbridge.Platform.
 type Client struct {
 	api      *apiclient.Client
+	tokens   *tokenSource
 	secret   string
 	licenses []chatbridge.License
 	region   string
@@ -84,7 +90,7 @@ func New(o Options) (*Client, error) {
 			return nil, fmt.Errorf("chatapp: license %d (%q, %q) needs an id and a messenger type", i, l.ID, l.Messenger)
 		}
 	}
-	api, err := apiclient.New(chatbridge.ChatApp, o.APIURL, o.Token, o.HTTPClient, o.Timeout)
+	api, err := apiclient.New(chatbridge.ChatApp, o.APIURL, "", o.HTTPClient, o.Timeout)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +100,56 @@ func New(o Options) (*Client, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Client{api: api, secret: o.WebhookSecret, licenses: o.Licenses, region: o.Region, now: o.Now}, nil
+	if o.Tokens == nil {
+		o.Tokens = &MemoryTokens{}
+	}
+	if o.Key == "" {
+		o.Key = "chatapp"
+	}
+	c := &Client{api: api, secret: o.WebhookSecret, licenses: o.Licenses, region: o.Region, now: o.Now}
+	if o.Credentials != (Credentials{}) {
+		c.tokens = &tokenSource{api: api, creds: o.Credentials, store: o.Tokens, key: o.Key, now: o.Now}
+	}
+	return c, nil
+}
+
+// do sends an API request with the current access token; an ApiInvalidTokenError answer
+// renews the pair once and the request is sent again.
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	if c.tokens == nil {
+		return fmt.Errorf("chatapp %s %s: no email, password and app_id configured: %w", method, path, chatbridge.ErrUnauthorized)
+	}
+	token, err := c.tokens.access(ctx)
+	if err != nil {
+		return err
+	}
+	err = c.api.DoAs(ctx, token, nil, method, path, nil, in, out)
+	if !isInvalidToken(err) {
+		return err
+	}
+	if token, err = c.tokens.rejected(ctx, token); err != nil {
+		return err
+	}
+	return c.api.DoAs(ctx, token, nil, method, path, nil, in, out)
+}
+
+// SignIn makes sure there is a valid access token (tokens.make when none is stored), for
+// check-config --online and start-up: a refused password is named before the first sync.
+func (c *Client) SignIn(ctx context.Context) error {
+	if c.tokens == nil {
+		return fmt.Errorf("chatapp: no email, password and app_id configured: %w", chatbridge.ErrUnauthorized)
+	}
+	_, err := c.tokens.access(ctx)
+	return err
+}
+
+// Health reports whether the last sign-in worked, without asking ChatApp; the detail of a
+// refused password names the configuration key.
+func (c *Client) Health() (bool, string) {
+	if c.tokens == nil {
+		return true, "API not configured: webhooks only"
+	}
+	return c.tokens.health()
 }
 
 // Name implements chatbridge.Inbound.
@@ -141,7 +196,7 @@ func splitRef(id string) (license, messenger, chat string, ok bool) {
 // GetChat reads a chat; chatbridge.ErrNotFound when there is none.
 func (c *Client) GetChat(ctx context.Context, license, messenger, chatID string) (Chat, error) {
 	var env envelope[Chat]
-	err := c.api.Do(ctx, http.MethodGet, ChatPath(license, messenger, chatID), nil, nil, &env)
+	err := c.do(ctx, http.MethodGet, ChatPath(license, messenger, chatID), nil, &env)
 	return env.Data, err
 }
 
@@ -182,13 +237,13 @@ func (c *Client) AssignResponsible(ctx context.Context, chat chatbridge.ChatRef,
 	body := struct {
 		UserID jsonid.ID `json:"userId"`
 	}{jsonid.ID(chatUser)}
-	return c.api.Do(ctx, http.MethodPut, ChatPath(license, messenger, chatID)+"/responsible", nil, body, nil)
+	return c.do(ctx, http.MethodPut, ChatPath(license, messenger, chatID)+"/responsible", body, nil)
 }
 
 // Users implements chatbridge.Platform.
 func (c *Client) Users(ctx context.Context) ([]chatbridge.ChatUser, error) {
 	var env envelope[[]User]
-	if err := c.api.Do(ctx, http.MethodGet, "/v1/users", nil, nil, &env); err != nil {
+	if err := c.do(ctx, http.MethodGet, "/v1/users", nil, &env); err != nil {
 		return nil, err
 	}
 	out := make([]chatbridge.ChatUser, 0, len(env.Data))

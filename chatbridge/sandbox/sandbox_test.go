@@ -104,7 +104,7 @@ func TestChatAppAPI(t *testing.T) {
 	sb := sandbox.New(seed("http://hooks.invalid"), sandbox.WithAPIEcho(false))
 	srv := httptest.NewServer(sb)
 	defer srv.Close()
-	tok := sandbox.DefaultChatAppToken
+	tok := chatappToken(t, srv)
 	chat := "/v1/licenses/1001/messengers/grWhatsApp/chats/79161234567"
 
 	code, body := do(t, srv, "GET", chat, "Bearer "+tok, "")
@@ -177,11 +177,12 @@ func TestWebhooksAndControlAPI(t *testing.T) {
 		{Platform: "wazzup", ID: "501", User: "u2", By: "person", At: t0},
 	}, sb.Assignments())
 
+	tok := chatappToken(t, srv)
 	code, _ = do(t, srv, "POST", "/_sandbox/fail", "", `{"method": "GET", "path": "/v1/users", "status": 503, "times": 1}`)
 	assert.Equal(t, 200, code)
-	code, _ = do(t, srv, "GET", "/v1/users", sandbox.DefaultChatAppToken, "")
+	code, _ = do(t, srv, "GET", "/v1/users", tok, "")
 	assert.Equal(t, 503, code)
-	code, _ = do(t, srv, "GET", "/v1/users", sandbox.DefaultChatAppToken, "")
+	code, _ = do(t, srv, "GET", "/v1/users", tok, "")
 	assert.Equal(t, 200, code)
 	code, out = do(t, srv, "GET", "/_sandbox/requests", "", "")
 	assert.Equal(t, 200, code)
@@ -210,4 +211,13 @@ func TestWebhooksAndControlAPI(t *testing.T) {
 	assert.Equal(t, 404, code)
 	code, _ = do(t, srv, "GET", "/v2/contacts", "", "")
 	assert.Equal(t, 404, code)
+}
+
+// chatappToken signs in with tokens.make as the adapter does.
+func chatappToken(t *testing.T, srv *httptest.Server) string {
+	t.Helper()
+	code, body := do(t, srv, "POST", "/v1/tokens", "", `{"email": "`+sandbox.DefaultChatAppEmail+`", "password": "`+
+		sandbox.DefaultChatAppPassword+`", "appId": "`+sandbox.DefaultChatAppAppID+`"}`)
+	require.Equal(t, 200, code, "tokens.make: %v", body)
+	return body["data"].(map[string]any)["accessToken"].(string)
 }

@@ -1,7 +1,9 @@
 // Package sandbox emulates the chat platforms crmlink writes to, for tests and demos: the
-// Wazzup v3 API (contacts with responsibleUserId, users, webhooks settings) and ChatApp's
-// API as the chatapp adapter assumes it (chats with a responsible, users), with their
-// authentication, status codes and error bodies. Acting as the people in those tools, it
+// Wazzup v3 API (contacts with responsibleUserId, users, webhooks settings; webhooks that
+// expect the created contact or deal in the answer) and ChatApp's API as the chatapp
+// adapter's package doc describes it (tokens.make and tokens.refresh with lifetimes a test
+// can shorten, ApiInvalidTokenError for an expired token, chats with a responsible,
+// users), with their authentication, status codes and error bodies. Acting as the people in those tools, it
 // posts the platforms' webhooks to configured URLs: a ChatApp employee reassigning a chat
 // (and, as ChatApp does for every change, an API reassignment too), a Wazzup employee
 // reassigning a contact, a new client writing, a message.
@@ -40,9 +42,11 @@ const (
 
 // Defaults of a Server built from an empty seed.
 const (
-	DefaultWazzupAPIKey = "wazzup-sandbox-key"
-	DefaultWazzupCRMKey = "wazzup-sandbox-crm-key"
-	DefaultChatAppToken = "chatapp-sandbox-token"
+	DefaultWazzupAPIKey    = "wazzup-sandbox-key"
+	DefaultWazzupCRMKey    = "wazzup-sandbox-crm-key"
+	DefaultChatAppEmail    = "owner@example.com"
+	DefaultChatAppPassword = "chatapp-sandbox-password"
+	DefaultChatAppAppID    = "app_1_1"
 )
 
 // Errors of the Go API; the control API answers them 400 and 404.

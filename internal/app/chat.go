@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 
 	"github.com/rs/zerolog"
 
 	"github.com/crmlink/crmlink/chatbridge"
 	"github.com/crmlink/crmlink/chatbridge/adapters"
+	"github.com/crmlink/crmlink/chatbridge/chatapp"
 	"github.com/crmlink/crmlink/chatbridge/leads"
 	"github.com/crmlink/crmlink/crm"
 	"github.com/crmlink/crmlink/crm/amocrm"
@@ -39,7 +41,7 @@ func (p *App) newChat() (*chat, error) {
 		return nil, errors.New("chat: chat.platforms needs amocrm configured")
 	}
 	region := p.cfg.Routing.DefaultRegion
-	set, err := adapters.Build(cfg.Config, adapters.Options{Region: region, Timeout: p.cfg.AmoCRM.RequestTimeout})
+	set, err := adapters.Build(cfg.Config, adapters.Options{Region: region, Timeout: p.cfg.AmoCRM.RequestTimeout, ChatAppTokens: p.chatAppTokens})
 	if err != nil {
 		return nil, fmt.Errorf("chat: %w", err)
 	}
@@ -62,6 +64,15 @@ func (p *App) newChat() (*chat, error) {
 	}
 	p.events.chat = c.handle
 	return c, nil
+}
+
+// chatAppTokens keeps ChatApp's token pair where crmlink keeps its state: in Redis when
+// it is configured (shared by every instance), else in data_dir.
+func (p *App) chatAppTokens(pc chatbridge.PlatformConfig) chatapp.TokenStore {
+	if p.redis != nil {
+		return chatapp.RedisTokens{RDB: p.redis, Key: "crmlink:chatapp:tokens:" + pc.Company}
+	}
+	return chatapp.FileTokens{Path: filepath.Join(p.cfg.DataDir, "chatapp-tokens.json")}
 }
 
 // newLeads builds the online-chat leads engine: the managers' schedules and flags from
@@ -145,6 +156,10 @@ func (p *App) chatRoutes(api *httpapi.Server) {
 	}
 	for name, in := range c.inbound {
 		api.Handle(paths[name], chatbridge.WebhookHandler(in, publish, p.log))
+		if s, ok := in.(chatbridge.SignerIn); ok {
+			// Not required: a refused ChatApp password stops the chat sync, never routing.
+			api.AddCheck(httpapi.Check{Name: "chat_" + string(name), State: func(context.Context) (bool, string) { return s.Health() }})
+		}
 	}
 	api.Handle("GET /v1/chat-access", httpapi.ChatAccess(c.access, p.cfg.Routing.DefaultRegion, p.log))
 	api.HandleProtected("POST /v1/chat/reassign", httpapi.ChatReassign(c, p.cfg.Routing.DefaultRegion, p.log))
