@@ -306,7 +306,12 @@ func (h *harness) receive(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.mu.Lock()
-	h.pendingHub = append(h.pendingHub, events...)
+	for _, e := range events {
+		// As WebhookHandler: a request for a CRM entity is answered, never queued.
+		if !e.Kind.Wanted() {
+			h.pendingHub = append(h.pendingHub, e)
+		}
+	}
 	h.mu.Unlock()
 }
 

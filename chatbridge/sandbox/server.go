@@ -305,6 +305,8 @@ type Delivery struct {
 	URL    string `json:"url"`
 	Status int    `json:"status,omitempty"`
 	Error  string `json:"error,omitempty"`
+	// Body is the receiver's answer (up to 1 MiB), for webhooks whose answer matters.
+	Body json.RawMessage `json:"body,omitempty"`
 }
 
 // post delivers a JSON webhook; bearer, when set, is sent as the Authorization header.
@@ -335,9 +337,12 @@ func (s *Server) post(ctx context.Context, target, bearer string, body any) *Del
 		s.log.Warn().Err(err).Str("url", target).Msg("chat sandbox webhook not delivered")
 		return d
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
 	d.Status = resp.StatusCode
+	if json.Valid(answer) {
+		d.Body = answer
+	}
 	s.log.Debug().Str("url", target).Int("status", d.Status).Msg("chat sandbox webhook delivered")
 	return d
 }

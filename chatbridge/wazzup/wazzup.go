@@ -147,7 +147,9 @@ func (c *Client) ChatsOfClient(ctx context.Context, cl chatbridge.Client) ([]cha
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, refOf(ct))
+		ref := refOf(ct)
+		ref.Read = &ct
+		out = append(out, ref)
 	}
 	return out, nil
 }
@@ -160,15 +162,22 @@ func refOf(ct Contact) chatbridge.ChatRef {
 	return ref
 }
 
-// AssignResponsible implements chatbridge.Platform: it reads the contact and writes it
-// back with the new responsibleUserId, so its name and messenger accounts stay as they are.
+// AssignResponsible implements chatbridge.Platform: it writes the contact back with the
+// new responsibleUserId, so its name and messenger accounts stay as they are. The contact
+// ChatsOfClient just read is reused (one GET per change); a ChatRef from elsewhere is
+// read first.
 func (c *Client) AssignResponsible(ctx context.Context, chat chatbridge.ChatRef, chatUser string) error {
 	if chat.ID == "" || chatUser == "" {
 		return fmt.Errorf("wazzup: assign needs a contact id and a user id (got %q, %q): %w", chat.ID, chatUser, chatbridge.ErrRejected)
 	}
-	ct, err := c.Contact(ctx, chat.ID)
-	if err != nil {
-		return err
+	var ct Contact
+	if read, ok := chat.Read.(*Contact); ok && read != nil && read.ID == chat.ID {
+		ct = *read
+	} else {
+		var err error
+		if ct, err = c.Contact(ctx, chat.ID); err != nil {
+			return err
+		}
 	}
 	ct.ResponsibleUserID = chatUser
 	return c.UpsertContacts(ctx, []Contact{ct})
