@@ -1,14 +1,35 @@
-// Package chatapp is the chatbridge adapter for ChatApp (ChatApp Dialog).
+// Package chatapp is the chatbridge adapter for ChatApp (ChatApp Dialog): its API for
+// the responsible sync, its webhooks in.
 //
-// ChatApp's public documentation describes the behaviour crmlink reproduces (responsible
-// sync with amoCRM: the last changed card wins, a 5 s pause between changes, employees must
-// exist on both sides), its API's structure (v1, licenses, messenger types, an access
-// token from v1.tokens.make) and its event names (message, messageStatus, chatTag), but
-// the captured material has no payload schemas. What this adapter assumes, and the chat
-// sandbox speaks:
+// Where each shape comes from. Documented (checked against the page named):
 //
-//   - Requests carry the access token as "Authorization: <token>" (chat.platforms[].api_key;
-//     refreshing it is left to whoever issues it).
+//   - Access: requests carry "Authorization: <accessToken>". tokens.make takes the
+//     account's email, password and appId and answers accessToken (valid 24 hours),
+//     accessTokenEndTime, refreshToken (valid 14 days) and refreshTokenEndTime (Unix
+//     timestamps); tokens.refresh answers a fresh pair; the pair is to be stored and
+//     tokens.make called only when there is none; an invalid token is answered
+//     {"success": false, "error": {"code": "ApiInvalidTokenError", "message": "Invalid
+//     Token"}}, after which tokens.refresh is called and the request repeated.
+//     https://chatapp.online/help/gaining-access-chatapp-api/ (also
+//     https://help.chatapp.online/en/wiki_content/access-token-retrieval/).
+//   - Events arrive over webhooks or a Pusher-protocol websocket (socket.chatapp.online,
+//     private channels private-v1.licenses.{license}.messengers.{type},
+//     private-v1.companies.{company}, private-v1.users.{user}); the named events are
+//     message (incoming and outgoing), messageStatus, chatTag and chatConversation.
+//     https://chatapp.online/help/api-events/
+//   - The responsible sync crmlink reproduces (last changed card wins, employees on both
+//     sides, 5 s between changes): https://chatapp.online/help/responsible-sync-in-amocrm
+//
+// Seen in public client code, not on a ChatApp page: tokens.make is POST /v1/tokens with
+// the JSON body {email, password, appId}, tokens.refresh is POST /v1/tokens/refresh with
+// the refresh token in a "Refresh" header, both answering {"success", "data": {...}};
+// webhook URLs are listed by GET /v1/callbackUrls. ChatApp's API reference
+// (https://api.chatapp.online/docs/) was not captured.
+//
+// Assumed (no public schema checked; the chat sandbox speaks the same):
+//
+//   - tokens.make refuses wrong credentials with a 4xx; the end times may carry
+//     fractions (the sandbox's short test lifetimes), whole seconds decode the same.
 //   - A chat is GET /v1/licenses/{license}/messengers/{messenger}/chats/{chatId}, answered
 //     {"success": true, "data": {"id", "name", "phone", "responsible": {"id", "name"}}};
 //     for WhatsApp-type messengers chatId is the client's number in international digits,
@@ -19,10 +40,14 @@
 //   - Webhooks are POSTed as JSON to a URL that ends with the shared secret, as
 //     {"events": [event...]} or one event object; an event is {"id", "type", "licenseId",
 //     "messengerType", "time" (Unix seconds), "chat": {...as above}, "message": {"id",
-//     "text", "type", "fromMe", "author": {"id", "name"}}} with type "message",
-//     "chatResponsible" (the chat's responsible changed, including changes made through
-//     the API) or "chatCreated"; other types (messageStatus, chatTag) are accepted and give
+//     "text", "type", "fromMe", "author": {"id", "name"}}}. Of the types, "message" is
+//     documented by name; "chatResponsible" (the chat's responsible changed, including
+//     changes made through the API) and "chatCreated" are not: ChatApp documents no event
+//     for a responsible change, so chat-to-CRM sync from ChatApp rests on this assumption
+//     until one is confirmed. Other types (messageStatus, chatTag) are accepted and give
 //     no events. User ids may be numbers or strings.
+//   - The webhook URL is registered by the administrator (ChatApp's cabinet or its API
+//     reference); crmlink does not register it.
 package chatapp
 
 import (
