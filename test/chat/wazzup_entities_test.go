@@ -39,6 +39,12 @@ func TestWazzupNewClientGetsContactAndDealInAmoCRM(t *testing.T) {
 	ct, ok := s.chats.WazzupContact(strconv.FormatInt(contact.ID, 10))
 	require.True(t, ok, "Wazzup keeps the contact crmlink answered with")
 	require.Equal(t, bobWazzup, ct.ResponsibleUserID)
+
+	// createContact's assignment also goes through the sync: the new contact already
+	// has Bob, so nothing more is written anywhere.
+	waitQueueIdle(t, s)
+	require.Zero(t, s.crmWrites(), "no responsible write after the entities were created with Bob")
+	require.Zero(t, s.chats.APIAssignments(), "no chat reassigned")
 }
 
 // An employee presses "+" in Wazzup's Deals list of a known client, choosing Carol:
