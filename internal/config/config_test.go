@@ -128,6 +128,31 @@ chat: {platforms: [{platform: wazzup, sync: true, api_url: "https://api.wazzup24
 	require.ErrorContains(t, err, "chat.platforms[0].api_key: is empty")
 }
 
+func TestChatAppCredentialsFromEnvironment(t *testing.T) {
+	t.Setenv("CRMLINK_AMOCRM_TOKEN", "from-env")
+	t.Setenv("CRMLINK_CHAT_CHATAPP_EMAIL", "owner@example.com")
+	t.Setenv("CRMLINK_CHAT_CHATAPP_APP_ID", "app_1_1")
+	t.Setenv("CRMLINK_CHAT_CHATAPP_PASSWORD", "password-from-env")
+	t.Setenv("CRMLINK_CHAT_CHATAPP_WEBHOOK_SECRET", "chatapp-secret-from-env-0123")
+	cfg, err := Parse([]byte(`amocrm: {base_url: "https://x.amocrm.ru"}
+chat:
+  platforms:
+    - {platform: chatapp, sync: true, api_url: "https://api.chatapp.online", licenses: [{id: "1", messenger: grWhatsApp}]}
+`))
+	require.NoError(t, err)
+	p := cfg.Chat.Platforms[0]
+	assert.Equal(t, []string{"owner@example.com", "app_1_1", "password-from-env"}, []string{p.Email, p.AppID, p.Password})
+
+	t.Setenv("CRMLINK_CHAT_CHATAPP_PASSWORD", "")
+	_, err = Parse([]byte(`amocrm: {base_url: "https://x.amocrm.ru"}
+chat:
+  platforms:
+    - {platform: chatapp, sync: true, api_url: "https://api.chatapp.online", api_key: pasted, licenses: [{id: "1", messenger: grWhatsApp}]}
+`))
+	require.ErrorContains(t, err, "chat.platforms[0].api_key: is set, but ChatApp's access tokens expire after 24 hours")
+	require.ErrorContains(t, err, "chat.platforms[0].password: is empty; set CRMLINK_CHAT_CHATAPP_PASSWORD")
+}
+
 func TestChatNeedsAmoCRM(t *testing.T) {
 	_, err := Parse([]byte("chat: {platforms: [{platform: jivo, webhook_secret: jivo-secret-0123456789}]}\n"))
 	require.ErrorContains(t, err, "chat.platforms: lists 1 platform(s) but amocrm.base_url is empty")

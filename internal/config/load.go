@@ -63,7 +63,8 @@ var secretEnv = []struct {
 
 // ApplyEnv copies secrets from the environment into cfg. A chat platform's secrets come
 // from CRMLINK_CHAT_<PLATFORM>_API_KEY and CRMLINK_CHAT_<PLATFORM>_WEBHOOK_SECRET, e.g.
-// CRMLINK_CHAT_WAZZUP_API_KEY.
+// CRMLINK_CHAT_WAZZUP_API_KEY, and ChatApp's from CRMLINK_CHAT_CHATAPP_EMAIL, _PASSWORD and
+// _APP_ID.
 func ApplyEnv(cfg *Config, getenv func(string) string) {
 	for _, s := range secretEnv {
 		if v := getenv(s.name); v != "" {
@@ -78,6 +79,12 @@ func ApplyEnv(cfg *Config, getenv func(string) string) {
 		}
 		if v := getenv(prefix + "WEBHOOK_SECRET"); v != "" {
 			p.WebhookSecret = v
+		}
+		// ChatApp's tokens.make credentials (CRMLINK_CHAT_CHATAPP_PASSWORD and the like).
+		for suffix, dst := range map[string]*string{"EMAIL": &p.Email, "PASSWORD": &p.Password, "APP_ID": &p.AppID} {
+			if v := getenv(prefix + suffix); v != "" {
+				*dst = v
+			}
 		}
 	}
 }

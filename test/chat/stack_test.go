@@ -116,6 +116,13 @@ func testLogger(t *testing.T) zerolog.Logger {
 
 func startStack(t *testing.T, tweak ...func(*config.Config)) *stack {
 	t.Helper()
+	return startStackSeeded(t, nil, tweak...)
+}
+
+// startStackSeeded is startStack with the chat platforms' seed adjusted first (token
+// lifetimes, say).
+func startStackSeeded(t *testing.T, seedTweak func(*chatsandbox.Seed), tweak ...func(*config.Config)) *stack {
+	t.Helper()
 	amo := amosandbox.New(amoSeed(), amosandbox.WithLogger(testLogger(t)))
 	amoSrv := httptest.NewServer(amo)
 	t.Cleanup(amoSrv.Close)
@@ -125,7 +132,11 @@ func startStack(t *testing.T, tweak ...func(*config.Config)) *stack {
 	require.NoError(t, err)
 	api := "http://" + l.Addr().String()
 	require.NoError(t, amo.SetWebhookURL(api+"/v1/webhooks/amocrm/"+amoSecret))
-	chats := chatsandbox.New(chatSeed(api), chatsandbox.WithLogger(testLogger(t)))
+	seed := chatSeed(api)
+	if seedTweak != nil {
+		seedTweak(&seed)
+	}
+	chats := chatsandbox.New(seed, chatsandbox.WithLogger(testLogger(t)))
 	chatSrv := httptest.NewServer(chats)
 	t.Cleanup(chatSrv.Close)
 
@@ -147,7 +158,7 @@ func startStack(t *testing.T, tweak ...func(*config.Config)) *stack {
 	c.ChatToCRM = chatbridge.Direction{Enabled: true, Entities: []crm.EntityType{crm.EntityLead, crm.EntityContact}}
 	c.Platforms = []chatbridge.PlatformConfig{
 		{Platform: chatbridge.Wazzup, Company: "wz-acme", Sync: true, APIURL: chatSrv.URL, APIKey: chatsandbox.DefaultWazzupAPIKey, WebhookSecret: wazzupCRMKey},
-		{Platform: chatbridge.ChatApp, Company: "ca-acme", Sync: true, APIURL: chatSrv.URL, APIKey: chatsandbox.DefaultChatAppToken, WebhookSecret: chatAppSecret,
+		{Platform: chatbridge.ChatApp, Company: "ca-acme", Sync: true, APIURL: chatSrv.URL, Email: chatsandbox.DefaultChatAppEmail, Password: chatsandbox.DefaultChatAppPassword, AppID: chatsandbox.DefaultChatAppAppID, WebhookSecret: chatAppSecret,
 			Licenses: []chatbridge.License{{ID: license, Messenger: "grWhatsApp"}}},
 		{Platform: chatbridge.Jivo, Company: "jv-acme", WebhookSecret: jivoSecret},
 	}

@@ -34,6 +34,8 @@ func TestDealResponsibleChangedInAmoCRMReachesTheChatsWithinOneSecond(t *testing
 	// change): none of them may reach amoCRM.
 	waitQueueIdle(t, s)
 	require.Zero(t, s.crmWrites(), "an echo of crmlink's own chat writes reached amoCRM")
+	require.Equal(t, 1, s.chats.Requests("GET /v3/contacts/"+wazzupChat), "one read of the Wazzup contact per change")
+	require.Equal(t, 1, s.chats.Requests("POST /v3/contacts"), "one write of the Wazzup contact per change")
 }
 
 func TestLaterChangeWinsBetweenContactAndDeal(t *testing.T) {
