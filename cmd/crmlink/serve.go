@@ -73,6 +73,9 @@ func logEffective(log zerolog.Logger, cfg *config.Config) {
 		Stringer("lookup_timeout", cfg.Routing.LookupTimeout).Stringer("cache_ttl", cfg.Routing.CacheTTL).
 		Int("managers", len(cfg.Managers)).Str("fallback_context", cfg.Asterisk.Fallback.Context).
 		Msg("effective configuration")
+	for _, w := range cfg.Warnings() {
+		log.Warn().Msg(w)
+	}
 	if cfg.Asterisk.ARI.Enabled && cfg.Asterisk.ARI.Password == config.DefaultARIPassword {
 		log.Warn().Msg("ARI uses the sample password from asterisk-conf/ari.conf; set CRMLINK_ARI_PASSWORD on a real PBX")
 	}

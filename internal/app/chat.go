@@ -144,10 +144,10 @@ func (p *App) chatRoutes(api *httpapi.Server) {
 		chatbridge.Jivo:    "POST /v1/chat/jivo/{secret}",
 	}
 	for name, in := range c.inbound {
-		api.Handle(paths[name], chatbridge.WebhookHandler(in, publish, p.log))
+		api.Handle(paths[name], httpapi.Webhook, chatbridge.WebhookHandler(in, publish, p.log))
 	}
-	api.Handle("GET /v1/chat-access", httpapi.ChatAccess(c.access, p.cfg.Routing.DefaultRegion, p.log))
-	api.HandleProtected("POST /v1/chat/reassign", httpapi.ChatReassign(c, p.cfg.Routing.DefaultRegion, p.log))
+	api.Handle("GET /v1/chat-access", httpapi.Read, httpapi.ChatAccess(c.access, p.cfg.Routing.DefaultRegion, p.log))
+	api.Handle("POST /v1/chat/reassign", httpapi.Admin, httpapi.ChatReassign(c, p.cfg.Routing.DefaultRegion, p.log))
 }
 
 // Reassign implements httpapi.ChatReassigner: the sync's reassignment under the roles, at
