@@ -13,7 +13,10 @@ import (
 func TestExposedListenersAreRefused(t *testing.T) {
 	dir := t.TempDir()
 	exposed := filepath.Join(dir, "exposed.yaml")
-	require.NoError(t, os.WriteFile(exposed, []byte(`http: {listen: "0.0.0.0:8080"}
+	// Port 99999 cannot be bound: were the file accepted, serve would fail at once instead
+	// of running (and the test would still see the refusals missing).
+	require.NoError(t, os.WriteFile(exposed, []byte(`http: {listen: "0.0.0.0:99999"}
+asterisk: {ari: {enabled: false}}
 agi: {enabled: true, listen: "0.0.0.0:4573", allowed_networks: [0.0.0.0/0]}
 sip_redirect: {enabled: true, listen: "0.0.0.0:5070"}
 managers:
@@ -25,7 +28,7 @@ managers:
 	require.NoError(t, os.Chmod(readable, 0o644))
 
 	refused := []string{
-		`http.listen: is "0.0.0.0:8080", reachable from other hosts, but neither http.token nor http.read_token is set`,
+		`http.listen: is "0.0.0.0:99999", reachable from other hosts, but neither http.token nor http.read_token is set`,
 		`agi.allowed_networks[0]: is "0.0.0.0/0", which allows every address`,
 		`sip_redirect.listen: is "0.0.0.0:5070", reachable from other hosts, but sip_redirect.allowed_networks lists only loopback`,
 		`managers[1].endpoints[0]: PJSIP/101 is already managers[0].endpoints[1]`,
