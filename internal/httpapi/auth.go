@@ -100,6 +100,14 @@ func (s *Server) guard(access Access, h http.Handler) http.Handler {
 	})
 }
 
+// bearer is the token of an "Authorization: Bearer <token>" header; the scheme name is
+// case-insensitive (RFC 6750 after RFC 9110).
+func bearer(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(header, " ")
+	token = strings.TrimSpace(token)
+	return token, ok && strings.EqualFold(scheme, "Bearer") && token != ""
+}
+
 // check returns 0 when the request may go on, or the status and the message naming the
 // key that would let it.
 func (a *authorizer) check(access Access, r *http.Request) (int, string) {
@@ -110,8 +118,8 @@ func (a *authorizer) check(access Access, r *http.Request) (int, string) {
 	if !a.admin.set && (access == Admin || !a.read.set) {
 		return http.StatusForbidden, "this endpoint is off until " + needs + " is set in crmlink's configuration"
 	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || got == "" {
+	got, ok := bearer(r.Header.Get("Authorization"))
+	if !ok {
 		return http.StatusUnauthorized, "this endpoint needs Authorization: Bearer <" + needs + ">"
 	}
 	sum := sha256.Sum256([]byte(got))

@@ -87,6 +87,8 @@ func TestEndpointsNeedTheirToken(t *testing.T) {
 		{"read: no header", both, Read, "", 401, "http.read_token"},
 		{"read: read token", both, Read, "Bearer read-secret", 204, ""},
 		{"read: admin token", both, Read, "Bearer admin-secret", 204, ""},
+		{"read: scheme in lower case", both, Read, "bearer read-secret", 204, ""},
+		{"read: basic scheme", both, Read, "Basic read-secret", 401, "Authorization: Bearer"},
 		{"read: wrong token", both, Read, "Bearer read-secre", 401, "wrong bearer token"},
 		{"read: not bearer", both, Read, "read-secret", 401, "Authorization: Bearer"},
 		{"read: empty bearer", both, Read, "Bearer ", 401, "Authorization: Bearer"},
