@@ -1,10 +1,14 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -40,4 +44,26 @@ managers:
 			"warning: " + readable + " is readable by every user (mode 0644) and holds http.token; chmod 600",
 		}},
 	})
+}
+
+// serve logs the warning check-config prints, from the same Load.
+func TestServeWarnsAboutAReadableSecret(t *testing.T) {
+	dir := t.TempDir()
+	httpAddr := freeAddr(t)
+	cfg := filepath.Join(dir, "crmlink.yaml")
+	// serveConfig writes amocrm.token into the file: a secret.
+	require.NoError(t, os.WriteFile(cfg, []byte(serveConfig(httpAddr, dir, crmSandbox(t), "PJSIP/101", "")), 0o600))
+	require.NoError(t, os.Chmod(cfg, 0o644))
+	s := startServe(t, cfg, "http://"+httpAddr)
+	var warning map[string]any
+	for _, line := range strings.Split(s.log.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && strings.HasPrefix(fmt.Sprint(m["message"]), cfg+" is readable by every user") {
+			warning = m
+		}
+	}
+	require.NotNil(t, warning, "the warning is logged:\n%s", s.log.String())
+	assert.Equal(t, "warn", warning["level"])
+	assert.Contains(t, warning["message"], "holds http.read_token, amocrm.token")
+	s.stop(t)
 }
