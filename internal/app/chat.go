@@ -168,14 +168,14 @@ func (p *App) chatRoutes(api *httpapi.Server) {
 	}
 	for name, in := range c.inbound {
 		// At background priority like the sync: Wazzup waits 30 s, a call does not.
-		api.Handle(paths[name], chatbridge.WebhookHandler(in, publish, p.log, chatbridge.WithEntities(backgroundEntities{c.entities})))
+		api.Handle(paths[name], httpapi.Webhook, chatbridge.WebhookHandler(in, publish, p.log, chatbridge.WithEntities(backgroundEntities{c.entities})))
 		if s, ok := in.(chatbridge.SignerIn); ok {
 			// Not required: a refused ChatApp password stops the chat sync, never routing.
 			api.AddCheck(httpapi.Check{Name: "chat_" + string(name), State: func(context.Context) (bool, string) { return s.Health() }})
 		}
 	}
-	api.Handle("GET /v1/chat-access", httpapi.ChatAccess(c.access, p.cfg.Routing.DefaultRegion, p.log))
-	api.HandleProtected("POST /v1/chat/reassign", httpapi.ChatReassign(c, p.cfg.Routing.DefaultRegion, p.log))
+	api.Handle("GET /v1/chat-access", httpapi.Read, httpapi.ChatAccess(c.access, p.cfg.Routing.DefaultRegion, p.log))
+	api.Handle("POST /v1/chat/reassign", httpapi.Admin, httpapi.ChatReassign(c, p.cfg.Routing.DefaultRegion, p.log))
 }
 
 // backgroundEntities makes the CRM entities a chat webhook asks for at background priority.

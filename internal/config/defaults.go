@@ -62,7 +62,7 @@ func Default() *Config {
 			},
 			Fallback: Fallback{Context: DefaultFallback, Priority: 1},
 		},
-		AGI: AGI{Listen: DefaultAGIListen},
+		AGI: AGI{Listen: DefaultAGIListen, AllowedNetworks: []string{"127.0.0.0/8"}},
 		SIP: SIP{
 			Listen:          DefaultSIPListen,
 			AllowedNetworks: []string{"127.0.0.0/8"},

@@ -29,6 +29,9 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s:\n%w", path, err)
 	}
+	if st, err := os.Stat(path); err == nil {
+		cfg.warnings = append(cfg.warnings, fileWarnings(path, st.Mode(), data)...)
+	}
 	return cfg, nil
 }
 
@@ -50,15 +53,16 @@ func Parse(data []byte) (*Config, error) {
 // Secrets read from the environment when set; they override the file so that a config
 // file can be committed without them.
 var secretEnv = []struct {
-	name string
-	dst  func(*Config) *string
+	name, key string
+	dst       func(*Config) *string
 }{
-	{"CRMLINK_HTTP_TOKEN", func(c *Config) *string { return &c.HTTP.Token }},
-	{"CRMLINK_REDIS_PASSWORD", func(c *Config) *string { return &c.Redis.Password }},
-	{"CRMLINK_ARI_PASSWORD", func(c *Config) *string { return &c.Asterisk.ARI.Password }},
-	{"CRMLINK_AMOCRM_TOKEN", func(c *Config) *string { return &c.AmoCRM.Token }},
-	{"CRMLINK_AMOCRM_CLIENT_SECRET", func(c *Config) *string { return &c.AmoCRM.OAuth.ClientSecret }},
-	{"CRMLINK_AMOCRM_WEBHOOK_SECRET", func(c *Config) *string { return &c.AmoCRM.WebhookSecret }},
+	{"CRMLINK_HTTP_TOKEN", "http.token", func(c *Config) *string { return &c.HTTP.Token }},
+	{"CRMLINK_HTTP_READ_TOKEN", "http.read_token", func(c *Config) *string { return &c.HTTP.ReadToken }},
+	{"CRMLINK_REDIS_PASSWORD", "redis.password", func(c *Config) *string { return &c.Redis.Password }},
+	{"CRMLINK_ARI_PASSWORD", "asterisk.ari.password", func(c *Config) *string { return &c.Asterisk.ARI.Password }},
+	{"CRMLINK_AMOCRM_TOKEN", "amocrm.token", func(c *Config) *string { return &c.AmoCRM.Token }},
+	{"CRMLINK_AMOCRM_CLIENT_SECRET", "amocrm.oauth.client_secret", func(c *Config) *string { return &c.AmoCRM.OAuth.ClientSecret }},
+	{"CRMLINK_AMOCRM_WEBHOOK_SECRET", "amocrm.webhook_secret", func(c *Config) *string { return &c.AmoCRM.WebhookSecret }},
 }
 
 // ApplyEnv copies secrets from the environment into cfg. A chat platform's secrets come

@@ -44,11 +44,6 @@ func (c *Config) Validate() Errors {
 	}
 	if c.SIP.Enabled {
 		v.hostPort("sip_redirect.listen", c.SIP.Listen)
-		for i, n := range c.SIP.AllowedNetworks {
-			if _, _, err := net.ParseCIDR(n); err != nil {
-				v.add(fmt.Sprintf("sip_redirect.allowed_networks[%d]", i), "is %q; allowed: a network in CIDR form such as 10.0.0.0/8", n)
-			}
-		}
 		if !strings.Contains(c.SIP.ContactTemplate, "{user}") {
 			v.add("sip_redirect.contact_template", "is %q; it must contain {user}, e.g. sip:{user}@pbx.example:5060", c.SIP.ContactTemplate)
 		}
@@ -154,6 +149,7 @@ func (c *Config) Validate() Errors {
 	if c.RecordingURL != "" {
 		v.url("recording_url", strings.ReplaceAll(c.RecordingURL, "{linkedid}", "x"), "http", "https")
 	}
+	c.validateExposure(&v)
 	return v.errs
 }
 

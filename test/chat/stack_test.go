@@ -7,6 +7,7 @@ package chat
 import (
 	"context"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"testing"
@@ -203,6 +204,16 @@ func (s *stack) restart(t *testing.T) {
 	l, err := net.Listen("tcp", s.cfg.HTTP.Listen)
 	require.NoError(t, err)
 	s.serve(t, l)
+}
+
+// get is a GET on crmlink's API with the token: chat-access and the queue reveal clients.
+func (s *stack) get(path string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, s.api+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+s.cfg.HTTP.Token)
+	return http.DefaultClient.Do(req)
 }
 
 // responsible reads an entity's responsible from the amoCRM sandbox's state.

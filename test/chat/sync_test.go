@@ -146,7 +146,7 @@ func TestChatAccessOverTheRoles(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, err := http.Get(s.api + "/v1/chat-access?" + tt.query)
+			res, err := s.get("/v1/chat-access?" + tt.query)
 			require.NoError(t, err)
 			defer res.Body.Close()
 			require.Equal(t, tt.status, res.StatusCode)
@@ -174,7 +174,7 @@ func waitQueueIdle(t *testing.T, s *stack) {
 	var idleSince time.Time
 	var st queue.Stats
 	testrig.WaitFor(t, 10*time.Second, "crmlink's event queue idle", func() bool {
-		res, err := http.Get(s.api + "/v1/queue/stats")
+		res, err := s.get("/v1/queue/stats")
 		if err != nil {
 			return false
 		}
