@@ -33,7 +33,7 @@ func everythingConfig(t *testing.T) *config.Config {
 	cfg.Chat.CRMUserID = 900
 	cfg.Chat.Platforms = []chatbridge.PlatformConfig{
 		{Platform: chatbridge.Wazzup, Company: "wz", Sync: true, APIURL: "http://127.0.0.1:9", APIKey: "wazzup-key", WebhookSecret: "wazzup-crm-key-0123456789"},
-		{Platform: chatbridge.ChatApp, Company: "ca", Sync: true, APIURL: "http://127.0.0.1:9", APIKey: "chatapp-key", WebhookSecret: "chatapp-secret-0123456789",
+		{Platform: chatbridge.ChatApp, Company: "ca", Sync: true, APIURL: "http://127.0.0.1:9", Email: "ops@example.com", AppID: "app-1", Password: "chatapp-password", WebhookSecret: "chatapp-secret-0123456789",
 			Licenses: []chatbridge.License{{ID: "5501", Messenger: "grWhatsApp"}}},
 		{Platform: chatbridge.Jivo, Company: "jv", WebhookSecret: "jivo-secret-0123456789abc"},
 	}

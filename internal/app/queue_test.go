@@ -52,10 +52,13 @@ func httpDo(t *testing.T, method, url, token string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// apiStats reads GET /v1/queue/stats.
+// testAdminToken is the http.token the queue tests configure.
+const testAdminToken = "admin-token"
+
+// apiStats reads GET /v1/queue/stats with the admin token.
 func apiStats(t *testing.T, base string) queue.Stats {
 	t.Helper()
-	code, body := httpDo(t, "GET", base+"/v1/queue/stats", "")
+	code, body := httpDo(t, "GET", base+"/v1/queue/stats", testAdminToken)
 	require.Equal(t, http.StatusOK, code, body)
 	var s queue.Stats
 	require.NoError(t, json.Unmarshal([]byte(body), &s))
@@ -68,7 +71,7 @@ func TestReplayAllDeadLettersNeedsTheToken(t *testing.T) {
 		name := map[bool]string{false: "disk", true: "redis"}[withRedis]
 		t.Run(name, func(t *testing.T) {
 			a, _ := reloadApp(t, func(c *config.Config) {
-				c.HTTP.Token = "admin-token"
+				c.HTTP.Token = testAdminToken
 				if withRedis {
 					addr, db := testrig.RedisDB(t)
 					c.Redis.Addrs, c.Redis.DB = []string{addr}, db
@@ -88,7 +91,7 @@ func TestReplayAllDeadLettersNeedsTheToken(t *testing.T) {
 			}
 			assert.EqualValues(t, 2, stats().Failures, "nothing was replayed without the token")
 
-			code, body := httpDo(t, "POST", base+"/v1/queue/dead/replay", "admin-token")
+			code, body := httpDo(t, "POST", base+"/v1/queue/dead/replay", testAdminToken)
 			assert.Equal(t, http.StatusOK, code)
 			assert.JSONEq(t, `{"replayed":2}`, body)
 			testrig.WaitFor(t, 10*time.Second, "both handled again", func() bool { s := stats(); return s.Failures == 4 && s.Dead == 2 })
@@ -99,7 +102,7 @@ func TestReplayAllDeadLettersNeedsTheToken(t *testing.T) {
 // A withheld caller's outcome is acknowledged without a CRM request; it used to land in the
 // dead-letter list as `parse phone "anonymous"`, once per such call.
 func TestCallsWithoutAClientNumberAreNotDeadLettered(t *testing.T) {
-	a, _, crm := sandboxApp(t, zerolog.Nop())
+	a, _, crm := sandboxApp(t, zerolog.Nop(), func(c *config.Config) { c.HTTP.Token = testAdminToken })
 	base := serveApp(t, a)
 	before := crm.RequestCounts()
 	callers := []string{"anonymous", "Anonymous", "unknown", "", "restricted", "asterisk"}
