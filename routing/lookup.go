@@ -35,6 +35,9 @@ func (r *Router) owner(ctx context.Context, phone crm.Phone, d *Decision, log ca
 	case err != nil && ctx.Err() != nil:
 		d.Steps = append(d.Steps, Step{Name: "cache", Detail: "no answer before the deadline", Duration: time.Since(t0)})
 		return Entry{}, SourceNone, ReasonTimeout
+	case errors.Is(err, errCacheSkipped):
+		// The guard logged the outage once; every call saying so again would flood the log.
+		d.Steps = append(d.Steps, Step{Name: "cache", Detail: err.Error(), Duration: time.Since(t0)})
 	case err != nil:
 		// A broken cache costs a CRM request, not the call.
 		log.Warn().Err(err).Msg("owner cache read failed, asking the CRM")
@@ -96,23 +99,13 @@ func (r *Router) usable(e Entry) (_ Entry, _ Source, stale string) {
 	return e, SourceCache, ""
 }
 
+// cacheGet reads the owner cache on the call path. A shared cache is read through the
+// guard: it never costs a call more than cacheWait, and nothing while it is down.
 func (r *Router) cacheGet(ctx context.Context, phone crm.Phone) (Entry, bool, error) {
 	if r.cacheLocal {
 		return r.cache.Get(ctx, phone)
 	}
-	type got struct {
-		e   Entry
-		ok  bool
-		err error
-	}
-	g, err := await(ctx, func() got {
-		e, ok, err := r.cache.Get(ctx, phone)
-		return got{e, ok, err}
-	})
-	if err != nil {
-		return Entry{}, false, err
-	}
-	return g.e, g.ok, g.err
+	return r.guard.get(ctx, phone)
 }
 
 // lookupLive runs one CRM lookup on behalf of every concurrent caller for the number. It
@@ -158,7 +151,7 @@ func (r *Router) lookupLive(parent context.Context, phone crm.Phone, log callLog
 	res.entry.ExpiresAt = now.Add(ttl)
 	sctx, scancel := context.WithTimeout(base, r.lookup)
 	defer scancel()
-	if err := r.storeLookup(sctx, res.entry, ttl, epoch); err != nil {
+	if err := r.storeLookup(sctx, res.entry, ttl, epoch); err != nil && !errors.Is(err, errCacheSkipped) {
 		log.Warn().Err(err).Str("phone", string(phone)).Msg("owner cache write failed")
 	}
 	return res
@@ -180,11 +173,7 @@ func (r *Router) storeLookup(ctx context.Context, e Entry, ttl time.Duration, ep
 	if r.cacheLocal {
 		return r.cache.Set(ctx, e, ttl)
 	}
-	err, waitErr := await(ctx, func() error { return r.cache.Set(ctx, e, ttl) })
-	if waitErr != nil {
-		return waitErr
-	}
-	return err
+	return r.guard.set(ctx, e, ttl)
 }
 
 // resolveCRM walks the CRM: contacts with the number, the one to use, then only the links

@@ -55,7 +55,8 @@ type Options struct {
 type Router struct {
 	dir         crm.Directory
 	cache       OwnerCache
-	cacheLocal  bool // the cache never blocks: read it in place
+	cacheLocal  bool        // the cache never blocks: read it in place
+	guard       *cacheGuard // the call path's way to a cache that may block (Redis)
 	managers    map[crm.UserID]*manager
 	precedence  []crm.EntityType
 	lookup      time.Duration
@@ -183,6 +184,7 @@ func New(opts Options) (*Router, error) {
 		r.cache = NewMemoryCache(0, r.now)
 	}
 	_, r.cacheLocal = r.cache.(interface{ inProcess() })
+	r.guard = newCacheGuard(r.cache, r.lookup, &r.log)
 	return r, nil
 }
 

@@ -98,9 +98,13 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 	// are online: the controller's decider is bound once both exist.
 	var bound routing.Decider
 	if cfg.Redis.Enabled() {
+		// Deadlines of the caller bound every command, retries and dials included: a call
+		// waits on the owner cache for milliseconds (routing's guard), and a dead Redis must
+		// not keep the pool's connections for the default 3 s read timeout times retries.
 		p.redis = redis.NewUniversalClient(&redis.UniversalOptions{
 			Addrs: cfg.Redis.Addrs, MasterName: cfg.Redis.MasterName,
 			Username: cfg.Redis.Username, Password: cfg.Redis.Password, DB: cfg.Redis.DB,
+			ContextTimeoutEnabled: true,
 		})
 	}
 
