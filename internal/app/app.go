@@ -125,6 +125,8 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 		}
 		p.crm = c
 		opts.Directory = c.CallPath()
+		// Inquiries over HTTP wait behind calls, never in the slots kept for them.
+		opts.InquiryDirectory = c
 	}
 
 	if cfg.Asterisk.ARI.Enabled {

@@ -37,7 +37,12 @@ func newMetrics() *metrics {
 }
 
 // observe is the router's OnDecision hook; it runs on the call path and only counts.
-func (m *metrics) observe(_ routing.Call, d routing.Decision) {
+// Inquiries (GET /v1/route) are not calls: a script asking for numbers must not show up
+// as calls falling back.
+func (m *metrics) observe(c routing.Call, d routing.Decision) {
+	if c.Inquiry {
+		return
+	}
 	m.decisions.WithLabelValues(string(d.Result), string(d.Reason), string(d.Source)).Inc()
 	m.latency.WithLabelValues(string(d.Source)).Observe(d.Latency.Seconds())
 }
