@@ -110,7 +110,6 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 
 	opts := routingOptions(cfg.Routing, cfg.Managers)
 	opts.Logger = log
-	opts.OnDecision = p.metrics.observe
 	if p.redis != nil {
 		opts.Cache = routing.NewRedisCache(p.redis, routing.DefaultRedisPrefix)
 	} else {
@@ -144,6 +143,7 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 			Logger:            log,
 			Managers:          managerEndpoints(cfg.Managers),
 			OnOutcome:         func(o routing.CallOutcome) { p.onCallOutcome(o) },
+			OnDecision:        p.metrics.observe,
 		})
 		if err != nil {
 			p.Close()
@@ -160,7 +160,15 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 	}
 	p.router.swap(r, nil)
 	p.routerBase = opts
-	p.Router, p.Decider, bound = r, &p.router, &p.router
+	// FastAGI and the SIP redirect hand the decision to the dialplan, which rings: what
+	// they answer is what the call got, counted here. The ARI controller rings itself and
+	// counts what the call got in the end (OnDecision above), so its decider is not counted.
+	p.Router, bound = r, &p.router
+	p.Decider = routing.DeciderFunc(func(ctx context.Context, c routing.Call) routing.Decision {
+		d := p.router.Decide(ctx, c)
+		p.metrics.observe(c, d)
+		return d
+	})
 	if p.events, err = p.newEvents(); err != nil {
 		p.Close()
 		return nil, err
