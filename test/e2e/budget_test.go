@@ -82,6 +82,7 @@ func TestRouteQueriesOverHTTPDoNotStarveCalls(t *testing.T) {
 	t.Logf("owner's phone rang %s after dialling; %d HTTP questions, %d answered by amoCRM; amoCRM requests: %v",
 		rang.Round(time.Millisecond), asked.Load(), answered.Load(), counts)
 	assert.Less(t, rang, lookupTimeout+time.Second, "the owner's phone rang within lookup_timeout plus SIP setup")
+	assert.GreaterOrEqual(t, answered.Load(), int64(3), "the HTTP questions were served (not refused), the first ones by amoCRM")
 	// The HTTP questions: 3 at once, then one a second over the whole run; the call: its
 	// contact search and its leads.
 	maxInquiries := 3 + int(burst/time.Second) + 1
