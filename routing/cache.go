@@ -182,3 +182,19 @@ func leadRefs(leads []crm.Lead) []LeadRef {
 	}
 	return append(refs, closed...)
 }
+
+// openDeal is the deal a call's records go on: the most recently updated open lead,
+// whoever is responsible for it; on equal times the higher id.
+func openDeal(leads []LeadRef) (LeadRef, bool) {
+	var best LeadRef
+	found := false
+	for _, l := range leads {
+		if !l.Open {
+			continue
+		}
+		if !found || l.UpdatedAt.After(best.UpdatedAt) || (l.UpdatedAt.Equal(best.UpdatedAt) && l.ID > best.ID) {
+			best, found = l, true
+		}
+	}
+	return best, found
+}

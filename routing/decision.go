@@ -83,12 +83,15 @@ func (s Step) MarshalJSON() ([]byte, error) {
 // Decision is the answer for one call: either targets to ring at once, or the fallback
 // with a reason. It is a value, never an error: every failure maps to a Reason.
 type Decision struct {
-	Result  Result        `json:"result"`
-	Reason  Reason        `json:"reason,omitempty"`
-	Owner   crm.UserID    `json:"owner,omitempty"`
-	Source  Source        `json:"source,omitempty"`
-	Phone   crm.Phone     `json:"phone,omitempty"`
-	Targets []Target      `json:"targets,omitempty"`
+	Result  Result     `json:"result"`
+	Reason  Reason     `json:"reason,omitempty"`
+	Owner   crm.UserID `json:"owner,omitempty"`
+	Source  Source     `json:"source,omitempty"`
+	Phone   crm.Phone  `json:"phone,omitempty"`
+	Targets []Target   `json:"targets,omitempty"`
+	// Client is what the lookup found (nil: no lookup answered), carried to the call
+	// scenarios in the CallOutcome so that they need not ask the CRM again.
+	Client  *Client       `json:"client,omitempty"`
 	Latency time.Duration `json:"-"`
 	Steps   []Step        `json:"steps,omitempty"`
 }

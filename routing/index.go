@@ -146,7 +146,9 @@ func (r *Router) update(ctx context.Context, key EntityKey, apply func(*Entry) b
 			continue
 		}
 		e.Owner, e.OwnerFrom, e.Source = owner, from, SourceIndex
-		e.StoredAt, e.ExpiresAt = now, now.Add(r.cacheTTL)
+		// StoredAt always moves: it is the stamp that tells a routing decision's Client
+		// (ResolveClient) that a webhook touched the client since, even on a coarse clock.
+		e.StoredAt, e.ExpiresAt = later(now, e.StoredAt), now.Add(r.cacheTTL)
 		if err := r.cache.Set(ctx, e, r.cacheTTL); err != nil {
 			errs = append(errs, err)
 		}
@@ -172,3 +174,11 @@ func (r *Router) markLocked(key string) {
 }
 
 func phoneMark(p crm.Phone) string { return "phone:" + string(p) }
+
+// later is now, or just after prev when the clock has not moved past it.
+func later(now, prev time.Time) time.Time {
+	if now.After(prev) {
+		return now
+	}
+	return prev.Add(time.Microsecond)
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/crmlink/crmlink/crm"
@@ -23,6 +24,7 @@ type liveResult struct {
 	reason Reason // ReasonNone (found, owner or not), ReasonNotFound, ReasonTimeout, ReasonCRMError
 	source Source // SourceCRM, or the cached entry's source when another lookup just stored it
 	err    error
+	failed string // the step that failed with err
 	steps  []Step
 }
 
@@ -141,7 +143,7 @@ func (r *Router) lookupLive(parent context.Context, phone crm.Phone, inquiry boo
 			return liveResult{reason: ReasonTimeout, source: SourceCRM, err: err, steps: []Step{{Name: "crm.lookup", Detail: "not asked: " + err.Error(), Duration: time.Since(t0)}}}
 		}
 	}
-	res, err := await(ctx, func() liveResult { return r.resolveCRM(ctx, dir, phone) })
+	res, err := await(ctx, func() liveResult { return r.resolveCRM(ctx, dir, phone, false) })
 	res.source = SourceCRM
 	if err != nil {
 		return liveResult{reason: ReasonTimeout, source: SourceCRM, steps: []Step{{Name: "crm.lookup", Detail: "no answer within " + r.lookup.String(), Duration: time.Since(t0)}}}
@@ -188,13 +190,36 @@ func (r *Router) storeLookup(ctx context.Context, e Entry, ttl time.Duration, ep
 	return r.guard.set(ctx, e, ttl)
 }
 
+// resolver decides which contact, deal and owner a number means; the Router and the call
+// scenarios (through ResolveClient) both use it, so they cannot disagree.
+type resolver struct {
+	region     string
+	precedence []crm.EntityType
+}
+
+// newResolver fills the defaults: DefaultRegion, DefaultPrecedence.
+func newResolver(region string, precedence []crm.EntityType) resolver {
+	rs := resolver{region: strings.ToUpper(strings.TrimSpace(region)), precedence: slices.Clone(precedence)}
+	if rs.region == "" {
+		rs.region = DefaultRegion
+	}
+	if len(rs.precedence) == 0 {
+		for _, p := range DefaultPrecedence {
+			rs.precedence = append(rs.precedence, crm.EntityType(p))
+		}
+	}
+	return rs
+}
+
 // resolveCRM walks the CRM: contacts with the number, the one to use, then only the links
-// the precedence needs, in its order, until one has a responsible user.
-func (r *Router) resolveCRM(ctx context.Context, dir crm.Directory, phone crm.Phone) liveResult {
+// the precedence needs, in its order, until one has a responsible user. withDeals reads the
+// contact's leads even when the precedence does not get to them: the call scenarios need
+// the open deal whoever the owner is.
+func (r resolver) resolveCRM(ctx context.Context, dir crm.Directory, phone crm.Phone, withDeals bool) liveResult {
 	var steps []Step
 	fail := func(step string, t0 time.Time, err error) liveResult {
 		steps = append(steps, Step{Name: step, Detail: "error: " + err.Error(), Duration: time.Since(t0)})
-		return liveResult{reason: classify(ctx, err), err: err, steps: steps}
+		return liveResult{reason: classify(ctx, err), err: err, failed: step, steps: steps}
 	}
 
 	t0 := time.Now()
@@ -226,6 +251,9 @@ func (r *Router) resolveCRM(ctx context.Context, dir crm.Directory, phone crm.Ph
 
 	for {
 		owner, from, missing := e.resolve(r.precedence)
+		if missing == "" && withDeals && !e.LeadsKnown {
+			missing = crm.EntityLead
+		}
 		switch missing {
 		case "":
 			e.Owner, e.OwnerFrom = owner, from
@@ -262,7 +290,7 @@ func (r *Router) resolveCRM(ctx context.Context, dir crm.Directory, phone crm.Ph
 // verified keeps the contacts whose card holds the number. CRM phone search is free-text
 // (amoCRM matches digits anywhere), so a hit is confirmed against the card's phones; a
 // contact returned without phones cannot be disproved and is kept.
-func (r *Router) verified(contacts []crm.Contact, phone crm.Phone) []crm.Contact {
+func (r resolver) verified(contacts []crm.Contact, phone crm.Phone) []crm.Contact {
 	var out []crm.Contact
 	for _, c := range contacts {
 		if len(c.Phones) == 0 || slices.ContainsFunc(c.Phones, func(w string) bool { return phone.SameNumber(w, r.region) }) {
@@ -274,7 +302,7 @@ func (r *Router) verified(contacts []crm.Contact, phone crm.Phone) []crm.Contact
 
 // leads reads leads by the ids the contact search returned with the contacts, so a contact
 // is never read a second time for them, and a contact without leads costs no request.
-func (r *Router) leads(ctx context.Context, dir crm.Directory, ids []int64) ([]crm.Lead, error) {
+func (r resolver) leads(ctx context.Context, dir crm.Directory, ids []int64) ([]crm.Lead, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
@@ -289,7 +317,7 @@ func (r *Router) leads(ctx context.Context, dir crm.Directory, ids []int64) ([]c
 // has an open lead, else the most recently updated one. Only the maxContactCandidates most
 // recently updated are examined, their leads read together in one request: one wait on
 // call setup and one request from the account's budget, whatever the number of candidates.
-func (r *Router) chooseContact(ctx context.Context, dir crm.Directory, contacts []crm.Contact) (crm.Contact, []crm.Lead, error) {
+func (r resolver) chooseContact(ctx context.Context, dir crm.Directory, contacts []crm.Contact) (crm.Contact, []crm.Lead, error) {
 	cands := slices.Clone(contacts)
 	slices.SortStableFunc(cands, func(a, b crm.Contact) int {
 		if c := b.UpdatedAt.Compare(a.UpdatedAt); c != 0 {

@@ -64,11 +64,10 @@ type Router struct {
 	cacheLocal  bool        // the cache never blocks: read it in place
 	guard       *cacheGuard // the call path's way to a cache that may block (Redis)
 	managers    map[crm.UserID]*manager
-	precedence  []crm.EntityType
+	resolver    // region and precedence
 	lookup      time.Duration
 	cacheTTL    time.Duration
 	negativeTTL time.Duration
-	region      string
 	phones      *crm.PhoneMemo
 	enabled     bool
 	checkStatus bool
@@ -116,11 +115,9 @@ func New(opts Options) (*Router, error) {
 		inquiryDir:  opts.InquiryDirectory,
 		inquiries:   newInquiryPacer(),
 		cache:       opts.Cache,
-		precedence:  opts.Precedence,
 		lookup:      opts.LookupTimeout,
 		cacheTTL:    opts.CacheTTL,
 		negativeTTL: opts.NegativeTTL,
-		region:      strings.ToUpper(strings.TrimSpace(opts.Region)),
 		enabled:     opts.Enabled,
 		checkStatus: opts.CheckManagerStatus,
 		presence:    opts.Presence,
@@ -147,16 +144,7 @@ func New(opts Options) (*Router, error) {
 			*d.v = d.def
 		}
 	}
-	if r.region == "" {
-		r.region = DefaultRegion
-	}
-	if len(r.precedence) == 0 {
-		for _, p := range DefaultPrecedence {
-			r.precedence = append(r.precedence, crm.EntityType(p))
-		}
-	} else {
-		r.precedence = slices.Clone(r.precedence)
-	}
+	r.resolver = newResolver(opts.Region, opts.Precedence)
 	for i, p := range r.precedence {
 		if !validEntity(p) {
 			return nil, fmt.Errorf("routing: precedence[%d] is %q; allowed: lead, contact, company", i, p)
@@ -283,6 +271,10 @@ func (r *Router) decide(ctx context.Context, call Call, log callLog) Decision {
 
 	e, src, reason := r.owner(ctx, phone, call.Inquiry, &d, log)
 	d.Source = src
+	if reason == ReasonNone || reason == ReasonNotFound {
+		c := e.client()
+		d.Client = &c
+	}
 	switch {
 	case reason != ReasonNone:
 		return r.fallback(d, reason, "", "", time.Time{})

@@ -82,7 +82,7 @@ func (p *App) newEvents() (*events, error) {
 	ev.state = state
 	// The rules engine reads and writes at background priority: call-path lookups go first.
 	ev.build = func(sc rules.Config) (*rules.Engine, error) {
-		return rules.New(sc, p.crm, p.crm, state,
+		return rules.New(sc, p.crm, p.crm, state, rules.WithClients(&p.router),
 			rules.WithRegion(cfg.Routing.DefaultRegion), rules.WithLogger(p.log.With().Str("component", "rules").Logger()))
 	}
 	engine, err := ev.build(cfg.Scenarios)

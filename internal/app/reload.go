@@ -220,6 +220,11 @@ func (s *swappableRouter) ManagerAvailability(u crm.UserID) routing.Availability
 	return s.cur.Load().ManagerAvailability(u)
 }
 
+// ResolveClient lets the call scenarios use the current router's resolution.
+func (s *swappableRouter) ResolveClient(ctx context.Context, phone crm.Phone, seen *routing.Client) (routing.Client, bool, error) {
+	return s.cur.Load().ResolveClient(ctx, phone, seen)
+}
+
 func (s *swappableRouter) ApplyResponsibleChange(ctx context.Context, ch crm.ResponsibleChange) error {
 	return s.cur.Load().ApplyResponsibleChange(ctx, ch)
 }

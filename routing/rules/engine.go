@@ -25,6 +25,7 @@ type Engine struct {
 
 	cfg      Config
 	dir      crm.Directory
+	clients  routing.ClientResolver
 	w        crm.Writer
 	state    State
 	region   string
@@ -40,6 +41,11 @@ type Option func(*Engine)
 // WithRegion is the ISO country for client numbers without a country code (default RU, as
 // routing.default_region).
 func WithRegion(region string) Option { return func(e *Engine) { e.region = region } }
+
+// WithClients decides which contact and deal a client number means (the Router: it takes
+// the routing decision's answer while no webhook has touched it since); default a CRM
+// lookup for every outcome (routing.LiveResolver).
+func WithClients(c routing.ClientResolver) Option { return func(e *Engine) { e.clients = c } }
 
 // WithClock sets Engine.Clock.
 func WithClock(now func() time.Time) Option { return func(e *Engine) { e.Clock = now } }
@@ -88,6 +94,9 @@ func New(cfg Config, dir crm.Directory, w crm.Writer, state State, opts ...Optio
 		e.Clock = time.Now
 	}
 	e.phones = crm.NewPhoneMemo(e.region)
+	if e.clients == nil {
+		e.clients = routing.LiveResolver(dir, e.region)
+	}
 	if e.loc == nil {
 		e.loc = time.Local
 	}
@@ -184,20 +193,37 @@ func (e *Engine) HandleCall(ctx context.Context, o routing.CallOutcome) (Result,
 		e.log.Info().Str("outcome", o.ID).Str("direction", string(o.Direction)).Strs("reasons", p.Reasons).
 			Msg("call without a client number: no CRM records")
 	}
+	res.Steps, err = e.carryOut(ctx, o, p, resumed)
+	if err != nil && p.FromDecision && errors.Is(err, crm.ErrRejected) {
+		// The decision's contact or deal may have been deleted or merged since the call was
+		// routed (no webhook tells): plan again from a CRM lookup rather than lose the note.
+		e.log.Info().Err(err).Str("outcome", o.ID).Msg("write on the routing decision's client refused; planning from a CRM lookup")
+		if p, _, err = e.planAndStore(ctx, o, true); err != nil {
+			return res, err
+		}
+		res.Phone, res.Known, res.Reasons = p.Phone, p.Known, p.Reasons
+		res.Steps, err = e.carryOut(ctx, o, p, true)
+	}
+	return res, err
+}
+
+// carryOut runs the plan's actions in order, up to the first that fails.
+func (e *Engine) carryOut(ctx context.Context, o routing.CallOutcome, p planned, resumed bool) ([]Step, error) {
+	var steps []Step
 	ids := map[Kind]int64{}
 	for _, a := range p.Actions {
 		step, err := e.run(ctx, p, a, resumed, ids)
 		if err != nil {
 			step.Status = StepFailed
 		}
-		res.Steps = append(res.Steps, step)
+		steps = append(steps, step)
 		if err != nil {
-			return res, fmt.Errorf("rules: outcome %s: %s: %w", o.ID, a.Kind(), err)
+			return steps, fmt.Errorf("rules: outcome %s: %s: %w", o.ID, a.Kind(), err)
 		}
 		e.log.Debug().Str("outcome", o.ID).Str("action", string(a.Kind())).Str("status", string(step.Status)).
 			Int64("id", step.ID).Str("on", step.On.String()).Str("reason", step.Reason).Msg("call scenario action")
 	}
-	return res, nil
+	return steps, nil
 }
 
 // loadOrPlan returns the outcome's stored plan, or plans it and stores the plan before any
@@ -215,7 +241,12 @@ func (e *Engine) loadOrPlan(ctx context.Context, o routing.CallOutcome) (planned
 		}
 		return p, true, nil
 	}
-	p, err := e.plan(ctx, o)
+	return e.planAndStore(ctx, o, false)
+}
+
+// planAndStore plans the outcome and stores the plan before any write.
+func (e *Engine) planAndStore(ctx context.Context, o routing.CallOutcome, live bool) (planned, bool, error) {
+	p, err := e.plan(ctx, o, live)
 	if err != nil {
 		return planned{}, false, err
 	}
@@ -361,9 +392,9 @@ func (e *Engine) createContact(ctx context.Context, step Step, a CreateContact, 
 			if err != nil {
 				return step, err
 			}
-			if c.known {
+			if c.Known {
 				step.Status = StepAdopted
-				return e.created(ctx, step, c.contact.ID, ids)
+				return e.created(ctx, step, c.ContactID, ids)
 			}
 		}
 	}
@@ -505,16 +536,13 @@ func (e *Engine) acceptUnsorted(ctx context.Context, step Step, a AcceptUnsorted
 		}
 		lead, contact = 0, 0
 		switch {
-		case !c.known:
+		case !c.Known:
 			step.Status = StepSkipped
 			step.Reason = fmt.Sprintf("Unsorted entry %s was declined meanwhile", a.UID)
 		default:
 			step.Status = StepAdopted
 			step.Reason = fmt.Sprintf("Unsorted entry %s was accepted meanwhile", a.UID)
-			contact = c.contact.ID
-			if c.hasOpen {
-				lead = c.openLead.ID
-			}
+			contact, lead = c.ContactID, c.DealID
 		}
 	}
 	if err := e.state.Save(ctx, step.Key, fmt.Appendf(nil, "%d,%d", lead, contact), e.stateTTL); err != nil {

@@ -3,7 +3,6 @@ package rules
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -22,6 +21,8 @@ type planned struct {
 	// OpenLeadID is the known client's open deal the plan used (0: none).
 	OpenLeadID int64 `json:",omitempty"`
 	PlannedAt  time.Time
+	// FromDecision: contact and deal came from the routing decision, not a lookup.
+	FromDecision bool `json:",omitempty"`
 	// Reasons say why a scenario created less than it could (for logs).
 	Reasons []string `json:",omitempty"`
 	Actions []Action `json:"-"`
@@ -31,16 +32,8 @@ type planned struct {
 // pending Unsorted entries, open tasks) and the engine's State (task deadlines); it writes
 // nothing. HandleCall carries out the same plan.
 func (e *Engine) Plan(ctx context.Context, o routing.CallOutcome) ([]Action, error) {
-	p, err := e.plan(ctx, o)
+	p, err := e.plan(ctx, o, false)
 	return p.Actions, err
-}
-
-// client is the CRM's view of the number.
-type client struct {
-	contact  crm.Contact
-	known    bool
-	openLead crm.Lead
-	hasOpen  bool
 }
 
 // planner builds one plan; contact and deal are where the client's task and note go.
@@ -50,7 +43,7 @@ type planner struct {
 	p       *planned
 	f       fields
 	now     time.Time
-	client  client
+	client  routing.Client
 	contact Ref
 	deal    Ref
 }
@@ -63,7 +56,9 @@ func (b *planner) because(format string, args ...any) {
 
 func (b *planner) key(k Kind) string { return ActionKey(b.o.ID, k) }
 
-func (e *Engine) plan(ctx context.Context, o routing.CallOutcome) (planned, error) {
+// plan computes the outcome's plan; live ignores the routing decision's client and asks
+// the CRM (the decision's contact or deal turned out gone).
+func (e *Engine) plan(ctx context.Context, o routing.CallOutcome, live bool) (planned, error) {
 	if err := checkOutcome(o); err != nil {
 		return planned{}, err
 	}
@@ -94,31 +89,35 @@ func (e *Engine) plan(ctx context.Context, o routing.CallOutcome) (planned, erro
 	b := &planner{e: e, o: o, p: &p, now: now,
 		f: fields{phone: phone, called: o.Called, start: start.In(e.loc)}}
 
-	if b.client, err = e.findClient(ctx, phone); err != nil {
-		return planned{}, err
+	var seen *routing.Client
+	if !live && o.Direction == routing.Incoming && o.Decision.Phone == phone {
+		seen = o.Decision.Client
 	}
-	if c := b.client; c.known {
-		p.Known, p.ContactID = true, c.contact.ID
-		b.contact = Existing(crm.EntityContact, c.contact.ID)
-		if c.hasOpen {
-			p.OpenLeadID = c.openLead.ID
-			b.deal = Existing(crm.EntityLead, c.openLead.ID)
+	if b.client, p.FromDecision, err = e.clients.ResolveClient(ctx, phone, seen); err != nil {
+		return planned{}, fmt.Errorf("rules: %w", err)
+	}
+	if c := b.client; c.Known {
+		p.Known, p.ContactID = true, c.ContactID
+		b.contact = Existing(crm.EntityContact, c.ContactID)
+		if c.DealID != 0 {
+			p.OpenLeadID = c.DealID
+			b.deal = Existing(crm.EntityLead, c.DealID)
 		}
 	}
 
 	switch {
-	case o.Direction == routing.Incoming && !b.client.known:
+	case o.Direction == routing.Incoming && !b.client.Known:
 		if err := b.incomingUnknown(ctx); err != nil {
 			return planned{}, err
 		}
 	case o.Direction == routing.Incoming:
 		b.knownClient(e.cfg.Incoming.Known)
 	case !o.Answered:
-		if c := b.client; (!c.known && e.cfg.Outgoing.Unknown.CreateContact) ||
-			(c.known && !c.hasOpen && e.cfg.Outgoing.Known.CreateDealIfNoOpen) {
+		if c := b.client; (!c.Known && e.cfg.Outgoing.Unknown.CreateContact) ||
+			(c.Known && c.DealID == 0 && e.cfg.Outgoing.Known.CreateDealIfNoOpen) {
 			b.because("the outgoing call was not answered: no contact or deal is created for it")
 		}
-	case !b.client.known:
+	case !b.client.Known:
 		b.outgoingUnknown()
 	default:
 		b.knownClient(e.cfg.Outgoing.Known)
@@ -222,13 +221,13 @@ func (b *planner) unsorted(ctx context.Context, u IncomingUnknown) error {
 // knownClient creates a deal for a client without an open one, when switched on.
 func (b *planner) knownClient(k KnownClient) {
 	switch {
-	case b.client.hasOpen:
+	case b.client.DealID != 0:
 		return
 	case !k.CreateDealIfNoOpen:
 		b.because("the client has no open deal and create_deal_if_no_open is off")
 		return
 	}
-	resp := b.client.contact.Responsible
+	resp := b.client.ContactResponsible
 	if resp == 0 {
 		resp = b.newClientResponsible()
 	}
@@ -347,8 +346,8 @@ func (b *planner) missedTask(ctx context.Context, start time.Time) error {
 		}
 	}
 	resp := b.missedResponsible()
-	if b.client.known && b.client.contact.Responsible != 0 {
-		resp = b.client.contact.Responsible
+	if b.client.Known && b.client.ContactResponsible != 0 {
+		resp = b.client.ContactResponsible
 	}
 	// The deadline counts from the end of the call, not from when the event was processed,
 	// so a retried or delayed outcome plans the same task.
@@ -406,77 +405,18 @@ func (b *planner) callNote() {
 	b.add(AddCallNote{Note: n, On: target})
 }
 
-// findClient reads the number's contact and its open deal. Phone search is free text, so a
-// hit is confirmed against the card's phones; among contacts sharing the number, the most
-// recently updated one with an open deal wins, else the most recently updated one (the
-// routing package chooses the same way, so the call note lands where the call was routed).
-func (e *Engine) findClient(ctx context.Context, phone crm.Phone) (client, error) {
-	found, err := e.dir.FindContactsByPhone(ctx, phone)
-	if err != nil && !errors.Is(err, crm.ErrNotFound) {
-		return client{}, fmt.Errorf("rules: find contacts of %s: %w", phone, err)
-	}
-	cands := e.verified(found, phone)
-	if len(cands) == 0 {
-		return client{}, nil
-	}
-	slices.SortStableFunc(cands, func(a, b crm.Contact) int {
-		if c := b.UpdatedAt.Compare(a.UpdatedAt); c != 0 {
-			return c
-		}
-		return cmp.Compare(b.ID, a.ID)
-	})
-	if len(cands) > maxContactCandidates {
-		cands = cands[:maxContactCandidates]
-	}
-	var ids []int64
-	for _, c := range cands {
-		ids = append(ids, c.LeadIDs...)
-	}
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
-	var leads []crm.Lead
-	if len(ids) > 0 {
-		leads, err = e.dir.Leads(ctx, ids)
-		if err != nil && !errors.Is(err, crm.ErrNotFound) {
-			return client{}, fmt.Errorf("rules: leads of %s: %w", phone, err)
-		}
-	}
-	byID := make(map[int64]crm.Lead, len(leads))
-	for _, l := range leads {
-		byID[l.ID] = l
-	}
-	for _, c := range cands {
-		if l, ok := newestOpen(c, byID); ok {
-			return client{contact: c, known: true, openLead: l, hasOpen: true}, nil
-		}
-	}
-	return client{contact: cands[0], known: true}, nil
+// findClient asks the CRM which contact and open deal the number means; routing decides
+// that (ClientResolver), so the call note lands where the call was routed.
+func (e *Engine) findClient(ctx context.Context, phone crm.Phone) (routing.Client, error) {
+	return e.client(ctx, phone, nil)
 }
 
-// maxContactCandidates bounds how many contacts sharing a number have their deals read.
-const maxContactCandidates = 3
-
-func newestOpen(c crm.Contact, byID map[int64]crm.Lead) (crm.Lead, bool) {
-	var best crm.Lead
-	ok := false
-	for _, id := range c.LeadIDs {
-		l, found := byID[id]
-		if !found || !l.Open() {
-			continue
-		}
-		if !ok || l.UpdatedAt.After(best.UpdatedAt) || (l.UpdatedAt.Equal(best.UpdatedAt) && l.ID > best.ID) {
-			best, ok = l, true
-		}
+// client is the number's contact and open deal: the routing decision's seen while it holds,
+// else a CRM lookup. fromDecision says which.
+func (e *Engine) client(ctx context.Context, phone crm.Phone, seen *routing.Client) (routing.Client, error) {
+	c, _, err := e.clients.ResolveClient(ctx, phone, seen)
+	if err != nil {
+		return routing.Client{}, fmt.Errorf("rules: %w", err)
 	}
-	return best, ok
-}
-
-func (e *Engine) verified(contacts []crm.Contact, phone crm.Phone) []crm.Contact {
-	var out []crm.Contact
-	for _, c := range contacts {
-		if len(c.Phones) == 0 || slices.ContainsFunc(c.Phones, func(w string) bool { return e.phones.Same(phone, w) }) {
-			out = append(out, c)
-		}
-	}
-	return out
+	return c, nil
 }
