@@ -28,6 +28,8 @@ type Client struct {
 	// backoff is the first wait after a 429; it doubles per retry up to backoffMax.
 	backoff    time.Duration
 	backoffMax time.Duration
+	// batches joins concurrent writes into shared requests (writer_batch.go).
+	batches *collector
 }
 
 var _ crm.Directory = (*Client)(nil)
@@ -51,6 +53,7 @@ func New(opts Options) (*Client, error) {
 		backoff:    250 * time.Millisecond,
 		backoffMax: 4 * time.Second,
 	}
+	c.batches = newCollector(c)
 	if o.OAuth != nil {
 		src, err := loadOAuth(*o.OAuth)
 		if err != nil {

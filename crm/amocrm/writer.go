@@ -69,28 +69,28 @@ func batchError(err error, start, end, total int) error {
 // order of items. sent is the request_id each item carries ("" for none). On an error the
 // ids of the batches already created come back with it.
 func create[T any](ctx context.Context, c *Client, path, key string, items []T, sent []string) ([]int64, error) {
+	if len(items) == 0 {
+		return []int64{}, nil
+	}
+	if len(items) <= writeBatch {
+		raw, err := encodeItems(http.MethodPost, path, items)
+		if err != nil {
+			return nil, err
+		}
+		ids, err := c.batches.post(ctx, path, key, raw, sent)
+		if ids == nil {
+			ids = []int64{}
+		}
+		return ids, err
+	}
 	ids := make([]int64, 0, len(items))
 	for start := 0; start < len(items); start += writeBatch {
 		end := min(start+writeBatch, len(items))
-		r, err := c.write(ctx, http.MethodPost, path, items[start:end])
+		got, err := c.postItems(ctx, path, key, items[start:end], sent[start:end])
 		if err != nil {
 			return ids, batchError(err, start, end, len(items))
 		}
-		var l halList
-		var got []createdRef
-		if err := json.Unmarshal(r.body, &l); err != nil {
-			return ids, batchError(apiError(http.MethodPost, path, fmt.Errorf("decode response: %w", err)), start, end, len(items))
-		}
-		if raw, ok := l.Embedded[key]; ok {
-			if err := json.Unmarshal(raw, &got); err != nil {
-				return ids, batchError(apiError(http.MethodPost, path, fmt.Errorf("decode response: %w", err)), start, end, len(items))
-			}
-		}
-		matched, err := matchCreated(got, sent[start:end])
-		if err != nil {
-			return ids, batchError(apiError(http.MethodPost, path, err), start, end, len(items))
-		}
-		ids = append(ids, matched...)
+		ids = append(ids, got...)
 	}
 	return ids, nil
 }

@@ -2,7 +2,6 @@ package amocrm
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -113,25 +112,21 @@ func (c *Client) AddTextNote(ctx context.Context, entity crm.EntityType, id int6
 
 // addNotes posts notes of one entity type in batches and checks every note was created.
 func (c *Client) addNotes(ctx context.Context, path string, notes []noteOut) error {
+	if len(notes) == 0 {
+		return nil
+	}
+	if len(notes) <= writeBatch {
+		raw, err := encodeItems(http.MethodPost, path, notes)
+		if err != nil {
+			return err
+		}
+		_, err = c.batches.post(ctx, path, "notes", raw, make([]string, len(notes)))
+		return err
+	}
 	for start := 0; start < len(notes); start += writeBatch {
 		end := min(start+writeBatch, len(notes))
-		r, err := c.write(ctx, http.MethodPost, path, notes[start:end])
-		if err != nil {
+		if _, err := c.postItems(ctx, path, "notes", notes[start:end], make([]string, end-start)); err != nil {
 			return batchError(err, start, end, len(notes))
-		}
-		var l halList
-		var got []createdRef
-		err = json.Unmarshal(r.body, &l)
-		if raw, ok := l.Embedded["notes"]; err == nil && ok {
-			err = json.Unmarshal(raw, &got)
-		}
-		if err != nil {
-			err = fmt.Errorf("decode response: %w", err)
-		} else if len(got) != end-start {
-			err = fmt.Errorf("sent %d notes, the answer lists %d", end-start, len(got))
-		}
-		if err != nil {
-			return batchError(apiError(http.MethodPost, path, err), start, end, len(notes))
 		}
 	}
 	return nil

@@ -1,0 +1,56 @@
+package amocrm
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/crmlink/crmlink/crm"
+)
+
+// Concurrent writers share requests: 120 call notes from 120 outcomes go out in a few
+// POSTs of at most 50, and a note on a lead that does not exist fails only its own writer.
+func TestConcurrentWritesShareRequests(t *testing.T) {
+	sb, url := startSandbox(t)
+	c := newClient(t, url, nil)
+	leads, err := c.CreateLeads(context.Background(), []crm.NewLead{{Name: "a"}, {Name: "b"}})
+	require.NoError(t, err)
+	sb.ResetCounters()
+
+	const n = 120
+	const bad = 77
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			on := leads[i%2]
+			if i == bad {
+				on = 999999
+			}
+			errs[i] = c.AddCallNotes(context.Background(), []crm.CallNote{{
+				Entity: crm.EntityLead, EntityID: on, Direction: crm.CallIn, Uniq: fmt.Sprint("call-", i),
+				Phone: "+79160000000", Status: crm.CallStatusAnswered,
+			}})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if i == bad {
+			var ve *ValidationError
+			require.ErrorAs(t, err, &ve, "the note on a missing lead fails its own writer")
+			assert.Equal(t, "0", ve.Items[0].RequestID, "named as its writer sent it")
+			continue
+		}
+		assert.NoError(t, err, "note %d", i)
+	}
+	assert.Len(t, sb.Created().Notes, n-1, "every other note is written, once")
+	posts := sb.Requests("POST /api/v4/leads/notes")
+	assert.LessOrEqual(t, posts, 6, "120 notes share requests of up to 50 (a refused batch goes again without the bad note)")
+	assert.GreaterOrEqual(t, posts, 3)
+}
