@@ -38,7 +38,9 @@ const (
 	DefaultRegion         = routing.DefaultRegion
 	// DefaultQueueRetryFor rides out an amoCRM maintenance window (tens of minutes).
 	DefaultQueueRetryFor = queue.DefaultRetryFor
-	DefaultQueueWorkers  = 4
+	// DefaultQueueWorkers keeps enough outcomes in flight that their amoCRM writes fill the
+	// shared requests of up to 50 entities (crm/amocrm/writer_batch.go).
+	DefaultQueueWorkers = 100
 )
 
 // DefaultPrecedence is whose responsible user is the owner, first wins.

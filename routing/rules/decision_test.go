@@ -1,0 +1,113 @@
+package rules_test
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/crmlink/crmlink/crm"
+	"github.com/crmlink/crmlink/crm/amocrm/sandbox"
+	"github.com/crmlink/crmlink/routing"
+	"github.com/crmlink/crmlink/routing/rules"
+)
+
+// routedEnv is a sandbox env whose engine takes clients from a Router on the same amoCRM
+// client, as crmlink serve wires them.
+func routedEnv(t *testing.T) (*sbEnv, *routing.Router) {
+	t.Helper()
+	e := newSandboxEnv(t, sbConfig(nil), fastRate)
+	r, err := routing.New(routing.Options{
+		Directory: e.client, Enabled: true, Region: "RU",
+		Managers: []routing.Manager{{CRMUser: int64(contactOwner), Endpoints: []string{"PJSIP/101"}}},
+	})
+	require.NoError(t, err)
+	e.eng, err = rules.New(sbConfig(nil), e.client, e.client, e.state, rules.WithClients(r),
+		rules.WithRegion("RU"), rules.WithLocation(time.UTC), rules.WithClock(e.clock.Now))
+	require.NoError(t, err)
+	return e, r
+}
+
+// routed decides the call the way a PBX front end does and returns its outcome as the
+// event queue hands it over (through JSON).
+func routed(t *testing.T, r *routing.Router, o routing.CallOutcome) routing.CallOutcome {
+	t.Helper()
+	o.Decision = r.Decide(t.Context(), routing.Call{Caller: o.Caller, LinkedID: o.ID})
+	b, err := json.Marshal(o)
+	require.NoError(t, err)
+	var back routing.CallOutcome
+	require.NoError(t, json.Unmarshal(b, &back))
+	return back
+}
+
+// A routed, answered call from a known client costs one request after it ends: its note,
+// on the open deal routing found. A webhook about the client since the decision, or a deal
+// gone meanwhile, costs a fresh lookup, never the note.
+func TestRoutedCallUsesItsDecision(t *testing.T) {
+	t.Parallel()
+	annaNote := func(o routing.CallOutcome) sandbox.Created {
+		return sandbox.Created{Notes: []sandbox.Note{answeredNote(sb1, o, sbAnna, sbLeads, sbAnnaOpenDeal)}}
+	}
+	tests := []struct {
+		name string
+		// between runs after the decision, before the outcome is handled.
+		between  func(t *testing.T, r *routing.Router, o *routing.CallOutcome)
+		requests map[string]int
+	}{
+		{
+			name:     "fresh decision: no read",
+			requests: map[string]int{"POST /api/v4/leads/notes": 1},
+		},
+		{
+			name: "a webhook about the contact since: one lookup",
+			between: func(t *testing.T, r *routing.Router, _ *routing.CallOutcome) {
+				require.NoError(t, r.ApplyResponsibleChange(t.Context(),
+					crm.ResponsibleChange{Entity: crm.EntityContact, ID: sbAnnaID, Responsible: contactOwner}))
+			},
+			requests: map[string]int{"GET /api/v4/contacts": 1, "GET /api/v4/leads": 1, "POST /api/v4/leads/notes": 1},
+		},
+		{
+			name: "the decision's deal is gone: the refused note is planned again from a lookup",
+			between: func(_ *testing.T, _ *routing.Router, o *routing.CallOutcome) {
+				o.Decision.Client.DealID = 999999
+			},
+			requests: map[string]int{"POST /api/v4/leads/notes": 2, "GET /api/v4/contacts": 1, "GET /api/v4/leads": 1,
+				"GET /api/v4/leads/601/notes": 1},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e, r := routedEnv(t)
+			o := routed(t, r, sbIncoming("d1", sbAnnaDialled, true))
+			require.Equal(t, routing.Routed, o.Decision.Result)
+			require.NotNil(t, o.Decision.Client)
+			assert.Equal(t, routing.Client{Known: true, ContactID: sbAnnaID, ContactResponsible: contactOwner, DealsKnown: true,
+				DealID: sbAnnaOpenDeal, Owner: contactOwner, OwnerFrom: crm.EntityLead, At: o.Decision.Client.At}, *o.Decision.Client)
+			if tt.between != nil {
+				tt.between(t, r, &o)
+			}
+			e.srv.ResetCounters()
+			res := e.handle(t, o)
+			assert.True(t, res.Known)
+			assert.Equal(t, sbWant(annaNote(o)), e.created(t))
+			assert.Equal(t, tt.requests, e.srv.RequestCounts())
+		})
+	}
+}
+
+// An unknown caller's fallback decision carries "no contact" too: the new contact, deal
+// and note cost no search.
+func TestRoutedUnknownCallerNeedsNoSearch(t *testing.T) {
+	t.Parallel()
+	e, r := routedEnv(t)
+	o := routed(t, r, sbIncoming("u1", sbNewDialled, true))
+	require.Equal(t, routing.ReasonNotFound, o.Decision.Reason)
+	e.srv.ResetCounters()
+	res := e.handle(t, o)
+	assert.False(t, res.Known)
+	assert.Equal(t, map[string]int{"POST /api/v4/contacts": 1, "POST /api/v4/leads": 1, "POST /api/v4/leads/notes": 1},
+		e.srv.RequestCounts())
+}
