@@ -56,6 +56,9 @@ type ClientResolver interface {
 	// ResolveClient returns seen when it still holds, else asks the CRM; seen may be nil.
 	// fromDecision tells which of the two the answer is.
 	ResolveClient(ctx context.Context, phone crm.Phone, seen *Client) (c Client, fromDecision bool, err error)
+	// ForgetPhone says the number's contact or deals changed (the scenarios created them):
+	// no earlier decision for it holds any more, and routing asks the CRM next time.
+	ForgetPhone(ctx context.Context, phone crm.Phone) error
 }
 
 var _ ClientResolver = (*Router)(nil)
@@ -94,6 +97,8 @@ func (l liveResolver) ResolveClient(ctx context.Context, phone crm.Phone, _ *Cli
 	c, err := l.res.live(ctx, l.dir, phone)
 	return c, false, err
 }
+
+func (liveResolver) ForgetPhone(context.Context, crm.Phone) error { return nil }
 
 // live resolves the number in the CRM, deals included.
 func (rs resolver) live(ctx context.Context, dir crm.Directory, phone crm.Phone) (Client, error) {

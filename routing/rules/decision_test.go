@@ -111,3 +111,19 @@ func TestRoutedUnknownCallerNeedsNoSearch(t *testing.T) {
 	assert.Equal(t, map[string]int{"POST /api/v4/contacts": 1, "POST /api/v4/leads": 1, "POST /api/v4/leads/notes": 1},
 		e.srv.RequestCounts())
 }
+
+// Two calls from a new number, both routed before the first one's outcome is handled: the
+// first creates the contact, and the second's "no contact" no longer holds.
+func TestDecisionBeforeANewContactDoesNotHold(t *testing.T) {
+	t.Parallel()
+	e, r := routedEnv(t)
+	first := routed(t, r, sbIncoming("n1", sbNewDialled, true))
+	second := routed(t, r, sbIncoming("n2", sbNewDialled, true))
+	require.Equal(t, routing.SourceCache, second.Decision.Source, "the second call was routed on the first one's lookup")
+	assert.False(t, e.handle(t, first).Known)
+	assert.True(t, e.handle(t, second).Known, "the contact the first call created")
+	c := e.created(t)
+	assert.Len(t, c.Contacts, 1, "one contact for the number")
+	assert.Len(t, c.Leads, 1, "one deal")
+	assert.Len(t, c.Notes, 2)
+}

@@ -216,6 +216,14 @@ func (e *Engine) carryOut(ctx context.Context, o routing.CallOutcome, p planned,
 		if err != nil {
 			step.Status = StepFailed
 		}
+		if err == nil && step.Status != StepSkipped &&
+			(step.Kind == KindContact || step.Kind == KindLead || step.Kind == KindAccept) {
+			// The number's contact or deals are new: decisions made before (the next call's
+			// may already wait in the queue) and cached owners no longer hold.
+			if err = e.clients.ForgetPhone(ctx, p.Phone); err != nil {
+				err = fmt.Errorf("forget the routing answer of %s: %w", p.Phone, err)
+			}
+		}
 		steps = append(steps, step)
 		if err != nil {
 			return steps, fmt.Errorf("rules: outcome %s: %s: %w", o.ID, a.Kind(), err)
