@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 
@@ -308,23 +307,7 @@ func (c *Client) OpenTasks(ctx context.Context, entity crm.EntityType, id int64)
 	if id <= 0 {
 		return nil, apiError(http.MethodGet, tasksPath, fmt.Errorf("%w: %s id %d", crm.ErrNotFound, entity, id))
 	}
-	q := url.Values{
-		"filter[entity_type]":  {p},
-		"filter[entity_id][]":  {strconv.FormatInt(id, 10)},
-		"filter[is_completed]": {"0"},
-		"limit":                {"250"},
-	}
-	found, err := listAll[taskDTO](ctx, c, tasksPath, q, "tasks")
-	if err != nil {
-		return nil, err
-	}
-	out := make([]crm.Task, 0, len(found))
-	for _, d := range found {
-		if !d.IsCompleted {
-			out = append(out, d.task())
-		}
-	}
-	return out, nil
+	return c.batches.openTasks(ctx, p, id)
 }
 
 type responsibleOut struct {

@@ -6,9 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/crmlink/crmlink/crm"
 )
 
 // Writes of concurrent callers to one path share requests: amoCRM takes up to writeBatch
@@ -27,6 +31,7 @@ const batchLinger = 5 * time.Millisecond
 // batchWrite is one caller's write waiting in a lane.
 type batchWrite struct {
 	ctx   context.Context
+	key   string // the answer's _embedded key
 	items []json.RawMessage
 	sent  []string // request_id per item, "" for none
 	done  chan struct{}
@@ -34,36 +39,133 @@ type batchWrite struct {
 	err   error
 }
 
-type lane struct {
-	pending []*batchWrite
+// gatherer joins concurrent requests of one kind into rounds per key (a lane): the first
+// request of a quiet lane waits batchLinger for company, then flush gets up to limit units
+// of the waiting requests; while it runs, the next requests gather for the next round.
+type gatherer[T any] struct {
+	limit int
+	size  func(T) int
+	flush func(key string, batch []T)
+
+	mu    sync.Mutex
+	lanes map[string]*lane[T]
+}
+
+type lane[T any] struct {
+	pending []T
 	busy    bool
 }
 
-// collector holds the lanes of one Client.
-type collector struct {
-	c     *Client
-	mu    sync.Mutex
-	lanes map[string]*lane // by path
+// add queues r on the key's lane; flush will be called with it.
+func (g *gatherer[T]) add(key string, r T) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.lanes == nil {
+		g.lanes = map[string]*lane[T]{}
+	}
+	l := g.lanes[key]
+	if l == nil {
+		l = &lane[T]{}
+		g.lanes[key] = l
+	}
+	l.pending = append(l.pending, r)
+	if !l.busy {
+		l.busy = true
+		go g.run(key, l)
+	}
 }
 
-func newCollector(c *Client) *collector { return &collector{c: c, lanes: map[string]*lane{}} }
+// run flushes the lane's requests until none waits.
+func (g *gatherer[T]) run(key string, l *lane[T]) {
+	time.Sleep(batchLinger)
+	for {
+		g.mu.Lock()
+		var take []T
+		n := 0
+		for len(l.pending) > 0 && (len(take) == 0 || n+g.size(l.pending[0]) <= g.limit) {
+			n += g.size(l.pending[0])
+			take = append(take, l.pending[0])
+			l.pending = l.pending[1:]
+		}
+		if len(take) == 0 {
+			l.busy = false
+			g.mu.Unlock()
+			return
+		}
+		g.mu.Unlock()
+		g.flush(key, take)
+	}
+}
+
+// collector joins the writes of one Client, and its reads of open tasks (the missed-call
+// check before every call-back task).
+type collector struct {
+	c      *Client
+	writes gatherer[*batchWrite]
+	tasks  gatherer[*taskRead]
+}
+
+func newCollector(c *Client) *collector {
+	col := &collector{c: c}
+	col.writes = gatherer[*batchWrite]{limit: writeBatch, size: func(w *batchWrite) int { return len(w.items) }, flush: col.send}
+	col.tasks = gatherer[*taskRead]{limit: writeBatch, size: func(*taskRead) int { return 1 }, flush: col.readTasks}
+	return col
+}
+
+// taskRead is one caller's question for an entity's open tasks.
+type taskRead struct {
+	ctx   context.Context
+	id    int64
+	done  chan struct{}
+	tasks []crm.Task
+	err   error
+}
+
+// openTasks lists the open tasks of one entity (entity is amoCRM's path name), asked in
+// one request with other callers' entities of the type.
+func (col *collector) openTasks(ctx context.Context, entity string, id int64) ([]crm.Task, error) {
+	r := &taskRead{ctx: ctx, id: id, done: make(chan struct{})}
+	col.tasks.add(entity, r)
+	select {
+	case <-r.done:
+		return r.tasks, r.err
+	case <-ctx.Done():
+		return nil, apiError(http.MethodGet, tasksPath, ctx.Err())
+	}
+}
+
+// readTasks asks for the open tasks of every entity in rs and hands each its own.
+func (col *collector) readTasks(entity string, rs []*taskRead) {
+	ctxs := make([]context.Context, len(rs))
+	var ids []string
+	for i, r := range rs {
+		ctxs[i] = r.ctx
+		ids = append(ids, strconv.FormatInt(r.id, 10))
+	}
+	slices.Sort(ids)
+	q := url.Values{
+		"filter[entity_type]":  {entity},
+		"filter[entity_id][]":  slices.Compact(ids),
+		"filter[is_completed]": {"0"},
+		"limit":                {"250"},
+	}
+	found, err := listAll[taskDTO](batchContext(ctxs), col.c, tasksPath, q, "tasks")
+	for _, r := range rs {
+		r.err = err
+		for _, d := range found {
+			if !d.IsCompleted && d.EntityID != nil && *d.EntityID == r.id {
+				r.tasks = append(r.tasks, d.task())
+			}
+		}
+		close(r.done)
+	}
+}
 
 // post writes items (at most writeBatch) to path together with other callers' and returns
 // the ids amoCRM gave them (from _embedded[key]), in the order of items.
 func (col *collector) post(ctx context.Context, path, key string, items []json.RawMessage, sent []string) ([]int64, error) {
-	w := &batchWrite{ctx: ctx, items: items, sent: sent, done: make(chan struct{})}
-	col.mu.Lock()
-	l := col.lanes[path]
-	if l == nil {
-		l = &lane{}
-		col.lanes[path] = l
-	}
-	l.pending = append(l.pending, w)
-	if !l.busy {
-		l.busy = true
-		go col.run(path, key, l)
-	}
-	col.mu.Unlock()
+	w := &batchWrite{ctx: ctx, key: key, items: items, sent: sent, done: make(chan struct{})}
+	col.writes.add(path, w)
 	select {
 	case <-w.done:
 		return w.ids, w.err
@@ -74,31 +176,10 @@ func (col *collector) post(ctx context.Context, path, key string, items []json.R
 	}
 }
 
-// run sends the lane's writes until none waits.
-func (col *collector) run(path, key string, l *lane) {
-	time.Sleep(batchLinger)
-	for {
-		col.mu.Lock()
-		var take []*batchWrite
-		n := 0
-		for len(l.pending) > 0 && n+len(l.pending[0].items) <= writeBatch {
-			n += len(l.pending[0].items)
-			take = append(take, l.pending[0])
-			l.pending = l.pending[1:]
-		}
-		if len(take) == 0 {
-			l.busy = false
-			col.mu.Unlock()
-			return
-		}
-		col.mu.Unlock()
-		col.send(path, key, take)
-	}
-}
-
 // send writes the batch, again without the writes a 400 named, until it is written or
 // fails as a whole.
-func (col *collector) send(path, key string, ws []*batchWrite) {
+func (col *collector) send(path string, ws []*batchWrite) {
+	key := ws[0].key
 	for len(ws) > 0 {
 		var items []json.RawMessage
 		var sent []string
@@ -106,7 +187,11 @@ func (col *collector) send(path, key string, ws []*batchWrite) {
 			items = append(items, w.items...)
 			sent = append(sent, w.sent...)
 		}
-		ids, err := col.c.postItems(batchContext(ws), path, key, items, sent)
+		ctxs := make([]context.Context, len(ws))
+		for i, w := range ws {
+			ctxs[i] = w.ctx
+		}
+		ids, err := col.c.postItems(batchContext(ctxs), path, key, items, sent)
 		var ve *ValidationError
 		if err != nil && errors.As(err, &ve) {
 			if rest := refused(path, ws, ve); len(rest) < len(ws) {
@@ -128,13 +213,13 @@ func (col *collector) send(path, key string, ws []*batchWrite) {
 	}
 }
 
-// batchContext carries the first write's values (its priority) and the latest deadline of
+// batchContext carries the first request's values (its priority) and the latest deadline of
 // the batch, but no cancellation: one caller giving up must not fail the others' writes.
-func batchContext(ws []*batchWrite) context.Context {
-	ctx := context.WithoutCancel(ws[0].ctx)
+func batchContext(ctxs []context.Context) context.Context {
+	ctx := context.WithoutCancel(ctxs[0])
 	var last time.Time
-	for _, w := range ws {
-		dl, ok := w.ctx.Deadline()
+	for _, c := range ctxs {
+		dl, ok := c.Deadline()
 		if !ok {
 			return ctx
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -53,4 +54,51 @@ func TestConcurrentWritesShareRequests(t *testing.T) {
 	posts := sb.Requests("POST /api/v4/leads/notes")
 	assert.LessOrEqual(t, posts, 6, "120 notes share requests of up to 50 (a refused batch goes again without the bad note)")
 	assert.GreaterOrEqual(t, posts, 3)
+}
+
+// The missed-call check's reads of open tasks share requests too, and each caller gets
+// exactly its entity's tasks.
+func TestConcurrentOpenTaskReadsShareRequests(t *testing.T) {
+	sb, url := startSandbox(t)
+	c := newClient(t, url, nil)
+	const n = 60
+	names := make([]crm.NewLead, n)
+	for i := range names {
+		names[i] = crm.NewLead{Name: fmt.Sprint("deal ", i)}
+	}
+	leads, err := c.CreateLeads(context.Background(), names)
+	require.NoError(t, err)
+	due := time.Now().Add(time.Hour)
+	var tasks []crm.NewTask
+	for i, id := range leads {
+		for range i % 3 { // 0, 1 or 2 open tasks per deal
+			tasks = append(tasks, crm.NewTask{Text: fmt.Sprint("call ", i), TypeID: crm.TaskTypeCall,
+				Entity: crm.EntityLead, EntityID: id, CompleteTill: due})
+		}
+	}
+	_, err = c.CreateTasks(context.Background(), tasks)
+	require.NoError(t, err)
+	sb.ResetCounters()
+
+	got := make([][]crm.Task, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i, id := range leads {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i], errs[i] = c.OpenTasks(context.Background(), crm.EntityLead, id)
+		}()
+	}
+	wg.Wait()
+	for i := range leads {
+		require.NoError(t, errs[i])
+		require.Len(t, got[i], i%3, "deal %d", i)
+		for _, task := range got[i] {
+			assert.Equal(t, leads[i], task.EntityID)
+			assert.Equal(t, fmt.Sprint("call ", i), task.Text)
+		}
+	}
+	reads := sb.Requests("GET /api/v4/tasks")
+	assert.LessOrEqual(t, reads, 4, "60 deals' tasks in requests of up to 50 deals")
 }
