@@ -249,6 +249,9 @@ func (rep *Report) Markdown() string {
 		b.WriteString("\n")
 	}
 
+	if rep.CRMThroughput != nil {
+		rep.CRMThroughput.markdown(&b)
+	}
 	if len(rep.GoBench) > 0 {
 		b.WriteString("## Go benchmarks (the decision on its own)\n\n")
 		b.WriteString("| benchmark | ns/op | B/op | allocs/op | other |\n|---|---|---|---|---|\n")

@@ -114,15 +114,17 @@ type PathResult struct {
 
 // Report is a whole run.
 type Report struct {
-	Started  time.Time      `json:"started"`
-	Seconds  float64        `json:"seconds"`
-	Quick    bool           `json:"quick"`
-	Machine  Machine        `json:"machine"`
-	Plan     Plan           `json:"plan"`
-	Paths    []PathResult   `json:"paths"`
-	GoBench  []GoBenchRun   `json:"go_benchmarks,omitempty"`
-	LockWait float64        `json:"rig_lock_wait_seconds"`
-	Criteria map[string]any `json:"criteria"`
+	Started time.Time    `json:"started"`
+	Seconds float64      `json:"seconds"`
+	Quick   bool         `json:"quick"`
+	Machine Machine      `json:"machine"`
+	Plan    Plan         `json:"plan"`
+	Paths   []PathResult `json:"paths"`
+	GoBench []GoBenchRun `json:"go_benchmarks,omitempty"`
+	// CRMThroughput is the event path against amoCRM's rate limit (no calls placed).
+	CRMThroughput *ThroughputReport `json:"crm_throughput,omitempty"`
+	LockWait      float64           `json:"rig_lock_wait_seconds"`
+	Criteria      map[string]any    `json:"criteria"`
 }
 
 // Machine says where the figures come from.
@@ -250,6 +252,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			base = &res
 		}
 		rep.Paths = append(rep.Paths, res)
+	}
+	if (len(opts.Only) == 0 || slices.Contains(opts.Only, CRMThroughputName)) && ctx.Err() == nil {
+		rep.CRMThroughput = r.runThroughput(ctx)
 	}
 	rep.LockWait = r.lock.Waited.Seconds()
 	compare(rep, base)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -67,6 +68,8 @@ type ThroughputOptions struct {
 	RateLimit int
 	// Timeout bounds the wait for every outcome to be in the sandbox.
 	Timeout time.Duration
+	// Workers is queue.workers (0: crmlink's default).
+	Workers int
 	Log     zerolog.Logger
 }
 
@@ -157,6 +160,9 @@ func RunThroughput(ctx context.Context, opts ThroughputOptions, mix []OutcomeKin
 	cfg.AmoCRM.BaseURL, cfg.AmoCRM.Token, cfg.AmoCRM.RateLimit = srv.URL, throughputToken, float64(rate)
 	cfg.Redis.Addrs, cfg.Redis.DB = []string{opts.RedisAddr}, opts.RedisDB
 	cfg.Queue.Consumer = "throughput"
+	if opts.Workers > 0 {
+		cfg.Queue.Workers = opts.Workers
+	}
 	cfg.Managers = throughputManagers()
 	if errs := cfg.Validate(); len(errs) > 0 {
 		return run, fmt.Errorf("throughput: crmlink config: %s", strings.Join(errs, "; "))
@@ -340,4 +346,107 @@ func duplicates(c sandbox.Created) int {
 	count(leads)
 	count(tasks)
 	return n
+}
+
+// CRMThroughputName is the stretch's name for -paths.
+const CRMThroughputName = "crm-throughput"
+
+// Throughput targets (issue 13).
+const (
+	throughputOutcomes      = 1000
+	throughputQuickOutcomes = 300
+	maxThroughputSeconds    = 30.0
+	maxKnownAnsweredCost    = 0.1
+)
+
+// ThroughputReport is the "CRM throughput" stretch: the mix at once, then each kind on its
+// own for its cost in requests (requests of a mixed run carry several kinds at once).
+type ThroughputReport struct {
+	Mixed   ThroughputRun                 `json:"mixed"`
+	PerKind map[OutcomeKind]ThroughputRun `json:"per_kind"`
+	Pass    bool                          `json:"pass"`
+	Error   string                        `json:"error,omitempty"`
+}
+
+// runThroughput runs the stretch holding the rig lock (it takes the rig's Redis db 0).
+func (r *runner) runThroughput(ctx context.Context) *ThroughputReport {
+	n := throughputOutcomes
+	if r.opts.Quick {
+		n = throughputQuickOutcomes
+	}
+	rep := &ThroughputReport{PerKind: map[OutcomeKind]ThroughputRun{}}
+	opts := ThroughputOptions{RedisAddr: rigRedis, Timeout: 2 * time.Minute}
+	r.say("%s: %d routed call outcomes at once, amoCRM at %d requests/s", CRMThroughputName, n, sandbox.DefaultRateLimit)
+	err := r.locked(ctx, func() error {
+		mix := ThroughputMix(n)
+		var err error
+		if rep.Mixed, err = RunThroughput(ctx, opts, mix); err != nil {
+			return err
+		}
+		for _, kind := range []OutcomeKind{KnownAnswered, UnknownAnswered, KnownMissed, UnknownMissed} {
+			one := slices.Repeat([]OutcomeKind{kind}, rep.Mixed.Mix[kind])
+			run, err := RunThroughput(ctx, opts, one)
+			rep.PerKind[kind] = run
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		rep.Error = err.Error()
+	}
+	rep.judge()
+	m := rep.Mixed
+	r.say("%s: %d outcomes in %.1f s, %d requests, %d 429s, %d duplicates", CRMThroughputName, m.Done, m.Seconds, m.RequestTotal(), m.RateLimited, m.Duplicates)
+	return rep
+}
+
+// judge sets Pass from the targets.
+func (t *ThroughputReport) judge() {
+	m := t.Mixed
+	known, ok := t.PerKind[KnownAnswered]
+	t.Pass = t.Error == "" && ok && m.Done == m.Outcomes && m.Seconds <= maxThroughputSeconds && m.RateLimited == 0 &&
+		m.Duplicates == 0 && known.RequestsPerOutcome <= maxKnownAnsweredCost
+}
+
+// markdown is the report's section.
+func (t *ThroughputReport) markdown(b *strings.Builder) {
+	m := t.Mixed
+	fmt.Fprintf(b, "## CRM throughput\n\n%d routed call outcomes handed to the event path at once (%s), each carrying what its routing decision found; the amoCRM sandbox enforces %d requests a second with 429s, crmlink keeps 2 of them for calls. Targets: all in amoCRM within %.0f s, at most %.1f requests per known answered call, no 429, no duplicate.\n\n",
+		m.Outcomes, mixText(m.Mix), sandbox.DefaultRateLimit, maxThroughputSeconds, maxKnownAnsweredCost)
+	if t.Error != "" {
+		fmt.Fprintf(b, "**Did not complete:** %s\n\n", t.Error)
+	}
+	b.WriteString("| run | outcomes | in amoCRM after | requests | per outcome | 429s | duplicates | requests by kind |\n|---|---|---|---|---|---|---|---|\n")
+	row := func(name string, r ThroughputRun) {
+		var by []string
+		for _, k := range slices.Sorted(maps.Keys(r.Requests)) {
+			by = append(by, fmt.Sprintf("%s %d", k, r.Requests[k]))
+		}
+		fmt.Fprintf(b, "| %s | %d | %.1f s | %d | %.3f | %d | %d | %s |\n", name, r.Outcomes, r.Seconds, r.RequestTotal(),
+			r.RequestsPerOutcome, r.RateLimited, r.Duplicates, strings.Join(by, ", "))
+	}
+	row("mixed, at once", m)
+	for _, k := range []OutcomeKind{KnownAnswered, UnknownAnswered, KnownMissed, UnknownMissed} {
+		if r, ok := t.PerKind[k]; ok {
+			row(string(k)+" alone", r)
+		}
+	}
+	verdict := "**pass**"
+	if !t.Pass {
+		verdict = "**FAIL**"
+	}
+	fmt.Fprintf(b, "\n%s: %.1f s for all %d (target ≤ %.0f s), %.3f requests per known answered call (target ≤ %.1f), %d 429s, %d duplicates.\n\n",
+		verdict, m.Seconds, m.Outcomes, maxThroughputSeconds, t.PerKind[KnownAnswered].RequestsPerOutcome, maxKnownAnsweredCost, m.RateLimited, m.Duplicates)
+}
+
+func mixText(mix map[OutcomeKind]int) string {
+	var parts []string
+	for _, k := range []OutcomeKind{KnownAnswered, UnknownAnswered, KnownMissed, UnknownMissed} {
+		if mix[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", mix[k], strings.ReplaceAll(string(k), "_", " ")))
+		}
+	}
+	return strings.Join(parts, ", ")
 }

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -37,4 +38,13 @@ func TestCRMThroughput(t *testing.T) {
 	assert.Zero(t, run.Duplicates, "entities created twice")
 	assert.LessOrEqual(t, run.RequestsPerOutcome, 0.1, "amoCRM requests per known answered call")
 	assert.Zero(t, run.Requests["GET /api/v4/contacts"]+run.Requests["GET /api/v4/leads"], "no read after a routed call")
+
+	rep := &ThroughputReport{Mixed: mixed, PerKind: map[OutcomeKind]ThroughputRun{KnownAnswered: run}}
+	rep.judge()
+	assert.True(t, rep.Pass, "the stretch's verdict")
+	var b strings.Builder
+	rep.markdown(&b)
+	assert.Contains(t, b.String(), "| mixed, at once | 200 |")
+	assert.Contains(t, b.String(), "| known_answered alone | 100 |")
+	assert.Contains(t, b.String(), "**pass**")
 }

@@ -25,8 +25,12 @@ import (
 // of a refused request). Idempotency and per-client order stay with the callers: a write
 // returns only once its entities exist, so a caller's next write is never ahead of it.
 
-// batchLinger is how long the first write of a quiet lane waits for others.
-const batchLinger = 5 * time.Millisecond
+// A quiet lane's first request waits batchLinger for company, and again while company keeps
+// arriving (a burst of outcomes), up to batchLingerMax or a full round.
+const (
+	batchLinger    = 5 * time.Millisecond
+	batchLingerMax = 50 * time.Millisecond
+)
 
 // batchWrite is one caller's write waiting in a lane.
 type batchWrite struct {
@@ -77,7 +81,7 @@ func (g *gatherer[T]) add(key string, r T) {
 
 // run flushes the lane's requests until none waits.
 func (g *gatherer[T]) run(key string, l *lane[T]) {
-	time.Sleep(batchLinger)
+	g.linger(l)
 	for {
 		g.mu.Lock()
 		var take []T
@@ -95,6 +99,31 @@ func (g *gatherer[T]) run(key string, l *lane[T]) {
 		g.mu.Unlock()
 		g.flush(key, take)
 	}
+}
+
+// linger waits while the lane's first round is still filling.
+func (g *gatherer[T]) linger(l *lane[T]) {
+	for waited := time.Duration(0); waited < batchLingerMax; waited += batchLinger {
+		g.mu.Lock()
+		before := g.units(l)
+		g.mu.Unlock()
+		time.Sleep(batchLinger)
+		g.mu.Lock()
+		after := g.units(l)
+		g.mu.Unlock()
+		if after == before || after >= g.limit {
+			return
+		}
+	}
+}
+
+// units is how much of a round the lane's waiting requests fill; g.mu is held.
+func (g *gatherer[T]) units(l *lane[T]) int {
+	n := 0
+	for _, r := range l.pending {
+		n += g.size(r)
+	}
+	return n
 }
 
 // collector joins the writes of one Client, and its reads of open tasks (the missed-call

@@ -40,7 +40,7 @@ const (
 	DefaultQueueRetryFor = queue.DefaultRetryFor
 	// DefaultQueueWorkers keeps enough outcomes in flight that their amoCRM writes fill the
 	// shared requests of up to 50 entities (crm/amocrm/writer_batch.go).
-	DefaultQueueWorkers = 100
+	DefaultQueueWorkers = 400
 )
 
 // DefaultPrecedence is whose responsible user is the owner, first wins.

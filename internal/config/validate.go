@@ -124,8 +124,8 @@ func (c *Config) Validate() Errors {
 	if c.Queue.RetryFor < time.Minute || c.Queue.RetryFor > 72*time.Hour {
 		v.add("queue.retry_for", "is %s; allowed: 1m to 72h (how long a failing event is retried before the dead-letter list, e.g. 2h)", c.Queue.RetryFor)
 	}
-	if c.Queue.Workers < 1 || c.Queue.Workers > 500 {
-		v.add("queue.workers", "is %d; allowed: 1 to 500", c.Queue.Workers)
+	if c.Queue.Workers < 1 || c.Queue.Workers > 1000 {
+		v.add("queue.workers", "is %d; allowed: 1 to 1000", c.Queue.Workers)
 	}
 	if c.Chat.Enabled() && !c.AmoCRM.Configured() {
 		v.add("chat.platforms", "lists %d platform(s) but amocrm.base_url is empty; responsible sync and online-chat leads read and write amoCRM: configure amocrm", len(c.Chat.Platforms))
