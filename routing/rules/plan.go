@@ -408,13 +408,7 @@ func (b *planner) callNote() {
 // findClient asks the CRM which contact and open deal the number means; routing decides
 // that (ClientResolver), so the call note lands where the call was routed.
 func (e *Engine) findClient(ctx context.Context, phone crm.Phone) (routing.Client, error) {
-	return e.client(ctx, phone, nil)
-}
-
-// client is the number's contact and open deal: the routing decision's seen while it holds,
-// else a CRM lookup. fromDecision says which.
-func (e *Engine) client(ctx context.Context, phone crm.Phone, seen *routing.Client) (routing.Client, error) {
-	c, _, err := e.clients.ResolveClient(ctx, phone, seen)
+	c, _, err := e.clients.ResolveClient(ctx, phone, nil)
 	if err != nil {
 		return routing.Client{}, fmt.Errorf("rules: %w", err)
 	}
