@@ -79,7 +79,10 @@ type Entry struct {
 	Owner     crm.UserID     `json:"owner,omitempty"`
 	OwnerFrom crm.EntityType `json:"owner_from,omitempty"`
 	// Source is SourceCRM for a live lookup, SourceIndex once a webhook set or corrected it.
-	Source    Source    `json:"source"`
+	Source Source `json:"source"`
+	// ReadAt is when the live lookup that read the chain from the CRM began; webhooks
+	// correct the chain without moving it.
+	ReadAt    time.Time `json:"read_at,omitempty"`
 	StoredAt  time.Time `json:"stored_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 }

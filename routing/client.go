@@ -28,11 +28,15 @@ type Client struct {
 	// At is when the resolution was read from the CRM or last corrected by a webhook (the
 	// cache entry's StoredAt): the stamp ResolveClient compares to tell whether it still holds.
 	At time.Time `json:"at"`
+	// ReadAt is when the CRM lookup behind it began: records created for the client after
+	// that (the call scenarios' own contacts and deals, which no webhook reports to the
+	// cache) are not in it.
+	ReadAt time.Time `json:"read_at"`
 }
 
 // client is the entry seen as a Client.
 func (e *Entry) client() Client {
-	c := Client{Known: e.Found, At: e.StoredAt}
+	c := Client{Known: e.Found, At: e.StoredAt, ReadAt: e.ReadAt}
 	if !e.Found {
 		return c
 	}
@@ -56,9 +60,6 @@ type ClientResolver interface {
 	// ResolveClient returns seen when it still holds, else asks the CRM; seen may be nil.
 	// fromDecision tells which of the two the answer is.
 	ResolveClient(ctx context.Context, phone crm.Phone, seen *Client) (c Client, fromDecision bool, err error)
-	// ForgetPhone says the number's contact or deals changed (the scenarios created them):
-	// no earlier decision for it holds any more, and routing asks the CRM next time.
-	ForgetPhone(ctx context.Context, phone crm.Phone) error
 }
 
 var _ ClientResolver = (*Router)(nil)
@@ -97,8 +98,6 @@ func (l liveResolver) ResolveClient(ctx context.Context, phone crm.Phone, _ *Cli
 	c, err := l.res.live(ctx, l.dir, phone)
 	return c, false, err
 }
-
-func (liveResolver) ForgetPhone(context.Context, crm.Phone) error { return nil }
 
 // live resolves the number in the CRM, deals included.
 func (rs resolver) live(ctx context.Context, dir crm.Directory, phone crm.Phone) (Client, error) {

@@ -129,6 +129,7 @@ func (r *Router) lookupLive(parent context.Context, phone crm.Phone, inquiry boo
 	r.writeMu.RUnlock()
 
 	t0 := time.Now()
+	readAt := r.now()
 	// A lookup that finished just before this one started may have stored the answer after
 	// our caller missed the cache; reading it again keeps "one number, one CRM request".
 	if e, ok, err := r.cacheGet(ctx, phone); err == nil && ok {
@@ -161,7 +162,7 @@ func (r *Router) lookupLive(parent context.Context, phone crm.Phone, inquiry boo
 		ttl = r.negativeTTL
 	}
 	res.entry.Source = SourceCRM
-	res.entry.StoredAt = now
+	res.entry.ReadAt, res.entry.StoredAt = readAt, now
 	res.entry.ExpiresAt = now.Add(ttl)
 	sctx, scancel := context.WithTimeout(base, r.lookup)
 	defer scancel()

@@ -225,11 +225,6 @@ func (s *swappableRouter) ResolveClient(ctx context.Context, phone crm.Phone, se
 	return s.cur.Load().ResolveClient(ctx, phone, seen)
 }
 
-// ForgetPhone drops the current router's answer for a number whose records changed.
-func (s *swappableRouter) ForgetPhone(ctx context.Context, phone crm.Phone) error {
-	return s.cur.Load().ForgetPhone(ctx, phone)
-}
-
 func (s *swappableRouter) ApplyResponsibleChange(ctx context.Context, ch crm.ResponsibleChange) error {
 	return s.cur.Load().ApplyResponsibleChange(ctx, ch)
 }

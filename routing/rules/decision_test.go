@@ -85,7 +85,9 @@ func TestRoutedCallUsesItsDecision(t *testing.T) {
 			require.Equal(t, routing.Routed, o.Decision.Result)
 			require.NotNil(t, o.Decision.Client)
 			assert.Equal(t, routing.Client{Known: true, ContactID: sbAnnaID, ContactResponsible: contactOwner, DealsKnown: true,
-				DealID: sbAnnaOpenDeal, Owner: contactOwner, OwnerFrom: crm.EntityLead, At: o.Decision.Client.At}, *o.Decision.Client)
+				DealID: sbAnnaOpenDeal, Owner: contactOwner, OwnerFrom: crm.EntityLead, At: o.Decision.Client.At,
+				ReadAt: o.Decision.Client.ReadAt}, *o.Decision.Client)
+			assert.False(t, o.Decision.Client.ReadAt.After(o.Decision.Client.At), "read before stored")
 			if tt.between != nil {
 				tt.between(t, r, &o)
 			}
@@ -126,4 +128,26 @@ func TestDecisionBeforeANewContactDoesNotHold(t *testing.T) {
 	assert.Len(t, c.Contacts, 1, "one contact for the number")
 	assert.Len(t, c.Leads, 1, "one deal")
 	assert.Len(t, c.Notes, 2)
+}
+
+// A known client without an open deal calls twice: the first call's outcome creates the
+// deal, then a webhook about the contact corrects the routing cache (which still does not
+// list that deal) before the second call is routed. The second outcome finds the deal, it
+// does not create another.
+func TestDealCreatedBeforeAWebhookIsNotCreatedAgain(t *testing.T) {
+	t.Parallel()
+	e, r := routedEnv(t)
+	first := routed(t, r, sbIncoming("b1", sbBorisDialled, true))
+	require.NotNil(t, first.Decision.Client)
+	require.Zero(t, first.Decision.Client.DealID, "Boris has only closed deals")
+	e.handle(t, first)
+	require.NoError(t, r.ApplyResponsibleChange(t.Context(),
+		crm.ResponsibleChange{Entity: crm.EntityContact, ID: sbBorisID, Responsible: sbOtherOwner}))
+	second := routed(t, r, sbIncoming("b2", sbBorisDialled, true))
+	require.Equal(t, routing.SourceIndex, second.Decision.Source, "routed on the corrected cache entry")
+	e.handle(t, second)
+	c := e.created(t)
+	assert.Len(t, c.Leads, 1, "one new deal for Boris")
+	require.Len(t, c.Notes, 2)
+	assert.Equal(t, c.Leads[0].ID, c.Notes[1].EntityID, "the second call's note on the deal the first one created")
 }

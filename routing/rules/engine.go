@@ -218,11 +218,7 @@ func (e *Engine) carryOut(ctx context.Context, o routing.CallOutcome, p planned,
 		}
 		if err == nil && step.Status != StepSkipped &&
 			(step.Kind == KindContact || step.Kind == KindLead || step.Kind == KindAccept) {
-			// The number's contact or deals are new: decisions made before (the next call's
-			// may already wait in the queue) and cached owners no longer hold.
-			if err = e.clients.ForgetPhone(ctx, p.Phone); err != nil {
-				err = fmt.Errorf("forget the routing answer of %s: %w", p.Phone, err)
-			}
+			err = e.clientChanged(ctx, p.Phone)
 		}
 		steps = append(steps, step)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/crmlink/crmlink/crm"
@@ -90,8 +91,14 @@ func (e *Engine) plan(ctx context.Context, o routing.CallOutcome, live bool) (pl
 		f: fields{phone: phone, called: o.Called, start: start.In(e.loc)}}
 
 	var seen *routing.Client
-	if !live && o.Direction == routing.Incoming && o.Decision.Phone == phone {
-		seen = o.Decision.Client
+	if !live && o.Direction == routing.Incoming && o.Decision.Phone == phone && o.Decision.Client != nil {
+		changed, err := e.changedSince(ctx, phone, o.Decision.Client.ReadAt)
+		if err != nil {
+			return planned{}, err
+		}
+		if !changed {
+			seen = o.Decision.Client
+		}
 	}
 	if b.client, p.FromDecision, err = e.clients.ResolveClient(ctx, phone, seen); err != nil {
 		return planned{}, fmt.Errorf("rules: %w", err)
@@ -403,6 +410,34 @@ func (b *planner) callNote() {
 		return
 	}
 	b.add(AddCallNote{Note: n, On: target})
+}
+
+// clientKey records when the scenarios last created a contact or deal for the number.
+func clientKey(phone crm.Phone) string { return "client:" + string(phone) + ":changed" }
+
+// clientChanged records that the scenarios created a contact or deal for the number: no
+// routing decision whose lookup began before holds for it (the owner cache learns of the
+// records only from a later lookup; routing keeps its answer till then). Wall-clock time,
+// compared with the router's lookup start.
+func (e *Engine) clientChanged(ctx context.Context, phone crm.Phone) error {
+	now := strconv.FormatInt(time.Now().UnixNano(), 10)
+	if err := e.state.Save(ctx, clientKey(phone), []byte(now), e.stateTTL); err != nil {
+		return fmt.Errorf("record the new records of %s: %w", phone, err)
+	}
+	return nil
+}
+
+// changedSince reports whether the scenarios created records for the number after t.
+func (e *Engine) changedSince(ctx context.Context, phone crm.Phone, t time.Time) (bool, error) {
+	v, ok, err := e.state.Load(ctx, clientKey(phone))
+	if err != nil {
+		return false, fmt.Errorf("rules: records of %s: %w", phone, err)
+	}
+	if !ok {
+		return false, nil
+	}
+	at, err := strconv.ParseInt(string(v), 10, 64)
+	return err != nil || !time.Unix(0, at).Before(t), nil
 }
 
 // findClient asks the CRM which contact and open deal the number means; routing decides
