@@ -1,0 +1,177 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/crmlink/crmlink/internal/config"
+	"github.com/crmlink/crmlink/internal/queue"
+	"github.com/crmlink/crmlink/internal/testrig"
+	"github.com/crmlink/crmlink/pbx/sip/siptest"
+)
+
+// smallDisk mounts a tmpfs of size (e.g. "256k") on a new directory until the test ends;
+// the test is skipped when this process may not mount.
+func smallDisk(t *testing.T, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("this test needs a small disk of its own and may not mount one (run as root): %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+	return dir
+}
+
+// fillDisk writes a file into dir until the disk is full and returns its path.
+func fillDisk(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "filler")
+	f, err := os.Create(path)
+	require.NoError(t, err)
+	defer f.Close()
+	block := make([]byte, 4096)
+	for {
+		if _, err := f.Write(block); err != nil {
+			require.True(t, errors.Is(err, syscall.ENOSPC), "filling the disk: %v", err)
+			break
+		}
+	}
+	// Small writes can still find room in the last page; fill that too.
+	for {
+		if _, err := f.Write(block[:1]); err != nil {
+			return path
+		}
+	}
+}
+
+// onDisk runs crmlink without Redis, its event queue and rules state under dir.
+func onDisk(dir string) func(*config.Config) {
+	return func(c *config.Config) {
+		c.Redis.Addrs, c.Redis.DB = nil, 0
+		c.DataDir = dir
+	}
+}
+
+type healthz struct {
+	Status string `json:"status"`
+	Checks map[string]struct {
+		OK     bool   `json:"ok"`
+		Detail string `json:"detail"`
+	} `json:"checks"`
+}
+
+func getHealth(t *testing.T, s *stack) (int, healthz) {
+	t.Helper()
+	resp, err := http.Get(s.api + "/healthz")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var h healthz
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&h))
+	return resp.StatusCode, h
+}
+
+func metric(t *testing.T, s *stack, name string) string {
+	t.Helper()
+	resp, err := http.Get(s.api + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// routesOverHTTP asks /v1/route for Anna's client and expects Anna.
+func routesOverHTTP(t *testing.T, s *stack) {
+	t.Helper()
+	resp, err := http.Get(s.api + "/v1/route?number=" + annaClient)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+	var d struct {
+		Result string `json:"result"`
+		Owner  int64  `json:"owner"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&d))
+	assert.Equal(t, "ROUTED", d.Result)
+	assert.Equal(t, int64(annaUser), d.Owner)
+}
+
+// crmlink starts on a data_dir that is full: the event store cannot open, and routing
+// still answers over FastAGI (a real call rings the owner) and HTTP; /healthz and the
+// metric say the store failed. Once there is room again the store opens by itself and
+// takes the next call's outcome (a call through the Stasis controller, which queues
+// outcomes).
+func TestRoutingWorksOnAFullDataDirAndTheStoreRecovers(t *testing.T) {
+	dir := smallDisk(t, "256k")
+	filler := fillDisk(t, dir)
+	s := startStack(t, withAGI, onDisk(dir))
+
+	anna := managerPhone(t, s.ast, "101")
+	call := dial(t, s.ast, newCaller(t, s.ast, annaClient), agiExten)
+	in := nextIncoming(t, anna, callWait)
+	assert.Equal(t, annaClient, in.From(), "FastAGI routed the call to the owner")
+	answerAndHangup(t, in, call)
+	routesOverHTTP(t, s)
+
+	code, h := getHealth(t, s)
+	assert.Equal(t, 200, code, "routing works: /healthz stays up for a load balancer")
+	require.Contains(t, h.Checks, "event_store")
+	assert.False(t, h.Checks["event_store"].OK)
+	assert.Contains(t, h.Checks["event_store"].Detail, "no space left on device")
+	assert.Equal(t, "0", metric(t, s, "crmlink_event_store_up"))
+	resp, err := http.Get(s.api + "/v1/queue/stats")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 503, resp.StatusCode, "the queue says it is unavailable")
+
+	require.NoError(t, os.Remove(filler))
+	testrig.WaitFor(t, 90*time.Second, "the event store open again", func() bool {
+		_, h := getHealth(t, s)
+		return h.Checks["event_store"].OK
+	})
+	assert.Equal(t, "1", metric(t, s, "crmlink_event_store_up"))
+
+	// The Stasis controller queues each call's outcome: this one is stored and handled.
+	call = dial(t, s.ast, newCaller(t, s.ast, annaClient), ariExten)
+	in = nextIncoming(t, anna, callWait)
+	answerAndHangup(t, in, call)
+	testrig.WaitFor(t, 30*time.Second, "the call's outcome stored and handled", func() bool {
+		resp, err := http.Get(s.api + "/v1/queue/stats")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var st queue.Stats
+		return resp.StatusCode == 200 && json.NewDecoder(resp.Body).Decode(&st) == nil && st.Processed >= 1
+	})
+}
+
+// answerAndHangup answers a routed call on the manager's phone and ends it, so that its
+// outcome goes to the event path.
+func answerAndHangup(t *testing.T, in *siptest.IncomingCall, call *siptest.Call) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), callWait)
+	defer cancel()
+	require.NoError(t, in.Answer(ctx))
+	_, err := call.WaitAnswer(ctx)
+	require.NoError(t, err)
+	hangupBoth(t, in, call)
+}
