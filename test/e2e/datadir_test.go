@@ -175,3 +175,78 @@ func answerAndHangup(t *testing.T, in *siptest.IncomingCall, call *siptest.Call)
 	require.NoError(t, err)
 	hangupBoth(t, in, call)
 }
+
+// readOnly makes dir read-only for every file opened from now on, as a file system
+// remounted read-only after errors is: a read-only bind mount over it (files crmlink
+// holds open keep their mode, as the kernel keeps them on a real remount).
+func readOnly(t *testing.T, dir string) {
+	t.Helper()
+	for _, args := range [][]string{{"--bind", dir, dir}, {"-o", "remount,bind,ro", dir}} {
+		out, err := exec.Command("mount", args...).CombinedOutput()
+		require.NoError(t, err, "mount %v: %s", args, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+}
+
+// A data_dir that fills up or turns read-only while call outcomes wait for a failing
+// amoCRM: routing goes on over FastAGI and HTTP, /healthz reports the store, and the
+// outcomes that cannot be stored are retried with backoff, not in a loop: amoCRM sees a
+// bounded number of requests in 10 s.
+func TestStorageFailureAtRuntimeKeepsRoutingAndBacksOff(t *testing.T) {
+	cases := []struct {
+		name   string
+		break_ func(t *testing.T, dir string)
+		detail string // in /healthz
+	}{
+		{"disk full", func(t *testing.T, dir string) { fillDisk(t, dir) }, "no space left on device"},
+		{"read-only", func(t *testing.T, dir string) { readOnly(t, filepath.Join(dir, "queue")) }, "read-only file system"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := smallDisk(t, "1m")
+			s := startStack(t, withAGI, onDisk(dir))
+			anna := managerPhone(t, s.ast, "101")
+
+			// The first call looks Anna's client up; later calls are answered from the cache.
+			call := dial(t, s.ast, newCaller(t, s.ast, annaClient), ariExten)
+			answerAndHangup(t, nextIncoming(t, anna, callWait), call)
+			s.nextOutcome(t)
+			waitCallLogged(t, s, 1)
+
+			// amoCRM fails: the next outcomes are stored and retried.
+			s.crm.FailNext(1_000_000, http.StatusInternalServerError)
+			for range 2 {
+				call := dial(t, s.ast, newCaller(t, s.ast, annaClient), ariExten)
+				answerAndHangup(t, nextIncoming(t, anna, callWait), call)
+				s.nextOutcome(t)
+			}
+			testrig.WaitFor(t, 10*time.Second, "the outcomes tried against the failing amoCRM", func() bool {
+				return s.crm.Requests("GET /api/v4/contacts") > 0
+			})
+
+			c.break_(t, dir)
+			s.crm.ResetCounters()
+			start := time.Now()
+
+			call = dial(t, s.ast, newCaller(t, s.ast, annaClient), agiExten)
+			in := nextIncoming(t, anna, callWait)
+			assert.Equal(t, annaClient, in.From(), "FastAGI routed the call to the owner")
+			answerAndHangup(t, in, call)
+			routesOverHTTP(t, s)
+			testrig.WaitFor(t, 15*time.Second, "the store reported as failed", func() bool {
+				_, h := getHealth(t, s)
+				return !h.Checks["event_store"].OK && strings.Contains(h.Checks["event_store"].Detail, c.detail)
+			})
+			assert.Equal(t, "0", metric(t, s, "crmlink_event_store_up"))
+
+			time.Sleep(10*time.Second - time.Since(start))
+			total := 0
+			for _, n := range s.crm.RequestCounts() {
+				total += n
+			}
+			t.Logf("amoCRM requests in 10 s with the store failing: %d (%v)", total, s.crm.RequestCounts())
+			assert.LessOrEqual(t, total, 12, "outcomes that cannot be stored are retried with backoff, not in a loop")
+			routesOverHTTP(t, s)
+		})
+	}
+}
