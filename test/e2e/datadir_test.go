@@ -3,14 +3,11 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,40 +19,6 @@ import (
 	"github.com/crmlink/crmlink/internal/testrig"
 	"github.com/crmlink/crmlink/pbx/sip/siptest"
 )
-
-// smallDisk mounts a tmpfs of size (e.g. "256k") on a new directory until the test ends;
-// the test is skipped when this process may not mount.
-func smallDisk(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("this test needs a small disk of its own and may not mount one (run as root): %v: %s", err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
-	return dir
-}
-
-// fillDisk writes a file into dir until the disk is full and returns its path.
-func fillDisk(t *testing.T, dir string) string {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	require.NoError(t, err)
-	defer f.Close()
-	block := make([]byte, 4096)
-	for {
-		if _, err := f.Write(block); err != nil {
-			require.True(t, errors.Is(err, syscall.ENOSPC), "filling the disk: %v", err)
-			break
-		}
-	}
-	// Small writes can still find room in the last page; fill that too.
-	for {
-		if _, err := f.Write(block[:1]); err != nil {
-			return path
-		}
-	}
-}
 
 // onDisk runs crmlink without Redis, its event queue and rules state under dir.
 func onDisk(dir string) func(*config.Config) {
@@ -120,8 +83,8 @@ func routesOverHTTP(t *testing.T, s *stack) {
 // takes the next call's outcome (a call through the Stasis controller, which queues
 // outcomes).
 func TestRoutingWorksOnAFullDataDirAndTheStoreRecovers(t *testing.T) {
-	dir := smallDisk(t, "256k")
-	filler := fillDisk(t, dir)
+	dir := testrig.SmallDisk(t, "256k")
+	filler := testrig.FillDisk(t, dir)
 	s := startStack(t, withAGI, onDisk(dir))
 
 	anna := managerPhone(t, s.ast, "101")
@@ -176,18 +139,6 @@ func answerAndHangup(t *testing.T, in *siptest.IncomingCall, call *siptest.Call)
 	hangupBoth(t, in, call)
 }
 
-// readOnly makes dir read-only for every file opened from now on, as a file system
-// remounted read-only after errors is: a read-only bind mount over it (files crmlink
-// holds open keep their mode, as the kernel keeps them on a real remount).
-func readOnly(t *testing.T, dir string) {
-	t.Helper()
-	for _, args := range [][]string{{"--bind", dir, dir}, {"-o", "remount,bind,ro", dir}} {
-		out, err := exec.Command("mount", args...).CombinedOutput()
-		require.NoError(t, err, "mount %v: %s", args, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
-}
-
 // A data_dir that fills up or turns read-only while call outcomes wait for a failing
 // amoCRM: routing goes on over FastAGI and HTTP, /healthz reports the store, and the
 // outcomes that cannot be stored are retried with backoff, not in a loop: amoCRM sees a
@@ -198,12 +149,12 @@ func TestStorageFailureAtRuntimeKeepsRoutingAndBacksOff(t *testing.T) {
 		break_ func(t *testing.T, dir string)
 		detail string // in /healthz
 	}{
-		{"disk full", func(t *testing.T, dir string) { fillDisk(t, dir) }, "no space left on device"},
-		{"read-only", func(t *testing.T, dir string) { readOnly(t, filepath.Join(dir, "queue")) }, "read-only file system"},
+		{"disk full", func(t *testing.T, dir string) { testrig.FillDisk(t, dir) }, "no space left on device"},
+		{"read-only", func(t *testing.T, dir string) { testrig.ReadOnly(t, filepath.Join(dir, "queue")) }, "read-only file system"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			dir := smallDisk(t, "1m")
+			dir := testrig.SmallDisk(t, "1m")
 			s := startStack(t, withAGI, onDisk(dir))
 			anna := managerPhone(t, s.ast, "101")
 
