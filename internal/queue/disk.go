@@ -77,6 +77,7 @@ type Disk struct {
 	health     storeHealth
 	stateRetry bool
 	closing    chan struct{}
+	opened     bool // open has finished: its own failures are NewDisk's error, not logged
 
 	deadMu sync.Mutex
 	dead   *deadLog
@@ -227,6 +228,7 @@ func (d *Disk) open() error {
 		_ = l.close()
 		return err
 	}
+	d.opened = true
 	return nil
 }
 
@@ -686,7 +688,9 @@ func (d *Disk) saveState(gen uint64) error {
 	}
 	if err := writeFileAtomic(filepath.Join(d.dir, stateName), b); err != nil {
 		err = fmt.Errorf("queue: write %s: %w", stateName, err)
-		d.health.failed(err, "event queue: cannot write its state; settled events are kept in memory, and only a restart before a write succeeds delivers them once more")
+		if d.opened {
+			d.health.failed(err, "event queue: cannot write its state; settled events are kept in memory, and only a restart before a write succeeds delivers them once more")
+		}
 		return err
 	}
 	d.health.ok("event queue: its state is written again")

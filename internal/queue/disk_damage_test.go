@@ -1,10 +1,16 @@
 package queue
 
 import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
@@ -120,4 +126,47 @@ func seq(from, to int) []int {
 		out = append(out, i)
 	}
 	return out
+}
+
+// legacyRecord is a record as crmlink wrote it before records carried a marker.
+func legacyRecord(payload []byte) []byte {
+	b := make([]byte, legacyHeader+len(payload))
+	binary.LittleEndian.PutUint32(b[0:4], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(b[4:8], crc32.Checksum(payload, castagnoli))
+	copy(b[legacyHeader:], payload)
+	return b
+}
+
+// A queue directory written by an older crmlink opens: its events are delivered, its
+// dead-letter list is kept (and rewritten in the current format), new events go on.
+func TestDiskReadsFilesWrittenBeforeRecordMarkers(t *testing.T) {
+	dir := t.TempDir()
+	var seg, dead []byte
+	for i := range 3 {
+		b, err := json.Marshal(Event{ID: fmt.Sprintf("old-%d", i), Kind: "call_outcome", FirstSeen: time.Now()})
+		require.NoError(t, err)
+		seg = append(seg, legacyRecord(encodeSegPayload(0, pos{}, b))...)
+	}
+	b, err := json.Marshal(deadRecord{Op: "dead", Event: &Event{ID: "old-dead", Kind: "call_outcome"}, At: 1})
+	require.NoError(t, err)
+	dead = legacyRecord(b)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, segName(1)), seg, 0o640))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, deadName), dead, 0o640))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, stateName), []byte(`{"version":1,"last_segment":1,"segments":[{"n":1,"settled":[]}]}`), 0o640))
+
+	q := openDiskAt(t, dir, DiskOptions{Options: fastOptions(t)})
+	require.NoError(t, q.Publish(context.Background(), event("new", nil)))
+	rec := newRecorder(nil)
+	startRun(t, q, rec.handle)
+	waitStats(t, q, "old and new events handled", settledAll(4))
+	for _, id := range []string{"old-0", "old-1", "old-2", "new"} {
+		assert.Len(t, rec.callsOf(id), 1, id)
+	}
+	require.Len(t, deadList(t, q), 1)
+	assert.Equal(t, "old-dead", deadList(t, q)[0].ID)
+	require.NoError(t, q.Replay(context.Background(), "old-dead"))
+	require.NoError(t, q.Close())
+	raw, err := os.ReadFile(filepath.Join(dir, deadName))
+	require.NoError(t, err)
+	assert.Equal(t, recordMarker[:], raw[:4], "the dead-letter list is in the current format")
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // ReopeningDisk is the disk queue as a server runs it: a store that cannot be opened or
@@ -18,9 +19,14 @@ type ReopeningDisk struct {
 	mu     sync.Mutex
 	d      *Disk // nil while the store is not open
 	closed bool
-	health storeHealth // failures to open
-	done   chan struct{}
-	stop   chan struct{}
+	health storeHealth // failures to open, and stores dropped
+	// dropped is when a store was last dropped; fails counts drops in a row, each within
+	// storeBackoffMax of the one before, so that a store that opens and breaks at once
+	// is retried with growing pauses and logged at a bounded rate.
+	dropped time.Time
+	fails   int
+	done    chan struct{}
+	stop    chan struct{}
 }
 
 var _ Queue = (*ReopeningDisk)(nil)
@@ -59,7 +65,9 @@ func (r *ReopeningDisk) open() (*Disk, error) {
 		r.health.failed(err, "event queue cannot be opened; routing goes on, events are refused (webhooks answered 503) until it opens")
 		return nil, err
 	}
-	r.health.ok("event queue opened")
+	if time.Since(r.dropped) > storeBackoffMax {
+		r.health.ok("event queue opened")
+	}
 	r.d = d
 	return d, nil
 }
@@ -83,6 +91,11 @@ func (r *ReopeningDisk) drop(d *Disk, cause error) {
 	if r.d == d {
 		r.d = nil
 	}
+	if time.Since(r.dropped) > storeBackoffMax {
+		r.fails = 0
+	}
+	r.fails++
+	r.dropped = time.Now()
 	r.mu.Unlock()
 	_ = d.Close()
 	r.health.failed(cause, "event queue stopped on a storage failure; routing goes on, reopening it")
@@ -140,7 +153,9 @@ func (r *ReopeningDisk) Run(ctx context.Context, h Handler) error {
 				return err
 			}
 			r.drop(d, err)
-			n = 1
+			r.mu.Lock()
+			n = r.fails
+			r.mu.Unlock()
 		}
 		pause(StoreBackoff(n), ctx.Done(), r.stop)
 		if ctx.Err() != nil {
