@@ -72,12 +72,14 @@ type Disk struct {
 	smu      sync.Mutex // one state write at a time
 	savedGen uint64
 
-	// health is the streak of failed writes (a full or read-only directory). Settles stay
-	// in memory meanwhile and the state write is retried with backoff (stateRetry).
-	health     storeHealth
-	stateRetry bool
-	closing    chan struct{}
-	opened     bool // open has finished: its own failures are NewDisk's error, not logged
+	// The streaks of failed writes (a full or read-only directory) of the log, the state
+	// and the dead-letter list, apart: on a directory that is read-only for new files the
+	// open log may take appends while the state cannot be replaced. Settles stay in
+	// memory meanwhile and the state write is retried with backoff (stateRetry).
+	logHealth, stateHealth, deadHealth storeHealth
+	stateRetry                         bool
+	closing                            chan struct{}
+	opened                             bool // open has finished: its own failures are NewDisk's error, not logged
 
 	deadMu sync.Mutex
 	dead   *deadLog
@@ -123,7 +125,7 @@ func NewDisk(dir string, opts DiskOptions) (*Disk, error) {
 		notify:   make(chan struct{}, 1),
 		closing:  make(chan struct{}),
 	}
-	d.health.log = opts.Logger
+	d.logHealth.log, d.stateHealth.log, d.deadHealth.log = opts.Logger, opts.Logger, opts.Logger
 	if err := d.open(); err != nil {
 		if d.dead != nil {
 			_ = d.dead.close()
@@ -283,11 +285,13 @@ func (d *Disk) appendEvent(b []byte, due int64, supersedes pos) (*diskEntry, err
 			return nil, d.fail(lerr)
 		}
 		if !errors.Is(err, ErrClosed) {
-			d.health.failed(err, "event queue: cannot write the event log; events are refused (webhooks answered 503) until it can")
+			d.logHealth.failed(err, "event queue: cannot write the event log; events are refused (webhooks answered 503) until it can")
+			// The state write probes, with backoff, for the room to come back.
+			d.retryStateLater()
 		}
 		return nil, err
 	}
-	d.health.ok("event queue: the event log takes writes again")
+	d.logHealth.ok("event queue: the event log takes writes again")
 	return &diskEntry{pos: p, off: off, size: size, due: due}, nil
 }
 
@@ -406,12 +410,21 @@ func (d *Disk) Replay(_ context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("queue: replay %q: %w", id, err)
 	}
-	if err := d.dead.remove(id); err != nil {
+	d.enqueue(ent)
+	if err := d.deadWritten(d.dead.remove(id)); err != nil {
 		// The event is stored again and will be delivered; it also stays listed as dead.
-		d.health.failed(err, "event queue: cannot write the dead-letter list")
 		return fmt.Errorf("queue: replay %q: stored again, but still listed as dead: %w", id, err)
 	}
-	d.enqueue(ent)
+	return nil
+}
+
+// deadWritten tracks the outcome of a write to the dead-letter list.
+func (d *Disk) deadWritten(err error) error {
+	if err != nil {
+		d.deadHealth.failed(err, "event queue: cannot write the dead-letter list")
+		return err
+	}
+	d.deadHealth.ok("event queue: the dead-letter list takes writes again")
 	return nil
 }
 
@@ -450,7 +463,12 @@ func (d *Disk) Health() error {
 	if fatal != nil {
 		return fatal
 	}
-	return d.health.state()
+	for _, h := range []*storeHealth{&d.logHealth, &d.stateHealth, &d.deadHealth} {
+		if err := h.state(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // feed delivers ready events one slot at a time.
@@ -473,7 +491,7 @@ func (d *Disk) feed(ctx context.Context, eng *engine) error {
 		if err != nil {
 			eng.give(1)
 			if berr := d.buryUnreadable(ent, err); berr != nil {
-				d.requeueLater(ent, d.health.failed(berr, "event queue: cannot write the dead-letter list"))
+				d.requeueLater(ent, d.deadHealth.pause())
 			}
 			continue
 		}
@@ -553,7 +571,7 @@ func (d *Disk) bury(_ context.Context, dl *delivery, dead Event) error {
 	d.deadMu.Lock()
 	err := d.dead.add(dead, time.Now().UnixMilli())
 	d.deadMu.Unlock()
-	if err != nil {
+	if err := d.deadWritten(err); err != nil {
 		return err
 	}
 	return d.settle(dl.ref.(*diskEntry), false, true)
@@ -635,7 +653,10 @@ func (d *Disk) retryStateLater() {
 			if d.closed.Load() || d.isFatal() {
 				return
 			}
+			// A new generation forces a write even with nothing new to settle: it is also
+			// the probe that tells a directory with room again.
 			d.mu.Lock()
+			d.stateGen++
 			gen := d.stateGen
 			d.mu.Unlock()
 			if d.saveState(gen) == nil {
@@ -689,11 +710,12 @@ func (d *Disk) saveState(gen uint64) error {
 	if err := writeFileAtomic(filepath.Join(d.dir, stateName), b); err != nil {
 		err = fmt.Errorf("queue: write %s: %w", stateName, err)
 		if d.opened {
-			d.health.failed(err, "event queue: cannot write its state; settled events are kept in memory, and only a restart before a write succeeds delivers them once more")
+			d.stateHealth.failed(err, "event queue: cannot write its state; settled events are kept in memory, and only a restart before a write succeeds delivers them once more")
 		}
 		return err
 	}
-	d.health.ok("event queue: its state is written again")
+	d.stateHealth.ok("event queue: its state is written again")
+	d.logHealth.ok("event queue: the directory takes writes again")
 	d.savedGen = snapGen
 	for _, num := range compact {
 		if err := d.log.remove(num); err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -110,3 +110,16 @@ func TestOpenDiskRefusesADirectoryInUse(t *testing.T) {
 	_, err := OpenDisk(dir, DiskOptions{})
 	require.ErrorContains(t, err, "in use by another process")
 }
+
+// An idle queue whose directory filled up shows as failed after a refused event, and as
+// working again once there is room, without waiting for another event.
+func TestDiskHealthRecoversWhenIdle(t *testing.T) {
+	dir := testrig.SmallDisk(t, "256k")
+	q := openDiskAt(t, filepath.Join(dir, "queue"), DiskOptions{Options: fastOptions(t)})
+	publishN(t, q, 1, "ev")
+	filler := testrig.FillDisk(t, dir)
+	publishUntilFull(t, q)
+	require.ErrorContains(t, q.Health(), "no space left on device")
+	require.NoError(t, os.Remove(filler))
+	testrig.WaitFor(t, 30*time.Second, "healthy again", func() bool { return q.Health() == nil })
+}

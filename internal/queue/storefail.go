@@ -72,6 +72,13 @@ func (h *storeHealth) ok(msg string) {
 	h.streak, h.err = 0, nil
 }
 
+// pause is the backoff after the current streak's latest failure.
+func (h *storeHealth) pause() time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return StoreBackoff(h.streak)
+}
+
 // state is the error of the current streak; nil when the store works.
 func (h *storeHealth) state() error {
 	h.mu.Lock()
