@@ -113,9 +113,7 @@ func TestRoutingWorksOnAFullDataDirAndTheStoreRecovers(t *testing.T) {
 	assert.Equal(t, "1", metric(t, s, "crmlink_event_store_up"))
 
 	// The Stasis controller queues each call's outcome: this one is stored and handled.
-	call = dial(t, s.ast, newCaller(t, s.ast, annaClient), ariExten)
-	in = nextIncoming(t, anna, callWait)
-	answerAndHangup(t, in, call)
+	giveUp(t, anna, dial(t, s.ast, newCaller(t, s.ast, annaClient), ariExten))
 	testrig.WaitFor(t, 30*time.Second, "the call's outcome stored and handled", func() bool {
 		resp, err := http.Get(s.api + "/v1/queue/stats")
 		if err != nil {
@@ -125,6 +123,16 @@ func TestRoutingWorksOnAFullDataDirAndTheStoreRecovers(t *testing.T) {
 		var st queue.Stats
 		return resp.StatusCode == 200 && json.NewDecoder(resp.Body).Decode(&st) == nil && st.Processed >= 1
 	})
+}
+
+// giveUp is a client hanging up while the call rings the manager routed to: the call ends
+// missed, and the Stasis controller queues its outcome.
+func giveUp(t *testing.T, rings *siptest.Phone, call *siptest.Call) {
+	t.Helper()
+	nextIncoming(t, rings, callWait)
+	ctx, cancel := context.WithTimeout(context.Background(), callWait)
+	defer cancel()
+	require.NoError(t, call.Hangup(ctx))
 }
 
 // answerAndHangup answers a routed call on the manager's phone and ends it, so that its
@@ -159,16 +167,14 @@ func TestStorageFailureAtRuntimeKeepsRoutingAndBacksOff(t *testing.T) {
 			anna := managerPhone(t, s.ast, "101")
 
 			// The first call looks Anna's client up; later calls are answered from the cache.
-			call := dial(t, s.ast, newCaller(t, s.ast, annaClient), ariExten)
-			answerAndHangup(t, nextIncoming(t, anna, callWait), call)
+			giveUp(t, anna, dial(t, s.ast, newCaller(t, s.ast, annaClient), ariExten))
 			s.nextOutcome(t)
 			waitCallLogged(t, s, 1)
 
 			// amoCRM fails: the next outcomes are stored and retried.
 			s.crm.FailNext(1_000_000, http.StatusInternalServerError)
 			for range 2 {
-				call := dial(t, s.ast, newCaller(t, s.ast, annaClient), ariExten)
-				answerAndHangup(t, nextIncoming(t, anna, callWait), call)
+				giveUp(t, anna, dial(t, s.ast, newCaller(t, s.ast, annaClient), ariExten))
 				s.nextOutcome(t)
 			}
 			testrig.WaitFor(t, 10*time.Second, "the outcomes tried against the failing amoCRM", func() bool {
@@ -179,7 +185,7 @@ func TestStorageFailureAtRuntimeKeepsRoutingAndBacksOff(t *testing.T) {
 			s.crm.ResetCounters()
 			start := time.Now()
 
-			call = dial(t, s.ast, newCaller(t, s.ast, annaClient), agiExten)
+			call := dial(t, s.ast, newCaller(t, s.ast, annaClient), agiExten)
 			in := nextIncoming(t, anna, callWait)
 			assert.Equal(t, annaClient, in.From(), "FastAGI routed the call to the owner")
 			answerAndHangup(t, in, call)
