@@ -44,7 +44,7 @@ type testRedirect struct {
 	errc   chan error
 }
 
-func startRedirect(t *testing.T, d routing.Decider, opts ...Option) *testRedirect {
+func startRedirect(t testing.TB, d routing.Decider, opts ...Option) *testRedirect {
 	t.Helper()
 	tr := &testRedirect{logs: &syncBuffer{}, errc: make(chan error, 1)}
 	opts = append([]Option{WithLogger(zerolog.New(tr.logs))}, opts...)
