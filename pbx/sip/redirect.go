@@ -94,9 +94,9 @@ func WithContactTemplate(tmpl string) Option {
 	return func(c *config) { c.contactTemplate = tmpl }
 }
 
-// WithFallbackContact makes fallback answers a 302 to this URI; "{reason}" in it is replaced
-// by the fallback reason (sip:fallback-{reason}@pbx), so the dialplan that follows the
-// redirect learns why. Without it a fallback is
+// WithFallbackContact makes fallback answers a 302 to this URI; {reason}, {owner}, {source}
+// and {result} in it are replaced by the decision's (sip:fallback-{reason}-{owner}-{source}@pbx),
+// so the dialplan that follows the redirect learns why and whose. Without it a fallback is
 // answered 480 Temporarily Unavailable, which makes Asterisk's Dial() return so the dialplan
 // continues to its own fallback.
 func WithFallbackContact(uri string) Option {
