@@ -110,7 +110,7 @@ func TestWithTheAmoCRMSandbox(t *testing.T) {
 	cfg := testConfig(chatSrv.URL)
 	wz, err = wazzup.New(wazzup.Options{APIURL: chatSrv.URL, APIKey: sandbox.DefaultWazzupAPIKey, CRMKey: wazzupCRMKey})
 	require.NoError(t, err)
-	ca, err = chatapp.New(chatapp.Options{APIURL: chatSrv.URL, Token: sandbox.DefaultChatAppToken, WebhookSecret: chatAppSecret, Licenses: cfg.Platforms[1].Licenses})
+	ca, err = chatapp.New(chatapp.Options{APIURL: chatSrv.URL, Credentials: chatapp.Credentials{Email: sandbox.DefaultChatAppEmail, Password: sandbox.DefaultChatAppPassword, AppID: sandbox.DefaultChatAppAppID}, WebhookSecret: chatAppSecret, Licenses: cfg.Platforms[1].Licenses})
 	require.NoError(t, err)
 
 	s, err := chatbridge.NewSync(cfg, client, client, chatbridge.NewMemoryGuard(nil),

@@ -56,8 +56,15 @@ type PlatformConfig struct {
 	Sync bool `yaml:"sync"`
 	// APIURL is the platform's API base URL (or the chat sandbox's).
 	APIURL string `yaml:"api_url"`
-	// APIKey authenticates crmlink to the platform's API.
+	// APIKey authenticates crmlink to Wazzup's API (chatapp signs in with email,
+	// password and app_id instead: its tokens expire daily).
 	APIKey string `yaml:"api_key"`
+	// Email, Password and AppID are what ChatApp's tokens.make takes (chatapp only): the
+	// account's login and the app id from its personal cabinet. crmlink makes, stores and
+	// renews the token pair itself.
+	Email    string `yaml:"email"`
+	Password string `yaml:"password"`
+	AppID    string `yaml:"app_id"`
 	// WebhookSecret authenticates the platform's webhooks: Wazzup sends it as
 	// "Authorization: Bearer <secret>" (its crmKey); ChatApp and Jivo call a URL that ends
 	// with it (/v1/chat/chatapp/<secret>).
@@ -243,7 +250,9 @@ func (v *problems) platforms(ps []PlatformConfig) {
 		if u, err := url.Parse(p.APIURL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 			v.add(k+".api_url", "is %q; allowed: an absolute http or https URL of the %s API", p.APIURL, p.Platform)
 		}
-		if strings.TrimSpace(p.APIKey) == "" {
+		if p.Platform == ChatApp {
+			v.chatappCredentials(k, p)
+		} else if strings.TrimSpace(p.APIKey) == "" {
 			v.add(k+".api_key", "is empty; sync writes to the %s API and needs its key", p.Platform)
 		}
 		if p.Platform == ChatApp {
@@ -261,6 +270,27 @@ func (v *problems) platforms(ps []PlatformConfig) {
 		} else if len(p.Licenses) > 0 {
 			v.add(k+".licenses", "is set for %s; licenses are a chatapp setting", p.Platform)
 		}
+		if p.Platform != ChatApp && (p.Email != "" || p.Password != "" || p.AppID != "") {
+			v.add(k+".email", "is set for %s; email, password and app_id are chatapp settings (%s uses api_key)", p.Platform, p.Platform)
+		}
+	}
+}
+
+// chatappCredentials checks what ChatApp's tokens.make needs. A fixed api_key is refused:
+// ChatApp's access tokens expire after 24 hours, so a pasted one stops the sync within a day.
+func (v *problems) chatappCredentials(k string, p PlatformConfig) {
+	if p.APIKey != "" {
+		v.add(k+".api_key", "is set, but ChatApp's access tokens expire after 24 hours; remove it and set email, app_id and "+
+			"password (env CRMLINK_CHAT_CHATAPP_PASSWORD) from ChatApp's personal cabinet: crmlink makes and renews the tokens itself")
+	}
+	if strings.TrimSpace(p.Email) == "" {
+		v.add(k+".email", "is empty; sync signs in to ChatApp's API with the account's email (env CRMLINK_CHAT_CHATAPP_EMAIL)")
+	}
+	if strings.TrimSpace(p.AppID) == "" {
+		v.add(k+".app_id", "is empty; set the appId shown in ChatApp's personal cabinet (env CRMLINK_CHAT_CHATAPP_APP_ID)")
+	}
+	if p.Password == "" {
+		v.add(k+".password", "is empty; set CRMLINK_CHAT_CHATAPP_PASSWORD to the ChatApp account's password")
 	}
 }
 

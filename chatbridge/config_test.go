@@ -34,7 +34,9 @@ platforms:
     company: "5521"
     sync: true
     api_url: https://chatapp.example
-    api_key: ca-token
+    email: owner@example.com
+    app_id: app_5521_1
+    password: ca-password
     webhook_secret: ca-secret-0123456789
     licenses:
       - {id: "11021", messenger: grWhatsApp}
@@ -164,6 +166,19 @@ func TestConfigValidate(t *testing.T) {
 			want: []string{`chat.platforms[0].api_url: is "wazzup.example"; allowed: an absolute http or https URL of the wazzup API`,
 				"chat.platforms[0].api_key: is empty; sync writes to the wazzup API and needs its key",
 				"chat.platforms[1].licenses: is empty; list the ChatApp licenses (id and messenger) whose chats follow the CRM"},
+		},
+		{
+			name: "chatapp signs in with email, password and app_id, not a fixed token",
+			change: func(c *chatbridge.Config) {
+				c.Platforms[1].APIKey, c.Platforms[1].Email, c.Platforms[1].AppID, c.Platforms[1].Password = "pasted-token", "", " ", ""
+				c.Platforms[0].Password = "x"
+			},
+			want: []string{"chat.platforms[0].email: is set for wazzup; email, password and app_id are chatapp settings (wazzup uses api_key)",
+				"chat.platforms[1].api_key: is set, but ChatApp's access tokens expire after 24 hours; remove it and set email, app_id and password " +
+					"(env CRMLINK_CHAT_CHATAPP_PASSWORD) from ChatApp's personal cabinet: crmlink makes and renews the tokens itself",
+				"chat.platforms[1].email: is empty; sync signs in to ChatApp's API with the account's email (env CRMLINK_CHAT_CHATAPP_EMAIL)",
+				"chat.platforms[1].app_id: is empty; set the appId shown in ChatApp's personal cabinet (env CRMLINK_CHAT_CHATAPP_APP_ID)",
+				"chat.platforms[1].password: is empty; set CRMLINK_CHAT_CHATAPP_PASSWORD to the ChatApp account's password"},
 		},
 		{
 			name:   "jivo cannot sync",

@@ -31,7 +31,17 @@ const (
 	EventChatFinished EventKind = "chat_finished"
 	// EventOfflineMessage: a visitor left a message while no agent was online (Jivo).
 	EventOfflineMessage EventKind = "offline_message"
+	// EventContactWanted: the platform asks the CRM for the client's contact (Wazzup's
+	// createContact) and expects it in the webhook's answer; ChatUser is the chat's
+	// responsible. Answered at once, never queued.
+	EventContactWanted EventKind = "contact_wanted"
+	// EventDealWanted: the platform asks the CRM for a deal of Contacts with ChatUser
+	// responsible (Wazzup's createDeal) and expects it in the answer. Answered at once.
+	EventDealWanted EventKind = "deal_wanted"
 )
+
+// Wanted reports whether the event asks for a CRM entity in the webhook's answer.
+func (k EventKind) Wanted() bool { return k == EventContactWanted || k == EventDealWanted }
 
 // Event is one thing a chat platform reported, in the platform-neutral form the queue
 // carries (as JSON) to Sync and the rules engine.
@@ -58,7 +68,9 @@ type Event struct {
 	ClientName string   `json:"client_name,omitempty"`
 	Message    *Message `json:"message,omitempty"`
 	Visitor    *Visitor `json:"visitor,omitempty"`
-	Origin     *Origin  `json:"origin,omitempty"`
+	// Contacts are the CRM contact ids an EventDealWanted links the deal to.
+	Contacts []string `json:"contacts,omitempty"`
+	Origin   *Origin  `json:"origin,omitempty"`
 }
 
 // Message is a chat message.

@@ -90,7 +90,7 @@ func testConfig(apiURL string) chatbridge.Config {
 	c.CRMUserID = integrationUser
 	c.Platforms = []chatbridge.PlatformConfig{
 		{Platform: chatbridge.Wazzup, Company: "wz-acme", Sync: true, APIURL: apiURL, APIKey: sandbox.DefaultWazzupAPIKey, WebhookSecret: wazzupCRMKey},
-		{Platform: chatbridge.ChatApp, Company: "ca-acme", Sync: true, APIURL: apiURL, APIKey: sandbox.DefaultChatAppToken, WebhookSecret: chatAppSecret,
+		{Platform: chatbridge.ChatApp, Company: "ca-acme", Sync: true, APIURL: apiURL, Email: sandbox.DefaultChatAppEmail, Password: sandbox.DefaultChatAppPassword, AppID: sandbox.DefaultChatAppAppID, WebhookSecret: chatAppSecret,
 			Licenses: []chatbridge.License{{ID: "1001", Messenger: "grWhatsApp"}, {ID: "1002", Messenger: "grWhatsApp"}}},
 		{Platform: chatbridge.Jivo, Company: "jv-acme", WebhookSecret: jivoSecret},
 	}
@@ -274,7 +274,7 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	var err error
 	h.wazzup, err = wazzup.New(wazzup.Options{APIURL: api.URL, APIKey: sandbox.DefaultWazzupAPIKey, CRMKey: wazzupCRMKey, Now: clk.Now})
 	require.NoError(t, err)
-	h.chatapp, err = chatapp.New(chatapp.Options{APIURL: api.URL, Token: sandbox.DefaultChatAppToken, WebhookSecret: chatAppSecret,
+	h.chatapp, err = chatapp.New(chatapp.Options{APIURL: api.URL, Credentials: chatapp.Credentials{Email: sandbox.DefaultChatAppEmail, Password: sandbox.DefaultChatAppPassword, AppID: sandbox.DefaultChatAppAppID}, WebhookSecret: chatAppSecret,
 		Licenses: cfg.Platforms[1].Licenses, Now: clk.Now})
 	require.NoError(t, err)
 	h.guard = o.guard
@@ -306,7 +306,12 @@ func (h *harness) receive(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.mu.Lock()
-	h.pendingHub = append(h.pendingHub, events...)
+	for _, e := range events {
+		// As WebhookHandler: a request for a CRM entity is answered, never queued.
+		if !e.Kind.Wanted() {
+			h.pendingHub = append(h.pendingHub, e)
+		}
+	}
 	h.mu.Unlock()
 }
 

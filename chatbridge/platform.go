@@ -69,6 +69,9 @@ type ChatRef struct {
 	Name     string `json:"name,omitempty"`
 	// Responsible is the chat user responsible now; empty when nobody is, or unknown.
 	Responsible string `json:"responsible,omitempty"`
+	// Read is what the adapter read with the chat in ChatsOfClient (a pointer), handed
+	// back to its AssignResponsible so a write right after the read needs no second read.
+	Read any `json:"-"`
 }
 
 // Key is the chat's anti ping-pong target.

@@ -2,6 +2,7 @@ package chatbridge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/crmlink/crmlink/crm"
@@ -51,4 +52,31 @@ func VerifyUsers(ctx context.Context, cfg Config, dir crm.Directory, platforms .
 		}
 	}
 	return v, nil
+}
+
+// SignerIn is a platform that signs in before its API answers (ChatApp's tokens.make).
+type SignerIn interface {
+	SignIn(ctx context.Context) error
+	// Health is the last sign-in outcome, for /healthz; a refused password names its key.
+	Health() (ok bool, detail string)
+}
+
+// SignIn signs in to the platforms that need it, for check-config --online: it returns
+// the platforms whose API can be asked, and one message per platform that refused the
+// credentials (the message names the key). Other failures leave the platform in, so
+// that asking it reports them.
+func SignIn(ctx context.Context, platforms []Platform) (usable []Platform, refused []string) {
+	for _, p := range platforms {
+		s, ok := p.(SignerIn)
+		if !ok {
+			usable = append(usable, p)
+			continue
+		}
+		if err := s.SignIn(ctx); errors.Is(err, ErrUnauthorized) {
+			refused = append(refused, err.Error())
+			continue
+		}
+		usable = append(usable, p)
+	}
+	return usable, refused
 }

@@ -1,6 +1,8 @@
 package routing
 
 import (
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/crmlink/crmlink/crm"
@@ -37,3 +39,13 @@ const (
 	Incoming Direction = "incoming"
 	Outgoing Direction = "outgoing"
 )
+
+// withheldCallerIDs are the caller ids PBXes and carriers put in place of a withheld number.
+var withheldCallerIDs = []string{"anonymous", "unknown", "private", "restricted", "withheld", "unavailable"}
+
+// Withheld reports whether a caller id carries no number: empty, or a word PBXes and
+// carriers use for a withheld number ("anonymous", "Restricted", ...).
+func Withheld(callerID string) bool {
+	id := strings.ToLower(strings.TrimSpace(callerID))
+	return id == "" || slices.Contains(withheldCallerIDs, id)
+}

@@ -242,9 +242,6 @@ func (r *Router) Decide(ctx context.Context, call Call) Decision {
 	return d
 }
 
-// anonymous are the caller ids PBXes and carriers use for a withheld number.
-var anonymous = []string{"anonymous", "unknown", "private", "restricted", "withheld", "unavailable"}
-
 func (r *Router) decide(ctx context.Context, call Call, log callLog) Decision {
 	d := Decision{Steps: make([]Step, 0, 6)}
 	t0 := time.Now()
@@ -256,7 +253,7 @@ func (r *Router) decide(ctx context.Context, call Call, log callLog) Decision {
 		return r.fallback(d, ReasonDisabled, "routing", detail, t0)
 	}
 	caller := strings.TrimSpace(call.Caller)
-	if caller == "" || slices.Contains(anonymous, strings.ToLower(caller)) {
+	if Withheld(caller) {
 		return r.fallback(d, ReasonDisabled, "caller", "no caller number (anonymous)", t0)
 	}
 	phone, err := r.phones.Parse(caller)

@@ -23,6 +23,8 @@ type Options struct {
 	Region string
 	// Now stamps events that carry no time (default time.Now).
 	Now func() time.Time
+	// ChatAppTokens is where ChatApp's token pair is kept (default in memory).
+	ChatAppTokens func(chatbridge.PlatformConfig) chatapp.TokenStore
 }
 
 // Set is the adapters of one configuration.
@@ -48,8 +50,13 @@ func Build(cfg chatbridge.Config, o Options) (Set, error) {
 			}
 			in, out = c, c
 		case chatbridge.ChatApp:
-			c, err := chatapp.New(chatapp.Options{APIURL: p.APIURL, Token: p.APIKey, WebhookSecret: p.WebhookSecret, Licenses: p.Licenses,
-				HTTPClient: o.HTTPClient, Timeout: o.Timeout, Region: o.Region, Now: o.Now})
+			var tokens chatapp.TokenStore
+			if o.ChatAppTokens != nil {
+				tokens = o.ChatAppTokens(p)
+			}
+			c, err := chatapp.New(chatapp.Options{APIURL: p.APIURL, WebhookSecret: p.WebhookSecret, Licenses: p.Licenses,
+				Credentials: chatapp.Credentials{Email: p.Email, Password: p.Password, AppID: p.AppID}, Tokens: tokens,
+				Key: fmt.Sprintf("chat.platforms[%d]", i), HTTPClient: o.HTTPClient, Timeout: o.Timeout, Region: o.Region, Now: o.Now})
 			if err != nil {
 				return Set{}, fmt.Errorf("chat.platforms[%d]: %w", i, err)
 			}

@@ -1,14 +1,35 @@
-// Package chatapp is the chatbridge adapter for ChatApp (ChatApp Dialog).
+// Package chatapp is the chatbridge adapter for ChatApp (ChatApp Dialog): its API for
+// the responsible sync, its webhooks in.
 //
-// ChatApp's public documentation describes the behaviour crmlink reproduces (responsible
-// sync with amoCRM: the last changed card wins, a 5 s pause between changes, employees must
-// exist on both sides), its API's structure (v1, licenses, messenger types, an access
-// token from v1.tokens.make) and its event names (message, messageStatus, chatTag), but
-// the captured material has no payload schemas. What this adapter assumes, and the chat
-// sandbox speaks:
+// Where each shape comes from. Documented (checked against the page named):
 //
-//   - Requests carry the access token as "Authorization: <token>" (chat.platforms[].api_key;
-//     refreshing it is left to whoever issues it).
+//   - Access: requests carry "Authorization: <accessToken>". tokens.make takes the
+//     account's email, password and appId and answers accessToken (valid 24 hours),
+//     accessTokenEndTime, refreshToken (valid 14 days) and refreshTokenEndTime (Unix
+//     timestamps); tokens.refresh answers a fresh pair; the pair is to be stored and
+//     tokens.make called only when there is none; an invalid token is answered
+//     {"success": false, "error": {"code": "ApiInvalidTokenError", "message": "Invalid
+//     Token"}}, after which tokens.refresh is called and the request repeated.
+//     https://chatapp.online/help/gaining-access-chatapp-api/ (also
+//     https://help.chatapp.online/en/wiki_content/access-token-retrieval/).
+//   - Events arrive over webhooks or a Pusher-protocol websocket (socket.chatapp.online,
+//     private channels private-v1.licenses.{license}.messengers.{type},
+//     private-v1.companies.{company}, private-v1.users.{user}); the named events are
+//     message (incoming and outgoing), messageStatus, chatTag and chatConversation.
+//     https://chatapp.online/help/api-events/
+//   - The responsible sync crmlink reproduces (last changed card wins, employees on both
+//     sides, 5 s between changes): https://chatapp.online/help/responsible-sync-in-amocrm
+//
+// Seen in public client code, not on a ChatApp page: tokens.make is POST /v1/tokens with
+// the JSON body {email, password, appId}, tokens.refresh is POST /v1/tokens/refresh with
+// the refresh token in a "Refresh" header, both answering {"success", "data": {...}};
+// webhook URLs are listed by GET /v1/callbackUrls. ChatApp's API reference
+// (https://api.chatapp.online/docs/) was not captured.
+//
+// Assumed (no public schema checked; the chat sandbox speaks the same):
+//
+//   - tokens.make refuses wrong credentials with a 4xx; the end times may carry
+//     fractions (the sandbox's short test lifetimes), whole seconds decode the same.
 //   - A chat is GET /v1/licenses/{license}/messengers/{messenger}/chats/{chatId}, answered
 //     {"success": true, "data": {"id", "name", "phone", "responsible": {"id", "name"}}};
 //     for WhatsApp-type messengers chatId is the client's number in international digits,
@@ -19,10 +40,14 @@
 //   - Webhooks are POSTed as JSON to a URL that ends with the shared secret, as
 //     {"events": [event...]} or one event object; an event is {"id", "type", "licenseId",
 //     "messengerType", "time" (Unix seconds), "chat": {...as above}, "message": {"id",
-//     "text", "type", "fromMe", "author": {"id", "name"}}} with type "message",
-//     "chatResponsible" (the chat's responsible changed, including changes made through
-//     the API) or "chatCreated"; other types (messageStatus, chatTag) are accepted and give
+//     "text", "type", "fromMe", "author": {"id", "name"}}}. Of the types, "message" is
+//     documented by name; "chatResponsible" (the chat's responsible changed, including
+//     changes made through the API) and "chatCreated" are not: ChatApp documents no event
+//     for a responsible change, so chat-to-CRM sync from ChatApp rests on this assumption
+//     until one is confirmed. Other types (messageStatus, chatTag) are accepted and give
 //     no events. User ids may be numbers or strings.
+//   - The webhook URL is registered by the administrator (ChatApp's cabinet or its API
+//     reference); crmlink does not register it.
 package chatapp
 
 import (
@@ -46,9 +71,14 @@ const DefaultAPIURL = "https://api.chatapp.online"
 type Options struct {
 	// APIURL defaults to DefaultAPIURL; point it at the chat sandbox in tests.
 	APIURL string
-	// Token is the API access token. Without one the Client only reads webhooks; API calls
-	// fail with chatbridge.ErrUnauthorized.
-	Token string
+	// Credentials sign in with tokens.make. Without them the Client only reads webhooks;
+	// API calls fail with chatbridge.ErrUnauthorized.
+	Credentials Credentials
+	// Tokens keeps the token pair (default in memory: a restart makes a new pair).
+	Tokens TokenStore
+	// Key is the configuration key of the platform ("chat.platforms[1]"), for messages
+	// that tell what to fix.
+	Key string
 	// WebhookSecret is the last path segment of the webhook URL given to ChatApp.
 	WebhookSecret string
 	// Licenses are where a client's chats are looked up.
@@ -65,6 +95,7 @@ type Options struct {
 // Client is the ChatApp adapter; it implements chatbridge.Platform.
 type Client struct {
 	api      *apiclient.Client
+	tokens   *tokenSource
 	secret   string
 	licenses []chatbridge.License
 	region   string
@@ -84,7 +115,7 @@ func New(o Options) (*Client, error) {
 			return nil, fmt.Errorf("chatapp: license %d (%q, %q) needs an id and a messenger type", i, l.ID, l.Messenger)
 		}
 	}
-	api, err := apiclient.New(chatbridge.ChatApp, o.APIURL, o.Token, o.HTTPClient, o.Timeout)
+	api, err := apiclient.New(chatbridge.ChatApp, o.APIURL, "", o.HTTPClient, o.Timeout)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +125,56 @@ func New(o Options) (*Client, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Client{api: api, secret: o.WebhookSecret, licenses: o.Licenses, region: o.Region, now: o.Now}, nil
+	if o.Tokens == nil {
+		o.Tokens = &MemoryTokens{}
+	}
+	if o.Key == "" {
+		o.Key = "chatapp"
+	}
+	c := &Client{api: api, secret: o.WebhookSecret, licenses: o.Licenses, region: o.Region, now: o.Now}
+	if o.Credentials != (Credentials{}) {
+		c.tokens = &tokenSource{api: api, creds: o.Credentials, store: o.Tokens, key: o.Key, now: o.Now}
+	}
+	return c, nil
+}
+
+// do sends an API request with the current access token; an ApiInvalidTokenError answer
+// renews the pair once and the request is sent again.
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	if c.tokens == nil {
+		return fmt.Errorf("chatapp %s %s: no email, password and app_id configured: %w", method, path, chatbridge.ErrUnauthorized)
+	}
+	token, err := c.tokens.access(ctx)
+	if err != nil {
+		return err
+	}
+	err = c.api.DoAs(ctx, token, nil, method, path, nil, in, out)
+	if !isInvalidToken(err) {
+		return err
+	}
+	if token, err = c.tokens.rejected(ctx, token); err != nil {
+		return err
+	}
+	return c.api.DoAs(ctx, token, nil, method, path, nil, in, out)
+}
+
+// SignIn makes sure there is a valid access token (tokens.make when none is stored), for
+// check-config --online and start-up: a refused password is named before the first sync.
+func (c *Client) SignIn(ctx context.Context) error {
+	if c.tokens == nil {
+		return fmt.Errorf("chatapp: no email, password and app_id configured: %w", chatbridge.ErrUnauthorized)
+	}
+	_, err := c.tokens.access(ctx)
+	return err
+}
+
+// Health reports whether the last sign-in worked, without asking ChatApp; the detail of a
+// refused password names the configuration key.
+func (c *Client) Health() (bool, string) {
+	if c.tokens == nil {
+		return true, "API not configured: webhooks only"
+	}
+	return c.tokens.health()
 }
 
 // Name implements chatbridge.Inbound.
@@ -141,7 +221,7 @@ func splitRef(id string) (license, messenger, chat string, ok bool) {
 // GetChat reads a chat; chatbridge.ErrNotFound when there is none.
 func (c *Client) GetChat(ctx context.Context, license, messenger, chatID string) (Chat, error) {
 	var env envelope[Chat]
-	err := c.api.Do(ctx, http.MethodGet, ChatPath(license, messenger, chatID), nil, nil, &env)
+	err := c.do(ctx, http.MethodGet, ChatPath(license, messenger, chatID), nil, &env)
 	return env.Data, err
 }
 
@@ -182,13 +262,13 @@ func (c *Client) AssignResponsible(ctx context.Context, chat chatbridge.ChatRef,
 	body := struct {
 		UserID jsonid.ID `json:"userId"`
 	}{jsonid.ID(chatUser)}
-	return c.api.Do(ctx, http.MethodPut, ChatPath(license, messenger, chatID)+"/responsible", nil, body, nil)
+	return c.do(ctx, http.MethodPut, ChatPath(license, messenger, chatID)+"/responsible", body, nil)
 }
 
 // Users implements chatbridge.Platform.
 func (c *Client) Users(ctx context.Context) ([]chatbridge.ChatUser, error) {
 	var env envelope[[]User]
-	if err := c.api.Do(ctx, http.MethodGet, "/v1/users", nil, nil, &env); err != nil {
+	if err := c.do(ctx, http.MethodGet, "/v1/users", nil, &env); err != nil {
 		return nil, err
 	}
 	out := make([]chatbridge.ChatUser, 0, len(env.Data))

@@ -26,7 +26,7 @@ var licenses = []chatbridge.License{{ID: "1001", Messenger: "grWhatsApp"}, {ID: 
 
 func newClient(t testing.TB, apiURL string) *chatapp.Client {
 	t.Helper()
-	c, err := chatapp.New(chatapp.Options{APIURL: apiURL, Token: sandbox.DefaultChatAppToken, WebhookSecret: secret,
+	c, err := chatapp.New(chatapp.Options{APIURL: apiURL, Credentials: chatapp.Credentials{Email: sandbox.DefaultChatAppEmail, Password: sandbox.DefaultChatAppPassword, AppID: sandbox.DefaultChatAppAppID}, WebhookSecret: secret,
 		Licenses: licenses, Now: func() time.Time { return t0 }})
 	require.NoError(t, err)
 	return c
@@ -170,10 +170,13 @@ func TestAPI(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []chatbridge.ChatUser{{ID: "7", Name: "Ann"}, {ID: "8", Name: "Bob"}}, users)
 
-	bad, err := chatapp.New(chatapp.Options{APIURL: srv.URL, Token: "wrong", WebhookSecret: secret})
+	bad, err := chatapp.New(chatapp.Options{APIURL: srv.URL, WebhookSecret: secret, Key: "chat.platforms[1]",
+		Credentials: chatapp.Credentials{Email: sandbox.DefaultChatAppEmail, Password: "wrong", AppID: sandbox.DefaultChatAppAppID}})
 	require.NoError(t, err)
 	_, err = bad.Users(ctx)
 	assert.ErrorIs(t, err, chatbridge.ErrUnauthorized)
+	assert.ErrorIs(t, err, chatapp.ErrCredentials)
+	assert.ErrorContains(t, err, "chat.platforms[1].password")
 }
 
 // ChatApp reports a reassignment made through the API like a person's; crmlink's guard,
@@ -215,11 +218,11 @@ func TestNewChecksOptions(t *testing.T) {
 	require.NoError(t, err, "webhooks need no token")
 	_, err = inboundOnly.Users(context.Background())
 	assert.ErrorIs(t, err, chatbridge.ErrUnauthorized)
-	_, err = chatapp.New(chatapp.Options{Token: "t"})
+	_, err = chatapp.New(chatapp.Options{})
 	assert.Error(t, err)
-	_, err = chatapp.New(chatapp.Options{Token: "t", WebhookSecret: secret, Licenses: []chatbridge.License{{ID: "1"}}})
+	_, err = chatapp.New(chatapp.Options{WebhookSecret: secret, Licenses: []chatbridge.License{{ID: "1"}}})
 	assert.Error(t, err)
-	c, err := chatapp.New(chatapp.Options{Token: "t", WebhookSecret: secret})
+	c, err := chatapp.New(chatapp.Options{WebhookSecret: secret})
 	require.NoError(t, err)
 	assert.Equal(t, chatbridge.ChatApp, c.Name())
 }

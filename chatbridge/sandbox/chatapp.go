@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 )
 
 // numberOrString writes an id as a JSON number when it is one, as ChatApp does.
@@ -21,9 +23,15 @@ func numberOrString(id string) any {
 
 // ChatAppSeed is the ChatApp account.
 type ChatAppSeed struct {
-	// Token is the access token the API accepts as the Authorization header (default
-	// DefaultChatAppToken).
-	Token string `json:"token,omitempty"`
+	// Email, Password and AppID are what tokens.make accepts (defaults DefaultChatAppEmail,
+	// DefaultChatAppPassword, DefaultChatAppAppID).
+	Email    string `json:"email,omitempty"`
+	Password string `json:"password,omitempty"`
+	AppID    string `json:"app_id,omitempty"`
+	// AccessTTL and RefreshTTL are the tokens' lifetimes (ChatApp's: 24 hours and 14
+	// days, the defaults); tests make them short to exercise renewal.
+	AccessTTL  time.Duration `json:"access_ttl,omitempty"`
+	RefreshTTL time.Duration `json:"refresh_ttl,omitempty"`
 	// WebhookURL is the full URL events are posted to, ending with crmlink's secret.
 	WebhookURL string        `json:"webhook_url,omitempty"`
 	Users      []ChatAppUser `json:"users,omitempty"`
@@ -51,16 +59,20 @@ type ChatAppChat struct {
 func (c ChatAppChat) RefID() string { return c.License + "/" + c.Messenger + "/" + c.ID }
 
 type chatappState struct {
-	token, webhookURL string
-	users             []ChatAppUser
-	chats             map[string]*ChatAppChat
+	email, password, appID string
+	accessTTL, refreshTTL  time.Duration
+	// access and refresh map the tokens issued to when they end.
+	access, refresh map[string]time.Time
+	webhookURL      string
+	users           []ChatAppUser
+	chats           map[string]*ChatAppChat
 }
 
 func newChatAppState(seed ChatAppSeed) chatappState {
-	st := chatappState{token: seed.Token, webhookURL: seed.WebhookURL, users: slices.Clone(seed.Users), chats: map[string]*ChatAppChat{}}
-	if st.token == "" {
-		st.token = DefaultChatAppToken
-	}
+	st := chatappState{email: cmp.Or(seed.Email, DefaultChatAppEmail), password: cmp.Or(seed.Password, DefaultChatAppPassword),
+		appID: cmp.Or(seed.AppID, DefaultChatAppAppID), accessTTL: cmp.Or(seed.AccessTTL, 24*time.Hour), refreshTTL: cmp.Or(seed.RefreshTTL, 14*24*time.Hour),
+		access: map[string]time.Time{}, refresh: map[string]time.Time{},
+		webhookURL: seed.WebhookURL, users: slices.Clone(seed.Users), chats: map[string]*ChatAppChat{}}
 	for _, c := range seed.Chats {
 		st.chats[c.RefID()] = &c
 	}
@@ -107,11 +119,20 @@ func chatappError(w http.ResponseWriter, status int, code, message string) {
 }
 
 func (s *Server) serveChatApp(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.URL.Path == "/v1/tokens" && r.Method == http.MethodPost:
+		s.chatappMakeTokens(w, r)
+		return
+	case r.URL.Path == "/v1/tokens/refresh" && r.Method == http.MethodPost:
+		s.chatappRefreshTokens(w, r)
+		return
+	}
 	s.mu.Lock()
-	token := s.chatapp.token
+	end, ok := s.chatapp.access[r.Header.Get("Authorization")]
+	valid := ok && s.now().Before(end)
 	s.mu.Unlock()
-	if r.Header.Get("Authorization") != token {
-		chatappError(w, http.StatusUnauthorized, "unauthorized", "the access token is missing or wrong")
+	if !valid {
+		chatappError(w, http.StatusUnauthorized, "ApiInvalidTokenError", "Invalid Token")
 		return
 	}
 	if r.URL.Path == "/v1/users" && r.Method == http.MethodGet {
@@ -178,6 +199,91 @@ func (s *Server) serveChatApp(w http.ResponseWriter, r *http.Request) {
 	default:
 		chatappError(w, http.StatusMethodNotAllowed, "methodNotAllowed", r.Method+" is not allowed here")
 	}
+}
+
+// chatappMakeTokens serves tokens.make: POST /v1/tokens {email, password, appId}.
+func (s *Server) chatappMakeTokens(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Email    string `json:"email"`
+		Password string `json:"password"`
+		AppID    string `json:"appId"`
+	}
+	if err := decodeBody(r, &in); err != nil {
+		chatappError(w, http.StatusBadRequest, "validation", "body must be {email, password, appId}")
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := &s.chatapp
+	if in.Email != st.email || in.Password != st.password || in.AppID != st.appID {
+		chatappError(w, http.StatusUnauthorized, "ApiAuthError", "wrong email, password or appId")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "data": s.chatappIssue()})
+}
+
+// chatappRefreshTokens serves tokens.refresh: POST /v1/tokens/refresh with the header
+// "Refresh: <refreshToken>"; the refresh token is used up.
+func (s *Server) chatappRefreshTokens(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rt := r.Header.Get("Refresh")
+	end, ok := s.chatapp.refresh[rt]
+	if !ok || !s.now().Before(end) {
+		chatappError(w, http.StatusUnauthorized, "ApiInvalidTokenError", "Invalid Token")
+		return
+	}
+	delete(s.chatapp.refresh, rt)
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "data": s.chatappIssue()})
+}
+
+// chatappIssue makes a token pair; the caller holds mu.
+func (s *Server) chatappIssue() map[string]any {
+	now := s.now()
+	n := s.eventSeq.Add(1)
+	access, refresh := fmt.Sprintf("sandbox-access-%d", n), fmt.Sprintf("sandbox-refresh-%d", n)
+	aEnd, rEnd := now.Add(s.chatapp.accessTTL), now.Add(s.chatapp.refreshTTL)
+	s.chatapp.access[access], s.chatapp.refresh[refresh] = aEnd, rEnd
+	// Fractions of a second: test lifetimes are shorter than ChatApp's whole seconds.
+	secs := func(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
+	return map[string]any{"accessToken": access, "accessTokenEndTime": secs(aEnd), "refreshToken": refresh,
+		"refreshTokenEndTime": secs(rEnd), "cabinetUserId": 1}
+}
+
+// ChatAppSetPassword is the account's password changed in ChatApp's cabinet: tokens.make
+// takes only the new one, and every token issued so far stops working (the sandbox's
+// assumption of what a changed password does).
+func (s *Server) ChatAppSetPassword(password string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.chatapp.password = password
+	s.chatapp.access, s.chatapp.refresh = map[string]time.Time{}, map[string]time.Time{}
+}
+
+// ChatAppLiveTokens counts the access and refresh tokens that work now.
+func (s *Server) ChatAppLiveTokens() (access, refresh int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	for _, end := range s.chatapp.access {
+		if now.Before(end) {
+			access++
+		}
+	}
+	for _, end := range s.chatapp.refresh {
+		if now.Before(end) {
+			refresh++
+		}
+	}
+	return access, refresh
+}
+
+// ChatAppDropAccessTokens makes every access token issued so far invalid before its end
+// time, as ChatApp may; refresh tokens keep working.
+func (s *Server) ChatAppDropAccessTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.chatapp.access = map[string]time.Time{}
 }
 
 // chatappAssign changes a chat's responsible and, for a person's change or when API echo

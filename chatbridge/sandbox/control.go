@@ -18,7 +18,10 @@ import (
 //	POST /_sandbox/chatapp/assign             {"chat": "license/messenger/chat", "user"}
 //	POST /_sandbox/chatapp/message            {"chat", "message_id", "text", "inbound", "author"}
 //	POST /_sandbox/wazzup/reassign            {"contact", "user"}
+//	POST /_sandbox/chatapp/password           {"password"}: ChatAppSetPassword
+//	POST /_sandbox/chatapp/drop-tokens        ChatAppDropAccessTokens
 //	POST /_sandbox/wazzup/new-client          {"chat_type", "chat_id", "name", "responsible"}
+//	POST /_sandbox/wazzup/create-deal         {"responsible", "contacts", "source"}
 func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 	route := r.Method + " " + r.URL.Path
 	h, ok := map[string]func(*http.Request) (any, error){
@@ -73,6 +76,29 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 				return nil, err
 			}
 			return s.ChatAppMessage(r.Context(), in.Chat, in.MessageID, in.Text, in.Inbound, in.Author)
+		},
+		"POST /_sandbox/chatapp/password": func(r *http.Request) (any, error) {
+			var in struct{ Password string }
+			if err := decodeBody(r, &in); err != nil {
+				return nil, err
+			}
+			s.ChatAppSetPassword(in.Password)
+			return okBody(), nil
+		},
+		"POST /_sandbox/chatapp/drop-tokens": func(*http.Request) (any, error) {
+			s.ChatAppDropAccessTokens()
+			return okBody(), nil
+		},
+		"POST /_sandbox/wazzup/create-deal": func(r *http.Request) (any, error) {
+			var in struct {
+				Responsible string   `json:"responsible"`
+				Contacts    []string `json:"contacts"`
+				Source      string   `json:"source"`
+			}
+			if err := decodeBody(r, &in); err != nil {
+				return nil, err
+			}
+			return s.WazzupCreateDeal(r.Context(), in.Responsible, in.Contacts, in.Source)
 		},
 		"POST /_sandbox/wazzup/reassign": func(r *http.Request) (any, error) {
 			var in struct{ Contact, User string }

@@ -104,7 +104,7 @@ func TestChatAppAPI(t *testing.T) {
 	sb := sandbox.New(seed("http://hooks.invalid"), sandbox.WithAPIEcho(false))
 	srv := httptest.NewServer(sb)
 	defer srv.Close()
-	tok := sandbox.DefaultChatAppToken
+	tok := chatappToken(t, srv)
 	chat := "/v1/licenses/1001/messengers/grWhatsApp/chats/79161234567"
 
 	code, body := do(t, srv, "GET", chat, "Bearer "+tok, "")
@@ -177,11 +177,12 @@ func TestWebhooksAndControlAPI(t *testing.T) {
 		{Platform: "wazzup", ID: "501", User: "u2", By: "person", At: t0},
 	}, sb.Assignments())
 
+	tok := chatappToken(t, srv)
 	code, _ = do(t, srv, "POST", "/_sandbox/fail", "", `{"method": "GET", "path": "/v1/users", "status": 503, "times": 1}`)
 	assert.Equal(t, 200, code)
-	code, _ = do(t, srv, "GET", "/v1/users", sandbox.DefaultChatAppToken, "")
+	code, _ = do(t, srv, "GET", "/v1/users", tok, "")
 	assert.Equal(t, 503, code)
-	code, _ = do(t, srv, "GET", "/v1/users", sandbox.DefaultChatAppToken, "")
+	code, _ = do(t, srv, "GET", "/v1/users", tok, "")
 	assert.Equal(t, 200, code)
 	code, out = do(t, srv, "GET", "/_sandbox/requests", "", "")
 	assert.Equal(t, 200, code)
@@ -210,4 +211,65 @@ func TestWebhooksAndControlAPI(t *testing.T) {
 	assert.Equal(t, 404, code)
 	code, _ = do(t, srv, "GET", "/v2/contacts", "", "")
 	assert.Equal(t, 404, code)
+}
+
+// chatappToken signs in with tokens.make as the adapter does.
+func chatappToken(t *testing.T, srv *httptest.Server) string {
+	t.Helper()
+	code, body := do(t, srv, "POST", "/v1/tokens", "", `{"email": "`+sandbox.DefaultChatAppEmail+`", "password": "`+
+		sandbox.DefaultChatAppPassword+`", "appId": "`+sandbox.DefaultChatAppAppID+`"}`)
+	require.Equal(t, 200, code, "tokens.make: %v", body)
+	return body["data"].(map[string]any)["accessToken"].(string)
+}
+
+// ChatApp's token lifetimes, as https://chatapp.online/help/gaining-access-chatapp-api/
+// describes them, on the sandbox's clock.
+func TestChatAppTokens(t *testing.T) {
+	now := t0
+	sb := sandbox.New(sandbox.Seed{ChatApp: sandbox.ChatAppSeed{AccessTTL: time.Minute, RefreshTTL: time.Hour}},
+		sandbox.WithClock(func() time.Time { return now }))
+	srv := httptest.NewServer(sb)
+	defer srv.Close()
+	creds := `{"email": "` + sandbox.DefaultChatAppEmail + `", "password": "` + sandbox.DefaultChatAppPassword + `", "appId": "` + sandbox.DefaultChatAppAppID + `"}`
+
+	code, body := do(t, srv, "POST", "/v1/tokens", "", `{"email": "`+sandbox.DefaultChatAppEmail+`", "password": "wrong", "appId": "`+sandbox.DefaultChatAppAppID+`"}`)
+	assert.Equal(t, 401, code)
+	assert.Equal(t, false, body["success"])
+
+	code, body = do(t, srv, "POST", "/v1/tokens", "", creds)
+	require.Equal(t, 200, code)
+	pair := body["data"].(map[string]any)
+	assert.InDelta(t, float64(t0.Add(time.Minute).Unix()), pair["accessTokenEndTime"], 0.001)
+	assert.InDelta(t, float64(t0.Add(time.Hour).Unix()), pair["refreshTokenEndTime"], 0.001)
+	access, refresh := pair["accessToken"].(string), pair["refreshToken"].(string)
+
+	code, _ = do(t, srv, "GET", "/v1/users", access, "")
+	assert.Equal(t, 200, code)
+	now = t0.Add(time.Minute)
+	code, body = do(t, srv, "GET", "/v1/users", access, "")
+	assert.Equal(t, 401, code, "an expired access token")
+	assert.Equal(t, map[string]any{"code": "ApiInvalidTokenError", "message": "Invalid Token"}, body["error"])
+
+	req, err := http.NewRequest("POST", srv.URL+"/v1/tokens/refresh", nil)
+	require.NoError(t, err)
+	req.Header.Set("Refresh", refresh)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	var fresh struct{ Data struct{ AccessToken string } }
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&fresh))
+	resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+	code, _ = do(t, srv, "GET", "/v1/users", fresh.Data.AccessToken, "")
+	assert.Equal(t, 200, code, "the refreshed pair works")
+	resp, err = http.DefaultClient.Do(req.Clone(req.Context()))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 401, resp.StatusCode, "a refresh token is used up")
+
+	code, _ = do(t, srv, "POST", "/_sandbox/chatapp/password", "", `{"password": "new"}`)
+	require.Equal(t, 200, code)
+	code, _ = do(t, srv, "GET", "/v1/users", fresh.Data.AccessToken, "")
+	assert.Equal(t, 401, code, "a changed password signs every token out")
+	code, _ = do(t, srv, "POST", "/v1/tokens", "", creds)
+	assert.Equal(t, 401, code, "the old password is refused")
 }

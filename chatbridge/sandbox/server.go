@@ -1,7 +1,9 @@
 // Package sandbox emulates the chat platforms crmlink writes to, for tests and demos: the
-// Wazzup v3 API (contacts with responsibleUserId, users, webhooks settings) and ChatApp's
-// API as the chatapp adapter assumes it (chats with a responsible, users), with their
-// authentication, status codes and error bodies. Acting as the people in those tools, it
+// Wazzup v3 API (contacts with responsibleUserId, users, webhooks settings; webhooks that
+// expect the created contact or deal in the answer) and ChatApp's API as the chatapp
+// adapter's package doc describes it (tokens.make and tokens.refresh with lifetimes a test
+// can shorten, ApiInvalidTokenError for an expired token, chats with a responsible,
+// users), with their authentication, status codes and error bodies. Acting as the people in those tools, it
 // posts the platforms' webhooks to configured URLs: a ChatApp employee reassigning a chat
 // (and, as ChatApp does for every change, an API reassignment too), a Wazzup employee
 // reassigning a contact, a new client writing, a message.
@@ -40,9 +42,11 @@ const (
 
 // Defaults of a Server built from an empty seed.
 const (
-	DefaultWazzupAPIKey = "wazzup-sandbox-key"
-	DefaultWazzupCRMKey = "wazzup-sandbox-crm-key"
-	DefaultChatAppToken = "chatapp-sandbox-token"
+	DefaultWazzupAPIKey    = "wazzup-sandbox-key"
+	DefaultWazzupCRMKey    = "wazzup-sandbox-crm-key"
+	DefaultChatAppEmail    = "owner@example.com"
+	DefaultChatAppPassword = "chatapp-sandbox-password"
+	DefaultChatAppAppID    = "app_1_1"
 )
 
 // Errors of the Go API; the control API answers them 400 and 404.
@@ -301,6 +305,8 @@ type Delivery struct {
 	URL    string `json:"url"`
 	Status int    `json:"status,omitempty"`
 	Error  string `json:"error,omitempty"`
+	// Body is the receiver's answer (up to 1 MiB), for webhooks whose answer matters.
+	Body json.RawMessage `json:"body,omitempty"`
 }
 
 // post delivers a JSON webhook; bearer, when set, is sent as the Authorization header.
@@ -331,9 +337,12 @@ func (s *Server) post(ctx context.Context, target, bearer string, body any) *Del
 		s.log.Warn().Err(err).Str("url", target).Msg("chat sandbox webhook not delivered")
 		return d
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
 	d.Status = resp.StatusCode
+	if json.Valid(answer) {
+		d.Body = answer
+	}
 	s.log.Debug().Str("url", target).Int("status", d.Status).Msg("chat sandbox webhook delivered")
 	return d
 }

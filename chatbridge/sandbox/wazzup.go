@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -50,12 +51,13 @@ type wazzupState struct {
 	apiKey, crmKey, webhookURL string
 	users                      []WazzupUser
 	contacts                   map[string]*WazzupContact
+	deals                      map[string]WazzupDeal
 	subscriptions              map[string]bool
 }
 
 func newWazzupState(seed WazzupSeed) wazzupState {
 	st := wazzupState{apiKey: seed.APIKey, crmKey: seed.CRMKey, webhookURL: seed.WebhookURL,
-		users: slices.Clone(seed.Users), contacts: map[string]*WazzupContact{}}
+		users: slices.Clone(seed.Users), contacts: map[string]*WazzupContact{}, deals: map[string]WazzupDeal{}}
 	if st.apiKey == "" {
 		st.apiKey = DefaultWazzupAPIKey
 	}
@@ -307,9 +309,28 @@ func (s *Server) WazzupReassign(ctx context.Context, contactID, userID string) (
 	return s.post(ctx, target, key, body), nil
 }
 
-// WazzupNewClient is a new client writing: Wazzup gives the chat to responsible and posts
-// createContact (it creates no contact itself; the CRM does).
-func (s *Server) WazzupNewClient(ctx context.Context, chatType, chatID, name, responsible string) (*Delivery, error) {
+// WazzupDeal is Wazzup's deal entity (the CRM's deal: id, responsible, contacts).
+type WazzupDeal struct {
+	ID                string   `json:"id"`
+	ResponsibleUserID string   `json:"responsibleUserId"`
+	Name              string   `json:"name"`
+	URI               string   `json:"uri,omitempty"`
+	Contacts          []string `json:"contacts"`
+	Closed            bool     `json:"closed"`
+}
+
+// NewClientDeliveries are the webhooks a new client's first message caused.
+type NewClientDeliveries struct {
+	CreateContact *Delivery `json:"create_contact"`
+	// CreateDeal is posted once createContact was answered with a contact entity.
+	CreateDeal *Delivery `json:"create_deal,omitempty"`
+}
+
+// WazzupNewClient is a new client writing, as Wazzup's webhooks page describes it: the
+// chat goes to responsible and Wazzup posts createContact; the CRM answers with the
+// contact entity (which Wazzup keeps), then Wazzup posts createDeal for that contact and
+// keeps the deal the CRM answers with.
+func (s *Server) WazzupNewClient(ctx context.Context, chatType, chatID, name, responsible string) (*NewClientDeliveries, error) {
 	if chatType == "" || chatID == "" || responsible == "" {
 		return nil, fmt.Errorf("%w: a new client needs chatType, chatId and a responsible", ErrBadRequest)
 	}
@@ -320,7 +341,48 @@ func (s *Server) WazzupNewClient(ctx context.Context, chatType, chatID, name, re
 		"responsibleUserId": responsible, "name": name, "source": "auto",
 		"contactData": []WazzupContactData{{ChatType: chatType, ChatID: chatID}},
 	}}
-	return s.post(ctx, target, key, body), nil
+	out := &NewClientDeliveries{CreateContact: s.post(ctx, target, key, body)}
+	var ct WazzupContact
+	if d := out.CreateContact; d == nil || d.Status != http.StatusOK || json.Unmarshal(d.Body, &ct) != nil || ct.ID == "" {
+		return out, nil
+	}
+	s.AddWazzupContact(ct)
+	d, err := s.WazzupCreateDeal(ctx, responsible, []string{ct.ID}, "auto")
+	out.CreateDeal = d
+	return out, err
+}
+
+// WazzupCreateDeal is Wazzup asking the CRM for a deal of existing contacts (a new
+// client's chat, or an employee's "+" in the Deals list: source "byUser"); a deal entity
+// in the answer is kept.
+func (s *Server) WazzupCreateDeal(ctx context.Context, responsible string, contacts []string, source string) (*Delivery, error) {
+	if responsible == "" || len(contacts) == 0 {
+		return nil, fmt.Errorf("%w: createDeal needs a responsible and contacts", ErrBadRequest)
+	}
+	s.mu.Lock()
+	target, key := s.wazzup.webhookURL, s.wazzup.crmKey
+	s.mu.Unlock()
+	d := s.post(ctx, target, key, map[string]any{"createDeal": map[string]any{
+		"responsibleUserId": responsible, "contacts": contacts, "source": source}})
+	var deal WazzupDeal
+	if d != nil && d.Status == http.StatusOK && json.Unmarshal(d.Body, &deal) == nil && deal.ID != "" {
+		s.mu.Lock()
+		s.wazzup.deals[deal.ID] = deal
+		s.mu.Unlock()
+	}
+	return d, nil
+}
+
+// WazzupDeals returns the deals Wazzup keeps, as the CRM answered them.
+func (s *Server) WazzupDeals() []WazzupDeal {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]WazzupDeal, 0, len(s.wazzup.deals))
+	for _, d := range s.wazzup.deals {
+		out = append(out, d)
+	}
+	slices.SortFunc(out, func(a, b WazzupDeal) int { return strings.Compare(a.ID, b.ID) })
+	return out
 }
 
 // WazzupMessage is a message in a chat: inbound from the client, or sent by authorID.

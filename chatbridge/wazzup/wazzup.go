@@ -1,20 +1,36 @@
 // Package wazzup is the chatbridge adapter for Wazzup's public API v3: webhooks in
-// (messages, createContact, and contact entities with their responsibleUserId), contacts
-// and users out.
+// (messages, createContact, createDeal, and contact entities with their
+// responsibleUserId), contacts and users out.
 //
 // In API v3 the integration is the CRM: a Wazzup contact's id is the CRM contact's id and
 // its responsibleUserId is the integration's user id (the `wazzup:` ids of chat.users). A
 // contact's responsible decides whose Wazzup chat window shows the client's dialogs, so
 // assigning a chat is an upsert of the contact (POST /v3/contacts) with a new
-// responsibleUserId. Documented facts used: Bearer API key; POST /v3/contacts takes at
-// most 100 contacts {id, responsibleUserId, name, contactData[{chatType, chatId}], uri};
-// GET /v3/users; PATCH /v3/webhooks {webhooksUri, subscriptions}; webhooks are POSTed as
-// JSON with "Authorization: Bearer <crmKey>"; one delivery may carry messages and statuses;
-// createContact and createDeal deliveries carry only that type; a connection test posts
-// {"test": true}. Assumed (not in the captured docs): GET /v3/contacts/{id} returns the
-// contact entity; GET /v3/users pages with ?offset= by 100; the message fields listed on
-// message below; and a "contacts" delivery of contact entities when a person reassigns a
-// contact in Wazzup (Wazzup documents no such webhook; the adapter reads it if it comes).
+// responsibleUserId.
+//
+// Documented facts used, with their pages:
+//
+//   - Bearer API key; POST /v3/contacts takes at most 100 contacts {id, responsibleUserId,
+//     name, contactData[{chatType, chatId}], uri}:
+//     https://wazzup24.com/help/api-en/working-with-contacts/
+//   - Deals {id, responsibleUserId, name, uri, contacts, closed}:
+//     https://wazzup24.com/help/api-en/working-with-a-list-of-deals/
+//   - GET /v3/users: https://wazzup24.com/help/api-en/working-with-the-user-entity/
+//   - Webhooks (https://wazzup24.com/help/webhooks/): PATCH /v3/webhooks {webhooksUri,
+//     subscriptions}; deliveries are POSTed as JSON with "Authorization: Bearer
+//     <crmKey>"; one delivery may carry messages and statuses; a connection test posts
+//     {"test": true}; the message fields below; createContact {responsibleUserId, name,
+//     contactData, source} and createDeal {responsibleUserId, contacts, source} come one
+//     per delivery, when a new client writes (the chat goes to the first to answer or to
+//     the next in turn) or an employee presses "+" in the Deals list, and the CRM answers
+//     each with 200 and the new entity as the contacts and deals routes take it (crmlink:
+//     the contact found by phone or created, the deal created with the responsible named).
+//
+// Assumed (not in the captured docs): GET /v3/contacts/{id} returns the contact entity;
+// GET /v3/users pages with ?offset= by 100; and a "contacts" delivery of contact entities
+// when a person reassigns a contact in Wazzup (Wazzup documents no such webhook; the
+// adapter reads it if it comes). Documented, a chat's responsible reaches the CRM only
+// through createContact and createDeal.
 package wazzup
 
 import (
@@ -147,7 +163,9 @@ func (c *Client) ChatsOfClient(ctx context.Context, cl chatbridge.Client) ([]cha
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, refOf(ct))
+		ref := refOf(ct)
+		ref.Read = &ct
+		out = append(out, ref)
 	}
 	return out, nil
 }
@@ -160,15 +178,22 @@ func refOf(ct Contact) chatbridge.ChatRef {
 	return ref
 }
 
-// AssignResponsible implements chatbridge.Platform: it reads the contact and writes it
-// back with the new responsibleUserId, so its name and messenger accounts stay as they are.
+// AssignResponsible implements chatbridge.Platform: it writes the contact back with the
+// new responsibleUserId, so its name and messenger accounts stay as they are. The contact
+// ChatsOfClient just read is reused (one GET per change); a ChatRef from elsewhere is
+// read first.
 func (c *Client) AssignResponsible(ctx context.Context, chat chatbridge.ChatRef, chatUser string) error {
 	if chat.ID == "" || chatUser == "" {
 		return fmt.Errorf("wazzup: assign needs a contact id and a user id (got %q, %q): %w", chat.ID, chatUser, chatbridge.ErrRejected)
 	}
-	ct, err := c.Contact(ctx, chat.ID)
-	if err != nil {
-		return err
+	var ct Contact
+	if read, ok := chat.Read.(*Contact); ok && read != nil && read.ID == chat.ID {
+		ct = *read
+	} else {
+		var err error
+		if ct, err = c.Contact(ctx, chat.ID); err != nil {
+			return err
+		}
 	}
 	ct.ResponsibleUserID = chatUser
 	return c.UpsertContacts(ctx, []Contact{ct})

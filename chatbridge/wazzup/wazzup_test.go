@@ -78,6 +78,11 @@ func TestParseWebhook(t *testing.T) {
 			name: "createContact: a new client's chat went to a user",
 			body: `{"createContact": {"responsibleUserId": "u-ann", "name": "Anna", "contactData": [{"chatType": "whatsapp", "chatId": "79161234567"}], "source": "auto"}}`,
 			want: []chatbridge.Event{{
+				ID:       chatbridge.DigestID(chatbridge.Wazzup, "createContact", "u-ann", "whatsapp", "79161234567", "", "") + ":contact",
+				Platform: chatbridge.Wazzup, Kind: chatbridge.EventContactWanted, At: t0,
+				Chat:  chatbridge.ChatRef{Platform: chatbridge.Wazzup, ChatType: "whatsapp", ChatID: "79161234567", Name: "Anna", Responsible: "u-ann"},
+				Phone: "+79161234567", RawPhone: "79161234567", ChatUser: "u-ann", ClientName: "Anna",
+			}, {
 				ID:       chatbridge.DigestID(chatbridge.Wazzup, "createContact", "u-ann", "whatsapp", "79161234567", "", ""),
 				Platform: chatbridge.Wazzup, Kind: chatbridge.EventResponsibleAssigned, At: t0,
 				Chat:  chatbridge.ChatRef{Platform: chatbridge.Wazzup, ChatType: "whatsapp", ChatID: "79161234567", Name: "Anna", Responsible: "u-ann"},
@@ -85,8 +90,14 @@ func TestParseWebhook(t *testing.T) {
 			}},
 		},
 		{
-			name: "createDeal gives nothing to sync",
-			body: `{"createDeal": {"responsibleUserId": "u-ann", "contacts": ["501"], "source": "auto"}}`,
+			name: "createDeal asks for a deal of the contact with the user responsible",
+			body: `{"createDeal": {"responsibleUserId": "u-ann", "contacts": ["501"], "source": "byUser"}}`,
+			want: []chatbridge.Event{{
+				ID:       chatbridge.DigestID(chatbridge.Wazzup, "createDeal", "u-ann", "byUser", "501"),
+				Platform: chatbridge.Wazzup, Kind: chatbridge.EventDealWanted, At: t0,
+				Chat:     chatbridge.ChatRef{Platform: chatbridge.Wazzup, ID: "501", Responsible: "u-ann"},
+				ChatUser: "u-ann", Contacts: []string{"501"},
+			}},
 		},
 		{
 			name: "a reassigned contact",
@@ -152,15 +163,29 @@ func TestAPI(t *testing.T) {
 
 	refs, err := c.ChatsOfClient(ctx, chatbridge.Client{Phones: []crm.Phone{"+79161234567"}, ContactIDs: []int64{501, 999}})
 	require.NoError(t, err)
+	require.Len(t, refs, 1)
+	refs[0].Read = nil
 	require.Equal(t, []chatbridge.ChatRef{{Platform: chatbridge.Wazzup, ID: "501", ChatType: "whatsapp", ChatID: "79161234567", Name: "Anna", Responsible: "u-ann"}}, refs)
 	assert.Equal(t, 1, sb.Requests("GET /v3/contacts/999"), "an unknown contact is looked up and skipped")
 
 	require.NoError(t, c.AssignResponsible(ctx, refs[0], "u-bob"))
+	assert.Equal(t, 2, sb.Requests("GET /v3/contacts/501"), "a ChatRef without what ChatsOfClient read is read again")
 	ct, _ := sb.WazzupContact("501")
 	assert.Equal(t, "u-bob", ct.ResponsibleUserID)
 	assert.Len(t, ct.ContactData, 2, "the contact is written back whole")
 	assert.Equal(t, "https://acme.example/contacts/501", ct.URI)
 	assert.Equal(t, []sandbox.Assignment{{Platform: "wazzup", ID: "501", User: "u-bob", By: "api", At: sb.Assignments()[0].At}}, sb.Assignments())
+
+	// A ChatRef as ChatsOfClient returns it carries the contact it read: one GET per change.
+	refs, err = c.ChatsOfClient(ctx, chatbridge.Client{ContactIDs: []int64{501}})
+	require.NoError(t, err)
+	gets := sb.Requests("GET /v3/contacts/501")
+	require.NoError(t, c.AssignResponsible(ctx, refs[0], "u-ann"))
+	assert.Equal(t, gets, sb.Requests("GET /v3/contacts/501"), "the assignment reused the contact ChatsOfClient read")
+	ct, _ = sb.WazzupContact("501")
+	assert.Equal(t, "u-ann", ct.ResponsibleUserID)
+	assert.Len(t, ct.ContactData, 2, "the contact is written back whole")
+	require.NoError(t, c.AssignResponsible(ctx, refs[0], "u-bob"))
 
 	err = c.AssignResponsible(ctx, refs[0], "u-nobody")
 	assert.ErrorIs(t, err, chatbridge.ErrRejected, "Wazzup refuses an unknown user")

@@ -74,9 +74,10 @@ type CreateDeal struct {
 
 // ParseWebhook implements chatbridge.Inbound. Events: an inbound message (EventMessage,
 // Inbound), an employee's message (EventMessage with ChatUser = authorId), createContact
-// (EventResponsibleAssigned: the chat went to responsibleUserId), each contact of a
-// "contacts" delivery (EventResponsibleAssigned, Chat.ID = the contact id). Statuses,
-// channel and template updates, createDeal and the connection test give no events.
+// (EventContactWanted, answered with the contact, and EventResponsibleAssigned: the chat
+// went to responsibleUserId), createDeal (EventDealWanted, answered with the deal), each
+// contact of a "contacts" delivery (EventResponsibleAssigned, Chat.ID = the contact id).
+// Statuses, channel and template updates and the connection test give no events.
 func (c *Client) ParseWebhook(r *http.Request) ([]chatbridge.Event, error) {
 	body, err := chatbridge.ReadWebhook(r, chatbridge.Wazzup, func(r *http.Request) error { return chatbridge.CheckBearer(r, c.crmKey) })
 	if err != nil {
@@ -115,7 +116,21 @@ func (c *Client) parse(body []byte) ([]chatbridge.Event, error) {
 			ChatUser: cc.ResponsibleUserID, ClientName: cc.Name,
 		}
 		e.Phone, e.RawPhone = c.phoneOf(d)
-		out = append(out, e)
+		wanted := e
+		wanted.Kind, wanted.ID = chatbridge.EventContactWanted, e.ID+":contact"
+		out = append(out, wanted, e)
+	}
+	if cd := wh.CreateDeal; cd != nil {
+		if cd.ResponsibleUserID == "" || len(cd.Contacts) == 0 {
+			return nil, fmt.Errorf("wazzup webhook: %w: createDeal needs responsibleUserId and contacts", chatbridge.ErrBadWebhook)
+		}
+		parts := append([]string{"createDeal", cd.ResponsibleUserID, cd.Source}, cd.Contacts...)
+		out = append(out, chatbridge.Event{
+			ID:       chatbridge.DigestID(chatbridge.Wazzup, parts...),
+			Platform: chatbridge.Wazzup, Kind: chatbridge.EventDealWanted, At: received,
+			Chat:     chatbridge.ChatRef{Platform: chatbridge.Wazzup, ID: cd.Contacts[0], Responsible: cd.ResponsibleUserID},
+			ChatUser: cd.ResponsibleUserID, Contacts: cd.Contacts,
+		})
 	}
 	for i, ct := range wh.Contacts {
 		if ct.ID == "" {
@@ -172,3 +187,34 @@ func (c *Client) phoneOf(d ContactData) (crm.Phone, string) {
 	// Wazzup writes numbers as international digits without "+".
 	return chatbridge.MessengerPhone(raw, c.region)
 }
+
+// Deal is Wazzup's deal entity (POST /v3/deals).
+type Deal struct {
+	ID                string   `json:"id"`
+	ResponsibleUserID string   `json:"responsibleUserId"`
+	Name              string   `json:"name"`
+	URI               string   `json:"uri,omitempty"`
+	Contacts          []string `json:"contacts"`
+	Closed            bool     `json:"closed"`
+}
+
+// AnswerEntity implements chatbridge.EntityAnswerer: Wazzup expects the answer to
+// createContact and createDeal to be the new entity as its contacts and deals routes
+// take it (https://wazzup24.com/help/webhooks/).
+func (c *Client) AnswerEntity(e chatbridge.Event, ent chatbridge.CRMEntity) any {
+	id := strconv.FormatInt(ent.ID, 10)
+	if e.Kind == chatbridge.EventDealWanted {
+		d := Deal{ID: id, ResponsibleUserID: ent.ChatUser, Name: ent.Name, URI: ent.URI, Contacts: []string{}}
+		for _, cid := range ent.ContactIDs {
+			d.Contacts = append(d.Contacts, strconv.FormatInt(cid, 10))
+		}
+		return d
+	}
+	ct := Contact{ID: id, ResponsibleUserID: ent.ChatUser, Name: ent.Name, URI: ent.URI, ContactData: []ContactData{}}
+	if e.Chat.ChatType != "" {
+		ct.ContactData = append(ct.ContactData, ContactData{ChatType: e.Chat.ChatType, ChatID: e.Chat.ChatID})
+	}
+	return ct
+}
+
+var _ chatbridge.EntityAnswerer = (*Client)(nil)

@@ -28,6 +28,9 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 		printConfigErrors(stderr, args[0], err)
 		return 1
 	}
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintln(stderr, "warning: "+w)
+	}
 	if !online {
 		fmt.Fprintln(stdout, "OK")
 		return 0

@@ -58,3 +58,39 @@ chat:
 		{"a refused token", []string{"check-config", "--online", refused}, 1, "", []string{"the online check could not finish", "amocrm.token"}},
 	})
 }
+
+func TestCheckConfigOnlineSignsInToChatApp(t *testing.T) {
+	amo := sandbox.New(sandbox.Seed{Token: "tok", Users: []sandbox.User{{ID: 7, Name: "Anna"}}})
+	amoSrv := httptest.NewServer(amo)
+	t.Cleanup(amoSrv.Close)
+	t.Cleanup(amo.Close)
+	chats := chatsandbox.New(chatsandbox.Seed{ChatApp: chatsandbox.ChatAppSeed{Users: []chatsandbox.ChatAppUser{{ID: "70", Name: "Anna"}}}})
+	chatSrv := httptest.NewServer(chats)
+	t.Cleanup(chatSrv.Close)
+
+	write := func(name, password string) string {
+		p := filepath.Join(t.TempDir(), name)
+		require.NoError(t, os.WriteFile(p, []byte(fmt.Sprintf(`amocrm: {base_url: %q, token: tok}
+chat:
+  platforms:
+    - platform: chatapp
+      sync: true
+      api_url: %q
+      email: %q
+      app_id: %q
+      password: %q
+      webhook_secret: chatapp-secret-0123456789
+      licenses: [{id: "5501", messenger: grWhatsApp}]
+  users: [{crm_user_id: 7, chatapp: "70"}]
+`, amoSrv.URL, chatSrv.URL, chatsandbox.DefaultChatAppEmail, chatsandbox.DefaultChatAppAppID, password)), 0o600))
+		return p
+	}
+	runCLICases(t, []cliCase{
+		{"credentials ChatApp takes", []string{"check-config", "--online", write("good.yaml", chatsandbox.DefaultChatAppPassword)}, 0,
+			"OK (asked amoCRM: 1 users, chatapp users)\n", nil},
+		{"a revoked password named by key", []string{"check-config", "--online", write("revoked.yaml", "old-password")}, 1, "", []string{
+			"1 problem(s) found online",
+			"chat.platforms[0].password: ChatApp refused the email, password or app_id",
+		}},
+	})
+}

@@ -65,7 +65,7 @@ func loadConfig(path string) (*config.Config, error) {
 // logEffective says what crmlink runs with; secrets are reported only as set or not.
 func logEffective(log zerolog.Logger, cfg *config.Config) {
 	log.Info().
-		Str("http", cfg.HTTP.Listen).Bool("http_token_set", cfg.HTTP.Token != "").
+		Str("http", cfg.HTTP.Listen).Bool("http_token_set", cfg.HTTP.Token != "").Bool("http_read_token_set", cfg.HTTP.ReadToken != "").
 		Bool("ari", cfg.Asterisk.ARI.Enabled).Str("ari_url", cfg.Asterisk.ARI.URL).Str("ari_app", cfg.Asterisk.ARI.Application).
 		Bool("agi", cfg.AGI.Enabled).Bool("sip_redirect", cfg.SIP.Enabled).
 		Strs("redis", cfg.Redis.Addrs).Bool("amocrm", cfg.AmoCRM.Configured()).Str("amocrm_url", cfg.AmoCRM.BaseURL).
@@ -73,6 +73,9 @@ func logEffective(log zerolog.Logger, cfg *config.Config) {
 		Stringer("lookup_timeout", cfg.Routing.LookupTimeout).Stringer("cache_ttl", cfg.Routing.CacheTTL).
 		Int("managers", len(cfg.Managers)).Str("fallback_context", cfg.Asterisk.Fallback.Context).
 		Msg("effective configuration")
+	for _, w := range cfg.Warnings() {
+		log.Warn().Msg(w)
+	}
 	if cfg.Asterisk.ARI.Enabled && cfg.Asterisk.ARI.Password == config.DefaultARIPassword {
 		log.Warn().Msg("ARI uses the sample password from asterisk-conf/ari.conf; set CRMLINK_ARI_PASSWORD on a real PBX")
 	}

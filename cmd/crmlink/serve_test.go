@@ -57,11 +57,14 @@ type server struct {
 	done chan error
 }
 
+// serveReadToken lets the tests ask GET /v1/route.
+const serveReadToken = "serve-read-token"
+
 // serveConfig is a configuration without ARI (no Asterisk needed) against an amoCRM
 // sandbox, so the event queue and the rules engine run too.
 func serveConfig(httpAddr, dataDir, crmURL, endpoint, extra string) string {
 	return fmt.Sprintf(`log: {level: info, format: json}
-http: {listen: %q}
+http: {listen: %q, read_token: %s}
 data_dir: %q
 asterisk:
   ari: {enabled: false}
@@ -70,7 +73,7 @@ managers:
   - crm_user: 7
     name: Anna
     endpoints: [%s]
-%s`, httpAddr, dataDir, crmURL, endpoint, extra)
+%s`, httpAddr, serveReadToken, dataDir, crmURL, endpoint, extra)
 }
 
 func startServe(t *testing.T, configFile, api string) *server {
@@ -134,7 +137,9 @@ func crmSandbox(t *testing.T) string {
 // routeTargets asks GET /v1/route which phones a call from the sandbox's client rings.
 func routeTargets(t *testing.T, api string) string {
 	t.Helper()
-	resp, err := http.Get(api + "/v1/route?number=84951234567")
+	req, _ := http.NewRequest(http.MethodGet, api+"/v1/route?number=84951234567", nil)
+	req.Header.Set("Authorization", "Bearer "+serveReadToken)
+	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	var d struct {

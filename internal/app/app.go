@@ -168,17 +168,19 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 	// CRM timeout is reported as such rather than cut off by the front end.
 	frontEndTimeout := cfg.Routing.LookupTimeout + 2*time.Second
 	if cfg.AGI.Enabled {
-		p.AGI = agi.NewServer(p.Decider, agi.WithLogger(log), agi.WithTimeout(frontEndTimeout), agi.WithRingTimeout(cfg.Routing.RingTimeout))
+		nets, err := allowedNetworks("agi.allowed_networks", cfg.AGI.AllowedNetworks)
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		p.AGI = agi.NewServer(p.Decider, agi.WithLogger(log), agi.WithTimeout(frontEndTimeout), agi.WithRingTimeout(cfg.Routing.RingTimeout),
+			agi.WithAllowedNetworks(nets...))
 	}
 	if cfg.SIP.Enabled {
-		nets := make([]netip.Prefix, 0, len(cfg.SIP.AllowedNetworks))
-		for _, n := range cfg.SIP.AllowedNetworks {
-			pfx, err := netip.ParsePrefix(n)
-			if err != nil {
-				p.Close()
-				return nil, fmt.Errorf("sip_redirect.allowed_networks: %w", err)
-			}
-			nets = append(nets, pfx)
+		nets, err := allowedNetworks("sip_redirect.allowed_networks", cfg.SIP.AllowedNetworks)
+		if err != nil {
+			p.Close()
+			return nil, err
 		}
 		srv, err := sip.NewRedirectServer(p.Decider, sip.WithLogger(log), sip.WithAllowedNetworks(nets...),
 			sip.WithContactTemplate(cfg.SIP.ContactTemplate), sip.WithFallbackContact(cfg.SIP.FallbackContact),
@@ -191,6 +193,19 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 	}
 	p.API = p.newAPI()
 	return p, nil
+}
+
+// allowedNetworks parses a validated allowed_networks list.
+func allowedNetworks(key string, networks []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(networks))
+	for _, n := range networks {
+		pfx, err := netip.ParsePrefix(n)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", key, err)
+		}
+		out = append(out, pfx)
+	}
+	return out, nil
 }
 
 // newAmoCRM builds the amoCRM client of a configuration with an account.

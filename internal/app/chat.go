@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
 
 	"github.com/rs/zerolog"
 
 	"github.com/crmlink/crmlink/chatbridge"
 	"github.com/crmlink/crmlink/chatbridge/adapters"
+	"github.com/crmlink/crmlink/chatbridge/chatapp"
 	"github.com/crmlink/crmlink/chatbridge/leads"
 	"github.com/crmlink/crmlink/crm"
 	"github.com/crmlink/crmlink/crm/amocrm"
@@ -21,11 +24,12 @@ import (
 // chat is the chat side: the platforms' webhooks feed the queue; the queue feeds the
 // responsible sync; chat-access answers roles.
 type chat struct {
-	inbound map[chatbridge.PlatformName]chatbridge.Inbound
-	sync    *chatbridge.Sync
-	access  *chatbridge.Access
-	leads   *leads.Engine // nil while chat.leads is off
-	log     zerolog.Logger
+	inbound  map[chatbridge.PlatformName]chatbridge.Inbound
+	entities *chatbridge.Entities
+	sync     *chatbridge.Sync
+	access   *chatbridge.Access
+	leads    *leads.Engine // nil while chat.leads is off
+	log      zerolog.Logger
 }
 
 // newChat builds the chat side; nil when no chat platform is configured. It needs the CRM
@@ -39,7 +43,7 @@ func (p *App) newChat() (*chat, error) {
 		return nil, errors.New("chat: chat.platforms needs amocrm configured")
 	}
 	region := p.cfg.Routing.DefaultRegion
-	set, err := adapters.Build(cfg.Config, adapters.Options{Region: region, Timeout: p.cfg.AmoCRM.RequestTimeout})
+	set, err := adapters.Build(cfg.Config, adapters.Options{Region: region, Timeout: p.cfg.AmoCRM.RequestTimeout, ChatAppTokens: p.chatAppTokens})
 	if err != nil {
 		return nil, fmt.Errorf("chat: %w", err)
 	}
@@ -54,7 +58,8 @@ func (p *App) newChat() (*chat, error) {
 		return nil, fmt.Errorf("chat: %w", err)
 	}
 	c := &chat{inbound: set.Inbound, sync: s, access: chatbridge.NewAccess(s.Users(), p.crm),
-		log: p.log.With().Str("component", "chat-leads").Logger()}
+		entities: chatbridge.NewEntities(p.crm, p.crm, s.Users(), p.amoCRMCardURI, p.log.With().Str("component", "chat-entities").Logger()),
+		log:      p.log.With().Str("component", "chat-leads").Logger()}
 	if cfg.Leads.Enabled {
 		if c.leads, err = p.newLeads(s.Users()); err != nil {
 			return nil, err
@@ -62,6 +67,24 @@ func (p *App) newChat() (*chat, error) {
 	}
 	p.events.chat = c.handle
 	return c, nil
+}
+
+// chatAppTokens keeps ChatApp's token pair where crmlink keeps its state: in Redis when
+// it is configured (shared by every instance), else in data_dir.
+func (p *App) chatAppTokens(pc chatbridge.PlatformConfig) chatapp.TokenStore {
+	if p.redis != nil {
+		return chatapp.RedisTokens{RDB: p.redis, Key: "crmlink:chatapp:tokens:" + pc.Company}
+	}
+	return chatapp.FileTokens{Path: filepath.Join(p.cfg.DataDir, "chatapp-tokens.json")}
+}
+
+// amoCRMCardURI is the link to an entity's card in amoCRM, for platforms that show it.
+func (p *App) amoCRMCardURI(e crm.EntityType, id int64) string {
+	section := map[crm.EntityType]string{crm.EntityContact: "contacts", crm.EntityLead: "leads", crm.EntityCompany: "companies"}[e]
+	if section == "" || p.cfg.AmoCRM.BaseURL == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s/%s/detail/%d", strings.TrimSuffix(p.cfg.AmoCRM.BaseURL, "/"), section, id)
 }
 
 // newLeads builds the online-chat leads engine: the managers' schedules and flags from
@@ -144,10 +167,22 @@ func (p *App) chatRoutes(api *httpapi.Server) {
 		chatbridge.Jivo:    "POST /v1/chat/jivo/{secret}",
 	}
 	for name, in := range c.inbound {
-		api.Handle(paths[name], chatbridge.WebhookHandler(in, publish, p.log))
+		// At background priority like the sync: Wazzup waits 30 s, a call does not.
+		api.Handle(paths[name], httpapi.Webhook, chatbridge.WebhookHandler(in, publish, p.log, chatbridge.WithEntities(backgroundEntities{c.entities})))
+		if s, ok := in.(chatbridge.SignerIn); ok {
+			// Not required: a refused ChatApp password stops the chat sync, never routing.
+			api.AddCheck(httpapi.Check{Name: "chat_" + string(name), State: func(context.Context) (bool, string) { return s.Health() }})
+		}
 	}
-	api.Handle("GET /v1/chat-access", httpapi.ChatAccess(c.access, p.cfg.Routing.DefaultRegion, p.log))
-	api.HandleProtected("POST /v1/chat/reassign", httpapi.ChatReassign(c, p.cfg.Routing.DefaultRegion, p.log))
+	api.Handle("GET /v1/chat-access", httpapi.Read, httpapi.ChatAccess(c.access, p.cfg.Routing.DefaultRegion, p.log))
+	api.Handle("POST /v1/chat/reassign", httpapi.Admin, httpapi.ChatReassign(c, p.cfg.Routing.DefaultRegion, p.log))
+}
+
+// backgroundEntities makes the CRM entities a chat webhook asks for at background priority.
+type backgroundEntities struct{ m *chatbridge.Entities }
+
+func (b backgroundEntities) MakeEntity(ctx context.Context, e chatbridge.Event) (chatbridge.CRMEntity, error) {
+	return b.m.MakeEntity(amocrm.WithPriority(ctx, amocrm.PriorityBackground), e)
 }
 
 // Reassign implements httpapi.ChatReassigner: the sync's reassignment under the roles, at

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/crmlink/crmlink/chatbridge"
 	"github.com/crmlink/crmlink/crm"
@@ -46,7 +47,7 @@ func (p *App) newEvents() (*events, error) {
 	}
 	opts := queue.Options{
 		Concurrency: cfg.Queue.Workers,
-		MaxAttempts: cfg.Queue.MaxAttempts,
+		RetryFor:    cfg.Queue.RetryFor,
 		OrderKey:    orderKey(crm.NewPhoneMemo(cfg.Routing.DefaultRegion)),
 		Logger:      p.log.With().Str("component", "queue").Logger(),
 	}
@@ -58,6 +59,9 @@ func (p *App) newEvents() (*events, error) {
 			consumer, _ = os.Hostname()
 		}
 		ev.queue, err = queue.NewRedis(p.redis, queue.RedisOptions{Options: opts, Consumer: consumer})
+		if err == nil {
+			p.warnRedisPersistence()
+		}
 	} else {
 		ev.queue, err = queue.NewDisk(filepath.Join(cfg.DataDir, "queue"), queue.DiskOptions{Options: opts})
 	}
@@ -88,6 +92,31 @@ func (p *App) newEvents() (*events, error) {
 	}
 	ev.engine.Store(engine)
 	return ev, nil
+}
+
+// warnRedisPersistence says at start what a restart of Redis would lose of the queue: the
+// queue is only as durable as the server's persistence, which crmlink cannot set itself.
+func (p *App) warnRedisPersistence() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if ok, detail := p.redisPersistence(ctx); !ok {
+		p.log.Warn().Msg(detail)
+	} else {
+		p.log.Info().Str("redis_persistence", detail).Msg("event queue on Redis with an append-only file")
+	}
+}
+
+// redisPersistence is also the /healthz check: not required (calls are routed either way),
+// but visible until the administrator fixes it.
+func (p *App) redisPersistence(ctx context.Context) (bool, string) {
+	pers, err := queue.ReadRedisPersistence(ctx, p.redis)
+	switch {
+	case err != nil:
+		return false, err.Error() + ": the event queue is only as durable as the Redis server's persistence (docs/deploy.md, \"Data safety\")"
+	case pers.Risk() != "":
+		return false, pers.Risk()
+	}
+	return true, pers.String()
 }
 
 // orderKey keeps one client's events in order, calls and chats alike: a call by the

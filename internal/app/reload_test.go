@@ -15,8 +15,16 @@ import (
 	"github.com/crmlink/crmlink/routing"
 )
 
-// reloadApp is crmlink without ARI against an amoCRM sandbox: one client of user 7.
-func reloadApp(t *testing.T) (*App, *config.Config) {
+// reloadApp is crmlink without ARI against an amoCRM sandbox: one client of user 7; edits
+// change the configuration before the app is built.
+func reloadApp(t *testing.T, edits ...func(*config.Config)) (*App, *config.Config) {
+	t.Helper()
+	a, cfg, _ := sandboxApp(t, zerolog.Nop(), edits...)
+	return a, cfg
+}
+
+// sandboxApp is reloadApp logging to log, with the amoCRM sandbox it talks to.
+func sandboxApp(t *testing.T, log zerolog.Logger, edits ...func(*config.Config)) (*App, *config.Config, *sandbox.Server) {
 	t.Helper()
 	crm := sandbox.New(sandbox.Seed{
 		Token:    "tok",
@@ -31,11 +39,14 @@ func reloadApp(t *testing.T) (*App, *config.Config) {
 	cfg.Asterisk.ARI.Enabled = false
 	cfg.AmoCRM.BaseURL, cfg.AmoCRM.Token = srv.URL, "tok"
 	cfg.Managers = []config.Manager{{CRMUser: 7, Name: "Anna", Endpoints: []string{"PJSIP/101"}}}
+	for _, edit := range edits {
+		edit(cfg)
+	}
 	require.Empty(t, cfg.Validate())
-	a, err := New(cfg, zerolog.Nop())
+	a, err := New(cfg, log)
 	require.NoError(t, err)
 	t.Cleanup(a.Close)
-	return a, cfg
+	return a, cfg, crm
 }
 
 // edited is a copy of cfg as the administrator's edited file would load.

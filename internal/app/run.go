@@ -15,7 +15,7 @@ import (
 // newAPI builds the HTTP API with health checks for what is configured.
 func (p *App) newAPI() *httpapi.Server {
 	cfg, log := p.cfg, p.log
-	api := httpapi.New(cfg.HTTP.Token, p.metrics.registry, log)
+	api := httpapi.New(httpapi.Tokens{Admin: cfg.HTTP.Token, Read: cfg.HTTP.ReadToken}, p.metrics.registry, log)
 	if rdb := p.redis; rdb != nil {
 		api.AddCheck(httpapi.Check{Name: "redis", Required: true, State: func(ctx context.Context) (bool, string) {
 			if err := rdb.Ping(ctx).Err(); err != nil {
@@ -38,20 +38,27 @@ func (p *App) newAPI() *httpapi.Server {
 			return false, "not connected to " + url
 		}})
 	}
-	api.Handle("GET /v1/route", httpapi.RouteHandler(p.Decider))
+	// Whose client a number is, dead events (names, phones, chat text) and manager states
+	// are client data; queue stats are counts, but a dashboard holding the read token
+	// reads them with the rest, and nothing under /v1 but the webhooks is open.
+	api.Handle("GET /v1/route", httpapi.Read, httpapi.RouteHandler(p.Decider))
 	if p.events != nil {
-		api.Handle("GET /v1/queue/dead", queue.DeadHandler(p.events.queue))
-		api.Handle("GET /v1/queue/stats", queue.StatsHandler(p.events.queue))
-		api.HandleProtected("POST /v1/queue/dead/{id}/replay", queue.ReplayHandler(p.events.queue))
+		api.Handle("GET /v1/queue/dead", httpapi.Read, queue.DeadHandler(p.events.queue))
+		api.Handle("GET /v1/queue/stats", httpapi.Read, queue.StatsHandler(p.events.queue))
+		api.Handle("POST /v1/queue/dead/{id}/replay", httpapi.Admin, queue.ReplayHandler(p.events.queue))
+		api.Handle("POST /v1/queue/dead/replay", httpapi.Admin, queue.ReplayAllHandler(p.events.queue))
+		if p.redis != nil {
+			api.AddCheck(httpapi.Check{Name: "queue_persistence", State: p.redisPersistence})
+		}
 	}
 	get, put := httpapi.ManagerAvailability(&p.router)
-	api.Handle("GET /v1/managers/{id}/availability", get)
-	api.HandleProtected("PUT /v1/managers/{id}/availability", put)
+	api.Handle("GET /v1/managers/{id}/availability", httpapi.Read, get)
+	api.Handle("PUT /v1/managers/{id}/availability", httpapi.Admin, put)
 	var enqueue httpapi.ChangeEnqueuer
 	if p.chat != nil {
 		enqueue = p.enqueueChange
 	}
-	api.Handle("POST /v1/webhooks/amocrm/{secret}", httpapi.AmoCRMWebhook(cfg.AmoCRM.WebhookSecret, &p.router, enqueue, log))
+	api.Handle("POST /v1/webhooks/amocrm/{secret}", httpapi.Webhook, httpapi.AmoCRMWebhook(cfg.AmoCRM.WebhookSecret, &p.router, enqueue, log))
 	p.chatRoutes(api)
 	if cfg.AmoCRM.Configured() && cfg.AmoCRM.WebhookSecret == "" {
 		log.Warn().Msg("amocrm.webhook_secret is empty: amoCRM webhooks are refused, so responsible changes reach routing only when the cache expires")

@@ -50,12 +50,14 @@ func VerifyOnline(ctx context.Context, cfg *config.Config) (problems []string, c
 		if err != nil {
 			return nil, "", err
 		}
-		chat, err := chatbridge.VerifyUsers(ctx, cfg.Chat.Config, c, set.Synced...)
+		signedIn, refused := chatbridge.SignIn(ctx, set.Synced)
+		problems = append(problems, refused...)
+		chat, err := chatbridge.VerifyUsers(ctx, cfg.Chat.Config, c, signedIn...)
 		if err != nil {
 			return nil, "", err
 		}
 		problems = append(problems, chat...)
-		for _, p := range set.Synced {
+		for _, p := range signedIn {
 			asked = append(asked, string(p.Name())+" users")
 		}
 	}

@@ -33,7 +33,14 @@ type Config struct {
 	// Chat is the chat side: chat platforms, responsible sync with amoCRM, chat users and
 	// their roles, online-chat leads. Off while chat.platforms is empty.
 	Chat Chat `yaml:"chat"`
+
+	// warnings are problems that do not stop crmlink (Warnings).
+	warnings []string
 }
+
+// Warnings are the problems Load found that do not stop crmlink, one line each naming
+// the key or file: check-config prints them, serve logs them.
+func (c *Config) Warnings() []string { return c.warnings }
 
 // Chat is the `chat:` section: chatbridge's configuration (platforms, sync directions,
 // users and roles, the anti ping-pong guard) and the online-chat leads.
@@ -49,8 +56,10 @@ func (c Chat) Enabled() bool { return len(c.Platforms) > 0 }
 // Queue is the durable event queue between call outcomes and CRM writes: Redis Streams
 // when redis.addrs is set, files under data_dir otherwise.
 type Queue struct {
-	// MaxAttempts before an event goes to the dead-letter list (GET /v1/queue/dead).
-	MaxAttempts int `yaml:"max_attempts"`
+	// RetryFor is how long a failing event is retried (backoff doubling from 1 s to 5 min)
+	// before it goes to the dead-letter list (GET /v1/queue/dead): it should outlast an
+	// amoCRM outage, so that nothing needs a replay after one.
+	RetryFor time.Duration `yaml:"retry_for"`
 	// Workers process events in parallel; one client's events stay in order.
 	Workers int `yaml:"workers"`
 	// Consumer names this instance in the Redis consumer group; empty: the host name. A
@@ -68,8 +77,13 @@ type Log struct {
 // HTTP is the API listener (/healthz, /metrics, /v1/...).
 type HTTP struct {
 	Listen string `yaml:"listen"`
-	// Token guards state-changing endpoints (Authorization: Bearer). Env CRMLINK_HTTP_TOKEN.
+	// Token is the admin bearer token (Authorization: Bearer): every /v1 endpoint,
+	// state-changing ones included. Env CRMLINK_HTTP_TOKEN.
 	Token string `yaml:"token"`
+	// ReadToken is the viewer's bearer token: the endpoints that reveal client data
+	// (/v1/route, /v1/chat-access, /v1/queue/dead, ...) but no change. Env
+	// CRMLINK_HTTP_READ_TOKEN.
+	ReadToken string `yaml:"read_token"`
 }
 
 // Redis holds shared state and the event queue; without addrs crmlink keeps state in process.
@@ -112,6 +126,9 @@ type Fallback struct {
 type AGI struct {
 	Enabled bool   `yaml:"enabled"`
 	Listen  string `yaml:"listen"`
+	// AllowedNetworks are the networks Asterisk may connect from (CIDR); a connection
+	// from elsewhere is closed unanswered. FastAGI has no authentication of its own.
+	AllowedNetworks []string `yaml:"allowed_networks"`
 }
 
 // SIP is the SIP redirect server answering INVITEs with 302.

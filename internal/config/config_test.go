@@ -50,6 +50,7 @@ func TestEmptyConfigGivesDefaults(t *testing.T) {
 	assert.False(t, cfg.Redis.Enabled())
 	assert.False(t, cfg.AmoCRM.Configured())
 	assert.Equal(t, []string{"lead", "contact", "company"}, cfg.Routing.Precedence)
+	assert.Equal(t, 2*time.Hour, cfg.Queue.RetryFor, "outlasts an amoCRM maintenance window")
 }
 
 func TestParseErrors(t *testing.T) {
@@ -77,6 +78,9 @@ func TestParseErrors(t *testing.T) {
 		{"bad schedule", "managers:\n  - crm_user: 5\n    endpoints: [PJSIP/101]\n    schedule:\n      timezone: Mars/Olympus\n      days: [monday]\n      hours: 9-18\n      days_off: [01.01.2027]\n",
 			[]string{"schedule.timezone", "schedule.days[0]", "schedule.hours", "schedule.days_off[0]"}},
 		{"bad network", "sip_redirect:\n  enabled: true\n  allowed_networks: [10.0.0.0]\n", []string{"sip_redirect.allowed_networks[0]"}},
+		{"retry horizon too short", "queue:\n  retry_for: 30s\n", []string{"queue.retry_for: is 30s; allowed: 1m to 72h"}},
+		{"retry horizon too long", "queue:\n  retry_for: 240h\n", []string{"queue.retry_for: is 240h0m0s; allowed: 1m to 72h"}},
+		{"removed attempt count", "queue:\n  max_attempts: 8\n", []string{`line 2: unknown key "max_attempts"`, "replaced by queue.retry_for"}},
 		{"not yaml", "routing: [\n", []string{"line"}},
 	}
 	for _, c := range cases {
@@ -126,6 +130,31 @@ chat:
 chat: {platforms: [{platform: wazzup, sync: true, api_url: "https://api.wazzup24.com"}]}
 `))
 	require.ErrorContains(t, err, "chat.platforms[0].api_key: is empty")
+}
+
+func TestChatAppCredentialsFromEnvironment(t *testing.T) {
+	t.Setenv("CRMLINK_AMOCRM_TOKEN", "from-env")
+	t.Setenv("CRMLINK_CHAT_CHATAPP_EMAIL", "owner@example.com")
+	t.Setenv("CRMLINK_CHAT_CHATAPP_APP_ID", "app_1_1")
+	t.Setenv("CRMLINK_CHAT_CHATAPP_PASSWORD", "password-from-env")
+	t.Setenv("CRMLINK_CHAT_CHATAPP_WEBHOOK_SECRET", "chatapp-secret-from-env-0123")
+	cfg, err := Parse([]byte(`amocrm: {base_url: "https://x.amocrm.ru"}
+chat:
+  platforms:
+    - {platform: chatapp, sync: true, api_url: "https://api.chatapp.online", licenses: [{id: "1", messenger: grWhatsApp}]}
+`))
+	require.NoError(t, err)
+	p := cfg.Chat.Platforms[0]
+	assert.Equal(t, []string{"owner@example.com", "app_1_1", "password-from-env"}, []string{p.Email, p.AppID, p.Password})
+
+	t.Setenv("CRMLINK_CHAT_CHATAPP_PASSWORD", "")
+	_, err = Parse([]byte(`amocrm: {base_url: "https://x.amocrm.ru"}
+chat:
+  platforms:
+    - {platform: chatapp, sync: true, api_url: "https://api.chatapp.online", api_key: pasted, licenses: [{id: "1", messenger: grWhatsApp}]}
+`))
+	require.ErrorContains(t, err, "chat.platforms[0].api_key: is set, but ChatApp's access tokens expire after 24 hours")
+	require.ErrorContains(t, err, "chat.platforms[0].password: is empty; set CRMLINK_CHAT_CHATAPP_PASSWORD")
 }
 
 func TestChatNeedsAmoCRM(t *testing.T) {

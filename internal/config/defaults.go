@@ -5,6 +5,7 @@ import (
 
 	"github.com/crmlink/crmlink/chatbridge"
 	"github.com/crmlink/crmlink/chatbridge/leads"
+	"github.com/crmlink/crmlink/internal/queue"
 	"github.com/crmlink/crmlink/routing"
 	"github.com/crmlink/crmlink/routing/rules"
 )
@@ -35,9 +36,8 @@ const (
 	DefaultNegativeTTL    = routing.DefaultNegativeTTL
 	DefaultRequestTimeout = 10 * time.Second
 	DefaultRegion         = routing.DefaultRegion
-	// DefaultQueueAttempts with the queue's backoff (1 s doubling to 5 min) keeps retrying
-	// for about ten minutes: long enough to ride out an amoCRM outage of a few minutes.
-	DefaultQueueAttempts = 8
+	// DefaultQueueRetryFor rides out an amoCRM maintenance window (tens of minutes).
+	DefaultQueueRetryFor = queue.DefaultRetryFor
 	DefaultQueueWorkers  = 4
 )
 
@@ -62,7 +62,7 @@ func Default() *Config {
 			},
 			Fallback: Fallback{Context: DefaultFallback, Priority: 1},
 		},
-		AGI: AGI{Listen: DefaultAGIListen},
+		AGI: AGI{Listen: DefaultAGIListen, AllowedNetworks: []string{"127.0.0.0/8"}},
 		SIP: SIP{
 			Listen:          DefaultSIPListen,
 			AllowedNetworks: []string{"127.0.0.0/8"},
@@ -81,6 +81,6 @@ func Default() *Config {
 		},
 		Scenarios: rules.Defaults(),
 		Chat:      Chat{Config: chatbridge.Defaults(), Leads: leads.Defaults()},
-		Queue:     Queue{MaxAttempts: DefaultQueueAttempts, Workers: DefaultQueueWorkers},
+		Queue:     Queue{RetryFor: DefaultQueueRetryFor, Workers: DefaultQueueWorkers},
 	}
 }

@@ -30,6 +30,9 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s:\n%w", path, err)
 	}
+	if st, err := os.Stat(path); err == nil {
+		cfg.warnings = append(cfg.warnings, fileWarnings(path, st.Mode(), data)...)
+	}
 	return cfg, nil
 }
 
@@ -51,20 +54,22 @@ func Parse(data []byte) (*Config, error) {
 // Secrets read from the environment when set; they override the file so that a config
 // file can be committed without them.
 var secretEnv = []struct {
-	name string
-	dst  func(*Config) *string
+	name, key string
+	dst       func(*Config) *string
 }{
-	{"CRMLINK_HTTP_TOKEN", func(c *Config) *string { return &c.HTTP.Token }},
-	{"CRMLINK_REDIS_PASSWORD", func(c *Config) *string { return &c.Redis.Password }},
-	{"CRMLINK_ARI_PASSWORD", func(c *Config) *string { return &c.Asterisk.ARI.Password }},
-	{"CRMLINK_AMOCRM_TOKEN", func(c *Config) *string { return &c.AmoCRM.Token }},
-	{"CRMLINK_AMOCRM_CLIENT_SECRET", func(c *Config) *string { return &c.AmoCRM.OAuth.ClientSecret }},
-	{"CRMLINK_AMOCRM_WEBHOOK_SECRET", func(c *Config) *string { return &c.AmoCRM.WebhookSecret }},
+	{"CRMLINK_HTTP_TOKEN", "http.token", func(c *Config) *string { return &c.HTTP.Token }},
+	{"CRMLINK_HTTP_READ_TOKEN", "http.read_token", func(c *Config) *string { return &c.HTTP.ReadToken }},
+	{"CRMLINK_REDIS_PASSWORD", "redis.password", func(c *Config) *string { return &c.Redis.Password }},
+	{"CRMLINK_ARI_PASSWORD", "asterisk.ari.password", func(c *Config) *string { return &c.Asterisk.ARI.Password }},
+	{"CRMLINK_AMOCRM_TOKEN", "amocrm.token", func(c *Config) *string { return &c.AmoCRM.Token }},
+	{"CRMLINK_AMOCRM_CLIENT_SECRET", "amocrm.oauth.client_secret", func(c *Config) *string { return &c.AmoCRM.OAuth.ClientSecret }},
+	{"CRMLINK_AMOCRM_WEBHOOK_SECRET", "amocrm.webhook_secret", func(c *Config) *string { return &c.AmoCRM.WebhookSecret }},
 }
 
 // ApplyEnv copies secrets from the environment into cfg. A chat platform's secrets come
 // from CRMLINK_CHAT_<PLATFORM>_API_KEY and CRMLINK_CHAT_<PLATFORM>_WEBHOOK_SECRET, e.g.
-// CRMLINK_CHAT_WAZZUP_API_KEY.
+// CRMLINK_CHAT_WAZZUP_API_KEY, and ChatApp's from CRMLINK_CHAT_CHATAPP_EMAIL, _PASSWORD and
+// _APP_ID.
 func ApplyEnv(cfg *Config, getenv func(string) string) {
 	for _, s := range secretEnv {
 		if v := getenv(s.name); v != "" {
@@ -79,6 +84,12 @@ func ApplyEnv(cfg *Config, getenv func(string) string) {
 		}
 		if v := getenv(prefix + "WEBHOOK_SECRET"); v != "" {
 			p.WebhookSecret = v
+		}
+		// ChatApp's tokens.make credentials (CRMLINK_CHAT_CHATAPP_PASSWORD and the like).
+		for suffix, dst := range map[string]*string{"EMAIL": &p.Email, "PASSWORD": &p.Password, "APP_ID": &p.AppID} {
+			if v := getenv(prefix + suffix); v != "" {
+				*dst = v
+			}
 		}
 	}
 }
@@ -96,6 +107,12 @@ var (
 	reWrongType = regexp.MustCompile("^line (\\d+): cannot unmarshal !!(\\w+)(?: `(.*)`)? into (.+)$")
 )
 
+// replacedKeys tell the upgrading administrator what took the place of a removed key, by
+// "<type>.<key>".
+var replacedKeys = map[string]string{
+	"config.Queue.max_attempts": "queue.max_attempts was replaced by queue.retry_for, how long a failing event is retried (e.g. 2h)",
+}
+
 // explainYAML turns yaml.v3's messages into ones that name the key and what is allowed.
 // data is the document, read again to find the key of a value of the wrong type: yaml.v3
 // names only its line.
@@ -109,7 +126,11 @@ func explainYAML(err error, data []byte) error {
 	var out Errors
 	for _, msg := range te.Errors {
 		if m := reUnknown.FindStringSubmatch(msg); m != nil {
-			out = append(out, fmt.Sprintf("line %s: unknown key %q (allowed here: %s)", m[1], m[2], strings.Join(keysOf(m[3]), ", ")))
+			line := fmt.Sprintf("line %s: unknown key %q (allowed here: %s)", m[1], m[2], strings.Join(keysOf(m[3]), ", "))
+			if hint, ok := replacedKeys[m[3]+"."+m[2]]; ok {
+				line += "; " + hint
+			}
+			out = append(out, line)
 			continue
 		}
 		if m := reWrongType.FindStringSubmatch(msg); m != nil {

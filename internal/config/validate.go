@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"net"
-	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -38,7 +37,11 @@ var checks = []func(*validator, *Config){
 	checkManagers,
 	checkScenariosAndQueue,
 	checkChat,
+	checkExposure,
 }
+
+// checkExposure: listeners reachable from other hosts and what guards them (exposure.go).
+func checkExposure(v *validator, c *Config) { c.validateExposure(v) }
 
 func checkBasics(v *validator, c *Config) {
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
@@ -81,12 +84,7 @@ func checkFrontEnds(v *validator, c *Config) {
 	if !c.SIP.Enabled {
 		return
 	}
-	v.hostPort("sip_redirect.listen", c.SIP.Listen)
-	for i, n := range c.SIP.AllowedNetworks {
-		if _, err := netip.ParsePrefix(n); err != nil {
-			v.add(fmt.Sprintf("sip_redirect.allowed_networks[%d]", i), "is %q; allowed: a network in CIDR form such as 10.0.0.0/8", n)
-		}
-	}
+	v.hostPort("sip_redirect.listen", c.SIP.Listen) // allowed_networks: checkExposure
 	if err := sip.CheckContactTemplate(c.SIP.ContactTemplate); err != nil {
 		v.add("sip_redirect.contact_template", "is %q; %v", c.SIP.ContactTemplate, err)
 	}
@@ -183,8 +181,9 @@ func checkSchedule(v *validator, key string, s Schedule) {
 
 func checkScenariosAndQueue(v *validator, c *Config) {
 	v.errs = append(v.errs, c.Scenarios.Validate()...)
-	if c.Queue.MaxAttempts < 1 || c.Queue.MaxAttempts > 100 {
-		v.add("queue.max_attempts", "is %d; allowed: 1 to 100", c.Queue.MaxAttempts)
+	// Over three days a retry could outlive the rules engine's memory of what it wrote.
+	if c.Queue.RetryFor < time.Minute || c.Queue.RetryFor > 72*time.Hour {
+		v.add("queue.retry_for", "is %s; allowed: 1m to 72h (how long a failing event is retried before the dead-letter list, e.g. 2h)", c.Queue.RetryFor)
 	}
 	if c.Queue.Workers < 1 || c.Queue.Workers > 64 {
 		v.add("queue.workers", "is %d; allowed: 1 to 64", c.Queue.Workers)

@@ -1,16 +1,16 @@
 // Package httpapi is crmlink's HTTP listener: health, Prometheus metrics and the /v1 API.
-// Reads are open; every state-changing request needs the configured bearer token.
+// Every route is registered with its Access: health and metrics are open, webhooks
+// authenticate their callers themselves, reads that reveal client data need the read or
+// admin token, changes need the admin token.
 package httpapi
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,30 +29,38 @@ type Check struct {
 // Server is the HTTP API.
 type Server struct {
 	mux      *http.ServeMux
-	token    string
+	auth     *authorizer
+	routes   []Route
 	checks   []Check
 	registry *prometheus.Registry
 	log      zerolog.Logger
 }
 
-// New builds a server; token guards state-changing endpoints (an empty token refuses them).
-func New(token string, registry *prometheus.Registry, log zerolog.Logger) *Server {
-	s := &Server{mux: http.NewServeMux(), token: token, registry: registry, log: log.With().Str("component", "http").Logger()}
-	s.mux.HandleFunc("GET /healthz", s.healthz)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{Registry: registry}))
+// Route is one registered endpoint and who may call it.
+type Route struct {
+	Pattern string // as given to http.ServeMux: "GET /v1/route"
+	Access  Access
+}
+
+// New builds a server with /healthz and /metrics; tokens guard the Read and Admin routes.
+func New(tokens Tokens, registry *prometheus.Registry, log zerolog.Logger) *Server {
+	s := &Server{mux: http.NewServeMux(), auth: newAuthorizer(tokens), registry: registry, log: log.With().Str("component", "http").Logger()}
+	s.Handle("GET /healthz", Open, http.HandlerFunc(s.healthz))
+	s.Handle("GET /metrics", Open, promhttp.HandlerFor(registry, promhttp.HandlerOpts{Registry: registry}))
 	return s
 }
 
 // AddCheck adds a dependency to /healthz.
 func (s *Server) AddCheck(c Check) { s.checks = append(s.checks, c) }
 
-// Handle registers a read-only endpoint ("GET /v1/route").
-func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
-
-// HandleProtected registers an endpoint that needs the bearer token.
-func (s *Server) HandleProtected(pattern string, h http.Handler) {
-	s.mux.Handle(pattern, s.requireToken(h))
+// Handle registers an endpoint ("GET /v1/route") with who may call it.
+func (s *Server) Handle(pattern string, access Access, h http.Handler) {
+	s.mux.Handle(pattern, s.guard(access, h))
+	s.routes = append(s.routes, Route{Pattern: pattern, Access: access})
 }
+
+// Routes lists the registered endpoints in registration order.
+func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
@@ -105,18 +113,6 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	WriteJSON(w, code, h)
-}
-
-func (s *Server) requireToken(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if s.token == "" || !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) != 1 {
-			s.log.Warn().Str("path", r.URL.Path).Str("remote", r.RemoteAddr).Msg("rejected: missing or wrong bearer token")
-			WriteError(w, http.StatusUnauthorized, "this endpoint needs Authorization: Bearer <http.token>")
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
 }
 
 // WriteJSON writes v as the response.

@@ -19,10 +19,10 @@ import (
 	"github.com/crmlink/crmlink/routing"
 )
 
-func newServer(t *testing.T, token string) (*Server, *bytes.Buffer) {
+func newServer(t *testing.T, tokens Tokens) (*Server, *bytes.Buffer) {
 	t.Helper()
 	var logs bytes.Buffer
-	return New(token, prometheus.NewRegistry(), zerolog.New(&logs)), &logs
+	return New(tokens, prometheus.NewRegistry(), zerolog.New(&logs)), &logs
 }
 
 func do(t *testing.T, h http.Handler, method, path, body string, hdr ...string) *httptest.ResponseRecorder {
@@ -49,7 +49,7 @@ func TestHealthz(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			s, _ := newServer(t, "")
+			s, _ := newServer(t, Tokens{})
 			for _, ch := range c.checks {
 				s.AddCheck(ch)
 			}
@@ -64,7 +64,7 @@ func TestHealthz(t *testing.T) {
 }
 
 func TestMetricsExposition(t *testing.T) {
-	s, _ := newServer(t, "")
+	s, _ := newServer(t, Tokens{})
 	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "crmlink_test_total", Help: "x"})
 	s.registry.MustRegister(c)
 	c.Inc()
@@ -73,30 +73,65 @@ func TestMetricsExposition(t *testing.T) {
 	assert.Contains(t, rec.Body.String(), "crmlink_test_total 1")
 }
 
-func TestProtectedEndpointsNeedTheToken(t *testing.T) {
+func TestEndpointsNeedTheirToken(t *testing.T) {
 	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) })
+	both := Tokens{Admin: "admin-secret", Read: "read-secret"}
 	cases := []struct {
-		name, token, header string
-		code                int
+		name   string
+		tokens Tokens
+		access Access
+		header string
+		code   int
+		says   string // in the answer: what to send or set
 	}{
-		{"no header", "secret", "", 401},
-		{"wrong token", "secret", "Bearer nope", 401},
-		{"not bearer", "secret", "secret", 401},
-		{"right token", "secret", "Bearer secret", 204},
-		{"no token configured refuses all", "", "Bearer ", 401},
+		{"read: no header", both, Read, "", 401, "http.read_token"},
+		{"read: read token", both, Read, "Bearer read-secret", 204, ""},
+		{"read: admin token", both, Read, "Bearer admin-secret", 204, ""},
+		{"read: scheme in lower case", both, Read, "bearer read-secret", 204, ""},
+		{"read: basic scheme", both, Read, "Basic read-secret", 401, "Authorization: Bearer"},
+		{"read: wrong token", both, Read, "Bearer read-secre", 401, "wrong bearer token"},
+		{"read: not bearer", both, Read, "read-secret", 401, "Authorization: Bearer"},
+		{"read: empty bearer", both, Read, "Bearer ", 401, "Authorization: Bearer"},
+		{"admin: no header", both, Admin, "", 401, "http.token"},
+		{"admin: read token", both, Admin, "Bearer read-secret", 403, "read token does not allow changes"},
+		{"admin: admin token", both, Admin, "Bearer admin-secret", 204, ""},
+		{"admin: wrong token", both, Admin, "Bearer nope", 401, "wrong bearer token"},
+		{"read with only the admin token set", Tokens{Admin: "admin-secret"}, Read, "Bearer admin-secret", 204, ""},
+		{"admin with only the read token set", Tokens{Read: "read-secret"}, Admin, "Bearer read-secret", 403, "off until http.token"},
+		{"no tokens: read is off", Tokens{}, Read, "Bearer ", 403, "off until http.read_token"},
+		{"no tokens: admin is off", Tokens{}, Admin, "", 403, "off until http.token"},
+		{"open needs nothing", both, Open, "", 204, ""},
+		{"webhooks authenticate themselves", Tokens{}, Webhook, "", 204, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			s, logs := newServer(t, c.token)
-			s.HandleProtected("PUT /v1/x", ok)
+			s, logs := newServer(t, c.tokens)
+			s.Handle("PUT /v1/x", c.access, ok)
 			rec := do(t, s, "PUT", "/v1/x", "", "Authorization", c.header)
 			assert.Equal(t, c.code, rec.Code)
-			if c.code == 401 {
-				assert.Contains(t, logs.String(), "rejected")
-				assert.NotContains(t, logs.String(), "secret", "the token is never logged")
+			assert.Contains(t, rec.Body.String(), c.says)
+			if c.code >= 400 {
+				assert.Contains(t, logs.String(), "rejected API request")
 			}
+			assert.NotContains(t, logs.String(), "secret", "a token is never logged")
 		})
 	}
+}
+
+func TestRefusedRequestsAreLoggedOncePerInterval(t *testing.T) {
+	s, logs := newServer(t, Tokens{Admin: "admin-secret"})
+	s.Handle("GET /v1/x", Read, http.NotFoundHandler())
+	for range 1000 {
+		require.Equal(t, 401, do(t, s, "GET", "/v1/x", "", "Authorization", "Bearer guess").Code)
+	}
+	assert.Equal(t, 1, strings.Count(logs.String(), "rejected API request"), logs.String())
+	assert.NotContains(t, logs.String(), "guess")
+}
+
+func TestRoutesListsEveryRegistration(t *testing.T) {
+	s, _ := newServer(t, Tokens{})
+	s.Handle("GET /v1/route", Read, http.NotFoundHandler())
+	assert.Equal(t, []Route{{"GET /healthz", Open}, {"GET /metrics", Open}, {"GET /v1/route", Read}}, s.Routes())
 }
 
 func TestRouteHandler(t *testing.T) {
@@ -135,9 +170,9 @@ func TestAmoCRMWebhook(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			s, logs := newServer(t, "")
+			s, logs := newServer(t, Tokens{})
 			app := &recordingApplier{}
-			s.Handle("POST /v1/webhooks/amocrm/{secret}", AmoCRMWebhook("s3cret", app, nil, zerolog.New(logs)))
+			s.Handle("POST /v1/webhooks/amocrm/{secret}", Webhook, AmoCRMWebhook("s3cret", app, nil, zerolog.New(logs)))
 			rec := do(t, s, "POST", c.path, c.body, "Content-Type", "application/x-www-form-urlencoded")
 			assert.Equal(t, c.code, rec.Code)
 			assert.Len(t, app.got, c.applied)
@@ -147,9 +182,9 @@ func TestAmoCRMWebhook(t *testing.T) {
 			assert.NotContains(t, logs.String(), "s3cret")
 		})
 	}
-	s, _ := newServer(t, "")
+	s, _ := newServer(t, Tokens{})
 	app := &recordingApplier{}
-	s.Handle("POST /v1/webhooks/amocrm/{secret}", AmoCRMWebhook("s3cret", app, nil, zerolog.Nop()))
+	s.Handle("POST /v1/webhooks/amocrm/{secret}", Webhook, AmoCRMWebhook("s3cret", app, nil, zerolog.Nop()))
 	do(t, s, "POST", "/v1/webhooks/amocrm/s3cret", form, "Content-Type", "application/x-www-form-urlencoded")
 	require.Len(t, app.got, 1)
 	assert.Equal(t, crm.ResponsibleChange{Entity: crm.EntityContact, ID: 2007, Responsible: 1004, OldResponsible: 1001}, app.got[0])
@@ -175,9 +210,9 @@ func (a *availability) ManagerAvailability(u crm.UserID) routing.Availability { 
 func TestManagerAvailability(t *testing.T) {
 	a := &availability{set: map[crm.UserID]routing.Availability{}}
 	get, put := ManagerAvailability(a)
-	s, _ := newServer(t, "tok")
-	s.Handle("GET /v1/managers/{id}/availability", get)
-	s.HandleProtected("PUT /v1/managers/{id}/availability", put)
+	s, _ := newServer(t, Tokens{Admin: "tok"})
+	s.Handle("GET /v1/managers/{id}/availability", Read, get)
+	s.Handle("PUT /v1/managers/{id}/availability", Admin, put)
 	auth := []string{"Authorization", "Bearer tok"}
 	assert.Equal(t, 200, do(t, s, "PUT", "/v1/managers/1001/availability", `{"state":"unavailable"}`, auth...).Code)
 	assert.Equal(t, routing.Unavailable, a.set[1001])
@@ -185,6 +220,6 @@ func TestManagerAvailability(t *testing.T) {
 	assert.Equal(t, 400, do(t, s, "PUT", "/v1/managers/abc/availability", `{"state":"unavailable"}`, auth...).Code)
 	assert.Equal(t, 400, do(t, s, "PUT", "/v1/managers/1001/availability", `{"state":"maybe"}`, auth...).Code)
 	assert.Equal(t, 400, do(t, s, "PUT", "/v1/managers/1001/availability", `not json`, auth...).Code)
-	rec := do(t, s, "GET", "/v1/managers/1001/availability", "")
+	rec := do(t, s, "GET", "/v1/managers/1001/availability", "", auth...)
 	assert.JSONEq(t, `{"state":"unavailable"}`, rec.Body.String())
 }

@@ -454,14 +454,24 @@ func (e *engine) work(d *delivery) {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	log := e.log.With().Str("event", ev.ID).Str("kind", ev.Kind).Int("attempt", ev.Attempts).Logger()
-	var serr error
+	var (
+		serr  error
+		delay time.Duration
+		dead  = IsPermanent(err)
+	)
+	if err != nil {
+		now := time.Now()
+		ev.failed(err, now)
+		if !dead {
+			delay, dead = e.opts.afterFailure(ev, now)
+		}
+	}
 	switch {
 	case err == nil:
 		if serr = e.st.ack(ctx, d); serr == nil && e.opts.Hooks.Acked != nil {
 			e.opts.Hooks.Acked(ev, time.Since(start))
 		}
-	case IsPermanent(err) || ev.Attempts >= e.opts.MaxAttempts:
-		ev.LastError = err.Error()
+	case dead:
 		if serr = e.st.bury(ctx, d, ev); serr == nil {
 			log.Warn().Err(err).Bool("permanent", IsPermanent(err)).Msg("event moved to the dead-letter list")
 			if e.opts.Hooks.Dead != nil {
@@ -469,8 +479,6 @@ func (e *engine) work(d *delivery) {
 			}
 		}
 	default:
-		ev.LastError = err.Error()
-		delay := e.opts.backoff(ev.Attempts)
 		at := ceilMilli(time.Now().Add(delay))
 		if serr = e.st.retry(ctx, d, ev, at, true); serr == nil {
 			r.retryAt = at

@@ -25,18 +25,29 @@ type Event struct {
 	FirstSeen time.Time `json:"first_seen"`
 	// LastError is the error of the latest failed attempt; Replay keeps it as history.
 	LastError string `json:"last_error,omitempty"`
+	// FailingSince is when the event's current run of failed attempts began (its first
+	// failure, or the first one after a Replay): Options.RetryFor counts from it.
+	FailingSince time.Time `json:"failing_since,omitzero"`
+}
+
+// failed records a failed attempt at now.
+func (e *Event) failed(err error, now time.Time) {
+	e.LastError = err.Error()
+	if e.Attempts <= 1 || e.FailingSince.IsZero() {
+		e.FailingSince = now.UTC()
+	}
 }
 
 // Handler processes one event. Returning nil acknowledges it; an error retries it with
-// backoff until MaxAttempts, and an error wrapped by Permanent sends it to the dead-letter
+// backoff for Options.RetryFor, and an error wrapped by Permanent sends it to the dead-letter
 // list at once. The context ends at the handler timeout or when a shutdown gives up waiting.
 type Handler func(ctx context.Context, e Event) error
 
 // Queue stores events durably and delivers them to a Handler at least once.
 type Queue interface {
 	// Publish returns once e is durably stored; a nil error is the producer's permission to
-	// acknowledge its own source. It clears Attempts and LastError and sets FirstSeen when
-	// it is zero.
+	// acknowledge its own source. It clears Attempts, LastError and FailingSince and sets
+	// FirstSeen when it is zero.
 	Publish(ctx context.Context, e Event) error
 	// Run delivers events to h until ctx ends, then lets running handlers finish for
 	// Options.ShutdownGrace and returns nil; it returns an error only when the store is
@@ -117,6 +128,7 @@ func prepare(e Event, now time.Time) (Event, []byte, error) {
 	}
 	e.Attempts = 0
 	e.LastError = ""
+	e.FailingSince = time.Time{}
 	if e.FirstSeen.IsZero() {
 		e.FirstSeen = now.UTC()
 	}

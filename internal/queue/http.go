@@ -55,6 +55,20 @@ func ReplayHandler(q Queue) http.Handler {
 	})
 }
 
+// ReplayAllHandler serves POST /v1/queue/dead/replay: every dead event goes back to the
+// queue with its attempts reset, e.g. after an outage that outlasted the retry horizon.
+// It answers {"replayed": N}; on a store error 503 with the count replayed before it.
+func ReplayAllHandler(q Queue) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, err := ReplayAll(r.Context(), q)
+		if err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": err.Error(), "replayed": n})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]int{"replayed": n})
+	})
+}
+
 // StatsHandler serves GET /v1/queue/stats: the Stats counters as JSON.
 func StatsHandler(q Queue) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -72,3 +72,46 @@ func TestOperatorEndpoints(t *testing.T) {
 		assert.JSONEq(t, `{"pending":0,"retrying":0,"in_flight":0,"dead":0,"processed":1,"failures":1}`, body)
 	})
 }
+
+// After an outage longer than the retry horizon the admin replays the whole list at once.
+func TestReplayAllEndpoint(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open opener) {
+		q := open(t, fastOptions(t))
+		mux := http.NewServeMux()
+		mux.Handle("POST /v1/queue/dead/replay", ReplayAllHandler(q))
+		mux.Handle("POST /v1/queue/dead/{id}/replay", ReplayHandler(q))
+		replayAll := func() (int, string) {
+			w := httptest.NewRecorder()
+			mux.ServeHTTP(w, httptest.NewRequest("POST", "/v1/queue/dead/replay", nil))
+			return w.Code, w.Body.String()
+		}
+
+		code, body := replayAll()
+		assert.Equal(t, http.StatusOK, code)
+		assert.JSONEq(t, `{"replayed":0}`, body, "an empty list replays nothing")
+
+		var down atomic.Bool
+		down.Store(true)
+		rec := newRecorder(func(context.Context, Event) error {
+			if down.Load() {
+				return Permanent(errors.New("amoCRM answered 401: the token expired"))
+			}
+			return nil
+		})
+		startRun(t, q, rec.handle)
+		ids := publishN(t, q, 5, "call")
+		waitStats(t, q, "all dead", func(s Stats) bool { return s.Dead == 5 && s.InFlight == 0 && s.Pending == 0 })
+
+		down.Store(false)
+		code, body = replayAll()
+		assert.Equal(t, http.StatusOK, code)
+		assert.JSONEq(t, `{"replayed":5}`, body)
+		waitStats(t, q, "all delivered", settledAll(5))
+		assert.Empty(t, deadList(t, q))
+		for _, id := range ids {
+			calls := rec.callsOf(id)
+			require.Len(t, calls, 2, "event %s: the dead attempt and the replay", id)
+			assert.Equal(t, 1, calls[1].Attempts, "attempts reset")
+		}
+	})
+}

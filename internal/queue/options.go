@@ -10,8 +10,10 @@ import (
 
 // Defaults applied when an option is left zero.
 const (
-	DefaultConcurrency    = 4
-	DefaultMaxAttempts    = 8
+	DefaultConcurrency = 4
+	// DefaultRetryFor outlasts an amoCRM maintenance window (tens of minutes) with room to
+	// spare: an outage shorter than this leaves nothing for an operator to replay.
+	DefaultRetryFor       = 2 * time.Hour
 	DefaultBackoffBase    = time.Second
 	DefaultBackoffMax     = 5 * time.Minute
 	DefaultJitter         = 0.2
@@ -29,10 +31,16 @@ type Options struct {
 	// retry. "" (or a nil OrderKey) means no ordering. Order holds within one consumer;
 	// Redis consumers on several instances may handle one key in parallel.
 	OrderKey func(Event) string
-	// MaxAttempts is how many handler calls an event gets before it is dead; default 8.
+	// RetryFor is how long an event keeps being retried after its first failed attempt:
+	// the first attempt that fails RetryFor or later after it sends the event to the
+	// dead-letter list. A replayed event starts a new horizon. Default 2 h.
+	RetryFor time.Duration
+	// MaxAttempts, when positive, also caps the handler calls an event gets; 0 leaves the
+	// horizon to RetryFor alone.
 	MaxAttempts int
 	// BackoffBase is the delay after the first failure, doubled after each further one up
-	// to BackoffMax; defaults 1 s and 5 min.
+	// to BackoffMax; defaults 1 s and 5 min. BackoffMax is also how long a recovered CRM
+	// waits at most for the events that failed during its outage.
 	BackoffBase time.Duration
 	BackoffMax  time.Duration
 	// Jitter is the fraction of each delay drawn at random (0.2: between 80% and 100% of
@@ -64,8 +72,8 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Concurrency == 0 {
 		o.Concurrency = DefaultConcurrency
 	}
-	if o.MaxAttempts == 0 {
-		o.MaxAttempts = DefaultMaxAttempts
+	if o.RetryFor == 0 {
+		o.RetryFor = DefaultRetryFor
 	}
 	if o.BackoffBase == 0 {
 		o.BackoffBase = DefaultBackoffBase
@@ -85,8 +93,10 @@ func (o Options) withDefaults() (Options, error) {
 	switch {
 	case o.Concurrency < 0:
 		return o, fmt.Errorf("queue: Concurrency is %d; use a positive number, or 0 for %d", o.Concurrency, DefaultConcurrency)
+	case o.RetryFor < 0:
+		return o, fmt.Errorf("queue: RetryFor is %s; use a positive duration, or 0 for %s", o.RetryFor, DefaultRetryFor)
 	case o.MaxAttempts < 0:
-		return o, fmt.Errorf("queue: MaxAttempts is %d; use a positive number, or 0 for %d", o.MaxAttempts, DefaultMaxAttempts)
+		return o, fmt.Errorf("queue: MaxAttempts is %d; use a positive number, or 0 for no limit besides RetryFor", o.MaxAttempts)
 	case o.BackoffBase < 0 || o.BackoffMax < 0:
 		return o, fmt.Errorf("queue: backoff durations must be positive (base %s, max %s)", o.BackoffBase, o.BackoffMax)
 	case o.BackoffMax < o.BackoffBase:
@@ -97,6 +107,19 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("queue: HandlerTimeout (%s) and ShutdownGrace (%s) must be positive", o.HandlerTimeout, o.ShutdownGrace)
 	}
 	return o, nil
+}
+
+// afterFailure decides what becomes of an event whose attempt failed at now: the delay
+// before its next attempt, or dead once its retries are over. ev.FailingSince is when its
+// current run of failures began.
+func (o Options) afterFailure(ev Event, now time.Time) (delay time.Duration, dead bool) {
+	if o.MaxAttempts > 0 && ev.Attempts >= o.MaxAttempts {
+		return 0, true
+	}
+	if now.Sub(ev.FailingSince) >= o.RetryFor {
+		return 0, true
+	}
+	return o.backoff(ev.Attempts), false
 }
 
 // backoff is the delay before the attempt that follows failed attempt number n (1-based).

@@ -114,6 +114,7 @@ func TestRedisOptionsAreChecked(t *testing.T) {
 	assert.Equal(t, DefaultGroup, q.opts.Group)
 	assert.NotEmpty(t, q.opts.Consumer)
 	assert.Equal(t, DefaultClaimMinIdle, q.opts.ClaimMinIdle)
-	assert.Equal(t, 8, q.opts.MaxAttempts)
+	assert.Equal(t, DefaultRetryFor, q.opts.RetryFor)
+	assert.Zero(t, q.opts.MaxAttempts, "no attempt cap: the horizon decides")
 	assert.Equal(t, 4, q.opts.Concurrency)
 }

@@ -105,33 +105,59 @@ func ping(addr string) error {
 }
 
 func startRedis() (string, error) {
+	addr, stop, err := startRedisServer()
+	if err != nil {
+		return "", err
+	}
+	registerCleanup(stop)
+	return addr, nil
+}
+
+// PrivateRedis starts a redis-server of the test's own, stopped when the test ends, for a
+// test that changes the server itself (CONFIG SET), which the shared rig's Redis must never
+// see. args are extra redis-server options; the default is no persistence at all.
+func PrivateRedis(t testing.TB, args ...string) string {
+	t.Helper()
+	addr, stop, err := startRedisServer(args...)
+	if err != nil {
+		t.Fatalf("testrig: no private Redis for the test (install redis-server): %v", err)
+	}
+	t.Cleanup(stop)
+	return addr
+}
+
+// startRedisServer runs redis-server on a free loopback port with a data directory of its
+// own; stop kills it and removes the directory.
+func startRedisServer(args ...string) (addr string, stop func(), err error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		return "", fmt.Errorf("redis-server not found: %w", err)
+		return "", nil, fmt.Errorf("redis-server not found: %w", err)
 	}
 	port, err := freePort()
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	dir, err := os.MkdirTemp("", "crmlink-redis-")
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port),
-		"--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no")
+	addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	cmd := exec.Command(bin, append([]string{"--bind", "127.0.0.1", "--port", strconv.Itoa(port),
+		"--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no"}, args...)...)
 	// Dies with the test binary even when it is killed on a timeout.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return "", fmt.Errorf("start redis-server: %w", err)
+		_ = os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("start redis-server: %w", err)
 	}
-	registerCleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait(); _ = os.RemoveAll(dir) })
+	stop = func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait(); _ = os.RemoveAll(dir) }
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		if err := ping(addr); err == nil {
-			return addr, nil
+			return addr, stop, nil
 		} else if time.Now().After(deadline) {
-			return "", fmt.Errorf("redis-server on %s did not answer: %w", addr, err)
+			stop()
+			return "", nil, fmt.Errorf("redis-server on %s did not answer: %w", addr, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"runtime/debug"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/crmlink/crmlink/internal/ratelog"
 	"github.com/crmlink/crmlink/routing"
 )
 
@@ -26,6 +28,10 @@ type Server struct {
 	log         zerolog.Logger
 	timeout     time.Duration
 	ringTimeout time.Duration
+	allowed     []netip.Prefix
+	// refused bounds the warnings about refused connections: a port scan or a flood from
+	// outside costs one line per interval.
+	refused *ratelog.Limiter
 }
 
 // Option configures a Server.
@@ -56,6 +62,14 @@ func WithRingTimeout(d time.Duration) Option {
 	}
 }
 
+// WithAllowedNetworks lists the networks Asterisk may connect from; a connection from
+// elsewhere is closed before a byte is read or written. The default is loopback only
+// (127.0.0.0/8, ::1/128): FastAGI carries no password, and an answer says whose client a
+// number is.
+func WithAllowedNetworks(prefixes ...netip.Prefix) Option {
+	return func(s *Server) { s.allowed = append(s.allowed, prefixes...) }
+}
+
 // NewServer returns a FastAGI server that asks decider for every "route" request.
 func NewServer(decider routing.Decider, opts ...Option) *Server {
 	s := &Server{
@@ -67,7 +81,28 @@ func NewServer(decider routing.Decider, opts ...Option) *Server {
 	for _, o := range opts {
 		o(s)
 	}
+	if len(s.allowed) == 0 {
+		s.allowed = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	}
+	s.refused = ratelog.New(ratelog.DefaultInterval)
 	return s
+}
+
+// admitted reports whether conn comes from an allowed network.
+func (s *Server) admitted(conn net.Conn) bool {
+	if ap, err := netip.ParseAddrPort(conn.RemoteAddr().String()); err == nil {
+		addr := ap.Addr().Unmap()
+		for _, p := range s.allowed {
+			if p.Contains(addr) {
+				return true
+			}
+		}
+	}
+	if ok, suppressed := s.refused.Allow(); ok {
+		s.log.Warn().Str("remote", conn.RemoteAddr().String()).Int("suppressed", suppressed).
+			Msg("FastAGI connection from outside agi.allowed_networks; closed unanswered")
+	}
+	return false
 }
 
 // ListenAndServe listens on the TCP address (Asterisk's default port is 4573) and serves
@@ -124,6 +159,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			continue
 		}
 		backoff = 0
+		if !s.admitted(conn) {
+			conn.Close()
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

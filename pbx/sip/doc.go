@@ -12,9 +12,11 @@
 //	always     X-CRMLINK-Result, X-CRMLINK-Reason, X-CRMLINK-Owner, X-CRMLINK-Source
 //	           (empty values when there is nothing to say)
 //	OPTIONS    200 OK (qualify / keepalive)
-//	other      403 from outside the allowed networks (loopback by default); 481 for CANCEL,
-//	           BYE or re-INVITE without a transaction; 405 for known methods we do not
-//	           serve; 501 for unknown ones
+//	other      481 for CANCEL, BYE or re-INVITE without a transaction; 405 for known
+//	           methods we do not serve; 501 for unknown ones
+//	outside    nothing: a datagram or TCP connection from outside the allowed networks
+//	           (loopback by default) is dropped before it is parsed, so a forged source
+//	           cannot make the listener reflect or amplify; one warning per 10 s
 //
 // CRM-derived values are checked before they reach a header or URI: users are 1–64 of
 // [A-Za-z0-9._-+], reason and source 0–32 of [A-Za-z0-9._-], the owner is a number. A target

@@ -17,6 +17,7 @@ import (
 	sipmsg "github.com/emiago/sipgo/sip"
 	"github.com/rs/zerolog"
 
+	"github.com/crmlink/crmlink/internal/ratelog"
 	"github.com/crmlink/crmlink/routing"
 )
 
@@ -43,9 +44,12 @@ var (
 
 // RedirectServer answers INVITEs with 302 to the caller's personal manager.
 type RedirectServer struct {
-	decider  routing.Decider
-	log      zerolog.Logger
-	allowed  []netip.Prefix
+	decider routing.Decider
+	log     zerolog.Logger
+	allowed []netip.Prefix
+	// refused bounds the warnings about dropped requests: a flood of INVITEs from outside
+	// costs one line per interval.
+	refused  *ratelog.Limiter
 	contact  sipmsg.Uri
 	fallback *sipmsg.Uri
 	// fallbackTmpl is the fallback contact when it carries placeholders ({reason}, {owner},
@@ -81,9 +85,11 @@ func WithLogger(l zerolog.Logger) Option {
 	return func(c *config) { c.log = l }
 }
 
-// WithAllowedNetworks lists the networks requests may come from; others get 403 Forbidden.
-// The default is loopback only (127.0.0.0/8, ::1/128): a redirect server answers who owns a
-// number, so it is not for the open internet. Pass 0.0.0.0/0 and ::/0 to allow everyone.
+// WithAllowedNetworks lists the networks requests may come from. A datagram (or TCP
+// connection) from elsewhere is dropped before it is parsed: no answer, no transaction
+// state, so a forged source address cannot turn the listener into a reflector. The
+// default is loopback only (127.0.0.0/8, ::1/128): a redirect server answers who owns a
+// number, so it is not for the open internet.
 func WithAllowedNetworks(prefixes ...netip.Prefix) Option {
 	return func(c *config) { c.allowed = append(c.allowed, prefixes...) }
 }
@@ -142,6 +148,7 @@ func NewRedirectServer(decider routing.Decider, opts ...Option) (*RedirectServer
 		decider:       decider,
 		log:           cfg.log,
 		allowed:       cfg.allowed,
+		refused:       ratelog.New(ratelog.DefaultInterval),
 		contact:       contact,
 		decideTimeout: cfg.decideTimeout,
 	}
@@ -208,12 +215,43 @@ func (s *RedirectServer) ListenAndServe(ctx context.Context, network, addr strin
 // decisions in progress are answered, conn is closed and Serve returns nil. Serve on
 // several sockets with one ctx; once it has ended, the server stays stopped.
 func (s *RedirectServer) Serve(ctx context.Context, conn net.PacketConn) error {
-	return s.serve(ctx, conn, conn.LocalAddr(), func() error { return s.srv.ServeUDP(conn) })
+	return s.serve(ctx, conn, conn.LocalAddr(), func() error { return s.srv.ServeUDP(allowedPacketConn{conn, s}) })
 }
 
 // ServeTCP is Serve for a TCP listener.
 func (s *RedirectServer) ServeTCP(ctx context.Context, ln net.Listener) error {
-	return s.serve(ctx, ln, ln.Addr(), func() error { return s.srv.ServeTCP(ln) })
+	return s.serve(ctx, ln, ln.Addr(), func() error { return s.srv.ServeTCP(allowedListener{ln, s}) })
+}
+
+// allowedPacketConn hands sipgo only the datagrams from the allowed networks.
+type allowedPacketConn struct {
+	net.PacketConn
+	s *RedirectServer
+}
+
+func (c allowedPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := c.PacketConn.ReadFrom(b)
+		if err != nil || c.s.admitted(addr) {
+			return n, addr, err
+		}
+	}
+}
+
+// allowedListener hands sipgo only the TCP connections from the allowed networks.
+type allowedListener struct {
+	net.Listener
+	s *RedirectServer
+}
+
+func (l allowedListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil || l.s.admitted(c.RemoteAddr()) {
+			return c, err
+		}
+		c.Close()
+	}
 }
 
 func (s *RedirectServer) serve(ctx context.Context, closer interface{ Close() error }, addr net.Addr, run func() error) error {
@@ -285,9 +323,10 @@ func (s *RedirectServer) requestLog(req *sipmsg.Request) zerolog.Logger {
 	return s.log.With().Str("method", string(req.Method)).Str("call_id", callID).Str("src", req.Source()).Logger()
 }
 
-// admitted answers 403 to sources outside the allowed networks.
-func (s *RedirectServer) admitted(req *sipmsg.Request, tx sipmsg.ServerTransaction, log zerolog.Logger) bool {
-	if ap, err := netip.ParseAddrPort(req.Source()); err == nil {
+// admitted reports whether src is in the allowed networks, and logs (rate-limited) when
+// it is not.
+func (s *RedirectServer) admitted(src net.Addr) bool {
+	if ap, err := netip.ParseAddrPort(src.String()); err == nil {
 		addr := ap.Addr().Unmap()
 		for _, p := range s.allowed {
 			if p.Contains(addr) {
@@ -295,8 +334,10 @@ func (s *RedirectServer) admitted(req *sipmsg.Request, tx sipmsg.ServerTransacti
 			}
 		}
 	}
-	log.Warn().Msg("SIP request from outside the allowed networks; answered 403")
-	respond(tx, sipmsg.NewResponseFromRequest(req, sipmsg.StatusForbidden, "Forbidden", nil), log)
+	if ok, suppressed := s.refused.Allow(); ok {
+		s.log.Warn().Str("src", src.String()).Int("suppressed", suppressed).
+			Msg("SIP request from outside sip_redirect.allowed_networks; dropped unanswered")
+	}
 	return false
 }
 
@@ -308,9 +349,6 @@ func (s *RedirectServer) onInvite(req *sipmsg.Request, tx sipmsg.ServerTransacti
 			respond(tx, sipmsg.NewResponseFromRequest(req, sipmsg.StatusInternalServerError, "Server Internal Error", nil), log)
 		}
 	}()
-	if !s.admitted(req, tx, log) {
-		return
-	}
 	if to := req.To(); to != nil && to.Params.Has("tag") {
 		// A re-INVITE: we never accept a call, so there is no dialog to refresh.
 		respond(tx, sipmsg.NewResponseFromRequest(req, sipmsg.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil), log)
@@ -461,9 +499,6 @@ func qValue(i int) string {
 
 func (s *RedirectServer) onOptions(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 	log := s.requestLog(req)
-	if !s.admitted(req, tx, log) {
-		return
-	}
 	res := sipmsg.NewResponseFromRequest(req, sipmsg.StatusOK, "OK", nil)
 	res.AppendHeader(sipmsg.NewHeader("Allow", allowedMethods))
 	res.AppendHeader(sipmsg.NewHeader("Accept", "application/sdp"))

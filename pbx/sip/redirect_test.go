@@ -243,22 +243,6 @@ func TestRedirectAnswers(t *testing.T) {
 	}
 }
 
-func TestRedirectForbidsOtherNetworks(t *testing.T) {
-	d, calls := recordingDecider(routing.Decision{Result: routing.Routed, Targets: []routing.Target{{Endpoint: "PJSIP/101"}}})
-	tr := startRedirect(t, d, WithAllowedNetworks(netip.MustParsePrefix("10.0.0.0/8")))
-	caller := newPhone(t, "79161234567")
-
-	res, _ := callAndWait(t, caller, tr.target("200"))
-	assert.Equal(t, 403, res.StatusCode)
-	assert.Empty(t, res.Contacts)
-	assert.Empty(t, calls, "decider not asked")
-
-	opt, err := caller.Options(testCtx(t), "sip:"+tr.addr)
-	require.NoError(t, err)
-	assert.Equal(t, 403, opt.StatusCode)
-	assert.Contains(t, tr.logs.String(), "outside the allowed networks")
-}
-
 func TestRedirectOtherMethods(t *testing.T) {
 	d, calls := recordingDecider(routing.Decision{})
 	tr := startRedirect(t, d)

@@ -179,6 +179,11 @@ func (e *Engine) HandleCall(ctx context.Context, o routing.CallOutcome) (Result,
 		return res, err
 	}
 	res.Phone, res.Known, res.Resumed, res.Reasons = p.Phone, p.Known, resumed, p.Reasons
+	if p.Phone == "" {
+		// Said once per call at info: it answers "why is this call not in amoCRM".
+		e.log.Info().Str("outcome", o.ID).Str("direction", string(o.Direction)).Strs("reasons", p.Reasons).
+			Msg("call without a client number: no CRM records")
+	}
 	ids := map[Kind]int64{}
 	for _, a := range p.Actions {
 		step, err := e.run(ctx, p, a, resumed, ids)

@@ -7,8 +7,9 @@ import "errors"
 // error HandleCall returns (a CRM or State failure) is worth a retry.
 var ErrPermanent = errors.New("permanent")
 
-// ErrInvalidOutcome is a call outcome the engine cannot act on (no id, no direction, a
-// client number that is not a phone number). It is permanent.
+// ErrInvalidOutcome is a call outcome the engine cannot act on (no id, no direction). It is
+// permanent. A withheld or unparseable client number is not an error: such a call creates
+// nothing (Result.Reasons says why).
 var ErrInvalidOutcome = Permanent(errors.New("invalid call outcome"))
 
 // Permanent marks err as permanent (nil stays nil).

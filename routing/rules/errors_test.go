@@ -30,9 +30,6 @@ func TestErrors(t *testing.T) {
 			msg: "invalid call outcome: no id (the Asterisk linkedid is the idempotency key)"},
 		{name: "no direction", outcome: func(o *routing.CallOutcome) { o.Direction = "" }, permanent: true, is: rules.ErrInvalidOutcome,
 			msg: `invalid call outcome e1: direction is ""; allowed: incoming, outgoing`},
-		{name: "anonymous caller", outcome: func(o *routing.CallOutcome) { o.Caller = "anonymous" }, permanent: true, is: rules.ErrInvalidOutcome},
-		{name: "empty caller", outcome: func(o *routing.CallOutcome) { o.Caller = "" }, permanent: true, is: rules.ErrInvalidOutcome,
-			msg: "invalid call outcome e1: the client's number: parse phone: empty number"},
 		{
 			name:  "CRM down on the lookup",
 			setup: func(e *env) { e.crm.FailRead = rulestest.FailOnce(1, rulestest.ErrInjected) },

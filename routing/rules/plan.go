@@ -71,11 +71,21 @@ func (e *Engine) plan(ctx context.Context, o routing.CallOutcome) (planned, erro
 	if o.Direction == routing.Outgoing {
 		raw = o.Called
 	}
-	phone, err := e.phones.Parse(raw)
-	if err != nil {
-		return planned{}, fmt.Errorf("%w %s: the client's number: %v", ErrInvalidOutcome, o.ID, err)
-	}
 	now := e.Clock()
+	phone, err := e.phones.Parse(raw)
+	if routing.Withheld(raw) || err != nil {
+		// Every record the scenarios create hangs on the client's number: a contact is
+		// found by it, an Unsorted call entry and a call-back task are there to call it, a
+		// note goes on its card. Without one there is nobody to find or call back, and a
+		// placeholder contact would gather every withheld caller into one card; the PBX's
+		// own call records keep the call.
+		why := fmt.Sprintf("the client's number %q is withheld", raw)
+		if !routing.Withheld(raw) {
+			why = fmt.Sprintf("the client's number %q is not a phone number (%v)", raw, err)
+		}
+		return planned{OutcomeID: o.ID, PlannedAt: now,
+			Reasons: []string{why + ": no contact lookup, Unsorted entry, task or note"}}, nil
+	}
 	start := o.Start
 	if start.IsZero() {
 		start = now

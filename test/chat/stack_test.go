@@ -7,6 +7,7 @@ package chat
 import (
 	"context"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"testing"
@@ -116,6 +117,13 @@ func testLogger(t *testing.T) zerolog.Logger {
 
 func startStack(t *testing.T, tweak ...func(*config.Config)) *stack {
 	t.Helper()
+	return startStackSeeded(t, nil, tweak...)
+}
+
+// startStackSeeded is startStack with the chat platforms' seed adjusted first (token
+// lifetimes, say).
+func startStackSeeded(t *testing.T, seedTweak func(*chatsandbox.Seed), tweak ...func(*config.Config)) *stack {
+	t.Helper()
 	amo := amosandbox.New(amoSeed(), amosandbox.WithLogger(testLogger(t)))
 	amoSrv := httptest.NewServer(amo)
 	t.Cleanup(amoSrv.Close)
@@ -125,7 +133,11 @@ func startStack(t *testing.T, tweak ...func(*config.Config)) *stack {
 	require.NoError(t, err)
 	api := "http://" + l.Addr().String()
 	require.NoError(t, amo.SetWebhookURL(api+"/v1/webhooks/amocrm/"+amoSecret))
-	chats := chatsandbox.New(chatSeed(api), chatsandbox.WithLogger(testLogger(t)))
+	seed := chatSeed(api)
+	if seedTweak != nil {
+		seedTweak(&seed)
+	}
+	chats := chatsandbox.New(seed, chatsandbox.WithLogger(testLogger(t)))
 	chatSrv := httptest.NewServer(chats)
 	t.Cleanup(chatSrv.Close)
 
@@ -147,7 +159,7 @@ func startStack(t *testing.T, tweak ...func(*config.Config)) *stack {
 	c.ChatToCRM = chatbridge.Direction{Enabled: true, Entities: []crm.EntityType{crm.EntityLead, crm.EntityContact}}
 	c.Platforms = []chatbridge.PlatformConfig{
 		{Platform: chatbridge.Wazzup, Company: "wz-acme", Sync: true, APIURL: chatSrv.URL, APIKey: chatsandbox.DefaultWazzupAPIKey, WebhookSecret: wazzupCRMKey},
-		{Platform: chatbridge.ChatApp, Company: "ca-acme", Sync: true, APIURL: chatSrv.URL, APIKey: chatsandbox.DefaultChatAppToken, WebhookSecret: chatAppSecret,
+		{Platform: chatbridge.ChatApp, Company: "ca-acme", Sync: true, APIURL: chatSrv.URL, Email: chatsandbox.DefaultChatAppEmail, Password: chatsandbox.DefaultChatAppPassword, AppID: chatsandbox.DefaultChatAppAppID, WebhookSecret: chatAppSecret,
 			Licenses: []chatbridge.License{{ID: license, Messenger: "grWhatsApp"}}},
 		{Platform: chatbridge.Jivo, Company: "jv-acme", WebhookSecret: jivoSecret},
 	}
@@ -192,6 +204,16 @@ func (s *stack) restart(t *testing.T) {
 	l, err := net.Listen("tcp", s.cfg.HTTP.Listen)
 	require.NoError(t, err)
 	s.serve(t, l)
+}
+
+// get is a GET on crmlink's API with the token: chat-access and the queue reveal clients.
+func (s *stack) get(path string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, s.api+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+s.cfg.HTTP.Token)
+	return http.DefaultClient.Do(req)
 }
 
 // responsible reads an entity's responsible from the amoCRM sandbox's state.

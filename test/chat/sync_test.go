@@ -34,6 +34,8 @@ func TestDealResponsibleChangedInAmoCRMReachesTheChatsWithinOneSecond(t *testing
 	// change): none of them may reach amoCRM.
 	waitQueueIdle(t, s)
 	require.Zero(t, s.crmWrites(), "an echo of crmlink's own chat writes reached amoCRM")
+	require.Equal(t, 1, s.chats.Requests("GET /v3/contacts/"+wazzupChat), "one read of the Wazzup contact per change")
+	require.Equal(t, 1, s.chats.Requests("POST /v3/contacts"), "one write of the Wazzup contact per change")
 }
 
 func TestLaterChangeWinsBetweenContactAndDeal(t *testing.T) {
@@ -144,7 +146,7 @@ func TestChatAccessOverTheRoles(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, err := http.Get(s.api + "/v1/chat-access?" + tt.query)
+			res, err := s.get("/v1/chat-access?" + tt.query)
 			require.NoError(t, err)
 			defer res.Body.Close()
 			require.Equal(t, tt.status, res.StatusCode)
@@ -172,7 +174,7 @@ func waitQueueIdle(t *testing.T, s *stack) {
 	var idleSince time.Time
 	var st queue.Stats
 	testrig.WaitFor(t, 10*time.Second, "crmlink's event queue idle", func() bool {
-		res, err := http.Get(s.api + "/v1/queue/stats")
+		res, err := s.get("/v1/queue/stats")
 		if err != nil {
 			return false
 		}

@@ -78,9 +78,11 @@ func TestReadmeChatExamplesAreValidConfigurations(t *testing.T) {
 	require.NoError(t, err)
 	t.Setenv("CRMLINK_AMOCRM_TOKEN", "token-from-env")
 	for _, p := range []string{"WAZZUP", "CHATAPP", "JIVO"} {
-		t.Setenv("CRMLINK_CHAT_"+p+"_API_KEY", "api-key-from-env")
 		t.Setenv("CRMLINK_CHAT_"+p+"_WEBHOOK_SECRET", "webhook-secret-from-env-0123")
 	}
+	// The secrets each platform takes: Wazzup an API key, ChatApp its account's password.
+	t.Setenv("CRMLINK_CHAT_WAZZUP_API_KEY", "api-key-from-env")
+	t.Setenv("CRMLINK_CHAT_CHATAPP_PASSWORD", "password-from-env")
 	n := 0
 	for _, b := range codeBlocks(string(data)) {
 		if !strings.HasPrefix(b, "chat:") && !strings.Contains(b, "\nchat:") {

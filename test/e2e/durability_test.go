@@ -88,12 +88,12 @@ func TestDurabilityOutcomesSurviveACrashWhileTheCRMFails(t *testing.T) {
 	cfgPath := filepath.Join(t.TempDir(), "crmlink.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
 log: {level: info, format: json}
-http: {listen: %q}
+http: {listen: %q, read_token: durability-read-token}
 data_dir: %q
 redis: {addrs: [%q], db: %d}
 asterisk: {ari: {enabled: false}}
 amocrm: {base_url: %q, token: e2e-token}
-queue: {max_attempts: 20, consumer: durability-test}
+queue: {retry_for: 1h, consumer: durability-test}
 `, httpAddr, t.TempDir(), redisAddr, redisDB, crmSrv.URL)), 0o600))
 
 	// The outcomes are queued as the Stasis controller queues them: n answered calls of a
@@ -138,7 +138,9 @@ queue: {max_attempts: 20, consumer: durability-test}
 	})
 	// Let the queue settle, then check that nothing came twice.
 	testrig.WaitFor(t, 30*time.Second, "the queue drained", func() bool {
-		resp, err := http.Get("http://" + httpAddr + "/v1/queue/stats")
+		req, _ := http.NewRequest(http.MethodGet, "http://"+httpAddr+"/v1/queue/stats", nil)
+		req.Header.Set("Authorization", "Bearer durability-read-token")
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return false
 		}

@@ -156,8 +156,19 @@ func TestHTTPRouteAndManagerAvailability(t *testing.T) {
 			Name string `json:"name"`
 		} `json:"steps"`
 	}
-	resp, err := http.Get(s.api + "/v1/route?number=" + annaClient)
-	require.NoError(t, err)
+	route := func(token string) *http.Response {
+		req, _ := http.NewRequest(http.MethodGet, s.api+"/v1/route?number="+annaClient, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		return resp
+	}
+	resp := route("")
+	resp.Body.Close()
+	assert.Equal(t, 401, resp.StatusCode, "whose client a number is needs a token")
+	resp = route(s.cfg.HTTP.Token)
 	require.Equal(t, 200, resp.StatusCode)
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&d))
 	resp.Body.Close()

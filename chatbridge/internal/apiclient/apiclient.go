@@ -53,11 +53,18 @@ func New(p chatbridge.PlatformName, baseURL, authorization string, hc *http.Clie
 
 // Do sends a request with in (nil: no body) as JSON and decodes a 2xx response into out
 // (nil: discarded). Errors wrap chatbridge.ErrUnauthorized (401, 403), ErrNotFound (404),
-// ErrRateLimited (429), ErrRejected (other 4xx) or ErrUnavailable (5xx, transport).
+// ErrRateLimited (429), ErrRejected (other 4xx) or ErrUnavailable (5xx, transport); an
+// answer with a status other than 2xx is also a *StatusError.
 func (c *Client) Do(ctx context.Context, method, path string, query url.Values, in, out any) error {
 	if c.Authorization == "" {
 		return fmt.Errorf("%s %s %s: no API key configured: %w", c.Platform, method, path, chatbridge.ErrUnauthorized)
 	}
+	return c.DoAs(ctx, c.Authorization, nil, method, path, query, in, out)
+}
+
+// DoAs is Do with the Authorization header given per call (a token that is renewed) and
+// extra headers; an empty authorization sends none (a login call).
+func (c *Client) DoAs(ctx context.Context, authorization string, header http.Header, method, path string, query url.Values, in, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 	var body io.Reader
@@ -80,8 +87,11 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
-	if c.Authorization != "" {
-		req.Header.Set("Authorization", c.Authorization)
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
@@ -93,7 +103,7 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 		return fmt.Errorf("%s %s %s: read response: %w: %w", c.Platform, method, path, chatbridge.ErrUnavailable, err)
 	}
 	if kind := kindOf(resp.StatusCode); kind != nil {
-		return fmt.Errorf("%s %s %s: %d %s: %w", c.Platform, method, path, resp.StatusCode, snippet(data), kind)
+		return fmt.Errorf("%s %s %s: %w", c.Platform, method, path, &StatusError{Status: resp.StatusCode, Body: data, Kind: kind})
 	}
 	if out == nil || len(bytes.TrimSpace(data)) == 0 {
 		return nil
@@ -131,6 +141,18 @@ func snippet(b []byte) string {
 	}
 	return s
 }
+
+// StatusError is a non-2xx answer: its status, body, and the chatbridge error kind it is.
+type StatusError struct {
+	Status int
+	Body   []byte
+	Kind   error
+}
+
+func (e *StatusError) Error() string { return fmt.Sprintf("%d %s", e.Status, snippet(e.Body)) }
+
+// Unwrap makes errors.Is(err, chatbridge.ErrUnauthorized) and the like work.
+func (e *StatusError) Unwrap() error { return e.Kind }
 
 // IsNotFound reports whether err is a 404.
 func IsNotFound(err error) bool { return errors.Is(err, chatbridge.ErrNotFound) }

@@ -1,0 +1,131 @@
+package app
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/crmlink/crmlink/chatbridge"
+	"github.com/crmlink/crmlink/internal/config"
+	"github.com/crmlink/crmlink/internal/httpapi"
+)
+
+const (
+	adminToken = "admin-token-0123456789"
+	readToken  = "read-token-0123456789"
+)
+
+// everythingConfig turns on every part that registers HTTP routes: the CRM (queue,
+// webhooks) and all chat platforms. Nothing is contacted while the API is only built.
+func everythingConfig(t *testing.T) *config.Config {
+	cfg := config.Default()
+	cfg.HTTP.Token, cfg.HTTP.ReadToken = adminToken, readToken
+	cfg.DataDir = t.TempDir()
+	cfg.Asterisk.ARI.Enabled = false
+	cfg.AmoCRM.BaseURL, cfg.AmoCRM.Token, cfg.AmoCRM.WebhookSecret = "http://127.0.0.1:9", "amo-token", "amo-hook-secret-0123456789"
+	cfg.Managers = []config.Manager{{CRMUser: 1001, Name: "Ann", Endpoints: []string{"PJSIP/101"}}}
+	cfg.Chat.CRMUserID = 900
+	cfg.Chat.Platforms = []chatbridge.PlatformConfig{
+		{Platform: chatbridge.Wazzup, Company: "wz", Sync: true, APIURL: "http://127.0.0.1:9", APIKey: "wazzup-key", WebhookSecret: "wazzup-crm-key-0123456789"},
+		{Platform: chatbridge.ChatApp, Company: "ca", Sync: true, APIURL: "http://127.0.0.1:9", Email: "ops@example.com", AppID: "app-1", Password: "chatapp-password", WebhookSecret: "chatapp-secret-0123456789",
+			Licenses: []chatbridge.License{{ID: "5501", Messenger: "grWhatsApp"}}},
+		{Platform: chatbridge.Jivo, Company: "jv", WebhookSecret: "jivo-secret-0123456789abc"},
+	}
+	cfg.Chat.Users = []chatbridge.UserConfig{{CRMUserID: 1001, Name: "Ann", Wazzup: "wz-ann", ChatApp: "7", Jivo: "j-ann"}}
+	return cfg
+}
+
+// TestEveryRouteNeedsItsToken walks every route the API serve builds registers, so a new
+// endpoint is covered (and fails here) the moment it is added: only /healthz and /metrics
+// may be open, webhooks must refuse our bearer tokens without their own secret, reads
+// take either token, changes only the admin one.
+func TestEveryRouteNeedsItsToken(t *testing.T) {
+	cfg := everythingConfig(t)
+	require.Empty(t, cfg.Validate())
+	p, err := New(cfg, zerolog.Nop())
+	require.NoError(t, err)
+	t.Cleanup(p.Close)
+
+	open := map[string]bool{"GET /healthz": true, "GET /metrics": true}
+	type want struct{ none, read, admin, wrong int }
+	const reached = 0 // the handler ran: anything but 401 and 403
+	byAccess := map[httpapi.Access]want{
+		httpapi.Open:    {reached, reached, reached, reached},
+		httpapi.Webhook: {401, 401, 401, 401},
+		httpapi.Read:    {401, reached, reached, 401},
+		httpapi.Admin:   {401, 403, reached, 401},
+	}
+	routes := p.API.Routes()
+	require.GreaterOrEqual(t, len(routes), 12, "every part is on: %v", routes)
+	for _, r := range routes {
+		if r.Access == httpapi.Open {
+			assert.True(t, open[r.Pattern], "%s is open to anyone who reaches the port; register it as Read, Admin or Webhook", r.Pattern)
+		}
+		w := byAccess[r.Access]
+		method, path, _ := strings.Cut(r.Pattern, " ")
+		// Path wildcards get a guess: a webhook's secret is then wrong.
+		path = regexp.MustCompile(`\{[a-z]+\}`).ReplaceAllString(path, "1001")
+		for _, c := range []struct {
+			name, header string
+			code         int
+		}{
+			{"no token", "", w.none},
+			{"read token", "Bearer " + readToken, w.read},
+			{"admin token", "Bearer " + adminToken, w.admin},
+			{"wrong token", "Bearer " + adminToken + "x", w.wrong},
+		} {
+			req := httptest.NewRequest(method, path, strings.NewReader(""))
+			if c.header != "" {
+				req.Header.Set("Authorization", c.header)
+			}
+			rec := httptest.NewRecorder()
+			p.API.ServeHTTP(rec, req)
+			if c.code == reached {
+				assert.NotContains(t, []int{401, 403}, rec.Code, "%s with %s: %s", r.Pattern, c.name, rec.Body)
+			} else {
+				assert.Equal(t, c.code, rec.Code, "%s with %s: %s", r.Pattern, c.name, rec.Body)
+			}
+		}
+	}
+	var patterns []string
+	for _, r := range routes {
+		patterns = append(patterns, r.Pattern+" "+r.Access.String())
+	}
+	// The endpoints of issue 11 are where they belong.
+	for _, must := range []string{"GET /v1/route read", "GET /v1/chat-access read", "GET /v1/queue/dead read",
+		"GET /v1/managers/{id}/availability read", "PUT /v1/managers/{id}/availability admin",
+		"POST /v1/queue/dead/{id}/replay admin", "POST /v1/chat/reassign admin"} {
+		assert.Contains(t, patterns, must)
+	}
+}
+
+// TestNoTokenConfiguredClosesTheAPI: a configuration without tokens never leaves a
+// protected endpoint open, and the answer names the key to set.
+func TestNoTokenConfiguredClosesTheAPI(t *testing.T) {
+	cfg := everythingConfig(t)
+	cfg.HTTP.Token, cfg.HTTP.ReadToken = "", ""
+	p, err := New(cfg, zerolog.Nop())
+	require.NoError(t, err)
+	t.Cleanup(p.Close)
+	for _, r := range p.API.Routes() {
+		if r.Access != httpapi.Read && r.Access != httpapi.Admin {
+			continue
+		}
+		method, path, _ := strings.Cut(r.Pattern, " ")
+		path = regexp.MustCompile(`\{[a-z]+\}`).ReplaceAllString(path, "1001")
+		for _, header := range []string{"", "Bearer ", "Bearer anything"} {
+			req := httptest.NewRequest(method, path, nil)
+			req.Header.Set("Authorization", header)
+			rec := httptest.NewRecorder()
+			p.API.ServeHTTP(rec, req)
+			assert.Equal(t, http.StatusForbidden, rec.Code, r.Pattern)
+			assert.Contains(t, rec.Body.String(), "http.token", r.Pattern)
+		}
+	}
+}
