@@ -163,23 +163,31 @@ func wrongType(doc *yaml.Node, line, tag, shortValue, goType string) string {
 	return fmt.Sprintf("%s: %s is not %s (line %s)", key, what, allowedFor(goType), line)
 }
 
-// allowedFor names what a Go type of the configuration takes, for an administrator.
+// allowedFor names what a Go type of the configuration takes, for an administrator, by
+// the kind of the type yaml.v3 named ("time.Duration", "crm.UserID", "[]string").
 func allowedFor(goType string) string {
-	switch {
-	case goType == "time.Duration":
+	if goType == "time.Duration" {
 		return "a duration (e.g. 1500ms, 2s, 6h)"
-	case goType == "bool" || goType == "*bool":
+	}
+	t, ok := configTypes()[goType]
+	if !ok {
+		return "a value of type " + goType
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Bool:
 		return "true or false"
-	case strings.HasPrefix(goType, "int") || strings.HasPrefix(goType, "uint") || strings.HasSuffix(goType, "UserID"):
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		return "a whole number (e.g. 1001)"
-	case strings.HasPrefix(goType, "float"):
+	case reflect.Float32, reflect.Float64:
 		return "a number (e.g. 7 or 2.5)"
-	case goType == "string" || strings.HasPrefix(goType, "chatbridge.") && !strings.Contains(goType, "Config"):
+	case reflect.String:
 		return "a single value (text, not a list or mapping)"
-	case strings.HasPrefix(goType, "[]"):
+	case reflect.Slice, reflect.Array:
 		return "a list (e.g. [a, b] or one \"- item\" per line)"
-	case strings.HasPrefix(goType, "map["):
-		return "a mapping of keys to values"
 	default:
 		return "a mapping of keys (see docs/configuration.md)"
 	}
@@ -231,27 +239,39 @@ func findValue(n *yaml.Node, path string, want valueAt) (string, *yaml.Node) {
 // keysOf lists the YAML keys of a config struct by its qualified type name
 // ("config.Routing", "rules.Missed").
 func keysOf(typeName string) []string {
-	var found []string
-	seen := map[reflect.Type]bool{}
+	t, ok := configTypes()[typeName]
+	if !ok || t.Kind() != reflect.Struct {
+		return nil
+	}
+	found := yamlKeys(t)
+	sort.Strings(found)
+	return found
+}
+
+// configTypes is every type in the configuration by the name yaml.v3 gives it
+// ("config.Routing", "*bool", "[]string", "crm.UserID").
+func configTypes() map[string]reflect.Type {
+	types := map[string]reflect.Type{}
 	var walk func(t reflect.Type)
 	walk = func(t reflect.Type) {
-		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
-			t = t.Elem()
-		}
-		if t.Kind() != reflect.Struct || seen[t] {
+		if _, seen := types[t.String()]; seen {
 			return
 		}
-		seen[t] = true
-		if t.String() == typeName {
-			found = append(found, yamlKeys(t)...)
-		}
-		for i := 0; i < t.NumField(); i++ {
-			walk(t.Field(i).Type)
+		types[t.String()] = t
+		switch t.Kind() {
+		case reflect.Pointer, reflect.Slice, reflect.Array:
+			walk(t.Elem())
+		case reflect.Map:
+			walk(t.Key())
+			walk(t.Elem())
+		case reflect.Struct:
+			for i := 0; i < t.NumField(); i++ {
+				walk(t.Field(i).Type)
+			}
 		}
 	}
 	walk(reflect.TypeOf(Config{}))
-	sort.Strings(found)
-	return found
+	return types
 }
 
 // yamlKeys lists a struct's YAML keys, those of inlined structs included.
