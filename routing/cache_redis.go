@@ -50,7 +50,7 @@ func (c *RedisCache) Get(ctx context.Context, phone crm.Phone) (Entry, bool, err
 	}
 	var e Entry
 	if err := json.Unmarshal(b, &e); err != nil {
-		return Entry{}, false, fmt.Errorf("owner cache: decode %s: %w", phone, err)
+		return Entry{}, false, fmt.Errorf("owner cache: decode %s: %w: %w", phone, errUnreadable, err)
 	}
 	return e, true, nil
 }

@@ -53,6 +53,10 @@ type Call struct {
 	// ChannelID and LinkedID identify the call in Asterisk, for logs.
 	ChannelID string
 	LinkedID  string
+	// Inquiry marks a decision asked outside a call (GET /v1/route): answered the same
+	// way, but a cold lookup for it uses Options.InquiryDirectory and is paced, so that
+	// questions over HTTP never take the amoCRM budget a ringing call needs.
+	Inquiry bool
 }
 
 // Target is one endpoint to ring, as an Asterisk dial string ("PJSIP/101").

@@ -27,14 +27,18 @@ type liveResult struct {
 }
 
 // owner finds the caller's owner chain: from the cache when it holds a live entry, else
-// from the CRM. A Reason other than ReasonNone ends the decision.
-func (r *Router) owner(ctx context.Context, phone crm.Phone, d *Decision, log callLog) (Entry, Source, Reason) {
+// from the CRM. A Reason other than ReasonNone ends the decision. Inquiries share live
+// lookups among themselves only: a call never waits on a paced inquiry's lookup.
+func (r *Router) owner(ctx context.Context, phone crm.Phone, inquiry bool, d *Decision, log callLog) (Entry, Source, Reason) {
 	t0 := time.Now()
 	e, ok, err := r.cacheGet(ctx, phone)
 	switch {
 	case err != nil && ctx.Err() != nil:
 		d.Steps = append(d.Steps, Step{Name: "cache", Detail: "no answer before the deadline", Duration: time.Since(t0)})
 		return Entry{}, SourceNone, ReasonTimeout
+	case errors.Is(err, errCacheSkipped):
+		// The guard logged the outage once; every call saying so again would flood the log.
+		d.Steps = append(d.Steps, Step{Name: "cache", Detail: err.Error(), Duration: time.Since(t0)})
 	case err != nil:
 		// A broken cache costs a CRM request, not the call.
 		log.Warn().Err(err).Msg("owner cache read failed, asking the CRM")
@@ -55,7 +59,11 @@ func (r *Router) owner(ctx context.Context, phone crm.Phone, d *Decision, log ca
 	}
 
 	t0 = time.Now()
-	ch := r.flight.DoChan(string(phone), func() (any, error) { return r.lookupLive(ctx, phone, log), nil })
+	key := string(phone)
+	if inquiry {
+		key = "inquiry " + key
+	}
+	ch := r.flight.DoChan(key, func() (any, error) { return r.lookupLive(ctx, phone, inquiry, log), nil })
 	select {
 	case res := <-ch:
 		lr := res.Val.(liveResult)
@@ -96,23 +104,13 @@ func (r *Router) usable(e Entry) (_ Entry, _ Source, stale string) {
 	return e, SourceCache, ""
 }
 
+// cacheGet reads the owner cache on the call path. A shared cache is read through the
+// guard: it never costs a call more than cacheWait, and nothing while it is down.
 func (r *Router) cacheGet(ctx context.Context, phone crm.Phone) (Entry, bool, error) {
 	if r.cacheLocal {
 		return r.cache.Get(ctx, phone)
 	}
-	type got struct {
-		e   Entry
-		ok  bool
-		err error
-	}
-	g, err := await(ctx, func() got {
-		e, ok, err := r.cache.Get(ctx, phone)
-		return got{e, ok, err}
-	})
-	if err != nil {
-		return Entry{}, false, err
-	}
-	return g.e, g.ok, g.err
+	return r.guard.get(ctx, phone)
 }
 
 // lookupLive runs one CRM lookup on behalf of every concurrent caller for the number. It
@@ -120,7 +118,7 @@ func (r *Router) cacheGet(ctx context.Context, phone crm.Phone) (Entry, bool, er
 // that caller hangs up, the others still get the answer and the cache is still filled. It
 // returns at its deadline even when the Directory ignores the context, so a stuck CRM never
 // holds the shared slot for the number.
-func (r *Router) lookupLive(parent context.Context, phone crm.Phone, log callLog) liveResult {
+func (r *Router) lookupLive(parent context.Context, phone crm.Phone, inquiry bool, log callLog) liveResult {
 	base := context.WithoutCancel(parent)
 	ctx, cancel := context.WithTimeout(base, r.lookup)
 	defer cancel()
@@ -136,7 +134,14 @@ func (r *Router) lookupLive(parent context.Context, phone crm.Phone, log callLog
 			return liveResult{entry: e, source: src, steps: []Step{{Name: "cache", Detail: "hit on second look", Duration: time.Since(t0)}}}
 		}
 	}
-	res, err := await(ctx, func() liveResult { return r.resolveCRM(ctx, phone) })
+	dir := r.dir
+	if inquiry {
+		dir = r.inquiryDir
+		if err := r.inquiries.wait(ctx); err != nil {
+			return liveResult{reason: ReasonTimeout, source: SourceCRM, err: err, steps: []Step{{Name: "crm.lookup", Detail: "not asked: " + err.Error(), Duration: time.Since(t0)}}}
+		}
+	}
+	res, err := await(ctx, func() liveResult { return r.resolveCRM(ctx, dir, phone) })
 	res.source = SourceCRM
 	if err != nil {
 		return liveResult{reason: ReasonTimeout, source: SourceCRM, steps: []Step{{Name: "crm.lookup", Detail: "no answer within " + r.lookup.String(), Duration: time.Since(t0)}}}
@@ -158,7 +163,7 @@ func (r *Router) lookupLive(parent context.Context, phone crm.Phone, log callLog
 	res.entry.ExpiresAt = now.Add(ttl)
 	sctx, scancel := context.WithTimeout(base, r.lookup)
 	defer scancel()
-	if err := r.storeLookup(sctx, res.entry, ttl, epoch); err != nil {
+	if err := r.storeLookup(sctx, res.entry, ttl, epoch); err != nil && !errors.Is(err, errCacheSkipped) {
 		log.Warn().Err(err).Str("phone", string(phone)).Msg("owner cache write failed")
 	}
 	return res
@@ -180,16 +185,12 @@ func (r *Router) storeLookup(ctx context.Context, e Entry, ttl time.Duration, ep
 	if r.cacheLocal {
 		return r.cache.Set(ctx, e, ttl)
 	}
-	err, waitErr := await(ctx, func() error { return r.cache.Set(ctx, e, ttl) })
-	if waitErr != nil {
-		return waitErr
-	}
-	return err
+	return r.guard.set(ctx, e, ttl)
 }
 
 // resolveCRM walks the CRM: contacts with the number, the one to use, then only the links
 // the precedence needs, in its order, until one has a responsible user.
-func (r *Router) resolveCRM(ctx context.Context, phone crm.Phone) liveResult {
+func (r *Router) resolveCRM(ctx context.Context, dir crm.Directory, phone crm.Phone) liveResult {
 	var steps []Step
 	fail := func(step string, t0 time.Time, err error) liveResult {
 		steps = append(steps, Step{Name: step, Detail: "error: " + err.Error(), Duration: time.Since(t0)})
@@ -198,7 +199,7 @@ func (r *Router) resolveCRM(ctx context.Context, phone crm.Phone) liveResult {
 
 	t0 := time.Now()
 	searchCtx, tally := crm.WithSearchTally(ctx)
-	contacts, err := r.dir.FindContactsByPhone(searchCtx, phone)
+	contacts, err := dir.FindContactsByPhone(searchCtx, phone)
 	if err != nil && !errors.Is(err, crm.ErrNotFound) {
 		return fail("crm.find_contacts", t0, err)
 	}
@@ -218,7 +219,7 @@ func (r *Router) resolveCRM(ctx context.Context, phone crm.Phone) liveResult {
 		contact = verified[0]
 	} else {
 		t0 = time.Now()
-		c, leads, err := r.chooseContact(ctx, verified)
+		c, leads, err := r.chooseContact(ctx, dir, verified)
 		if err != nil {
 			return fail("crm.leads", t0, err)
 		}
@@ -236,7 +237,7 @@ func (r *Router) resolveCRM(ctx context.Context, phone crm.Phone) liveResult {
 			return liveResult{entry: e, steps: steps}
 		case crm.EntityLead:
 			t0 = time.Now()
-			leads, err := r.leads(ctx, contact.LeadIDs)
+			leads, err := r.leads(ctx, dir, contact.LeadIDs)
 			if err != nil {
 				return fail("crm.leads", t0, err)
 			}
@@ -248,7 +249,7 @@ func (r *Router) resolveCRM(ctx context.Context, phone crm.Phone) liveResult {
 			steps = append(steps, Step{Name: "crm.leads", Detail: detail, Duration: time.Since(t0)})
 		case crm.EntityCompany:
 			t0 = time.Now()
-			co, err := r.dir.Company(ctx, e.CompanyID)
+			co, err := dir.Company(ctx, e.CompanyID)
 			switch {
 			case errors.Is(err, crm.ErrNotFound):
 				// A deleted company has no responsible; the precedence moves on.
@@ -278,11 +279,11 @@ func (r *Router) verified(contacts []crm.Contact, phone crm.Phone) []crm.Contact
 
 // leads reads leads by the ids the contact search returned with the contacts, so a contact
 // is never read a second time for them, and a contact without leads costs no request.
-func (r *Router) leads(ctx context.Context, ids []int64) ([]crm.Lead, error) {
+func (r *Router) leads(ctx context.Context, dir crm.Directory, ids []int64) ([]crm.Lead, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	leads, err := r.dir.Leads(ctx, ids)
+	leads, err := dir.Leads(ctx, ids)
 	if err != nil && !errors.Is(err, crm.ErrNotFound) {
 		return nil, err
 	}
@@ -293,7 +294,7 @@ func (r *Router) leads(ctx context.Context, ids []int64) ([]crm.Lead, error) {
 // has an open lead, else the most recently updated one. Only the maxContactCandidates most
 // recently updated are examined, their leads read together in one request: one wait on
 // call setup and one request from the account's budget, whatever the number of candidates.
-func (r *Router) chooseContact(ctx context.Context, contacts []crm.Contact) (crm.Contact, []crm.Lead, error) {
+func (r *Router) chooseContact(ctx context.Context, dir crm.Directory, contacts []crm.Contact) (crm.Contact, []crm.Lead, error) {
 	cands := slices.Clone(contacts)
 	slices.SortStableFunc(cands, func(a, b crm.Contact) int {
 		if c := b.UpdatedAt.Compare(a.UpdatedAt); c != 0 {
@@ -309,7 +310,7 @@ func (r *Router) chooseContact(ctx context.Context, contacts []crm.Contact) (crm
 		ids = append(ids, c.LeadIDs...)
 	}
 	slices.Sort(ids)
-	all, err := r.leads(ctx, slices.Compact(ids))
+	all, err := r.leads(ctx, dir, slices.Compact(ids))
 	if err != nil {
 		return crm.Contact{}, nil, err
 	}

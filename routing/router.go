@@ -21,6 +21,10 @@ type Options struct {
 	// Directory is the CRM read side; nil means no CRM is configured and every call falls
 	// back with reason disabled.
 	Directory crm.Directory
+	// InquiryDirectory is the CRM read side for inquiries (Call.Inquiry); it should not
+	// take the requests kept for calls (amoCRM: the client without the call priority).
+	// nil means Directory.
+	InquiryDirectory crm.Directory
 	// Cache holds owners between calls; nil means an in-process MemoryCache.
 	Cache OwnerCache
 	// Managers map CRM users to the endpoints that ring for them and their schedules.
@@ -54,8 +58,11 @@ type Options struct {
 // Router answers Decide for every PBX front end. It is safe for concurrent use.
 type Router struct {
 	dir         crm.Directory
+	inquiryDir  crm.Directory
+	inquiries   *inquiryPacer
 	cache       OwnerCache
-	cacheLocal  bool // the cache never blocks: read it in place
+	cacheLocal  bool        // the cache never blocks: read it in place
+	guard       *cacheGuard // the call path's way to a cache that may block (Redis)
 	managers    map[crm.UserID]*manager
 	precedence  []crm.EntityType
 	lookup      time.Duration
@@ -106,6 +113,8 @@ var _ Decider = (*Router)(nil)
 func New(opts Options) (*Router, error) {
 	r := &Router{
 		dir:         opts.Directory,
+		inquiryDir:  opts.InquiryDirectory,
+		inquiries:   newInquiryPacer(),
 		cache:       opts.Cache,
 		precedence:  opts.Precedence,
 		lookup:      opts.LookupTimeout,
@@ -176,6 +185,9 @@ func New(opts Options) (*Router, error) {
 		}
 	}
 	r.phones = crm.NewPhoneMemo(r.region)
+	if r.inquiryDir == nil {
+		r.inquiryDir = r.dir
+	}
 	if r.now == nil {
 		r.now = time.Now
 	}
@@ -183,6 +195,7 @@ func New(opts Options) (*Router, error) {
 		r.cache = NewMemoryCache(0, r.now)
 	}
 	_, r.cacheLocal = r.cache.(interface{ inProcess() })
+	r.guard = newCacheGuard(r.cache, r.lookup, &r.log)
 	return r, nil
 }
 
@@ -268,7 +281,7 @@ func (r *Router) decide(ctx context.Context, call Call, log callLog) Decision {
 	ctx, cancel := context.WithTimeout(ctx, r.lookup)
 	defer cancel()
 
-	e, src, reason := r.owner(ctx, phone, &d, log)
+	e, src, reason := r.owner(ctx, phone, call.Inquiry, &d, log)
 	d.Source = src
 	switch {
 	case reason != ReasonNone:

@@ -327,17 +327,6 @@ func TestDecideCRMError(t *testing.T) {
 	}
 }
 
-// blockingCache is an OwnerCache that never answers, like a Redis behind a dead link.
-type blockingCache struct {
-	OwnerCache
-	release chan struct{}
-}
-
-func (c blockingCache) Get(context.Context, crm.Phone) (Entry, bool, error) {
-	<-c.release
-	return Entry{}, false, nil
-}
-
 func TestDecideTimeout(t *testing.T) {
 	const lookup = 100 * time.Millisecond
 	const slack = 20 * time.Millisecond
@@ -394,13 +383,6 @@ func TestDecideTimeout(t *testing.T) {
 				return ctx
 			},
 			budget: 30 * time.Millisecond,
-		},
-		{
-			name: "the cache never answers",
-			setup: func(release chan struct{}) (*fakeDirectory, OwnerCache) {
-				return basicWorld().directory(), blockingCache{release: release}
-			},
-			budget: lookup,
 		},
 	}
 	for _, c := range cases {

@@ -98,15 +98,18 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 	// are online: the controller's decider is bound once both exist.
 	var bound routing.Decider
 	if cfg.Redis.Enabled() {
+		// Deadlines of the caller bound every command, retries and dials included: a call
+		// waits on the owner cache for milliseconds (routing's guard), and a dead Redis must
+		// not keep the pool's connections for the default 3 s read timeout times retries.
 		p.redis = redis.NewUniversalClient(&redis.UniversalOptions{
 			Addrs: cfg.Redis.Addrs, MasterName: cfg.Redis.MasterName,
 			Username: cfg.Redis.Username, Password: cfg.Redis.Password, DB: cfg.Redis.DB,
+			ContextTimeoutEnabled: true,
 		})
 	}
 
 	opts := routingOptions(cfg.Routing, cfg.Managers)
 	opts.Logger = log
-	opts.OnDecision = p.metrics.observe
 	if p.redis != nil {
 		opts.Cache = routing.NewRedisCache(p.redis, routing.DefaultRedisPrefix)
 	} else {
@@ -121,6 +124,8 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 		}
 		p.crm = c
 		opts.Directory = c.CallPath()
+		// Inquiries over HTTP wait behind calls, never in the slots kept for them.
+		opts.InquiryDirectory = c
 	}
 
 	if cfg.Asterisk.ARI.Enabled {
@@ -138,6 +143,7 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 			Logger:            log,
 			Managers:          managerEndpoints(cfg.Managers),
 			OnOutcome:         func(o routing.CallOutcome) { p.onCallOutcome(o) },
+			OnDecision:        p.metrics.observe,
 		})
 		if err != nil {
 			p.Close()
@@ -154,7 +160,15 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 	}
 	p.router.swap(r, nil)
 	p.routerBase = opts
-	p.Router, p.Decider, bound = r, &p.router, &p.router
+	// FastAGI and the SIP redirect hand the decision to the dialplan, which rings: what
+	// they answer is what the call got, counted here. The ARI controller rings itself and
+	// counts what the call got in the end (OnDecision above), so its decider is not counted.
+	p.Router, bound = r, &p.router
+	p.Decider = routing.DeciderFunc(func(ctx context.Context, c routing.Call) routing.Decision {
+		d := p.router.Decide(ctx, c)
+		p.metrics.observe(c, d)
+		return d
+	})
 	if p.events, err = p.newEvents(); err != nil {
 		p.Close()
 		return nil, err

@@ -20,7 +20,7 @@ func newMetrics() *metrics {
 		registry: prometheus.NewRegistry(),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "crmlink_route_decisions_total",
-			Help: "Routing decisions by result, fallback reason and where the owner came from.",
+			Help: "Calls by the routing they got (result, fallback reason as in CRMLINK_REASON) and where the owner came from; with ARI counted when settled, so owner_unavailable and owner_no_answer after ringing count as FALLBACK. GET /v1/route is not counted.",
 		}, []string{"result", "reason", "source"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "crmlink_route_decision_seconds",
@@ -36,8 +36,15 @@ func newMetrics() *metrics {
 	return m
 }
 
-// observe is the router's OnDecision hook; it runs on the call path and only counts.
-func (m *metrics) observe(_ routing.Call, d routing.Decision) {
+// observe counts the routing a call got: the decision FastAGI and the SIP redirect hand to
+// the dialplan, or what the ARI controller settled on after ringing. It runs on the call
+// path and only counts.
+// Inquiries (GET /v1/route) are not calls: a script asking for numbers must not show up
+// as calls falling back.
+func (m *metrics) observe(c routing.Call, d routing.Decision) {
+	if c.Inquiry {
+		return
+	}
 	m.decisions.WithLabelValues(string(d.Result), string(d.Reason), string(d.Source)).Inc()
 	m.latency.WithLabelValues(string(d.Source)).Observe(d.Latency.Seconds())
 }

@@ -83,7 +83,8 @@ func (p *App) Reload(next *config.Config) (ReloadResult, error) {
 
 	// Build everything first: a failure leaves the running parts untouched.
 	opts := routingOptions(merged.Routing, merged.Managers)
-	opts.Directory, opts.Cache, opts.Presence = p.routerBase.Directory, p.routerBase.Cache, p.routerBase.Presence
+	opts.Directory, opts.InquiryDirectory = p.routerBase.Directory, p.routerBase.InquiryDirectory
+	opts.Cache, opts.Presence = p.routerBase.Cache, p.routerBase.Presence
 	opts.Logger, opts.OnDecision = p.routerBase.Logger, p.routerBase.OnDecision
 	r, err := routing.New(opts)
 	if err != nil {

@@ -8,8 +8,9 @@ import (
 )
 
 // RouteHandler answers GET /v1/route?number=...[&called=...] with the decision as JSON:
-// the same decision the PBX front ends get, for PBXes that ask over HTTP (e.g. CURL() in
-// the dialplan) and for explaining a routing.
+// the same decision the PBX front ends get, for explaining a routing. It is an inquiry,
+// not a call: a number not cached costs a paced amoCRM lookup that never takes the
+// requests kept for calls.
 func RouteHandler(d routing.Decider) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		number := strings.TrimSpace(r.URL.Query().Get("number"))
@@ -21,7 +22,7 @@ func RouteHandler(d routing.Decider) http.Handler {
 			WriteError(w, http.StatusBadRequest, "number is longer than 64 characters")
 			return
 		}
-		dec := d.Decide(r.Context(), routing.Call{Caller: number, Called: r.URL.Query().Get("called")})
+		dec := d.Decide(r.Context(), routing.Call{Caller: number, Called: r.URL.Query().Get("called"), Inquiry: true})
 		WriteJSON(w, http.StatusOK, dec)
 	})
 }

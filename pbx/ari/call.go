@@ -33,6 +33,9 @@ type call struct {
 	probes chan channelSet
 	legs   map[string]string // leg channel id -> endpoint
 	start  time.Time
+	info   routing.Call
+	// settled is set once the call's final routing was reported (settle).
+	settled bool
 }
 
 // channelSet is which channels Asterisk had when it was asked at at.
@@ -116,6 +119,7 @@ func (k *call) run(ctx context.Context, outgoing bool) {
 		return
 	}
 	info := k.callInfo()
+	k.info = info
 	out := routing.CallOutcome{ID: info.LinkedID, Direction: routing.Incoming, Caller: info.Caller, Called: info.Called, Start: k.start}
 
 	var d routing.Decision
@@ -125,11 +129,10 @@ func (k *call) run(ctx context.Context, outgoing bool) {
 	} else {
 		d = k.decide(ctx, info)
 	}
-	log := k.log.With().Str("result", string(d.Result)).Str("reason", string(d.Reason)).
-		Int64("owner", int64(d.Owner)).Str("source", string(d.Source)).Dur("lookup", d.Latency).Logger()
 	if d.Result == routing.Routed && len(d.Targets) == 0 {
-		d = routing.Decision{Result: routing.Fallback, Reason: routing.ReasonNoOwner, Owner: d.Owner, Source: d.Source}
+		d = routing.Decision{Result: routing.Fallback, Reason: routing.ReasonNoOwner, Owner: d.Owner, Source: d.Source, Latency: d.Latency}
 	}
+	log := k.decisionLog(d)
 	if d.Result == routing.Routed {
 		out.FirstOperator = d.Owner
 		ringStart := time.Now()
@@ -138,6 +141,9 @@ func (k *call) run(ctx context.Context, outgoing bool) {
 		// originate timed out but went through) is nobody's, and the dispatcher or the
 		// reconciler hangs it up.
 		k.releaseLegs()
+		if r.endpoint != "" || r.ended {
+			k.settle(d) // the owner answered, or the caller gave up while it rang
+		}
 		if r.endpoint != "" {
 			out.Decision = d
 			out.Answered, out.AnsweredBy = true, d.Owner
@@ -155,16 +161,36 @@ func (k *call) run(ctx context.Context, outgoing bool) {
 		}
 		if r.unreachable {
 			d.Result, d.Reason = routing.Fallback, routing.ReasonOwnerUnavailable
+			log = k.decisionLog(d)
 			log.Info().Msg("owner's phones are not reachable; call to fallback as owner_unavailable")
 		} else {
 			d.Result, d.Reason = routing.Fallback, routing.ReasonOwnerNoAnswer
+			log = k.decisionLog(d)
 			log.Info().Msg("owner did not answer; call to fallback")
 		}
 	} else {
 		log.Info().Msg("call to fallback")
 	}
+	k.settle(d)
 	out.Decision = d
 	k.follow(ctx, func() error { return k.fallback(ctx, d) }, &out)
+}
+
+// decisionLog is the call's logger with the routing it has now.
+func (k *call) decisionLog(d routing.Decision) zerolog.Logger {
+	return k.log.With().Str("result", string(d.Result)).Str("reason", string(d.Reason)).
+		Int64("owner", int64(d.Owner)).Str("source", string(d.Source)).Dur("lookup", d.Latency).Logger()
+}
+
+// settle reports the routing the call got in the end, once.
+func (k *call) settle(d routing.Decision) {
+	if k.settled {
+		return
+	}
+	k.settled = true
+	if k.c.opts.OnDecision != nil {
+		k.c.opts.OnDecision(k.info, d)
+	}
 }
 
 // runOutgoing sends a call placed by an office phone on to the outgoing context and

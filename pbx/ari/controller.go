@@ -47,6 +47,12 @@ type Options struct {
 	// OnOutcome, when set, is told how every call handled here ended; it must not block
 	// for long (publish to a durable queue).
 	OnOutcome func(routing.CallOutcome)
+	// OnDecision, when set, is told once per incoming call the routing it got in the end,
+	// as soon as that is settled: ROUTED once the owner answered (or the caller hung up
+	// while the owner's phones rang), else FALLBACK with the reason the fallback context
+	// got, which differs from the router's decision when ringing failed
+	// (owner_unavailable: no phone reachable; owner_no_answer). It must not block (metrics).
+	OnDecision func(routing.Call, routing.Decision)
 	// OutgoingContext is where calls placed by office phones through Stasis(crmlink,outgoing)
 	// continue (the context that dials the trunk).
 	OutgoingContext string

@@ -152,6 +152,7 @@ func (k *call) ring(ctx context.Context, d routing.Decision, log zerolog.Logger)
 					return ringResult{}
 				}
 				log.Info().Str("endpoint", k.legs[id]).Msg("manager answered; bridged")
+				k.settle(d)
 			case *ari.StasisEnd, *ari.ChannelDestroyed:
 				// A channel in the application reports its hangup with StasisEnd (and
 				// no ChannelDestroyed follows); a leg that never answered only with

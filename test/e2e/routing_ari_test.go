@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
+	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,6 +66,7 @@ func TestARIKnownCallerRingsOwnerAndIsBridged(t *testing.T) {
 	in := nextIncoming(t, anna, callWait)
 	assert.Equal(t, annaClient, in.From(), "the manager sees the client's number")
 	answerAndCheckBridged(t, s, in, call, annaClient, annaUser, "crm")
+	expectCounted(t, s, "ROUTED", "")
 
 	// The manager hangs up: the client's side ends too.
 	ctx, cancel := context.WithTimeout(context.Background(), callWait)
@@ -161,7 +165,10 @@ func TestARIManagerUnavailable(t *testing.T) {
 		expectFallback(t, operator, "owner_unavailable", glebUser)
 	})
 	t.Run("phone unregistered since the last presence refresh: owner_unavailable", func(t *testing.T) {
-		expectOwnerLoggedOutUnavailable(t, startStack(t), ariExten)
+		s := startStack(t)
+		expectOwnerLoggedOutUnavailable(t, s, ariExten)
+		// The router said ROUTED (its presence was stale); the call got the fallback.
+		expectCounted(t, s, "FALLBACK", "owner_unavailable")
 	})
 	t.Run("status check off: the off-schedule manager rings", func(t *testing.T) {
 		s := startStack(t, func(c *config.Config) { c.Routing.CheckManagerStatus = false })
@@ -182,6 +189,7 @@ func TestARIOwnerNoAnswerFallsBack(t *testing.T) {
 	in := nextIncoming(t, anna, callWait)
 	fb := expectFallback(t, operator, "owner_no_answer", annaUser)
 	assert.Equal(t, "crm", fb.Header("X-CRMLINK-Source"))
+	expectCounted(t, s, "FALLBACK", "owner_no_answer")
 	select {
 	case <-in.Done():
 	case <-time.After(callWait):
@@ -313,4 +321,44 @@ func TestStrandedCallerReachesTheFallbackAfterARestart(t *testing.T) {
 	in := expectFallback(t, operator, "interrupted", 0)
 	t.Logf("the stranded caller reached the fallback %s after crmlink started", time.Since(restarted).Round(time.Millisecond))
 	assert.Equal(t, annaClient, in.From(), "the operator sees the caller")
+}
+
+// decisions sums crmlink_route_decisions_total in /metrics over the samples whose labels
+// include match.
+func decisions(t *testing.T, s *stack, match map[string]string) float64 {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, s.api+"/metrics", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+s.cfg.HTTP.Token)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	sum := 0.0
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		sample, value, ok := strings.Cut(sc.Text(), " ")
+		if !ok || !strings.HasPrefix(sample, "crmlink_route_decisions_total{") {
+			continue
+		}
+		matched := true
+		for k, v := range match {
+			matched = matched && strings.Contains(sample, k+`="`+v+`"`)
+		}
+		if n, err := strconv.ParseFloat(value, 64); err == nil && matched {
+			sum += n
+		}
+	}
+	require.NoError(t, sc.Err())
+	return sum
+}
+
+// expectCounted waits until /metrics counts the call's routing as want (result and
+// reason), and checks nothing else was counted.
+func expectCounted(t *testing.T, s *stack, result, reason string) {
+	t.Helper()
+	testrig.WaitFor(t, callWait, "crmlink_route_decisions_total counting the call as "+result+" "+reason, func() bool {
+		return decisions(t, s, map[string]string{"result": result, "reason": reason}) == 1
+	})
+	assert.Equal(t, 1.0, decisions(t, s, nil), "one call, counted once")
 }
