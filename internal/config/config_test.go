@@ -61,7 +61,11 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"misspelt top-level key", "routng:\n  enabled: true\n", []string{`line 1: unknown key "routng"`, "allowed here:", "routing"}},
 		{"misspelt nested key", "routing:\n  lookup_timout: 1s\n", []string{`line 2: unknown key "lookup_timout"`, "lookup_timeout"}},
-		{"bad duration", "routing:\n  lookup_timeout: soon\n", []string{"line 2", "soon"}},
+		{"bad duration", "routing:\n  lookup_timeout: soon\n", []string{`routing.lookup_timeout: "soon" is not a duration (e.g. 1500ms, 2s, 6h) (line 2)`}},
+		{"a list for a number", "redis: {db: [1]}\n", []string{"redis.db: a list is not a whole number"}},
+		{"a scalar for a list", "managers:\n  - crm_user: 5\n    endpoints: PJSIP/101\n", []string{`managers[0].endpoints: "PJSIP/101" is not a list`}},
+		{"whole-day hours written as start equals end", "managers: [{crm_user: 5, endpoints: [PJSIP/101], schedule: {hours: \"09:00-09:00\"}}]\n", []string{`managers[0].schedule.hours "09:00-09:00": start equals end; use 00:00-24:00`}},
+		{"port not a number", "http: {listen: \"127.0.0.1:abc\"}\n", []string{`http.listen: is "127.0.0.1:abc"; allowed: host:port with a port number`}},
 		{"timeout out of range", "routing:\n  lookup_timeout: 1ms\n", []string{"routing.lookup_timeout: is 1ms; allowed: 50ms to 30s"}},
 		{"bad precedence", "routing:\n  precedence: [lead, deal]\n", []string{`routing.precedence[1]: is "deal"; allowed: lead, contact, company`}},
 		{"bad log level", "log:\n  level: loud\n", []string{`log.level: is "loud"; allowed: debug, info, warn, error`}},

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -41,7 +42,7 @@ func Parse(data []byte) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		return nil, explainYAML(err)
+		return nil, explainYAML(err, data)
 	}
 	ApplyEnv(cfg, os.Getenv)
 	if errs := cfg.Validate(); len(errs) > 0 {
@@ -101,6 +102,9 @@ func ChatEnvPrefix(platform string) string {
 var (
 	reUnknown = regexp.MustCompile(`line (\d+): field (\S+) not found in type (\w+\.\w+)`)
 	reLine    = regexp.MustCompile(`^yaml: (line \d+:)`)
+	// yaml.v3's "line 2: cannot unmarshal !!str `fast` into time.Duration"; the value is
+	// cut to 7 characters and absent for a mapping or a list.
+	reWrongType = regexp.MustCompile("^line (\\d+): cannot unmarshal !!(\\w+)(?: `(.*)`)? into (.+)$")
 )
 
 // replacedKeys tell the upgrading administrator what took the place of a removed key, by
@@ -110,11 +114,15 @@ var replacedKeys = map[string]string{
 }
 
 // explainYAML turns yaml.v3's messages into ones that name the key and what is allowed.
-func explainYAML(err error) error {
+// data is the document, read again to find the key of a value of the wrong type: yaml.v3
+// names only its line.
+func explainYAML(err error, data []byte) error {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
 		return Errors{reLine.ReplaceAllString(err.Error(), "$1")}
 	}
+	var doc yaml.Node
+	_ = yaml.Unmarshal(data, &doc) // it parsed once; a failure only loses the key names
 	var out Errors
 	for _, msg := range te.Errors {
 		if m := reUnknown.FindStringSubmatch(msg); m != nil {
@@ -125,35 +133,145 @@ func explainYAML(err error) error {
 			out = append(out, line)
 			continue
 		}
+		if m := reWrongType.FindStringSubmatch(msg); m != nil {
+			out = append(out, wrongType(&doc, m[1], m[2], strings.TrimSuffix(m[3], "..."), m[4]))
+			continue
+		}
 		out = append(out, strings.Replace(msg, "cannot unmarshal", "cannot read", 1))
 	}
 	return out
 }
 
+// wrongType says which key holds a value of the wrong type and what the key takes:
+// `routing.lookup_timeout: "fast" is not a duration (e.g. 1500ms, 2s)`.
+func wrongType(doc *yaml.Node, line, tag, shortValue, goType string) string {
+	n, _ := strconv.Atoi(line)
+	kind := map[string]yaml.Kind{"map": yaml.MappingNode, "seq": yaml.SequenceNode}[tag]
+	if kind == 0 {
+		kind = yaml.ScalarNode
+	}
+	key, node := findValue(doc, "", valueAt{line: n, kind: kind, prefix: shortValue})
+	what := map[string]string{"map": "a mapping", "seq": "a list"}[tag]
+	if node != nil && what == "" {
+		what = strconv.Quote(node.Value)
+	} else if what == "" {
+		what = strconv.Quote(shortValue)
+	}
+	if key == "" {
+		key = "line " + line
+	}
+	return fmt.Sprintf("%s: %s is not %s (line %s)", key, what, allowedFor(goType), line)
+}
+
+// allowedFor names what a Go type of the configuration takes, for an administrator, by
+// the kind of the type yaml.v3 named ("time.Duration", "crm.UserID", "[]string").
+func allowedFor(goType string) string {
+	if goType == "time.Duration" {
+		return "a duration (e.g. 1500ms, 2s, 6h)"
+	}
+	t, ok := configTypes()[goType]
+	if !ok {
+		return "a value of type " + goType
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number (e.g. 1001)"
+	case reflect.Float32, reflect.Float64:
+		return "a number (e.g. 7 or 2.5)"
+	case reflect.String:
+		return "a single value (text, not a list or mapping)"
+	case reflect.Slice, reflect.Array:
+		return "a list (e.g. [a, b] or one \"- item\" per line)"
+	default:
+		return "a mapping of keys (see docs/configuration.md)"
+	}
+}
+
+// valueAt is what yaml.v3 tells of a value of the wrong type: its line, its kind and the
+// start of its text.
+type valueAt struct {
+	line   int
+	kind   yaml.Kind
+	prefix string
+}
+
+// findValue finds the value node want describes and returns its key path
+// (routing.lookup_timeout, managers[0].endpoints[1]).
+func findValue(n *yaml.Node, path string, want valueAt) (string, *yaml.Node) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if k, v := findValue(c, path, want); v != nil {
+				return k, v
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := n.Content[i].Value
+			if path != "" {
+				key = path + "." + key
+			}
+			if k, v := findValue(n.Content[i+1], key, want); v != nil {
+				return k, v
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if k, v := findValue(c, fmt.Sprintf("%s[%d]", path, i), want); v != nil {
+				return k, v
+			}
+		}
+	}
+	// After the children: a mapping that starts on the line of its first key is not the
+	// value meant when that key's own value is.
+	if n.Kind == want.kind && n.Line == want.line && strings.HasPrefix(n.Value, want.prefix) {
+		return path, n
+	}
+	return "", nil
+}
+
 // keysOf lists the YAML keys of a config struct by its qualified type name
 // ("config.Routing", "rules.Missed").
 func keysOf(typeName string) []string {
-	var found []string
-	seen := map[reflect.Type]bool{}
+	t, ok := configTypes()[typeName]
+	if !ok || t.Kind() != reflect.Struct {
+		return nil
+	}
+	found := yamlKeys(t)
+	sort.Strings(found)
+	return found
+}
+
+// configTypes is every type in the configuration by the name yaml.v3 gives it
+// ("config.Routing", "*bool", "[]string", "crm.UserID").
+func configTypes() map[string]reflect.Type {
+	types := map[string]reflect.Type{}
 	var walk func(t reflect.Type)
 	walk = func(t reflect.Type) {
-		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
-			t = t.Elem()
-		}
-		if t.Kind() != reflect.Struct || seen[t] {
+		if _, seen := types[t.String()]; seen {
 			return
 		}
-		seen[t] = true
-		if t.String() == typeName {
-			found = append(found, yamlKeys(t)...)
-		}
-		for i := 0; i < t.NumField(); i++ {
-			walk(t.Field(i).Type)
+		types[t.String()] = t
+		switch t.Kind() {
+		case reflect.Pointer, reflect.Slice, reflect.Array:
+			walk(t.Elem())
+		case reflect.Map:
+			walk(t.Key())
+			walk(t.Elem())
+		case reflect.Struct:
+			for i := 0; i < t.NumField(); i++ {
+				walk(t.Field(i).Type)
+			}
 		}
 	}
 	walk(reflect.TypeOf(Config{}))
-	sort.Strings(found)
-	return found
+	return types
 }
 
 // yamlKeys lists a struct's YAML keys, those of inlined structs included.
