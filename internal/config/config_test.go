@@ -80,7 +80,6 @@ func TestParseErrors(t *testing.T) {
 		{"bad network", "sip_redirect:\n  enabled: true\n  allowed_networks: [10.0.0.0]\n", []string{"sip_redirect.allowed_networks[0]"}},
 		{"retry horizon too short", "queue:\n  retry_for: 30s\n", []string{"queue.retry_for: is 30s; allowed: 1m to 72h"}},
 		{"retry horizon too long", "queue:\n  retry_for: 240h\n", []string{"queue.retry_for: is 240h0m0s; allowed: 1m to 72h"}},
-		{"removed attempt count", "queue:\n  max_attempts: 8\n", []string{`line 2: unknown key "max_attempts"`, "replaced by queue.retry_for"}},
 		{"not yaml", "routing: [\n", []string{"line"}},
 	}
 	for _, c := range cases {
@@ -172,4 +171,22 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = Parse(b) // must not panic
 	})
+}
+
+// A key an earlier version took and that no longer does anything must not stop an upgraded
+// crmlink (and with it routing): it is ignored with a warning that names it and what took
+// its place. Other errors keep their line numbers.
+func TestRetiredKeyIsAWarning(t *testing.T) {
+	cfg, err := Parse([]byte("queue:\n  max_attempts: 8\n  retry_for: 30m\n"))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"line 2: queue.max_attempts is no longer used and is ignored: failing events are now retried for queue.retry_for (default 2h) instead of a number of attempts; remove the key"}, cfg.Warnings())
+	assert.Equal(t, 30*time.Minute, cfg.Queue.RetryFor)
+
+	_, err = Parse([]byte("queue:\n  max_attempts: 8\n  retry_for: 30s\n"))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "queue.retry_for: is 30s")
+
+	_, err = Parse([]byte("queue:\n  max_attempts: 8\n  workers: many\n"))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "line 3")
 }

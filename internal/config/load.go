@@ -39,6 +39,7 @@ func Load(path string) (*Config, error) {
 // Parse is Load for bytes. An empty document gives the embedded defaults.
 func Parse(data []byte) (*Config, error) {
 	cfg := Default()
+	data, cfg.warnings = dropRetiredKeys(data)
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
@@ -107,10 +108,61 @@ var (
 	reWrongType = regexp.MustCompile("^line (\\d+): cannot unmarshal !!(\\w+)(?: `(.*)`)? into (.+)$")
 )
 
-// replacedKeys tell the upgrading administrator what took the place of a removed key, by
-// "<type>.<key>".
-var replacedKeys = map[string]string{
-	"config.Queue.max_attempts": "queue.max_attempts was replaced by queue.retry_for, how long a failing event is retried (e.g. 2h)",
+// retiredKeys are keys earlier versions took that no longer do anything: a file that still
+// sets one is accepted with a warning, so an upgrade never stops routing over a key whose
+// job moved elsewhere. By dotted path; the text says what took its place.
+var retiredKeys = map[string]string{
+	"queue.max_attempts": "failing events are now retried for queue.retry_for (default 2h) instead of a number of attempts; remove the key",
+}
+
+// dropRetiredKeys blanks the lines of retired keys (keeping the line numbers of every other
+// message true) and returns a warning for each.
+func dropRetiredKeys(data []byte) ([]byte, []string) {
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil || len(doc.Content) == 0 {
+		return data, nil // the strict decode reports what is wrong
+	}
+	var lines [][]byte
+	var warnings []string
+	for path, instead := range retiredKeys {
+		key, value := lookupKey(doc.Content[0], strings.Split(path, "."))
+		if key == nil || value.Kind != yaml.ScalarNode || value.Line != key.Line {
+			continue
+		}
+		if lines == nil {
+			lines = bytes.Split(data, []byte("\n"))
+		}
+		lines[key.Line-1] = []byte("#")
+		warnings = append(warnings, fmt.Sprintf("line %d: %s is no longer used and is ignored: %s", key.Line, path, instead))
+	}
+	if lines == nil {
+		return data, nil
+	}
+	sort.Strings(warnings)
+	return bytes.Join(lines, []byte("\n")), warnings
+}
+
+// lookupKey finds the key and value nodes at path in a mapping.
+func lookupKey(n *yaml.Node, path []string) (key, value *yaml.Node) {
+	for i, name := range path {
+		if n.Kind != yaml.MappingNode {
+			return nil, nil
+		}
+		found := false
+		for j := 0; j+1 < len(n.Content); j += 2 {
+			if n.Content[j].Value == name {
+				key, value, found = n.Content[j], n.Content[j+1], true
+				break
+			}
+		}
+		if !found {
+			return nil, nil
+		}
+		if i < len(path)-1 {
+			n = value
+		}
+	}
+	return key, value
 }
 
 // explainYAML turns yaml.v3's messages into ones that name the key and what is allowed.
@@ -126,11 +178,7 @@ func explainYAML(err error, data []byte) error {
 	var out Errors
 	for _, msg := range te.Errors {
 		if m := reUnknown.FindStringSubmatch(msg); m != nil {
-			line := fmt.Sprintf("line %s: unknown key %q (allowed here: %s)", m[1], m[2], strings.Join(keysOf(m[3]), ", "))
-			if hint, ok := replacedKeys[m[3]+"."+m[2]]; ok {
-				line += "; " + hint
-			}
-			out = append(out, line)
+			out = append(out, fmt.Sprintf("line %s: unknown key %q (allowed here: %s)", m[1], m[2], strings.Join(keysOf(m[3]), ", ")))
 			continue
 		}
 		if m := reWrongType.FindStringSubmatch(msg); m != nil {
