@@ -20,7 +20,7 @@ import (
 	"github.com/crmlink/crmlink/crm"
 	"github.com/crmlink/crmlink/crm/amocrm"
 	amosandbox "github.com/crmlink/crmlink/crm/amocrm/sandbox"
-	"github.com/crmlink/crmlink/internal/queue"
+	"github.com/crmlink/crmlink/events"
 )
 
 // Wazzup's webhooks page (https://wazzup24.com/help/webhooks/): "the CRM should create the
@@ -48,7 +48,7 @@ func TestWazzupCreateContactAndDealAnswersCarryTheEntity(t *testing.T) {
 	wz, err := wazzup.New(wazzup.Options{CRMKey: wazzupCRMKey})
 	require.NoError(t, err)
 	var queued []string
-	publish := func(_ context.Context, q queue.Event) error { queued = append(queued, q.ID); return nil }
+	publish := func(_ context.Context, q events.Envelope) error { queued = append(queued, q.ID); return nil }
 	h := httptest.NewServer(chatbridge.WebhookHandler(wz, publish, zerolog.Nop(),
 		chatbridge.WithEntities(chatbridge.NewEntities(client, client, users, uri, zerolog.Nop()))))
 	defer h.Close()

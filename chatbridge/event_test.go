@@ -17,7 +17,7 @@ import (
 
 	"github.com/crmlink/crmlink/chatbridge"
 	"github.com/crmlink/crmlink/crm"
-	"github.com/crmlink/crmlink/internal/queue"
+	"github.com/crmlink/crmlink/events"
 )
 
 func TestEventQueueRoundTrip(t *testing.T) {
@@ -31,37 +31,26 @@ func TestEventQueueRoundTrip(t *testing.T) {
 	q, err := e.QueueEvent()
 	require.NoError(t, err)
 	assert.Equal(t, "jivo:chat_accepted:42", q.ID)
-	assert.Equal(t, chatbridge.QueueKindChat, q.Kind)
-	back, err := chatbridge.DecodeEvent(q)
+	assert.Equal(t, events.KindChat, q.Kind)
+	back, err := chatbridge.ChatEvents.Decode(q)
 	require.NoError(t, err)
 	assert.Equal(t, e, back)
-	assert.Equal(t, "phone:"+string(clientPhone), chatbridge.OrderKey(q))
+	assert.Equal(t, "phone:"+string(clientPhone), q.Key)
 
 	_, err = chatbridge.Event{ID: "x"}.QueueEvent()
 	assert.Error(t, err)
-	_, err = chatbridge.DecodeEvent(queue.Event{ID: "x", Kind: chatbridge.QueueKindCRM})
+	_, err = chatbridge.ChatEvents.Decode(events.Envelope{ID: "x", Kind: events.KindCRMChange})
 	assert.Error(t, err)
-	_, err = chatbridge.DecodeEvent(queue.Event{ID: "x", Kind: chatbridge.QueueKindChat, Payload: []byte(`{}`)})
+	_, err = chatbridge.ChatEvents.Decode(events.Envelope{ID: "x", Kind: events.KindChat, Payload: []byte(`{}`)})
 	assert.Error(t, err, "an event without id, platform and kind")
 
 	noPhone := chatbridge.Event{ID: "a", Platform: chatbridge.ChatApp, Kind: chatbridge.EventMessage, Chat: chatbridge.ChatRef{Platform: chatbridge.ChatApp, ID: "1/wa/x"}}
 	q, err = noPhone.QueueEvent()
 	require.NoError(t, err)
-	assert.Equal(t, "chat:chatapp:1/wa/x", chatbridge.OrderKey(q))
-	assert.Empty(t, chatbridge.OrderKey(queue.Event{Kind: chatbridge.QueueKindCRM}))
-}
-
-func TestCRMChangeQueueRoundTrip(t *testing.T) {
-	ch := crm.ResponsibleChange{Entity: crm.EntityLead, ID: 601, Responsible: bob, OldResponsible: ann, ModifiedBy: person, At: t0}
-	q, err := chatbridge.CRMQueueEvent(ch)
+	assert.Equal(t, "chat:chatapp:1/wa/x", q.Key)
+	ch, err := events.CRMChanges.Encode(events.CRMChange{Entity: crm.EntityLead, ID: 1})
 	require.NoError(t, err)
-	assert.Equal(t, fmt.Sprintf("crm:lead:601:12:%d", t0.UnixMilli()), q.ID)
-	assert.JSONEq(t, `{"entity":"lead","id":601,"responsible":12,"old_responsible":11,"modified_by":55,"at":"2026-03-02T10:00:00Z"}`, string(q.Payload))
-	back, err := chatbridge.DecodeCRMChange(q)
-	require.NoError(t, err)
-	assert.Equal(t, ch, back)
-	_, err = chatbridge.CRMQueueEvent(crm.ResponsibleChange{Entity: crm.EntityLead})
-	assert.Error(t, err)
+	assert.Empty(t, ch.Key)
 }
 
 func TestDigestID(t *testing.T) {
@@ -102,8 +91,8 @@ func TestWebhookHandler(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var stored []queue.Event
-			publish := func(ctx context.Context, e queue.Event) error {
+			var stored []events.Envelope
+			publish := func(ctx context.Context, e events.Envelope) error {
 				deadline, ok := ctx.Deadline()
 				require.True(t, ok)
 				assert.WithinDuration(t, time.Now().Add(chatbridge.WebhookDeadline), deadline, time.Second)

@@ -14,7 +14,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/crmlink/crmlink/internal/queue"
+	"github.com/crmlink/crmlink/events"
 )
 
 // MaxWebhookBody bounds a webhook body an adapter reads; chat webhooks are a few kilobytes.
@@ -24,8 +24,8 @@ const MaxWebhookBody = 1 << 20
 // wait 2 s, Wazzup 30 s; the handler only parses and enqueues.
 const WebhookDeadline = 1500 * time.Millisecond
 
-// Publisher stores an event durably (queue.Queue.Publish).
-type Publisher func(ctx context.Context, e queue.Event) error
+// Publisher stores an event durably in the event queue.
+type Publisher func(ctx context.Context, e events.Envelope) error
 
 // WebhookOption adjusts a WebhookHandler.
 type WebhookOption func(*webhookHandler)

@@ -16,6 +16,8 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/crmlink/crmlink/events"
 )
 
 func openDiskAt(t *testing.T, dir string, o DiskOptions) *Disk {
@@ -45,7 +47,7 @@ func TestDiskKeepsEventsRetriesAndDeadLettersAcrossRestart(t *testing.T) {
 		case "flaky":
 			return errors.New("amoCRM 503")
 		case "broken":
-			return Permanent(errors.New("no such pipeline"))
+			return events.Permanent(errors.New("no such pipeline"))
 		}
 		return nil
 	})
@@ -161,7 +163,7 @@ func TestDiskTruncatesATornTail(t *testing.T) {
 func TestDiskTruncatesATornDeadLetterLog(t *testing.T) {
 	dir := t.TempDir()
 	q := openDiskAt(t, dir, DiskOptions{Options: fastOptions(t)})
-	startRun(t, q, newRecorder(func(context.Context, Event) error { return Permanent(errors.New("bad")) }).handle)
+	startRun(t, q, newRecorder(func(context.Context, Event) error { return events.Permanent(errors.New("bad")) }).handle)
 	publishN(t, q, 2, "ev")
 	waitStats(t, q, "two dead", func(s Stats) bool { return s.Dead == 2 && s.InFlight == 0 })
 	require.NoError(t, q.Close())

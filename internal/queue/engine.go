@@ -463,7 +463,7 @@ func (e *engine) work(d *delivery) {
 	var (
 		serr  error
 		delay time.Duration
-		dead  = IsPermanent(err)
+		dead  = deadAtOnce(err)
 	)
 	if err != nil {
 		now := time.Now()
@@ -479,7 +479,7 @@ func (e *engine) work(d *delivery) {
 		}
 	case dead:
 		if serr = e.st.bury(ctx, d, ev); serr == nil {
-			log.Warn().Err(err).Bool("permanent", IsPermanent(err)).Msg("event moved to the dead-letter list")
+			log.Warn().Err(err).Bool("permanent", deadAtOnce(err)).Msg("event moved to the dead-letter list")
 			if e.opts.Hooks.Dead != nil {
 				e.opts.Hooks.Dead(ev, err)
 			}

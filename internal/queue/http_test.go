@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/crmlink/crmlink/events"
 )
 
 func TestOperatorEndpoints(t *testing.T) {
@@ -34,7 +36,7 @@ func TestOperatorEndpoints(t *testing.T) {
 		fail.Store(true)
 		rec := newRecorder(func(context.Context, Event) error {
 			if fail.Load() {
-				return Permanent(errors.New("lead 7 was deleted"))
+				return events.Permanent(errors.New("lead 7 was deleted"))
 			}
 			return nil
 		})
@@ -94,7 +96,7 @@ func TestReplayAllEndpoint(t *testing.T) {
 		down.Store(true)
 		rec := newRecorder(func(context.Context, Event) error {
 			if down.Load() {
-				return Permanent(errors.New("amoCRM answered 401: the token expired"))
+				return events.Permanent(errors.New("amoCRM answered 401: the token expired"))
 			}
 			return nil
 		})
