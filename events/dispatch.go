@@ -32,9 +32,13 @@ func On[T any](d *Dispatcher, t Type[T], h func(context.Context, T) error) {
 		}
 		return h(ctx, v)
 	}
+	if t.Key == nil {
+		delete(d.keys, t.Kind)
+		return
+	}
 	d.keys[t.Kind] = func(e Envelope) (string, error) {
 		v, err := t.Decode(e)
-		if err != nil || t.Key == nil {
+		if err != nil {
 			return "", err
 		}
 		return t.Key(v), nil
@@ -55,9 +59,10 @@ func (d *Dispatcher) Handle(ctx context.Context, e Envelope) error {
 	return err
 }
 
-// OrderKey is e's order key: the one its producer stored, or for an envelope stored
-// without one (by a crmlink before the key was stored, or by hand) the one its payload
-// gives, which costs a second decode.
+// OrderKey is e's order key: the one its producer stored, or for an envelope of a keyed
+// type stored without one (by a crmlink before the key was stored, by hand, or a call
+// from a withheld number, which has none) the one its payload gives, at the cost of a
+// second decode.
 func (d *Dispatcher) OrderKey(e Envelope) string {
 	if e.Key != "" {
 		return e.Key
