@@ -18,15 +18,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/crmlink/crmlink/internal/ratelog"
+	"github.com/crmlink/crmlink/pbx/dialplan"
 	"github.com/crmlink/crmlink/routing"
-)
-
-// Response headers that carry the decision to the proxy or PBX that asked.
-const (
-	HeaderResult = "X-CRMLINK-Result"
-	HeaderReason = "X-CRMLINK-Reason"
-	HeaderOwner  = "X-CRMLINK-Owner"
-	HeaderSource = "X-CRMLINK-Source"
 )
 
 // Defaults for the options.
@@ -384,7 +377,7 @@ func (s *RedirectServer) onInvite(req *sipmsg.Request, tx sipmsg.ServerTransacti
 	}
 
 	v := s.verdictFor(d)
-	for _, p := range v.problems {
+	for _, p := range v.Problems {
 		log.Error().Str("caller", call.Caller).Msg("SIP: decision data rejected: " + p)
 	}
 	res := s.response(req, v)
@@ -394,52 +387,34 @@ func (s *RedirectServer) onInvite(req *sipmsg.Request, tx sipmsg.ServerTransacti
 	}
 	// Logged before the answer leaves, so the log never lags behind what the caller saw.
 	log.Info().Str("caller", call.Caller).Str("called", call.Called).
-		Str("result", v.result).Str("reason", v.reason).Str("owner", v.owner).Str("source", v.source).
+		Str("result", v.Result).Str("reason", v.Reason).Str("owner", v.Owner).Str("source", v.Source).
 		Strs("contacts", contacts).Int("status", res.StatusCode).Dur("latency", d.Latency).
 		Msg("SIP call redirected")
 	respond(tx, res, log)
 }
 
-// verdict is a decision reduced to what may go into SIP headers, plus what was wrong with it.
+// verdict is a decision reduced to what may go into SIP headers (pbx/dialplan), with the
+// contacts to redirect to.
 type verdict struct {
-	result, reason, owner, source string
-	contacts                      []sipmsg.Uri
-	problems                      []string
+	dialplan.Values
+	contacts []sipmsg.Uri
 }
 
 func (s *RedirectServer) verdictFor(d routing.Decision) verdict {
-	var v verdict
-	v.reason = string(d.Reason)
-	if !validToken(v.reason) {
-		v.problems = append(v.problems, "reason "+strconv.Quote(clip(v.reason))+" is not a token; sent empty")
-		v.reason = ""
-	}
-	v.source = string(d.Source)
-	if !validToken(v.source) {
-		v.problems = append(v.problems, "source "+strconv.Quote(clip(v.source))+" is not a token; sent empty")
-		v.source = ""
-	}
-	switch {
-	case d.Owner > 0:
-		v.owner = strconv.FormatInt(int64(d.Owner), 10)
-	case d.Owner < 0:
-		v.problems = append(v.problems, "negative owner id; sent empty")
-	}
-
-	v.result = string(routing.Fallback)
-	if d.Result == routing.Routed {
+	v := verdict{Values: dialplan.Of(d)}
+	if v.Result == string(routing.Routed) {
 		seen := make(map[string]bool, len(d.Targets))
 		for _, t := range d.Targets {
 			user, ok := contactUser(t.Endpoint)
 			if !ok {
-				v.problems = append(v.problems, "dial target "+strconv.Quote(clip(t.Endpoint))+" has no plain user; dropped")
+				v.Problems = append(v.Problems, "dial target "+dialplan.Quote(t.Endpoint)+" has no plain user; dropped")
 				continue
 			}
 			if seen[user] {
 				continue
 			}
 			if len(v.contacts) == maxContacts {
-				v.problems = append(v.problems, "more than "+strconv.Itoa(maxContacts)+" contacts; the rest dropped")
+				v.Problems = append(v.Problems, "more than "+strconv.Itoa(maxContacts)+" contacts; the rest dropped")
 				break
 			}
 			seen[user] = true
@@ -447,14 +422,9 @@ func (s *RedirectServer) verdictFor(d routing.Decision) verdict {
 			uri.User = user
 			v.contacts = append(v.contacts, uri)
 		}
-		if len(v.contacts) > 0 {
-			v.result = string(routing.Routed)
-		} else {
-			v.problems = append(v.problems, "routed without a usable dial target; falling back")
-			v.reason = string(routing.ReasonNoOwner)
+		if len(v.contacts) == 0 {
+			v.NoTarget()
 		}
-	} else if d.Result != routing.Fallback {
-		v.problems = append(v.problems, "result "+strconv.Quote(clip(string(d.Result)))+" is neither ROUTED nor FALLBACK; falling back")
 	}
 	return v
 }
@@ -464,7 +434,7 @@ func (s *RedirectServer) verdictFor(d routing.Decision) verdict {
 func (s *RedirectServer) response(req *sipmsg.Request, v verdict) *sipmsg.Response {
 	var res *sipmsg.Response
 	switch {
-	case v.result == string(routing.Routed):
+	case v.Result == string(routing.Routed):
 		res = sipmsg.NewResponseFromRequest(req, sipmsg.StatusMovedTemporarily, "Moved Temporarily", nil)
 		for i, uri := range v.contacts {
 			c := &sipmsg.ContactHeader{Address: uri}
@@ -473,14 +443,13 @@ func (s *RedirectServer) response(req *sipmsg.Request, v verdict) *sipmsg.Respon
 		}
 	case s.fallback != nil:
 		res = sipmsg.NewResponseFromRequest(req, sipmsg.StatusMovedTemporarily, "Moved Temporarily", nil)
-		res.AppendHeader(&sipmsg.ContactHeader{Address: s.fallbackFor(v.reason)})
+		res.AppendHeader(&sipmsg.ContactHeader{Address: s.fallbackFor(v.Reason)})
 	default:
 		res = sipmsg.NewResponseFromRequest(req, sipmsg.StatusTemporarilyUnavailable, "Temporarily Unavailable", nil)
 	}
-	res.AppendHeader(sipmsg.NewHeader(HeaderResult, v.result))
-	res.AppendHeader(sipmsg.NewHeader(HeaderReason, v.reason))
-	res.AppendHeader(sipmsg.NewHeader(HeaderOwner, v.owner))
-	res.AppendHeader(sipmsg.NewHeader(HeaderSource, v.source))
+	for _, h := range v.Headers() {
+		res.AppendHeader(sipmsg.NewHeader(h.Name, h.Value))
+	}
 	return res
 }
 
@@ -522,13 +491,6 @@ func respond(tx sipmsg.ServerTransaction, res *sipmsg.Response, log zerolog.Logg
 	if err := tx.Respond(res); err != nil {
 		log.Warn().Err(err).Int("status", res.StatusCode).Msg("SIP response not sent")
 	}
-}
-
-func clip(s string) string {
-	if len(s) > 64 {
-		s = s[:64] + "…"
-	}
-	return strings.ToValidUTF8(s, "?")
 }
 
 // reasonPlaceholder in the fallback contact is replaced by the fallback reason
