@@ -8,12 +8,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crmlink/crmlink/chatbridge"
 	"github.com/crmlink/crmlink/crm"
 	"github.com/crmlink/crmlink/crm/amocrm"
+	"github.com/crmlink/crmlink/internal/httpapi"
 	"github.com/crmlink/crmlink/internal/queue"
 	"github.com/crmlink/crmlink/routing"
 	"github.com/crmlink/crmlink/routing/rules"
@@ -35,6 +39,8 @@ type events struct {
 	chat queue.Handler
 	// state is the idempotency state the rules engine and the online-chat leads share.
 	state rules.State
+	// files is the state under data_dir; nil with Redis.
+	files *fileState
 }
 
 // newEvents builds the queue (Redis Streams with Redis, files under data_dir without) and
@@ -63,7 +69,9 @@ func (p *App) newEvents() (*events, error) {
 			p.warnRedisPersistence()
 		}
 	} else {
-		ev.queue, err = queue.NewDisk(filepath.Join(cfg.DataDir, "queue"), queue.DiskOptions{Options: opts})
+		// A data_dir that is full, read-only or damaged must not stop routing: the queue
+		// opens when it can and refuses events until then.
+		ev.queue, err = queue.OpenDisk(filepath.Join(cfg.DataDir, "queue"), queue.DiskOptions{Options: opts})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("event queue: %w", err)
@@ -72,12 +80,9 @@ func (p *App) newEvents() (*events, error) {
 	if p.redis != nil {
 		state = rules.NewRedisState(p.redis, "")
 	} else {
-		fs, err := rules.OpenFileState(filepath.Join(cfg.DataDir, "rules-state.jsonl"))
-		if err != nil {
-			_ = ev.queue.Close()
-			return nil, err
-		}
-		state, ev.closer = fs, fs.Close
+		ev.files = &fileState{path: filepath.Join(cfg.DataDir, "rules-state.jsonl")}
+		_, _ = ev.files.get()
+		state, ev.closer = ev.files, ev.files.close
 	}
 	ev.state = state
 	// The rules engine reads and writes at background priority: call-path lookups go first.
@@ -202,4 +207,178 @@ func (ev *events) handle(recordingURL string) queue.Handler {
 func (ev *events) close() error {
 	qerr := ev.queue.Close()
 	return errors.Join(qerr, ev.closer())
+}
+
+// storeHealth is nil while the event path's files under data_dir take writes; with Redis
+// the redis check covers the event store.
+func (ev *events) storeHealth() error {
+	if h, ok := ev.queue.(interface{ Health() error }); ok {
+		if err := h.Health(); err != nil {
+			return err
+		}
+	}
+	if ev.files != nil {
+		return ev.files.health()
+	}
+	return nil
+}
+
+// eventStoreCheck reports the event store in /healthz and as a metric. It is not a
+// required check: routing works without the event store, so /healthz stays 200 for a
+// load balancer, and the check says the store failed.
+func (p *App) eventStoreCheck(api *httpapi.Server) {
+	ev := p.events
+	if ev == nil || ev.files == nil {
+		return
+	}
+	p.metrics.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "crmlink_event_store_up",
+		Help: "1 while the event queue and rules state under data_dir take writes; 0 while they fail (full, read-only or damaged disk): routing goes on, events are refused.",
+	}, func() float64 {
+		if ev.storeHealth() != nil {
+			return 0
+		}
+		return 1
+	}))
+	api.AddCheck(httpapi.Check{Name: "event_store", State: func(context.Context) (bool, string) {
+		if err := ev.storeHealth(); err != nil {
+			return false, "failed, events refused until it works again: " + err.Error()
+		}
+		return true, "writable"
+	}})
+}
+
+// runEvents runs the queue until ctx ends, apart from the front ends: a failing event
+// store never stops routing. A Run that fails is started again after a backoff. The
+// returned channel closes when the queue has stopped.
+func (p *App) runEvents(ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
+	if p.events == nil {
+		close(done)
+		return done
+	}
+	h := p.events.handle(p.cfg.RecordingURL)
+	go func() {
+		defer close(done)
+		for n := 1; ; n++ {
+			err := p.events.queue.Run(ctx, h)
+			if ctx.Err() != nil {
+				return
+			}
+			delay := queue.StoreBackoff(n)
+			p.log.Error().Err(err).Dur("retry_in", delay).Msg("event queue stopped; routing goes on, starting it again")
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+		}
+	}()
+	return done
+}
+
+// fileState is the rules engine's idempotency state under data_dir, opened when it can
+// be: a data_dir that is full or read-only at start must not stop crmlink, so the calls
+// that need the state open it, at most once per backoff; until it opens they fail and
+// the queue retries their events.
+type fileState struct {
+	path  string
+	mu    sync.Mutex
+	s     *rules.FileState
+	err   error
+	tries int
+	next  time.Time
+}
+
+var _ rules.State = (*fileState)(nil)
+
+func (f *fileState) get() (*rules.FileState, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.s != nil {
+		return f.s, nil
+	}
+	if time.Now().Before(f.next) {
+		return nil, f.err
+	}
+	s, err := rules.OpenFileState(f.path)
+	if err != nil {
+		f.tries++
+		f.err, f.next = err, time.Now().Add(queue.StoreBackoff(f.tries))
+		return nil, err
+	}
+	f.s, f.err = s, nil
+	return s, nil
+}
+
+// health tries to open the state too (within the backoff), so that a data_dir that is
+// writable again shows as such before the next event needs the state.
+func (f *fileState) health() error {
+	_, err := f.get()
+	return err
+}
+
+func (f *fileState) close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.s == nil {
+		return nil
+	}
+	return f.s.Close()
+}
+
+func (f *fileState) Done(ctx context.Context, key string) (bool, error) {
+	s, err := f.get()
+	if err != nil {
+		return false, err
+	}
+	return s.Done(ctx, key)
+}
+
+func (f *fileState) MarkDone(ctx context.Context, key string, ttl time.Duration) error {
+	s, err := f.get()
+	if err != nil {
+		return err
+	}
+	return s.MarkDone(ctx, key, ttl)
+}
+
+func (f *fileState) Save(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	s, err := f.get()
+	if err != nil {
+		return err
+	}
+	return s.Save(ctx, key, value, ttl)
+}
+
+func (f *fileState) Load(ctx context.Context, key string) ([]byte, bool, error) {
+	s, err := f.get()
+	if err != nil {
+		return nil, false, err
+	}
+	return s.Load(ctx, key)
+}
+
+func (f *fileState) TaskUntil(ctx context.Context, phone crm.Phone) (time.Time, error) {
+	s, err := f.get()
+	if err != nil {
+		return time.Time{}, err
+	}
+	return s.TaskUntil(ctx, phone)
+}
+
+func (f *fileState) ClaimTask(ctx context.Context, phone crm.Phone, claimant string, now, until time.Time, ttl time.Duration) (time.Time, error) {
+	s, err := f.get()
+	if err != nil {
+		return time.Time{}, err
+	}
+	return s.ClaimTask(ctx, phone, claimant, now, until, ttl)
+}
+
+func (f *fileState) ReleaseTask(ctx context.Context, phone crm.Phone, claimant string) error {
+	s, err := f.get()
+	if err != nil {
+		return err
+	}
+	return s.ReleaseTask(ctx, phone, claimant)
 }

@@ -37,6 +37,7 @@ func (p *App) newAPI() *httpapi.Server {
 			return false, "not connected to " + url
 		}})
 	}
+	p.eventStoreCheck(api)
 	// Whose client a number is, dead events (names, phones, chat text) and manager states
 	// are client data; queue stats are counts, but a dashboard holding the read token
 	// reads them with the rest, and nothing under /v1 but the webhooks is open.
@@ -74,9 +75,11 @@ func (p *App) Run(ctx context.Context) error {
 	return p.Serve(ctx, l)
 }
 
-// Serve is Run with the HTTP listener given (tests listen on port 0).
+// Serve is Run with the HTTP listener given (tests listen on port 0). The front ends
+// share one fate; the event queue runs beside them and stops with them.
 func (p *App) Serve(ctx context.Context, httpListener net.Listener) error {
 	g, ctx := errgroup.WithContext(ctx)
+	events := p.runEvents(ctx)
 	if p.ARI != nil {
 		g.Go(func() error { return p.ARI.Run(ctx) })
 	}
@@ -87,10 +90,8 @@ func (p *App) Serve(ctx context.Context, httpListener net.Listener) error {
 		g.Go(func() error { return p.SIP.ListenAndServe(ctx, "udp", p.cfg.SIP.Listen) })
 	}
 	g.Go(func() error { return p.API.Serve(ctx, httpListener) })
-	if p.events != nil {
-		g.Go(func() error { return p.events.queue.Run(ctx, p.events.handle(p.cfg.RecordingURL)) })
-	}
 	err := g.Wait()
+	<-events
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}

@@ -7,6 +7,7 @@ package dialplan
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/crmlink/crmlink/routing"
 )
@@ -147,11 +148,11 @@ func validToken(s string) bool {
 	return true
 }
 
-// Quote quotes a value from the decision for a log line, cut at 64 bytes: it may be
-// anything the CRM holds.
+// Quote quotes a value from the decision for a log line, cut at 64 bytes and made valid
+// UTF-8: it may be anything the CRM holds.
 func Quote(s string) string {
 	if len(s) > 64 {
 		s = s[:64] + "…"
 	}
-	return strconv.Quote(s)
+	return strconv.Quote(strings.ToValidUTF8(s, "?"))
 }

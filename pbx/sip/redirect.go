@@ -45,8 +45,10 @@ type RedirectServer struct {
 	refused  *ratelog.Limiter
 	contact  sipmsg.Uri
 	fallback *sipmsg.Uri
-	// fallbackTmpl is the fallback contact when it carries {reason}: Asterisk follows a 302
-	// by dialling the Contact's user, so the reason reaches the dialplan as part of EXTEN.
+	// fallbackTmpl is the fallback contact when it carries placeholders ({reason}, {owner},
+	// {source}, {result}): Asterisk follows a 302 by dialling the Contact's user, and the
+	// 302's X-CRMLINK-* headers do not reach the dialplan, so the user part is the only way
+	// the decision gets there (as part of EXTEN).
 	fallbackTmpl  string
 	decideTimeout time.Duration
 
@@ -91,9 +93,9 @@ func WithContactTemplate(tmpl string) Option {
 	return func(c *config) { c.contactTemplate = tmpl }
 }
 
-// WithFallbackContact makes fallback answers a 302 to this URI; "{reason}" in it is replaced
-// by the fallback reason (sip:fallback-{reason}@pbx), so the dialplan that follows the
-// redirect learns why. Without it a fallback is
+// WithFallbackContact makes fallback answers a 302 to this URI; {reason}, {owner}, {source}
+// and {result} in it are replaced by the decision's (sip:fallback-{reason}-{owner}-{source}@pbx),
+// so the dialplan that follows the redirect learns why and whose. Without it a fallback is
 // answered 480 Temporarily Unavailable, which makes Asterisk's Dial() return so the dialplan
 // continues to its own fallback.
 func WithFallbackContact(uri string) Option {
@@ -144,12 +146,15 @@ func NewRedirectServer(decider routing.Decider, opts ...Option) (*RedirectServer
 		decideTimeout: cfg.decideTimeout,
 	}
 	if cfg.fallbackContact != "" {
-		fb, err := parseFallbackContact(strings.ReplaceAll(cfg.fallbackContact, reasonPlaceholder, "unknown"))
+		if err := CheckFallbackContact(cfg.fallbackContact); err != nil {
+			return nil, fmt.Errorf("sip: %w", err)
+		}
+		fb, err := parseFallbackContact(fillFallback(cfg.fallbackContact, verdict{}))
 		if err != nil {
 			return nil, fmt.Errorf("sip: %w", err)
 		}
 		s.fallback = &fb
-		if strings.Contains(cfg.fallbackContact, reasonPlaceholder) {
+		if fillFallback(cfg.fallbackContact, verdict{}) != cfg.fallbackContact {
 			s.fallbackTmpl = cfg.fallbackContact
 		}
 	}
@@ -443,7 +448,7 @@ func (s *RedirectServer) response(req *sipmsg.Request, v verdict) *sipmsg.Respon
 		}
 	case s.fallback != nil:
 		res = sipmsg.NewResponseFromRequest(req, sipmsg.StatusMovedTemporarily, "Moved Temporarily", nil)
-		res.AppendHeader(&sipmsg.ContactHeader{Address: s.fallbackFor(v.Reason)})
+		res.AppendHeader(&sipmsg.ContactHeader{Address: s.fallbackFor(v)})
 	default:
 		res = sipmsg.NewResponseFromRequest(req, sipmsg.StatusTemporarilyUnavailable, "Temporarily Unavailable", nil)
 	}
@@ -493,22 +498,44 @@ func respond(tx sipmsg.ServerTransaction, res *sipmsg.Response, log zerolog.Logg
 	}
 }
 
-// reasonPlaceholder in the fallback contact is replaced by the fallback reason
-// ("sip:fallback-{reason}@pbx" becomes "sip:fallback-timeout@pbx").
-const reasonPlaceholder = "{reason}"
-
-// fallbackFor is the fallback contact for a reason. Reasons are validated names
-// (lower-case letters and underscores), so they are safe in a URI user.
-func (s *RedirectServer) fallbackFor(reason string) sipmsg.Uri {
-	if s.fallbackTmpl == "" {
-		return *s.fallback.Clone()
-	}
+// fillFallback puts a decision into the fallback contact's placeholders:
+// "sip:fallback-{reason}-{owner}-{source}@pbx" becomes "sip:fallback-owner_unavailable-1001-crm@pbx"
+// (an empty reason is "unknown"; an empty owner or source stays empty). The values are
+// tokens (verdictFor), so they are safe in a URI user.
+func fillFallback(tmpl string, v verdict) string {
+	reason := v.Reason
 	if reason == "" {
 		reason = "unknown"
 	}
-	uri, err := parseSIPURI(strings.ReplaceAll(s.fallbackTmpl, reasonPlaceholder, reason))
+	result := v.Result
+	if result == "" {
+		result = string(routing.Fallback)
+	}
+	return strings.NewReplacer("{reason}", reason, "{owner}", v.Owner, "{source}", v.Source, "{result}", result).Replace(tmpl)
+}
+
+// fallbackFor is the fallback contact for a decision.
+func (s *RedirectServer) fallbackFor(v verdict) sipmsg.Uri {
+	if s.fallbackTmpl == "" {
+		return *s.fallback.Clone()
+	}
+	uri, err := parseSIPURI(fillFallback(s.fallbackTmpl, v))
 	if err != nil {
 		return *s.fallback.Clone()
 	}
 	return uri
+}
+
+// CheckContactTemplate reports what is wrong with sip_redirect.contact_template, as the
+// redirect server would at start.
+func CheckContactTemplate(tmpl string) error {
+	_, err := parseContactTemplate(tmpl)
+	return err
+}
+
+// CheckFallbackContact reports what is wrong with sip_redirect.fallback_contact, as the
+// redirect server would at start, with its placeholders filled by a typical decision.
+func CheckFallbackContact(uri string) error {
+	_, err := parseFallbackContact(fillFallback(uri, verdict{Values: dialplan.Values{Reason: "owner_unavailable", Owner: "1001", Source: "crm"}}))
+	return err
 }

@@ -45,7 +45,7 @@ type testRedirect struct {
 	errc   chan error
 }
 
-func startRedirect(t *testing.T, d routing.Decider, opts ...Option) *testRedirect {
+func startRedirect(t testing.TB, d routing.Decider, opts ...Option) *testRedirect {
 	t.Helper()
 	tr := &testRedirect{logs: &syncBuffer{}, errc: make(chan error, 1)}
 	opts = append([]Option{WithLogger(zerolog.New(tr.logs))}, opts...)
@@ -173,6 +173,22 @@ func TestRedirectAnswers(t *testing.T) {
 			wantStatus:   302,
 			wantContacts: []contact{{"sip:fallback-timeout@127.0.0.1:5060", ""}},
 			wantHeaders:  map[string]string{dialplan.HeaderResult: "FALLBACK", dialplan.HeaderReason: "timeout", dialplan.HeaderOwner: "", dialplan.HeaderSource: ""},
+		},
+		{
+			name:         "fallback contact carries reason, owner and source",
+			decision:     routing.Decision{Result: routing.Fallback, Reason: routing.ReasonOwnerUnavailable, Owner: 42, Source: routing.SourceCache},
+			opts:         []Option{WithFallbackContact("sip:fallback-{reason}-{owner}-{source}@127.0.0.1:5060")},
+			wantStatus:   302,
+			wantContacts: []contact{{"sip:fallback-owner_unavailable-42-cache@127.0.0.1:5060", ""}},
+			wantHeaders:  map[string]string{dialplan.HeaderResult: "FALLBACK", dialplan.HeaderReason: "owner_unavailable", dialplan.HeaderOwner: "42", dialplan.HeaderSource: "cache"},
+		},
+		{
+			name:         "no owner: the owner and source places stay empty",
+			decision:     routing.FallbackDecision(routing.ReasonNotFound),
+			opts:         []Option{WithFallbackContact("sip:fallback-{reason}-{owner}-{source}@127.0.0.1:5060")},
+			wantStatus:   302,
+			wantContacts: []contact{{"sip:fallback-not_found--@127.0.0.1:5060", ""}},
+			wantHeaders:  map[string]string{dialplan.HeaderResult: "FALLBACK", dialplan.HeaderReason: "not_found", dialplan.HeaderOwner: "", dialplan.HeaderSource: ""},
 		},
 		{
 			name:        "fallback without a fallback contact is 480",
