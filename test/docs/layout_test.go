@@ -199,3 +199,15 @@ func TestDialplanContractIsDocumented(t *testing.T) {
 		}
 	}
 }
+
+// The files "Tracing a call" walks through exist: a renamed or moved file shows here first.
+func TestArchitectureNamesFilesThatExist(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(root, "docs/architecture.md"))
+	require.NoError(t, err)
+	files := regexp.MustCompile("`([a-z0-9_/.-]+/[a-z0-9_.-]+\\.go)`").FindAllStringSubmatch(string(data), -1)
+	require.GreaterOrEqual(t, len(files), 20, "the two traces name their files")
+	for _, m := range files {
+		_, err := os.Stat(filepath.Join(root, m[1]))
+		assert.NoError(t, err, "docs/architecture.md names %s", m[1])
+	}
+}
