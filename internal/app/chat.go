@@ -156,7 +156,6 @@ func (p *App) chatRoutes(api *httpapi.Server) {
 	if c == nil {
 		return
 	}
-	publish := chatbridge.Publisher(p.events.store)
 	paths := map[chatbridge.PlatformName]string{
 		chatbridge.Wazzup:  "POST /v1/chat/wazzup",
 		chatbridge.ChatApp: "POST /v1/chat/chatapp/{secret}",
@@ -164,7 +163,7 @@ func (p *App) chatRoutes(api *httpapi.Server) {
 	}
 	for name, in := range c.inbound {
 		// At background priority like the sync: Wazzup waits 30 s, a call does not.
-		api.Handle(paths[name], httpapi.Webhook, chatbridge.WebhookHandler(in, publish, p.log, chatbridge.WithEntities(backgroundEntities{c.entities})))
+		api.Handle(paths[name], httpapi.Webhook, httpapi.ChatWebhook(in, p.events.store, backgroundEntities{c.entities}, p.log))
 		if s, ok := in.(chatbridge.SignerIn); ok {
 			// Not required: a refused ChatApp password stops the chat sync, never routing.
 			api.AddCheck(httpapi.Check{Name: "chat_" + string(name), State: func(context.Context) (bool, string) { return s.Health() }})

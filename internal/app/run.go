@@ -9,7 +9,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/crmlink/crmlink/internal/httpapi"
-	"github.com/crmlink/crmlink/internal/queue"
 )
 
 // newAPI builds the HTTP API with health checks for what is configured.
@@ -44,10 +43,10 @@ func (p *App) newAPI() *httpapi.Server {
 	// reads them with the rest, and nothing under /v1 but the webhooks is open.
 	api.Handle("GET /v1/route", httpapi.Read, httpapi.RouteHandler(p.Decider))
 	if p.events != nil {
-		api.Handle("GET /v1/queue/dead", httpapi.Read, queue.DeadHandler(p.events.queue))
-		api.Handle("GET /v1/queue/stats", httpapi.Read, queue.StatsHandler(p.events.queue))
-		api.Handle("POST /v1/queue/dead/{id}/replay", httpapi.Admin, queue.ReplayHandler(p.events.queue))
-		api.Handle("POST /v1/queue/dead/replay", httpapi.Admin, queue.ReplayAllHandler(p.events.queue))
+		api.Handle("GET /v1/queue/dead", httpapi.Read, httpapi.DeadEvents(p.events.queue))
+		api.Handle("GET /v1/queue/stats", httpapi.Read, httpapi.QueueStats(p.events.queue))
+		api.Handle("POST /v1/queue/dead/{id}/replay", httpapi.Admin, httpapi.ReplayDead(p.events.queue))
+		api.Handle("POST /v1/queue/dead/replay", httpapi.Admin, httpapi.ReplayAllDead(p.events.queue))
 		if p.redis != nil {
 			api.AddCheck(httpapi.Check{Name: "queue_persistence", State: p.redisPersistence})
 		}

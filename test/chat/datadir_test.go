@@ -27,7 +27,7 @@ func TestWebhooksAnswer503UntilTheDataDirHasRoom(t *testing.T) {
 		c.DataDir = dir
 	})
 
-	resp, err := http.Get(s.api + "/v1/route?number=" + clientPhone)
+	resp, err := s.get("/v1/route?number=" + clientPhone)
 	require.NoError(t, err)
 	var d struct {
 		Result string `json:"result"`

@@ -64,7 +64,7 @@ func metric(t *testing.T, s *stack, name string) string {
 // routesOverHTTP asks /v1/route for Anna's client and expects Anna.
 func routesOverHTTP(t *testing.T, s *stack) {
 	t.Helper()
-	resp, err := http.Get(s.api + "/v1/route?number=" + annaClient)
+	resp, err := s.apiGet("/v1/route?number=" + annaClient)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	require.Equal(t, 200, resp.StatusCode)
@@ -100,7 +100,7 @@ func TestRoutingWorksOnAFullDataDirAndTheStoreRecovers(t *testing.T) {
 	assert.False(t, h.Checks["event_store"].OK)
 	assert.Contains(t, h.Checks["event_store"].Detail, "no space left on device")
 	assert.Equal(t, "0", metric(t, s, "crmlink_event_store_up"))
-	resp, err := http.Get(s.api + "/v1/queue/stats")
+	resp, err := s.apiGet("/v1/queue/stats")
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, 503, resp.StatusCode, "the queue says it is unavailable")
@@ -115,7 +115,7 @@ func TestRoutingWorksOnAFullDataDirAndTheStoreRecovers(t *testing.T) {
 	// The Stasis controller queues each call's outcome: this one is stored and handled.
 	giveUp(t, anna, dial(t, s.ast, newCaller(t, s.ast, annaClient), ariExten))
 	testrig.WaitFor(t, 30*time.Second, "the call's outcome stored and handled", func() bool {
-		resp, err := http.Get(s.api + "/v1/queue/stats")
+		resp, err := s.apiGet("/v1/queue/stats")
 		if err != nil {
 			return false
 		}
