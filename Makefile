@@ -1,5 +1,6 @@
 # crmlink: build, test and the test rig (a real Asterisk 22 and a real Redis on loopback).
-#   make test          go vet + unit tests + end-to-end tests against the rig (brings it up)
+#   make test          go vet + unit tests + fuzz + end-to-end tests against the rig (brings it up)
+#   make fuzz          every fuzz target for FUZZTIME (10s) each
 #   make sandbox-up    start Asterisk 22 (Docker, or chroot without Docker) and Redis
 #   make sandbox-down  stop both; nothing is left running
 #   make build         binaries into bin/
@@ -16,7 +17,7 @@ RIG_LOCK ?= /tmp/crmlink-rig.lock
 export CRMLINK_TEST_REDIS ?= 127.0.0.1:6390
 export CRMLINK_TEST_ARI   ?= http://127.0.0.1:8088/ari
 
-.PHONY: all build test vet unit e2e sandbox-up sandbox-down sandbox-status fmt-check clean
+.PHONY: all build test vet unit fuzz e2e sandbox-up sandbox-down sandbox-status fmt-check clean
 
 all: build
 
@@ -24,7 +25,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o bin/crmlink ./cmd/crmlink
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o bin/amocrm-sandbox ./cmd/amocrm-sandbox
 
-test: vet fmt-check sandbox-up unit e2e
+test: vet fmt-check sandbox-up unit fuzz e2e
 
 vet:
 	$(GO) vet ./...
@@ -36,6 +37,22 @@ fmt-check:
 # Unit tests (they use the rig's Redis where they need a real one).
 unit:
 	$(GO) test -count=1 -timeout 15m $$($(GO) list ./... | grep -v /test/e2e)
+
+# Every fuzz target of the repository, found by name (a new `func FuzzX` in a _test.go is
+# run without editing this file), each for FUZZTIME, so a parser that starts panicking on
+# odd input fails CI. go test takes one -fuzz target and one package at a time. A failing
+# input is kept under the package's testdata/fuzz/ and replayed by every later `go test`.
+FUZZTIME ?= 10s
+fuzz:
+	@set -e; n=0; \
+	for f in $$(git ls-files '*_test.go' 2>/dev/null || find . -name '*_test.go'); do \
+		for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$$f"); do \
+			echo "fuzz: $$name in ./$$(dirname "$$f") for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) "./$$(dirname "$$f")"; \
+			n=$$((n + 1)); \
+		done; \
+	done; \
+	echo "fuzz: $$n targets passed"
 
 # End-to-end tests: real SIP calls through the rig's Asterisk. Verbose so each test's PASS
 # line shows; the rig is required, a missing one fails instead of skipping.

@@ -6,8 +6,9 @@
 //
 //   - Adapters (subpackages wazzup, chatapp, jivo) implement Inbound (an authenticated
 //     webhook parsed into Events) and, for platforms crmlink writes to, Platform (the
-//     client's chats, assigning a chat user, listing users). WebhookHandler answers a
-//     platform's webhook within its deadline and only enqueues.
+//     client's chats, assigning a chat user, listing users). The HTTP endpoint that
+//     answers a platform's webhook within its deadline and only enqueues is
+//     internal/httpapi's ChatWebhook.
 //   - Sync is the policy. CRM to chat: a responsible change on a selected entity type (lead,
 //     contact, company) assigns the mapped chat user to every chat of the entity's client;
 //     with several types selected the latest change wins. Chat to CRM: a chat user assigned

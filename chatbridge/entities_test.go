@@ -20,7 +20,8 @@ import (
 	"github.com/crmlink/crmlink/crm"
 	"github.com/crmlink/crmlink/crm/amocrm"
 	amosandbox "github.com/crmlink/crmlink/crm/amocrm/sandbox"
-	"github.com/crmlink/crmlink/internal/queue"
+	"github.com/crmlink/crmlink/events"
+	"github.com/crmlink/crmlink/internal/httpapi"
 )
 
 // Wazzup's webhooks page (https://wazzup24.com/help/webhooks/): "the CRM should create the
@@ -48,9 +49,8 @@ func TestWazzupCreateContactAndDealAnswersCarryTheEntity(t *testing.T) {
 	wz, err := wazzup.New(wazzup.Options{CRMKey: wazzupCRMKey})
 	require.NoError(t, err)
 	var queued []string
-	publish := func(_ context.Context, q queue.Event) error { queued = append(queued, q.ID); return nil }
-	h := httptest.NewServer(chatbridge.WebhookHandler(wz, publish, zerolog.Nop(),
-		chatbridge.WithEntities(chatbridge.NewEntities(client, client, users, uri, zerolog.Nop()))))
+	publish := func(_ context.Context, q events.Envelope) error { queued = append(queued, q.ID); return nil }
+	h := httptest.NewServer(httpapi.ChatWebhook(wz, publish, chatbridge.NewEntities(client, client, users, uri, zerolog.Nop()), zerolog.Nop()))
 	defer h.Close()
 
 	newContact, newLead := func() int64 { return amo.Created().Contacts[0].ID }, func(i int) int64 { return amo.Created().Leads[i].ID }

@@ -3,14 +3,12 @@ package chatbridge
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/crmlink/crmlink/crm"
-	"github.com/crmlink/crmlink/internal/queue"
+	"github.com/crmlink/crmlink/events"
 )
 
 // EventKind says what happened in a chat.
@@ -44,7 +42,7 @@ const (
 func (k EventKind) Wanted() bool { return k == EventContactWanted || k == EventDealWanted }
 
 // Event is one thing a chat platform reported, in the platform-neutral form the queue
-// carries (as JSON) to Sync and the rules engine.
+// carries (as JSON, see ChatEvents) to Sync and the online-chat leads.
 type Event struct {
 	// ID is the idempotency key: the platform's event or message id when it has one,
 	// otherwise a digest of the delivery's content, prefixed with the platform.
@@ -127,78 +125,32 @@ type UTM struct {
 	Term     string `json:"term,omitempty"`
 }
 
-// Queue event kinds Sync handles.
-const (
-	QueueKindChat = "chat_event"
-	QueueKindCRM  = "crm_event"
-)
-
-// QueueEvent wraps the event for the durable queue; its ID is the event's.
-func (e Event) QueueEvent() (queue.Event, error) {
-	if e.ID == "" || e.Platform == "" || e.Kind == "" {
-		return queue.Event{}, fmt.Errorf("chatbridge: event needs an ID, a platform and a kind (got %q, %q, %q)", e.ID, e.Platform, e.Kind)
-	}
-	b, err := json.Marshal(e)
-	if err != nil {
-		return queue.Event{}, fmt.Errorf("chatbridge: encode event %s: %w", e.ID, err)
-	}
-	return queue.Event{ID: e.ID, Kind: QueueKindChat, Payload: b}, nil
+// ChatEvents is the event path's type of chat events (events.KindChat). Their order key
+// is the client's phone, the one a client's calls have too (events.PhoneKey), or without a
+// readable phone the chat, so one client's chat events are handled one at a time in
+// arrival order.
+var ChatEvents = events.Type[Event]{
+	Kind: events.KindChat,
+	ID:   func(e Event) string { return e.ID },
+	Key: func(e Event) string {
+		switch {
+		case e.Phone != "":
+			return events.PhoneKey(e.Phone)
+		case e.Chat.ID != "":
+			return e.Chat.Key()
+		}
+		return ""
+	},
+	Check: func(e Event) error {
+		if e.ID == "" || e.Platform == "" || e.Kind == "" {
+			return fmt.Errorf("chatbridge: event needs an ID, a platform and a kind (got %q, %q, %q)", e.ID, e.Platform, e.Kind)
+		}
+		return nil
+	},
 }
 
-// DecodeEvent reads a chat event back from a queue event.
-func DecodeEvent(q queue.Event) (Event, error) {
-	if q.Kind != QueueKindChat {
-		return Event{}, fmt.Errorf("chatbridge: queue event %s is a %q, not a %q", q.ID, q.Kind, QueueKindChat)
-	}
-	var e Event
-	if err := json.Unmarshal(q.Payload, &e); err != nil {
-		return Event{}, fmt.Errorf("chatbridge: queue event %s: %w", q.ID, err)
-	}
-	if e.ID == "" || e.Platform == "" || e.Kind == "" {
-		return Event{}, fmt.Errorf("chatbridge: queue event %s: payload has no id, platform or kind", q.ID)
-	}
-	return e, nil
-}
-
-// crmChange is the queue payload of a crm.ResponsibleChange, with stable JSON names.
-type crmChange struct {
-	Entity         crm.EntityType `json:"entity"`
-	ID             int64          `json:"id"`
-	Responsible    crm.UserID     `json:"responsible"`
-	OldResponsible crm.UserID     `json:"old_responsible,omitempty"`
-	ModifiedBy     crm.UserID     `json:"modified_by,omitempty"`
-	At             time.Time      `json:"at,omitzero"`
-}
-
-// CRMQueueEvent wraps a responsible change reported by the CRM for the durable queue. The
-// ID names the entity, the new responsible and the time, so a webhook delivered twice is
-// one event.
-func CRMQueueEvent(ch crm.ResponsibleChange) (queue.Event, error) {
-	if ch.Entity == "" || ch.ID <= 0 {
-		return queue.Event{}, fmt.Errorf("chatbridge: responsible change needs an entity and a positive id (got %q %d)", ch.Entity, ch.ID)
-	}
-	b, err := json.Marshal(crmChange(ch))
-	if err != nil {
-		return queue.Event{}, err
-	}
-	id := fmt.Sprintf("crm:%s:%d:%d:%d", ch.Entity, ch.ID, ch.Responsible, ch.At.UnixMilli())
-	return queue.Event{ID: id, Kind: QueueKindCRM, Payload: b}, nil
-}
-
-// DecodeCRMChange reads a responsible change back from a queue event.
-func DecodeCRMChange(q queue.Event) (crm.ResponsibleChange, error) {
-	if q.Kind != QueueKindCRM {
-		return crm.ResponsibleChange{}, fmt.Errorf("chatbridge: queue event %s is a %q, not a %q", q.ID, q.Kind, QueueKindCRM)
-	}
-	var c crmChange
-	if err := json.Unmarshal(q.Payload, &c); err != nil {
-		return crm.ResponsibleChange{}, fmt.Errorf("chatbridge: queue event %s: %w", q.ID, err)
-	}
-	if c.Entity == "" || c.ID <= 0 {
-		return crm.ResponsibleChange{}, errors.New("chatbridge: queue event " + q.ID + ": payload has no entity or id")
-	}
-	return crm.ResponsibleChange(c), nil
-}
+// QueueEvent is the event as the queue carries it, encoded with its order key.
+func (e Event) QueueEvent() (events.Envelope, error) { return ChatEvents.Encode(e) }
 
 // DigestID builds an event ID from the parts that identify a delivery when the platform
 // gives no id of its own: the same parts give the same ID, so a redelivery is one event.
@@ -211,26 +163,3 @@ func DigestID(p PlatformName, parts ...string) string {
 	}
 	return string(p) + ":" + hex.EncodeToString(h.Sum(nil)[:12])
 }
-
-// OrderKey is a queue.Options.OrderKey for chat events: the client's phone (or, without
-// one, the chat), so one client's chat events are handled one at a time in arrival order.
-// Other events get no key.
-func OrderKey(q queue.Event) string {
-	if q.Kind != QueueKindChat {
-		return ""
-	}
-	e, err := DecodeEvent(q)
-	switch {
-	case err != nil:
-		return ""
-	case e.Phone != "":
-		return PhoneOrderKey(e.Phone)
-	case e.Chat.ID != "":
-		return e.Chat.Key()
-	}
-	return ""
-}
-
-// PhoneOrderKey is the ordering key of everything about the client with this number; the
-// call events use it too, so a client's calls and chats are handled in order.
-func PhoneOrderKey(p crm.Phone) string { return "phone:" + string(p) }

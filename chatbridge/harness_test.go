@@ -18,6 +18,7 @@ import (
 	"github.com/crmlink/crmlink/chatbridge/sandbox"
 	"github.com/crmlink/crmlink/chatbridge/wazzup"
 	"github.com/crmlink/crmlink/crm"
+	"github.com/crmlink/crmlink/internal/httpapi"
 	"github.com/crmlink/crmlink/internal/testrig"
 	"github.com/crmlink/crmlink/routing/rules/rulestest"
 )
@@ -302,12 +303,12 @@ func (h *harness) receive(w http.ResponseWriter, r *http.Request) {
 	events, err := in.ParseWebhook(r)
 	if err != nil {
 		h.t.Errorf("webhook %s refused: %v", r.URL.Path, err)
-		w.WriteHeader(chatbridge.StatusFor(err))
+		w.WriteHeader(httpapi.ChatWebhookStatus(err))
 		return
 	}
 	h.mu.Lock()
 	for _, e := range events {
-		// As WebhookHandler: a request for a CRM entity is answered, never queued.
+		// As httpapi.ChatWebhook: a request for a CRM entity is answered, never queued.
 		if !e.Kind.Wanted() {
 			h.pendingHub = append(h.pendingHub, e)
 		}

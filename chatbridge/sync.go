@@ -14,7 +14,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/crmlink/crmlink/crm"
-	"github.com/crmlink/crmlink/internal/queue"
 )
 
 // Links finds the contacts of a lead or a company, which crm.Directory cannot: it reads
@@ -141,28 +140,6 @@ type Write struct {
 
 func result(o Outcome, format string, args ...any) Result {
 	return Result{Outcome: o, Reason: fmt.Sprintf(format, args...)}
-}
-
-// Handle is a queue.Handler for chat events (QueueKindChat) and CRM responsible changes
-// (QueueKindCRM). An undecodable payload is a permanent failure.
-func (s *Sync) Handle(ctx context.Context, q queue.Event) error {
-	switch q.Kind {
-	case QueueKindChat:
-		e, err := DecodeEvent(q)
-		if err != nil {
-			return queue.Permanent(err)
-		}
-		_, err = s.HandleChatEvent(ctx, e)
-		return err
-	case QueueKindCRM:
-		ch, err := DecodeCRMChange(q)
-		if err != nil {
-			return queue.Permanent(err)
-		}
-		_, err = s.HandleCRMChange(ctx, ch)
-		return err
-	}
-	return queue.Permanent(fmt.Errorf("chatbridge: queue event %s has kind %q; Sync handles %q and %q", q.ID, q.Kind, QueueKindChat, QueueKindCRM))
 }
 
 func crmTarget(e crm.EntityType, id int64) string {

@@ -5,12 +5,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/crmlink/crmlink/chatbridge"
 	"github.com/crmlink/crmlink/crm"
-	"github.com/crmlink/crmlink/internal/queue"
+	"github.com/crmlink/crmlink/events"
 	"github.com/crmlink/crmlink/routing/rules/rulestest"
 )
 
@@ -449,29 +450,38 @@ func TestInstancesShareTheGuardThroughRedis(t *testing.T) {
 	}
 }
 
-// Sync.Handle is the queue handler: chat and CRM events round-trip through the queue's
-// JSON; garbage is a permanent failure.
+// Chat and CRM events round-trip through the queue's JSON to the Sync, each decoded once by
+// the dispatcher; garbage is a permanent failure.
 func TestHandleQueueEvents(t *testing.T) {
 	h := newHarness(t)
-	q, err := chatbridge.CRMQueueEvent(crm.ResponsibleChange{Entity: crm.EntityLead, ID: openLead, Responsible: bob, ModifiedBy: person, At: t0})
+	d := events.NewDispatcher(zerolog.Nop())
+	events.On(d, events.CRMChanges, func(ctx context.Context, c events.CRMChange) error {
+		_, err := h.sync.HandleCRMChange(ctx, crm.ResponsibleChange(c))
+		return err
+	})
+	events.On(d, chatbridge.ChatEvents, func(ctx context.Context, e chatbridge.Event) error {
+		_, err := h.sync.HandleChatEvent(ctx, e)
+		return err
+	})
+	q, err := events.CRMChanges.Encode(events.CRMChange{Entity: crm.EntityLead, ID: openLead, Responsible: bob, ModifiedBy: person, At: t0})
 	require.NoError(t, err)
-	require.NoError(t, h.sync.Handle(context.Background(), q))
+	require.NoError(t, d.Handle(context.Background(), q))
 	assert.Equal(t, everyChat(bobWazzup, bobChatApp), h.clientChats())
 
 	h.clock.Advance(10 * time.Second)
 	e := assigned(chatAppChat1, carolChatApp, h.clock.Now())
 	q, err = e.QueueEvent()
 	require.NoError(t, err)
-	require.NoError(t, h.sync.Handle(context.Background(), q))
+	require.NoError(t, d.Handle(context.Background(), q))
 	assert.Equal(t, carol, h.crm.responsible(t, crm.EntityLead, openLead))
 
-	for _, bad := range []queue.Event{
-		{ID: "x", Kind: chatbridge.QueueKindChat, Payload: []byte(`{`)},
-		{ID: "y", Kind: chatbridge.QueueKindCRM, Payload: []byte(`{"entity":"lead"}`)},
+	for _, bad := range []events.Envelope{
+		{ID: "x", Kind: events.KindChat, Payload: []byte(`{`)},
+		{ID: "y", Kind: events.KindCRMChange, Payload: []byte(`{"entity":"lead"}`)},
 		{ID: "z", Kind: "call_outcome", Payload: []byte(`{}`)},
 	} {
-		err := h.sync.Handle(context.Background(), bad)
-		assert.True(t, queue.IsPermanent(err), "%s: %v", bad.ID, err)
+		err := d.Handle(context.Background(), bad)
+		assert.Equal(t, events.DeadLetter, events.Classify(err), "%s: %v", bad.ID, err)
 	}
 }
 

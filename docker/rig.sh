@@ -15,7 +15,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cache=${CRMLINK_CACHE:-$HOME/.cache/crmlink}
 rootfs=$cache/rootfs-sid
-run=$cache/run
+run=${CRMLINK_RIG_RUN:-$cache/run} # pid files and logs; a test gives its own
 conf=$here/asterisk-conf
 image=crmlink/asterisk-sid
 container=crmlink-asterisk
@@ -72,14 +72,29 @@ build_rootfs() {
 	say "root filesystem ready: $("$rootfs/usr/sbin/asterisk" -V 2>/dev/null || chroot "$rootfs" asterisk -V)"
 }
 
+# closefds closes every descriptor but stdin, stdout and stderr, in the subshell that then
+# execs a daemon. A daemon keeps what it inherits for as long as it runs: the rig's own
+# lock (fd 9), but also whatever the caller held, e.g. `flock FILE make sandbox-up` left
+# FILE locked by the rig's redis-server until `make sandbox-down`.
+closefds() {
+	local fd
+	for fd in /proc/$BASHPID/fd/*; do
+		fd=${fd##*/}
+		if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+	done
+}
+
 redis_up() {
 	need redis-server redis-server
 	mkdir -p "$run/redis"
 	if redis_cli ping >/dev/null 2>&1; then
 		return 0
 	fi
-	redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no \
-		--dir "$run/redis" --daemonize yes --pidfile "$run/redis.pid" --logfile "$run/redis.log" >/dev/null 9>&-
+	(
+		closefds
+		exec redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no \
+			--dir "$run/redis" --daemonize yes --pidfile "$run/redis.pid" --logfile "$run/redis.log"
+	) >/dev/null
 	for _ in $(seq 100); do
 		redis_cli ping >/dev/null 2>&1 && return 0
 		sleep 0.05
@@ -128,7 +143,10 @@ asterisk_up_chroot() {
 	cp /etc/hosts "$rootfs/etc/hosts"
 	rm -rf "$rootfs/etc/asterisk"
 	cp -r "$conf" "$rootfs/etc/asterisk"
-	setsid chroot "$rootfs" asterisk -f >"$run/asterisk.log" 2>&1 </dev/null 9>&- &
+	(
+		closefds
+		exec setsid chroot "$rootfs" asterisk -f
+	) >"$run/asterisk.log" 2>&1 </dev/null &
 	echo $! >"$run/asterisk.pid"
 }
 
@@ -208,8 +226,8 @@ status() {
 
 # One rig command at a time per machine: two concurrent `up`s would run debootstrap into
 # the same directory or start two Asterisks on one port. The lock is fd 9 of this script
-# only: every daemon it starts gets `9>&-`, or the daemon would hold the lock for as long
-# as it runs and the next rig command would wait forever (CI hung so once). The wait is
+# only: every daemon it starts closes it (closefds), or the daemon would hold the lock for
+# as long as it runs and the next rig command would wait forever (CI hung so once). The wait is
 # bounded all the same, by debootstrap's worst case, and names the holders when it gives up.
 lock_wait=${CRMLINK_RIG_LOCK_WAIT:-600}
 case "${1:-}" in

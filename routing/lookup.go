@@ -224,12 +224,17 @@ func (r resolver) resolveCRM(ctx context.Context, dir crm.Directory, phone crm.P
 	}
 
 	t0 := time.Now()
-	contacts, err := dir.FindContactsByPhone(ctx, phone)
+	searchCtx, tally := crm.WithSearchTally(ctx)
+	contacts, err := dir.FindContactsByPhone(searchCtx, phone)
 	if err != nil && !errors.Is(err, crm.ErrNotFound) {
 		return fail("crm.find_contacts", t0, err)
 	}
 	verified := r.verified(contacts, phone)
-	steps = append(steps, Step{Name: "crm.find_contacts", Detail: fmt.Sprintf("%d found, %d with this number", len(contacts), len(verified)), Duration: time.Since(t0)})
+	returned, ok := tally.Returned()
+	if !ok {
+		returned = len(contacts)
+	}
+	steps = append(steps, Step{Name: "crm.find_contacts", Detail: fmt.Sprintf("search returned %d, %d with this number", returned, len(verified)), Duration: time.Since(t0)})
 	if len(verified) == 0 {
 		return liveResult{entry: Entry{Phone: phone}, reason: ReasonNotFound, steps: steps}
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/crmlink/crmlink/chatbridge"
 	"github.com/crmlink/crmlink/crm"
-	"github.com/crmlink/crmlink/routing/rules"
+	"github.com/crmlink/crmlink/events"
 )
 
 // plan is what the first lead-creating event of a chat decided, kept so that redeliveries
@@ -31,7 +31,7 @@ type plan struct {
 }
 
 // Handle acts on an online-chat event (chat_accepted, offline_message, chat_finished);
-// other events are skipped. Errors wrapping rules.ErrPermanent (the CRM rejected the data)
+// other events are skipped. Errors wrapping events.ErrPermanent (the CRM rejected the data)
 // are not worth a retry; others are, and a retry carries on where this attempt stopped.
 func (e *Engine) Handle(ctx context.Context, ev chatbridge.Event) (Result, error) {
 	switch {
@@ -48,7 +48,7 @@ func (e *Engine) Handle(ctx context.Context, ev chatbridge.Event) (Result, error
 	}
 	if planned {
 		if err := json.Unmarshal(raw, &p); err != nil {
-			return Result{}, rules.Permanent(fmt.Errorf("leads: chat %s: stored plan unreadable: %w", chat, err))
+			return Result{}, events.Permanent(fmt.Errorf("leads: chat %s: stored plan unreadable: %w", chat, err))
 		}
 	} else {
 		if !slices.Contains(e.cfg.Events, ev.Kind) {
@@ -82,7 +82,7 @@ func (e *Engine) Handle(ctx context.Context, ev chatbridge.Event) (Result, error
 
 func permanentIfRejected(err error) error {
 	if errors.Is(err, crm.ErrRejected) {
-		return rules.Permanent(err)
+		return events.Permanent(err)
 	}
 	return err
 }
@@ -129,7 +129,7 @@ func (e *Engine) idStep(ctx context.Context, chat, name string, create func() (i
 	}
 	id, err := strconv.ParseInt(v, 10, 64)
 	if err != nil {
-		return 0, false, rules.Permanent(fmt.Errorf("stored %s id %q is not a number", name, v))
+		return 0, false, events.Permanent(fmt.Errorf("stored %s id %q is not a number", name, v))
 	}
 	return id, done, nil
 }
@@ -294,7 +294,7 @@ func (e *Engine) viaUnsorted(ctx context.Context, ev chatbridge.Event, chat stri
 	} else if ok {
 		var acc crm.UnsortedEntry
 		if err := json.Unmarshal(raw, &acc); err != nil {
-			return rules.Permanent(fmt.Errorf("stored accept unreadable: %w", err))
+			return events.Permanent(fmt.Errorf("stored accept unreadable: %w", err))
 		}
 		res.ContactID, res.LeadID = acc.ContactID, acc.LeadID
 		if acc.LeadID != 0 {

@@ -16,6 +16,7 @@ import (
 	"github.com/crmlink/crmlink/chatbridge/sandbox"
 	"github.com/crmlink/crmlink/chatbridge/wazzup"
 	"github.com/crmlink/crmlink/crm"
+	"github.com/crmlink/crmlink/internal/httpapi"
 )
 
 var t0 = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
@@ -230,7 +231,7 @@ func TestSetWebhooks(t *testing.T) {
 		events, err := c.ParseWebhook(r)
 		got = append(got, fmt.Sprint(len(events), err))
 		if err != nil {
-			w.WriteHeader(chatbridge.StatusFor(err))
+			w.WriteHeader(httpapi.ChatWebhookStatus(err))
 		}
 	}))
 	defer hooks.Close()

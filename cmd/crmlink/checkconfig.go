@@ -25,15 +25,7 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := config.Load(args[0])
 	if err != nil {
-		var errs config.Errors
-		if errors.As(err, &errs) {
-			fmt.Fprintf(stderr, "%s: %d error(s):\n", args[0], len(errs))
-			for _, e := range errs {
-				fmt.Fprintln(stderr, "  "+e)
-			}
-			return 1
-		}
-		fmt.Fprintln(stderr, err)
+		printConfigErrors(stderr, args[0], err)
 		return 1
 	}
 	for _, w := range cfg.Warnings() {
@@ -59,6 +51,20 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "OK (%s)\n", asked)
 	return 0
+}
+
+// printConfigErrors prints why a file was refused, one problem a line. check-config and
+// serve print it alike: the systemd pre-check shows what the start would.
+func printConfigErrors(w io.Writer, path string, err error) {
+	var errs config.Errors
+	if !errors.As(err, &errs) {
+		fmt.Fprintln(w, err)
+		return
+	}
+	fmt.Fprintf(w, "%s: %d error(s):\n", path, len(errs))
+	for _, e := range errs {
+		fmt.Fprintln(w, "  "+e)
+	}
 }
 
 // onlineTimeout bounds check-config --online: a few API reads.

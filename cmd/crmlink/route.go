@@ -30,7 +30,7 @@ func route(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := loadConfig(*path)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		printConfigErrors(stderr, *path, err)
 		return 1
 	}
 	log, err := logging.New(stderr, "warn", "auto")

@@ -16,9 +16,11 @@ import (
 
 func TestRouteExplainsADecision(t *testing.T) {
 	crm := sandbox.New(sandbox.Seed{
-		Token:    "tok",
-		Users:    []sandbox.User{{ID: 7, Name: "Anna"}},
-		Contacts: []sandbox.Contact{{ID: 1, Name: "Client", ResponsibleUserID: 7, Phones: []string{"+7 495 123-45-67"}}},
+		Token: "tok",
+		Users: []sandbox.User{{ID: 7, Name: "Anna"}},
+		// amoCRM's search finds the second card too: its name holds the digits.
+		Contacts: []sandbox.Contact{{ID: 1, Name: "Client", ResponsibleUserID: 7, Phones: []string{"+7 495 123-45-67"}},
+			{ID: 2, Name: "Call back 4951234567 about the invoice", ResponsibleUserID: 7}},
 	})
 	srv := httptest.NewServer(crm)
 	defer srv.Close()
@@ -37,9 +39,10 @@ managers:
 	cases := []struct {
 		number, result, reason string
 		owner                  int64
+		found                  string // the crm.find_contacts step
 	}{
-		{"84951234567", "ROUTED", "", 7},
-		{"84950000000", "FALLBACK", "not_found", 0},
+		{"84951234567", "ROUTED", "", 7, "search returned 2, 1 with this number"},
+		{"84950000000", "FALLBACK", "not_found", 0, "search returned 0, 0 with this number"},
 	}
 	for _, c := range cases {
 		t.Run(c.number, func(t *testing.T) {
@@ -51,6 +54,7 @@ managers:
 				Owner  int64  `json:"owner"`
 				Steps  []struct {
 					Name       string   `json:"name"`
+					Detail     string   `json:"detail"`
 					DurationMS *float64 `json:"duration_ms"`
 				} `json:"steps"`
 				LatencyMS *float64 `json:"latency_ms"`
@@ -60,10 +64,13 @@ managers:
 			assert.Equal(t, c.reason, d.Reason)
 			assert.Equal(t, c.owner, d.Owner)
 			require.NotEmpty(t, d.Steps, "each step is listed")
+			found := map[string]string{}
 			for _, s := range d.Steps {
+				found[s.Name] = s.Detail
 				assert.NotEmpty(t, s.Name)
 				assert.NotNil(t, s.DurationMS, "each step has its timing")
 			}
+			assert.Equal(t, c.found, found["crm.find_contacts"], "what amoCRM's search returned and what routing kept")
 			assert.NotNil(t, d.LatencyMS)
 		})
 	}

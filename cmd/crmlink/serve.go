@@ -26,7 +26,7 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	cfg, err := loadConfig(*path)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		printConfigErrors(stderr, *path, err)
 		return 1
 	}
 	log, err := logging.New(stderr, cfg.Log.Level, cfg.Log.Format)

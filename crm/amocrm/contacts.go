@@ -26,6 +26,7 @@ func (c *Client) FindContactsByPhone(ctx context.Context, phone crm.Phone) ([]cr
 	if err != nil {
 		return nil, err
 	}
+	crm.NoteSearchReturned(ctx, len(found))
 	var out []crm.Contact
 	for _, d := range found {
 		if c.hasPhone(d, phone) {

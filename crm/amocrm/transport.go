@@ -30,7 +30,7 @@ func (r reply) empty() bool {
 
 // do sends one API request: it waits for the rate budget, authorises, retries a 429 while
 // the deadline allows (amoCRM did not process the request), refreshes an OAuth token once
-// on a 401, and maps every other status to the crm errors; a 400 keeps amoCRM's
+// on a 401, and maps every other status to the crm errors; a 400 (or 422) keeps amoCRM's
 // validation-errors in a *ValidationError, because a rejected write can only be fixed
 // knowing which field of which item was wrong. A 5xx is not retried: a write may have
 // happened. path carries no query; errors name method and path only, never the
@@ -57,7 +57,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		switch {
 		case status == http.StatusOK || status == http.StatusCreated || status == http.StatusAccepted || status == http.StatusNoContent:
 			return reply{status: status, body: respBody}, nil
-		case status == http.StatusBadRequest:
+		case status == http.StatusBadRequest || status == http.StatusUnprocessableEntity:
 			return reply{}, apiError(method, path, validationError(status, respBody))
 		case status == http.StatusUnauthorized:
 			if !refreshed {

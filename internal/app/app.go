@@ -37,7 +37,7 @@ type App struct {
 	SIP     *sip.RedirectServer
 	API     *httpapi.Server
 	metrics *metrics
-	events  *events
+	events  *eventPath
 	chat    *chat // nil without chat platforms
 	// router is what every front end asks; Reload swaps the router inside it. routerBase
 	// keeps the parts a reloaded router shares with the first one (CRM, cache, presence).

@@ -15,10 +15,9 @@ import (
 	"github.com/crmlink/crmlink/chatbridge/leads"
 	"github.com/crmlink/crmlink/crm"
 	"github.com/crmlink/crmlink/crm/amocrm"
+	"github.com/crmlink/crmlink/events"
 	"github.com/crmlink/crmlink/internal/httpapi"
-	"github.com/crmlink/crmlink/internal/queue"
 	"github.com/crmlink/crmlink/routing"
-	"github.com/crmlink/crmlink/routing/rules"
 )
 
 // chat is the chat side: the platforms' webhooks feed the queue; the queue feeds the
@@ -65,7 +64,8 @@ func (p *App) newChat() (*chat, error) {
 			return nil, err
 		}
 	}
-	p.events.chat = c.handle
+	events.On(p.events.dispatch, chatbridge.ChatEvents, c.handleChat)
+	events.On(p.events.dispatch, events.CRMChanges, c.handleCRMChange)
 	return c, nil
 }
 
@@ -113,30 +113,19 @@ func (p *App) newLeads(users *chatbridge.UserMap) (*leads.Engine, error) {
 	return eng, nil
 }
 
-// handle is the queue handler of chat events and CRM responsible changes. The sync reads
-// and writes amoCRM at background priority: call-path lookups go first.
-// Jivo's events feed the online-chat leads; the other platforms' events and amoCRM's
-// changes feed the responsible sync.
-func (c *chat) handle(ctx context.Context, e queue.Event) error {
+// handleChat acts on a chat event: Jivo's events feed the online-chat leads, the other
+// platforms' the responsible sync. Both read and write amoCRM at background priority:
+// call-path lookups go first.
+func (c *chat) handleChat(ctx context.Context, ev chatbridge.Event) error {
 	ctx = amocrm.WithPriority(ctx, amocrm.PriorityBackground)
-	if e.Kind != chatbridge.QueueKindChat {
-		return c.sync.Handle(ctx, e)
-	}
-	ev, err := chatbridge.DecodeEvent(e)
-	if err != nil {
-		return queue.Permanent(err)
-	}
 	if ev.Platform != chatbridge.Jivo {
-		return c.sync.Handle(ctx, e)
+		_, err := c.sync.HandleChatEvent(ctx, ev)
+		return err
 	}
 	if c.leads == nil {
-		c.log.Debug().Str("event", ev.ID).Msg("Jivo event ignored: chat.leads is off")
-		return nil
+		return events.Dropped("a Jivo event while chat.leads is off")
 	}
 	res, err := c.leads.Handle(ctx, ev)
-	if errors.Is(err, rules.ErrPermanent) {
-		return queue.Permanent(err)
-	}
 	if err != nil {
 		return err
 	}
@@ -144,13 +133,20 @@ func (c *chat) handle(ctx context.Context, e queue.Event) error {
 	return nil
 }
 
+// handleCRMChange syncs an amoCRM responsible change to the client's chats, at background
+// priority.
+func (c *chat) handleCRMChange(ctx context.Context, ch events.CRMChange) error {
+	_, err := c.sync.HandleCRMChange(amocrm.WithPriority(ctx, amocrm.PriorityBackground), crm.ResponsibleChange(ch))
+	return err
+}
+
 // enqueueChange queues an amoCRM responsible change for the chat sync.
 func (p *App) enqueueChange(ctx context.Context, ch crm.ResponsibleChange) error {
-	q, err := chatbridge.CRMQueueEvent(ch)
+	e, err := events.CRMChanges.Encode(events.CRMChange(ch))
 	if err != nil {
 		return err
 	}
-	return p.events.queue.Publish(ctx, q)
+	return p.events.store(ctx, e)
 }
 
 // chatRoutes registers the platforms' webhook endpoints and chat-access: Wazzup
@@ -160,7 +156,6 @@ func (p *App) chatRoutes(api *httpapi.Server) {
 	if c == nil {
 		return
 	}
-	publish := chatbridge.Publisher(p.events.queue.Publish)
 	paths := map[chatbridge.PlatformName]string{
 		chatbridge.Wazzup:  "POST /v1/chat/wazzup",
 		chatbridge.ChatApp: "POST /v1/chat/chatapp/{secret}",
@@ -168,7 +163,7 @@ func (p *App) chatRoutes(api *httpapi.Server) {
 	}
 	for name, in := range c.inbound {
 		// At background priority like the sync: Wazzup waits 30 s, a call does not.
-		api.Handle(paths[name], httpapi.Webhook, chatbridge.WebhookHandler(in, publish, p.log, chatbridge.WithEntities(backgroundEntities{c.entities})))
+		api.Handle(paths[name], httpapi.Webhook, httpapi.ChatWebhook(in, p.events.store, backgroundEntities{c.entities}, p.log))
 		if s, ok := in.(chatbridge.SignerIn); ok {
 			// Not required: a refused ChatApp password stops the chat sync, never routing.
 			api.AddCheck(httpapi.Check{Name: "chat_" + string(name), State: func(context.Context) (bool, string) { return s.Health() }})

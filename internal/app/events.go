@@ -2,56 +2,64 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crmlink/crmlink/chatbridge"
 	"github.com/crmlink/crmlink/crm"
 	"github.com/crmlink/crmlink/crm/amocrm"
+	"github.com/crmlink/crmlink/events"
+	"github.com/crmlink/crmlink/internal/httpapi"
 	"github.com/crmlink/crmlink/internal/queue"
 	"github.com/crmlink/crmlink/routing"
 	"github.com/crmlink/crmlink/routing/rules"
 )
 
-// kindCallOutcome is the queue event kind of a finished call.
-const kindCallOutcome = "call_outcome"
-
-// events is the event path: call outcomes are queued durably, then the rules engine turns
-// each into CRM writes.
-type events struct {
+// eventPath is the event path: call outcomes, chat events and CRM changes are queued
+// durably, then one dispatcher hands each to the handler of its kind (the rules engine
+// for calls, the chat side for the others).
+type eventPath struct {
 	queue queue.Queue
 	// engine is swapped by a configuration reload; build makes one for other scenarios
 	// on the same CRM and State.
 	engine atomic.Pointer[rules.Engine]
 	build  func(rules.Config) (*rules.Engine, error)
 	closer func() error
-	// chat handles chat events and CRM responsible changes; nil without chat platforms.
-	chat queue.Handler
+	// dispatch decodes each stored event once and calls the handler of its kind.
+	dispatch *events.Dispatcher
+	// calls encodes call outcomes with their order key.
+	calls events.Type[routing.CallOutcome]
 	// state is the idempotency state the rules engine and the online-chat leads share.
 	state rules.State
+	// files is the state under data_dir; nil with Redis.
+	files *fileState
 }
 
 // newEvents builds the queue (Redis Streams with Redis, files under data_dir without) and
 // the rules engine with its idempotency state; nil without a CRM, when calls create
 // nothing.
-func (p *App) newEvents() (*events, error) {
+func (p *App) newEvents() (*eventPath, error) {
 	cfg := p.cfg
 	if p.crm == nil {
 		return nil, nil
 	}
+	ev := &eventPath{closer: func() error { return nil },
+		dispatch: events.NewDispatcher(p.log.With().Str("component", "events").Logger()),
+		calls:    events.CallOutcomes(crm.NewPhoneMemo(cfg.Routing.DefaultRegion))}
 	opts := queue.Options{
 		Concurrency: cfg.Queue.Workers,
 		RetryFor:    cfg.Queue.RetryFor,
-		OrderKey:    orderKey(crm.NewPhoneMemo(cfg.Routing.DefaultRegion)),
+		OrderKey:    func(e queue.Event) string { return ev.dispatch.OrderKey(e.Envelope()) },
 		Logger:      p.log.With().Str("component", "queue").Logger(),
 	}
-	ev := &events{closer: func() error { return nil }}
 	var err error
 	if p.redis != nil {
 		consumer := cfg.Queue.Consumer
@@ -63,7 +71,9 @@ func (p *App) newEvents() (*events, error) {
 			p.warnRedisPersistence()
 		}
 	} else {
-		ev.queue, err = queue.NewDisk(filepath.Join(cfg.DataDir, "queue"), queue.DiskOptions{Options: opts})
+		// A data_dir that is full, read-only or damaged must not stop routing: the queue
+		// opens when it can and refuses events until then.
+		ev.queue, err = queue.OpenDisk(filepath.Join(cfg.DataDir, "queue"), queue.DiskOptions{Options: opts})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("event queue: %w", err)
@@ -72,12 +82,9 @@ func (p *App) newEvents() (*events, error) {
 	if p.redis != nil {
 		state = rules.NewRedisState(p.redis, "")
 	} else {
-		fs, err := rules.OpenFileState(filepath.Join(cfg.DataDir, "rules-state.jsonl"))
-		if err != nil {
-			_ = ev.queue.Close()
-			return nil, err
-		}
-		state, ev.closer = fs, fs.Close
+		ev.files = &fileState{path: filepath.Join(cfg.DataDir, "rules-state.jsonl")}
+		_, _ = ev.files.get()
+		state, ev.closer = ev.files, ev.files.close
 	}
 	ev.state = state
 	// The rules engine reads and writes at background priority: call-path lookups go first.
@@ -91,6 +98,14 @@ func (p *App) newEvents() (*events, error) {
 		return nil, fmt.Errorf("scenarios: %w", err)
 	}
 	ev.engine.Store(engine)
+	events.On(ev.dispatch, ev.calls, ev.handleCall(cfg.RecordingURL))
+	// Until newChat registers the chat side, its events have nobody to act on them.
+	events.On(ev.dispatch, chatbridge.ChatEvents, func(_ context.Context, e chatbridge.Event) error {
+		return events.Permanent(fmt.Errorf("%s event %s: no chat platform is configured (chat.platforms)", events.KindChat, e.ID))
+	})
+	events.On(ev.dispatch, events.CRMChanges, func(_ context.Context, c events.CRMChange) error {
+		return events.Permanent(fmt.Errorf("%s event %s %d: no chat platform is configured (chat.platforms)", events.KindCRMChange, c.Entity, c.ID))
+	})
 	return ev, nil
 }
 
@@ -119,87 +134,207 @@ func (p *App) redisPersistence(ctx context.Context) (bool, string) {
 	return true, pers.String()
 }
 
-// orderKey keeps one client's events in order, calls and chats alike: a call by the
-// client's number, a chat by the visitor's phone (or the chat when it has none), both keyed
-// "phone:<E.164>" so that a client's call and the chat that follows it meet on one key
-// whichever way the number was written.
-func orderKey(phones *crm.PhoneMemo) func(queue.Event) string {
-	return func(e queue.Event) string {
-		if e.Kind == kindCallOutcome {
-			return orderByClient(e, phones)
-		}
-		return chatbridge.OrderKey(e)
-	}
-}
-
-// orderByClient keeps one client's calls in order: the calls of one number reach the CRM
-// one after the other, so a second missed call sees the first one's task. A number that
-// does not parse (an internal extension, an anonymous caller) is its own key.
-func orderByClient(e queue.Event, phones *crm.PhoneMemo) string {
-	var o struct {
-		Direction routing.Direction `json:"direction"`
-		Caller    string            `json:"caller"`
-		Called    string            `json:"called"`
-	}
-	if e.Kind != kindCallOutcome || json.Unmarshal(e.Payload, &o) != nil {
-		return ""
-	}
-	number := o.Caller
-	if o.Direction == routing.Outgoing {
-		number = o.Called
-	}
-	if number == "" {
-		return ""
-	}
-	if p, err := phones.Parse(number); err == nil {
-		return chatbridge.PhoneOrderKey(p)
-	}
-	return "number:" + number
-}
-
 // publish queues a finished call; it returns once the event is durably stored.
-func (ev *events) publish(ctx context.Context, o routing.CallOutcome) error {
-	payload, err := json.Marshal(o)
+func (ev *eventPath) publish(ctx context.Context, o routing.CallOutcome) error {
+	e, err := ev.calls.Encode(o)
 	if err != nil {
 		return err
 	}
-	return ev.queue.Publish(ctx, queue.Event{ID: o.ID, Kind: kindCallOutcome, Payload: payload})
+	return ev.store(ctx, e)
 }
 
-// handle is the queue's handler: one event, all its CRM writes, or an error to retry.
-func (ev *events) handle(recordingURL string) queue.Handler {
-	return func(ctx context.Context, e queue.Event) error {
-		switch e.Kind {
-		case kindCallOutcome:
-		case chatbridge.QueueKindChat, chatbridge.QueueKindCRM:
-			if ev.chat == nil {
-				return queue.Permanent(fmt.Errorf("%s event %s: no chat platform is configured (chat.platforms)", e.Kind, e.ID))
-			}
-			return ev.chat(ctx, e)
-		default:
-			return queue.Permanent(fmt.Errorf("unknown event kind %q", e.Kind))
-		}
-		var o routing.CallOutcome
-		if err := json.Unmarshal(e.Payload, &o); err != nil {
-			return queue.Permanent(fmt.Errorf("call outcome %s: %w", e.ID, err))
-		}
+// store queues an encoded event; it returns once the event is durably stored.
+func (ev *eventPath) store(ctx context.Context, e events.Envelope) error {
+	return ev.queue.Publish(ctx, queue.EventOf(e))
+}
+
+// handleCall turns a finished call into its CRM writes with the rules engine of the
+// moment; what its errors make of the event is events.Classify's to say.
+func (ev *eventPath) handleCall(recordingURL string) func(context.Context, routing.CallOutcome) error {
+	return func(ctx context.Context, o routing.CallOutcome) error {
 		if recordingURL != "" && o.RecordingURL == "" {
 			o.RecordingURL = strings.ReplaceAll(recordingURL, "{linkedid}", o.ID)
 		}
 		_, err := ev.engine.Load().HandleCall(amocrm.WithPriority(ctx, amocrm.PriorityBackground), o)
-		if errors.Is(err, rules.ErrPermanent) {
-			return queue.Permanent(err)
-		}
-		var verr *amocrm.ValidationError
-		if errors.As(err, &verr) {
-			// amoCRM refused the data itself: retrying sends the same data again.
-			return queue.Permanent(err)
-		}
 		return err
 	}
 }
 
-func (ev *events) close() error {
+func (ev *eventPath) close() error {
 	qerr := ev.queue.Close()
 	return errors.Join(qerr, ev.closer())
+}
+
+// storeHealth is nil while the event path's files under data_dir take writes; with Redis
+// the redis check covers the event store.
+func (ev *eventPath) storeHealth() error {
+	if h, ok := ev.queue.(interface{ Health() error }); ok {
+		if err := h.Health(); err != nil {
+			return err
+		}
+	}
+	if ev.files != nil {
+		return ev.files.health()
+	}
+	return nil
+}
+
+// eventStoreCheck reports the event store in /healthz and as a metric. It is not a
+// required check: routing works without the event store, so /healthz stays 200 for a
+// load balancer, and the check says the store failed.
+func (p *App) eventStoreCheck(api *httpapi.Server) {
+	ev := p.events
+	if ev == nil || ev.files == nil {
+		return
+	}
+	p.metrics.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "crmlink_event_store_up",
+		Help: "1 while the event queue and rules state under data_dir take writes; 0 while they fail (full, read-only or damaged disk): routing goes on, events are refused.",
+	}, func() float64 {
+		if ev.storeHealth() != nil {
+			return 0
+		}
+		return 1
+	}))
+	api.AddCheck(httpapi.Check{Name: "event_store", State: func(context.Context) (bool, string) {
+		if err := ev.storeHealth(); err != nil {
+			return false, "failed, events refused until it works again: " + err.Error()
+		}
+		return true, "writable"
+	}})
+}
+
+// runEvents runs the queue until ctx ends, apart from the front ends: a failing event
+// store never stops routing. A Run that fails is started again after a backoff. The
+// returned channel closes when the queue has stopped.
+func (p *App) runEvents(ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
+	if p.events == nil {
+		close(done)
+		return done
+	}
+	h := func(ctx context.Context, e queue.Event) error { return p.events.dispatch.Handle(ctx, e.Envelope()) }
+	go func() {
+		defer close(done)
+		for n := 1; ; n++ {
+			err := p.events.queue.Run(ctx, h)
+			if ctx.Err() != nil {
+				return
+			}
+			delay := queue.StoreBackoff(n)
+			p.log.Error().Err(err).Dur("retry_in", delay).Msg("event queue stopped; routing goes on, starting it again")
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+		}
+	}()
+	return done
+}
+
+// fileState is the rules engine's idempotency state under data_dir, opened when it can
+// be: a data_dir that is full or read-only at start must not stop crmlink, so the calls
+// that need the state open it, at most once per backoff; until it opens they fail and
+// the queue retries their events.
+type fileState struct {
+	path  string
+	mu    sync.Mutex
+	s     *rules.FileState
+	err   error
+	tries int
+	next  time.Time
+}
+
+var _ rules.State = (*fileState)(nil)
+
+func (f *fileState) get() (*rules.FileState, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.s != nil {
+		return f.s, nil
+	}
+	if time.Now().Before(f.next) {
+		return nil, f.err
+	}
+	s, err := rules.OpenFileState(f.path)
+	if err != nil {
+		f.tries++
+		f.err, f.next = err, time.Now().Add(queue.StoreBackoff(f.tries))
+		return nil, err
+	}
+	f.s, f.err = s, nil
+	return s, nil
+}
+
+// health tries to open the state too (within the backoff), so that a data_dir that is
+// writable again shows as such before the next event needs the state.
+func (f *fileState) health() error {
+	_, err := f.get()
+	return err
+}
+
+func (f *fileState) close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.s == nil {
+		return nil
+	}
+	return f.s.Close()
+}
+
+func (f *fileState) Done(ctx context.Context, key string) (bool, error) {
+	s, err := f.get()
+	if err != nil {
+		return false, err
+	}
+	return s.Done(ctx, key)
+}
+
+func (f *fileState) MarkDone(ctx context.Context, key string, ttl time.Duration) error {
+	s, err := f.get()
+	if err != nil {
+		return err
+	}
+	return s.MarkDone(ctx, key, ttl)
+}
+
+func (f *fileState) Save(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	s, err := f.get()
+	if err != nil {
+		return err
+	}
+	return s.Save(ctx, key, value, ttl)
+}
+
+func (f *fileState) Load(ctx context.Context, key string) ([]byte, bool, error) {
+	s, err := f.get()
+	if err != nil {
+		return nil, false, err
+	}
+	return s.Load(ctx, key)
+}
+
+func (f *fileState) TaskUntil(ctx context.Context, phone crm.Phone) (time.Time, error) {
+	s, err := f.get()
+	if err != nil {
+		return time.Time{}, err
+	}
+	return s.TaskUntil(ctx, phone)
+}
+
+func (f *fileState) ClaimTask(ctx context.Context, phone crm.Phone, claimant string, now, until time.Time, ttl time.Duration) (time.Time, error) {
+	s, err := f.get()
+	if err != nil {
+		return time.Time{}, err
+	}
+	return s.ClaimTask(ctx, phone, claimant, now, until, ttl)
+}
+
+func (f *fileState) ReleaseTask(ctx context.Context, phone crm.Phone, claimant string) error {
+	s, err := f.get()
+	if err != nil {
+		return err
+	}
+	return s.ReleaseTask(ctx, phone, claimant)
 }

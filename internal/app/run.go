@@ -9,7 +9,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/crmlink/crmlink/internal/httpapi"
-	"github.com/crmlink/crmlink/internal/queue"
 )
 
 // newAPI builds the HTTP API with health checks for what is configured.
@@ -38,15 +37,16 @@ func (p *App) newAPI() *httpapi.Server {
 			return false, "not connected to " + url
 		}})
 	}
+	p.eventStoreCheck(api)
 	// Whose client a number is, dead events (names, phones, chat text) and manager states
 	// are client data; queue stats are counts, but a dashboard holding the read token
 	// reads them with the rest, and nothing under /v1 but the webhooks is open.
 	api.Handle("GET /v1/route", httpapi.Read, httpapi.RouteHandler(p.Decider))
 	if p.events != nil {
-		api.Handle("GET /v1/queue/dead", httpapi.Read, queue.DeadHandler(p.events.queue))
-		api.Handle("GET /v1/queue/stats", httpapi.Read, queue.StatsHandler(p.events.queue))
-		api.Handle("POST /v1/queue/dead/{id}/replay", httpapi.Admin, queue.ReplayHandler(p.events.queue))
-		api.Handle("POST /v1/queue/dead/replay", httpapi.Admin, queue.ReplayAllHandler(p.events.queue))
+		api.Handle("GET /v1/queue/dead", httpapi.Read, httpapi.DeadEvents(p.events.queue))
+		api.Handle("GET /v1/queue/stats", httpapi.Read, httpapi.QueueStats(p.events.queue))
+		api.Handle("POST /v1/queue/dead/{id}/replay", httpapi.Admin, httpapi.ReplayDead(p.events.queue))
+		api.Handle("POST /v1/queue/dead/replay", httpapi.Admin, httpapi.ReplayAllDead(p.events.queue))
 		if p.redis != nil {
 			api.AddCheck(httpapi.Check{Name: "queue_persistence", State: p.redisPersistence})
 		}
@@ -75,9 +75,11 @@ func (p *App) Run(ctx context.Context) error {
 	return p.Serve(ctx, l)
 }
 
-// Serve is Run with the HTTP listener given (tests listen on port 0).
+// Serve is Run with the HTTP listener given (tests listen on port 0). The front ends
+// share one fate; the event queue runs beside them and stops with them.
 func (p *App) Serve(ctx context.Context, httpListener net.Listener) error {
 	g, ctx := errgroup.WithContext(ctx)
+	events := p.runEvents(ctx)
 	if p.ARI != nil {
 		g.Go(func() error { return p.ARI.Run(ctx) })
 	}
@@ -88,10 +90,8 @@ func (p *App) Serve(ctx context.Context, httpListener net.Listener) error {
 		g.Go(func() error { return p.SIP.ListenAndServe(ctx, "udp", p.cfg.SIP.Listen) })
 	}
 	g.Go(func() error { return p.API.Serve(ctx, httpListener) })
-	if p.events != nil {
-		g.Go(func() error { return p.events.queue.Run(ctx, p.events.handle(p.cfg.RecordingURL)) })
-	}
 	err := g.Wait()
+	<-events
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}

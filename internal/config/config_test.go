@@ -61,7 +61,11 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"misspelt top-level key", "routng:\n  enabled: true\n", []string{`line 1: unknown key "routng"`, "allowed here:", "routing"}},
 		{"misspelt nested key", "routing:\n  lookup_timout: 1s\n", []string{`line 2: unknown key "lookup_timout"`, "lookup_timeout"}},
-		{"bad duration", "routing:\n  lookup_timeout: soon\n", []string{"line 2", "soon"}},
+		{"bad duration", "routing:\n  lookup_timeout: soon\n", []string{`routing.lookup_timeout: "soon" is not a duration (e.g. 1500ms, 2s, 6h) (line 2)`}},
+		{"a list for a number", "redis: {db: [1]}\n", []string{"redis.db: a list is not a whole number"}},
+		{"a scalar for a list", "managers:\n  - crm_user: 5\n    endpoints: PJSIP/101\n", []string{`managers[0].endpoints: "PJSIP/101" is not a list`}},
+		{"whole-day hours written as start equals end", "managers: [{crm_user: 5, endpoints: [PJSIP/101], schedule: {hours: \"09:00-09:00\"}}]\n", []string{`managers[0].schedule.hours "09:00-09:00": start equals end; use 00:00-24:00`}},
+		{"port not a number", "http: {listen: \"127.0.0.1:abc\"}\n", []string{`http.listen: is "127.0.0.1:abc"; allowed: host:port with a port number`}},
 		{"timeout out of range", "routing:\n  lookup_timeout: 1ms\n", []string{"routing.lookup_timeout: is 1ms; allowed: 50ms to 30s"}},
 		{"bad precedence", "routing:\n  precedence: [lead, deal]\n", []string{`routing.precedence[1]: is "deal"; allowed: lead, contact, company`}},
 		{"bad log level", "log:\n  level: loud\n", []string{`log.level: is "loud"; allowed: debug, info, warn, error`}},
@@ -76,7 +80,6 @@ func TestParseErrors(t *testing.T) {
 		{"bad network", "sip_redirect:\n  enabled: true\n  allowed_networks: [10.0.0.0]\n", []string{"sip_redirect.allowed_networks[0]"}},
 		{"retry horizon too short", "queue:\n  retry_for: 30s\n", []string{"queue.retry_for: is 30s; allowed: 1m to 72h"}},
 		{"retry horizon too long", "queue:\n  retry_for: 240h\n", []string{"queue.retry_for: is 240h0m0s; allowed: 1m to 72h"}},
-		{"removed attempt count", "queue:\n  max_attempts: 8\n", []string{`line 2: unknown key "max_attempts"`, "replaced by queue.retry_for"}},
 		{"not yaml", "routing: [\n", []string{"line"}},
 	}
 	for _, c := range cases {
@@ -168,4 +171,22 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = Parse(b) // must not panic
 	})
+}
+
+// A key an earlier version took and that no longer does anything must not stop an upgraded
+// crmlink (and with it routing): it is ignored with a warning that names it and what took
+// its place. Other errors keep their line numbers.
+func TestRetiredKeyIsAWarning(t *testing.T) {
+	cfg, err := Parse([]byte("queue:\n  max_attempts: 8\n  retry_for: 30m\n"))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"line 2: queue.max_attempts is no longer used and is ignored: failing events are now retried for queue.retry_for (default 2h) instead of a number of attempts; remove the key"}, cfg.Warnings())
+	assert.Equal(t, 30*time.Minute, cfg.Queue.RetryFor)
+
+	_, err = Parse([]byte("queue:\n  max_attempts: 8\n  retry_for: 30s\n"))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "queue.retry_for: is 30s")
+
+	_, err = Parse([]byte("queue:\n  max_attempts: 8\n  workers: many\n"))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "line 3")
 }

@@ -6,15 +6,44 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/crmlink/crmlink/chatbridge"
+	"github.com/crmlink/crmlink/pbx/sip"
+	"github.com/crmlink/crmlink/routing"
 )
 
-// Validate returns every problem in cfg; nil when it is usable.
+// Validate returns every problem in cfg; nil when it is usable. It is the one check of a
+// configuration: check-config, serve and reload all refuse exactly what it refuses, so each
+// check serve's start-up would make (schedules, listen addresses, SIP URIs) is made here by
+// the code that later uses the value. A new check is a function of the checks list.
 func (c *Config) Validate() Errors {
 	var v validator
+	for _, check := range checks {
+		check(&v, c)
+	}
+	return v.errs
+}
+
+// checks are Validate's parts, one per section of the file.
+var checks = []func(*validator, *Config){
+	checkBasics,
+	checkAsterisk,
+	checkFrontEnds,
+	checkAmoCRM,
+	checkRouting,
+	checkManagers,
+	checkScenariosAndQueue,
+	checkChat,
+	checkExposure,
+}
+
+// checkExposure: listeners reachable from other hosts and what guards them (exposure.go).
+func checkExposure(v *validator, c *Config) { c.validateExposure(v) }
+
+func checkBasics(v *validator, c *Config) {
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "auto", "json", "console")
 	v.hostPort("http.listen", c.HTTP.Listen)
@@ -25,7 +54,12 @@ func (c *Config) Validate() Errors {
 	if c.Redis.DB < 0 || c.Redis.DB > 15 {
 		v.add("redis.db", "is %d; allowed: 0 to 15", c.Redis.DB)
 	}
+	if c.RecordingURL != "" {
+		v.url("recording_url", strings.ReplaceAll(c.RecordingURL, "{linkedid}", "x"), "http", "https")
+	}
+}
 
+func checkAsterisk(v *validator, c *Config) {
 	if a := c.Asterisk.ARI; a.Enabled {
 		v.url("asterisk.ari.url", a.URL, "http", "https")
 		v.url("asterisk.ari.ws_url", a.WSURL, "ws", "wss")
@@ -39,40 +73,54 @@ func (c *Config) Validate() Errors {
 	if c.Asterisk.Fallback.Priority < 1 {
 		v.add("asterisk.fallback.priority", "is %d; allowed: 1 or more", c.Asterisk.Fallback.Priority)
 	}
+}
+
+// checkFrontEnds checks FastAGI and the SIP redirect server; the SIP URIs are checked by
+// the parser the redirect server uses.
+func checkFrontEnds(v *validator, c *Config) {
 	if c.AGI.Enabled {
 		v.hostPort("agi.listen", c.AGI.Listen)
 	}
-	if c.SIP.Enabled {
-		v.hostPort("sip_redirect.listen", c.SIP.Listen)
-		if !strings.Contains(c.SIP.ContactTemplate, "{user}") {
-			v.add("sip_redirect.contact_template", "is %q; it must contain {user}, e.g. sip:{user}@pbx.example:5060", c.SIP.ContactTemplate)
-		}
-		if c.SIP.FallbackContact != "" && !strings.HasPrefix(c.SIP.FallbackContact, "sip:") {
-			v.add("sip_redirect.fallback_contact", "is %q; allowed: a sip: URI", c.SIP.FallbackContact)
+	if !c.SIP.Enabled {
+		return
+	}
+	v.hostPort("sip_redirect.listen", c.SIP.Listen) // allowed_networks: checkExposure
+	if err := sip.CheckContactTemplate(c.SIP.ContactTemplate); err != nil {
+		v.add("sip_redirect.contact_template", "is %q; %v", c.SIP.ContactTemplate, err)
+	}
+	if c.SIP.FallbackContact != "" {
+		if err := sip.CheckFallbackContact(c.SIP.FallbackContact); err != nil {
+			v.add("sip_redirect.fallback_contact", "is %q; %v", c.SIP.FallbackContact, err)
 		}
 	}
+}
 
-	if c.AmoCRM.Configured() {
-		v.url("amocrm.base_url", c.AmoCRM.BaseURL, "http", "https")
-		o := c.AmoCRM.OAuth
-		switch {
-		case c.AmoCRM.Token != "" && o.ClientID != "":
-			v.add("amocrm.token", "and amocrm.oauth are both set; use a long-lived token or OAuth, not both")
-		case c.AmoCRM.Token == "" && o.ClientID == "":
-			v.add("amocrm.token", "is empty; set a long-lived token (or CRMLINK_AMOCRM_TOKEN) or configure amocrm.oauth")
-		case o.ClientID != "":
-			v.require("amocrm.oauth.client_secret", o.ClientSecret)
-			v.require("amocrm.oauth.token_file", o.TokenFile)
-		}
-		if c.AmoCRM.RateLimit <= 0 || c.AmoCRM.RateLimit > 50 {
-			v.add("amocrm.rate_limit", "is %g; allowed: more than 0 and at most 50 requests per second (amoCRM allows 7)", c.AmoCRM.RateLimit)
-		}
-		if r := c.AmoCRM.CallReserve; r < 0 || (c.AmoCRM.RateLimit >= 1 && float64(r) >= c.AmoCRM.RateLimit) {
-			v.add("amocrm.call_reserve", "is %d; allowed: 0 to one less than amocrm.rate_limit (%g), so that CRM writes keep at least one request a second", r, c.AmoCRM.RateLimit)
-		}
-		v.positive("amocrm.request_timeout", c.AmoCRM.RequestTimeout)
+func checkAmoCRM(v *validator, c *Config) {
+	if !c.AmoCRM.Configured() {
+		return
 	}
+	v.url("amocrm.base_url", c.AmoCRM.BaseURL, "http", "https")
+	o := c.AmoCRM.OAuth
+	switch {
+	case c.AmoCRM.Token != "" && o.ClientID != "":
+		v.add("amocrm.token", "and amocrm.oauth are both set; use a long-lived token or OAuth, not both")
+	case c.AmoCRM.Token == "" && o.ClientID == "":
+		v.add("amocrm.token", "is empty; set a long-lived token (or CRMLINK_AMOCRM_TOKEN) or configure amocrm.oauth")
+	case o.ClientID != "":
+		v.require("amocrm.oauth.client_secret", o.ClientSecret)
+		v.require("amocrm.oauth.token_file", o.TokenFile)
+	}
+	// The client refuses less than one request an hour; 0.001/s is the lowest round value above.
+	if !(c.AmoCRM.RateLimit >= 0.001 && c.AmoCRM.RateLimit <= 50) {
+		v.add("amocrm.rate_limit", "is %g; allowed: 0.001 to 50 requests per second (amoCRM allows 7)", c.AmoCRM.RateLimit)
+	}
+	if r := c.AmoCRM.CallReserve; r < 0 || (c.AmoCRM.RateLimit >= 1 && float64(r) >= c.AmoCRM.RateLimit) {
+		v.add("amocrm.call_reserve", "is %d; allowed: 0 to one less than amocrm.rate_limit (%g), so that CRM writes keep at least one request a second", r, c.AmoCRM.RateLimit)
+	}
+	v.positive("amocrm.request_timeout", c.AmoCRM.RequestTimeout)
+}
 
+func checkRouting(v *validator, c *Config) {
 	r := c.Routing
 	if r.LookupTimeout < 50*time.Millisecond || r.LookupTimeout > 30*time.Second {
 		v.add("routing.lookup_timeout", "is %s; allowed: 50ms to 30s", r.LookupTimeout)
@@ -97,7 +145,9 @@ func (c *Config) Validate() Errors {
 	if !reRegion.MatchString(r.DefaultRegion) {
 		v.add("routing.default_region", "is %q; allowed: a two-letter ISO country code such as RU", r.DefaultRegion)
 	}
+}
 
+func checkManagers(v *validator, c *Config) {
 	users := map[int64]int{}
 	for i, m := range c.Managers {
 		key := fmt.Sprintf("managers[%d]", i)
@@ -115,11 +165,22 @@ func (c *Config) Validate() Errors {
 				v.add(fmt.Sprintf("%s.endpoints[%d]", key, j), "is %q; allowed: an Asterisk dial string TECH/resource, e.g. PJSIP/101 or PJSIP/79161234567@trunk", e)
 			}
 		}
-		validateSchedule(&v, key+".schedule", m.Schedule)
+		checkSchedule(v, key+".schedule", m.Schedule)
 	}
-	for _, msg := range c.Scenarios.Validate() {
-		v.errs = append(v.errs, msg)
+}
+
+// checkSchedule runs the router's own schedule parser, so that what passes here is what
+// routes, one field at a time so that every wrong field is reported (they are independent).
+func checkSchedule(v *validator, key string, s Schedule) {
+	for _, part := range []routing.ScheduleSpec{{Timezone: s.Timezone}, {Days: s.Days}, {Hours: s.Hours}, {DaysOff: s.DaysOff}} {
+		if _, err := routing.ParseSchedule(part); err != nil {
+			v.errs = append(v.errs, key+"."+err.Error())
+		}
 	}
+}
+
+func checkScenariosAndQueue(v *validator, c *Config) {
+	v.errs = append(v.errs, c.Scenarios.Validate()...)
 	// Over three days a retry could outlive the rules engine's memory of what it wrote.
 	if c.Queue.RetryFor < time.Minute || c.Queue.RetryFor > 72*time.Hour {
 		v.add("queue.retry_for", "is %s; allowed: 1m to 72h (how long a failing event is retried before the dead-letter list, e.g. 2h)", c.Queue.RetryFor)
@@ -127,6 +188,9 @@ func (c *Config) Validate() Errors {
 	if c.Queue.Workers < 1 || c.Queue.Workers > 1000 {
 		v.add("queue.workers", "is %d; allowed: 1 to 1000", c.Queue.Workers)
 	}
+}
+
+func checkChat(v *validator, c *Config) {
 	if c.Chat.Enabled() && !c.AmoCRM.Configured() {
 		v.add("chat.platforms", "lists %d platform(s) but amocrm.base_url is empty; responsible sync and online-chat leads read and write amoCRM: configure amocrm", len(c.Chat.Platforms))
 	}
@@ -146,38 +210,12 @@ func (c *Config) Validate() Errors {
 			}
 		}
 	}
-	if c.RecordingURL != "" {
-		v.url("recording_url", strings.ReplaceAll(c.RecordingURL, "{linkedid}", "x"), "http", "https")
-	}
-	c.validateExposure(&v)
-	return v.errs
 }
 
 var (
 	reRegion   = regexp.MustCompile(`^[A-Z]{2}$`)
 	reEndpoint = regexp.MustCompile(`^[A-Za-z]+/[A-Za-z0-9_.+\-]+(@[A-Za-z0-9_.\-]+)?$`)
-	reHours    = regexp.MustCompile(`^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$`)
-	weekdays   = []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
 )
-
-func validateSchedule(v *validator, key string, s Schedule) {
-	if s.Timezone != "" {
-		if _, err := time.LoadLocation(s.Timezone); err != nil {
-			v.add(key+".timezone", "is %q; allowed: an IANA time zone such as Europe/Moscow", s.Timezone)
-		}
-	}
-	for i, d := range s.Days {
-		v.oneOf(fmt.Sprintf("%s.days[%d]", key, i), d, weekdays...)
-	}
-	if s.Hours != "" && !reHours.MatchString(s.Hours) {
-		v.add(key+".hours", "is %q; allowed: HH:MM-HH:MM such as 09:00-18:00", s.Hours)
-	}
-	for i, d := range s.DaysOff {
-		if _, err := time.Parse("2006-01-02", d); err != nil {
-			v.add(fmt.Sprintf("%s.days_off[%d]", key, i), "is %q; allowed: a date YYYY-MM-DD", d)
-		}
-	}
-}
 
 type validator struct{ errs Errors }
 
@@ -200,9 +238,12 @@ func (v *validator) oneOf(key, val string, allowed ...string) {
 	v.add(key, "is %q; allowed: %s", val, strings.Join(allowed, ", "))
 }
 
+// hostPort takes a numeric port only: a service name ("http") would depend on the
+// machine's /etc/services, and anything else fails only when serve listens.
 func (v *validator) hostPort(key, val string) {
-	if _, port, err := net.SplitHostPort(val); err != nil || port == "" {
-		v.add(key, "is %q; allowed: host:port such as 127.0.0.1:8080", val)
+	_, port, err := net.SplitHostPort(val)
+	if _, perr := strconv.ParseUint(port, 10, 16); err != nil || perr != nil {
+		v.add(key, "is %q; allowed: host:port with a port number 0 to 65535, such as 127.0.0.1:8080", val)
 	}
 }
 

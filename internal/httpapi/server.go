@@ -1,4 +1,8 @@
-// Package httpapi is crmlink's HTTP listener: health, Prometheus metrics and the /v1 API.
+// Package httpapi is crmlink's HTTP surface: every endpoint crmlink serves (health,
+// Prometheus metrics, the /v1 API, the amoCRM and chat platforms' webhooks, the queue's
+// operator endpoints) is a handler here, calling plain Go interfaces of the domain
+// packages (routing, chatbridge, crm/amocrm, internal/queue), which know nothing of HTTP
+// responses.
 // Every route is registered with its Access: health and metrics are open, webhooks
 // authenticate their callers themselves, reads that reveal client data need the read or
 // admin token, changes need the admin token.

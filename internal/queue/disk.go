@@ -72,6 +72,15 @@ type Disk struct {
 	smu      sync.Mutex // one state write at a time
 	savedGen uint64
 
+	// The streaks of failed writes (a full or read-only directory) of the log, the state
+	// and the dead-letter list, apart: on a directory that is read-only for new files the
+	// open log may take appends while the state cannot be replaced. Settles stay in
+	// memory meanwhile and the state write is retried with backoff (stateRetry).
+	logHealth, stateHealth, deadHealth storeHealth
+	stateRetry                         bool
+	closing                            chan struct{}
+	opened                             bool // open has finished: its own failures are NewDisk's error, not logged
+
 	deadMu sync.Mutex
 	dead   *deadLog
 
@@ -114,7 +123,9 @@ func NewDisk(dir string, opts DiskOptions) (*Disk, error) {
 		inflight: map[pos]*diskEntry{},
 		settled:  map[uint64]*settledSet{},
 		notify:   make(chan struct{}, 1),
+		closing:  make(chan struct{}),
 	}
+	d.logHealth.log, d.stateHealth.log, d.deadHealth.log = opts.Logger, opts.Logger, opts.Logger
 	if err := d.open(); err != nil {
 		if d.dead != nil {
 			_ = d.dead.close()
@@ -132,7 +143,7 @@ func lockDir(dir string) (*os.File, error) {
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		_ = f.Close()
-		return nil, fmt.Errorf("queue: %s is in use by another process (%v); give each crmlink instance its own data directory, or configure Redis to share a queue", dir, err)
+		return nil, inUseError(fmt.Sprintf("queue: %s is in use by another process (%v); give each crmlink instance its own data directory, or configure Redis to share a queue", dir, err))
 	}
 	return f, nil
 }
@@ -146,20 +157,22 @@ func (d *Disk) open() error {
 		return err
 	}
 	d.processed, d.failures = st.Processed, st.Failures
-	live := map[uint64][][2]uint32{}
+	live := map[uint64]stateSegment{}
 	for _, s := range st.Segments {
-		live[s.Num] = s.Settled
+		live[s.Num] = s
 	}
 	nums, err := listSegments(d.dir)
 	if err != nil {
 		return fmt.Errorf("queue: list %s: %w", d.dir, err)
 	}
-	l := &segLog{dir: d.dir, maxSize: d.opts.SegmentSize, records: map[uint64]uint32{}, readers: map[uint64]*os.File{}, nextNum: st.LastSegment + 1}
+	l := &segLog{dir: d.dir, maxSize: d.opts.SegmentSize, records: map[uint64]uint32{}, legacy: map[uint64]bool{},
+		readers: map[uint64]*os.File{}, nextNum: st.LastSegment + 1}
 	var entries []*diskEntry
 	superseded := map[pos]bool{}
+	present := map[uint64]bool{}
 	for _, num := range nums {
 		path := l.path(num)
-		ranges, known := live[num]
+		ss, known := live[num]
 		if num <= st.LastSegment && !known {
 			// Compacted: the state that dropped it was written, the removal was not.
 			if err := os.Remove(path); err != nil {
@@ -167,26 +180,32 @@ func (d *Disk) open() error {
 			}
 			continue
 		}
-		var count uint32
-		_, err := recoverFile(path, segPrefixLen, func(bad string, good, size int64) {
-			d.opts.Logger.Warn().Str("file", path).Str("problem", bad).Int64("kept_bytes", good).Int64("dropped_bytes", size-good).
-				Msg("event log has a torn or corrupt tail (crash during a write?); truncating it. Events cut off there were never acknowledged to their producer")
-		}, func(off int64, size int, payload []byte) error {
-			due, sup, _ := decodeSegPayload(payload)
+		present[num] = true
+		seg := &segmentScan{path: path, count: ss.Records}
+		seg.scan, err = recoverFile(path, segPrefixLen, func(r record) error {
+			if seg.seen.has(r.index) {
+				return nil // a second copy of a record cannot come from a write; keep the first
+			}
+			seg.seen.add(r.index)
+			seg.count = max(seg.count, r.index+1)
+			due, sup, _ := decodeSegPayload(r.payload)
 			if sup.seg != 0 {
 				superseded[sup] = true
 			}
-			entries = append(entries, &diskEntry{pos: pos{seg: num, idx: count}, off: off, size: size, due: due})
-			count++
+			entries = append(entries, &diskEntry{pos: pos{seg: num, idx: r.index}, off: r.off, size: r.size, due: due})
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		d.settled[num] = settledFromRanges(ranges, count)
-		l.records[num] = count
+		set := settledFromRanges(ss.Settled, seg.count)
+		d.reportDamage(seg, set)
+		d.settled[num] = set
+		l.records[num] = seg.count
+		l.legacy[num] = seg.scan.legacy
 		l.nextNum = max(l.nextNum, num+1)
 	}
+	d.reportMissing(st, present, l.nextNum-1)
 	now := time.Now().UnixMilli()
 	pending := 0
 	for _, e := range entries {
@@ -211,8 +230,15 @@ func (d *Disk) open() error {
 		_ = l.close()
 		return err
 	}
+	d.opened = true
 	return nil
 }
+
+// inUseError is NewDisk's error for a directory another process holds: a configuration
+// mistake, not a storage failure to wait out.
+type inUseError string
+
+func (e inUseError) Error() string { return string(e) }
 
 func (d *Disk) enqueueLocked(e *diskEntry, now int64) {
 	d.seq++
@@ -238,7 +264,8 @@ func (d *Disk) wake() {
 	}
 }
 
-// fail records an error after which the queue cannot keep its promises; Run stops with it.
+// fail records an error after which the queue cannot keep its promises (the log after a
+// failed fsync); Run stops with it. Storage errors that a retry can outlive are not fatal.
 func (d *Disk) fail(err error) error {
 	d.mu.Lock()
 	if d.fatal == nil {
@@ -257,8 +284,14 @@ func (d *Disk) appendEvent(b []byte, due int64, supersedes pos) (*diskEntry, err
 		if lerr := d.log.err(); lerr != nil && !errors.Is(lerr, ErrClosed) {
 			return nil, d.fail(lerr)
 		}
+		if !errors.Is(err, ErrClosed) {
+			d.logHealth.failed(err, "event queue: cannot write the event log; events are refused (webhooks answered 503) until it can")
+			// The state write probes, with backoff, for the room to come back.
+			d.retryStateLater()
+		}
 		return nil, err
 	}
+	d.logHealth.ok("event queue: the event log takes writes again")
 	return &diskEntry{pos: p, off: off, size: size, due: due}, nil
 }
 
@@ -313,6 +346,7 @@ func (d *Disk) Close() error {
 	if d.closed.Swap(true) {
 		return nil
 	}
+	close(d.closing)
 	d.runMu.Lock()
 	cancel, done := d.cancel, d.done
 	d.runMu.Unlock()
@@ -320,6 +354,13 @@ func (d *Disk) Close() error {
 		cancel()
 		<-done
 	}
+	// A last state write records settles still in memory and every segment's record
+	// count, which lets the next open tell records lost to damage.
+	d.mu.Lock()
+	d.stateGen++
+	gen := d.stateGen
+	d.mu.Unlock()
+	_ = d.saveState(gen)
 	err := d.log.close()
 	d.deadMu.Lock()
 	if derr := d.dead.close(); err == nil {
@@ -369,10 +410,21 @@ func (d *Disk) Replay(_ context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("queue: replay %q: %w", id, err)
 	}
-	if err := d.dead.remove(id); err != nil {
-		return d.fail(fmt.Errorf("queue: replay %q: %w", id, err))
-	}
 	d.enqueue(ent)
+	if err := d.deadWritten(d.dead.remove(id)); err != nil {
+		// The event is stored again and will be delivered; it also stays listed as dead.
+		return fmt.Errorf("queue: replay %q: stored again, but still listed as dead: %w", id, err)
+	}
+	return nil
+}
+
+// deadWritten tracks the outcome of a write to the dead-letter list.
+func (d *Disk) deadWritten(err error) error {
+	if err != nil {
+		d.deadHealth.failed(err, "event queue: cannot write the dead-letter list")
+		return err
+	}
+	d.deadHealth.ok("event queue: the dead-letter list takes writes again")
 	return nil
 }
 
@@ -402,6 +454,23 @@ func (d *Disk) Stats(context.Context) (Stats, error) {
 	return s, d.fatal
 }
 
+// Health is nil while the queue's files take writes, else the error of the latest failed
+// write (a full or read-only data directory) or the failure that stopped the queue.
+func (d *Disk) Health() error {
+	d.mu.Lock()
+	fatal := d.fatal
+	d.mu.Unlock()
+	if fatal != nil {
+		return fatal
+	}
+	for _, h := range []*storeHealth{&d.logHealth, &d.stateHealth, &d.deadHealth} {
+		if err := h.state(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // feed delivers ready events one slot at a time.
 func (d *Disk) feed(ctx context.Context, eng *engine) error {
 	for {
@@ -413,7 +482,7 @@ func (d *Disk) feed(ctx context.Context, eng *engine) error {
 			eng.give(1)
 			return err
 		}
-		payload, err := d.log.read(ent.pos.seg, ent.off, ent.size)
+		payload, err := d.log.read(ent.pos, ent.off, ent.size)
 		var e Event
 		if err == nil {
 			_, _, b := decodeSegPayload(payload)
@@ -421,8 +490,8 @@ func (d *Disk) feed(ctx context.Context, eng *engine) error {
 		}
 		if err != nil {
 			eng.give(1)
-			if err := d.buryUnreadable(ent, err); err != nil {
-				return err
+			if berr := d.buryUnreadable(ent, err); berr != nil {
+				d.requeueLater(ent, d.deadHealth.pause())
 			}
 			continue
 		}
@@ -502,10 +571,20 @@ func (d *Disk) bury(_ context.Context, dl *delivery, dead Event) error {
 	d.deadMu.Lock()
 	err := d.dead.add(dead, time.Now().UnixMilli())
 	d.deadMu.Unlock()
-	if err != nil {
-		return d.fail(err)
+	if err := d.deadWritten(err); err != nil {
+		return err
 	}
 	return d.settle(dl.ref.(*diskEntry), false, true)
+}
+
+// requeueLater delivers an unsettled event again after delay.
+func (d *Disk) requeueLater(ent *diskEntry, delay time.Duration) {
+	d.mu.Lock()
+	delete(d.inflight, ent.pos)
+	ent.due = time.Now().Add(delay).UnixMilli()
+	d.enqueueLocked(ent, time.Now().UnixMilli())
+	d.mu.Unlock()
+	d.wake()
 }
 
 // release puts an unsettled event back at the head of the line.
@@ -518,7 +597,9 @@ func (d *Disk) release(dl *delivery) {
 	d.wake()
 }
 
-// settle marks a record settled and returns once the state file says so.
+// settle marks a record settled and returns once the state file says so, or, when the
+// state cannot be written, once a retry of the write is scheduled: the settle holds in
+// memory, and only a restart before the write succeeds delivers the event once more.
 func (d *Disk) settle(ent *diskEntry, processed, failed bool) error {
 	d.mu.Lock()
 	delete(d.inflight, ent.pos)
@@ -537,7 +618,52 @@ func (d *Disk) settle(ent *diskEntry, processed, failed bool) error {
 	d.stateGen++
 	gen := d.stateGen
 	d.mu.Unlock()
-	return d.saveState(gen)
+	err := d.saveState(gen)
+	if err != nil && !d.isFatal() {
+		d.retryStateLater()
+		return nil
+	}
+	return err
+}
+
+func (d *Disk) isFatal() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.fatal != nil
+}
+
+// retryStateLater writes the state again after a backoff until a write succeeds or the
+// queue closes; one retrier at a time.
+func (d *Disk) retryStateLater() {
+	d.mu.Lock()
+	if d.stateRetry || d.closed.Load() {
+		d.mu.Unlock()
+		return
+	}
+	d.stateRetry = true
+	d.mu.Unlock()
+	go func() {
+		defer func() {
+			d.mu.Lock()
+			d.stateRetry = false
+			d.mu.Unlock()
+		}()
+		for n := 1; ; n++ {
+			pause(StoreBackoff(n), d.closing)
+			if d.closed.Load() || d.isFatal() {
+				return
+			}
+			// A new generation forces a write even with nothing new to settle: it is also
+			// the probe that tells a directory with room again.
+			d.mu.Lock()
+			d.stateGen++
+			gen := d.stateGen
+			d.mu.Unlock()
+			if d.saveState(gen) == nil {
+				return
+			}
+		}
+	}()
 }
 
 // saveState writes the state as of generation gen or later. Settles that arrive while a
@@ -573,7 +699,7 @@ func (d *Disk) saveState(gen uint64) error {
 		if set != nil {
 			ranges = set.ranges()
 		}
-		st.Segments = append(st.Segments, stateSegment{Num: num, Settled: ranges})
+		st.Segments = append(st.Segments, stateSegment{Num: num, Settled: ranges, Records: n})
 	}
 	d.mu.Unlock()
 	slices.SortFunc(st.Segments, func(a, b stateSegment) int { return cmp.Compare(a.Num, b.Num) })
@@ -582,8 +708,14 @@ func (d *Disk) saveState(gen uint64) error {
 		return err
 	}
 	if err := writeFileAtomic(filepath.Join(d.dir, stateName), b); err != nil {
-		return d.fail(fmt.Errorf("queue: write %s: %w", stateName, err))
+		err = fmt.Errorf("queue: write %s: %w", stateName, err)
+		if d.opened {
+			d.stateHealth.failed(err, "event queue: cannot write its state; settled events are kept in memory, and only a restart before a write succeeds delivers them once more")
+		}
+		return err
 	}
+	d.stateHealth.ok("event queue: its state is written again")
+	d.logHealth.ok("event queue: the directory takes writes again")
 	d.savedGen = snapGen
 	for _, num := range compact {
 		if err := d.log.remove(num); err != nil && !errors.Is(err, os.ErrNotExist) {

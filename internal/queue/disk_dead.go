@@ -19,6 +19,7 @@ type deadLog struct {
 	events  map[string]deadEntry
 	seq     int64
 	garbage int
+	next    uint32 // index of the next record appended
 }
 
 type deadEntry struct {
@@ -43,19 +44,27 @@ func openDeadLog(dir string, log zerolog.Logger) (*deadLog, error) {
 		return nil, fmt.Errorf("queue: open %s: %w", d.path, err)
 	}
 	_ = f.Close()
-	_, err = recoverFile(d.path, 2, func(bad string, good, size int64) {
-		log.Warn().Str("file", d.path).Str("problem", bad).Int64("kept_bytes", good).Int64("dropped_bytes", size-good).
-			Msg("dead-letter log has a torn or corrupt tail (crash during a write?); truncating it")
-	}, func(_ int64, _ int, payload []byte) error {
-		var r deadRecord
-		if err := json.Unmarshal(payload, &r); err != nil {
+	scan, err := recoverFile(d.path, 2, func(r record) error {
+		var dr deadRecord
+		if err := json.Unmarshal(r.payload, &dr); err != nil {
 			return fmt.Errorf("queue: %s: unreadable record: %w", d.path, err)
 		}
-		d.apply(r)
+		d.apply(dr)
+		d.next = max(d.next, r.index+1)
 		return nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	if len(scan.damaged) > 0 {
+		log.Warn().Str("file", d.path).Str("problem", scan.damaged[0].problem).Int64("damaged_bytes", scan.damagedBytes()).
+			Int("records_read", scan.records).
+			Msg("dead-letter log is damaged (a crash during a write leaves a torn last record); the records around the damage are kept. " +
+				"A damaged record can drop an event from the list, or bring back one that was replayed")
+	}
+	if scan.legacy && scan.records > 0 {
+		// Written before records carried a marker: rewritten so that appends match.
+		return d, d.rewrite()
 	}
 	if d.f, err = os.OpenFile(d.path, os.O_WRONLY|os.O_APPEND, 0o640); err != nil {
 		return nil, fmt.Errorf("queue: open %s: %w", d.path, err)
@@ -87,9 +96,10 @@ func (d *deadLog) write(r deadRecord) error {
 	if err != nil {
 		return err
 	}
-	if _, err := d.f.Write(encodeRecord(b)); err != nil {
+	if _, err := d.f.Write(encodeRecord(d.next, b)); err != nil {
 		return fmt.Errorf("queue: write %s: %w", d.path, err)
 	}
+	d.next++
 	if err := d.f.Sync(); err != nil {
 		return fmt.Errorf("queue: fsync %s: %w", d.path, err)
 	}
@@ -120,25 +130,39 @@ func (d *deadLog) maybeRewrite() error {
 	if d.garbage < 1024 || d.garbage < len(d.events) {
 		return nil
 	}
+	return d.rewrite()
+}
+
+// rewrite replaces the file with the live dead events only.
+func (d *deadLog) rewrite() error {
 	var buf []byte
+	var n uint32
 	for _, e := range d.list() {
 		ev := e.Event
 		b, err := json.Marshal(deadRecord{Op: "dead", Event: &ev, At: e.At})
 		if err != nil {
 			return err
 		}
-		buf = append(buf, encodeRecord(b)...)
+		buf = append(buf, encodeRecord(n, b)...)
+		n++
 	}
 	if err := writeFileAtomic(d.path, buf); err != nil {
 		return fmt.Errorf("queue: rewrite %s: %w", d.path, err)
 	}
-	_ = d.f.Close()
+	if d.f != nil {
+		_ = d.f.Close()
+	}
 	f, err := os.OpenFile(d.path, os.O_WRONLY|os.O_APPEND, 0o640)
 	if err != nil {
 		return fmt.Errorf("queue: reopen %s: %w", d.path, err)
 	}
-	d.f, d.garbage = f, 0
+	d.f, d.garbage, d.next = f, 0, n
 	return nil
 }
 
-func (d *deadLog) close() error { return d.f.Close() }
+func (d *deadLog) close() error {
+	if d.f == nil {
+		return nil
+	}
+	return d.f.Close()
+}

@@ -35,6 +35,7 @@ type segLog struct {
 	curSize int64
 	nextNum uint64
 	records map[uint64]uint32 // records per live segment
+	legacy  map[uint64]bool   // segments written before records carried a marker; set at open
 	written uint64            // records appended since opening
 	retired []*os.File        // rotated segments, synced, closed by the next syncer
 	broken  error             // a failed fsync: the log can no longer promise durability
@@ -93,7 +94,6 @@ func (l *segLog) path(num uint64) string { return filepath.Join(l.dir, segName(n
 
 // appendRecord writes one record, waits until it is durable and returns where it is.
 func (l *segLog) appendRecord(payload []byte) (pos, int64, int, error) {
-	rec := encodeRecord(payload)
 	l.wmu.Lock()
 	if l.broken != nil {
 		l.wmu.Unlock()
@@ -105,6 +105,7 @@ func (l *segLog) appendRecord(payload []byte) (pos, int64, int, error) {
 			return pos{}, 0, 0, err
 		}
 	}
+	rec := encodeRecord(l.records[l.curNum], payload)
 	if n, err := l.cur.Write(rec); err != nil {
 		// Cut a partial record off at once: records appended after it would otherwise sit
 		// behind garbage that the next open truncates, taking them along.
@@ -144,6 +145,8 @@ func (l *segLog) rotateLocked() error {
 	}
 	if err := syncDir(l.dir); err != nil {
 		f.Close()
+		// Not kept: the next attempt creates the same number.
+		_ = os.Remove(l.path(num))
 		return fmt.Errorf("queue: create event log segment: %w", err)
 	}
 	l.nextNum++
@@ -196,24 +199,29 @@ func storeMax(a *atomic.Uint64, v uint64) {
 	}
 }
 
-// read returns the payload of the record at off.
-func (l *segLog) read(seg uint64, off int64, size int) ([]byte, error) {
+// read returns the payload of the record p at off.
+func (l *segLog) read(p pos, off int64, size int) ([]byte, error) {
 	l.rmu.Lock()
-	f := l.readers[seg]
+	f := l.readers[p.seg]
 	if f == nil {
 		var err error
-		if f, err = os.Open(l.path(seg)); err != nil {
+		if f, err = os.Open(l.path(p.seg)); err != nil {
 			l.rmu.Unlock()
 			return nil, err
 		}
-		l.readers[seg] = f
+		l.readers[p.seg] = f
 	}
 	l.rmu.Unlock()
 	b := make([]byte, size)
 	if _, err := f.ReadAt(b, off); err != nil {
 		return nil, err
 	}
-	return decodeRecord(b)
+	legacy := l.legacy[p.seg]
+	idx, payload, err := decodeRecord(b, legacy)
+	if err == nil && !legacy && idx != p.idx {
+		err = fmt.Errorf("record %d found where record %d was", idx, p.idx)
+	}
+	return payload, err
 }
 
 // snapshot returns the record counts of the live segments, the highest segment number

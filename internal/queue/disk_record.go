@@ -1,113 +1,231 @@
 package queue
 
 import (
-	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"os"
 	"path/filepath"
 )
 
-// A record on disk is an 8-byte header, payload length and CRC-32C of the payload (both
-// little-endian uint32), then the payload. A crash can leave the last record of a file
-// torn; the length and checksum find it, and opening truncates the file before it.
+// A record on disk is a 16-byte header, then the payload:
+//
+//	marker  recordMarker: where a record starts, so that a reader meeting damage can find
+//	        the next record instead of giving up on the rest of the file
+//	length  uint32, the payload's length
+//	index   uint32, the record's number in its file: the settle state names records by
+//	        number, so records found after damage keep their identity
+//	crc     CRC-32C of length, index and payload
+//
+// (integers little-endian). A crash can leave the last record of a file torn; damage can
+// hit any record. Reading skips what does not check out and resynchronises on the next
+// marker. Files written before the marker existed (legacy: length and CRC of the payload,
+// 8 bytes) are still read, up to their first bad record.
 
 const (
-	recordHeader = 8
+	recordHeader = 16
+	legacyHeader = 8
 	maxRecord    = maxEventSize + 64<<10
 )
 
+// recordMarker never occurs in JSON (0xFE and 0xFF are not UTF-8), and as a legacy length
+// it would be far above maxRecord, so a file's first bytes tell its format.
+var recordMarker = [4]byte{0xFE, 0x71, 0xC3, 0xFF}
+
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-func encodeRecord(payload []byte) []byte {
+func recordCRC(hdr, payload []byte) uint32 {
+	return crc32.Update(crc32.Checksum(hdr[4:12], castagnoli), castagnoli, payload)
+}
+
+func encodeRecord(index uint32, payload []byte) []byte {
 	b := make([]byte, recordHeader+len(payload))
-	binary.LittleEndian.PutUint32(b[0:4], uint32(len(payload)))
-	binary.LittleEndian.PutUint32(b[4:8], crc32.Checksum(payload, castagnoli))
+	copy(b, recordMarker[:])
+	binary.LittleEndian.PutUint32(b[4:8], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(b[8:12], index)
 	copy(b[recordHeader:], payload)
+	binary.LittleEndian.PutUint32(b[12:16], recordCRC(b, b[recordHeader:]))
 	return b
 }
 
-// decodeRecord checks one whole record read back from a known offset.
-func decodeRecord(b []byte) ([]byte, error) {
+// parseRecord checks the record starting at b[0]; problem says what is wrong with it.
+func parseRecord(b []byte, minPayload int) (size int, index uint32, payload []byte, problem string) {
 	if len(b) < recordHeader {
-		return nil, errors.New("short record")
+		return 0, 0, nil, fmt.Sprintf("torn record header (%d of %d bytes)", len(b), recordHeader)
+	}
+	if !bytes.Equal(b[:4], recordMarker[:]) {
+		return 0, 0, nil, "no record marker"
+	}
+	n := binary.LittleEndian.Uint32(b[4:8])
+	if int64(n) < int64(minPayload) || n > maxRecord {
+		return 0, 0, nil, fmt.Sprintf("impossible record length %d", n)
+	}
+	if len(b)-recordHeader < int(n) {
+		return 0, 0, nil, fmt.Sprintf("torn record (%d of %d bytes)", len(b)-recordHeader, n)
+	}
+	payload = b[recordHeader : recordHeader+int(n)]
+	if recordCRC(b, payload) != binary.LittleEndian.Uint32(b[12:16]) {
+		return 0, 0, nil, "record checksum mismatch"
+	}
+	return recordHeader + int(n), binary.LittleEndian.Uint32(b[8:12]), payload, ""
+}
+
+// parseLegacyRecord checks a record of a file written before the marker existed.
+func parseLegacyRecord(b []byte, minPayload int) (size int, payload []byte, problem string) {
+	if len(b) < legacyHeader {
+		return 0, nil, fmt.Sprintf("torn record header (%d of %d bytes)", len(b), legacyHeader)
 	}
 	n := binary.LittleEndian.Uint32(b[0:4])
-	if int(n) != len(b)-recordHeader {
-		return nil, fmt.Errorf("record length %d does not match its slot of %d bytes", n, len(b)-recordHeader)
+	if int64(n) < int64(minPayload) || n > maxRecord {
+		return 0, nil, fmt.Sprintf("impossible record length %d", n)
 	}
-	p := b[recordHeader:]
-	if crc32.Checksum(p, castagnoli) != binary.LittleEndian.Uint32(b[4:8]) {
-		return nil, errors.New("record checksum mismatch")
+	if len(b)-legacyHeader < int(n) {
+		return 0, nil, fmt.Sprintf("torn record (%d of %d bytes)", len(b)-legacyHeader, n)
 	}
-	return p, nil
+	payload = b[legacyHeader : legacyHeader+int(n)]
+	if crc32.Checksum(payload, castagnoli) != binary.LittleEndian.Uint32(b[4:8]) {
+		return 0, nil, "record checksum mismatch"
+	}
+	return legacyHeader + int(n), payload, ""
 }
 
-// scanRecords reads the records of f from the start and calls fn with each good one's
-// offset, total size and payload. It stops at the first record that is incomplete or does
-// not check out and returns the offset where the good records end with a description of
-// the bad one (bad is "" at a clean end of file).
-func scanRecords(f *os.File, minPayload int, fn func(off int64, size int, payload []byte) error) (good int64, bad string, err error) {
-	r := bufio.NewReaderSize(f, 256<<10)
-	var hdr [recordHeader]byte
-	for {
-		n, err := io.ReadFull(r, hdr[:])
-		if err == io.EOF {
-			return good, "", nil
-		}
-		if err == io.ErrUnexpectedEOF {
-			return good, fmt.Sprintf("torn record header (%d of %d bytes)", n, recordHeader), nil
-		}
-		if err != nil {
-			return good, "", err
-		}
-		size := binary.LittleEndian.Uint32(hdr[0:4])
-		if int(size) < minPayload || size > maxRecord {
-			return good, fmt.Sprintf("impossible record length %d", size), nil
-		}
-		payload := make([]byte, size)
-		if n, err := io.ReadFull(r, payload); err == io.ErrUnexpectedEOF || err == io.EOF {
-			return good, fmt.Sprintf("torn record (%d of %d bytes)", n, size), nil
-		} else if err != nil {
-			return good, "", err
-		}
-		if crc32.Checksum(payload, castagnoli) != binary.LittleEndian.Uint32(hdr[4:8]) {
-			return good, "record checksum mismatch", nil
-		}
-		if err := fn(good, recordHeader+int(size), payload); err != nil {
-			return good, "", err
-		}
-		good += recordHeader + int64(size)
+// decodeRecord checks one whole record read back from a known offset and returns its
+// index and payload.
+func decodeRecord(b []byte, legacy bool) (uint32, []byte, error) {
+	var (
+		size    int
+		index   uint32
+		payload []byte
+		problem string
+	)
+	if legacy {
+		size, payload, problem = parseLegacyRecord(b, 0)
+	} else {
+		size, index, payload, problem = parseRecord(b, 0)
 	}
+	if problem == "" && size != len(b) {
+		problem = fmt.Sprintf("record of %d bytes does not match its slot of %d bytes", size, len(b))
+	}
+	if problem != "" {
+		return 0, nil, errors.New(problem)
+	}
+	return index, payload, nil
 }
 
-// recoverFile scans the file at path, truncates it after its last good record when the
-// rest is torn or corrupt, and returns the good size.
-func recoverFile(path string, minPayload int, logf func(bad string, good, size int64), fn func(off int64, size int, payload []byte) error) (int64, error) {
+// record is one good record found by scanRecords.
+type record struct {
+	off     int64
+	size    int
+	index   uint32
+	payload []byte
+}
+
+// damage is a byte range of a file that holds no good record.
+type damage struct {
+	off, end int64
+	problem  string // what was wrong where the range starts
+}
+
+// fileScan is what scanning a file found.
+type fileScan struct {
+	legacy  bool
+	size    int64
+	records int
+	damaged []damage
+}
+
+// tail is the damage that runs to the end of the file, if any.
+func (s fileScan) tail() (damage, bool) {
+	if n := len(s.damaged); n > 0 && s.damaged[n-1].end == s.size {
+		return s.damaged[n-1], true
+	}
+	return damage{}, false
+}
+
+func (s fileScan) damagedBytes() int64 {
+	var n int64
+	for _, d := range s.damaged {
+		n += d.end - d.off
+	}
+	return n
+}
+
+// scanRecords calls fn with every good record of b in file order. After a bad record it
+// resumes at the next marker that starts a good record; a legacy file ends at its first
+// bad record.
+func scanRecords(b []byte, minPayload int, fn func(record) error) (fileScan, error) {
+	s := fileScan{size: int64(len(b)), legacy: len(b) >= 4 && !bytes.Equal(b[:4], recordMarker[:])}
+	off := 0
+	for off < len(b) {
+		var r record
+		var problem string
+		if s.legacy {
+			r.size, r.payload, problem = parseLegacyRecord(b[off:], minPayload)
+			r.index = uint32(s.records)
+		} else {
+			r.size, r.index, r.payload, problem = parseRecord(b[off:], minPayload)
+		}
+		if problem != "" {
+			next := len(b)
+			if !s.legacy {
+				next = resync(b, off+1, minPayload)
+			}
+			s.damaged = append(s.damaged, damage{off: int64(off), end: int64(next), problem: problem})
+			off = next
+			continue
+		}
+		r.off = int64(off)
+		if err := fn(r); err != nil {
+			return s, err
+		}
+		s.records++
+		off += r.size
+	}
+	return s, nil
+}
+
+// resync returns the offset of the first good record at or after from; len(b) if none.
+func resync(b []byte, from, minPayload int) int {
+	for from < len(b) {
+		i := bytes.Index(b[from:], recordMarker[:])
+		if i < 0 {
+			return len(b)
+		}
+		at := from + i
+		if _, _, _, problem := parseRecord(b[at:], minPayload); problem == "" {
+			return at
+		}
+		from = at + 1
+	}
+	return len(b)
+}
+
+// recoverFile scans the file at path and truncates damage that runs to its end (a torn
+// last record), so that appends start on a clean edge.
+func recoverFile(path string, minPayload int, fn func(record) error) (fileScan, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fileScan{}, fmt.Errorf("queue: read %s: %w", path, err)
+	}
+	s, err := scanRecords(b, minPayload, fn)
+	if err != nil {
+		return s, fmt.Errorf("queue: read %s: %w", path, err)
+	}
+	tail, ok := s.tail()
+	if !ok {
+		return s, nil
+	}
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
-		return 0, err
+		return s, fmt.Errorf("queue: truncate the damaged end of %s: %w", path, err)
 	}
 	defer f.Close()
-	good, bad, err := scanRecords(f, minPayload, fn)
-	if err != nil {
-		return 0, fmt.Errorf("queue: read %s: %w", path, err)
+	if err := f.Truncate(tail.off); err != nil {
+		return s, fmt.Errorf("queue: truncate the damaged end of %s: %w", path, err)
 	}
-	if bad == "" {
-		return good, nil
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		return 0, err
-	}
-	logf(bad, good, fi.Size())
-	if err := f.Truncate(good); err != nil {
-		return 0, fmt.Errorf("queue: truncate the corrupt tail of %s: %w", path, err)
-	}
-	return good, f.Sync()
+	return s, f.Sync()
 }
 
 // syncDir makes a file creation, rename or removal in dir durable.

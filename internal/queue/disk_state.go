@@ -25,6 +25,9 @@ type stateFile struct {
 type stateSegment struct {
 	Num     uint64      `json:"n"`
 	Settled [][2]uint32 `json:"settled"` // inclusive index ranges
+	// Records is how many records the segment had when the state was written, so that
+	// opening can tell records lost to damage (0 in states written before it existed).
+	Records uint32 `json:"records,omitempty"`
 }
 
 const stateName = "state.json"

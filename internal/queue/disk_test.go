@@ -16,6 +16,8 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/crmlink/crmlink/events"
 )
 
 func openDiskAt(t *testing.T, dir string, o DiskOptions) *Disk {
@@ -45,7 +47,7 @@ func TestDiskKeepsEventsRetriesAndDeadLettersAcrossRestart(t *testing.T) {
 		case "flaky":
 			return errors.New("amoCRM 503")
 		case "broken":
-			return Permanent(errors.New("no such pipeline"))
+			return events.Permanent(errors.New("no such pipeline"))
 		}
 		return nil
 	})
@@ -100,20 +102,24 @@ func TestDiskCompactsSettledSegments(t *testing.T) {
 
 func TestDiskTruncatesATornTail(t *testing.T) {
 	header := func(size uint32) []byte {
-		b := make([]byte, 8)
-		binary.LittleEndian.PutUint32(b, size)
+		b := make([]byte, recordHeader)
+		copy(b, recordMarker[:])
+		binary.LittleEndian.PutUint32(b[4:], size)
 		return b
 	}
+	const torn = "truncating it. A crash during a write leaves this, and that event was never acknowledged"
 	cases := []struct {
 		name    string
 		damage  func(t *testing.T, path string) // to the last segment
 		want    int                             // events delivered after reopening
 		problem string
+		msg     string
 	}{
-		{"torn header", appendBytes([]byte{0x2a, 0, 0}), 10, "torn record header"},
-		{"torn record", appendBytes(append(header(200), bytes.Repeat([]byte{'x'}, 50)...)), 10, "torn record (50 of 200 bytes)"},
-		{"zero-filled tail", appendBytes(make([]byte, 4096)), 10, "impossible record length 0"},
-		{"last record corrupt", flipLastByte, 9, "checksum mismatch"},
+		{"torn header", appendBytes([]byte{0x2a, 0, 0}), 10, "torn record header", torn},
+		{"torn record", appendBytes(append(header(200), bytes.Repeat([]byte{'x'}, 50)...)), 10, "torn record (50 of 200 bytes)", torn},
+		{"zero-filled tail", appendBytes(make([]byte, 4096)), 10, "no record marker", torn},
+		// The state written at Close counted 10 records: the 10th is known lost, not torn.
+		{"last record corrupt", flipLastByte, 9, "checksum mismatch", `"lost_events":1,"message":"event log segment is damaged: stored events that were not yet delivered are lost`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -131,7 +137,7 @@ func TestDiskTruncatesATornTail(t *testing.T) {
 			o := DiskOptions{Options: fastOptions(t)}
 			o.Logger = zerolog.New(&logs)
 			q = openDiskAt(t, dir, o)
-			assert.Contains(t, logs.String(), "truncating it")
+			assert.Contains(t, logs.String(), c.msg)
 			assert.Contains(t, logs.String(), c.problem)
 			after, err := os.Stat(segs[0])
 			require.NoError(t, err)
@@ -157,7 +163,7 @@ func TestDiskTruncatesATornTail(t *testing.T) {
 func TestDiskTruncatesATornDeadLetterLog(t *testing.T) {
 	dir := t.TempDir()
 	q := openDiskAt(t, dir, DiskOptions{Options: fastOptions(t)})
-	startRun(t, q, newRecorder(func(context.Context, Event) error { return Permanent(errors.New("bad")) }).handle)
+	startRun(t, q, newRecorder(func(context.Context, Event) error { return events.Permanent(errors.New("bad")) }).handle)
 	publishN(t, q, 2, "ev")
 	waitStats(t, q, "two dead", func(s Stats) bool { return s.Dead == 2 && s.InFlight == 0 })
 	require.NoError(t, q.Close())
@@ -167,7 +173,7 @@ func TestDiskTruncatesATornDeadLetterLog(t *testing.T) {
 	o := DiskOptions{Options: fastOptions(t)}
 	o.Logger = zerolog.New(&logs)
 	q = openDiskAt(t, dir, o)
-	assert.Contains(t, logs.String(), "dead-letter log has a torn or corrupt tail")
+	assert.Contains(t, logs.String(), "dead-letter log is damaged (a crash during a write leaves a torn last record)")
 	assert.Len(t, deadList(t, q), 2)
 	require.NoError(t, q.Replay(context.Background(), "ev-000"), "the dead-letter log takes writes after the cut")
 }

@@ -19,7 +19,9 @@ type delivery struct {
 }
 
 // store is what a queue implementation gives the engine: a source of deliveries and the
-// ways to settle one. Every settle call is durable when it returns nil.
+// ways to settle one. Every settle call is durable when it returns nil; a store that keeps
+// a settle in memory while its files cannot be written (Disk) may deliver that event once
+// more after a restart, which the at-least-once promise allows.
 type store interface {
 	// feed submits stored events through eng until ctx ends. A non-nil error means the
 	// store is unusable and stops Run with that error.
@@ -122,6 +124,11 @@ type engine struct {
 	keys    map[string]*keyState
 	running int
 	busy    int // running handlers plus parkings in progress
+
+	// storing tracks settle calls the store refuses: each is retried after a pause that
+	// grows with the streak, holding its worker, so a store that cannot record outcomes
+	// stops handler calls (and their CRM requests) instead of re-running them at once.
+	storing storeHealth
 }
 
 func run(ctx context.Context, st store, h Handler, opts Options) error {
@@ -140,6 +147,7 @@ func run(ctx context.Context, st store, h Handler, opts Options) error {
 		results: make(chan result, held),
 		keys:    map[string]*keyState{},
 	}
+	e.storing.log = opts.Logger
 	return e.loop(ctx)
 }
 
@@ -361,10 +369,8 @@ func (e *engine) park(d *delivery, k *keyState) {
 		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 		defer cancel()
 		r := result{d: d}
-		if err := e.st.retry(ctx, d, d.event, at, false); err != nil {
-			e.log.Error().Err(err).Str("event", d.event.ID).Msg("event queue: could not park an event behind its ordering key; it will be delivered again")
-			e.st.release(d)
-		}
+		err := e.st.retry(ctx, d, d.event, at, false)
+		e.settled(d, err, "event queue: could not park an event behind its ordering key; it will be delivered again")
 		e.results <- r
 	}()
 }
@@ -457,7 +463,7 @@ func (e *engine) work(d *delivery) {
 	var (
 		serr  error
 		delay time.Duration
-		dead  = IsPermanent(err)
+		dead  = deadAtOnce(err)
 	)
 	if err != nil {
 		now := time.Now()
@@ -473,7 +479,7 @@ func (e *engine) work(d *delivery) {
 		}
 	case dead:
 		if serr = e.st.bury(ctx, d, ev); serr == nil {
-			log.Warn().Err(err).Bool("permanent", IsPermanent(err)).Msg("event moved to the dead-letter list")
+			log.Warn().Err(err).Bool("permanent", deadAtOnce(err)).Msg("event moved to the dead-letter list")
 			if e.opts.Hooks.Dead != nil {
 				e.opts.Hooks.Dead(ev, err)
 			}
@@ -488,11 +494,20 @@ func (e *engine) work(d *delivery) {
 			}
 		}
 	}
-	if serr != nil {
-		log.Error().Err(serr).Msg("event queue: could not store the outcome of a handler call; the event will be delivered again")
-		e.st.release(d)
-	}
+	e.settled(d, serr, "event queue: could not store the outcome of a handler call; the event will be delivered again")
 	e.results <- r
+}
+
+// settled ends a settle call: after a failure the event is released for another delivery
+// once the store's pause is over (sooner when the engine stops).
+func (e *engine) settled(d *delivery, err error, msg string) {
+	if err == nil {
+		e.storing.ok("event queue: the store records outcomes again")
+		return
+	}
+	delay := e.storing.failed(fmt.Errorf("event %s: %w", d.event.ID, err), msg)
+	pause(delay, e.stop, e.base.Done())
+	e.st.release(d)
 }
 
 // call runs the handler with its timeout; a panic is a failed attempt, not a crash.

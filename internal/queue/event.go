@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/crmlink/crmlink/events"
 )
 
 // Event is one unit of work on the event path.
@@ -14,8 +16,11 @@ type Event struct {
 	// dead-letter list and Replay address events by it, and handlers pass it on to CRM
 	// writes so a redelivery never creates a second lead, task or note.
 	ID string `json:"id"`
-	// Kind names the event type: "call_outcome", "chat_event", "crm_event".
-	Kind    string          `json:"kind"`
+	// Kind names the event type (an events.Kind: "call_outcome", "chat_event", "crm_event").
+	Kind string `json:"kind"`
+	// Key is the order key its producer computed when it encoded the payload
+	// (events.Envelope.Key), so Options.OrderKey need not decode the payload again.
+	Key     string          `json:"key,omitempty"`
 	Payload json.RawMessage `json:"payload,omitempty"`
 	// Attempts counts handler calls: 1 on the first delivery as the handler sees it, and
 	// in the dead-letter list the number of calls made. A crash during a call does not
@@ -30,17 +35,31 @@ type Event struct {
 	FailingSince time.Time `json:"failing_since,omitzero"`
 }
 
+// EventOf is the queue event that stores an envelope.
+func EventOf(e events.Envelope) Event {
+	return Event{ID: e.ID, Kind: string(e.Kind), Key: e.Key, Payload: e.Payload}
+}
+
+// Envelope is what the event carries, for the dispatcher.
+func (e Event) Envelope() events.Envelope {
+	return events.Envelope{ID: e.ID, Kind: events.Kind(e.Kind), Key: e.Key, Payload: e.Payload}
+}
+
 // failed records a failed attempt at now.
 func (e *Event) failed(err error, now time.Time) {
 	e.LastError = err.Error()
+	if deadAtOnce(err) {
+		e.LastError = "permanent: " + e.LastError
+	}
 	if e.Attempts <= 1 || e.FailingSince.IsZero() {
 		e.FailingSince = now.UTC()
 	}
 }
 
 // Handler processes one event. Returning nil acknowledges it; an error retries it with
-// backoff for Options.RetryFor, and an error wrapped by Permanent sends it to the dead-letter
-// list at once. The context ends at the handler timeout or when a shutdown gives up waiting.
+// backoff for Options.RetryFor, and an error events.Classify calls DeadLetter (one marked
+// events.Permanent, a validation refusal) sends it to the dead-letter list at once. The
+// context ends at the handler timeout or when a shutdown gives up waiting.
 type Handler func(ctx context.Context, e Event) error
 
 // Queue stores events durably and delivers them to a Handler at least once.
@@ -94,25 +113,9 @@ var (
 	ErrRunning = errors.New("queue: Run is already active on this queue")
 )
 
-// Permanent marks a handler error that retrying cannot fix (a malformed payload, a CRM
-// entity that no longer exists): the event goes to the dead-letter list at once.
-func Permanent(err error) error {
-	if err == nil {
-		return nil
-	}
-	return permanentError{err}
-}
-
-// IsPermanent reports whether err, or an error it wraps, came from Permanent.
-func IsPermanent(err error) bool {
-	var p permanentError
-	return errors.As(err, &p)
-}
-
-type permanentError struct{ err error }
-
-func (p permanentError) Error() string { return "permanent: " + p.err.Error() }
-func (p permanentError) Unwrap() error { return p.err }
+// deadAtOnce reports whether err is one no retry can fix (events.Classify says
+// DeadLetter): the event goes to the dead-letter list without waiting for the horizon.
+func deadAtOnce(err error) bool { return events.Classify(err) == events.DeadLetter }
 
 // maxEventSize bounds one stored event; larger payloads belong in the CRM or a blob store,
 // not in the queue.

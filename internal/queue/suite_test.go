@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/crmlink/crmlink/events"
 )
 
 func TestEachEventHandledOnce(t *testing.T) {
@@ -109,7 +111,7 @@ func TestPermanentErrorGoesToDeadLettersAtOnce(t *testing.T) {
 	forEachStore(t, func(t *testing.T, open opener) {
 		q := open(t, fastOptions(t))
 		rec := newRecorder(func(_ context.Context, e Event) error {
-			return fmt.Errorf("decode %s: %w", e.Kind, Permanent(errors.New("payload has no phone")))
+			return fmt.Errorf("decode %s: %w", e.Kind, events.Permanent(errors.New("payload has no phone")))
 		})
 		startRun(t, q, rec.handle)
 		require.NoError(t, q.Publish(context.Background(), event("bad", map[string]string{"x": "y"})))
@@ -131,7 +133,7 @@ func TestReplayDeliversADeadEventAgain(t *testing.T) {
 		crmDown.Store(true)
 		rec := newRecorder(func(context.Context, Event) error {
 			if crmDown.Load() {
-				return Permanent(errors.New("pipeline 42 does not exist"))
+				return events.Permanent(errors.New("pipeline 42 does not exist"))
 			}
 			return nil
 		})
@@ -236,7 +238,7 @@ func TestStatsCountEachState(t *testing.T) {
 		release := make(chan struct{})
 		rec := newRecorder(func(ctx context.Context, e Event) error {
 			if e.ID == "broken" {
-				return Permanent(errors.New("bad"))
+				return events.Permanent(errors.New("bad"))
 			}
 			select {
 			case <-release:

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/crmlink/crmlink/pbx/dialplan"
 	"github.com/crmlink/crmlink/routing"
 )
 
@@ -42,7 +43,7 @@ func TestConnectionsFromOtherNetworksAreClosed(t *testing.T) {
 
 	allowed := dialAGIFrom(t, "127.0.0.2", ts.addr)
 	allowed.send(asteriskEnv("route", nil))
-	assert.Equal(t, "ROUTED", varsMap(allowed.answerAll(false))[VarResult], "the allowed network is served")
+	assert.Equal(t, "ROUTED", varsMap(allowed.answerAll(false))[dialplan.VarResult], "the allowed network is served")
 
 	require.NoError(t, ts.stop(t))
 	logs := ts.logs.String()

@@ -27,8 +27,9 @@
 //
 // # Variables
 //
-// For the script "route" crmlink always sets all six variables, so a value left on the
-// channel by an earlier AGI call is never mistaken for this call's answer:
+// For the script "route" crmlink always sets all six variables (names and values are the
+// dialplan contract of pbx/dialplan, shared with ARI and the SIP headers), so a value left
+// on the channel by an earlier AGI call is never mistaken for this call's answer:
 //
 //	CRMLINK_RESULT        ROUTED or FALLBACK (set last: if the exchange breaks half way,
 //	                      the dialplan does not see ROUTED without a dial string)

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crmlink/crmlink/crm"
+	"github.com/crmlink/crmlink/pbx/dialplan"
 	"github.com/crmlink/crmlink/routing"
 )
 
@@ -90,44 +91,44 @@ func TestAnswerFor(t *testing.T) {
 	tests := []struct {
 		name     string
 		d        routing.Decision
-		want     answer
+		want     dialplan.Values
 		problems int
 	}{
 		{
 			name: "routed",
 			d:    routing.Decision{Result: routing.Routed, Owner: 42, Source: routing.SourceIndex, Targets: []routing.Target{{Endpoint: "PJSIP/101"}, {Endpoint: "SIP/102"}}},
-			want: answer{result: "ROUTED", owner: "42", source: "index", dial: "PJSIP/101&SIP/102", ring: "20"},
+			want: dialplan.Values{Result: "ROUTED", Owner: "42", Source: "index", Dial: "PJSIP/101&SIP/102", RingTimeout: "20"},
 		},
 		{
 			name:     "bad targets dropped, good ones kept",
 			d:        routing.Decision{Result: routing.Routed, Owner: 42, Targets: []routing.Target{{Endpoint: "PJSIP/101 x"}, {Endpoint: "PJSIP/102"}, {Endpoint: "101"}}},
-			want:     answer{result: "ROUTED", owner: "42", dial: "PJSIP/102", ring: "20"},
+			want:     dialplan.Values{Result: "ROUTED", Owner: "42", Dial: "PJSIP/102", RingTimeout: "20"},
 			problems: 2,
 		},
 		{
 			name:     "routed without targets",
 			d:        routing.Decision{Result: routing.Routed, Owner: 42},
-			want:     answer{result: "FALLBACK", reason: "no_owner", owner: "42", ring: "20"},
+			want:     dialplan.Values{Result: "FALLBACK", Reason: "no_owner", Owner: "42", RingTimeout: "20"},
 			problems: 1,
 		},
 		{
 			name:     "zero decision",
 			d:        routing.Decision{},
-			want:     answer{result: "FALLBACK", ring: "20"},
+			want:     dialplan.Values{Result: "FALLBACK", RingTimeout: "20"},
 			problems: 1,
 		},
 		{
 			name:     "reason with a newline",
 			d:        routing.Decision{Result: routing.Fallback, Reason: "timeout\nHANGUP", Owner: -1},
-			want:     answer{result: "FALLBACK", ring: "20"},
+			want:     dialplan.Values{Result: "FALLBACK", RingTimeout: "20"},
 			problems: 2,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := answerFor(tt.d, DefaultRingTimeout)
-			assert.Len(t, got.problems, tt.problems, "%q", got.problems)
-			got.problems = nil
+			assert.Len(t, got.Problems, tt.problems, "%q", got.Problems)
+			got.Problems = nil
 			assert.Equal(t, tt.want, got)
 		})
 	}
@@ -186,13 +187,13 @@ func FuzzAnswerFor(f *testing.F) {
 		}
 		d.Owner = crm.UserID(owner)
 		a := answerFor(d, DefaultRingTimeout)
-		require.Contains(t, []string{"ROUTED", "FALLBACK"}, a.result)
-		if a.result == "ROUTED" {
-			require.NotEmpty(t, a.dial)
+		require.Contains(t, []string{"ROUTED", "FALLBACK"}, a.Result)
+		if a.Result == "ROUTED" {
+			require.NotEmpty(t, a.Dial)
 		}
-		for _, v := range a.vars() {
-			require.False(t, strings.ContainsAny(v.value, "\"\\ \r\n\t,;()$"), "%s=%q", v.name, v.value)
-			cmd := setVariableCommand(v.name, v.value)
+		for _, v := range a.AGIVars() {
+			require.False(t, strings.ContainsAny(v.Value, "\"\\ \r\n\t,;()$"), "%s=%q", v.Name, v.Value)
+			cmd := setVariableCommand(v.Name, v.Value)
 			require.Equal(t, 1, strings.Count(cmd, "\n"))
 		}
 	})

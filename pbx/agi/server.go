@@ -223,27 +223,27 @@ func (s *Server) route(ctx context.Context, conn net.Conn, lr *lineReader, env m
 	d := routing.DecideWithin(dctx, s.decider, call, log)
 
 	a := answerFor(d, s.ringTimeout)
-	for _, p := range a.problems {
+	for _, p := range a.Problems {
 		log.Error().Str("caller", call.Caller).Msg("FastAGI: decision data rejected: " + p)
 	}
 
-	for _, v := range a.vars() {
-		if _, err := conn.Write([]byte(setVariableCommand(v.name, v.value))); err != nil {
-			log.Warn().Err(err).Str("variable", v.name).Msg("FastAGI: write failed; Asterisk gone")
+	for _, v := range a.AGIVars() {
+		if _, err := conn.Write([]byte(setVariableCommand(v.Name, v.Value))); err != nil {
+			log.Warn().Err(err).Str("variable", v.Name).Msg("FastAGI: write failed; Asterisk gone")
 			return
 		}
 		if err := readReply(lr); err != nil {
 			if errors.Is(err, errHangup) {
-				log.Info().Str("variable", v.name).Msg("FastAGI: caller hung up during routing")
+				log.Info().Str("variable", v.Name).Msg("FastAGI: caller hung up during routing")
 			} else {
-				log.Warn().Err(err).Str("variable", v.name).Msg("FastAGI: SET VARIABLE failed")
+				log.Warn().Err(err).Str("variable", v.Name).Msg("FastAGI: SET VARIABLE failed")
 			}
 			return
 		}
 	}
 	log.Info().
 		Str("caller", call.Caller).Str("called", call.Called).Str("linkedid", call.LinkedID).
-		Str("result", a.result).Str("reason", a.reason).Str("owner", a.owner).
-		Str("source", a.source).Str("dial", a.dial).Dur("latency", d.Latency).
+		Str("result", a.Result).Str("reason", a.Reason).Str("owner", a.Owner).
+		Str("source", a.Source).Str("dial", a.Dial).Dur("latency", d.Latency).
 		Msg("FastAGI: call routed")
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/crmlink/crmlink/pbx/dialplan"
 	"github.com/crmlink/crmlink/routing"
 )
 
@@ -28,8 +29,8 @@ func TestRouteSetsVariables(t *testing.T) {
 				Targets: []routing.Target{{Endpoint: "PJSIP/101"}, {Endpoint: "PJSIP/102"}},
 			},
 			want: map[string]string{
-				VarResult: "ROUTED", VarReason: "", VarOwner: "42", VarSource: "index",
-				VarDial: "PJSIP/101&PJSIP/102", VarRingTimeout: "20",
+				dialplan.VarResult: "ROUTED", dialplan.VarReason: "", dialplan.VarOwner: "42", dialplan.VarSource: "index",
+				dialplan.VarDial: "PJSIP/101&PJSIP/102", dialplan.VarRingTimeout: "20",
 			},
 		},
 		{
@@ -40,16 +41,16 @@ func TestRouteSetsVariables(t *testing.T) {
 			},
 			trying: true,
 			want: map[string]string{
-				VarResult: "ROUTED", VarReason: "", VarOwner: "7", VarSource: "crm",
-				VarDial: "PJSIP/79161234567@trunk", VarRingTimeout: "20",
+				dialplan.VarResult: "ROUTED", dialplan.VarReason: "", dialplan.VarOwner: "7", dialplan.VarSource: "crm",
+				dialplan.VarDial: "PJSIP/79161234567@trunk", dialplan.VarRingTimeout: "20",
 			},
 		},
 		{
 			name:     "fallback: not found",
 			decision: routing.FallbackDecision(routing.ReasonNotFound),
 			want: map[string]string{
-				VarResult: "FALLBACK", VarReason: "not_found", VarOwner: "", VarSource: "",
-				VarDial: "", VarRingTimeout: "20",
+				dialplan.VarResult: "FALLBACK", dialplan.VarReason: "not_found", dialplan.VarOwner: "", dialplan.VarSource: "",
+				dialplan.VarDial: "", dialplan.VarRingTimeout: "20",
 			},
 		},
 		{
@@ -58,8 +59,8 @@ func TestRouteSetsVariables(t *testing.T) {
 				Result: routing.Fallback, Reason: routing.ReasonOwnerUnavailable, Owner: 42, Source: routing.SourceCache,
 			},
 			want: map[string]string{
-				VarResult: "FALLBACK", VarReason: "owner_unavailable", VarOwner: "42", VarSource: "cache",
-				VarDial: "", VarRingTimeout: "20",
+				dialplan.VarResult: "FALLBACK", dialplan.VarReason: "owner_unavailable", dialplan.VarOwner: "42", dialplan.VarSource: "cache",
+				dialplan.VarDial: "", dialplan.VarRingTimeout: "20",
 			},
 		},
 		{
@@ -74,8 +75,8 @@ func TestRouteSetsVariables(t *testing.T) {
 				},
 			},
 			want: map[string]string{
-				VarResult: "FALLBACK", VarReason: "no_owner", VarOwner: "42", VarSource: "",
-				VarDial: "", VarRingTimeout: "20",
+				dialplan.VarResult: "FALLBACK", dialplan.VarReason: "no_owner", dialplan.VarOwner: "42", dialplan.VarSource: "",
+				dialplan.VarDial: "", dialplan.VarRingTimeout: "20",
 			},
 		},
 	}
@@ -89,7 +90,7 @@ func TestRouteSetsVariables(t *testing.T) {
 
 			require.Len(t, got, 6, "every variable is set exactly once")
 			assert.Equal(t, tt.want, varsMap(got))
-			assert.Equal(t, VarResult, got[len(got)-1].name, "CRMLINK_RESULT is set last")
+			assert.Equal(t, dialplan.VarResult, got[len(got)-1].name, "CRMLINK_RESULT is set last")
 
 			call := <-calls
 			assert.Equal(t, routing.Call{
@@ -134,7 +135,7 @@ func TestRingTimeoutOption(t *testing.T) {
 	ts := startServer(t, d, WithRingTimeout(1500*time.Millisecond))
 	a := dialAGI(t, ts.addr)
 	a.send(asteriskEnv("route", nil))
-	assert.Equal(t, "2", varsMap(a.answerAll(false))[VarRingTimeout], "rounded up to whole seconds")
+	assert.Equal(t, "2", varsMap(a.answerAll(false))[dialplan.VarRingTimeout], "rounded up to whole seconds")
 }
 
 func TestUnknownScriptSetsNothing(t *testing.T) {
@@ -162,7 +163,7 @@ func TestSilentPeerDoesNotDelayOthers(t *testing.T) {
 	a.send(asteriskEnv("route", nil))
 	got := a.answerAll(false)
 	elapsed := time.Since(start)
-	assert.Equal(t, "ROUTED", varsMap(got)[VarResult])
+	assert.Equal(t, "ROUTED", varsMap(got)[dialplan.VarResult])
 	assert.Less(t, elapsed, 100*time.Millisecond, "second call answered while the first peer is silent")
 
 	// The silent peer is cut off by its own deadline.
@@ -264,8 +265,8 @@ func TestDeciderOverrunFallsBackWithinDeadline(t *testing.T) {
 	start := time.Now()
 	a.send(asteriskEnv("route", nil))
 	got := varsMap(a.answerAll(false))
-	assert.Equal(t, "FALLBACK", got[VarResult])
-	assert.Equal(t, "timeout", got[VarReason])
+	assert.Equal(t, "FALLBACK", got[dialplan.VarResult])
+	assert.Equal(t, "timeout", got[dialplan.VarReason])
 	assert.Less(t, time.Since(start), 500*time.Millisecond, "answered inside the connection deadline")
 }
 
@@ -275,8 +276,8 @@ func TestDeciderPanicFallsBack(t *testing.T) {
 	a := dialAGI(t, ts.addr)
 	a.send(asteriskEnv("route", nil))
 	got := varsMap(a.answerAll(false))
-	assert.Equal(t, "FALLBACK", got[VarResult])
-	assert.Equal(t, "crm_error", got[VarReason])
+	assert.Equal(t, "FALLBACK", got[dialplan.VarResult])
+	assert.Equal(t, "crm_error", got[dialplan.VarReason])
 	require.NoError(t, ts.stop(t))
 	assert.Contains(t, ts.logs.String(), "decider panicked")
 }
@@ -308,8 +309,8 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	close(release)
 	got := varsMap(a.answerAll(false))
-	assert.Equal(t, "ROUTED", got[VarResult], "the call in progress still gets its answer")
-	assert.Equal(t, "PJSIP/101", got[VarDial])
+	assert.Equal(t, "ROUTED", got[dialplan.VarResult], "the call in progress still gets its answer")
+	assert.Equal(t, "PJSIP/101", got[dialplan.VarDial])
 	require.NoError(t, ts.stop(t))
 }
 

@@ -6,12 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/CyCoreSystems/ari/v6"
 	"github.com/rs/zerolog"
 
+	"github.com/crmlink/crmlink/pbx/dialplan"
 	"github.com/crmlink/crmlink/routing"
 )
 
@@ -279,20 +279,13 @@ var errGaveUp = errors.New("gave up sending the caller to the fallback")
 // setResult writes the CRMLINK_* variables (and the CDR userfield) the dialplan and the
 // reports read, in one request.
 func (k *call) setResult(ctx context.Context, d routing.Decision) {
-	owner := ""
-	if d.Owner != 0 {
-		owner = strconv.FormatInt(int64(d.Owner), 10)
+	v := dialplan.Of(d)
+	for _, p := range v.Problems {
+		k.log.Error().Msg("ARI: decision data rejected: " + p)
 	}
-	userfield := "crmlink:" + string(d.Result)
-	if d.Reason != "" {
-		userfield = "crmlink:" + string(d.Reason)
-	}
-	vars := []channelVar{
-		{"CRMLINK_RESULT", string(d.Result)},
-		{"CRMLINK_REASON", string(d.Reason)},
-		{"CRMLINK_OWNER", owner},
-		{"CRMLINK_SOURCE", string(d.Source)},
-		{"CDR(userfield)", userfield},
+	var vars []channelVar
+	for _, cv := range v.ChannelVars() {
+		vars = append(vars, channelVar{cv.Name, cv.Value})
 	}
 	if err := k.c.rest.setVariables(ctx, k.ch.ID, vars); err != nil {
 		k.log.Warn().Err(err).Msg("set channel variables")

@@ -10,7 +10,7 @@
 //	fallback   302 to the fallback contact when one is configured, else 480 Temporarily
 //	           Unavailable
 //	always     X-CRMLINK-Result, X-CRMLINK-Reason, X-CRMLINK-Owner, X-CRMLINK-Source
-//	           (empty values when there is nothing to say)
+//	           (empty values when there is nothing to say; pbx/dialplan's contract)
 //	OPTIONS    200 OK (qualify / keepalive)
 //	other      481 for CANCEL, BYE or re-INVITE without a transaction; 405 for known
 //	           methods we do not serve; 501 for unknown ones

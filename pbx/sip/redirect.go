@@ -18,15 +18,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/crmlink/crmlink/internal/ratelog"
+	"github.com/crmlink/crmlink/pbx/dialplan"
 	"github.com/crmlink/crmlink/routing"
-)
-
-// Response headers that carry the decision to the proxy or PBX that asked.
-const (
-	HeaderResult = "X-CRMLINK-Result"
-	HeaderReason = "X-CRMLINK-Reason"
-	HeaderOwner  = "X-CRMLINK-Owner"
-	HeaderSource = "X-CRMLINK-Source"
 )
 
 // Defaults for the options.
@@ -52,8 +45,10 @@ type RedirectServer struct {
 	refused  *ratelog.Limiter
 	contact  sipmsg.Uri
 	fallback *sipmsg.Uri
-	// fallbackTmpl is the fallback contact when it carries {reason}: Asterisk follows a 302
-	// by dialling the Contact's user, so the reason reaches the dialplan as part of EXTEN.
+	// fallbackTmpl is the fallback contact when it carries placeholders ({reason}, {owner},
+	// {source}, {result}): Asterisk follows a 302 by dialling the Contact's user, and the
+	// 302's X-CRMLINK-* headers do not reach the dialplan, so the user part is the only way
+	// the decision gets there (as part of EXTEN).
 	fallbackTmpl  string
 	decideTimeout time.Duration
 
@@ -98,9 +93,9 @@ func WithContactTemplate(tmpl string) Option {
 	return func(c *config) { c.contactTemplate = tmpl }
 }
 
-// WithFallbackContact makes fallback answers a 302 to this URI; "{reason}" in it is replaced
-// by the fallback reason (sip:fallback-{reason}@pbx), so the dialplan that follows the
-// redirect learns why. Without it a fallback is
+// WithFallbackContact makes fallback answers a 302 to this URI; {reason}, {owner}, {source}
+// and {result} in it are replaced by the decision's (sip:fallback-{reason}-{owner}-{source}@pbx),
+// so the dialplan that follows the redirect learns why and whose. Without it a fallback is
 // answered 480 Temporarily Unavailable, which makes Asterisk's Dial() return so the dialplan
 // continues to its own fallback.
 func WithFallbackContact(uri string) Option {
@@ -151,12 +146,15 @@ func NewRedirectServer(decider routing.Decider, opts ...Option) (*RedirectServer
 		decideTimeout: cfg.decideTimeout,
 	}
 	if cfg.fallbackContact != "" {
-		fb, err := parseFallbackContact(strings.ReplaceAll(cfg.fallbackContact, reasonPlaceholder, "unknown"))
+		if err := CheckFallbackContact(cfg.fallbackContact); err != nil {
+			return nil, fmt.Errorf("sip: %w", err)
+		}
+		fb, err := parseFallbackContact(fillFallback(cfg.fallbackContact, verdict{}))
 		if err != nil {
 			return nil, fmt.Errorf("sip: %w", err)
 		}
 		s.fallback = &fb
-		if strings.Contains(cfg.fallbackContact, reasonPlaceholder) {
+		if fillFallback(cfg.fallbackContact, verdict{}) != cfg.fallbackContact {
 			s.fallbackTmpl = cfg.fallbackContact
 		}
 	}
@@ -384,7 +382,7 @@ func (s *RedirectServer) onInvite(req *sipmsg.Request, tx sipmsg.ServerTransacti
 	}
 
 	v := s.verdictFor(d)
-	for _, p := range v.problems {
+	for _, p := range v.Problems {
 		log.Error().Str("caller", call.Caller).Msg("SIP: decision data rejected: " + p)
 	}
 	res := s.response(req, v)
@@ -394,52 +392,34 @@ func (s *RedirectServer) onInvite(req *sipmsg.Request, tx sipmsg.ServerTransacti
 	}
 	// Logged before the answer leaves, so the log never lags behind what the caller saw.
 	log.Info().Str("caller", call.Caller).Str("called", call.Called).
-		Str("result", v.result).Str("reason", v.reason).Str("owner", v.owner).Str("source", v.source).
+		Str("result", v.Result).Str("reason", v.Reason).Str("owner", v.Owner).Str("source", v.Source).
 		Strs("contacts", contacts).Int("status", res.StatusCode).Dur("latency", d.Latency).
 		Msg("SIP call redirected")
 	respond(tx, res, log)
 }
 
-// verdict is a decision reduced to what may go into SIP headers, plus what was wrong with it.
+// verdict is a decision reduced to what may go into SIP headers (pbx/dialplan), with the
+// contacts to redirect to.
 type verdict struct {
-	result, reason, owner, source string
-	contacts                      []sipmsg.Uri
-	problems                      []string
+	dialplan.Values
+	contacts []sipmsg.Uri
 }
 
 func (s *RedirectServer) verdictFor(d routing.Decision) verdict {
-	var v verdict
-	v.reason = string(d.Reason)
-	if !validToken(v.reason) {
-		v.problems = append(v.problems, "reason "+strconv.Quote(clip(v.reason))+" is not a token; sent empty")
-		v.reason = ""
-	}
-	v.source = string(d.Source)
-	if !validToken(v.source) {
-		v.problems = append(v.problems, "source "+strconv.Quote(clip(v.source))+" is not a token; sent empty")
-		v.source = ""
-	}
-	switch {
-	case d.Owner > 0:
-		v.owner = strconv.FormatInt(int64(d.Owner), 10)
-	case d.Owner < 0:
-		v.problems = append(v.problems, "negative owner id; sent empty")
-	}
-
-	v.result = string(routing.Fallback)
-	if d.Result == routing.Routed {
+	v := verdict{Values: dialplan.Of(d)}
+	if v.Result == string(routing.Routed) {
 		seen := make(map[string]bool, len(d.Targets))
 		for _, t := range d.Targets {
 			user, ok := contactUser(t.Endpoint)
 			if !ok {
-				v.problems = append(v.problems, "dial target "+strconv.Quote(clip(t.Endpoint))+" has no plain user; dropped")
+				v.Problems = append(v.Problems, "dial target "+dialplan.Quote(t.Endpoint)+" has no plain user; dropped")
 				continue
 			}
 			if seen[user] {
 				continue
 			}
 			if len(v.contacts) == maxContacts {
-				v.problems = append(v.problems, "more than "+strconv.Itoa(maxContacts)+" contacts; the rest dropped")
+				v.Problems = append(v.Problems, "more than "+strconv.Itoa(maxContacts)+" contacts; the rest dropped")
 				break
 			}
 			seen[user] = true
@@ -447,14 +427,9 @@ func (s *RedirectServer) verdictFor(d routing.Decision) verdict {
 			uri.User = user
 			v.contacts = append(v.contacts, uri)
 		}
-		if len(v.contacts) > 0 {
-			v.result = string(routing.Routed)
-		} else {
-			v.problems = append(v.problems, "routed without a usable dial target; falling back")
-			v.reason = string(routing.ReasonNoOwner)
+		if len(v.contacts) == 0 {
+			v.NoTarget()
 		}
-	} else if d.Result != routing.Fallback {
-		v.problems = append(v.problems, "result "+strconv.Quote(clip(string(d.Result)))+" is neither ROUTED nor FALLBACK; falling back")
 	}
 	return v
 }
@@ -464,7 +439,7 @@ func (s *RedirectServer) verdictFor(d routing.Decision) verdict {
 func (s *RedirectServer) response(req *sipmsg.Request, v verdict) *sipmsg.Response {
 	var res *sipmsg.Response
 	switch {
-	case v.result == string(routing.Routed):
+	case v.Result == string(routing.Routed):
 		res = sipmsg.NewResponseFromRequest(req, sipmsg.StatusMovedTemporarily, "Moved Temporarily", nil)
 		for i, uri := range v.contacts {
 			c := &sipmsg.ContactHeader{Address: uri}
@@ -473,14 +448,13 @@ func (s *RedirectServer) response(req *sipmsg.Request, v verdict) *sipmsg.Respon
 		}
 	case s.fallback != nil:
 		res = sipmsg.NewResponseFromRequest(req, sipmsg.StatusMovedTemporarily, "Moved Temporarily", nil)
-		res.AppendHeader(&sipmsg.ContactHeader{Address: s.fallbackFor(v.reason)})
+		res.AppendHeader(&sipmsg.ContactHeader{Address: s.fallbackFor(v)})
 	default:
 		res = sipmsg.NewResponseFromRequest(req, sipmsg.StatusTemporarilyUnavailable, "Temporarily Unavailable", nil)
 	}
-	res.AppendHeader(sipmsg.NewHeader(HeaderResult, v.result))
-	res.AppendHeader(sipmsg.NewHeader(HeaderReason, v.reason))
-	res.AppendHeader(sipmsg.NewHeader(HeaderOwner, v.owner))
-	res.AppendHeader(sipmsg.NewHeader(HeaderSource, v.source))
+	for _, h := range v.Headers() {
+		res.AppendHeader(sipmsg.NewHeader(h.Name, h.Value))
+	}
 	return res
 }
 
@@ -524,29 +498,44 @@ func respond(tx sipmsg.ServerTransaction, res *sipmsg.Response, log zerolog.Logg
 	}
 }
 
-func clip(s string) string {
-	if len(s) > 64 {
-		s = s[:64] + "…"
-	}
-	return strings.ToValidUTF8(s, "?")
-}
-
-// reasonPlaceholder in the fallback contact is replaced by the fallback reason
-// ("sip:fallback-{reason}@pbx" becomes "sip:fallback-timeout@pbx").
-const reasonPlaceholder = "{reason}"
-
-// fallbackFor is the fallback contact for a reason. Reasons are validated names
-// (lower-case letters and underscores), so they are safe in a URI user.
-func (s *RedirectServer) fallbackFor(reason string) sipmsg.Uri {
-	if s.fallbackTmpl == "" {
-		return *s.fallback.Clone()
-	}
+// fillFallback puts a decision into the fallback contact's placeholders:
+// "sip:fallback-{reason}-{owner}-{source}@pbx" becomes "sip:fallback-owner_unavailable-1001-crm@pbx"
+// (an empty reason is "unknown"; an empty owner or source stays empty). The values are
+// tokens (verdictFor), so they are safe in a URI user.
+func fillFallback(tmpl string, v verdict) string {
+	reason := v.Reason
 	if reason == "" {
 		reason = "unknown"
 	}
-	uri, err := parseSIPURI(strings.ReplaceAll(s.fallbackTmpl, reasonPlaceholder, reason))
+	result := v.Result
+	if result == "" {
+		result = string(routing.Fallback)
+	}
+	return strings.NewReplacer("{reason}", reason, "{owner}", v.Owner, "{source}", v.Source, "{result}", result).Replace(tmpl)
+}
+
+// fallbackFor is the fallback contact for a decision.
+func (s *RedirectServer) fallbackFor(v verdict) sipmsg.Uri {
+	if s.fallbackTmpl == "" {
+		return *s.fallback.Clone()
+	}
+	uri, err := parseSIPURI(fillFallback(s.fallbackTmpl, v))
 	if err != nil {
 		return *s.fallback.Clone()
 	}
 	return uri
+}
+
+// CheckContactTemplate reports what is wrong with sip_redirect.contact_template, as the
+// redirect server would at start.
+func CheckContactTemplate(tmpl string) error {
+	_, err := parseContactTemplate(tmpl)
+	return err
+}
+
+// CheckFallbackContact reports what is wrong with sip_redirect.fallback_contact, as the
+// redirect server would at start, with its placeholders filled by a typical decision.
+func CheckFallbackContact(uri string) error {
+	_, err := parseFallbackContact(fillFallback(uri, verdict{Values: dialplan.Values{Reason: "owner_unavailable", Owner: "1001", Source: "crm"}}))
+	return err
 }

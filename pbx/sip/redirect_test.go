@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/crmlink/crmlink/pbx/dialplan"
 	"github.com/crmlink/crmlink/pbx/sip/siptest"
 	"github.com/crmlink/crmlink/routing"
 )
@@ -44,7 +45,7 @@ type testRedirect struct {
 	errc   chan error
 }
 
-func startRedirect(t *testing.T, d routing.Decider, opts ...Option) *testRedirect {
+func startRedirect(t testing.TB, d routing.Decider, opts ...Option) *testRedirect {
 	t.Helper()
 	tr := &testRedirect{logs: &syncBuffer{}, errc: make(chan error, 1)}
 	opts = append([]Option{WithLogger(zerolog.New(tr.logs))}, opts...)
@@ -119,10 +120,10 @@ func contactsOf(res *siptest.Response) []contact {
 
 func crmlinkHeaders(res *siptest.Response) map[string]string {
 	return map[string]string{
-		HeaderResult: res.Header(HeaderResult),
-		HeaderReason: res.Header(HeaderReason),
-		HeaderOwner:  res.Header(HeaderOwner),
-		HeaderSource: res.Header(HeaderSource),
+		dialplan.HeaderResult: res.Header(dialplan.HeaderResult),
+		dialplan.HeaderReason: res.Header(dialplan.HeaderReason),
+		dialplan.HeaderOwner:  res.Header(dialplan.HeaderOwner),
+		dialplan.HeaderSource: res.Header(dialplan.HeaderSource),
 	}
 }
 
@@ -144,7 +145,7 @@ func TestRedirectAnswers(t *testing.T) {
 			},
 			wantStatus:   302,
 			wantContacts: []contact{{"sip:101@127.0.0.1:5060", "1.0"}, {"sip:102@127.0.0.1:5060", "0.9"}},
-			wantHeaders:  map[string]string{HeaderResult: "ROUTED", HeaderReason: "", HeaderOwner: "42", HeaderSource: "index"},
+			wantHeaders:  map[string]string{dialplan.HeaderResult: "ROUTED", dialplan.HeaderReason: "", dialplan.HeaderOwner: "42", dialplan.HeaderSource: "index"},
 		},
 		{
 			name: "trunk target through a template with parameters",
@@ -155,7 +156,7 @@ func TestRedirectAnswers(t *testing.T) {
 			opts:         []Option{WithContactTemplate("sip:{user}@pbx.example.com:5080;transport=tcp")},
 			wantStatus:   302,
 			wantContacts: []contact{{"sip:+79161234567@pbx.example.com:5080;transport=tcp", "1.0"}},
-			wantHeaders:  map[string]string{HeaderResult: "ROUTED", HeaderReason: "", HeaderOwner: "7", HeaderSource: "crm"},
+			wantHeaders:  map[string]string{dialplan.HeaderResult: "ROUTED", dialplan.HeaderReason: "", dialplan.HeaderOwner: "7", dialplan.HeaderSource: "crm"},
 		},
 		{
 			name:         "fallback to the fallback contact",
@@ -163,7 +164,7 @@ func TestRedirectAnswers(t *testing.T) {
 			opts:         []Option{WithFallbackContact("sip:fallback@127.0.0.1:5060")},
 			wantStatus:   302,
 			wantContacts: []contact{{"sip:fallback@127.0.0.1:5060", ""}},
-			wantHeaders:  map[string]string{HeaderResult: "FALLBACK", HeaderReason: "not_found", HeaderOwner: "", HeaderSource: ""},
+			wantHeaders:  map[string]string{dialplan.HeaderResult: "FALLBACK", dialplan.HeaderReason: "not_found", dialplan.HeaderOwner: "", dialplan.HeaderSource: ""},
 		},
 		{
 			name:         "fallback contact carries the reason",
@@ -171,13 +172,29 @@ func TestRedirectAnswers(t *testing.T) {
 			opts:         []Option{WithFallbackContact("sip:fallback-{reason}@127.0.0.1:5060")},
 			wantStatus:   302,
 			wantContacts: []contact{{"sip:fallback-timeout@127.0.0.1:5060", ""}},
-			wantHeaders:  map[string]string{HeaderResult: "FALLBACK", HeaderReason: "timeout", HeaderOwner: "", HeaderSource: ""},
+			wantHeaders:  map[string]string{dialplan.HeaderResult: "FALLBACK", dialplan.HeaderReason: "timeout", dialplan.HeaderOwner: "", dialplan.HeaderSource: ""},
+		},
+		{
+			name:         "fallback contact carries reason, owner and source",
+			decision:     routing.Decision{Result: routing.Fallback, Reason: routing.ReasonOwnerUnavailable, Owner: 42, Source: routing.SourceCache},
+			opts:         []Option{WithFallbackContact("sip:fallback-{reason}-{owner}-{source}@127.0.0.1:5060")},
+			wantStatus:   302,
+			wantContacts: []contact{{"sip:fallback-owner_unavailable-42-cache@127.0.0.1:5060", ""}},
+			wantHeaders:  map[string]string{dialplan.HeaderResult: "FALLBACK", dialplan.HeaderReason: "owner_unavailable", dialplan.HeaderOwner: "42", dialplan.HeaderSource: "cache"},
+		},
+		{
+			name:         "no owner: the owner and source places stay empty",
+			decision:     routing.FallbackDecision(routing.ReasonNotFound),
+			opts:         []Option{WithFallbackContact("sip:fallback-{reason}-{owner}-{source}@127.0.0.1:5060")},
+			wantStatus:   302,
+			wantContacts: []contact{{"sip:fallback-not_found--@127.0.0.1:5060", ""}},
+			wantHeaders:  map[string]string{dialplan.HeaderResult: "FALLBACK", dialplan.HeaderReason: "not_found", dialplan.HeaderOwner: "", dialplan.HeaderSource: ""},
 		},
 		{
 			name:        "fallback without a fallback contact is 480",
 			decision:    routing.Decision{Result: routing.Fallback, Reason: routing.ReasonOwnerUnavailable, Owner: 42, Source: routing.SourceCache},
 			wantStatus:  480,
-			wantHeaders: map[string]string{HeaderResult: "FALLBACK", HeaderReason: "owner_unavailable", HeaderOwner: "42", HeaderSource: "cache"},
+			wantHeaders: map[string]string{dialplan.HeaderResult: "FALLBACK", dialplan.HeaderReason: "owner_unavailable", dialplan.HeaderOwner: "42", dialplan.HeaderSource: "cache"},
 		},
 		{
 			name: "CRLF in CRM data: fallback, nothing injected",
@@ -192,7 +209,7 @@ func TestRedirectAnswers(t *testing.T) {
 				},
 			},
 			wantStatus:  480,
-			wantHeaders: map[string]string{HeaderResult: "FALLBACK", HeaderReason: "no_owner", HeaderOwner: "42", HeaderSource: ""},
+			wantHeaders: map[string]string{dialplan.HeaderResult: "FALLBACK", dialplan.HeaderReason: "no_owner", dialplan.HeaderOwner: "42", dialplan.HeaderSource: ""},
 			wantLog:     "decision data rejected",
 		},
 		{
@@ -203,7 +220,7 @@ func TestRedirectAnswers(t *testing.T) {
 			},
 			wantStatus:   302,
 			wantContacts: []contact{{"sip:102@127.0.0.1:5060", "1.0"}},
-			wantHeaders:  map[string]string{HeaderResult: "ROUTED", HeaderReason: "", HeaderOwner: "42", HeaderSource: ""},
+			wantHeaders:  map[string]string{dialplan.HeaderResult: "ROUTED", dialplan.HeaderReason: "", dialplan.HeaderOwner: "42", dialplan.HeaderSource: ""},
 			wantLog:      "dropped",
 		},
 	}
@@ -324,7 +341,7 @@ func TestDecideTimeout(t *testing.T) {
 	start := time.Now()
 	res, _ := callAndWait(t, newPhone(t, "79161234567"), tr.target("200"))
 	assert.Equal(t, 480, res.StatusCode)
-	assert.Equal(t, "timeout", res.Header(HeaderReason))
+	assert.Equal(t, "timeout", res.Header(dialplan.HeaderReason))
 	assert.Less(t, time.Since(start), 2*time.Second)
 	assert.Contains(t, tr.logs.String(), "overran")
 }

@@ -9,8 +9,7 @@ import (
 
 // Bounds on CRM-derived values that end up in a SIP message.
 const (
-	maxUserLength  = 64
-	maxTokenLength = 32
+	maxUserLength = 64
 	// maxContacts keeps a 302 well inside sipgo's UDP limit (1300 bytes per message).
 	maxContacts = 8
 )
@@ -38,19 +37,6 @@ func validUser(s string) bool {
 	}
 	for i := 0; i < len(s); i++ {
 		if !isTokenByte(s[i]) && s[i] != '+' {
-			return false
-		}
-	}
-	return true
-}
-
-// validToken accepts the enum-like values (reason, source): 0..32 of [A-Za-z0-9._-].
-func validToken(s string) bool {
-	if len(s) > maxTokenLength {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !isTokenByte(s[i]) {
 			return false
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crmlink/crmlink/crm"
+	"github.com/crmlink/crmlink/pbx/dialplan"
 	"github.com/crmlink/crmlink/routing"
 )
 
@@ -89,16 +90,16 @@ func FuzzResponse(f *testing.F) {
 			require.Contains(t, []string{"via", "from", "to", "call-id", "cseq", "contact", "content-length",
 				"x-crmlink-result", "x-crmlink-reason", "x-crmlink-owner", "x-crmlink-source"}, name, res.String())
 		}
-		for _, name := range []string{HeaderResult, HeaderReason, HeaderOwner, HeaderSource} {
+		for _, name := range []string{dialplan.HeaderResult, dialplan.HeaderReason, dialplan.HeaderOwner, dialplan.HeaderSource} {
 			require.Equal(t, 1, names[strings.ToLower(name)], name)
 		}
-		require.Equal(t, v.result, back.GetHeader(HeaderResult).Value())
-		require.Equal(t, v.reason, back.GetHeader(HeaderReason).Value())
-		require.Contains(t, []string{"ROUTED", "FALLBACK"}, v.result)
+		require.Equal(t, v.Result, back.GetHeader(dialplan.HeaderResult).Value())
+		require.Equal(t, v.Reason, back.GetHeader(dialplan.HeaderReason).Value())
+		require.Contains(t, []string{"ROUTED", "FALLBACK"}, v.Result)
 
 		contacts := back.GetHeaders("Contact")
 		switch {
-		case v.result == "ROUTED":
+		case v.Result == "ROUTED":
 			require.Equal(t, 302, back.StatusCode)
 			require.Len(t, contacts, len(v.contacts))
 			require.NotEmpty(t, contacts)

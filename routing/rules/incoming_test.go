@@ -400,3 +400,28 @@ func TestPlanWritesNothing(t *testing.T) {
 	assert.Zero(t, writes)
 	assert.True(t, e.crm.All().Empty())
 }
+
+// A known client whose contact has no responsible of its own (routing found the owner on
+// the company): the new deal goes to the manager who answered, and a missed call's deal
+// and task to the first manager whose phone rang. On a routed call both are the owner
+// routing rang, so the client stays with the manager who owns them; the company's
+// responsible is not read again for the deal.
+func TestIncomingKnownWithoutContactResponsible(t *testing.T) {
+	for _, answered := range []bool{true, false} {
+		o := incoming("c1", answered)
+		want := firstOperator
+		if answered {
+			want = answeredBy
+		}
+		e := newEnv(t, rules.Defaults())
+		e.crm.AddContact(crm.Contact{ID: 501, Name: "Anna Petrova", Phones: []string{"+7 (916) 123-45-67"}, UpdatedAt: t0.Add(-24 * time.Hour)})
+		e.handle(t, o)
+		created := e.crm.Created()
+		require.Len(t, created.Leads, 1)
+		assert.Equal(t, want, created.Leads[0].Responsible, "answered %v", answered)
+		if !answered {
+			require.Len(t, created.Tasks, 1)
+			assert.Equal(t, firstOperator, created.Tasks[0].Responsible)
+		}
+	}
+}

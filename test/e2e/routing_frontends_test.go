@@ -32,7 +32,7 @@ func withRedirect(c *config.Config) {
 	c.SIP.Enabled = true
 	c.SIP.Listen = "127.0.0.1:5070"
 	c.SIP.ContactTemplate = "sip:{user}@127.0.0.1:5060"
-	c.SIP.FallbackContact = "sip:fallback-{reason}@127.0.0.1:5060"
+	c.SIP.FallbackContact = "sip:fallback-{reason}-{owner}-{source}@127.0.0.1:5060"
 }
 
 func TestFastAGIRoutesKnownCallerToOwner(t *testing.T) {
@@ -126,6 +126,15 @@ func TestSIPRedirectFallbacks(t *testing.T) {
 		dial(t, s.ast, newCaller(t, s.ast, annaClient), redirectExten)
 		expectFallback(t, operator, "timeout", 0)
 		assert.LessOrEqual(t, time.Since(start), lookupTimeout+100*time.Millisecond)
+	})
+	// The dialplan of the fallback learns all four, as with ARI and FastAGI: the README's
+	// [crmlink-fallback] promises CRMLINK_RESULT, _REASON, _OWNER and _SOURCE.
+	t.Run("owner off schedule: reason, owner and source reach the fallback", func(t *testing.T) {
+		s := startStack(t, withRedirect)
+		operator := newPhone(t, "100", "127.0.0.1", operatorPort)
+		dial(t, s.ast, newCaller(t, s.ast, veraClient), redirectExten) // Vera has today off
+		in := expectFallback(t, operator, "owner_unavailable", veraUser)
+		assert.Equal(t, "crm", in.Header("X-CRMLINK-Source"), "CRMLINK_SOURCE the dialplan saw")
 	})
 }
 

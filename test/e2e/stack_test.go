@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -168,4 +169,14 @@ func (s *stack) nextOutcome(t *testing.T) routing.CallOutcome {
 		t.Fatal("no call outcome reported")
 		return routing.CallOutcome{}
 	}
+}
+
+// apiGet is a GET on crmlink's API with the stack's token: /v1 reveals clients.
+func (s *stack) apiGet(path string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, s.api+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+s.cfg.HTTP.Token)
+	return http.DefaultClient.Do(req)
 }

@@ -151,6 +151,10 @@ type StatusError struct {
 
 func (e *StatusError) Error() string { return fmt.Sprintf("%d %s", e.Status, snippet(e.Body)) }
 
+// HTTPStatus makes the answer's status the one events.Classify judges the event by, as
+// amoCRM's.
+func (e *StatusError) HTTPStatus() int { return e.Status }
+
 // Unwrap makes errors.Is(err, chatbridge.ErrUnauthorized) and the like work.
 func (e *StatusError) Unwrap() error { return e.Kind }
 
