@@ -418,7 +418,7 @@ func (t *ThroughputReport) markdown(b *strings.Builder) {
 	if t.Error != "" {
 		fmt.Fprintf(b, "**Did not complete:** %s\n\n", t.Error)
 	}
-	b.WriteString("| run | outcomes | in amoCRM after | requests | per outcome | 429s | duplicates | requests by kind |\n|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| run | outcomes | in amoCRM after | requests | per outcome | 429s | duplicates | requests by endpoint |\n|---|---|---|---|---|---|---|---|\n")
 	row := func(name string, r ThroughputRun) {
 		var by []string
 		for _, k := range slices.Sorted(maps.Keys(r.Requests)) {
