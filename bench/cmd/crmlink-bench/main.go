@@ -5,7 +5,9 @@
 //	go run ./bench/cmd/crmlink-bench [-quick] [-paths baseline,ari-cached] [-out results]
 //
 // It needs bin/crmlink and bin/amocrm-sandbox (make build) and sipp (Debian sip-tester),
-// holds the rig lock for one path at a time, and stops by itself within -timeout.
+// holds the rig lock for one path at a time, and stops by itself within -timeout. After the
+// paths comes the "CRM throughput" stretch (-paths crm-throughput alone): routed call
+// outcomes handed to the event path at once against amoCRM's 7 requests a second.
 package main
 
 import (
@@ -27,7 +29,7 @@ func main() {
 	out := flag.String("out", "results", "where the report goes")
 	quick := flag.Bool("quick", false, "quick mode: fewer paths, rates and seconds (under 3 minutes)")
 	lock := flag.String("lock", "/tmp/crmlink-rig.lock", "the rig lock file (shared with the end-to-end tests)")
-	paths := flag.String("paths", "", "comma-separated paths to run (default: every path of the mode)")
+	paths := flag.String("paths", "", "comma-separated paths to run, crm-throughput among them (default: every path of the mode)")
 	gobench := flag.Bool("gobench", true, "also run the Go benchmarks of routing and routing/rules")
 	profile := flag.String("profile", "auto", "profiling runs of crmlink (crmlink-pprof) on the paths that have one: on, off, auto (on unless -quick)")
 	render := flag.String("render", "", "only render bench.md and bench-latency.svg again from this bench.json (into -out)")
