@@ -67,8 +67,9 @@ var _ ClientResolver = (*Router)(nil)
 // ResolveClient takes seen (from the call's routing decision) while the owner cache holds
 // the very entry it came from: a webhook about the contact, its deals or company rewrites
 // the entry (a new StoredAt) or drops it, and an expired entry proves nothing. Otherwise it
-// resolves the number live, reading the deals whatever the precedence needs, without
-// touching the cache (a write path must not race the webhooks that correct it).
+// resolves the number live through the InquiryDirectory (never the requests kept for
+// calls), reading the deals whatever the precedence needs, without touching the cache (a
+// write path must not race the webhooks that correct it).
 func (r *Router) ResolveClient(ctx context.Context, phone crm.Phone, seen *Client) (Client, bool, error) {
 	if seen != nil && seen.complete() && !seen.At.IsZero() {
 		e, ok, err := r.cacheGet(ctx, phone)
@@ -76,10 +77,10 @@ func (r *Router) ResolveClient(ctx context.Context, phone crm.Phone, seen *Clien
 			return *seen, true, nil
 		}
 	}
-	if r.dir == nil {
+	if r.inquiryDir == nil {
 		return Client{}, false, fmt.Errorf("resolve client %s: no CRM is configured", phone)
 	}
-	c, err := r.resolver.live(ctx, r.dir, phone)
+	c, err := r.resolver.live(ctx, r.inquiryDir, phone)
 	return c, false, err
 }
 

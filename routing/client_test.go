@@ -50,3 +50,17 @@ func TestCachedDecisionCarriesTheClient(t *testing.T) {
 		})
 	}
 }
+
+// The call scenarios' lookups never take the call path's directory (amoCRM: the requests
+// kept for ringing calls).
+func TestResolveClientLooksUpOffTheCallPath(t *testing.T) {
+	w := basicWorld()
+	callPath, background := w.directory(), w.directory()
+	r := newTestRouter(t, callPath, newClock(), func(o *Options) { o.InquiryDirectory = background })
+	c, fromDecision, err := r.ResolveClient(t.Context(), "+79161234567", nil)
+	require.NoError(t, err)
+	assert.False(t, fromDecision)
+	assert.Equal(t, int64(100), c.DealID)
+	assert.Zero(t, callPath.calls(), "the call path's directory")
+	assert.Positive(t, background.calls())
+}

@@ -21,9 +21,9 @@ type Options struct {
 	// Directory is the CRM read side; nil means no CRM is configured and every call falls
 	// back with reason disabled.
 	Directory crm.Directory
-	// InquiryDirectory is the CRM read side for inquiries (Call.Inquiry); it should not
-	// take the requests kept for calls (amoCRM: the client without the call priority).
-	// nil means Directory.
+	// InquiryDirectory is the CRM read side for inquiries (Call.Inquiry) and for the call
+	// scenarios' lookups (ResolveClient); it should not take the requests kept for calls
+	// (amoCRM: the client without the call priority). nil means Directory.
 	InquiryDirectory crm.Directory
 	// Cache holds owners between calls; nil means an in-process MemoryCache.
 	Cache OwnerCache
