@@ -33,12 +33,15 @@ type App struct {
 	Router  *routing.Router // the router built at start; CurrentRouter after a reload
 	Decider routing.Decider
 	ARI     *ari.Controller // nil when ARI is disabled
-	AGI     *agi.Server     // nil when FastAGI is disabled
-	SIP     *sip.RedirectServer
-	API     *httpapi.Server
-	metrics *metrics
-	events  *events
-	chat    *chat // nil without chat platforms
+	// Observer records the calls the controller does not handle; nil unless
+	// asterisk.observer is enabled.
+	Observer *ari.Observer
+	AGI      *agi.Server // nil when FastAGI is disabled
+	SIP      *sip.RedirectServer
+	API      *httpapi.Server
+	metrics  *metrics
+	events   *events
+	chat     *chat // nil without chat platforms
 	// router is what every front end asks; Reload swaps the router inside it. routerBase
 	// keeps the parts a reloaded router shares with the first one (CRM, cache, presence).
 	// live is the configuration in effect (cfg with reloaded keys), under reloadMu.
@@ -151,6 +154,20 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 		}
 		p.ARI = ctl
 		opts.Presence = ctl
+	}
+
+	if o := cfg.Asterisk.Observer; o.Enabled {
+		a := cfg.Asterisk.ARI
+		obs, err := ari.NewObserver(ari.ObserverOptions{
+			URL: a.URL, WSURL: a.WSURL, Username: a.Username, Password: a.Password, Application: o.Application,
+			Managers: managerEndpoints(cfg.Managers), OfficeEndpoints: o.OfficeEndpoints, Logger: log,
+			OnOutcome: func(o routing.CallOutcome) { p.onCallOutcome(o) },
+		})
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		p.Observer = obs
 	}
 
 	r, err := routing.New(opts)
