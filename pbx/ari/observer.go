@@ -108,6 +108,20 @@ func (o *Observer) session(ctx context.Context, t *tracker, log zerolog.Logger) 
 	if err := o.rest.subscribe(ctx, o.opts.Application, "channel:"); err != nil {
 		return fmt.Errorf("observer subscription to all channels: %w", err)
 	}
+	if len(t.calls) > 0 {
+		// Back after a drop: calls that ended meanwhile would never end here.
+		all, err := o.rest.channels(ctx)
+		if err != nil {
+			return fmt.Errorf("observer: list channels after a reconnect: %w", err)
+		}
+		live := make(map[string]bool, len(all))
+		for _, ch := range all {
+			live[ch.ID] = true
+		}
+		if n := t.forgetGone(live); n > 0 {
+			log.Warn().Int("calls", n).Msg("calls ended while the observer's websocket was down; not recorded")
+		}
+	}
 	o.connected.Store(true)
 	log.Info().Msg("observing every call")
 	warned := false

@@ -193,6 +193,28 @@ func (t *tracker) destroyed(ch obsChannel, at time.Time) (routing.CallOutcome, b
 	return t.outcome(k, at)
 }
 
+// forgetGone drops the calls none of whose channels Asterisk still has (they ended while
+// the websocket was down: their end, and so their outcome, is unknown) and returns how
+// many it dropped.
+func (t *tracker) forgetGone(live map[string]bool) int {
+	gone := 0
+	for ch, id := range t.byChannel {
+		if !live[ch] {
+			delete(t.byChannel, ch)
+			if k := t.calls[id]; k != nil {
+				k.live--
+			}
+		}
+	}
+	for id, k := range t.calls {
+		if k.live <= 0 {
+			delete(t.calls, id)
+			gone++
+		}
+	}
+	return gone
+}
+
 // outcome is what a finished call tells the rules engine; false when it is no client call
 // or the Stasis controller reports it.
 func (t *tracker) outcome(k *observedCall, end time.Time) (routing.CallOutcome, bool) {

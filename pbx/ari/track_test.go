@@ -106,3 +106,22 @@ func TestTrackerOutcomes(t *testing.T) {
 		})
 	}
 }
+
+// After a websocket drop, calls whose channels are all gone are dropped unrecorded; a call
+// still up is followed to its end.
+func TestTrackerForgetsCallsThatEndedInAGap(t *testing.T) {
+	tr := newTracker(map[string]crm.UserID{"PJSIP/101": 1001}, nil)
+	up := ch("L", "PJSIP/trunk-00000001", "84951000001", "701")
+	up.Vars[linkedIDVar] = "UP"
+	gone := ch("G", "PJSIP/trunk-00000002", "84951000002", "701")
+	gone.Vars[linkedIDVar] = "GONE"
+	for _, e := range []obsEvent{created(0, up), created(0, gone)} {
+		_, done := tr.feed(e)
+		require.False(t, done)
+	}
+	assert.Equal(t, 1, tr.forgetGone(map[string]bool{"L": true}))
+	assert.Len(t, tr.calls, 1)
+	o, done := tr.feed(destroyed(1000, up))
+	require.True(t, done)
+	assert.Equal(t, "UP", o.ID)
+}
