@@ -163,7 +163,8 @@ func TestObserverFastAGIFallbackKeepsTheReason(t *testing.T) {
 }
 
 // Calls through Stasis(crmlink) are reported by the controller, with its decision; the
-// observer adds no second outcome, whether the owner took the call or the fallback did.
+// observer adds no second outcome, whether the owner took the call, the fallback did, or
+// an office phone called out through Stasis(crmlink,outgoing).
 func TestObserverLeavesStasisCallsToTheController(t *testing.T) {
 	s := observingStack(t)
 	anna := managerPhone(t, s.ast, "101")
@@ -182,6 +183,17 @@ func TestObserverLeavesStasisCallsToTheController(t *testing.T) {
 	answerAndHangup(t, expectFallback(t, operator, "not_found", 0), call)
 	o = s.nextOutcome(t)
 	assert.Equal(t, routing.ReasonNotFound, o.Decision.Reason)
+
+	// Stasis(crmlink,outgoing): Anna calls a client, who does not pick up.
+	client := newPhone(t, "pstn", s.ast.TrunkHost, 5060)
+	ctx, cancel := context.WithTimeout(context.Background(), callWait)
+	defer cancel()
+	_, err := anna.Call(ctx, "sip:"+outsideNumber+"@127.0.0.1:5060")
+	require.NoError(t, err)
+	require.NoError(t, nextIncoming(t, client, callWait).Reject(486))
+	o = s.nextOutcome(t)
+	assert.Equal(t, routing.Outgoing, o.Direction)
+	assert.False(t, o.Answered)
 
 	nextOutcomeIsDirectCall(t, s, anna)
 }
