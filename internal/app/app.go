@@ -33,15 +33,12 @@ type App struct {
 	Router  *routing.Router // the router built at start; CurrentRouter after a reload
 	Decider routing.Decider
 	ARI     *ari.Controller // nil when ARI is disabled
-	// Observer records the calls the controller does not handle; nil unless
-	// asterisk.observer is enabled.
-	Observer *ari.Observer
-	AGI      *agi.Server // nil when FastAGI is disabled
-	SIP      *sip.RedirectServer
-	API      *httpapi.Server
-	metrics  *metrics
-	events   *events
-	chat     *chat // nil without chat platforms
+	AGI     *agi.Server     // nil when FastAGI is disabled
+	SIP     *sip.RedirectServer
+	API     *httpapi.Server
+	metrics *metrics
+	events  *events
+	chat    *chat // nil without chat platforms
 	// router is what every front end asks; Reload swaps the router inside it. routerBase
 	// keeps the parts a reloaded router shares with the first one (CRM, cache, presence).
 	// live is the configuration in effect (cfg with reloaded keys), under reloadMu.
@@ -51,6 +48,10 @@ type App struct {
 	live       *config.Config
 	// CallOutcomes, when set before Serve, also receives every finished call (tests).
 	CallOutcomes func(routing.CallOutcome)
+
+	// Observer records the calls the controller does not handle; nil unless
+	// asterisk.observer is enabled.
+	Observer *ari.Observer
 }
 
 // onCallOutcome takes a finished call from the PBX front end and queues it durably for
