@@ -48,6 +48,10 @@ type App struct {
 	live       *config.Config
 	// CallOutcomes, when set before Serve, also receives every finished call (tests).
 	CallOutcomes func(routing.CallOutcome)
+
+	// Observer records the calls the controller does not handle; nil unless
+	// asterisk.observer is enabled.
+	Observer *ari.Observer
 }
 
 // onCallOutcome takes a finished call from the PBX front end and queues it durably for
@@ -151,6 +155,20 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 		}
 		p.ARI = ctl
 		opts.Presence = ctl
+	}
+
+	if o := cfg.Asterisk.Observer; o.Enabled {
+		a := cfg.Asterisk.ARI
+		obs, err := ari.NewObserver(ari.ObserverOptions{
+			URL: a.URL, WSURL: a.WSURL, Username: a.Username, Password: a.Password, Application: o.Application,
+			Managers: managerEndpoints(cfg.Managers), OfficeEndpoints: o.OfficeEndpoints, Logger: log,
+			OnOutcome: func(o routing.CallOutcome) { p.onCallOutcome(o) },
+		})
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		p.Observer = obs
 	}
 
 	r, err := routing.New(opts)

@@ -83,6 +83,9 @@ func (p *App) Serve(ctx context.Context, httpListener net.Listener) error {
 	if p.ARI != nil {
 		g.Go(func() error { return p.ARI.Run(ctx) })
 	}
+	if p.Observer != nil {
+		g.Go(func() error { return p.Observer.Run(ctx) })
+	}
 	if p.AGI != nil {
 		g.Go(func() error { return p.AGI.ListenAndServe(ctx, p.cfg.AGI.Listen) })
 	}

@@ -102,6 +102,18 @@ func (r Redis) Enabled() bool { return len(r.Addrs) > 0 }
 type Asterisk struct {
 	ARI      ARI      `yaml:"ari"`
 	Fallback Fallback `yaml:"fallback"`
+	Observer Observer `yaml:"observer"`
+}
+
+// Observer follows every call on the Asterisk over the ARI connection of asterisk.ari,
+// however it reaches the managers, and records it in the CRM.
+type Observer struct {
+	Enabled bool `yaml:"enabled"`
+	// Application is the observer's own ARI application; it takes no calls.
+	Application string `yaml:"application"`
+	// OfficeEndpoints are office phones besides the managers' (an operator desk): calls
+	// between office phones are internal and record nothing.
+	OfficeEndpoints []string `yaml:"office_endpoints"`
 }
 
 // ARI is the Stasis controller's connection.

@@ -31,7 +31,7 @@ func TestExampleFileIsValid(t *testing.T) {
 func TestExampleFileShowsEveryKey(t *testing.T) {
 	data, err := os.ReadFile(exampleFile(t))
 	require.NoError(t, err)
-	types := []string{"config.Config", "config.Log", "config.HTTP", "config.Redis", "config.Asterisk", "config.ARI", "config.Fallback",
+	types := []string{"config.Config", "config.Log", "config.HTTP", "config.Redis", "config.Asterisk", "config.ARI", "config.Fallback", "config.Observer",
 		"config.AGI", "config.SIP", "config.AmoCRM", "config.OAuth", "config.Routing", "config.Manager", "config.Schedule", "config.Queue",
 		"rules.Config", "rules.Incoming", "rules.IncomingUnknown", "rules.KnownClient", "rules.Missed", "rules.Outgoing",
 		"rules.OutgoingUnknown", "rules.Unanswered", "rules.Notes"}
@@ -80,6 +80,10 @@ func TestParseErrors(t *testing.T) {
 		{"bad network", "sip_redirect:\n  enabled: true\n  allowed_networks: [10.0.0.0]\n", []string{"sip_redirect.allowed_networks[0]"}},
 		{"retry horizon too short", "queue:\n  retry_for: 30s\n", []string{"queue.retry_for: is 30s; allowed: 1m to 72h"}},
 		{"retry horizon too long", "queue:\n  retry_for: 240h\n", []string{"queue.retry_for: is 240h0m0s; allowed: 1m to 72h"}},
+		{"observer named like the controller", "asterisk:\n  observer: {enabled: true, application: crmlink}\n",
+			[]string{`asterisk.observer.application: is "crmlink", the name of asterisk.ari.application; the observer needs a name of its own`}},
+		{"bad office endpoint", "asterisk:\n  observer: {enabled: true, office_endpoints: [\"100\"]}\n",
+			[]string{`asterisk.observer.office_endpoints[0]: is "100"; allowed: an Asterisk endpoint TECH/resource`}},
 		{"not yaml", "routing: [\n", []string{"line"}},
 	}
 	for _, c := range cases {

@@ -17,7 +17,9 @@ const (
 	DefaultARIURL     = "http://127.0.0.1:8088/ari"
 	DefaultARIWSURL   = "ws://127.0.0.1:8088/ari/events"
 	DefaultARIApp     = "crmlink"
-	DefaultARIUser    = "crmlink"
+	// DefaultObserverApp is the call observer's ARI application (asterisk.observer).
+	DefaultObserverApp = "crmlink-observer"
+	DefaultARIUser     = "crmlink"
 	// DefaultARIPassword is the one in asterisk-conf/ari.conf, so that the sample PBX and
 	// crmlink work together out of the box; serve warns while it is in use.
 	DefaultARIPassword = "crmlink"
@@ -63,6 +65,7 @@ func Default() *Config {
 				Application: DefaultARIApp,
 			},
 			Fallback: Fallback{Context: DefaultFallback, Priority: 1},
+			Observer: Observer{Application: DefaultObserverApp},
 		},
 		AGI: AGI{Listen: DefaultAGIListen, AllowedNetworks: []string{"127.0.0.0/8"}},
 		SIP: SIP{

@@ -60,13 +60,27 @@ func checkBasics(v *validator, c *Config) {
 }
 
 func checkAsterisk(v *validator, c *Config) {
-	if a := c.Asterisk.ARI; a.Enabled {
+	// The observer uses the controller's ARI connection settings even with it off.
+	if a := c.Asterisk.ARI; a.Enabled || c.Asterisk.Observer.Enabled {
 		v.url("asterisk.ari.url", a.URL, "http", "https")
 		v.url("asterisk.ari.ws_url", a.WSURL, "ws", "wss")
 		v.require("asterisk.ari.username", a.Username)
 		v.require("asterisk.ari.application", a.Application)
 		if strings.ContainsAny(a.Application, ", ") {
 			v.add("asterisk.ari.application", "is %q; one application name without commas or spaces", a.Application)
+		}
+	}
+	if o := c.Asterisk.Observer; o.Enabled {
+		v.require("asterisk.observer.application", o.Application)
+		if strings.ContainsAny(o.Application, ", ") {
+			v.add("asterisk.observer.application", "is %q; one application name without commas or spaces", o.Application)
+		} else if o.Application == c.Asterisk.ARI.Application {
+			v.add("asterisk.observer.application", "is %q, the name of asterisk.ari.application; the observer needs a name of its own", o.Application)
+		}
+		for i, e := range o.OfficeEndpoints {
+			if !reEndpoint.MatchString(e) {
+				v.add(fmt.Sprintf("asterisk.observer.office_endpoints[%d]", i), "is %q; allowed: an Asterisk endpoint TECH/resource, e.g. PJSIP/100", e)
+			}
 		}
 	}
 	v.require("asterisk.fallback.context", c.Asterisk.Fallback.Context)

@@ -1,6 +1,7 @@
 // Package ari is crmlink's Stasis controller: for every call that enters Stasis(crmlink) it
 // asks the router for a decision, rings the owner's phones and bridges the first to answer,
-// or sets CRMLINK_* variables and continues the call in the fallback context.
+// or sets CRMLINK_* variables and continues the call in the fallback context. Beside it,
+// the call observer (observer.go) turns every other call on the Asterisk into an outcome.
 package ari
 
 import (

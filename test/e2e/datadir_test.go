@@ -139,11 +139,7 @@ func giveUp(t *testing.T, rings *siptest.Phone, call *siptest.Call) {
 // outcome goes to the event path.
 func answerAndHangup(t *testing.T, in *siptest.IncomingCall, call *siptest.Call) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), callWait)
-	defer cancel()
-	require.NoError(t, in.Answer(ctx))
-	_, err := call.WaitAnswer(ctx)
-	require.NoError(t, err)
+	answer(t, in, call)
 	hangupBoth(t, in, call)
 }
 
