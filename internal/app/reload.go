@@ -99,7 +99,7 @@ func (p *App) Reload(next *config.Config) (ReloadResult, error) {
 		swapEngine = func() { p.events.engine.Store(e) }
 	}
 
-	if p.ARI != nil && !maps.Equal(managerEndpoints(p.live.Managers), managerEndpoints(merged.Managers)) {
+	if (p.ARI != nil || p.Observer != nil) && !maps.Equal(managerEndpoints(p.live.Managers), managerEndpoints(merged.Managers)) {
 		res.Warnings = append(res.Warnings, "managers: the new phones ring from the next call on; "+
 			"until a restart, an answer on a phone added or moved by this reload is not credited to its manager in CRM records")
 	}

@@ -175,3 +175,18 @@ func TestChangedKeys(t *testing.T) {
 	assert.False(t, isLive("routing.lookup_timeout"))
 	assert.False(t, isLive("managersx"))
 }
+
+// The call observer, like the controller, credits answers by the endpoints it started with:
+// a reload that moves a phone says so instead of leaving CRM records silently wrong.
+func TestReloadWithTheObserverWarnsAboutMovedPhones(t *testing.T) {
+	a, cfg := reloadApp(t, func(c *config.Config) {
+		c.Asterisk.Observer.Enabled = true // not run: New only checks its options
+	})
+	require.NotNil(t, a.Observer)
+	res, err := a.Reload(edited(cfg, func(c *config.Config) {
+		c.Managers[0] = config.Manager{CRMUser: 7, Name: "Anna", Endpoints: []string{"PJSIP/201"}}
+	}))
+	require.NoError(t, err)
+	require.Len(t, res.Warnings, 1)
+	assert.Contains(t, res.Warnings[0], "not credited to its manager")
+}
