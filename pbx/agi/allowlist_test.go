@@ -53,5 +53,5 @@ func TestConnectionsFromOtherNetworksAreClosed(t *testing.T) {
 
 func TestLoopbackIsTheDefaultAllowlist(t *testing.T) {
 	s := NewServer(routing.DeciderFunc(nil))
-	assert.Equal(t, []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}, s.allowed)
+	assert.Equal(t, []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}, []netip.Prefix(s.allowed))
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/crmlink/crmlink/internal/allowlist"
 	"github.com/crmlink/crmlink/internal/ratelog"
 	"github.com/crmlink/crmlink/routing"
 )
@@ -28,7 +29,7 @@ type Server struct {
 	log         zerolog.Logger
 	timeout     time.Duration
 	ringTimeout time.Duration
-	allowed     []netip.Prefix
+	allowed     allowlist.Networks
 	// refused bounds the warnings about refused connections: a port scan or a flood from
 	// outside costs one line per interval.
 	refused *ratelog.Limiter
@@ -81,22 +82,15 @@ func NewServer(decider routing.Decider, opts ...Option) *Server {
 	for _, o := range opts {
 		o(s)
 	}
-	if len(s.allowed) == 0 {
-		s.allowed = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
-	}
+	s.allowed = allowlist.OrLoopback(s.allowed)
 	s.refused = ratelog.New(ratelog.DefaultInterval)
 	return s
 }
 
 // admitted reports whether conn comes from an allowed network.
 func (s *Server) admitted(conn net.Conn) bool {
-	if ap, err := netip.ParseAddrPort(conn.RemoteAddr().String()); err == nil {
-		addr := ap.Addr().Unmap()
-		for _, p := range s.allowed {
-			if p.Contains(addr) {
-				return true
-			}
-		}
+	if s.allowed.Admits(conn.RemoteAddr()) {
+		return true
 	}
 	if ok, suppressed := s.refused.Allow(); ok {
 		s.log.Warn().Str("remote", conn.RemoteAddr().String()).Int("suppressed", suppressed).

@@ -17,6 +17,7 @@ import (
 	sipmsg "github.com/emiago/sipgo/sip"
 	"github.com/rs/zerolog"
 
+	"github.com/crmlink/crmlink/internal/allowlist"
 	"github.com/crmlink/crmlink/internal/ratelog"
 	"github.com/crmlink/crmlink/pbx/dialplan"
 	"github.com/crmlink/crmlink/routing"
@@ -39,7 +40,7 @@ var (
 type RedirectServer struct {
 	decider routing.Decider
 	log     zerolog.Logger
-	allowed []netip.Prefix
+	allowed allowlist.Networks
 	// refused bounds the warnings about dropped requests: a flood of INVITEs from outside
 	// costs one line per interval.
 	refused  *ratelog.Limiter
@@ -124,9 +125,6 @@ func NewRedirectServer(decider routing.Decider, opts ...Option) (*RedirectServer
 	if cfg.decideTimeout <= 0 {
 		return nil, fmt.Errorf("sip: decide timeout %s must be positive; set it above the router's lookup timeout", cfg.decideTimeout)
 	}
-	if len(cfg.allowed) == 0 {
-		cfg.allowed = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
-	}
 	for _, p := range cfg.allowed {
 		if !p.IsValid() {
 			return nil, errors.New("sip: an allowed network is not a valid prefix; write it like 10.0.0.0/8")
@@ -140,7 +138,7 @@ func NewRedirectServer(decider routing.Decider, opts ...Option) (*RedirectServer
 	s := &RedirectServer{
 		decider:       decider,
 		log:           cfg.log,
-		allowed:       cfg.allowed,
+		allowed:       allowlist.OrLoopback(cfg.allowed),
 		refused:       ratelog.New(ratelog.DefaultInterval),
 		contact:       contact,
 		decideTimeout: cfg.decideTimeout,
@@ -319,13 +317,8 @@ func (s *RedirectServer) requestLog(req *sipmsg.Request) zerolog.Logger {
 // admitted reports whether src is in the allowed networks, and logs (rate-limited) when
 // it is not.
 func (s *RedirectServer) admitted(src net.Addr) bool {
-	if ap, err := netip.ParseAddrPort(src.String()); err == nil {
-		addr := ap.Addr().Unmap()
-		for _, p := range s.allowed {
-			if p.Contains(addr) {
-				return true
-			}
-		}
+	if s.allowed.Admits(src) {
+		return true
 	}
 	if ok, suppressed := s.refused.Allow(); ok {
 		s.log.Warn().Str("src", src.String()).Int("suppressed", suppressed).
