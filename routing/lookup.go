@@ -140,7 +140,8 @@ func (r *Router) lookupLive(parent context.Context, phone crm.Phone, inquiry boo
 	dir := r.dir
 	if inquiry {
 		dir = r.inquiryDir
-		if err := r.inquiries.wait(ctx); err != nil {
+		if err := r.inquiries.Wait(ctx); err != nil {
+			err = fmt.Errorf("cold lookups outside calls are limited to %d at once and one per %s: %w", inquiryBurst, inquiryEvery, err)
 			return liveResult{reason: ReasonTimeout, source: SourceCRM, err: err, steps: []Step{{Name: "crm.lookup", Detail: "not asked: " + err.Error(), Duration: time.Since(t0)}}}
 		}
 	}

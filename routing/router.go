@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
 
 	"github.com/crmlink/crmlink/crm"
 )
@@ -59,7 +60,7 @@ type Options struct {
 type Router struct {
 	dir         crm.Directory
 	inquiryDir  crm.Directory
-	inquiries   *inquiryPacer
+	inquiries   *rate.Limiter
 	cache       OwnerCache
 	cacheLocal  bool        // the cache never blocks: read it in place
 	guard       *cacheGuard // the call path's way to a cache that may block (Redis)
