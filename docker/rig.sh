@@ -155,6 +155,10 @@ ari_ping() { curl -fsS -m 2 -u "$ari_auth" "$ari/asterisk/ping" >/dev/null 2>&1;
 up() {
 	build_rootfs
 	need curl curl
+	# Web pages (the click-to-call widget, the head of sales' view) are tested in Debian's
+	# headless Chromium; recordings are checked with a real decoder.
+	need chromium chromium
+	need ffprobe ffmpeg
 	mkdir -p "$run"
 	redis_up
 	local mode
