@@ -197,7 +197,8 @@ logs() {
 	esac
 }
 
-down() {
+# asterisk_down stops the rig's Asterisk, whichever way it was started; Redis stays.
+asterisk_down() {
 	if command -v docker >/dev/null 2>&1 && docker inspect "$container" >/dev/null 2>&1; then
 		docker rm -f "$container" >/dev/null 2>&1 || true
 	fi
@@ -218,6 +219,10 @@ down() {
 		mountpoint -q "$rootfs/dev" && umount "$rootfs/dev" || true
 		mountpoint -q "$rootfs/proc" && umount "$rootfs/proc" || true
 	fi
+}
+
+down() {
+	asterisk_down
 	redis_down
 	rm -f "$run/mode"
 	say "down"
@@ -235,7 +240,7 @@ status() {
 # bounded all the same, by debootstrap's worst case, and names the holders when it gives up.
 lock_wait=${CRMLINK_RIG_LOCK_WAIT:-600}
 case "${1:-}" in
-rootfs | up | down)
+rootfs | up | down | restart-asterisk)
 	mkdir -p "$cache"
 	exec 9>"$cache/rig.lock"
 	if ! flock -w "$lock_wait" 9; then
@@ -255,10 +260,16 @@ case "${1:-}" in
 rootfs) build_rootfs ;;
 up) up ;;
 down) down ;;
+# restart-asterisk: Asterisk again with this checkout's asterisk-conf/ (a test that needs
+# changed configuration), Redis and its data untouched.
+restart-asterisk)
+	asterisk_down
+	up
+	;;
 status) status ;;
 logs) logs ;;
 *)
-	echo "usage: $0 rootfs|up|down|status|logs" >&2
+	echo "usage: $0 rootfs|up|down|restart-asterisk|status|logs" >&2
 	exit 2
 	;;
 esac
