@@ -24,8 +24,8 @@ type store struct {
 	tagIDs map[string]int64
 	// callEvents are the incoming-call cards asked for, in order.
 	callEvents []CallEvent
-	lastID int64
-	uidSeq int64
+	lastID     int64
+	uidSeq     int64
 	// created lists the ids of what the API created, in order.
 	created createdOrder
 }
