@@ -16,8 +16,10 @@ import (
 //
 // It has three priority classes. A call-path request reserves the next free slot at once,
 // even one in the future; a card request (the incoming-call card) and a background request
-// only take a slot that is free now (and never the calls' reserve) and otherwise wait and
-// look again, background work standing back while a card waits. A reserved slot is gone
+// only take a slot that is free now and otherwise wait and look again, background work
+// standing back while a card waits. Background work never takes the calls' reserve; a card
+// may take one slot of it, so that background work saturating its share never holds a
+// card back for a whole window, while calls keep the rest of their reserve. A reserved slot is gone
 // for everyone else, so a waiting call is always served before waiting cards and background
 // work, a waiting card before background work, and neither queues ahead of a call that
 // arrives later.
@@ -124,7 +126,7 @@ func (l *limiter) waitFree(ctx context.Context, p Priority) error {
 	for {
 		l.mu.Lock()
 		now := time.Now()
-		slot := l.nextWithin(now, l.n-l.reserve)
+		slot := l.nextWithin(now, l.limitOf(p))
 		if !slot.After(now) && (card || l.cardsWaiting == 0) {
 			l.grants = append(l.grants, now)
 			l.mu.Unlock()
@@ -155,6 +157,14 @@ func (l *limiter) waitFree(ctx context.Context, p Priority) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// limitOf is how many grants of any window a class that waits for free slots may hold.
+func (l *limiter) limitOf(p Priority) int {
+	if p == PriorityCard && l.reserve > 0 {
+		return l.n - l.reserve + 1
+	}
+	return l.n - l.reserve
 }
 
 // standBack is how long background work waits before looking again when it left a free

@@ -22,6 +22,7 @@ import (
 	"github.com/crmlink/crmlink/pbx/ari"
 	"github.com/crmlink/crmlink/pbx/sip"
 	"github.com/crmlink/crmlink/routing"
+	"github.com/crmlink/crmlink/routing/callcard"
 )
 
 // App is crmlink's running parts.
@@ -52,6 +53,8 @@ type App struct {
 	// Observer records the calls the controller does not handle; nil unless
 	// asterisk.observer is enabled.
 	Observer *ari.Observer
+	// Cards shows the incoming-call card; nil unless amocrm.call_card is enabled.
+	Cards *callcard.Cards
 }
 
 // onCallOutcome takes a finished call from the PBX front end and queues it durably for
@@ -132,6 +135,7 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 		opts.InquiryDirectory = c
 	}
 
+	p.Cards = p.newCallCards()
 	if cfg.Asterisk.ARI.Enabled {
 		a := cfg.Asterisk.ARI
 		ctl, err := ari.New(ari.Options{
@@ -148,6 +152,7 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 			Managers:          managerEndpoints(cfg.Managers),
 			OnOutcome:         func(o routing.CallOutcome) { p.onCallOutcome(o) },
 			OnDecision:        p.metrics.observe,
+			OnRing:            p.cardWave,
 		})
 		if err != nil {
 			p.Close()
@@ -163,6 +168,7 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 			URL: a.URL, WSURL: a.WSURL, Username: a.Username, Password: a.Password, Application: o.Application,
 			Managers: managerEndpoints(cfg.Managers), OfficeEndpoints: o.OfficeEndpoints, Logger: log,
 			OnOutcome: func(o routing.CallOutcome) { p.onCallOutcome(o) },
+			OnRing:    p.cardRinging,
 		})
 		if err != nil {
 			p.Close()

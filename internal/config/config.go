@@ -167,6 +167,17 @@ type AmoCRM struct {
 	// WebhookSecret authenticates amoCRM webhooks: it is the last path segment of the
 	// webhook URL entered in amoCRM. Env CRMLINK_AMOCRM_WEBHOOK_SECRET.
 	WebhookSecret string `yaml:"webhook_secret"`
+	// CallCard shows the incoming-call card to the managers whose phones ring.
+	CallCard CallCard `yaml:"call_card"`
+}
+
+// CallCard is amoCRM's incoming-call card (POST /api/v2/events): one request per ringing
+// wave, after the call path's lookups and before CRM writes in the account's budget.
+type CallCard struct {
+	Enabled bool `yaml:"enabled"`
+	// MaxDelay is how late after the ring a card is still sent; a card the budget cannot
+	// send by then is dropped and counted (crmlink_call_cards_total{result="dropped"}).
+	MaxDelay time.Duration `yaml:"max_delay"`
 }
 
 // Configured reports whether an amoCRM account is set up.

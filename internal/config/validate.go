@@ -33,6 +33,7 @@ var checks = []func(*validator, *Config){
 	checkAsterisk,
 	checkFrontEnds,
 	checkAmoCRM,
+	checkCallCard,
 	checkRouting,
 	checkManagers,
 	checkScenariosAndQueue,
@@ -132,6 +133,19 @@ func checkAmoCRM(v *validator, c *Config) {
 		v.add("amocrm.call_reserve", "is %d; allowed: 0 to one less than amocrm.rate_limit (%g), so that CRM writes keep at least one request a second", r, c.AmoCRM.RateLimit)
 	}
 	v.positive("amocrm.request_timeout", c.AmoCRM.RequestTimeout)
+}
+
+func checkCallCard(v *validator, c *Config) {
+	cc := c.AmoCRM.CallCard
+	if !cc.Enabled {
+		return
+	}
+	if !c.AmoCRM.Configured() {
+		v.add("amocrm.call_card.enabled", "is true but no amoCRM account is configured (amocrm.base_url); set one or turn the card off")
+	}
+	if cc.MaxDelay < 100*time.Millisecond || cc.MaxDelay > 10*time.Second {
+		v.add("amocrm.call_card.max_delay", "is %v; allowed: 100ms to 10s (a card later than the ring by more is no use)", cc.MaxDelay)
+	}
 }
 
 func checkRouting(v *validator, c *Config) {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/crmlink/crmlink/crm"
 	"github.com/crmlink/crmlink/routing"
+	"github.com/crmlink/crmlink/routing/callcard"
 )
 
 // Options configure a Controller.
@@ -59,6 +60,9 @@ type Options struct {
 	OutgoingContext string
 	// Managers maps endpoints ("PJSIP/101") to their CRM users, to tell who answered.
 	Managers map[string]crm.UserID
+	// OnRing, when set, is told when the owner's phones start ringing (the incoming-call
+	// card: one Ring per wave); it must not block.
+	OnRing func(callcard.Ring)
 	// DrainTimeout is how long Run keeps serving the calls in progress after it is told to
 	// stop; new calls meanwhile go to the fallback. Past it, ringing stops and bridged calls
 	// are left to Asterisk.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/crmlink/crmlink/crm"
 	"github.com/crmlink/crmlink/routing"
+	"github.com/crmlink/crmlink/routing/callcard"
 )
 
 // ObserverOptions configure an Observer.
@@ -33,6 +34,10 @@ type ObserverOptions struct {
 	// OnOutcome is told how every client call the controller did not handle ended; it
 	// must not block for long (publish to a durable queue).
 	OnOutcome func(routing.CallOutcome)
+	// OnRing, when set, is told each time a manager's phone starts ringing for a client's
+	// incoming call (a Dial() of any wiring: FastAGI, SIP redirect, the fallback ring group
+	// or queue); the controller's own legs are its to report. It must not block.
+	OnRing func(callcard.Ring)
 }
 
 // Observer follows every call on the Asterisk, however it is wired (FastAGI, SIP
@@ -140,6 +145,11 @@ func (o *Observer) session(ctx context.Context, t *tracker, log zerolog.Logger) 
 		if !warned && e.Type == "ChannelCreated" && e.Channel != nil && e.Channel.Vars[linkedIDVar] == "" {
 			warned = true
 			log.Warn().Msg("ari.conf has no channelvars = " + linkedIDVar + ",...: a call's channels are followed through Dial() only; see docs/configuration.md")
+		}
+		if o.opts.OnRing != nil {
+			if r, ok := t.ringing(e); ok {
+				o.opts.OnRing(r)
+			}
 		}
 		out, done := t.feed(e)
 		if !done {
