@@ -20,6 +20,7 @@ import (
 	"github.com/crmlink/crmlink/internal/httpapi"
 	"github.com/crmlink/crmlink/pbx/agi"
 	"github.com/crmlink/crmlink/pbx/ari"
+	"github.com/crmlink/crmlink/pbx/recording"
 	"github.com/crmlink/crmlink/pbx/sip"
 	"github.com/crmlink/crmlink/routing"
 	"github.com/crmlink/crmlink/routing/callcard"
@@ -55,6 +56,8 @@ type App struct {
 	Observer *ari.Observer
 	// Cards shows the incoming-call card; nil unless amocrm.call_card is enabled.
 	Cards *callcard.Cards
+	// recordings are the call recordings crmlink serves; nil unless recordings.enabled.
+	recordings *recording.Library
 }
 
 // onCallOutcome takes a finished call from the PBX front end and queues it durably for
@@ -193,6 +196,10 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 		p.metrics.observe(c, d)
 		return d
 	})
+	if p.recordings, err = p.newRecordings(); err != nil {
+		p.Close()
+		return nil, err
+	}
 	if p.events, err = p.newEvents(); err != nil {
 		p.Close()
 		return nil, err

@@ -42,6 +42,11 @@ func (p *App) newAPI() *httpapi.Server {
 	// are client data; queue stats are counts, but a dashboard holding the read token
 	// reads them with the rest, and nothing under /v1 but the webhooks is open.
 	api.Handle("GET /v1/route", httpapi.Read, httpapi.RouteHandler(p.Decider))
+	if p.recordings != nil {
+		// amoCRM's player fetches the notes' links from the manager's browser: the link's
+		// signature is the credential.
+		api.Handle("GET /v1/recordings/{file}", httpapi.Signed, httpapi.Recordings(p.recordings, log))
+	}
 	if p.events != nil {
 		api.Handle("GET /v1/queue/dead", httpapi.Read, httpapi.DeadEvents(p.events.queue))
 		api.Handle("GET /v1/queue/stats", httpapi.Read, httpapi.QueueStats(p.events.queue))

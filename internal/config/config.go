@@ -30,6 +30,8 @@ type Config struct {
 	// RecordingURL is the link to a call's recording put on call notes; {linkedid} is
 	// replaced by the call's id. Empty: no link.
 	RecordingURL string `yaml:"recording_url"`
+	// Recordings serves the calls' recordings itself, as mp3 at signed links on the notes.
+	Recordings Recordings `yaml:"recordings"`
 	// Chat is the chat side: chat platforms, responsible sync with amoCRM, chat users and
 	// their roles, online-chat leads. Off while chat.platforms is empty.
 	Chat Chat `yaml:"chat"`
@@ -178,6 +180,30 @@ type CallCard struct {
 	// MaxDelay is how late after the ring a card is still sent; a card the budget cannot
 	// send by then is dropped and counted (crmlink_call_cards_total{result="dropped"}).
 	MaxDelay time.Duration `yaml:"max_delay"`
+}
+
+// Recordings makes the recordings of answered calls playable from amoCRM: the dialplan
+// records them (MixMonitor), crmlink fetches each once, converts it to mp3, and links it
+// from the call note at an HMAC-signed, expiring URL it serves under PublicURL.
+type Recordings struct {
+	Enabled bool `yaml:"enabled"`
+	// PublicURL is where the managers' browsers reach crmlink's /v1/recordings/ (amoCRM's
+	// player fetches the link from the browser): an https URL on a real account.
+	PublicURL string `yaml:"public_url"`
+	// Secret signs the links; env CRMLINK_RECORDINGS_SECRET. Changing it breaks the links
+	// already on notes.
+	Secret  string        `yaml:"secret"`
+	LinkTTL time.Duration `yaml:"link_ttl"`
+	// Source is where the recordings come from: ari (GET /ari/recordings/stored/{name}/file
+	// over asterisk.ari, no shared disk) or dir (Dir, a directory shared with Asterisk).
+	Source string `yaml:"source"`
+	Dir    string `yaml:"dir"`
+	// Name is the recording's name as the dialplan writes it, without extension.
+	Name string `yaml:"name"`
+	// FFmpeg converts to mp3 (Debian's ffmpeg package).
+	FFmpeg string `yaml:"ffmpeg"`
+	// Wait bounds how long after an answered call ended its recording may take to appear.
+	Wait time.Duration `yaml:"wait"`
 }
 
 // Configured reports whether an amoCRM account is set up.

@@ -37,6 +37,10 @@ const (
 	DefaultCacheTTL       = routing.DefaultCacheTTL
 	DefaultNegativeTTL    = routing.DefaultNegativeTTL
 	DefaultRequestTimeout = 10 * time.Second
+	// DefaultRecordingLinkTTL: a recording link on a note plays for 90 days.
+	DefaultRecordingLinkTTL = 90 * 24 * time.Hour
+	// DefaultRecordingWait: Asterisk closes a recording right after the call's hangup.
+	DefaultRecordingWait = 5 * time.Second
 	// DefaultCallCardMaxDelay: an incoming-call card not sent within 2 s of the ring is dropped.
 	DefaultCallCardMaxDelay = 2 * time.Second
 	DefaultRegion           = routing.DefaultRegion
@@ -75,6 +79,8 @@ func Default() *Config {
 			AllowedNetworks: []string{"127.0.0.0/8"},
 			ContactTemplate: "sip:{user}@127.0.0.1:5060",
 		},
+		Recordings: Recordings{LinkTTL: DefaultRecordingLinkTTL, Source: "ari", Name: "crmlink-{linkedid}",
+			FFmpeg: "ffmpeg", Wait: DefaultRecordingWait},
 		AmoCRM: AmoCRM{RateLimit: DefaultRateLimit, CallReserve: DefaultCallReserve, RequestTimeout: DefaultRequestTimeout,
 			CallCard: CallCard{MaxDelay: DefaultCallCardMaxDelay}},
 		Routing: Routing{

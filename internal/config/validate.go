@@ -34,6 +34,7 @@ var checks = []func(*validator, *Config){
 	checkFrontEnds,
 	checkAmoCRM,
 	checkCallCard,
+	checkRecordings,
 	checkRouting,
 	checkManagers,
 	checkScenariosAndQueue,
@@ -145,6 +146,43 @@ func checkCallCard(v *validator, c *Config) {
 	}
 	if cc.MaxDelay < 100*time.Millisecond || cc.MaxDelay > 10*time.Second {
 		v.add("amocrm.call_card.max_delay", "is %v; allowed: 100ms to 10s (a card later than the ring by more is no use)", cc.MaxDelay)
+	}
+}
+
+func checkRecordings(v *validator, c *Config) {
+	r := c.Recordings
+	if !r.Enabled {
+		return
+	}
+	if c.RecordingURL != "" {
+		v.add("recording_url", "and recordings.enabled are both set; crmlink serves the recordings itself, so leave recording_url empty")
+	}
+	v.require("recordings.public_url", r.PublicURL)
+	if r.PublicURL != "" {
+		v.url("recordings.public_url", r.PublicURL, "http", "https")
+	}
+	if len(r.Secret) < 16 {
+		v.add("recordings.secret", "has %d characters; allowed: at least 16 (set it, or CRMLINK_RECORDINGS_SECRET, to a random string)", len(r.Secret))
+	}
+	if r.LinkTTL < time.Hour {
+		v.add("recordings.link_ttl", "is %v; allowed: 1h or more (a note's link must play for as long as anybody reads the note)", r.LinkTTL)
+	}
+	switch r.Source {
+	case "ari":
+		if c.Asterisk.ARI.URL == "" {
+			v.add("recordings.source", "is ari but asterisk.ari.url is empty")
+		}
+	case "dir":
+		v.require("recordings.dir", r.Dir)
+	default:
+		v.add("recordings.source", "is %q; allowed: ari (download over ARI), dir (a directory shared with Asterisk)", r.Source)
+	}
+	if !strings.Contains(r.Name, "{linkedid}") || strings.ContainsAny(r.Name, `/\`) {
+		v.add("recordings.name", "is %q; allowed: a file name without extension or directory that contains {linkedid}, as the dialplan's MixMonitor writes it", r.Name)
+	}
+	v.require("recordings.ffmpeg", r.FFmpeg)
+	if r.Wait < 0 || r.Wait > time.Minute {
+		v.add("recordings.wait", "is %v; allowed: 0 to 1m", r.Wait)
 	}
 }
 
