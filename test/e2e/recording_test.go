@@ -66,14 +66,30 @@ func httpGet(t *testing.T, target string, header ...string) (*http.Response, []b
 	return resp, body
 }
 
-// An answered call is recorded by the dialplan; its note links the recording, which plays:
-// mp3 that a real decoder reads with the length of the talk, Range requests answered 206;
-// a tampered link or a traversal attempt gets nothing.
+// An answered call is recorded by the dialplan, whatever the wiring; its note links the
+// recording, which plays: mp3 that a real decoder reads with the length of the talk, Range
+// requests answered 206; a tampered or expired link or a traversal attempt gets nothing.
 func TestRecordingOnTheNote(t *testing.T) {
-	s := startStack(t, withRecordings(t))
+	for _, w := range []struct {
+		name, exten string
+		tweak       []func(*config.Config)
+	}{
+		{"ARI", ariExten, nil},
+		{"FastAGI", agiExten, []func(*config.Config){withObserver, withAGI}},
+		{"SIP redirect", redirectExten, []func(*config.Config){withObserver, withRedirect}},
+	} {
+		t.Run(w.name, func(t *testing.T) { recordedCall(t, w.exten, w.tweak...) })
+	}
+}
+
+func recordedCall(t *testing.T, exten string, tweak ...func(*config.Config)) {
+	s := startStack(t, append([]func(*config.Config){withRecordings(t)}, tweak...)...)
+	if s.app.Observer != nil {
+		testrig.WaitFor(t, 10*time.Second, "the call observer connected", s.app.Observer.Connected)
+	}
 	anna := managerPhone(t, s.ast, "101")
 	caller := newCaller(t, s.ast, annaClient)
-	call := dial(t, s.ast, caller, ariExten)
+	call := dial(t, s.ast, caller, exten)
 	in := nextIncoming(t, anna, callWait)
 	talkWithAudio(t, in, call, caller, anna, 3*time.Second)
 	o := s.nextOutcome(t)
