@@ -30,6 +30,7 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 		"GET /_sandbox/requests":        func(w http.ResponseWriter, _ *http.Request) error { return reply(w, s.RequestCounts()) },
 		"POST /_sandbox/reset-counters": func(w http.ResponseWriter, _ *http.Request) error { s.ResetCounters(); return replyOK(w) },
 		"GET /_sandbox/created":         func(w http.ResponseWriter, _ *http.Request) error { return reply(w, s.Created()) },
+		"GET /_sandbox/call-events":     func(w http.ResponseWriter, _ *http.Request) error { return reply(w, s.CallEvents()) },
 		"POST /_sandbox/seed":           s.ctlSeed,
 		"GET /_sandbox/state":           func(w http.ResponseWriter, _ *http.Request) error { return reply(w, s.State()) },
 	}[route]
