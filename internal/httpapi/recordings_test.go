@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -45,22 +44,8 @@ func TestRecordings(t *testing.T) {
 	u, err := url.Parse(link)
 	require.NoError(t, err)
 	local := srv.URL + u.RequestURI()
-	get := func(t *testing.T, target string, header ...string) (*http.Response, []byte) {
-		t.Helper()
-		req, err := http.NewRequest(http.MethodGet, target, nil)
-		require.NoError(t, err)
-		for i := 0; i+1 < len(header); i += 2 {
-			req.Header.Set(header[i], header[i+1])
-		}
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		require.NoError(t, err)
-		return resp, body
-	}
 
-	resp, body := get(t, local)
+	resp, body := testrig.Get(t, local)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, "audio/mpeg", resp.Header.Get("Content-Type"))
 	mp3 := filepath.Join(t.TempDir(), "got.mp3")
@@ -69,7 +54,7 @@ func TestRecordings(t *testing.T) {
 	require.NoError(t, err, "ffprobe reads the mp3")
 	assert.InDelta(t, 3, d.Seconds(), 0.2, "the recording's length")
 
-	resp, part := get(t, local, "Range", "bytes=100-199")
+	resp, part := testrig.Get(t, local, "Range", "bytes=100-199")
 	assert.Equal(t, http.StatusPartialContent, resp.StatusCode)
 	assert.Equal(t, body[100:200], part)
 
@@ -97,7 +82,7 @@ func TestRecordings(t *testing.T) {
 		{"hidden file", srv.URL + "/v1/recordings/.fetch.mp3", []int{404, 400}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			resp, body := get(t, c.target)
+			resp, body := testrig.Get(t, c.target)
 			assert.Contains(t, c.want, resp.StatusCode, "%s", body)
 			assert.NotContains(t, string(body), "not yours")
 		})
@@ -105,6 +90,6 @@ func TestRecordings(t *testing.T) {
 
 	// The same link an hour and a second later: expired.
 	now = now.Add(time.Hour + time.Second)
-	resp, _ = get(t, local)
+	resp, _ = testrig.Get(t, local)
 	assert.Equal(t, http.StatusForbidden, resp.StatusCode, "expired")
 }

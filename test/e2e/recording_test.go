@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -51,21 +50,6 @@ func talkWithAudio(t *testing.T, in *siptest.IncomingCall, call *siptest.Call, c
 	hangupBoth(t, in, call)
 }
 
-func httpGet(t *testing.T, target string, header ...string) (*http.Response, []byte) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, target, nil)
-	require.NoError(t, err)
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp, body
-}
-
 // An answered call is recorded by the dialplan, whatever the wiring; its note links the
 // recording, which plays: mp3 that a real decoder reads with the length of the talk, Range
 // requests answered 206; a tampered or expired link or a traversal attempt gets nothing.
@@ -99,7 +83,7 @@ func recordedCall(t *testing.T, exten string, tweak ...func(*config.Config)) {
 	link := c.Notes[0].Params.Link
 	require.True(t, strings.HasPrefix(link, s.api+"/v1/recordings/"+o.ID+".mp3?"), "the note links crmlink's recording: %q", link)
 
-	resp, body := httpGet(t, link)
+	resp, body := testrig.Get(t, link)
 	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
 	assert.Equal(t, "audio/mpeg", resp.Header.Get("Content-Type"))
 	mp3 := filepath.Join(t.TempDir(), "call.mp3")
@@ -109,7 +93,7 @@ func recordedCall(t *testing.T, exten string, tweak ...func(*config.Config)) {
 	t.Logf("talk %v, recording %v, %d bytes", o.TalkDuration, d, len(body))
 	assert.InDelta(t, o.TalkDuration.Seconds(), d.Seconds(), 1, "the recording lasts the talk")
 
-	resp, part := httpGet(t, link, "Range", "bytes=0-1023")
+	resp, part := testrig.Get(t, link, "Range", "bytes=0-1023")
 	assert.Equal(t, http.StatusPartialContent, resp.StatusCode)
 	assert.Equal(t, body[:1024], part)
 
@@ -120,15 +104,15 @@ func recordedCall(t *testing.T, exten string, tweak ...func(*config.Config)) {
 	sig[len(sig)-1] ^= 1
 	q.Set("sig", string(sig))
 	u.RawQuery = q.Encode()
-	resp, _ = httpGet(t, u.String())
+	resp, _ = testrig.Get(t, u.String())
 	assert.Equal(t, http.StatusForbidden, resp.StatusCode, "a tampered signature")
 	q = u.Query()
 	q.Set("exp", "1")
 	u.RawQuery = q.Encode()
-	resp, _ = httpGet(t, u.String())
+	resp, _ = testrig.Get(t, u.String())
 	assert.Equal(t, http.StatusForbidden, resp.StatusCode, "an expired link")
 	for _, p := range []string{"/v1/recordings/../../etc/passwd", "/v1/recordings/..%2F..%2Fetc%2Fpasswd", "/v1/recordings/%2e%2e%2f%2e%2e%2fetc%2fpasswd.mp3"} {
-		resp, body := httpGet(t, s.api+p)
+		resp, body := testrig.Get(t, s.api+p)
 		assert.Contains(t, []int{http.StatusNotFound, http.StatusBadRequest}, resp.StatusCode, "%s: %s", p, body)
 		assert.NotContains(t, string(body), "root:")
 	}
