@@ -121,7 +121,7 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 		opts.Cache = routing.NewMemoryCache(0, nil)
 	}
 	if cfg.AmoCRM.Configured() {
-		c, err := newAmoCRM(cfg, log)
+		c, err := newAmoCRM(cfg, p.redis, log)
 		if err != nil {
 			p.Close()
 			return nil, err
@@ -240,8 +240,9 @@ func allowedNetworks(key string, networks []string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// newAmoCRM builds the amoCRM client of a configuration with an account.
-func newAmoCRM(cfg *config.Config, log zerolog.Logger) (*amocrm.Client, error) {
+// newAmoCRM builds the amoCRM client of a configuration with an account. With Redis the
+// account's budget (7 requests a second) is shared by every instance on that Redis.
+func newAmoCRM(cfg *config.Config, rdb redis.UniversalClient, log zerolog.Logger) (*amocrm.Client, error) {
 	ao := amocrm.Options{
 		BaseURL:        cfg.AmoCRM.BaseURL,
 		Token:          cfg.AmoCRM.Token,
@@ -250,6 +251,7 @@ func newAmoCRM(cfg *config.Config, log zerolog.Logger) (*amocrm.Client, error) {
 		RequestTimeout: cfg.AmoCRM.RequestTimeout,
 		Region:         cfg.Routing.DefaultRegion,
 		Logger:         log,
+		SharedBudget:   rdb,
 	}
 	if o := cfg.AmoCRM.OAuth; o.ClientID != "" {
 		tf := o.TokenFile
