@@ -49,6 +49,10 @@ type App struct {
 	// CallOutcomes, when set before Serve, also receives every finished call (tests).
 	CallOutcomes func(routing.CallOutcome)
 
+	// cluster decides whether this instance steps aside for a peer while cut off from
+	// Redis; nil without cluster.peers.
+	cluster *stepAside
+
 	// Observer records the calls the controller does not handle; nil unless
 	// asterisk.observer is enabled.
 	Observer *ari.Observer
@@ -110,6 +114,9 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 			Username: cfg.Redis.Username, Password: cfg.Redis.Password, DB: cfg.Redis.DB,
 			ContextTimeoutEnabled: true,
 		})
+		if len(cfg.Cluster.Peers) > 0 {
+			p.cluster = newStepAside(p.redis, cfg.Cluster.Peers, log)
+		}
 	}
 
 	opts := routingOptions(cfg.Routing, cfg.Managers)

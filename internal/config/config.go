@@ -18,6 +18,7 @@ type Config struct {
 	HTTP     HTTP      `yaml:"http"`
 	DataDir  string    `yaml:"data_dir"`
 	Redis    Redis     `yaml:"redis"`
+	Cluster  Cluster   `yaml:"cluster"`
 	Asterisk Asterisk  `yaml:"asterisk"`
 	AGI      AGI       `yaml:"agi"`
 	SIP      SIP       `yaml:"sip_redirect"`
@@ -97,6 +98,17 @@ type Redis struct {
 
 // Enabled reports whether Redis is configured.
 func (r Redis) Enabled() bool { return len(r.Addrs) > 0 }
+
+// Cluster is this instance's place among several crmlink instances sharing one Redis
+// (docs/deploy.md, "Running more than one").
+type Cluster struct {
+	// Peers are the other instances' HTTP API addresses ("http://crmlink-2:8080"). While
+	// this instance cannot reach Redis and a peer answers its /healthz with Redis
+	// connected, this instance steps aside: its /healthz answers 503, so the load balancer
+	// sends calls to the peer. Alone, or with Redis down for every instance, it keeps
+	// routing from amoCRM. Empty: a single instance, which never steps aside.
+	Peers []string `yaml:"peers"`
+}
 
 // Asterisk is the ARI connection and where calls go when crmlink does not route them.
 type Asterisk struct {

@@ -30,6 +30,7 @@ func (c *Config) Validate() Errors {
 // checks are Validate's parts, one per section of the file.
 var checks = []func(*validator, *Config){
 	checkBasics,
+	checkCluster,
 	checkAsterisk,
 	checkFrontEnds,
 	checkAmoCRM,
@@ -56,6 +57,15 @@ func checkBasics(v *validator, c *Config) {
 	}
 	if c.RecordingURL != "" {
 		v.url("recording_url", strings.ReplaceAll(c.RecordingURL, "{linkedid}", "x"), "http", "https")
+	}
+}
+
+func checkCluster(v *validator, c *Config) {
+	for i, p := range c.Cluster.Peers {
+		v.url(fmt.Sprintf("cluster.peers[%d]", i), p, "http", "https")
+	}
+	if len(c.Cluster.Peers) > 0 && !c.Redis.Enabled() {
+		v.add("cluster.peers", "lists %d peers but redis.addrs is empty; instances share their work through Redis: set redis.addrs, or remove cluster.peers", len(c.Cluster.Peers))
 	}
 }
 
