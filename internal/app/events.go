@@ -66,7 +66,7 @@ func (p *App) newEvents() (*eventPath, error) {
 		if consumer == "" {
 			consumer, _ = os.Hostname()
 		}
-		ev.queue, err = queue.NewRedis(p.redis, queue.RedisOptions{Options: opts, Consumer: consumer})
+		ev.queue, err = queue.NewRedis(p.redis, queue.RedisOptions{Options: opts, Consumer: consumer, WaitReplicas: cfg.Queue.WaitReplicas})
 		if err == nil {
 			p.warnRedisPersistence()
 		}

@@ -67,6 +67,10 @@ type Queue struct {
 	// name that survives a restart lets the restarted instance resume its unfinished
 	// events at once; give each instance sharing one Redis its own name.
 	Consumer string `yaml:"consumer"`
+	// WaitReplicas is how many Redis replicas must hold an event before its sender is
+	// answered (Redis WAIT); with Sentinel set 1, so that a failover loses no accepted
+	// event. 0: the master's answer is enough.
+	WaitReplicas int `yaml:"wait_replicas"`
 }
 
 // Log sets the logger.

@@ -51,6 +51,14 @@ type RedisOptions struct {
 	// so only a dead consumer's entries are claimed. Every instance sharing the group must
 	// use the same value. Default 30 s.
 	ClaimMinIdle time.Duration
+	// WaitReplicas, when above 0, makes Publish return only once that many replicas of the
+	// Redis master hold the event (WAIT): a failover to one of them (Redis Sentinel) then
+	// loses no event whose sender was answered. A replica that does not confirm within
+	// WaitTimeout fails the Publish, so the sender (a webhook, answered 5xx) sends again;
+	// the event's ID keeps a second copy from being processed twice.
+	WaitReplicas int
+	// WaitTimeout bounds the wait for WaitReplicas; default 1 s.
+	WaitTimeout time.Duration
 
 	// readBlock is how long one XREADGROUP waits; it bounds how long Run takes to stop.
 	readBlock time.Duration
@@ -79,6 +87,9 @@ func (o RedisOptions) withDefaults() (RedisOptions, error) {
 	}
 	if o.ClaimMinIdle == 0 {
 		o.ClaimMinIdle = DefaultClaimMinIdle
+	}
+	if o.WaitTimeout == 0 {
+		o.WaitTimeout = time.Second
 	}
 	if o.readBlock == 0 {
 		o.readBlock = time.Second
@@ -178,14 +189,27 @@ func (q *Redis) Publish(ctx context.Context, e Event) error {
 	if err != nil {
 		return err
 	}
-	err = q.rdb.XAdd(ctx, &redis.XAddArgs{
-		Stream: q.keys.stream,
-		MaxLen: q.opts.MaxLen,
-		Approx: true,
-		Values: []any{"event", b},
-	}).Err()
+	add := &redis.XAddArgs{Stream: q.keys.stream, MaxLen: q.opts.MaxLen, Approx: true, Values: []any{"event", b}}
+	if q.opts.WaitReplicas <= 0 {
+		if err := q.rdb.XAdd(ctx, add).Err(); err != nil {
+			return fmt.Errorf("queue: publish %q: %w", e.ID, err)
+		}
+		return nil
+	}
+	// WAIT counts the replicas that acknowledged this connection's writes: one pipeline
+	// keeps XADD and WAIT on one connection.
+	var acked *redis.Cmd
+	_, err = q.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.XAdd(ctx, add)
+		acked = p.Do(ctx, "WAIT", q.opts.WaitReplicas, q.opts.WaitTimeout.Milliseconds())
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("queue: publish %q: %w", e.ID, err)
+	}
+	if n, _ := acked.Int64(); n < int64(q.opts.WaitReplicas) {
+		return fmt.Errorf("queue: publish %q: %d of %d Redis replicas confirmed it within %s; not accepted (a failover now could lose it)",
+			e.ID, n, q.opts.WaitReplicas, q.opts.WaitTimeout)
 	}
 	return nil
 }
