@@ -10,24 +10,21 @@
 package compose
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/crmlink/crmlink/internal/testrig"
 	"github.com/crmlink/crmlink/pbx/sip/siptest"
 )
 
@@ -54,56 +51,12 @@ func repoRoot(t *testing.T) string {
 	return root
 }
 
-// composeCommand is docker-compose, or the docker compose plugin, whichever exists.
-func composeCommand() ([]string, error) {
-	if _, err := exec.LookPath("docker-compose"); err == nil {
-		return []string{"docker-compose"}, nil
-	}
-	if exec.Command("docker", "compose", "version").Run() == nil {
-		return []string{"docker", "compose"}, nil
-	}
-	return nil, errors.New("neither docker-compose nor the docker compose plugin is installed (apt-get install docker-compose)")
-}
-
 func skipOrFail(t *testing.T, format string, args ...any) {
 	t.Helper()
 	if os.Getenv("CRMLINK_COMPOSE_TEST") == "required" {
 		t.Fatalf(format, args...)
 	}
 	t.Skipf(format, args...)
-}
-
-// flock holds a lock file (flock(2), as `flock FILE cmd`) until the returned func is called.
-func flock(t *testing.T, path string) func() {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
-	require.NoError(t, err)
-	start := time.Now()
-	require.NoError(t, syscall.Flock(int(f.Fd()), syscall.LOCK_EX))
-	if d := time.Since(start); d > time.Second {
-		t.Logf("waited %s for %s", d.Round(time.Second), path)
-	}
-	return func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}
-}
-
-func run(t *testing.T, dir string, timeout time.Duration, name string, args ...string) (string, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = dir
-	// A script's children (docker, tar, debootstrap) go with it when the time is up, and
-	// Run returns even if one of them still holds the output pipe.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 10 * time.Second
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	return out.String(), err
 }
 
 func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
@@ -133,26 +86,26 @@ func ariGet(path string, out any) int {
 }
 
 func TestComposeStackRoutesACall(t *testing.T) {
-	if out, err := run(t, "", 15*time.Second, "docker", "info"); err != nil {
+	if out, err := testrig.Exec(t, "", 15*time.Second, "docker", "info"); err != nil {
 		skipOrFail(t, "docker info does not answer, so the Compose stack cannot run here: %v %s", err, strings.TrimSpace(lastLine(out)))
 	}
-	compose, err := composeCommand()
+	compose, err := testrig.ComposeCommand()
 	if err != nil {
 		skipOrFail(t, "%v", err)
 	}
 	root := repoRoot(t)
 	// One Compose test at a time on a host: fixed ports and project name.
-	defer flock(t, "/tmp/crmlink-compose-test.lock")()
+	defer testrig.Flock(t, "/tmp/crmlink-compose-test.lock")()
 
 	start := time.Now()
-	out, err := run(t, root, 8*time.Minute, filepath.Join(root, "docker", "images.sh"))
+	out, err := testrig.Exec(t, root, 8*time.Minute, filepath.Join(root, "docker", "images.sh"))
 	require.NoError(t, err, "docker/images.sh:\n%s", out)
 	t.Logf("images ready in %s:\n%s", time.Since(start).Round(time.Second), out)
 
 	file := filepath.Join(root, "docker", "compose.yaml")
 	dc := func(timeout time.Duration, args ...string) (string, error) {
 		full := append(append(compose[1:], "-p", project, "-f", file), args...)
-		return run(t, root, timeout, compose[0], full...)
+		return testrig.Exec(t, root, timeout, compose[0], full...)
 	}
 	_, _ = dc(2*time.Minute, "down", "-v", "--remove-orphans") // a stack a killed run left
 	start = time.Now()
@@ -187,7 +140,7 @@ func TestComposeStackRoutesACall(t *testing.T) {
 	if lock == "" {
 		lock = "/tmp/crmlink-rig.lock"
 	}
-	unlock := flock(t, lock)
+	unlock := testrig.Flock(t, lock)
 	defer unlock()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
