@@ -32,35 +32,71 @@ const (
 // the slots, so the instances' clocks need not agree; each instance waits the returned
 // delay on its own clock.
 //
-// When Redis does not answer within sharedBudgetTimeout, the request is served by the
-// process's own limiter (the same n per window) and Redis is left alone for
-// sharedBudgetRetry: routing never waits on Redis. While Redis is unreachable each
-// instance spends up to the whole budget on its own, so N instances cut off from Redis
-// together may send up to N times the rate; amoCRM answers the excess with 429, which the
-// client retries within the caller's deadline. An instance cut off from Redis while its
-// peers reach it steps aside (internal/app's cluster check), so in practice that is the
-// case of Redis down for everyone.
+// When Redis does not answer within sharedBudgetTimeout (down, failing over, refusing
+// writes), the request is served by a local limiter holding this instance's share of the
+// budget (n divided by the instances, at least 1) and Redis is left alone for
+// sharedBudgetRetry: routing never waits on Redis, and instances cut off together still
+// keep the account within its budget. Back on Redis, the slots the local limiter handed out
+// in the last window are written to the shared budget first, so the second after an outage
+// is not spent twice. An instance alone (Instances 1) falls back to the whole budget.
 type sharedBudget struct {
 	rdb     redis.UniversalClient
 	key     string
 	n       int
 	window  time.Duration
 	reserve int
-	local   *limiter
-	log     zerolog.Logger
+	// local counts the instance's own requests for the waiting hook; fallback serves while
+	// Redis does not answer (local itself when the instance is alone).
+	local    *limiter
+	fallback *limiter
+	log      zerolog.Logger
 
 	id        string
 	seq       atomic.Uint64
 	downUntil atomic.Int64 // unix ns before which the local limiter serves
 }
 
-func newSharedBudget(rdb redis.UniversalClient, key string, local *limiter, log zerolog.Logger) *sharedBudget {
+func newSharedBudget(rdb redis.UniversalClient, key string, instances int, local *limiter, log zerolog.Logger) *sharedBudget {
 	if key == "" {
 		key = DefaultSharedBudgetKey
 	}
+	fallback := local
+	if instances > 1 {
+		share := max(local.n/instances, 1)
+		fallback = newLimiter(share, local.window).reserveForCalls(min(local.reserve, share-1))
+		fallback.onWait = local.onWait
+	}
 	host, _ := os.Hostname()
-	return &sharedBudget{rdb: rdb, key: key, n: local.n, window: local.window, reserve: local.reserve, local: local, log: log,
-		id: fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano())}
+	return &sharedBudget{rdb: rdb, key: key, n: local.n, window: local.window, reserve: local.reserve, local: local, fallback: fallback,
+		log: log, id: fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano())}
+}
+
+// importScript records slots handed out without Redis. KEYS: the budget zset. ARGV: the
+// window (ms), the member prefix, then each slot's age (ms, before now).
+var importScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for i = 3, #ARGV do
+  redis.call('ZADD', KEYS[1], now - tonumber(ARGV[i]), ARGV[2] .. '-' .. i)
+end
+redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[1]))
+return #ARGV - 2
+`)
+
+// recover writes the fallback's slots of the last window to Redis; false when Redis still
+// does not answer.
+func (s *sharedBudget) recover(ctx context.Context) bool {
+	s.fallback.mu.Lock()
+	now := time.Now()
+	s.fallback.prune(now)
+	args := []any{s.window.Milliseconds(), fmt.Sprintf("%s-r%d", s.id, s.seq.Add(1))}
+	for _, g := range s.fallback.grants {
+		args = append(args, max(now.Sub(g).Milliseconds(), 0))
+	}
+	s.fallback.mu.Unlock()
+	rctx, cancel := context.WithTimeout(ctx, sharedBudgetTimeout)
+	defer cancel()
+	return importScript.Run(rctx, s.rdb, []string{s.key}, args...).Err() == nil
 }
 
 // budgetScript hands out one slot. KEYS: the budget zset. ARGV: n, window (ms), the
@@ -102,8 +138,14 @@ func (s *sharedBudget) wait(ctx context.Context, p Priority) error {
 	}
 	announced := false
 	for {
-		if time.Now().UnixNano() < s.downUntil.Load() {
-			return s.local.wait(ctx, p)
+		if down := s.downUntil.Load(); down != 0 {
+			if time.Now().UnixNano() < down || !s.recover(ctx) {
+				s.downUntil.CompareAndSwap(down, max(down, time.Now().Add(sharedBudgetRetry).UnixNano()))
+				return s.fallback.wait(ctx, p)
+			}
+			if s.downUntil.CompareAndSwap(down, 0) {
+				s.log.Info().Msg("amoCRM budget: Redis answers again; the instances share the budget again")
+			}
 		}
 		member := fmt.Sprintf("%s-%d", s.id, s.seq.Add(1))
 		taken, wait, err := s.take(ctx, p, member)
@@ -111,9 +153,10 @@ func (s *sharedBudget) wait(ctx context.Context, p Priority) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			s.downUntil.Store(time.Now().Add(sharedBudgetRetry).UnixNano())
-			s.log.Warn().Err(err).Dur("for", sharedBudgetRetry).Msg("amoCRM budget: Redis does not answer; this instance keeps its own count of 7/s meanwhile")
-			return s.local.wait(ctx, p)
+			if s.downUntil.CompareAndSwap(0, time.Now().Add(sharedBudgetRetry).UnixNano()) {
+				s.log.Warn().Err(err).Int("share", s.fallback.n).Msg("amoCRM budget: Redis does not answer; this instance spends its share of the budget on its own meanwhile")
+			}
+			return s.fallback.wait(ctx, p)
 		}
 		if taken && wait <= 0 {
 			return nil

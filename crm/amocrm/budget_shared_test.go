@@ -70,8 +70,8 @@ func TestSharedBudgetKeepsAllInstancesWithinTheAccountRate(t *testing.T) {
 func TestSharedBudgetServesCallsOfAnotherInstanceFirst(t *testing.T) {
 	rdb := testrig.Redis(t)
 	const window = 200 * time.Millisecond
-	a := newSharedBudget(rdb, "", newLimiter(1, window), zerolog.Nop())
-	b := newSharedBudget(rdb, "", newLimiter(1, window), zerolog.Nop())
+	a := newSharedBudget(rdb, "", 1, newLimiter(1, window), zerolog.Nop())
+	b := newSharedBudget(rdb, "", 1, newLimiter(1, window), zerolog.Nop())
 	ctx := context.Background()
 	require.NoError(t, a.wait(ctx, PriorityBackground), "the first slot is free")
 
@@ -89,7 +89,7 @@ func TestSharedBudgetServesCallsOfAnotherInstanceFirst(t *testing.T) {
 // A call that cannot get a slot before its deadline learns it at once, and reserves nothing.
 func TestSharedBudgetFailsEarlyPastDeadline(t *testing.T) {
 	rdb := testrig.Redis(t)
-	s := newSharedBudget(rdb, "", newLimiter(1, time.Second), zerolog.Nop())
+	s := newSharedBudget(rdb, "", 1, newLimiter(1, time.Second), zerolog.Nop())
 	require.NoError(t, s.wait(context.Background(), PriorityCall))
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
@@ -120,4 +120,39 @@ func TestSharedBudgetFallsBackToTheLocalLimiterWithoutRedis(t *testing.T) {
 	assert.LessOrEqual(t, maxInWindow(at, time.Second), DefaultRateLimit, "the local limiter still keeps the rate")
 	_, window := rateWindow(DefaultRateLimit, DefaultRateMargin)
 	assert.Less(t, time.Since(begin), window+sharedBudgetTimeout+200*time.Millisecond, "one failed look at Redis, not one per request")
+}
+
+// Two instances cut off from Redis together spend half the budget each, so the account
+// still sees at most 7 requests in a second; back on Redis, what they spent meanwhile
+// counts in the shared budget.
+func TestSharedBudgetSplitsTheBudgetWhileRedisIsGoneAndCarriesItBack(t *testing.T) {
+	ts, got := arrivals(t)
+	dead := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})
+	t.Cleanup(func() { _ = dead.Close() })
+	var wg sync.WaitGroup
+	for range 2 {
+		c := newClient(t, ts.URL, func(o *Options) { o.RateLimit, o.SharedBudget, o.Instances = DefaultRateLimit, dead, 2 })
+		for range 9 {
+			wg.Go(func() {
+				_, err := c.Users(context.Background())
+				assert.NoError(t, err)
+			})
+		}
+	}
+	wg.Wait()
+	at := got()
+	require.Len(t, at, 18)
+	assert.LessOrEqual(t, maxInWindow(at, time.Second), 6, "3 a second each")
+
+	rdb := testrig.Redis(t)
+	s := newSharedBudget(rdb, "", 2, newLimiter(rateWindow(DefaultRateLimit, DefaultRateMargin)), zerolog.Nop())
+	for range 3 {
+		require.NoError(t, s.fallback.wait(context.Background(), PriorityBackground))
+	}
+	s.downUntil.Store(time.Now().UnixNano())
+	require.NoError(t, s.wait(context.Background(), PriorityCall))
+	n, err := rdb.ZCard(context.Background(), DefaultSharedBudgetKey).Result()
+	require.NoError(t, err)
+	assert.EqualValues(t, 4, n, "the three slots spent without Redis, then the call's")
+	assert.Zero(t, s.downUntil.Load(), "back on the shared budget")
 }

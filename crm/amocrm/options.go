@@ -56,6 +56,11 @@ type Options struct {
 	// SharedBudgetKey is the Redis key of the shared budget; default
 	// DefaultSharedBudgetKey. Instances of one account must use the same key.
 	SharedBudgetKey string
+	// Instances is how many crmlink instances share the budget: while SharedBudget does not
+	// answer, this one spends RateLimit/Instances (at least one request per window), so
+	// instances cut off from Redis together keep within the account's budget. 0 or 1: alone,
+	// the whole budget.
+	Instances int
 	// MaxRetries bounds the retries after a 429 when the context has no deadline; with a
 	// deadline the client retries while the next attempt still fits in it. Default 4.
 	MaxRetries int

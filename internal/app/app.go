@@ -259,6 +259,8 @@ func newAmoCRM(cfg *config.Config, rdb redis.UniversalClient, log zerolog.Logger
 		Region:         cfg.Routing.DefaultRegion,
 		Logger:         log,
 		SharedBudget:   rdb,
+		// Without Redis each instance spends its share (cluster.peers lists the others).
+		Instances: 1 + len(cfg.Cluster.Peers),
 	}
 	if o := cfg.AmoCRM.OAuth; o.ClientID != "" {
 		tf := o.TokenFile

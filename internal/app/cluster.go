@@ -24,6 +24,10 @@ const (
 	clusterEvery       = 500 * time.Millisecond
 	redisPingWait      = 300 * time.Millisecond
 	clusterPeerTimeout = 700 * time.Millisecond
+	// stepAsideAfter is how long Redis must have failed before an instance steps aside: a
+	// Sentinel failover cuts every instance off for a second or two, and the one that
+	// reconnects first must not make the others leave the pool meanwhile.
+	stepAsideAfter = time.Second
 )
 
 // stepAside decides whether this instance should take calls, for /healthz: an instance
@@ -42,6 +46,8 @@ type stepAside struct {
 	aside atomic.Bool
 	mu    sync.Mutex
 	why   string
+	// failingSince is when the pings started failing; zero while Redis answers.
+	failingSince time.Time
 }
 
 func newStepAside(rdb redis.UniversalClient, peers []string, log zerolog.Logger) *stepAside {
@@ -69,10 +75,17 @@ func (s *stepAside) look(ctx context.Context) {
 	err := s.rdb.Ping(rctx).Err()
 	cancel()
 	if err == nil {
+		s.failingSince = time.Time{}
 		s.set(false, "Redis connected")
 		return
 	}
 	if ctx.Err() != nil {
+		return
+	}
+	if s.failingSince.IsZero() {
+		s.failingSince = time.Now()
+	}
+	if time.Since(s.failingSince) < stepAsideAfter {
 		return
 	}
 	if peer := s.peerWithRedis(ctx); peer != "" {
@@ -115,7 +128,8 @@ func (s *stepAside) peerHasRedis(ctx context.Context, peer string) bool {
 	if json.NewDecoder(resp.Body).Decode(&h) != nil {
 		return false
 	}
-	return h.Checks["redis"].OK
+	// A peer that is stepping aside itself (503) takes no calls either.
+	return resp.StatusCode == http.StatusOK && h.Checks["redis"].OK
 }
 
 func (s *stepAside) set(aside bool, why string) {

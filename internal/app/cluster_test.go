@@ -129,7 +129,7 @@ func TestInstanceCutOffFromRedisStepsAsideOnlyForAPeer(t *testing.T) {
 
 	proxy.setCut(true)
 	cut := time.Now()
-	testrig.WaitFor(t, 2500*time.Millisecond, "the cut-off instance to step aside", func() bool {
+	testrig.WaitFor(t, 3500*time.Millisecond, "the cut-off instance to step aside", func() bool {
 		code, _, _ := health(t, urlA, "cluster")
 		return code == http.StatusServiceUnavailable
 	})
