@@ -94,7 +94,7 @@ type HTTP struct {
 // Redis holds shared state and the event queue; without addrs crmlink keeps state in process.
 type Redis struct {
 	Addrs      []string `yaml:"addrs"`
-	MasterName string   `yaml:"master_name"` // Sentinel master; empty for single or Cluster
+	MasterName string   `yaml:"master_name"` // Sentinel master; empty for a single server (Redis Cluster is not supported)
 	Username   string   `yaml:"username"`
 	Password   string   `yaml:"password"` // env CRMLINK_REDIS_PASSWORD
 	DB         int      `yaml:"db"`

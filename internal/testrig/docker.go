@@ -6,6 +6,9 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -59,4 +62,35 @@ func Flock(t testing.TB, path string) (unlock func()) {
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		f.Close()
 	}
+}
+
+// RepoRoot is the repository's top directory, for tests that run its scripts.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	root, err := filepath.Abs(filepath.Join(filepath.Dir(file), "..", ".."))
+	if err != nil {
+		t.Fatalf("testrig: repository root: %v", err)
+	}
+	return root
+}
+
+// Docker returns the Compose command for a test that needs Docker. Where `docker info` does
+// not answer or Compose is missing, the test is skipped, or fails when the environment
+// variable required is "required" (make compose-test, make test-cluster).
+func Docker(t testing.TB, required string) (compose []string) {
+	t.Helper()
+	skipOrFail := t.Skipf
+	if os.Getenv(required) == "required" {
+		skipOrFail = t.Fatalf
+	}
+	if out, err := Exec(t, "", 15*time.Second, "docker", "info"); err != nil {
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		skipOrFail("docker info does not answer, so this test cannot run here: %v %s", err, lines[len(lines)-1])
+	}
+	compose, err := ComposeCommand()
+	if err != nil {
+		skipOrFail("%v", err)
+	}
+	return compose
 }

@@ -23,9 +23,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -71,21 +69,6 @@ type pbx struct {
 // The client: Irina Sokolova, whose personal manager is Anna (PJSIP/101), in demo/seed.yaml.
 const clientNumber = "84951000001"
 
-func repoRoot(t *testing.T) string {
-	_, file, _, _ := runtime.Caller(0)
-	root, err := filepath.Abs(filepath.Join(filepath.Dir(file), "..", ".."))
-	require.NoError(t, err)
-	return root
-}
-
-func skipOrFail(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CRMLINK_CLUSTER_TEST") == "required" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
-}
-
 // stack is the running Compose project.
 type stack struct {
 	t       *testing.T
@@ -107,14 +90,8 @@ func (s *stack) docker(args ...string) string {
 }
 
 func up(t *testing.T) *stack {
-	if out, err := testrig.Exec(t, "", 15*time.Second, "docker", "info"); err != nil {
-		skipOrFail(t, "docker info does not answer, so the cluster cannot run here: %v %s", err, lastLine(out))
-	}
-	compose, err := testrig.ComposeCommand()
-	if err != nil {
-		skipOrFail(t, "%v", err)
-	}
-	root := repoRoot(t)
+	compose := testrig.Docker(t, "CRMLINK_CLUSTER_TEST")
+	root := testrig.RepoRoot(t)
 	t.Setenv("CRMLINK_IMAGE_PREFIX", "crmlink-cluster")
 	start := time.Now()
 	out, err := testrig.Exec(t, root, 10*time.Minute, filepath.Join(root, "docker", "images.sh"), "cluster")
@@ -137,22 +114,11 @@ func up(t *testing.T) *stack {
 	})
 	require.NoError(t, err, "compose up:\n%s", out)
 	for name, u := range crmlinkURL {
-		waitFor(t, 90*time.Second, name+" healthy", func() bool { return healthz(u) == http.StatusOK })
+		testrig.WaitFor(t, 90*time.Second, name+" healthy", func() bool { return healthz(u) == http.StatusOK })
 	}
-	waitFor(t, 10*time.Second, "HAProxy answering for crmlink", func() bool { return healthz(haproxy) == http.StatusOK })
+	testrig.WaitFor(t, 10*time.Second, "HAProxy answering for crmlink", func() bool { return healthz(haproxy) == http.StatusOK })
 	t.Logf("stack up in %s", time.Since(start).Round(100*time.Millisecond))
 	return s
-}
-
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 var client = &http.Client{Timeout: 3 * time.Second}
@@ -175,11 +141,6 @@ func getJSON(t *testing.T, url string, out any) {
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(out))
 }
 
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
-}
-
 // office phones: Anna (101) registered on each Asterisk, and each Asterisk's operator desk
 // (100, the fallback), all on this host.
 type phones struct {
@@ -194,7 +155,7 @@ func newPhones(t *testing.T, ctx context.Context) *phones {
 		anna, err := siptest.NewPhone(ctx, siptest.PhoneOptions{User: "101", BindHost: office})
 		require.NoError(t, err)
 		t.Cleanup(func() { anna.Close() })
-		waitFor(t, 30*time.Second, "Anna registered on "+a.name, func() bool {
+		testrig.WaitFor(t, 30*time.Second, "Anna registered on "+a.name, func() bool {
 			res, err := anna.Register(ctx, "sip:"+a.office, 5*time.Minute)
 			return err == nil && res.StatusCode == 200
 		})
@@ -332,7 +293,7 @@ func TestCluster(t *testing.T) {
 	t.Run("a crmlink cut off from Redis steps aside for the other", func(t *testing.T) {
 		s.docker("network", "disconnect", redisNet, prefix+"crmlink-1")
 		cut := time.Now()
-		waitFor(t, 5*time.Second, "crmlink-1's /healthz 503", func() bool { return healthz(crmlinkURL["crmlink-1"]) == http.StatusServiceUnavailable })
+		testrig.WaitFor(t, 5*time.Second, "crmlink-1's /healthz 503", func() bool { return healthz(crmlinkURL["crmlink-1"]) == http.StatusServiceUnavailable })
 		aside := time.Since(cut)
 		t.Logf("crmlink-1 stepped aside %s after the cut", aside.Round(10*time.Millisecond))
 		assert.Less(t, aside, 4*time.Second)
@@ -346,7 +307,7 @@ func TestCluster(t *testing.T) {
 			}
 		}
 		s.docker("network", "connect", "--ip", "172.31.20.31", redisNet, prefix+"crmlink-1")
-		waitFor(t, 10*time.Second, "crmlink-1 back", func() bool { return healthz(crmlinkURL["crmlink-1"]) == http.StatusOK })
+		testrig.WaitFor(t, 10*time.Second, "crmlink-1 back", func() bool { return healthz(crmlinkURL["crmlink-1"]) == http.StatusOK })
 	})
 
 	t.Run("a crmlink killed during a call burst", func(t *testing.T) {
@@ -380,7 +341,7 @@ func TestCluster(t *testing.T) {
 		}
 		assert.Positive(t, before, "calls before the kill reached the owner")
 		s.docker("start", prefix+"crmlink-1")
-		waitFor(t, 60*time.Second, "crmlink-1 restarted", func() bool { return healthz(crmlinkURL["crmlink-1"]) == http.StatusOK })
+		testrig.WaitFor(t, 60*time.Second, "crmlink-1 restarted", func() bool { return healthz(crmlinkURL["crmlink-1"]) == http.StatusOK })
 	})
 
 	t.Run("the Redis master killed during a webhook burst", func(t *testing.T) {
@@ -389,16 +350,18 @@ func TestCluster(t *testing.T) {
 			s.docker("kill", "-s", "KILL", prefix+master)
 			t.Logf("killed the Redis master %s", master)
 		})
-		waitFor(t, 60*time.Second, "a replica promoted", func() bool { return s.redisMaster() != master })
+		testrig.WaitFor(t, 60*time.Second, "a replica promoted", func() bool { return s.redisMaster() != master })
 		t.Logf("%d of 500 webhooks accepted, %d sends refused or unanswered during the failover and sent again; new master %s",
 			len(accepted), refused, s.redisMaster())
 		assert.Len(t, accepted, 500, "every webhook is accepted in the end")
 		start := time.Now()
-		defer func() { t.Logf("the sandbox had every contact %s after the burst", time.Since(start).Round(time.Second)) }()
+		defer func() {
+			t.Logf("the sandbox had every contact %s after the burst", time.Since(start).Round(time.Second))
+		}()
 		var created struct {
 			Contacts []struct{ Name string } `json:"contacts"`
 		}
-		waitFor(t, 8*time.Minute, "every accepted webhook's contact in the sandbox", func() bool {
+		testrig.WaitFor(t, 8*time.Minute, "every accepted webhook's contact in the sandbox", func() bool {
 			getJSON(t, sandbox+"/_sandbox/created", &created)
 			have := map[string]bool{}
 			for _, c := range created.Contacts {

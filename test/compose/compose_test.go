@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -44,32 +43,6 @@ const (
 	annaUser     = "1001"
 )
 
-func repoRoot(t *testing.T) string {
-	_, file, _, _ := runtime.Caller(0)
-	root, err := filepath.Abs(filepath.Join(filepath.Dir(file), "..", ".."))
-	require.NoError(t, err)
-	return root
-}
-
-func skipOrFail(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CRMLINK_COMPOSE_TEST") == "required" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
-}
-
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 func ariGet(path string, out any) int {
 	req, _ := http.NewRequest(http.MethodGet, ariURL+path, nil)
 	req.SetBasicAuth("crmlink", "crmlink")
@@ -86,14 +59,8 @@ func ariGet(path string, out any) int {
 }
 
 func TestComposeStackRoutesACall(t *testing.T) {
-	if out, err := testrig.Exec(t, "", 15*time.Second, "docker", "info"); err != nil {
-		skipOrFail(t, "docker info does not answer, so the Compose stack cannot run here: %v %s", err, strings.TrimSpace(lastLine(out)))
-	}
-	compose, err := testrig.ComposeCommand()
-	if err != nil {
-		skipOrFail(t, "%v", err)
-	}
-	root := repoRoot(t)
+	compose := testrig.Docker(t, "CRMLINK_COMPOSE_TEST")
+	root := testrig.RepoRoot(t)
 	// One Compose test at a time on a host: fixed ports and project name.
 	defer testrig.Flock(t, "/tmp/crmlink-compose-test.lock")()
 
@@ -122,7 +89,7 @@ func TestComposeStackRoutesACall(t *testing.T) {
 	})
 	require.NoError(t, err, "compose up:\n%s", out)
 
-	waitFor(t, 90*time.Second, "crmlink's /healthz (ARI and Redis connected)", func() bool {
+	testrig.WaitFor(t, 90*time.Second, "crmlink's /healthz (ARI and Redis connected)", func() bool {
 		resp, err := http.Get(crmlink + "/healthz")
 		if err != nil {
 			return false
@@ -130,7 +97,7 @@ func TestComposeStackRoutesACall(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	waitFor(t, 10*time.Second, "the Stasis application crmlink registered", func() bool { return ariGet("/applications/crmlink", nil) == http.StatusOK })
+	testrig.WaitFor(t, 10*time.Second, "the Stasis application crmlink registered", func() bool { return ariGet("/applications/crmlink", nil) == http.StatusOK })
 	resp, err := http.Get(sandbox + "/_sandbox/state")
 	require.NoError(t, err, "the amoCRM sandbox answers")
 	resp.Body.Close()
@@ -156,7 +123,7 @@ func TestComposeStackRoutesACall(t *testing.T) {
 		defer ucancel()
 		_, _ = anna.Unregister(uctx, "sip:"+sipServer)
 	}()
-	waitFor(t, 5*time.Second, "PJSIP/101 online", func() bool {
+	testrig.WaitFor(t, 5*time.Second, "PJSIP/101 online", func() bool {
 		var ep struct {
 			State string `json:"state"`
 		}
@@ -217,9 +184,4 @@ func callerVar(t *testing.T, number, name string) string {
 	}
 	t.Fatalf("no channel with caller %s", number)
 	return ""
-}
-
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
 }
