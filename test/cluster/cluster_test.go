@@ -104,7 +104,7 @@ func up(t *testing.T) *stack {
 	out, err = s.dc(3*time.Minute, "up", "-d")
 	t.Cleanup(func() {
 		if t.Failed() {
-			logs, _ := s.dc(time.Minute, "logs", "--no-color", "--tail", "30")
+			logs, _ := s.dc(time.Minute, "logs", "--no-color", "--tail", "60", "haproxy", "crmlink-1", "crmlink-2", "asterisk-1", "asterisk-2")
 			t.Logf("the stack's logs:\n%s", logs)
 		}
 		stopped := time.Now()
@@ -134,7 +134,10 @@ func healthz(base string) int {
 
 func getJSON(t *testing.T, url string, out any) {
 	t.Helper()
-	resp, err := client.Get(url)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+apiToken)
+	resp, err := client.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode, url)
@@ -203,7 +206,7 @@ func (p *phones) place(ctx context.Context, a pbx) placed {
 		_ = in.Ringing()
 	case in := <-p.desk[a.name].Incoming():
 		res.outcome = toDesk
-		res.reason = in.Header("X-CRMLINK-Reason") + " " + in.Header("X-CRMLINK-Status")
+		res.reason = strings.Join([]string{in.Header("X-CRMLINK-Result"), in.Header("X-CRMLINK-Reason"), in.Header("X-CRMLINK-Status")}, " ")
 		_ = in.Ringing()
 	case <-call.Done():
 	case <-cctx.Done():
@@ -354,6 +357,20 @@ func TestCluster(t *testing.T) {
 		t.Logf("%d of 500 webhooks accepted, %d sends refused or unanswered during the failover and sent again; new master %s",
 			len(accepted), refused, s.redisMaster())
 		assert.Len(t, accepted, 500, "every webhook is accepted in the end")
+		// An instance dies with events in hand: the other claims them once they have been
+		// idle for ClaimMinIdle (30 s) and each is still processed once.
+		time.Sleep(5 * time.Second)
+		var stats struct {
+			InFlight  int `json:"in_flight"`
+			Processed int `json:"processed"`
+		}
+		getJSON(t, crmlinkURL["crmlink-1"]+"/v1/queue/stats", &stats)
+		s.docker("kill", "-s", "KILL", prefix+"crmlink-2")
+		t.Logf("killed crmlink-2 with %d events in flight in the group, %d processed", stats.InFlight, stats.Processed)
+		defer func() {
+			s.docker("start", prefix+"crmlink-2")
+			testrig.WaitFor(t, 60*time.Second, "crmlink-2 restarted", func() bool { return healthz(crmlinkURL["crmlink-2"]) == http.StatusOK })
+		}()
 		start := time.Now()
 		defer func() {
 			t.Logf("the sandbox had every contact %s after the burst", time.Since(start).Round(time.Second))
