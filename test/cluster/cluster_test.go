@@ -20,6 +20,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -43,6 +44,7 @@ const (
 	project   = "crmlink-cluster"
 	prefix    = "crmlink-cluster-" // container names
 	haproxy   = "http://172.31.19.10:8080"
+	stats     = "http://172.31.19.10:8404/stats;csv"
 	sandbox   = "http://172.31.19.40:8099"
 	office    = "172.31.19.1" // this host on the office network: the phones
 	pstn      = "172.31.21.1" // this host on the provider network: the callers
@@ -116,12 +118,42 @@ func up(t *testing.T) *stack {
 	for name, u := range crmlinkURL {
 		testrig.WaitFor(t, 90*time.Second, name+" healthy", func() bool { return healthz(u) == http.StatusOK })
 	}
-	testrig.WaitFor(t, 10*time.Second, "HAProxy answering for crmlink", func() bool { return healthz(haproxy) == http.StatusOK })
+	for name := range crmlinkURL {
+		waitInPool(t, name, "UP")
+	}
 	t.Logf("stack up in %s", time.Since(start).Round(100*time.Millisecond))
 	return s
 }
 
 var client = &http.Client{Timeout: 3 * time.Second}
+
+// inPool is the state HAProxy's FastAGI backend has for a crmlink: "UP", "DOWN", or a
+// transition ("UP 1/2").
+func inPool(name string) string {
+	resp, err := client.Get(stats)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	rows, err := csv.NewReader(resp.Body).ReadAll()
+	if err != nil || len(rows) == 0 {
+		return ""
+	}
+	col := slices.Index(rows[0], "status")
+	for _, r := range rows[1:] {
+		if col > 0 && len(r) > col && r[0] == "crmlink_fastagi" && r[1] == name {
+			return r[col]
+		}
+	}
+	return ""
+}
+
+// waitInPool waits until HAProxy sends the Asterisks' FastAGI connections to name ("UP")
+// or no more ("DOWN").
+func waitInPool(t *testing.T, name, state string) {
+	t.Helper()
+	testrig.WaitFor(t, 30*time.Second, fmt.Sprintf("HAProxy to mark %s %s", name, state), func() bool { return inPool(name) == state })
+}
 
 func healthz(base string) int {
 	resp, err := client.Get(base + "/healthz")
@@ -301,8 +333,8 @@ func TestCluster(t *testing.T) {
 		t.Logf("crmlink-1 stepped aside %s after the cut", aside.Round(10*time.Millisecond))
 		assert.Less(t, aside, 4*time.Second)
 		assert.Equal(t, http.StatusOK, healthz(crmlinkURL["crmlink-2"]), "crmlink-2 still reaches Redis")
-		// HAProxy needs two failed checks 500 ms apart.
-		time.Sleep(1500 * time.Millisecond)
+		waitInPool(t, "crmlink-1", "DOWN")
+		t.Logf("out of HAProxy's pool %s after the cut", time.Since(cut).Round(10*time.Millisecond))
 		for range 3 {
 			for _, a := range asterisks {
 				r := ph.place(ctx, a)
@@ -311,6 +343,7 @@ func TestCluster(t *testing.T) {
 		}
 		s.docker("network", "connect", "--ip", "172.31.20.31", redisNet, prefix+"crmlink-1")
 		testrig.WaitFor(t, 10*time.Second, "crmlink-1 back", func() bool { return healthz(crmlinkURL["crmlink-1"]) == http.StatusOK })
+		waitInPool(t, "crmlink-1", "UP")
 	})
 
 	t.Run("a crmlink killed during a call burst", func(t *testing.T) {
@@ -345,6 +378,7 @@ func TestCluster(t *testing.T) {
 		assert.Positive(t, before, "calls before the kill reached the owner")
 		s.docker("start", prefix+"crmlink-1")
 		testrig.WaitFor(t, 60*time.Second, "crmlink-1 restarted", func() bool { return healthz(crmlinkURL["crmlink-1"]) == http.StatusOK })
+		waitInPool(t, "crmlink-1", "UP")
 	})
 
 	t.Run("the Redis master killed during a webhook burst", func(t *testing.T) {
@@ -370,6 +404,7 @@ func TestCluster(t *testing.T) {
 		defer func() {
 			s.docker("start", prefix+"crmlink-2")
 			testrig.WaitFor(t, 60*time.Second, "crmlink-2 restarted", func() bool { return healthz(crmlinkURL["crmlink-2"]) == http.StatusOK })
+			waitInPool(t, "crmlink-2", "UP")
 		}()
 		start := time.Now()
 		defer func() {
