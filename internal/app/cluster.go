@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -43,8 +42,8 @@ type stepAside struct {
 	http  *http.Client
 	log   zerolog.Logger
 
-	aside atomic.Bool
 	mu    sync.Mutex
+	aside bool
 	why   string
 	// failingSince is when the pings started failing; zero while Redis answers.
 	failingSince time.Time
@@ -133,9 +132,9 @@ func (s *stepAside) peerHasRedis(ctx context.Context, peer string) bool {
 }
 
 func (s *stepAside) set(aside bool, why string) {
-	was := s.aside.Swap(aside)
 	s.mu.Lock()
-	s.why = why
+	was := s.aside
+	s.aside, s.why = aside, why
 	s.mu.Unlock()
 	switch {
 	case aside && !was:
@@ -150,6 +149,6 @@ func (s *stepAside) check() httpapi.Check {
 	return httpapi.Check{Name: "cluster", Required: true, State: func(context.Context) (bool, string) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return !s.aside.Load(), s.why
+		return !s.aside, s.why
 	}}
 }
