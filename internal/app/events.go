@@ -112,7 +112,7 @@ func (p *App) newEvents() (*eventPath, error) {
 // warnRedisPersistence says at start what a restart of Redis would lose of the queue: the
 // queue is only as durable as the server's persistence, which crmlink cannot set itself.
 func (p *App) warnRedisPersistence() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if ok, detail := p.redisPersistence(ctx); !ok {
 		p.log.Warn().Msg(detail)

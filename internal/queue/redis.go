@@ -152,7 +152,9 @@ var _ Queue = (*Redis)(nil)
 
 // NewRedis returns the Redis queue and creates its consumer group if it does not exist.
 // The group starts at the beginning of the stream, so events published before any
-// consumer ran are delivered.
+// consumer ran are delivered. A Redis that does not answer or refuses writes (down, failing
+// over, short of replicas for min-replicas-to-write) does not stop crmlink from starting
+// and routing: the group is created by Run once Redis takes it, and Publish fails until then.
 func NewRedis(rdb redis.UniversalClient, opts RedisOptions) (*Redis, error) {
 	if rdb == nil {
 		return nil, errors.New("queue: NewRedis needs a Redis client")
@@ -163,10 +165,10 @@ func NewRedis(rdb redis.UniversalClient, opts RedisOptions) (*Redis, error) {
 	}
 	opts.Logger = opts.Logger.With().Str("component", "queue").Str("store", "redis").Logger()
 	q := &Redis{rdb: rdb, opts: opts, keys: keysFor(opts.Stream), held: map[string]struct{}{}}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := q.ensureGroup(ctx); err != nil {
-		return nil, err
+		opts.Logger.Warn().Err(err).Msg("event queue: Redis does not take the consumer group yet; events are refused until it does, calls are routed meanwhile")
 	}
 	return q, nil
 }

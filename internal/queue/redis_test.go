@@ -156,3 +156,24 @@ func TestRedisPublishWaitsForAReplica(t *testing.T) {
 		assert.Contains(t, entries[i+1].Values["event"], `"`+id+`"`)
 	}
 }
+
+// A Redis that refuses writes at start (min-replicas-to-write before its replica connects,
+// a failover) does not stop crmlink from starting: the queue is built, refuses events until
+// Redis takes writes, then creates its group and delivers what is published.
+func TestRedisQueueStartsWhileRedisRefusesWrites(t *testing.T) {
+	addr := testrig.PrivateRedis(t, "--min-replicas-to-write", "1")
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	q, err := NewRedis(rdb, RedisOptions{Options: fastOptions(t), Stream: testStream(t), Consumer: "c", readBlock: 50 * time.Millisecond})
+	require.NoError(t, err, "no consumer group yet is no reason not to start")
+	ctx := context.Background()
+	assert.ErrorContains(t, q.Publish(ctx, Event{ID: "early", Kind: "test", Payload: []byte(`{}`)}), "NOREPLICAS")
+
+	rec := newRecorder(nil)
+	startRun(t, q, rec.handle)
+	require.NoError(t, rdb.ConfigSet(ctx, "min-replicas-to-write", "0").Err())
+	testrig.WaitFor(t, 10*time.Second, "the event accepted", func() bool {
+		return q.Publish(ctx, Event{ID: "later", Kind: "test", Payload: []byte(`{}`)}) == nil
+	})
+	testrig.WaitFor(t, 10*time.Second, "the event handled", func() bool { return len(rec.callsOf("later")) == 1 })
+}
