@@ -1,6 +1,7 @@
 package amocrm
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -24,7 +25,9 @@ type Client struct {
 	region     string
 	log        zerolog.Logger
 	limiter    *limiter
-	auth       authorizer
+	// shared, when set, spends the budget across instances (falling back to limiter).
+	shared *sharedBudget
+	auth   authorizer
 	// backoff is the first wait after a 429; it doubles per retry up to backoffMax.
 	backoff    time.Duration
 	backoffMax time.Duration
@@ -54,6 +57,9 @@ func New(opts Options) (*Client, error) {
 		backoffMax: 4 * time.Second,
 	}
 	c.batches = newCollector(c)
+	if o.SharedBudget != nil {
+		c.shared = newSharedBudget(o.SharedBudget, o.SharedBudgetKey, o.Instances, c.limiter, c.log)
+	}
 	if o.OAuth != nil {
 		src, err := loadOAuth(*o.OAuth)
 		if err != nil {
@@ -84,4 +90,13 @@ func defaultHTTPClient() *http.Client {
 // apiError wraps err with the request line, the form every error of this package takes.
 func apiError(method, path string, err error) error {
 	return fmt.Errorf("amocrm %s %s: %w", method, path, err)
+}
+
+// waitBudget waits for a slot of the account's budget: the shared one when several
+// instances spend it, the process's own otherwise.
+func (c *Client) waitBudget(ctx context.Context, p Priority) error {
+	if c.shared != nil {
+		return c.shared.wait(ctx, p)
+	}
+	return c.limiter.wait(ctx, p)
 }

@@ -51,6 +51,10 @@ type App struct {
 	// CallOutcomes, when set before Serve, also receives every finished call (tests).
 	CallOutcomes func(routing.CallOutcome)
 
+	// cluster decides whether this instance steps aside for a peer while cut off from
+	// Redis; nil without cluster.peers.
+	cluster *stepAside
+
 	// Observer records the calls the controller does not handle; nil unless
 	// asterisk.observer is enabled.
 	Observer *ari.Observer
@@ -116,6 +120,9 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 			Username: cfg.Redis.Username, Password: cfg.Redis.Password, DB: cfg.Redis.DB,
 			ContextTimeoutEnabled: true,
 		})
+		if len(cfg.Cluster.Peers) > 0 {
+			p.cluster = newStepAside(p.redis, cfg.Cluster.Peers, log)
+		}
 	}
 
 	opts := routingOptions(cfg.Routing, cfg.Managers)
@@ -127,7 +134,7 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 		opts.Cache = routing.NewMemoryCache(0, nil)
 	}
 	if cfg.AmoCRM.Configured() {
-		c, err := newAmoCRM(cfg, log)
+		c, err := newAmoCRM(cfg, p.redis, log)
 		if err != nil {
 			p.Close()
 			return nil, err
@@ -253,8 +260,9 @@ func allowedNetworks(key string, networks []string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// newAmoCRM builds the amoCRM client of a configuration with an account.
-func newAmoCRM(cfg *config.Config, log zerolog.Logger) (*amocrm.Client, error) {
+// newAmoCRM builds the amoCRM client of a configuration with an account. With Redis the
+// account's budget (7 requests a second) is shared by every instance on that Redis.
+func newAmoCRM(cfg *config.Config, rdb redis.UniversalClient, log zerolog.Logger) (*amocrm.Client, error) {
 	ao := amocrm.Options{
 		BaseURL:        cfg.AmoCRM.BaseURL,
 		Token:          cfg.AmoCRM.Token,
@@ -263,6 +271,9 @@ func newAmoCRM(cfg *config.Config, log zerolog.Logger) (*amocrm.Client, error) {
 		RequestTimeout: cfg.AmoCRM.RequestTimeout,
 		Region:         cfg.Routing.DefaultRegion,
 		Logger:         log,
+		SharedBudget:   rdb,
+		// Without Redis each instance spends its share (cluster.peers lists the others).
+		Instances: 1 + len(cfg.Cluster.Peers),
 	}
 	if o := cfg.AmoCRM.OAuth; o.ClientID != "" {
 		tf := o.TokenFile

@@ -65,7 +65,7 @@ func (p *App) newEvents() (*eventPath, error) {
 		if consumer == "" {
 			consumer, _ = os.Hostname()
 		}
-		ev.queue, err = queue.NewRedis(p.redis, queue.RedisOptions{Options: opts, Consumer: consumer})
+		ev.queue, err = queue.NewRedis(p.redis, queue.RedisOptions{Options: opts, Consumer: consumer, WaitReplicas: cfg.Queue.WaitReplicas})
 		if err == nil {
 			p.warnRedisPersistence()
 		}
@@ -111,7 +111,7 @@ func (p *App) newEvents() (*eventPath, error) {
 // warnRedisPersistence says at start what a restart of Redis would lose of the queue: the
 // queue is only as durable as the server's persistence, which crmlink cannot set itself.
 func (p *App) warnRedisPersistence() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if ok, detail := p.redisPersistence(ctx); !ok {
 		p.log.Warn().Msg(detail)

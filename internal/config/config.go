@@ -18,6 +18,7 @@ type Config struct {
 	HTTP     HTTP      `yaml:"http"`
 	DataDir  string    `yaml:"data_dir"`
 	Redis    Redis     `yaml:"redis"`
+	Cluster  Cluster   `yaml:"cluster"`
 	Asterisk Asterisk  `yaml:"asterisk"`
 	AGI      AGI       `yaml:"agi"`
 	SIP      SIP       `yaml:"sip_redirect"`
@@ -68,6 +69,10 @@ type Queue struct {
 	// name that survives a restart lets the restarted instance resume its unfinished
 	// events at once; give each instance sharing one Redis its own name.
 	Consumer string `yaml:"consumer"`
+	// WaitReplicas is how many Redis replicas must hold an event before its sender is
+	// answered (Redis WAIT); with Sentinel set 1, so that a failover loses no accepted
+	// event. 0: the master's answer is enough.
+	WaitReplicas int `yaml:"wait_replicas"`
 }
 
 // Log sets the logger.
@@ -91,7 +96,7 @@ type HTTP struct {
 // Redis holds shared state and the event queue; without addrs crmlink keeps state in process.
 type Redis struct {
 	Addrs      []string `yaml:"addrs"`
-	MasterName string   `yaml:"master_name"` // Sentinel master; empty for single or Cluster
+	MasterName string   `yaml:"master_name"` // Sentinel master; empty for a single server (Redis Cluster is not supported)
 	Username   string   `yaml:"username"`
 	Password   string   `yaml:"password"` // env CRMLINK_REDIS_PASSWORD
 	DB         int      `yaml:"db"`
@@ -99,6 +104,17 @@ type Redis struct {
 
 // Enabled reports whether Redis is configured.
 func (r Redis) Enabled() bool { return len(r.Addrs) > 0 }
+
+// Cluster is this instance's place among several crmlink instances sharing one Redis
+// (docs/deploy.md, "Running more than one").
+type Cluster struct {
+	// Peers are the other instances' HTTP API addresses ("http://crmlink-2:8080"). While
+	// this instance cannot reach Redis and a peer answers its /healthz with Redis
+	// connected, this instance steps aside: its /healthz answers 503, so the load balancer
+	// sends calls to the peer. Alone, or with Redis down for every instance, it keeps
+	// routing from amoCRM. Empty: a single instance, which never steps aside.
+	Peers []string `yaml:"peers"`
+}
 
 // Asterisk is the ARI connection and where calls go when crmlink does not route them.
 type Asterisk struct {

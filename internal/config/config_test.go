@@ -31,7 +31,7 @@ func TestExampleFileIsValid(t *testing.T) {
 func TestExampleFileShowsEveryKey(t *testing.T) {
 	data, err := os.ReadFile(exampleFile(t))
 	require.NoError(t, err)
-	types := []string{"config.Config", "config.Log", "config.HTTP", "config.Redis", "config.Asterisk", "config.ARI", "config.Fallback", "config.Observer",
+	types := []string{"config.Config", "config.Log", "config.HTTP", "config.Redis", "config.Cluster", "config.Asterisk", "config.ARI", "config.Fallback", "config.Observer",
 		"config.AGI", "config.SIP", "config.AmoCRM", "config.OAuth", "config.Routing", "config.Manager", "config.Schedule", "config.Queue",
 		"rules.Config", "rules.Incoming", "rules.IncomingUnknown", "rules.KnownClient", "rules.Missed", "rules.Outgoing",
 		"rules.OutgoingUnknown", "rules.Unanswered", "rules.Notes"}
@@ -95,6 +95,8 @@ func TestParseErrors(t *testing.T) {
 			[]string{`recordings.source: is "s3"; allowed: ari`}},
 		{"recording name without the call", "recordings: {enabled: true, public_url: \"https://rec.example.com\", secret: 0123456789abcdef, name: rec}\n",
 			[]string{`recordings.name: is "rec"; allowed: a file name`}},
+		{"peers without redis", "cluster: {peers: [\"http://crmlink-2:8080\"]}\n", []string{"cluster.peers: lists 1 peers but redis.addrs is empty"}},
+		{"peer not a URL", "redis: {addrs: [\"127.0.0.1:6379\"]}\ncluster: {peers: [\"crmlink-2:8080\"]}\n", []string{"cluster.peers[0]"}},
 		{"not yaml", "routing: [\n", []string{"line"}},
 	}
 	for _, c := range cases {

@@ -30,6 +30,7 @@ func (c *Config) Validate() Errors {
 // checks are Validate's parts, one per section of the file.
 var checks = []func(*validator, *Config){
 	checkBasics,
+	checkCluster,
 	checkAsterisk,
 	checkFrontEnds,
 	checkAmoCRM,
@@ -58,6 +59,20 @@ func checkBasics(v *validator, c *Config) {
 	}
 	if c.RecordingURL != "" {
 		v.url("recording_url", strings.ReplaceAll(c.RecordingURL, "{linkedid}", "x"), "http", "https")
+	}
+}
+
+func checkCluster(v *validator, c *Config) {
+	for i, p := range c.Cluster.Peers {
+		v.url(fmt.Sprintf("cluster.peers[%d]", i), p, "http", "https")
+	}
+	if c.Queue.WaitReplicas < 0 || c.Queue.WaitReplicas > 5 {
+		v.add("queue.wait_replicas", "is %d; allowed: 0 (the master's answer is enough) to 5", c.Queue.WaitReplicas)
+	} else if c.Queue.WaitReplicas > 0 && !c.Redis.Enabled() {
+		v.add("queue.wait_replicas", "is %d but redis.addrs is empty; replicas are Redis's: set redis.addrs, or 0", c.Queue.WaitReplicas)
+	}
+	if len(c.Cluster.Peers) > 0 && !c.Redis.Enabled() {
+		v.add("cluster.peers", "lists %d peers but redis.addrs is empty; instances share their work through Redis: set redis.addrs, or remove cluster.peers", len(c.Cluster.Peers))
 	}
 }
 
