@@ -1,0 +1,146 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/crmlink/crmlink/clicktocall"
+	"github.com/crmlink/crmlink/crm"
+	"github.com/crmlink/crmlink/crm/amocrm/sandbox"
+	"github.com/crmlink/crmlink/internal/config"
+	"github.com/crmlink/crmlink/internal/testrig"
+	"github.com/crmlink/crmlink/routing"
+)
+
+const (
+	// keySecret derives the managers' click-to-call keys in these tests.
+	keySecret = "e2e-click-to-call-secret-0123456789abcdef"
+	// annaCallerID is the number Anna's clients see when crmlink calls them for her.
+	annaCallerID = "+74950000101"
+	// clickedNumber is Anna's client's number as the card spells it; clickedDial is how
+	// the outgoing context dials it.
+	clickedNumber = "+7 (495) 100-00-01"
+	clickedDial   = annaClient
+)
+
+// withClickToCall turns click-to-call on, with Anna's caller id; the observer records
+// the calls it places.
+func withClickToCall(origins ...string) func(*config.Config) {
+	return func(c *config.Config) {
+		withObserver(c)
+		c.ClickToCall.Enabled = true
+		c.ClickToCall.KeySecret = keySecret
+		c.ClickToCall.AllowedOrigins = origins
+		for i := range c.Managers {
+			if c.Managers[i].CRMUser == annaUser {
+				c.Managers[i].CallerID = annaCallerID
+			}
+		}
+	}
+}
+
+// clickToCallStack is the stack with click-to-call and the observer ready.
+func clickToCallStack(t *testing.T, origins ...string) *stack {
+	t.Helper()
+	s := observingStack(t, withClickToCall(origins...))
+	testrig.WaitFor(t, 10*time.Second, "click-to-call connected", s.app.Dialer.Connected)
+	return s
+}
+
+// callAPI sends a request to the calls endpoint with the bearer auth (none when empty)
+// and returns the status and the decoded JSON answer.
+func callAPI(t *testing.T, s *stack, method, path, auth string, body any) (int, map[string]any) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		if raw, ok := body.(string); ok {
+			rd = bytes.NewBufferString(raw)
+		} else {
+			data, err := json.Marshal(body)
+			require.NoError(t, err)
+			rd = bytes.NewReader(data)
+		}
+	}
+	req, err := http.NewRequest(method, s.api+path, rd)
+	require.NoError(t, err)
+	if auth != "" {
+		req.Header.Set("Authorization", "Bearer "+auth)
+	}
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(res.Body).Decode(&out)
+	return res.StatusCode, out
+}
+
+// placeCall asks crmlink to call number for manager and returns the call id.
+func placeCall(t *testing.T, s *stack, auth string, manager int64, number string) string {
+	t.Helper()
+	code, out := callAPI(t, s, http.MethodPost, "/v1/calls", auth, map[string]any{"manager": manager, "phone": number})
+	require.Equal(t, http.StatusAccepted, code, "%v", out)
+	assert.Equal(t, string(clicktocall.RingingManager), out["state"])
+	return out["id"].(string)
+}
+
+// callState is GET /v1/calls/{id} with the admin token.
+func callState(t *testing.T, s *stack, id string) map[string]any {
+	t.Helper()
+	code, out := callAPI(t, s, http.MethodGet, "/v1/calls/"+id, s.cfg.HTTP.Token, nil)
+	require.Equal(t, http.StatusOK, code, "%v", out)
+	return out
+}
+
+// waitState waits until the call is in the state (and, once ended, has the cause).
+func waitState(t *testing.T, s *stack, id string, state clicktocall.State, cause clicktocall.Cause) {
+	t.Helper()
+	var last map[string]any
+	testrig.WaitFor(t, callWait, "call "+id+" "+string(state)+" "+string(cause), func() bool {
+		last = callState(t, s, id)
+		return last["state"] == string(state) && (cause == "" || last["cause"] == string(cause))
+	})
+}
+
+// Anna clicks a client's number: her phone rings, she answers, the client's line rings
+// with her caller id, they talk; one call_out note credited to Anna.
+func TestClickToCallManagerAnswersThenTheClient(t *testing.T) {
+	s := clickToCallStack(t)
+	anna := managerPhone(t, s.ast, "101")
+	client := newPhone(t, "pstn", s.ast.TrunkHost, 5060)
+
+	id := placeCall(t, s, s.cfg.HTTP.Token, annaUser, clickedNumber)
+	ring := nextIncoming(t, anna, callWait)
+	assert.Equal(t, "+74951000001", ring.From(), "Anna's phone shows whom she is calling")
+	notRung(t, client)
+	waitState(t, s, id, clicktocall.RingingManager, "")
+	ctx, cancel := context.WithTimeout(context.Background(), callWait)
+	defer cancel()
+	require.NoError(t, ring.Answer(ctx))
+
+	in := nextIncoming(t, client, callWait)
+	assert.Equal(t, clickedDial, in.To(), "the call left through the trunk")
+	assert.Equal(t, annaCallerID, in.From(), "the client sees Anna's caller id")
+	waitState(t, s, id, clicktocall.RingingClient, "")
+	require.NoError(t, in.Answer(ctx))
+	waitState(t, s, id, clicktocall.Talking, "")
+	time.Sleep(talkTime) // a talk time the outcome must show
+	require.NoError(t, in.Hangup(ctx))
+	waitState(t, s, id, clicktocall.Ended, clicktocall.Completed)
+
+	o := s.nextOutcome(t)
+	assert.Equal(t, routing.Outgoing, o.Direction)
+	assert.Equal(t, clickedDial, o.Called)
+	assert.Equal(t, crm.UserID(annaUser), o.Manager)
+	assert.True(t, o.Answered)
+	assert.GreaterOrEqual(t, o.TalkDuration, talkTime)
+	expectCallNote(t, s, o, sandbox.NoteCallOut, annaUser)
+	nextOutcomeIsDirectCall(t, s, anna) // exactly one outcome for the click
+}
