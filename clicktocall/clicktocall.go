@@ -136,7 +136,7 @@ func (s *Service) Place(ctx context.Context, manager crm.UserID, number string) 
 	case manager <= 0:
 		return Call{}, fmt.Errorf("%w: manager must be the amoCRM user id, a positive number", ErrBadRequest)
 	case !known:
-		return Call{}, fmt.Errorf("%w: amoCRM user %d is not in crmlink's managers", ErrUnknownManager, manager)
+		return Call{}, fmt.Errorf("%w: amoCRM user %d has no phones here: not listed under crmlink's managers", ErrUnknownManager, manager)
 	case len(m.Endpoints) == 0:
 		return Call{}, fmt.Errorf("%w: amoCRM user %d has no endpoints in crmlink's managers", ErrNoPhones, manager)
 	}

@@ -144,3 +144,117 @@ func TestClickToCallManagerAnswersThenTheClient(t *testing.T) {
 	expectCallNote(t, s, o, sandbox.NoteCallOut, annaUser)
 	nextOutcomeIsDirectCall(t, s, anna) // exactly one outcome for the click
 }
+
+// Anna does not pick up: the call ends manager_no_answer at the ring timeout and the
+// client's line never rings.
+func TestClickToCallManagerDoesNotAnswer(t *testing.T) {
+	s := clickToCallStack(t)
+	anna := managerPhone(t, s.ast, "101")
+	client := newPhone(t, "pstn", s.ast.TrunkHost, 5060)
+
+	id := placeCall(t, s, s.cfg.HTTP.Token, annaUser, clickedNumber)
+	nextIncoming(t, anna, callWait)
+	waitState(t, s, id, clicktocall.Ended, clicktocall.ManagerNoAnswer)
+	notRung(t, client)
+	nextOutcomeIsDirectCall(t, s, anna) // nothing recorded for the unanswered click
+}
+
+// The client's line is busy: the call ends client_busy and amoCRM gets a "not reached"
+// call_out note credited to Anna.
+func TestClickToCallClientBusyLeavesANotReachedNote(t *testing.T) {
+	s := clickToCallStack(t)
+	anna := managerPhone(t, s.ast, "101")
+	client := newPhone(t, "pstn", s.ast.TrunkHost, 5060)
+
+	id := placeCall(t, s, s.cfg.HTTP.Token, annaUser, clickedNumber)
+	ctx, cancel := context.WithTimeout(context.Background(), callWait)
+	defer cancel()
+	require.NoError(t, nextIncoming(t, anna, callWait).Answer(ctx))
+	require.NoError(t, nextIncoming(t, client, callWait).Reject(486))
+	waitState(t, s, id, clicktocall.Ended, clicktocall.ClientBusy)
+
+	o := s.nextOutcome(t)
+	assert.Equal(t, routing.Outgoing, o.Direction)
+	assert.False(t, o.Answered)
+	expectCallNote(t, s, o, sandbox.NoteCallOut, annaUser)
+	c := s.crm.Created()
+	require.Len(t, c.Notes, 1)
+	assert.Equal(t, 6, c.Notes[0].Params.CallStatus, "call_status 6: not reached")
+}
+
+// Requests crmlink refuses dial nothing and say why.
+func TestClickToCallRefusals(t *testing.T) {
+	s := clickToCallStack(t)
+	anna := managerPhone(t, s.ast, "101")
+	annaKey := clicktocall.Key(keySecret, annaUser)
+	for _, tc := range []struct {
+		name, auth string
+		body       any
+		code       int
+		says       string
+	}{
+		{"no key", "", map[string]any{"manager": annaUser, "phone": clickedNumber}, 401, "Authorization"},
+		{"wrong key", clicktocall.Key(keySecret+"x", annaUser), map[string]any{"manager": annaUser, "phone": clickedNumber}, 401, "wrong"},
+		{"another manager's key", clicktocall.Key(keySecret, borisUser), map[string]any{"manager": annaUser, "phone": clickedNumber}, 403, "1002"},
+		{"garbage", annaKey, "{{{", 400, "body must be JSON"},
+		{"no manager", annaKey, map[string]any{"phone": clickedNumber}, 400, "manager"},
+		{"bad number", annaKey, map[string]any{"manager": annaUser, "phone": "call me"}, 400, "not a phone number"},
+		{"short number", annaKey, map[string]any{"manager": annaUser, "phone": "101"}, 400, "not a phone number"},
+		{"unknown manager", s.cfg.HTTP.Token, map[string]any{"manager": 4242, "phone": clickedNumber}, 404, "4242"},
+		{"manager without phones", clicktocall.Key(keySecret, danaUser), map[string]any{"manager": danaUser, "phone": clickedNumber}, 404, "1005"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out := callAPI(t, s, http.MethodPost, "/v1/calls", tc.auth, tc.body)
+			assert.Equal(t, tc.code, code, "%v", out)
+			assert.Contains(t, out["error"], tc.says)
+		})
+	}
+	// Prove nothing rang: a click that goes through rings Anna first.
+	placeCall(t, s, annaKey, annaUser, clickedNumber)
+	ring := nextIncoming(t, anna, callWait)
+	assert.Equal(t, "+74951000001", ring.From())
+	require.NoError(t, ring.Reject(486))
+}
+
+// A flood of clicks for Anna: one call rings her, the others are refused 409 while it is
+// in progress; once it ended she can be called again.
+func TestClickToCallFloodRingsTheManagerOnce(t *testing.T) {
+	s := clickToCallStack(t)
+	anna := managerPhone(t, s.ast, "101")
+	annaKey := clicktocall.Key(keySecret, annaUser)
+
+	const clicks = 20
+	codes := make(chan int, clicks)
+	ids := make(chan string, clicks)
+	for range clicks {
+		go func() {
+			code, out := callAPI(t, s, http.MethodPost, "/v1/calls", annaKey, map[string]any{"manager": annaUser, "phone": clickedNumber})
+			codes <- code
+			if id, ok := out["id"].(string); ok {
+				ids <- id
+			}
+		}()
+	}
+	count := map[int]int{}
+	for range clicks {
+		count[<-codes]++
+	}
+	assert.Equal(t, map[int]int{http.StatusAccepted: 1, http.StatusConflict: clicks - 1}, count)
+	id := <-ids
+	ring := nextIncoming(t, anna, callWait)
+	select {
+	case again := <-anna.Incoming():
+		t.Fatalf("Anna's phone rang twice at once (from %s)", again.From())
+	case <-time.After(time.Second):
+	}
+	require.NoError(t, ring.Reject(486))
+	waitState(t, s, id, clicktocall.Ended, clicktocall.ManagerBusy)
+	// Anna's own key sees her call; another manager's key does not.
+	code, _ := callAPI(t, s, http.MethodGet, "/v1/calls/"+id, annaKey, nil)
+	assert.Equal(t, http.StatusOK, code)
+	code, _ = callAPI(t, s, http.MethodGet, "/v1/calls/"+id, clicktocall.Key(keySecret, borisUser), nil)
+	assert.Equal(t, http.StatusNotFound, code)
+
+	placeCall(t, s, annaKey, annaUser, clickedNumber)
+	require.NoError(t, nextIncoming(t, anna, callWait).Reject(486))
+}
