@@ -181,19 +181,9 @@ func (s *Service) parse(number string) (crm.Phone, string, error) {
 		return "", "", fmt.Errorf("%w: phone %q is not a valid number", ErrBadRequest, clip(number))
 	}
 	if phonenumbers.GetRegionCodeForNumber(pn) == s.opts.Region {
-		return p, digits(phonenumbers.Format(pn, phonenumbers.NATIONAL)), nil
+		return p, phonenumbers.NormalizeDigitsOnly(phonenumbers.Format(pn, phonenumbers.NATIONAL)), nil
 	}
 	return p, string(p), nil
-}
-
-func digits(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if r >= '0' && r <= '9' {
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
 }
 
 // clip keeps an echoed input short.
