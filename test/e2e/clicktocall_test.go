@@ -17,6 +17,7 @@ import (
 	"github.com/crmlink/crmlink/crm/amocrm/sandbox"
 	"github.com/crmlink/crmlink/internal/config"
 	"github.com/crmlink/crmlink/internal/testrig"
+	"github.com/crmlink/crmlink/pbx/sip/siptest"
 	"github.com/crmlink/crmlink/routing"
 )
 
@@ -257,4 +258,40 @@ func TestClickToCallFloodRingsTheManagerOnce(t *testing.T) {
 
 	placeCall(t, s, annaKey, annaUser, clickedNumber)
 	require.NoError(t, nextIncoming(t, anna, callWait).Reject(486))
+}
+
+// Boris has a desk phone and a softphone: both ring, the softphone answers, the desk
+// phone stops ringing, and the call is one outcome credited to Boris.
+func TestClickToCallRingsEveryPhoneOfTheManager(t *testing.T) {
+	s := clickToCallStack(t)
+	anna := managerPhone(t, s.ast, "101")
+	desk := managerPhone(t, s.ast, "102")
+	soft := managerPhone(t, s.ast, "103")
+	client := newPhone(t, "pstn", s.ast.TrunkHost, 5060)
+
+	id := placeCall(t, s, clicktocall.Key(keySecret, borisUser), borisUser, "8 495 100 00 02")
+	inDesk := nextIncoming(t, desk, callWait)
+	inSoft := nextIncoming(t, soft, callWait)
+	ctx, cancel := context.WithTimeout(context.Background(), callWait)
+	defer cancel()
+	require.NoError(t, inSoft.Answer(ctx))
+	select {
+	case <-inDesk.Done():
+	case <-time.After(callWait):
+		t.Fatal("the desk phone kept ringing after the softphone answered")
+	}
+	assert.Equal(t, siptest.EndRemoteCancel, inDesk.EndCause(), "the desk phone got a CANCEL")
+	in := nextIncoming(t, client, callWait)
+	assert.Equal(t, borisClient, in.To())
+	require.NoError(t, in.Answer(ctx))
+	waitState(t, s, id, clicktocall.Talking, "")
+	require.NoError(t, inSoft.Hangup(ctx))
+	waitState(t, s, id, clicktocall.Ended, clicktocall.Completed)
+
+	o := s.nextOutcome(t)
+	assert.Equal(t, routing.Outgoing, o.Direction)
+	assert.Equal(t, crm.UserID(borisUser), o.Manager)
+	assert.True(t, o.Answered)
+	expectCallNote(t, s, o, sandbox.NoteCallOut, borisUser)
+	nextOutcomeIsDirectCall(t, s, anna) // the desk phone's leg recorded nothing
 }
