@@ -24,6 +24,9 @@ func (p *App) newClickToCall() error {
 		return err
 	}
 	p.Dialer = d
+	if !cfg.Asterisk.Observer.Enabled {
+		p.log.Warn().Msg("click_to_call is on but asterisk.observer is off: the calls it places ring and connect, and amoCRM gets no note of them")
+	}
 	p.Calls = clicktocall.New(clicktocall.Options{
 		Region: cfg.Routing.DefaultRegion,
 		PBX:    d,

@@ -275,9 +275,10 @@ func TestClickToCallRingsEveryPhoneOfTheManager(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), callWait)
 	defer cancel()
 	require.NoError(t, inSoft.Answer(ctx))
+	// At once, not at the ring timeout (3 s here), when Asterisk would stop it anyway.
 	select {
 	case <-inDesk.Done():
-	case <-time.After(callWait):
+	case <-time.After(time.Second):
 		t.Fatal("the desk phone kept ringing after the softphone answered")
 	}
 	assert.Equal(t, siptest.EndRemoteCancel, inDesk.EndCause(), "the desk phone got a CANCEL")
