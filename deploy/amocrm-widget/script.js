@@ -75,7 +75,9 @@ define([], function () {
         return;
       }
       request('POST', base + '/v1/calls', key, { manager: Number(user.id), phone: String(phone) }).then(function (res) {
-        if (res.status === 202) {
+        if (res.status === 202 && res.data.state === 'ended') {
+          notify(false, message(res.data.cause || 'ended', phone));
+        } else if (res.status === 202) {
           notify(true, message('ringing', phone));
           follow(base, key, res.data.id, phone);
         } else {

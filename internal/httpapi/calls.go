@@ -23,7 +23,8 @@ type CallPlacer interface {
 }
 
 // PlaceCall handles POST /v1/calls {"manager": <amoCRM user id>, "phone": "<number>"}:
-// 202 with the call (its id and state) once the manager's phones ring; 400 for a body
+// 202 with the call (its id and state) once the manager's phones ring, or ended
+// manager_unreachable when none of them could ring; 400 for a body
 // or number that is no use, 404 for a manager crmlink does not know, 422 for a manager
 // without phones, 409 while the manager has a call in progress, 503 without Asterisk.
 // A click-to-call key places calls for its own manager only (403 otherwise).

@@ -89,7 +89,8 @@ type dialLeg struct {
 	cause    int
 }
 
-// Place rings every phone of the manager. It fails when Asterisk could ring none of them.
+// Place rings every phone of the manager. It fails only without Asterisk; a call none of
+// whose phones could ring has ended (manager_unreachable) when it returns.
 func (d *Dialer) Place(ctx context.Context, a clicktocall.Attempt) error {
 	if !d.connected.Load() {
 		return errors.New("not connected to Asterisk's ARI")
@@ -126,17 +127,18 @@ func (d *Dialer) Place(ctx context.Context, a clicktocall.Attempt) error {
 		errs = append(errs, fmt.Errorf("%s: %w", ep, err))
 		d.legGone(id, 0)
 	}
+	if len(errs) > 0 {
+		// Asterisk refuses to originate to a phone that is not registered ("Allocation
+		// failed"); with none left ringing the call has ended as manager_unreachable.
+		d.opts.Logger.Info().Err(errors.Join(errs...)).Str("call", a.ID).Msg("click-to-call: phones of the manager that could not ring")
+	}
 	d.mu.Lock()
-	failed := len(errs) == len(a.Endpoints)
 	if !k.done {
 		// Asterisk ends each leg at the originate timeout; this is the safety net should
 		// an event be lost.
 		k.timer = time.AfterFunc(d.opts.RingTimeout+5*time.Second, func() { d.giveUp(k) })
 	}
 	d.mu.Unlock()
-	if failed {
-		return errors.Join(errs...)
-	}
 	return nil
 }
 

@@ -296,3 +296,16 @@ func TestClickToCallRingsEveryPhoneOfTheManager(t *testing.T) {
 	expectCallNote(t, s, o, sandbox.NoteCallOut, borisUser)
 	nextOutcomeIsDirectCall(t, s, anna) // the desk phone's leg recorded nothing
 }
+
+// Gleb's phone is not registered: nothing can ring, and the answer says so at once.
+func TestClickToCallManagerOffline(t *testing.T) {
+	s := clickToCallStack(t)
+	client := newPhone(t, "pstn", s.ast.TrunkHost, 5060)
+	code, out := callAPI(t, s, http.MethodPost, "/v1/calls", s.cfg.HTTP.Token, map[string]any{"manager": glebUser, "phone": clickedNumber})
+	require.Equal(t, http.StatusAccepted, code, "%v", out)
+	assert.Equal(t, string(clicktocall.Ended), out["state"])
+	assert.Equal(t, string(clicktocall.ManagerUnreachable), out["cause"])
+	code, out = callAPI(t, s, http.MethodPost, "/v1/calls", s.cfg.HTTP.Token, map[string]any{"manager": glebUser, "phone": clickedNumber})
+	assert.Equal(t, http.StatusAccepted, code, "the ended call holds nothing: %v", out)
+	notRung(t, client)
+}
