@@ -113,3 +113,11 @@ test-cluster:
 # Its own ports (docs/deploy.md): it runs beside the rig; it takes $(RIG_LOCK) only for its call.
 compose-test:
 	CRMLINK_RIG_LOCK=$(RIG_LOCK) CRMLINK_COMPOSE_TEST=required $(GO) test -count=1 -v -timeout 15m ./test/compose/...
+
+# The amoCRM widget as amoCRM's upload takes it: widget.zip with manifest.json at the
+# archive's root (deploy/amocrm-widget/README.md).
+widget:
+	@mkdir -p bin && rm -f bin/widget.zip
+	cd deploy/amocrm-widget && zip -q -X -r ../../bin/widget.zip manifest.json script.js i18n images
+	@echo bin/widget.zip
+.PHONY: widget

@@ -30,13 +30,18 @@ routing:
 scenarios:
   missed:
     default_manager: 1004  # Gleb gets the call-backs and new clients nobody else owns
+asterisk:
+  observer: {enabled: true}   # records calls that do not pass Stasis(crmlink): click-to-call's
+click_to_call:
+  enabled: true            # POST /v1/calls: the manager's phone rings, then the client
+  key_secret: %s
 managers:
-  - {crm_user: 1001, name: Anna, endpoints: [PJSIP/101]}
+  - {crm_user: 1001, name: Anna, endpoints: [PJSIP/101], caller_id: "%s"}
   - {crm_user: 1002, name: Boris, endpoints: [PJSIP/102]}
   - crm_user: 1003
     name: Vera
     endpoints: [PJSIP/104]
     schedule: {timezone: UTC, days_off: ["%s"]}   # today: off schedule
   - {crm_user: 1004, name: Gleb, endpoints: [PJSIP/105]}
-`, httpPort, dataDir, crmURL, token, httpPort, today)
+`, httpPort, dataDir, crmURL, token, httpPort, demoKeySecret, annaCallerID, today)
 }

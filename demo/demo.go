@@ -301,7 +301,7 @@ func (d *demo) cleanup() {
 		d.cancel()
 	}
 	if d.crmlink != nil && d.stoppedCrmlink && d.crmlink.exited() {
-		fmt.Fprintln(d.out, "\n==> crmlink has stopped (scenario 6)")
+		fmt.Fprintln(d.out, "\n==> crmlink has stopped (the last scenario)")
 	} else if d.crmlink != nil {
 		fmt.Fprintln(d.out, "\n==> stopping crmlink (SIGTERM: calls in progress finish first)")
 		start := time.Now()

@@ -196,6 +196,7 @@ func scenarios() []scenario {
 				})
 			},
 		},
+		clickToCallScenario(),
 		{
 			title: "crmlink stopped mid-call", number: "84951000001", caller: "Irina Sokolova again",
 			expect: "SIGTERM, call stays up, exit 0",

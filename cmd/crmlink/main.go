@@ -5,6 +5,8 @@
 //	crmlink check-config [--online] FILE   print OK or every configuration error; --online
 //	                                       also asks amoCRM and the chat platforms whether
 //	                                       the users it names exist
+//	crmlink widget-key [--config FILE] USER print a manager's click-to-call key for the
+//	                                       amoCRM widget (click_to_call.key_secret)
 //	crmlink version                        print the version
 package main
 
@@ -33,6 +35,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return route(args[1:], stdout, stderr)
 	case "check-config":
 		return checkConfig(args[1:], stdout, stderr)
+	case "widget-key":
+		return widgetKey(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "crmlink", version)
 		return 0
@@ -51,6 +55,8 @@ func usage(w io.Writer) {
   crmlink check-config [--online] FILE
                                    print OK or every configuration error; --online also
                                    asks amoCRM and the chat platforms whether its users exist
+  crmlink widget-key [--config FILE] CRM_USER_ID
+                                   print a manager's click-to-call key for the amoCRM widget
   crmlink version                  print the version
 `)
 }

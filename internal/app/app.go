@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/crmlink/crmlink/clicktocall"
 	"github.com/crmlink/crmlink/crm"
 	"github.com/crmlink/crmlink/crm/amocrm"
 	"github.com/crmlink/crmlink/internal/config"
@@ -62,6 +63,9 @@ type App struct {
 	Cards *callcard.Cards
 	// recordings are the call recordings crmlink serves; nil unless recordings.enabled.
 	recordings *recording.Library
+	// Dialer and Calls are click-to-call; nil unless click_to_call is enabled.
+	Dialer *ari.Dialer
+	Calls  *clicktocall.Service
 }
 
 // onCallOutcome takes a finished call from the PBX front end and queues it durably for
@@ -242,6 +246,12 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 			return nil, fmt.Errorf("sip_redirect: %w", err)
 		}
 		p.SIP = srv
+	}
+	if cfg.ClickToCall.Enabled {
+		if err := p.newClickToCall(); err != nil {
+			p.Close()
+			return nil, fmt.Errorf("click_to_call: %w", err)
+		}
 	}
 	p.API = p.newAPI()
 	return p, nil

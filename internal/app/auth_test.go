@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crmlink/crmlink/chatbridge"
+	"github.com/crmlink/crmlink/clicktocall"
 	"github.com/crmlink/crmlink/internal/config"
 	"github.com/crmlink/crmlink/internal/httpapi"
 )
@@ -23,6 +24,9 @@ const (
 
 // everythingConfig turns on every part that registers HTTP routes: the CRM (queue,
 // webhooks) and all chat platforms. Nothing is contacted while the API is only built.
+// callKeySecret derives the click-to-call keys of everythingConfig.
+const callKeySecret = "auth-test-click-to-call-secret-0123456789"
+
 func everythingConfig(t *testing.T) *config.Config {
 	cfg := config.Default()
 	cfg.HTTP.Token, cfg.HTTP.ReadToken = adminToken, readToken
@@ -40,6 +44,8 @@ func everythingConfig(t *testing.T) *config.Config {
 	cfg.Chat.Users = []chatbridge.UserConfig{{CRMUserID: 1001, Name: "Ann", Wazzup: "wz-ann", ChatApp: "7", Jivo: "j-ann"}}
 	cfg.Recordings.Enabled, cfg.Recordings.PublicURL, cfg.Recordings.Secret = true, "https://rec.example.com", "recordings-secret-0123456789"
 	cfg.Recordings.Source, cfg.Recordings.Dir = "dir", t.TempDir()
+	cfg.ClickToCall.Enabled, cfg.ClickToCall.KeySecret = true, callKeySecret
+	cfg.ClickToCall.AllowedOrigins = []string{"https://example.amocrm.ru"}
 	return cfg
 }
 
@@ -54,7 +60,9 @@ func TestEveryRouteNeedsItsToken(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(p.Close)
 
-	open := map[string]bool{"GET /healthz": true, "GET /metrics": true}
+	// CORS preflights carry no credentials (the Fetch standard) and tell only what the
+	// browser may send.
+	open := map[string]bool{"GET /healthz": true, "GET /metrics": true, "OPTIONS /v1/calls": true, "OPTIONS /v1/calls/{id}": true}
 	type want struct{ none, read, admin, wrong int }
 	const reached = 0 // the handler ran: anything but 401 and 403
 	byAccess := map[httpapi.Access]want{
@@ -63,7 +71,8 @@ func TestEveryRouteNeedsItsToken(t *testing.T) {
 		httpapi.Read:    {401, reached, reached, 401},
 		httpapi.Admin:   {401, 403, reached, 401},
 		// A signed link's signature is its credential: our tokens do not open it.
-		httpapi.Signed: {403, 403, 403, 403},
+		httpapi.Signed:  {403, 403, 403, 403},
+		httpapi.CallKey: {401, 403, reached, 401},
 	}
 	routes := p.API.Routes()
 	require.GreaterOrEqual(t, len(routes), 12, "every part is on: %v", routes)
@@ -107,7 +116,8 @@ func TestEveryRouteNeedsItsToken(t *testing.T) {
 	// The endpoints of issue 11 are where they belong.
 	for _, must := range []string{"GET /v1/route read", "GET /v1/chat-access read", "GET /v1/queue/dead read",
 		"GET /v1/managers/{id}/availability read", "PUT /v1/managers/{id}/availability admin",
-		"POST /v1/queue/dead/{id}/replay admin", "POST /v1/chat/reassign admin", "GET /v1/recordings/{file} signed"} {
+		"POST /v1/queue/dead/{id}/replay admin", "POST /v1/chat/reassign admin", "GET /v1/recordings/{file} signed",
+		"POST /v1/calls call_key", "GET /v1/calls/{id} call_key"} {
 		assert.Contains(t, patterns, must)
 	}
 }
@@ -138,4 +148,56 @@ func TestNoTokenConfiguredClosesTheAPI(t *testing.T) {
 			assert.Contains(t, rec.Body.String(), "http.token", r.Pattern)
 		}
 	}
+}
+
+// TestClickToCallKeysAndCORS: a manager's click-to-call key places calls for that manager
+// only and reads only their calls; the widget's origin gets CORS answers (refusals
+// included, so the page can show why), other origins none.
+func TestClickToCallKeysAndCORS(t *testing.T) {
+	cfg := everythingConfig(t)
+	p, err := New(cfg, zerolog.Nop())
+	require.NoError(t, err)
+	t.Cleanup(p.Close)
+	serve := func(method, path, auth, origin, body string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(method, path, strings.NewReader(body))
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		rec := httptest.NewRecorder()
+		p.API.ServeHTTP(rec, req)
+		return rec
+	}
+	annsKey := clicktocall.Key(callKeySecret, 1001)
+	const click = `{"manager": 1001, "phone": "+74951000001"}`
+	for _, tc := range []struct {
+		name, auth, body string
+		code             int
+	}{
+		// Asterisk is not connected here: a call that passes every check is refused 503.
+		{"the manager's key", annsKey, click, http.StatusServiceUnavailable},
+		{"the admin token", adminToken, click, http.StatusServiceUnavailable},
+		{"the manager id as a string", annsKey, `{"manager": "1001", "phone": "+74951000001"}`, http.StatusServiceUnavailable},
+		{"another manager's key", clicktocall.Key(callKeySecret, 1002), click, http.StatusForbidden},
+		{"a key of another secret", clicktocall.Key(callKeySecret+"!", 1001), click, http.StatusUnauthorized},
+		{"the read token", readToken, click, http.StatusForbidden},
+		{"a key without its manager", strings.SplitN(annsKey, ".", 2)[1], click, http.StatusUnauthorized},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := serve(http.MethodPost, "/v1/calls", tc.auth, "", tc.body)
+			assert.Equal(t, tc.code, rec.Code, rec.Body.String())
+		})
+	}
+	widget := "https://example.amocrm.ru"
+	pre := serve(http.MethodOptions, "/v1/calls", "", widget, "")
+	assert.Equal(t, http.StatusNoContent, pre.Code)
+	assert.Equal(t, widget, pre.Header().Get("Access-Control-Allow-Origin"))
+	assert.Contains(t, pre.Header().Get("Access-Control-Allow-Headers"), "Authorization")
+	refused := serve(http.MethodPost, "/v1/calls", "", widget, click)
+	assert.Equal(t, http.StatusUnauthorized, refused.Code)
+	assert.Equal(t, widget, refused.Header().Get("Access-Control-Allow-Origin"), "the page can read why it was refused")
+	other := serve(http.MethodOptions, "/v1/calls", "", "https://evil.example", "")
+	assert.Empty(t, other.Header().Get("Access-Control-Allow-Origin"))
 }

@@ -14,7 +14,7 @@ import (
 // newAPI builds the HTTP API with health checks for what is configured.
 func (p *App) newAPI() *httpapi.Server {
 	cfg, log := p.cfg, p.log
-	api := httpapi.New(httpapi.Tokens{Admin: cfg.HTTP.Token, Read: cfg.HTTP.ReadToken}, p.metrics.registry, log)
+	api := httpapi.New(httpapi.Tokens{Admin: cfg.HTTP.Token, Read: cfg.HTTP.ReadToken, CallKeySecret: cfg.ClickToCall.KeySecret}, p.metrics.registry, log)
 	if rdb := p.redis; rdb != nil {
 		// Not required: routing never depends on Redis (the owner cache falls through to
 		// amoCRM), so an instance keeps taking calls without it, unless it has peers that
@@ -79,6 +79,7 @@ func (p *App) newAPI() *httpapi.Server {
 	}
 	api.Handle("POST /v1/webhooks/amocrm/{secret}", httpapi.Webhook, httpapi.AmoCRMWebhook(cfg.AmoCRM.WebhookSecret, &p.router, enqueue, log))
 	p.chatRoutes(api)
+	p.clickToCallRoutes(api)
 	if cfg.AmoCRM.Configured() && cfg.AmoCRM.WebhookSecret == "" {
 		log.Warn().Msg("amocrm.webhook_secret is empty: amoCRM webhooks are refused, so responsible changes reach routing only when the cache expires")
 	}
@@ -107,6 +108,9 @@ func (p *App) Serve(ctx context.Context, httpListener net.Listener) error {
 	}
 	if p.Observer != nil {
 		g.Go(func() error { return p.Observer.Run(ctx) })
+	}
+	if p.Dialer != nil {
+		g.Go(func() error { return p.Dialer.Run(ctx) })
 	}
 	if p.AGI != nil {
 		g.Go(func() error { return p.AGI.ListenAndServe(ctx, p.cfg.AGI.Listen) })

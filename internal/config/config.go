@@ -36,6 +36,9 @@ type Config struct {
 	// Chat is the chat side: chat platforms, responsible sync with amoCRM, chat users and
 	// their roles, online-chat leads. Off while chat.platforms is empty.
 	Chat Chat `yaml:"chat"`
+	// ClickToCall is POST /v1/calls and the amoCRM widget: the manager's phones ring,
+	// then the client.
+	ClickToCall ClickToCall `yaml:"click_to_call"`
 
 	// warnings are problems that do not stop crmlink (Warnings).
 	warnings []string
@@ -254,6 +257,9 @@ type Manager struct {
 	Name      string   `yaml:"name"`
 	Endpoints []string `yaml:"endpoints"` // Asterisk dial strings: PJSIP/101, PJSIP/79161234567@trunk
 	Schedule  Schedule `yaml:"schedule"`
+	// CallerID is the number a client sees when crmlink calls them for this manager
+	// (click-to-call); empty leaves it to the outgoing context.
+	CallerID string `yaml:"caller_id"`
 	// TakesNewClients: online-chat leads of new clients are distributed to this manager
 	// (round-robin within their chat.leads group, inside their schedule). Default true;
 	// false keeps their existing clients but gives them no new ones.

@@ -97,6 +97,16 @@ func TestParseErrors(t *testing.T) {
 			[]string{`recordings.name: is "rec"; allowed: a file name`}},
 		{"peers without redis", "cluster: {peers: [\"http://crmlink-2:8080\"]}\n", []string{"cluster.peers: lists 1 peers but redis.addrs is empty"}},
 		{"peer not a URL", "redis: {addrs: [\"127.0.0.1:6379\"]}\ncluster: {peers: [\"crmlink-2:8080\"]}\n", []string{"cluster.peers[0]"}},
+		{"click-to-call named like the observer", "click_to_call: {enabled: true, application: crmlink-observer}\n",
+			[]string{`click_to_call.application: is "crmlink-observer", the name of asterisk.ari.application or asterisk.observer.application`}},
+		{"click-to-call secret too short", "click_to_call: {enabled: true, key_secret: short}\n",
+			[]string{"click_to_call.key_secret: is 5 characters; allowed: empty (http.token only) or at least 32"}},
+		{"click-to-call origin with a path", "click_to_call: {enabled: true, allowed_origins: [\"https://example.amocrm.ru/leads\"]}\n",
+			[]string{`click_to_call.allowed_origins[0]: is "https://example.amocrm.ru/leads"; allowed: an origin scheme://host[:port] without a path`}},
+		{"click-to-call without a context", "click_to_call: {enabled: true, context: \"\"}\n",
+			[]string{"click_to_call.context: is empty"}},
+		{"caller id with letters", "managers:\n  - {crm_user: 1, endpoints: [PJSIP/101], caller_id: \"OFFICE\"}\n",
+			[]string{`managers[0].caller_id: is "OFFICE"; allowed: the number the client sees`}},
 		{"not yaml", "routing: [\n", []string{"line"}},
 	}
 	for _, c := range cases {
@@ -114,6 +124,13 @@ func TestEveryErrorIsReported(t *testing.T) {
 	_, err := Parse([]byte("log:\n  level: loud\n  format: xml\nhttp:\n  listen: nope\n"))
 	require.Error(t, err)
 	assert.Len(t, strings.Split(err.Error(), "\n"), 3)
+}
+
+func TestClickToCallSecretFromEnvironment(t *testing.T) {
+	t.Setenv("CRMLINK_CLICK_TO_CALL_KEY_SECRET", "env-click-to-call-secret-0123456789abcdef")
+	cfg, err := Parse([]byte("click_to_call: {enabled: true}\n"))
+	require.NoError(t, err)
+	assert.Equal(t, "env-click-to-call-secret-0123456789abcdef", cfg.ClickToCall.KeySecret)
 }
 
 func TestSecretsFromEnvironment(t *testing.T) {

@@ -96,5 +96,9 @@ func Default() *Config {
 		Scenarios: rules.Defaults(),
 		Chat:      Chat{Config: chatbridge.Defaults(), Leads: leads.Defaults()},
 		Queue:     Queue{RetryFor: DefaultQueueRetryFor, Workers: DefaultQueueWorkers},
+		ClickToCall: ClickToCall{
+			Application: DefaultClickToCallApp,
+			Context:     DefaultClickToCallContext,
+		},
 	}
 }

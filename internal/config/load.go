@@ -66,6 +66,7 @@ var secretEnv = []struct {
 	{"CRMLINK_AMOCRM_CLIENT_SECRET", "amocrm.oauth.client_secret", func(c *Config) *string { return &c.AmoCRM.OAuth.ClientSecret }},
 	{"CRMLINK_AMOCRM_WEBHOOK_SECRET", "amocrm.webhook_secret", func(c *Config) *string { return &c.AmoCRM.WebhookSecret }},
 	{"CRMLINK_RECORDINGS_SECRET", "recordings.secret", func(c *Config) *string { return &c.Recordings.Secret }},
+	{"CRMLINK_CLICK_TO_CALL_KEY_SECRET", "click_to_call.key_secret", func(c *Config) *string { return &c.ClickToCall.KeySecret }},
 }
 
 // ApplyEnv copies secrets from the environment into cfg. A chat platform's secrets come

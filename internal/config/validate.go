@@ -40,6 +40,7 @@ var checks = []func(*validator, *Config){
 	checkManagers,
 	checkScenariosAndQueue,
 	checkChat,
+	checkClickToCall,
 	checkExposure,
 }
 
@@ -77,8 +78,9 @@ func checkCluster(v *validator, c *Config) {
 }
 
 func checkAsterisk(v *validator, c *Config) {
-	// The observer uses the controller's ARI connection settings even with it off.
-	if a := c.Asterisk.ARI; a.Enabled || c.Asterisk.Observer.Enabled {
+	// The observer and click-to-call use the controller's ARI connection settings even
+	// with it off.
+	if a := c.Asterisk.ARI; a.Enabled || c.Asterisk.Observer.Enabled || c.ClickToCall.Enabled {
 		v.url("asterisk.ari.url", a.URL, "http", "https")
 		v.url("asterisk.ari.ws_url", a.WSURL, "ws", "wss")
 		v.require("asterisk.ari.username", a.Username)

@@ -1,11 +1,13 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
 	"strings"
 
+	"github.com/crmlink/crmlink/clicktocall"
 	"github.com/crmlink/crmlink/internal/ratelog"
 )
 
@@ -29,6 +31,10 @@ const (
 	// notes, played by the manager's browser, which has no token of ours): the HMAC and
 	// the expiry in the URL authenticate; a wrong or expired link answers 403.
 	Signed
+	// CallKey endpoints place and follow click-to-call calls: http.token, or the
+	// click-to-call key of one manager (the amoCRM widget, in a browser), which the
+	// handler holds to that manager's calls (KeyManager).
+	CallKey
 )
 
 func (a Access) String() string {
@@ -43,6 +49,8 @@ func (a Access) String() string {
 		return "admin"
 	case Signed:
 		return "signed"
+	case CallKey:
+		return "call_key"
 	}
 	return "unknown"
 }
@@ -52,6 +60,9 @@ func (a Access) String() string {
 type Tokens struct {
 	Admin string // http.token: every endpoint
 	Read  string // http.read_token: Read endpoints only (the viewer, a dashboard)
+	// CallKeySecret (click_to_call.key_secret) derives the managers' click-to-call keys;
+	// empty: CallKey endpoints take http.token only.
+	CallKeySecret string
 }
 
 // tokenDigest is what a token is compared as: hashing first makes the comparison take
@@ -72,13 +83,14 @@ func (d tokenDigest) matches(got [sha256.Size]byte) bool {
 // authorizer checks a request's bearer token against an endpoint's access.
 type authorizer struct {
 	admin, read tokenDigest
+	keySecret   string
 	// refused bounds the warnings about refused requests: a client retrying a wrong token
 	// in a loop must not fill the disk.
 	refused *ratelog.Limiter
 }
 
 func newAuthorizer(t Tokens) *authorizer {
-	return &authorizer{admin: digest(t.Admin), read: digest(t.Read), refused: ratelog.New(ratelog.DefaultInterval)}
+	return &authorizer{admin: digest(t.Admin), read: digest(t.Read), keySecret: t.CallKeySecret, refused: ratelog.New(ratelog.DefaultInterval)}
 }
 
 // guard wraps h so that it runs only for a request with a token good for access.
@@ -88,7 +100,16 @@ func (s *Server) guard(access Access, h http.Handler) http.Handler {
 	}
 	a := s.auth
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		code, msg := a.check(access, r)
+		code, msg := 0, ""
+		if access == CallKey {
+			var manager int64
+			code, msg, manager = a.checkCallKey(r)
+			if code == 0 && manager != 0 {
+				r = r.WithContext(context.WithValue(r.Context(), keyManagerCtx{}, manager))
+			}
+		} else {
+			code, msg = a.check(access, r)
+		}
 		if code == 0 {
 			h.ServeHTTP(w, r)
 			return
@@ -138,4 +159,38 @@ func (a *authorizer) check(access Access, r *http.Request) (int, string) {
 		return http.StatusForbidden, "the read token does not allow changes; this endpoint needs " + needs
 	}
 	return http.StatusUnauthorized, "wrong bearer token; this endpoint needs " + needs
+}
+
+// keyManagerCtx carries the manager a click-to-call key was made for.
+type keyManagerCtx struct{}
+
+// KeyManager is the manager whose click-to-call key authorised the request; false when
+// it came with http.token (any manager).
+func KeyManager(r *http.Request) (int64, bool) {
+	m, ok := r.Context().Value(keyManagerCtx{}).(int64)
+	return m, ok
+}
+
+// checkCallKey is check for CallKey endpoints: 0 and the key's manager (0 for
+// http.token) when the request may go on.
+func (a *authorizer) checkCallKey(r *http.Request) (int, string, int64) {
+	const needs = "http.token or a manager's click-to-call key (crmlink widget-key)"
+	if !a.admin.set && len(a.keySecret) < clicktocall.MinSecretLen {
+		return http.StatusForbidden, "this endpoint is off until http.token or click_to_call.key_secret is set in crmlink's configuration", 0
+	}
+	got, ok := bearer(r.Header.Get("Authorization"))
+	if !ok {
+		return http.StatusUnauthorized, "this endpoint needs Authorization: Bearer <" + needs + ">", 0
+	}
+	sum := sha256.Sum256([]byte(got))
+	if a.admin.matches(sum) {
+		return 0, "", 0
+	}
+	if m, ok := clicktocall.VerifyKey(a.keySecret, got); ok {
+		return 0, "", m
+	}
+	if a.read.matches(sum) {
+		return http.StatusForbidden, "the read token does not place calls; this endpoint needs " + needs, 0
+	}
+	return http.StatusUnauthorized, "wrong bearer token; this endpoint needs " + needs, 0
 }

@@ -14,7 +14,9 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -61,6 +63,20 @@ func (s *Server) AddCheck(c Check) { s.checks = append(s.checks, c) }
 func (s *Server) Handle(pattern string, access Access, h http.Handler) {
 	s.mux.Handle(pattern, s.guard(access, h))
 	s.routes = append(s.routes, Route{Pattern: pattern, Access: access})
+}
+
+// HandleCORS is Handle for an endpoint browsers call from pages of other origins (the
+// amoCRM widget): refusals carry the CORS headers too, so the page can read why, and the
+// path answers the browser's preflight (OPTIONS, open: it carries no credentials).
+func (s *Server) HandleCORS(pattern string, access Access, origins []string, h http.Handler) {
+	s.mux.Handle(pattern, CORS(origins, s.guard(access, h)))
+	s.routes = append(s.routes, Route{Pattern: pattern, Access: access})
+	_, path, _ := strings.Cut(pattern, " ")
+	preflight := "OPTIONS " + path
+	if !slices.ContainsFunc(s.routes, func(r Route) bool { return r.Pattern == preflight }) {
+		s.mux.Handle(preflight, CORS(origins, http.NotFoundHandler()))
+		s.routes = append(s.routes, Route{Pattern: preflight, Access: Open})
+	}
 }
 
 // Routes lists the registered endpoints in registration order.

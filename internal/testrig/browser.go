@@ -45,11 +45,18 @@ func Browser(t testing.TB) context.Context {
 		cancelTab()
 		cancelAlloc()
 	})
-	// Start the browser now, so a broken install fails here with its error.
-	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := chromedp.Run(startCtx); err != nil {
-		t.Fatalf("testrig: starting %s: %v", bin, err)
+	// Start the browser now, so a broken install fails here with its error. The first Run
+	// ties the browser's life to the context it is given: it gets the test's context, not
+	// one with a deadline, so the wait is bounded from outside.
+	started := make(chan error, 1)
+	go func() { started <- chromedp.Run(ctx) }()
+	select {
+	case err := <-started:
+		if err != nil {
+			t.Fatalf("testrig: starting %s: %v", bin, err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("testrig: %s did not start within 30s", bin)
 	}
 	return ctx
 }
