@@ -12,7 +12,7 @@ import (
 	"github.com/crmlink/crmlink/chatbridge"
 	"github.com/crmlink/crmlink/chatbridge/adapters"
 	"github.com/crmlink/crmlink/chatbridge/chatapp"
-	"github.com/crmlink/crmlink/chatbridge/leads"
+	"github.com/crmlink/crmlink/chatbridge/intake"
 	"github.com/crmlink/crmlink/crm"
 	"github.com/crmlink/crmlink/crm/amocrm"
 	"github.com/crmlink/crmlink/events"
@@ -27,7 +27,7 @@ type chat struct {
 	entities *chatbridge.Entities
 	sync     *chatbridge.Sync
 	access   *chatbridge.Access
-	leads    *leads.Engine // nil while chat.leads is off
+	leads    *intake.Engine // nil while chat.leads is off
 	log      zerolog.Logger
 }
 
@@ -90,23 +90,23 @@ func (p *App) amoCRMCardURI(e crm.EntityType, id int64) string {
 // newLeads builds the online-chat leads engine: the managers' schedules and flags from
 // `managers:`, round-robin turns in Redis when it is configured, what each chat created in
 // the rules engine's state.
-func (p *App) newLeads(users *chatbridge.UserMap) (*leads.Engine, error) {
-	ms := make([]leads.Manager, 0, len(p.cfg.Managers))
+func (p *App) newLeads(users *chatbridge.UserMap) (*intake.Engine, error) {
+	ms := make([]intake.Manager, 0, len(p.cfg.Managers))
 	for i, m := range p.cfg.Managers {
 		sch, err := routing.ParseSchedule(routing.ScheduleSpec(m.Schedule))
 		if err != nil {
 			return nil, fmt.Errorf("managers[%d].schedule: %w", i, err)
 		}
-		ms = append(ms, leads.Manager{User: crm.UserID(m.CRMUser), TakesNewClients: m.TakesNew(), Schedule: sch})
+		ms = append(ms, intake.Manager{User: crm.UserID(m.CRMUser), TakesNewClients: m.TakesNew(), Schedule: sch})
 	}
-	var rot leads.Rotation = leads.NewMemoryRotation()
+	var rot intake.Rotation = intake.NewMemoryRotation()
 	if p.redis != nil {
-		rot = leads.NewRedisRotation(p.redis, "")
+		rot = intake.NewRedisRotation(p.redis, "")
 	}
-	eng, err := leads.New(p.cfg.Chat.Leads, p.crm, p.events.state,
-		leads.WithManagers(ms), leads.WithRotation(rot),
-		leads.WithChatUsers(func(id string) (crm.UserID, bool) { return users.CRMUser(chatbridge.Jivo, id) }),
-		leads.WithLogger(p.log.With().Str("component", "chat-leads").Logger()))
+	eng, err := intake.New(p.cfg.Chat.Leads, p.crm, p.events.state,
+		intake.WithManagers(ms), intake.WithRotation(rot),
+		intake.WithChatUsers(func(id string) (crm.UserID, bool) { return users.CRMUser(chatbridge.Jivo, id) }),
+		intake.WithLogger(p.log.With().Str("component", "chat-leads").Logger()))
 	if err != nil {
 		return nil, fmt.Errorf("chat.leads: %w", err)
 	}

@@ -20,7 +20,7 @@ import (
 	"github.com/crmlink/crmlink/internal/httpapi"
 	"github.com/crmlink/crmlink/internal/queue"
 	"github.com/crmlink/crmlink/routing"
-	"github.com/crmlink/crmlink/routing/rules"
+	"github.com/crmlink/crmlink/scenarios"
 )
 
 // eventPath is the event path: call outcomes, chat events and CRM changes are queued
@@ -30,15 +30,15 @@ type eventPath struct {
 	queue queue.Queue
 	// engine is swapped by a configuration reload; build makes one for other scenarios
 	// on the same CRM and State.
-	engine atomic.Pointer[rules.Engine]
-	build  func(rules.Config) (*rules.Engine, error)
+	engine atomic.Pointer[scenarios.Engine]
+	build  func(scenarios.Config) (*scenarios.Engine, error)
 	closer func() error
 	// dispatch decodes each stored event once and calls the handler of its kind.
 	dispatch *events.Dispatcher
 	// calls encodes call outcomes with their order key.
 	calls events.Type[routing.CallOutcome]
 	// state is the idempotency state the rules engine and the online-chat leads share.
-	state rules.State
+	state scenarios.State
 	// files is the state under data_dir; nil with Redis.
 	files *fileState
 }
@@ -78,9 +78,9 @@ func (p *App) newEvents() (*eventPath, error) {
 	if err != nil {
 		return nil, fmt.Errorf("event queue: %w", err)
 	}
-	var state rules.State
+	var state scenarios.State
 	if p.redis != nil {
-		state = rules.NewRedisState(p.redis, "")
+		state = scenarios.NewRedisState(p.redis, "")
 	} else {
 		ev.files = &fileState{path: filepath.Join(cfg.DataDir, "rules-state.jsonl")}
 		_, _ = ev.files.get()
@@ -88,9 +88,9 @@ func (p *App) newEvents() (*eventPath, error) {
 	}
 	ev.state = state
 	// The rules engine reads and writes at background priority: call-path lookups go first.
-	ev.build = func(sc rules.Config) (*rules.Engine, error) {
-		return rules.New(sc, p.crm, p.crm, state, rules.WithClients(&p.router),
-			rules.WithRegion(cfg.Routing.DefaultRegion), rules.WithLogger(p.log.With().Str("component", "rules").Logger()))
+	ev.build = func(sc scenarios.Config) (*scenarios.Engine, error) {
+		return scenarios.New(sc, p.crm, p.crm, state, scenarios.WithClients(&p.router),
+			scenarios.WithRegion(cfg.Routing.DefaultRegion), scenarios.WithLogger(p.log.With().Str("component", "rules").Logger()))
 	}
 	engine, err := ev.build(cfg.Scenarios)
 	if err != nil {
@@ -240,15 +240,15 @@ func (p *App) runEvents(ctx context.Context) <-chan struct{} {
 type fileState struct {
 	path  string
 	mu    sync.Mutex
-	s     *rules.FileState
+	s     *scenarios.FileState
 	err   error
 	tries int
 	next  time.Time
 }
 
-var _ rules.State = (*fileState)(nil)
+var _ scenarios.State = (*fileState)(nil)
 
-func (f *fileState) get() (*rules.FileState, error) {
+func (f *fileState) get() (*scenarios.FileState, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.s != nil {
@@ -257,7 +257,7 @@ func (f *fileState) get() (*rules.FileState, error) {
 	if time.Now().Before(f.next) {
 		return nil, f.err
 	}
-	s, err := rules.OpenFileState(f.path)
+	s, err := scenarios.OpenFileState(f.path)
 	if err != nil {
 		f.tries++
 		f.err, f.next = err, time.Now().Add(queue.StoreBackoff(f.tries))
