@@ -7,13 +7,28 @@ import (
 
 	"github.com/crmlink/crmlink/chatbridge"
 	"github.com/crmlink/crmlink/crm"
+	"github.com/crmlink/crmlink/routing"
 )
 
 // findClient looks for a returning client on each configured field the visitor gave: with
 // match any the first field (in the configured order) that finds a contact decides, with
-// match all a contact must be found on every one of them. Among several contacts the most
-// recently updated is the client.
-func (e *Engine) findClient(ctx context.Context, ev chatbridge.Event) (crm.Contact, Field, bool, error) {
+// match all a contact must be found on every one of them. Which of several contacts is the
+// client, its open deal and its owner are routing's answer (routing.ClientChooser, the
+// precedence a call from the client follows).
+func (e *Engine) findClient(ctx context.Context, ev chatbridge.Event) (routing.Client, Field, bool, error) {
+	cs, by, found, err := e.candidates(ctx, ev)
+	if err != nil || !found {
+		return routing.Client{}, by, found, err
+	}
+	c, err := e.opts.clients.ChooseClient(ctx, cs)
+	if err != nil {
+		return routing.Client{}, "", false, fmt.Errorf("find returning client by %s: %w", by, err)
+	}
+	return c, by, true, nil
+}
+
+// candidates are the contacts the configured fields find for the visitor.
+func (e *Engine) candidates(ctx context.Context, ev chatbridge.Event) ([]crm.Contact, Field, bool, error) {
 	var (
 		fields []Field
 		found  [][]crm.Contact
@@ -21,18 +36,18 @@ func (e *Engine) findClient(ctx context.Context, ev chatbridge.Event) (crm.Conta
 	for _, f := range e.cfg.Duplicates.By {
 		cs, asked, err := e.search(ctx, f, ev)
 		if err != nil {
-			return crm.Contact{}, "", false, fmt.Errorf("find returning client by %s: %w", f, err)
+			return nil, "", false, fmt.Errorf("find returning client by %s: %w", f, err)
 		}
 		if !asked {
 			continue
 		}
 		if e.cfg.Duplicates.Match == MatchAny && len(cs) > 0 {
-			return latest(cs), f, true, nil
+			return cs, f, true, nil
 		}
 		fields, found = append(fields, f), append(found, cs)
 	}
 	if e.cfg.Duplicates.Match == MatchAny || len(found) == 0 {
-		return crm.Contact{}, "", false, nil
+		return nil, "", false, nil
 	}
 	var both []crm.Contact
 	for _, c := range found[0] {
@@ -45,13 +60,13 @@ func (e *Engine) findClient(ctx context.Context, ev chatbridge.Event) (crm.Conta
 		}
 	}
 	if len(both) == 0 {
-		return crm.Contact{}, "", false, nil
+		return nil, "", false, nil
 	}
 	names := make([]string, len(fields))
 	for i, f := range fields {
 		names[i] = string(f)
 	}
-	return latest(both), Field(strings.Join(names, "+")), true, nil
+	return both, Field(strings.Join(names, "+")), true, nil
 }
 
 // search runs one field's search; asked is false when the visitor gave no such value.
@@ -111,34 +126,6 @@ func (e *Engine) customFieldName() string {
 		return n
 	}
 	return "custom field"
-}
-
-// openLead returns the client's most recently updated open deal; zero when none is open.
-func (e *Engine) openLead(ctx context.Context, c crm.Contact) (crm.Lead, error) {
-	if len(c.LeadIDs) == 0 {
-		return crm.Lead{}, nil
-	}
-	ls, err := e.crm.Leads(ctx, c.LeadIDs)
-	if err != nil {
-		return crm.Lead{}, fmt.Errorf("read deals of contact %d: %w", c.ID, err)
-	}
-	var open crm.Lead
-	for _, l := range ls {
-		if l.Open() && (open.ID == 0 || l.UpdatedAt.After(open.UpdatedAt)) {
-			open = l
-		}
-	}
-	return open, nil
-}
-
-func latest(cs []crm.Contact) crm.Contact {
-	best := cs[0]
-	for _, c := range cs[1:] {
-		if c.UpdatedAt.After(best.UpdatedAt) {
-			best = c
-		}
-	}
-	return best
 }
 
 func containsContact(cs []crm.Contact, id int64) bool {

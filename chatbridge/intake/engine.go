@@ -17,10 +17,10 @@ import (
 
 // CRM is what the engine reads and writes; *amocrm.Client is one.
 type CRM interface {
-	FindContactsByPhone(ctx context.Context, phone crm.Phone) ([]crm.Contact, error)
+	// The Directory also resolves a returning client when no WithClients is given.
+	crm.Directory
 	FindContactsByEmail(ctx context.Context, email string) ([]crm.Contact, error)
 	FindContactsByField(ctx context.Context, fieldID int64, value string) ([]crm.Contact, error)
-	Leads(ctx context.Context, ids []int64) ([]crm.Lead, error)
 	CreateContacts(ctx context.Context, cs []crm.NewContact) ([]int64, error)
 	CreateLeads(ctx context.Context, ls []crm.NewLead) ([]int64, error)
 	AddTextNote(ctx context.Context, entity crm.EntityType, id int64, text string) error
@@ -38,6 +38,7 @@ type Manager struct {
 }
 
 type options struct {
+	clients   routing.ClientChooser
 	managers  []Manager
 	chatUser  func(chatUser string) (crm.UserID, bool)
 	rotation  Rotation
@@ -48,6 +49,11 @@ type options struct {
 
 // Option configures an Engine.
 type Option func(*options)
+
+// WithClients resolves which client the contacts a visitor's fields found are, with their
+// open deal and owner (the Router, so chats follow routing's precedence); default a
+// routing.LiveChooser on the engine's CRM.
+func WithClients(c routing.ClientChooser) Option { return func(o *options) { o.clients = c } }
 
 // WithManagers lists the managers groups name, with their flag and schedule; a group
 // member missing here is an error of New.
@@ -91,6 +97,9 @@ func New(cfg Config, c CRM, state scenarios.State, opts ...Option) (*Engine, err
 	o := options{rotation: NewMemoryRotation(), now: time.Now, log: zerolog.Nop(), chatUser: func(string) (crm.UserID, bool) { return 0, false }}
 	for _, f := range opts {
 		f(&o)
+	}
+	if o.clients == nil {
+		o.clients = routing.LiveChooser(c)
 	}
 	e := &Engine{cfg: cfg, crm: c, state: state, opts: o, rules: compileRules(cfg.Rules),
 		groups: map[string][]crm.UserID{}, managers: map[crm.UserID]Manager{}}

@@ -2,6 +2,7 @@ package intake_test
 
 import (
 	"context"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -10,7 +11,9 @@ import (
 	"github.com/crmlink/crmlink/chatbridge"
 	"github.com/crmlink/crmlink/chatbridge/intake"
 	"github.com/crmlink/crmlink/crm"
+	"github.com/crmlink/crmlink/crm/amocrm"
 	"github.com/crmlink/crmlink/crm/amocrm/sandbox"
+	"github.com/crmlink/crmlink/routing"
 	"github.com/crmlink/crmlink/scenarios"
 )
 
@@ -318,4 +321,33 @@ func TestRejectedIsPermanent(t *testing.T) {
 	assert.ErrorIs(t, err, scenarios.ErrPermanent)
 	assert.ErrorIs(t, err, crm.ErrRejected)
 	assert.Contains(t, err.Error(), "chat jivo:p1")
+}
+
+// TestReturningClientIsRoutingsClient: among contacts sharing the visitor's phone the client
+// is the one routing rings for (the most recently updated with an open deal, not the most
+// recently updated), and the owner follows routing's precedence (the open deal's
+// responsible before the contact's), so a chat and a call of one client meet on one card.
+func TestReturningClientIsRoutingsClient(t *testing.T) {
+	const phone = crm.Phone("+79167778899")
+	sd := seed()
+	sd.Contacts = append(sd.Contacts,
+		sandbox.Contact{ID: 510, Name: "Old card", ResponsibleUserID: int64(first), Phones: []string{string(phone)}, LeadIDs: []int64{611}, UpdatedAt: 1000},
+		sandbox.Contact{ID: 511, Name: "Newer card", ResponsibleUserID: int64(second), Phones: []string{string(phone)}, UpdatedAt: 2000})
+	sd.Leads = append(sd.Leads, sandbox.Lead{ID: 611, Name: "Open deal", StatusID: 5101, PipelineID: 5001, ResponsibleUserID: int64(third)})
+	sb := sandbox.New(sd, sandbox.WithRateLimit(-1))
+	ts := httptest.NewServer(sb)
+	t.Cleanup(ts.Close)
+	t.Cleanup(sb.Close)
+	c, err := amocrm.New(amocrm.Options{BaseURL: ts.URL, Token: sandbox.DefaultToken, RateLimit: 1000})
+	require.NoError(t, err)
+	r := &rig{sb: sb, client: c, state: scenarios.NewMemoryState()}
+
+	res := handle(t, r.engine(t, config()), chat("k1", phone, ""))
+	assert.Equal(t, intake.Result{DuplicateBy: intake.FieldPhone, ContactID: 510, LeadID: 611, Responsible: third,
+		NoteOn: &intake.EntityRef{Entity: crm.EntityLead, ID: 611}}, res)
+
+	dec := routing.LiveResolver(c, "RU")
+	cl, _, err := dec.ResolveClient(context.Background(), phone, nil)
+	require.NoError(t, err)
+	assert.Equal(t, []any{cl.ContactID, cl.DealID, cl.Owner}, []any{res.ContactID, res.LeadID, res.Responsible}, "routing's resolution of the number")
 }

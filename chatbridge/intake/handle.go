@@ -155,12 +155,8 @@ func (e *Engine) decide(ctx context.Context, ev chatbridge.Event) (plan, error) 
 		return p, err
 	}
 	if found {
-		p.Rule, p.DuplicateBy, p.ContactID, p.Responsible = "", by, client.ID, client.Responsible
-		open, err := e.openLead(ctx, client)
-		if err != nil {
-			return p, err
-		}
-		p.OpenLeadID = open.ID
+		p.Rule, p.DuplicateBy, p.ContactID, p.Responsible = "", by, client.ContactID, client.Owner
+		p.OpenLeadID = client.DealID
 		return p, nil
 	}
 	if e.cfg.Mode == ModeUnsorted && p.Target.Action == ActionContactAndDeal {

@@ -104,7 +104,7 @@ func (p *App) newLeads(users *chatbridge.UserMap) (*intake.Engine, error) {
 		rot = intake.NewRedisRotation(p.redis, "")
 	}
 	eng, err := intake.New(p.cfg.Chat.Leads, p.crm, p.events.state,
-		intake.WithManagers(ms), intake.WithRotation(rot),
+		intake.WithManagers(ms), intake.WithRotation(rot), intake.WithClients(&p.router),
 		intake.WithChatUsers(func(id string) (crm.UserID, bool) { return users.CRMUser(chatbridge.Jivo, id) }),
 		intake.WithLogger(p.log.With().Str("component", "chat-leads").Logger()))
 	if err != nil {
