@@ -2,8 +2,8 @@ package routing
 
 import (
 	"cmp"
-	"errors"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
