@@ -105,11 +105,12 @@ func (AcceptUnsorted) isAction() {}
 func (CreateTask) isAction()     {}
 func (AddCallNote) isAction()    {}
 
-// ActionKey is the idempotency key of an outcome's action of kind k.
-func ActionKey(outcomeID string, k Kind) string { return "call:" + outcomeID + ":" + string(k) }
+// ActionKey is the idempotency key of an outcome's action of kind k: its step's key in the
+// outcome's executor (Engine.steps), which stores the plan itself under "call:<id>:plan".
+func ActionKey(outcomeID string, k Kind) string { return outcomeKey(outcomeID) + ":" + string(k) }
 
-// planKey stores the plan itself, so a retry carries out the same one.
-func planKey(outcomeID string) string { return "call:" + outcomeID + ":plan" }
+// outcomeKey prefixes the State keys of an outcome's plan and actions.
+func outcomeKey(outcomeID string) string { return "call:" + outcomeID }
 
 // storedPlan is a plan as the State keeps it between attempts.
 type storedPlan struct {

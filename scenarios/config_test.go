@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
+	"github.com/crmlink/crmlink/events"
 	"github.com/crmlink/crmlink/scenarios"
 	"github.com/crmlink/crmlink/scenarios/scenariotest"
 )
@@ -146,7 +147,7 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 	c := scenarios.Defaults()
 	c.Incoming.Unknown.Mode = "x"
 	fake := scenariotest.New()
-	_, err := scenarios.New(c, fake, fake, scenarios.NewMemoryState())
+	_, err := scenarios.New(c, fake, fake, events.NewMemoryState())
 	assert.EqualError(t, err, "rules: invalid scenarios:\n"+`scenarios.incoming.unknown.mode is "x"; allowed: direct, unsorted, unsorted_until_answered`)
 }
 

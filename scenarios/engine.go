@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/crmlink/crmlink/crm"
+	"github.com/crmlink/crmlink/events"
 	"github.com/crmlink/crmlink/routing"
 )
 
@@ -27,7 +28,7 @@ type Engine struct {
 	dir      crm.Directory
 	clients  routing.ClientResolver
 	w        crm.Writer
-	state    State
+	state    events.State
 	region   string
 	phones   *crm.PhoneMemo
 	loc      *time.Location
@@ -69,7 +70,7 @@ const DefaultStateTTL = 7 * 24 * time.Hour
 const taskRecordSlack = time.Hour
 
 // New returns an engine for cfg, which must pass Validate.
-func New(cfg Config, dir crm.Directory, w crm.Writer, state State, opts ...Option) (*Engine, error) {
+func New(cfg Config, dir crm.Directory, w crm.Writer, state events.State, opts ...Option) (*Engine, error) {
 	if errs := cfg.Validate(); len(errs) > 0 {
 		return nil, fmt.Errorf("rules: invalid scenarios:\n%s", strings.Join(errs, "\n"))
 	}
@@ -211,8 +212,9 @@ func (e *Engine) HandleCall(ctx context.Context, o routing.CallOutcome) (Result,
 func (e *Engine) carryOut(ctx context.Context, o routing.CallOutcome, p planned, resumed bool) ([]Step, error) {
 	var steps []Step
 	ids := map[Kind]int64{}
+	x := e.steps(p.OutcomeID)
 	for _, a := range p.Actions {
-		step, err := e.run(ctx, p, a, resumed, ids)
+		step, err := e.run(ctx, x, p, a, resumed, ids)
 		if err != nil {
 			step.Status = StepFailed
 		}
@@ -230,48 +232,63 @@ func (e *Engine) carryOut(ctx context.Context, o routing.CallOutcome, p planned,
 	return steps, nil
 }
 
+// steps is the executor of the outcome's plan and actions (ActionKey).
+func (e *Engine) steps(outcomeID string) events.Steps {
+	return events.NewSteps(e.state, outcomeKey(outcomeID), e.stateTTL)
+}
+
 // loadOrPlan returns the outcome's stored plan, or plans it and stores the plan before any
 // write, so every attempt carries out the same actions whatever the CRM shows by then (a
 // contact created by the first attempt must not turn the caller into a "known" client).
 func (e *Engine) loadOrPlan(ctx context.Context, o routing.CallOutcome) (planned, bool, error) {
-	b, ok, err := e.state.Load(ctx, planKey(o.ID))
+	var p planned
+	var planErr error
+	resumed, err := e.steps(o.ID).Plan(ctx, func(b []byte) (err error) {
+		p, err = decodePlan(b)
+		return err
+	}, e.encodedPlan(ctx, o, false, &p, &planErr))
+	if planErr != nil {
+		return planned{}, false, planErr
+	}
 	if err != nil {
-		return planned{}, false, fmt.Errorf("rules: outcome %s: load plan: %w", o.ID, err)
+		return planned{}, false, fmt.Errorf("rules: outcome %s: %w", o.ID, err)
 	}
-	if ok {
-		p, err := decodePlan(b)
-		if err != nil {
-			return planned{}, false, Permanent(fmt.Errorf("rules: outcome %s: stored plan unreadable: %w", o.ID, err))
-		}
-		return p, true, nil
-	}
-	return e.planAndStore(ctx, o, false)
+	return p, resumed, nil
 }
 
 // planAndStore plans the outcome and stores the plan before any write.
 func (e *Engine) planAndStore(ctx context.Context, o routing.CallOutcome, live bool) (planned, bool, error) {
-	p, err := e.plan(ctx, o, live)
+	var p planned
+	var planErr error
+	err := e.steps(o.ID).Replan(ctx, e.encodedPlan(ctx, o, live, &p, &planErr))
+	if planErr != nil {
+		return planned{}, false, planErr
+	}
 	if err != nil {
-		return planned{}, false, err
-	}
-	if len(p.Actions) == 0 {
-		return p, false, nil
-	}
-	enc, err := encodePlan(p)
-	if err != nil {
-		return planned{}, false, fmt.Errorf("rules: outcome %s: encode plan: %w", o.ID, err)
-	}
-	if err := e.state.Save(ctx, planKey(o.ID), enc, e.stateTTL); err != nil {
-		return planned{}, false, fmt.Errorf("rules: outcome %s: store plan: %w", o.ID, err)
+		return planned{}, false, fmt.Errorf("rules: outcome %s: %w", o.ID, err)
 	}
 	return p, false, nil
 }
 
+// encodedPlan plans the outcome into p for the executor to store: nil when it has no
+// actions; a planning error goes to planErr as it is.
+func (e *Engine) encodedPlan(ctx context.Context, o routing.CallOutcome, live bool, p *planned, planErr *error) func() ([]byte, error) {
+	return func() ([]byte, error) {
+		if *p, *planErr = e.plan(ctx, o, live); *planErr != nil || len(p.Actions) == 0 {
+			return nil, nil
+		}
+		enc, err := encodePlan(*p)
+		if err != nil {
+			return nil, fmt.Errorf("encode plan: %w", err)
+		}
+		return enc, nil
+	}
+}
+
 // run carries out one action unless an earlier attempt did; ids collects the ids of
 // entities the plan created, for the actions that attach to them.
-func (e *Engine) run(ctx context.Context, p planned, a Action, resumed bool, ids map[Kind]int64) (Step, error) {
-	key := ActionKey(p.OutcomeID, a.Kind())
-	step := Step{Kind: a.Kind(), Key: key}
+func (e *Engine) run(ctx context.Context, x events.Steps, p planned, a Action, resumed bool, ids map[Kind]int64) (Step, error) {
+	step := Step{Kind: a.Kind(), Key: x.Key(string(a.Kind()))}
 	switch a := a.(type) {
 	case CreateLead:
 		step.On = a.Contact
@@ -280,15 +297,7 @@ func (e *Engine) run(ctx context.Context, p planned, a Action, resumed bool, ids
 	case AddCallNote:
 		step.On = a.On
 	}
-	var val []byte
-	var done bool
-	var err error
-	switch a.(type) {
-	case CreateContact, CreateLead, CreateTask, AcceptUnsorted:
-		val, done, err = e.state.Load(ctx, key) // the id it created
-	default:
-		done, err = e.state.Done(ctx, key)
-	}
+	val, done, err := x.Done(ctx, string(a.Kind())) // with the id it created
 	if err != nil {
 		return step, err
 	}
@@ -302,9 +311,9 @@ func (e *Engine) run(ctx context.Context, p planned, a Action, resumed bool, ids
 			return step, nil
 		}
 		if len(val) > 0 {
-			id, err := strconv.ParseInt(string(val), 10, 64)
+			id, err := events.ParseID(val)
 			if err != nil {
-				return step, Permanent(fmt.Errorf("stored id %q is not a number", val))
+				return step, err
 			}
 			step.ID, ids[a.Kind()] = id, id
 		}
@@ -314,18 +323,18 @@ func (e *Engine) run(ctx context.Context, p planned, a Action, resumed bool, ids
 
 	switch a := a.(type) {
 	case CreateContact:
-		return e.createContact(ctx, step, a, resumed, ids)
+		return e.createContact(ctx, x, step, a, resumed, ids)
 	case CreateLead:
-		return e.createLead(ctx, step, p, a, resumed, ids)
+		return e.createLead(ctx, x, step, p, a, resumed, ids)
 	case AddUnsorted:
 		if err := e.w.AddUnsortedCalls(ctx, []crm.UnsortedCall{a.Call}); err != nil {
 			return step, err
 		}
-		return e.markDone(ctx, step)
+		return e.markDone(ctx, x, step)
 	case AcceptUnsorted:
-		return e.acceptUnsorted(ctx, step, a, ids)
+		return e.acceptUnsorted(ctx, x, step, a, ids)
 	case CreateTask:
-		return e.createTask(ctx, step, a, resumed, ids)
+		return e.createTask(ctx, x, step, a, resumed, ids)
 	case AddCallNote:
 		on, err := resolve(a.On, ids)
 		if err != nil && a.On.Created == KindLead {
@@ -335,7 +344,7 @@ func (e *Engine) run(ctx context.Context, p planned, a Action, resumed bool, ids
 		if err != nil && slices.ContainsFunc(p.Actions, func(x Action) bool { return x.Kind() == KindAccept }) {
 			step.Status = StepSkipped
 			step.Reason = "the Unsorted entry was declined: no contact or deal to note the call on"
-			return e.markDone(ctx, step)
+			return e.markDone(ctx, x, step)
 		}
 		if err != nil {
 			return step, err
@@ -352,19 +361,19 @@ func (e *Engine) run(ctx context.Context, p planned, a Action, resumed bool, ids
 			}
 			if exists {
 				step.Status = StepAdopted
-				return e.markDone(ctx, step)
+				return e.markDone(ctx, x, step)
 			}
 		}
 		if err := e.w.AddCallNotes(ctx, []crm.CallNote{n}); err != nil {
 			return step, err
 		}
-		return e.markDone(ctx, step)
+		return e.markDone(ctx, x, step)
 	}
 	return step, Permanent(fmt.Errorf("unknown action %T", a))
 }
 
-func (e *Engine) markDone(ctx context.Context, step Step) (Step, error) {
-	if err := e.state.MarkDone(ctx, step.Key, e.stateTTL); err != nil {
+func (e *Engine) markDone(ctx context.Context, x events.Steps, step Step) (Step, error) {
+	if err := x.Record(ctx, string(step.Kind), nil); err != nil {
 		return step, err
 	}
 	if step.Status == "" {
@@ -374,8 +383,8 @@ func (e *Engine) markDone(ctx context.Context, step Step) (Step, error) {
 }
 
 // created records the id an action created (which also marks it done).
-func (e *Engine) created(ctx context.Context, step Step, id int64, ids map[Kind]int64) (Step, error) {
-	if err := e.state.Save(ctx, step.Key, []byte(strconv.FormatInt(id, 10)), e.stateTTL); err != nil {
+func (e *Engine) created(ctx context.Context, x events.Steps, step Step, id int64, ids map[Kind]int64) (Step, error) {
+	if err := x.Record(ctx, string(step.Kind), []byte(strconv.FormatInt(id, 10))); err != nil {
 		return step, err
 	}
 	ids[step.Kind] = id
@@ -386,7 +395,7 @@ func (e *Engine) created(ctx context.Context, step Step, id int64, ids map[Kind]
 	return step, nil
 }
 
-func (e *Engine) createContact(ctx context.Context, step Step, a CreateContact, resumed bool, ids map[Kind]int64) (Step, error) {
+func (e *Engine) createContact(ctx context.Context, x events.Steps, step Step, a CreateContact, resumed bool, ids map[Kind]int64) (Step, error) {
 	if resumed {
 		// An interrupted attempt may have created the contact without recording its id; the
 		// plan was made when no contact had the number, so one that has it now is that
@@ -398,7 +407,7 @@ func (e *Engine) createContact(ctx context.Context, step Step, a CreateContact, 
 			}
 			if c.Known {
 				step.Status = StepAdopted
-				return e.created(ctx, step, c.ContactID, ids)
+				return e.created(ctx, x, step, c.ContactID, ids)
 			}
 		}
 	}
@@ -409,14 +418,14 @@ func (e *Engine) createContact(ctx context.Context, step Step, a CreateContact, 
 	if len(got) != 1 || got[0] == 0 {
 		return step, fmt.Errorf("CRM returned %d contact ids for one contact", len(got))
 	}
-	return e.created(ctx, step, got[0], ids)
+	return e.created(ctx, x, step, got[0], ids)
 }
 
 // adoptWindow allows for the CRM's clock running behind ours when recognising a lead an
 // interrupted attempt created.
 const adoptWindow = 5 * time.Minute
 
-func (e *Engine) createLead(ctx context.Context, step Step, p planned, a CreateLead, resumed bool, ids map[Kind]int64) (Step, error) {
+func (e *Engine) createLead(ctx context.Context, x events.Steps, step Step, p planned, a CreateLead, resumed bool, ids map[Kind]int64) (Step, error) {
 	on, err := resolve(a.Contact, ids)
 	if err != nil {
 		return step, err
@@ -429,7 +438,7 @@ func (e *Engine) createLead(ctx context.Context, step Step, p planned, a CreateL
 		}
 		if id != 0 {
 			step.Status = StepAdopted
-			return e.created(ctx, step, id, ids)
+			return e.created(ctx, x, step, id, ids)
 		}
 	}
 	l := a.Lead
@@ -441,7 +450,7 @@ func (e *Engine) createLead(ctx context.Context, step Step, p planned, a CreateL
 	if len(got) != 1 || got[0] == 0 {
 		return step, fmt.Errorf("CRM returned %d lead ids for one lead", len(got))
 	}
-	return e.created(ctx, step, got[0], ids)
+	return e.created(ctx, x, step, got[0], ids)
 }
 
 // findLead looks on the contact for an open lead like the one planned, created since the
@@ -470,7 +479,7 @@ func (e *Engine) findLead(ctx context.Context, contactID int64, want crm.NewLead
 	return 0, nil
 }
 
-func (e *Engine) createTask(ctx context.Context, step Step, a CreateTask, resumed bool, ids map[Kind]int64) (Step, error) {
+func (e *Engine) createTask(ctx context.Context, x events.Steps, step Step, a CreateTask, resumed bool, ids map[Kind]int64) (Step, error) {
 	on, err := resolve(a.On, ids)
 	if err != nil {
 		return step, err
@@ -488,7 +497,7 @@ func (e *Engine) createTask(ctx context.Context, step Step, a CreateTask, resume
 	if until.After(now) {
 		step.Status = StepSkipped
 		step.Reason = fmt.Sprintf("%s got a call-back task until %s meanwhile", a.Phone, until.Format(time.RFC3339))
-		if err := e.state.MarkDone(ctx, step.Key, e.stateTTL); err != nil {
+		if err := x.Record(ctx, string(step.Kind), nil); err != nil {
 			return step, err
 		}
 		return step, nil
@@ -503,7 +512,7 @@ func (e *Engine) createTask(ctx context.Context, step Step, a CreateTask, resume
 		for _, o := range open {
 			if o.TypeID == t.TypeID && o.Text == t.Text && o.CompleteTill.Unix() == t.CompleteTill.Unix() {
 				step.Status = StepAdopted
-				return e.created(ctx, step, o.ID, ids)
+				return e.created(ctx, x, step, o.ID, ids)
 			}
 		}
 	}
@@ -521,13 +530,13 @@ func (e *Engine) createTask(ctx context.Context, step Step, a CreateTask, resume
 	if len(got) != 1 || got[0] == 0 {
 		return step, fmt.Errorf("CRM returned %d task ids for one task", len(got))
 	}
-	return e.created(ctx, step, got[0], ids)
+	return e.created(ctx, x, step, got[0], ids)
 }
 
 // acceptUnsorted accepts the waiting entry and records the lead and contact it became. A
 // manager may have decided on it first (or an attempt accepted it and lost the answer):
 // then the client's contact has the number, and its open deal, if any, is the deal.
-func (e *Engine) acceptUnsorted(ctx context.Context, step Step, a AcceptUnsorted, ids map[Kind]int64) (Step, error) {
+func (e *Engine) acceptUnsorted(ctx context.Context, x events.Steps, step Step, a AcceptUnsorted, ids map[Kind]int64) (Step, error) {
 	entry, accepted, err := e.w.AcceptUnsorted(ctx, a.UID, a.User, a.StatusID)
 	if err != nil {
 		return step, err
@@ -549,7 +558,7 @@ func (e *Engine) acceptUnsorted(ctx context.Context, step Step, a AcceptUnsorted
 			contact, lead = c.ContactID, c.DealID
 		}
 	}
-	if err := e.state.Save(ctx, step.Key, fmt.Appendf(nil, "%d,%d", lead, contact), e.stateTTL); err != nil {
+	if err := x.Record(ctx, string(step.Kind), fmt.Appendf(nil, "%d,%d", lead, contact)); err != nil {
 		return step, err
 	}
 	setAccepted(ids, lead, contact)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/crmlink/crmlink/crm"
+	"github.com/crmlink/crmlink/events"
 	"github.com/crmlink/crmlink/internal/testrig"
 	"github.com/crmlink/crmlink/routing"
 	"github.com/crmlink/crmlink/scenarios"
@@ -24,25 +25,25 @@ const benchClient = "89161234567"
 
 // BenchmarkRulesAnsweredKnown: an answered call from a client with an open deal: a call note.
 func BenchmarkRulesAnsweredKnown(b *testing.B) {
-	benchmarkRules(b, scenarios.NewMemoryState(), true, func(i int) routing.CallOutcome { return benchOutcome(i, benchClient, true) })
+	benchmarkRules(b, events.NewMemoryState(), true, func(i int) routing.CallOutcome { return benchOutcome(i, benchClient, true) })
 }
 
 // BenchmarkRulesMissedKnown: a missed call from that client: a call-back task (once, while
 // it is open) and a note.
 func BenchmarkRulesMissedKnown(b *testing.B) {
-	benchmarkRules(b, scenarios.NewMemoryState(), true, func(i int) routing.CallOutcome { return benchOutcome(i, benchClient, false) })
+	benchmarkRules(b, events.NewMemoryState(), true, func(i int) routing.CallOutcome { return benchOutcome(i, benchClient, false) })
 }
 
 // BenchmarkRulesMissedKnownRedis: the same with the engine's state in Redis (several
 // crmlink instances).
 func BenchmarkRulesMissedKnownRedis(b *testing.B) {
-	benchmarkRules(b, scenarios.NewRedisState(testrig.Redis(b), ""), true, func(i int) routing.CallOutcome { return benchOutcome(i, benchClient, false) })
+	benchmarkRules(b, events.NewRedisState(testrig.Redis(b), ""), true, func(i int) routing.CallOutcome { return benchOutcome(i, benchClient, false) })
 }
 
 // BenchmarkRulesAnsweredUnknown: an answered call from a number no contact has: a new
 // contact and deal, and a note. Every iteration is another number.
 func BenchmarkRulesAnsweredUnknown(b *testing.B) {
-	benchmarkRules(b, scenarios.NewMemoryState(), false, func(i int) routing.CallOutcome {
+	benchmarkRules(b, events.NewMemoryState(), false, func(i int) routing.CallOutcome {
 		return benchOutcome(i, "8916"+strconv.Itoa(2000000+i%8000000), true)
 	})
 }
@@ -51,7 +52,7 @@ func BenchmarkRulesAnsweredUnknown(b *testing.B) {
 // an account grown by every iteration would measure the fake rather than the engine.
 const benchFreshEvery = 500
 
-func benchmarkRules(b *testing.B, state scenarios.State, known bool, outcome func(int) routing.CallOutcome) {
+func benchmarkRules(b *testing.B, state events.State, known bool, outcome func(int) routing.CallOutcome) {
 	ctx := context.Background()
 	newEngine := func() *scenarios.Engine {
 		fake := scenariotest.New()

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crmlink/crmlink/crm"
+	"github.com/crmlink/crmlink/events"
 	"github.com/crmlink/crmlink/internal/testrig"
 	"github.com/crmlink/crmlink/routing"
 	"github.com/crmlink/crmlink/scenarios"
@@ -61,15 +62,15 @@ func (c *testClock) Advance(d time.Duration) {
 type env struct {
 	crm   *scenariotest.CRM
 	clock *testClock
-	state scenarios.State
+	state events.State
 	eng   *scenarios.Engine
 }
 
 func newEnv(t testing.TB, cfg scenarios.Config) *env {
-	return newEnvState(t, cfg, scenarios.NewMemoryState())
+	return newEnvState(t, cfg, events.NewMemoryState())
 }
 
-func newEnvState(t testing.TB, cfg scenarios.Config, state scenarios.State) *env {
+func newEnvState(t testing.TB, cfg scenarios.Config, state events.State) *env {
 	t.Helper()
 	clk := &testClock{now: t0}
 	fake := scenariotest.New()

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crmlink/crmlink/crm"
+	"github.com/crmlink/crmlink/events"
 	"github.com/crmlink/crmlink/internal/testrig"
 	"github.com/crmlink/crmlink/routing"
 	"github.com/crmlink/crmlink/scenarios"
@@ -21,7 +22,7 @@ import (
 // flakyState fails the n-th Save once, after the CRM write it records: the engine crashing
 // between a write and remembering it.
 type flakyState struct {
-	scenarios.State
+	events.State
 	mu    sync.Mutex
 	n     int
 	saves int
@@ -69,10 +70,10 @@ func TestRetryAfterFailure(t *testing.T) {
 	}
 	states := []struct {
 		name string
-		new  func(t *testing.T) scenarios.State
+		new  func(t *testing.T) events.State
 	}{
-		{"memory", func(*testing.T) scenarios.State { return scenarios.NewMemoryState() }},
-		{"redis", func(t *testing.T) scenarios.State { return scenarios.NewRedisState(testrig.Redis(t), "") }},
+		{"memory", func(*testing.T) events.State { return events.NewMemoryState() }},
+		{"redis", func(t *testing.T) events.State { return events.NewRedisState(testrig.Redis(t), "") }},
 	}
 	type fault struct {
 		name   string

@@ -21,6 +21,7 @@ import (
 	"github.com/crmlink/crmlink/crm"
 	"github.com/crmlink/crmlink/crm/amocrm"
 	"github.com/crmlink/crmlink/crm/amocrm/sandbox"
+	"github.com/crmlink/crmlink/events"
 	"github.com/crmlink/crmlink/routing"
 	"github.com/crmlink/crmlink/scenarios"
 )
@@ -101,7 +102,7 @@ type sbEnv struct {
 	srv    *sandbox.Server
 	client *amocrm.Client
 	clock  *testClock
-	state  scenarios.State
+	state  events.State
 	eng    *scenarios.Engine
 }
 
@@ -122,14 +123,14 @@ func newSandboxEnv(t *testing.T, cfg scenarios.Config, rate int) *sbEnv {
 	t.Cleanup(srv.Close)
 	client, err := amocrm.New(amocrm.Options{BaseURL: ts.URL, Token: sandbox.DefaultToken, RateLimit: float64(rate)})
 	require.NoError(t, err)
-	e := &sbEnv{srv: srv, client: client, clock: &testClock{now: t0}, state: scenarios.NewMemoryState()}
+	e := &sbEnv{srv: srv, client: client, clock: &testClock{now: t0}, state: events.NewMemoryState()}
 	e.eng = e.engine(t, cfg, e.state)
 	t.Cleanup(func() { assert.Zero(t, srv.RateLimited(), "requests the sandbox answered 429") })
 	return e
 }
 
 // engine builds an engine (another crmlink instance) on the env's client and clock.
-func (e *sbEnv) engine(t *testing.T, cfg scenarios.Config, state scenarios.State) *scenarios.Engine {
+func (e *sbEnv) engine(t *testing.T, cfg scenarios.Config, state events.State) *scenarios.Engine {
 	t.Helper()
 	eng, err := scenarios.New(cfg, e.client, e.client, state,
 		scenarios.WithRegion("RU"), scenarios.WithLocation(time.UTC), scenarios.WithClock(e.clock.Now))
@@ -798,7 +799,7 @@ func TestSandboxMissedTaskWindow(t *testing.T) {
 			for _, s := range steps {
 				e.clock.Advance(s.advance)
 				if lost {
-					e.eng = e.engine(t, scenarios.Defaults(), scenarios.NewMemoryState())
+					e.eng = e.engine(t, scenarios.Defaults(), events.NewMemoryState())
 				}
 				o := at(sbIncoming(s.id, sbNewDialled, false), e.clock.Now())
 				outcomes = append(outcomes, o)
@@ -1129,7 +1130,7 @@ func TestSandboxRetryAfterFailure(t *testing.T) {
 	faults := []string{"CRM refuses", "CRM writes, answer lost", "state down after the write"}
 	for _, sc := range cases {
 		o := at(sc.o, start)
-		retryEnv := func(t *testing.T, w func(crm.Writer) crm.Writer, state scenarios.State) *sbEnv {
+		retryEnv := func(t *testing.T, w func(crm.Writer) crm.Writer, state events.State) *sbEnv {
 			e := newSandboxEnv(t, sbConfig(sc.config), fastRate)
 			e.clock.now = start
 			e.state = state
@@ -1144,12 +1145,12 @@ func TestSandboxRetryAfterFailure(t *testing.T) {
 				t.Run(fmt.Sprintf("%s/%s/write %d of %d", sc.name, f, n, sc.writes), func(t *testing.T) {
 					t.Parallel()
 					same := func(w crm.Writer) crm.Writer { return w }
-					base := retryEnv(t, same, scenarios.NewMemoryState())
+					base := retryEnv(t, same, events.NewMemoryState())
 					base.handle(t, o)
 					want := base.created(t)
 					require.Equal(t, sc.writes, base.writes(), "writes of a run without failure")
 
-					var state scenarios.State = scenarios.NewMemoryState()
+					var state events.State = events.NewMemoryState()
 					wrap := same
 					switch f {
 					case "state down after the write":

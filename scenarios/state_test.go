@@ -12,18 +12,19 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crmlink/crmlink/crm"
+	"github.com/crmlink/crmlink/events"
 	"github.com/crmlink/crmlink/internal/testrig"
 	"github.com/crmlink/crmlink/scenarios"
 )
 
 var stateImpls = []struct {
 	name string
-	new  func(t *testing.T) scenarios.State
+	new  func(t *testing.T) events.State
 }{
-	{"memory", func(*testing.T) scenarios.State { return scenarios.NewMemoryState() }},
-	{"redis", func(t *testing.T) scenarios.State { return scenarios.NewRedisState(testrig.Redis(t), "") }},
-	{"file", func(t *testing.T) scenarios.State {
-		s, err := scenarios.OpenFileState(filepath.Join(t.TempDir(), "rules-state.jsonl"))
+	{"memory", func(*testing.T) events.State { return events.NewMemoryState() }},
+	{"redis", func(t *testing.T) events.State { return events.NewRedisState(testrig.Redis(t), "") }},
+	{"file", func(t *testing.T) events.State {
+		s, err := events.OpenFileState(filepath.Join(t.TempDir(), "rules-state.jsonl"))
 		require.NoError(t, err)
 		t.Cleanup(func() { s.Close() })
 		return s
@@ -104,7 +105,7 @@ func TestState(t *testing.T) {
 func TestRedisStateExpiry(t *testing.T) {
 	ctx := context.Background()
 	rdb := testrig.Redis(t)
-	s := scenarios.NewRedisState(rdb, "test:")
+	s := events.NewRedisState(rdb, "test:")
 	require.NoError(t, s.MarkDone(ctx, "k", 50*time.Millisecond))
 	_, err := s.ClaimTask(ctx, client, "call:1:task", t0, t0, 50*time.Millisecond)
 	require.NoError(t, err)
@@ -123,7 +124,7 @@ func TestRedisStateExpiry(t *testing.T) {
 // TestSharedStateAcrossInstances: two crmlink instances on one Redis keep one task window
 // per client, even when the CRM does not list the first instance's task yet.
 func TestSharedStateAcrossInstances(t *testing.T) {
-	e := newEnvState(t, scenarios.Defaults(), scenarios.NewRedisState(testrig.Redis(t), ""))
+	e := newEnvState(t, scenarios.Defaults(), events.NewRedisState(testrig.Redis(t), ""))
 	other := e.engine(t, scenarios.Defaults(), e.crm, laggingCRM{e.crm})
 
 	e.handle(t, incoming("s1", false))
@@ -156,7 +157,7 @@ func (p *pausedTasks) CreateTasks(ctx context.Context, ts []crm.NewTask) ([]int6
 // crmlink instances at the same moment; while the first is writing its task, the second
 // finds the window claimed, so the client gets one call-back task, not two.
 func TestTwoInstancesMissedCallsAtOnceMakeOneTask(t *testing.T) {
-	e := newEnvState(t, scenarios.Defaults(), scenarios.NewRedisState(testrig.Redis(t), ""))
+	e := newEnvState(t, scenarios.Defaults(), events.NewRedisState(testrig.Redis(t), ""))
 	e.openLead(e.knownClient())
 	paused := &pausedTasks{laggingCRM: laggingCRM{e.crm}, entered: make(chan struct{}), release: make(chan struct{})}
 	first := e.engine(t, scenarios.Defaults(), e.crm, paused)
@@ -186,7 +187,7 @@ func TestTwoInstancesMissedCallsAtOnceMakeOneTask(t *testing.T) {
 func TestFileStateSurvivesRestart(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "rules-state.jsonl")
-	s, err := scenarios.OpenFileState(path)
+	s, err := events.OpenFileState(path)
 	require.NoError(t, err)
 	require.NoError(t, s.Save(ctx, "call:1:contact", []byte("1001"), time.Hour))
 	require.NoError(t, s.MarkDone(ctx, "call:1:note", time.Hour))
@@ -196,7 +197,7 @@ func TestFileStateSurvivesRestart(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
 
-	s, err = scenarios.OpenFileState(path)
+	s, err = events.OpenFileState(path)
 	require.NoError(t, err)
 	defer s.Close()
 	v, ok, err := s.Load(ctx, "call:1:contact")

@@ -11,8 +11,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/crmlink/crmlink/crm"
+	"github.com/crmlink/crmlink/events"
 	"github.com/crmlink/crmlink/routing"
-	"github.com/crmlink/crmlink/scenarios"
 )
 
 // CRM is what the engine reads and writes; *amocrm.Client is one.
@@ -78,7 +78,7 @@ func WithLogger(l zerolog.Logger) Option { return func(o *options) { o.log = l }
 type Engine struct {
 	cfg      Config
 	crm      CRM
-	state    scenarios.State
+	state    events.State
 	opts     options
 	rules    []rule
 	groups   map[string][]crm.UserID
@@ -87,7 +87,7 @@ type Engine struct {
 }
 
 // New checks cfg (Validate's messages become the error) and builds an Engine.
-func New(cfg Config, c CRM, state scenarios.State, opts ...Option) (*Engine, error) {
+func New(cfg Config, c CRM, state events.State, opts ...Option) (*Engine, error) {
 	if msgs := cfg.Validate(); len(msgs) > 0 {
 		return nil, fmt.Errorf("leads: %s", strings.Join(msgs, "; "))
 	}

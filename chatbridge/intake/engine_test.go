@@ -13,6 +13,7 @@ import (
 	"github.com/crmlink/crmlink/crm"
 	"github.com/crmlink/crmlink/crm/amocrm"
 	"github.com/crmlink/crmlink/crm/amocrm/sandbox"
+	"github.com/crmlink/crmlink/events"
 	"github.com/crmlink/crmlink/routing"
 	"github.com/crmlink/crmlink/scenarios"
 )
@@ -340,7 +341,7 @@ func TestReturningClientIsRoutingsClient(t *testing.T) {
 	t.Cleanup(sb.Close)
 	c, err := amocrm.New(amocrm.Options{BaseURL: ts.URL, Token: sandbox.DefaultToken, RateLimit: 1000})
 	require.NoError(t, err)
-	r := &rig{sb: sb, client: c, state: scenarios.NewMemoryState()}
+	r := &rig{sb: sb, client: c, state: events.NewMemoryState()}
 
 	res := handle(t, r.engine(t, config()), chat("k1", phone, ""))
 	assert.Equal(t, intake.Result{DuplicateBy: intake.FieldPhone, ContactID: 510, LeadID: 611, Responsible: third,

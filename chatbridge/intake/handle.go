@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/crmlink/crmlink/chatbridge"
@@ -42,37 +41,36 @@ func (e *Engine) Handle(ctx context.Context, ev chatbridge.Event) (Result, error
 	}
 	chat := chatKey(ev)
 	var p plan
-	raw, planned, err := e.state.Load(ctx, e.key(chat, "plan"))
-	if err != nil {
-		return Result{}, fmt.Errorf("leads: chat %s: load plan: %w", chat, err)
-	}
-	if planned {
-		if err := json.Unmarshal(raw, &p); err != nil {
-			return Result{}, events.Permanent(fmt.Errorf("leads: chat %s: stored plan unreadable: %w", chat, err))
-		}
-	} else {
+	var skipped string
+	steps := e.steps(chat)
+	_, err := steps.Plan(ctx, func(b []byte) error { return json.Unmarshal(b, &p) }, func() ([]byte, error) {
 		if !slices.Contains(e.cfg.Events, ev.Kind) {
-			return Result{Skipped: fmt.Sprintf("%s is not in chat.leads.events and nothing was created for the chat", ev.Kind)}, nil
+			skipped = fmt.Sprintf("%s is not in chat.leads.events and nothing was created for the chat", ev.Kind)
+			return nil, nil
 		}
+		var err error
 		if p, err = e.decide(ctx, ev); err != nil {
-			return Result{}, fmt.Errorf("leads: chat %s: %w", chat, err)
+			return nil, err
 		}
-		b, _ := json.Marshal(p)
-		if err := e.state.Save(ctx, e.key(chat, "plan"), b, e.cfg.Remember); err != nil {
-			return Result{}, fmt.Errorf("leads: chat %s: save plan: %w", chat, err)
-		}
+		return json.Marshal(p)
+	})
+	if skipped != "" {
+		return Result{Skipped: skipped}, nil
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("leads: chat %s: %w", chat, err)
 	}
 	res := Result{Skipped: p.Skip, Rule: p.Rule, DuplicateBy: p.DuplicateBy, ContactID: p.ContactID, LeadID: p.OpenLeadID, Responsible: p.Responsible}
 	if p.Skip != "" {
 		return res, nil
 	}
-	if err := e.carryOut(ctx, ev, chat, p, &res); err != nil {
+	if err := e.carryOut(ctx, ev, chat, steps, p, &res); err != nil {
 		return res, fmt.Errorf("leads: chat %s: %w", chat, permanentIfRejected(err))
 	}
 	if ev.Kind == chatbridge.EventChatFinished && p.By != ev.ID && res.NoteOn != nil {
 		note := *res.NoteOn
-		if _, _, err := e.step(ctx, chat, "finished:"+ev.ID, func() (string, error) {
-			return "", e.crm.AddTextNote(ctx, note.Entity, note.ID, e.summary(ev))
+		if _, _, err := steps.Run(ctx, "finished:"+ev.ID, func() ([]byte, error) {
+			return nil, e.crm.AddTextNote(ctx, note.Entity, note.ID, e.summary(ev))
 		}); err != nil {
 			return res, fmt.Errorf("leads: chat %s: chat summary note: %w", chat, permanentIfRejected(err))
 		}
@@ -96,42 +94,9 @@ func chatKey(ev chatbridge.Event) string {
 	return ev.ID
 }
 
-func (e *Engine) key(chat, step string) string { return "leads:" + chat + ":" + step }
-
-// step runs do once per chat and step name: a step done before (its value saved) returns
-// that value and done true without running again.
-func (e *Engine) step(ctx context.Context, chat, name string, do func() (string, error)) (string, bool, error) {
-	v, ok, err := e.state.Load(ctx, e.key(chat, name))
-	if err != nil {
-		return "", false, fmt.Errorf("load %s: %w", name, err)
-	}
-	if ok {
-		return string(v), true, nil
-	}
-	val, err := do()
-	if err != nil {
-		return "", false, err
-	}
-	if err := e.state.Save(ctx, e.key(chat, name), []byte(val), e.cfg.Remember); err != nil {
-		return "", false, fmt.Errorf("save %s: %w", name, err)
-	}
-	return val, false, nil
-}
-
-// idStep is step for a step that creates one entity and keeps its id.
-func (e *Engine) idStep(ctx context.Context, chat, name string, create func() (int64, error)) (int64, bool, error) {
-	v, done, err := e.step(ctx, chat, name, func() (string, error) {
-		id, err := create()
-		return strconv.FormatInt(id, 10), err
-	})
-	if err != nil {
-		return 0, false, err
-	}
-	id, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		return 0, false, events.Permanent(fmt.Errorf("stored %s id %q is not a number", name, v))
-	}
-	return id, done, nil
+// steps is the executor of the chat's plan and its steps, under "leads:<chat>:".
+func (e *Engine) steps(chat string) events.Steps {
+	return events.NewSteps(e.state, "leads:"+chat, e.cfg.Remember)
 }
 
 // decide finds a returning client, or the rule and the manager for a new one.
@@ -204,13 +169,13 @@ func (e *Engine) distribute(ctx context.Context, group string, ev chatbridge.Eve
 }
 
 // carryOut makes what the plan says, each write once per chat.
-func (e *Engine) carryOut(ctx context.Context, ev chatbridge.Event, chat string, p plan, res *Result) error {
+func (e *Engine) carryOut(ctx context.Context, ev chatbridge.Event, chat string, steps events.Steps, p plan, res *Result) error {
 	if p.Unsorted {
-		return e.viaUnsorted(ctx, ev, chat, p, res)
+		return e.viaUnsorted(ctx, ev, chat, steps, p, res)
 	}
 	contactID := p.ContactID
 	if contactID == 0 {
-		id, done, err := e.idStep(ctx, chat, "contact", func() (int64, error) {
+		id, done, err := steps.RunID(ctx, "contact", func() (int64, error) {
 			ids, err := e.crm.CreateContacts(ctx, []crm.NewContact{e.newContact(ev, p.Responsible, chat)})
 			if err != nil {
 				return 0, fmt.Errorf("create contact: %w", err)
@@ -229,7 +194,7 @@ func (e *Engine) carryOut(ctx context.Context, ev chatbridge.Event, chat string,
 	case p.Target.Action == ActionContactOnly:
 	case p.ContactID != 0 && e.cfg.ExistingClient.NoOpenDeal == NoOpenDealNote:
 	default:
-		id, done, err := e.idStep(ctx, chat, "lead", func() (int64, error) {
+		id, done, err := steps.RunID(ctx, "lead", func() (int64, error) {
 			ids, err := e.crm.CreateLeads(ctx, []crm.NewLead{{
 				Name: e.leadName(ev), PipelineID: p.Target.PipelineID, StatusID: p.Target.StatusID,
 				Responsible: p.Responsible, ContactIDs: []int64{contactID}, Tags: p.Target.Tags, RequestID: chat,
@@ -245,16 +210,16 @@ func (e *Engine) carryOut(ctx context.Context, ev chatbridge.Event, chat string,
 		res.LeadID, res.LeadCreated, res.Repeated = id, !done, done
 		note = EntityRef{Entity: crm.EntityLead, ID: id}
 	}
-	return e.noteOnce(ctx, ev, chat, note, res)
+	return e.noteOnce(ctx, ev, steps, note, res)
 }
 
 // noteOnce adds the chat's note to target once per chat.
-func (e *Engine) noteOnce(ctx context.Context, ev chatbridge.Event, chat string, target EntityRef, res *Result) error {
-	_, done, err := e.step(ctx, chat, "note", func() (string, error) {
+func (e *Engine) noteOnce(ctx context.Context, ev chatbridge.Event, steps events.Steps, target EntityRef, res *Result) error {
+	_, done, err := steps.Run(ctx, "note", func() ([]byte, error) {
 		if err := e.crm.AddTextNote(ctx, target.Entity, target.ID, e.summary(ev)); err != nil {
-			return "", fmt.Errorf("add note to %s %d: %w", target.Entity, target.ID, err)
+			return nil, fmt.Errorf("add note to %s %d: %w", target.Entity, target.ID, err)
 		}
-		return "", nil
+		return nil, nil
 	})
 	if err != nil {
 		return err
@@ -265,8 +230,8 @@ func (e *Engine) noteOnce(ctx context.Context, ev chatbridge.Event, chat string,
 
 // viaUnsorted puts a new client's request into Unsorted once per chat, and accepts it as
 // the CRM user of the Jivo agent who accepted the chat, if it still waits.
-func (e *Engine) viaUnsorted(ctx context.Context, ev chatbridge.Event, chat string, p plan, res *Result) error {
-	uid, done, err := e.step(ctx, chat, "unsorted", func() (string, error) {
+func (e *Engine) viaUnsorted(ctx context.Context, ev chatbridge.Event, chat string, steps events.Steps, p plan, res *Result) error {
+	uid, done, err := steps.Run(ctx, "unsorted", func() ([]byte, error) {
 		o := ev.Origin
 		if o == nil {
 			o = &chatbridge.Origin{}
@@ -277,15 +242,15 @@ func (e *Engine) viaUnsorted(ctx context.Context, ev chatbridge.Event, chat stri
 			VisitorUID: visitorUID(ev), SentAt: ev.At, Contact: e.newContact(ev, 0, chat), LeadName: e.leadName(ev), Tags: p.Target.Tags,
 		})
 		if err != nil {
-			return "", fmt.Errorf("add to Unsorted: %w", err)
+			return nil, fmt.Errorf("add to Unsorted: %w", err)
 		}
-		return entry.UID, nil
+		return []byte(entry.UID), nil
 	})
 	if err != nil {
 		return err
 	}
-	res.UnsortedUID, res.Repeated = uid, done
-	if raw, ok, err := e.state.Load(ctx, e.key(chat, "accepted")); err != nil {
+	res.UnsortedUID, res.Repeated = string(uid), done
+	if raw, ok, err := steps.Done(ctx, "accepted"); err != nil {
 		return fmt.Errorf("load accepted: %w", err)
 	} else if ok {
 		var acc crm.UnsortedEntry
@@ -306,12 +271,12 @@ func (e *Engine) viaUnsorted(ctx context.Context, ev chatbridge.Event, chat stri
 		e.opts.log.Info().Str("chat", chat).Str("agent", ev.ChatUser).Msg("leads: the Jivo agent is not mapped to a CRM user; the entry waits in Unsorted")
 		return nil
 	}
-	entry, accepted, err := e.crm.AcceptUnsorted(ctx, uid, user, p.Target.StatusID)
+	entry, accepted, err := e.crm.AcceptUnsorted(ctx, string(uid), user, p.Target.StatusID)
 	if err != nil {
 		return fmt.Errorf("accept Unsorted entry %s as user %d: %w", uid, user, err)
 	}
 	b, _ := json.Marshal(entry)
-	if err := e.state.Save(ctx, e.key(chat, "accepted"), b, e.cfg.Remember); err != nil {
+	if err := steps.Record(ctx, "accepted", b); err != nil {
 		return fmt.Errorf("save accepted: %w", err)
 	}
 	if !accepted {
@@ -322,7 +287,7 @@ func (e *Engine) viaUnsorted(ctx context.Context, ev chatbridge.Event, chat stri
 	if entry.LeadID == 0 {
 		return nil
 	}
-	return e.noteOnce(ctx, ev, chat, EntityRef{Entity: crm.EntityLead, ID: entry.LeadID}, res)
+	return e.noteOnce(ctx, ev, steps, EntityRef{Entity: crm.EntityLead, ID: entry.LeadID}, res)
 }
 
 func visitorEmail(ev chatbridge.Event) string {

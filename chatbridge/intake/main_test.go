@@ -13,9 +13,9 @@ import (
 	"github.com/crmlink/crmlink/crm"
 	"github.com/crmlink/crmlink/crm/amocrm"
 	"github.com/crmlink/crmlink/crm/amocrm/sandbox"
+	"github.com/crmlink/crmlink/events"
 	"github.com/crmlink/crmlink/internal/testrig"
 	"github.com/crmlink/crmlink/routing"
-	"github.com/crmlink/crmlink/scenarios"
 )
 
 func TestMain(m *testing.M) { testrig.Main(m) }
@@ -79,7 +79,7 @@ const (
 type rig struct {
 	sb     *sandbox.Server
 	client *amocrm.Client
-	state  *scenarios.MemoryState
+	state  *events.MemoryState
 }
 
 func newRig(t *testing.T) *rig {
@@ -90,7 +90,7 @@ func newRig(t *testing.T) *rig {
 	t.Cleanup(sb.Close)
 	c, err := amocrm.New(amocrm.Options{BaseURL: ts.URL, Token: sandbox.DefaultToken, RateLimit: 1000})
 	require.NoError(t, err)
-	return &rig{sb: sb, client: c, state: scenarios.NewMemoryState()}
+	return &rig{sb: sb, client: c, state: events.NewMemoryState()}
 }
 
 func (r *rig) innFieldID(t *testing.T) int64 {

@@ -38,7 +38,7 @@ type eventPath struct {
 	// calls encodes call outcomes with their order key.
 	calls events.Type[routing.CallOutcome]
 	// state is the idempotency state the rules engine and the online-chat leads share.
-	state scenarios.State
+	state events.State
 	// files is the state under data_dir; nil with Redis.
 	files *fileState
 }
@@ -78,9 +78,9 @@ func (p *App) newEvents() (*eventPath, error) {
 	if err != nil {
 		return nil, fmt.Errorf("event queue: %w", err)
 	}
-	var state scenarios.State
+	var state events.State
 	if p.redis != nil {
-		state = scenarios.NewRedisState(p.redis, "")
+		state = events.NewRedisState(p.redis, "")
 	} else {
 		ev.files = &fileState{path: filepath.Join(cfg.DataDir, "rules-state.jsonl")}
 		_, _ = ev.files.get()
@@ -240,15 +240,15 @@ func (p *App) runEvents(ctx context.Context) <-chan struct{} {
 type fileState struct {
 	path  string
 	mu    sync.Mutex
-	s     *scenarios.FileState
+	s     *events.FileState
 	err   error
 	tries int
 	next  time.Time
 }
 
-var _ scenarios.State = (*fileState)(nil)
+var _ events.State = (*fileState)(nil)
 
-func (f *fileState) get() (*scenarios.FileState, error) {
+func (f *fileState) get() (*events.FileState, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.s != nil {
@@ -257,7 +257,7 @@ func (f *fileState) get() (*scenarios.FileState, error) {
 	if time.Now().Before(f.next) {
 		return nil, f.err
 	}
-	s, err := scenarios.OpenFileState(f.path)
+	s, err := events.OpenFileState(f.path)
 	if err != nil {
 		f.tries++
 		f.err, f.next = err, time.Now().Add(queue.StoreBackoff(f.tries))

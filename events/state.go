@@ -1,4 +1,4 @@
-package scenarios
+package events
 
 import (
 	"context"
@@ -8,10 +8,11 @@ import (
 	"github.com/crmlink/crmlink/crm"
 )
 
-// State is what the engine remembers between attempts and between calls: which actions of
-// an outcome completed (and the ids they created), the outcome's plan, and until when a
-// client already has a call-back task. Keys are the engine's (ActionKey); an implementation
-// adds its own prefix. Shared by every crmlink instance when it lives in Redis.
+// State is what the event path remembers between attempts and between events: an event's
+// plan and which of its steps completed (and the ids they created), kept by Steps for the
+// call scenarios and the chat intake, and until when a client already has a call-back task
+// (the call scenarios' missed-call rule). Keys are the executor's (Steps.Key); an
+// implementation adds its own prefix. Shared by every crmlink instance when it lives in Redis.
 type State interface {
 	// Done reports whether key was marked done or saved and has not expired.
 	Done(ctx context.Context, key string) (bool, error)
