@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -34,6 +35,8 @@ type Engine struct {
 	loc      *time.Location
 	stateTTL time.Duration
 	log      zerolog.Logger
+	// recordingURL links a call's recording on its notes ({linkedid}: the call's id).
+	recordingURL string
 }
 
 // Option configures an Engine.
@@ -58,6 +61,10 @@ func WithLocation(loc *time.Location) Option { return func(e *Engine) { e.loc = 
 // longest a retry of the same outcome can come after the first attempt and still find them
 // (default 7 days).
 func WithStateTTL(ttl time.Duration) Option { return func(e *Engine) { e.stateTTL = ttl } }
+
+// WithRecordingURL links each call's recording on its notes: {linkedid} in tmpl is replaced
+// by the call's id (recording_url), unless the outcome carries its own link.
+func WithRecordingURL(tmpl string) Option { return func(e *Engine) { e.recordingURL = tmpl } }
 
 // WithLogger gets a debug line per action; the zero Logger discards them.
 func WithLogger(l zerolog.Logger) Option { return func(e *Engine) { e.log = l } }
@@ -105,6 +112,17 @@ func New(cfg Config, dir crm.Directory, w crm.Writer, state events.State, opts .
 		e.stateTTL = DefaultStateTTL
 	}
 	return e, nil
+}
+
+// Current is the engine of the moment, which a configuration reload swaps while outcomes
+// are handled. HandleOutcome is the event dispatcher's handler of call outcomes.
+type Current struct{ atomic.Pointer[Engine] }
+
+// HandleOutcome handles the outcome with the current engine; what its error makes of the
+// event is events.Classify's to say.
+func (c *Current) HandleOutcome(ctx context.Context, o routing.CallOutcome) error {
+	_, err := c.Load().HandleCall(ctx, o)
+	return err
 }
 
 // Config returns the scenarios the engine applies.
@@ -181,6 +199,9 @@ func (r Result) String() string {
 // continues where this attempt stopped. Errors wrapping ErrPermanent are not worth a retry.
 func (e *Engine) HandleCall(ctx context.Context, o routing.CallOutcome) (Result, error) {
 	res := Result{OutcomeID: o.ID}
+	if e.recordingURL != "" && o.RecordingURL == "" {
+		o.RecordingURL = strings.ReplaceAll(e.recordingURL, "{linkedid}", o.ID)
+	}
 	if err := checkOutcome(o); err != nil {
 		return res, err
 	}

@@ -65,7 +65,7 @@ func (p *App) newChat() (*chat, error) {
 		}
 	}
 	events.On(p.events.dispatch, chatbridge.ChatEvents, c.handleChat)
-	events.On(p.events.dispatch, events.CRMChanges, c.handleCRMChange)
+	events.On(p.events.dispatch, events.CRMChanges, s.OnCRMChange)
 	return c, nil
 }
 
@@ -131,22 +131,6 @@ func (c *chat) handleChat(ctx context.Context, ev chatbridge.Event) error {
 	}
 	c.log.Info().Str("event", ev.ID).Str("kind", string(ev.Kind)).Interface("result", res).Msg("online-chat lead handled")
 	return nil
-}
-
-// handleCRMChange syncs an amoCRM responsible change to the client's chats, at background
-// priority.
-func (c *chat) handleCRMChange(ctx context.Context, ch events.CRMChange) error {
-	_, err := c.sync.HandleCRMChange(amocrm.WithPriority(ctx, amocrm.PriorityBackground), crm.ResponsibleChange(ch))
-	return err
-}
-
-// enqueueChange queues an amoCRM responsible change for the chat sync.
-func (p *App) enqueueChange(ctx context.Context, ch crm.ResponsibleChange) error {
-	e, err := events.CRMChanges.Encode(events.CRMChange(ch))
-	if err != nil {
-		return err
-	}
-	return p.events.store(ctx, e)
 }
 
 // chatRoutes registers the platforms' webhook endpoints and chat-access: Wazzup

@@ -6,16 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crmlink/crmlink/chatbridge"
 	"github.com/crmlink/crmlink/crm"
-	"github.com/crmlink/crmlink/crm/amocrm"
 	"github.com/crmlink/crmlink/events"
 	"github.com/crmlink/crmlink/internal/httpapi"
 	"github.com/crmlink/crmlink/internal/queue"
@@ -30,7 +27,7 @@ type eventPath struct {
 	queue queue.Queue
 	// engine is swapped by a configuration reload; build makes one for other scenarios
 	// on the same CRM and State.
-	engine atomic.Pointer[scenarios.Engine]
+	engine scenarios.Current
 	build  func(scenarios.Config) (*scenarios.Engine, error)
 	closer func() error
 	// dispatch decodes each stored event once and calls the handler of its kind.
@@ -90,7 +87,8 @@ func (p *App) newEvents() (*eventPath, error) {
 	// The rules engine reads and writes at background priority: call-path lookups go first.
 	ev.build = func(sc scenarios.Config) (*scenarios.Engine, error) {
 		return scenarios.New(sc, p.crm, p.crm, state, scenarios.WithClients(&p.router),
-			scenarios.WithRegion(cfg.Routing.DefaultRegion), scenarios.WithLogger(p.log.With().Str("component", "rules").Logger()))
+			scenarios.WithRegion(cfg.Routing.DefaultRegion), scenarios.WithRecordingURL(cfg.RecordingURL),
+			scenarios.WithLogger(p.log.With().Str("component", "rules").Logger()))
 	}
 	engine, err := ev.build(cfg.Scenarios)
 	if err != nil {
@@ -98,7 +96,8 @@ func (p *App) newEvents() (*eventPath, error) {
 		return nil, fmt.Errorf("scenarios: %w", err)
 	}
 	ev.engine.Store(engine)
-	events.On(ev.dispatch, ev.calls, ev.handleCall(cfg.RecordingURL))
+	events.On(ev.dispatch, ev.calls, ev.engine.HandleOutcome)
+	p.outbox.Open(ev.calls, ev.store)
 	// Until newChat registers the chat side, its events have nobody to act on them.
 	events.On(ev.dispatch, chatbridge.ChatEvents, func(_ context.Context, e chatbridge.Event) error {
 		return events.Permanent(fmt.Errorf("%s event %s: no chat platform is configured (chat.platforms)", events.KindChat, e.ID))
@@ -134,30 +133,9 @@ func (p *App) redisPersistence(ctx context.Context) (bool, string) {
 	return true, pers.String()
 }
 
-// publish queues a finished call; it returns once the event is durably stored.
-func (ev *eventPath) publish(ctx context.Context, o routing.CallOutcome) error {
-	e, err := ev.calls.Encode(o)
-	if err != nil {
-		return err
-	}
-	return ev.store(ctx, e)
-}
-
 // store queues an encoded event; it returns once the event is durably stored.
 func (ev *eventPath) store(ctx context.Context, e events.Envelope) error {
 	return ev.queue.Publish(ctx, queue.EventOf(e))
-}
-
-// handleCall turns a finished call into its CRM writes with the rules engine of the
-// moment; what its errors make of the event is events.Classify's to say.
-func (ev *eventPath) handleCall(recordingURL string) func(context.Context, routing.CallOutcome) error {
-	return func(ctx context.Context, o routing.CallOutcome) error {
-		if recordingURL != "" && o.RecordingURL == "" {
-			o.RecordingURL = strings.ReplaceAll(recordingURL, "{linkedid}", o.ID)
-		}
-		_, err := ev.engine.Load().HandleCall(amocrm.WithPriority(ctx, amocrm.PriorityBackground), o)
-		return err
-	}
 }
 
 func (ev *eventPath) close() error {
@@ -213,7 +191,7 @@ func (p *App) runEvents(ctx context.Context) <-chan struct{} {
 		close(done)
 		return done
 	}
-	h := func(ctx context.Context, e queue.Event) error { return p.events.dispatch.Handle(ctx, e.Envelope()) }
+	h := queue.Deliver(p.events.dispatch.Handle)
 	go func() {
 		defer close(done)
 		for n := 1; ; n++ {

@@ -45,6 +45,11 @@ func (e Event) Envelope() events.Envelope {
 	return events.Envelope{ID: e.ID, Kind: events.Kind(e.Kind), Key: e.Key, Payload: e.Payload}
 }
 
+// Deliver is the handler that hands each event's envelope to h (events.Dispatcher.Handle).
+func Deliver(h func(context.Context, events.Envelope) error) Handler {
+	return func(ctx context.Context, e Event) error { return h(ctx, e.Envelope()) }
+}
+
 // failed records a failed attempt at now.
 func (e *Event) failed(err error, now time.Time) {
 	e.LastError = err.Error()
