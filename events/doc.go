@@ -1,5 +1,6 @@
-// Package events is the event path's one vocabulary: the kinds of event crmlink queues
-// (a call outcome, a chat event, a CRM responsible change), the typed envelope each travels
+// Package events is the event path's one vocabulary: the Outbox producers hand events to,
+// the kinds of event crmlink queues (a call outcome, a chat event, a CRM responsible
+// change), the typed envelope each travels
 // in with its idempotency key and order key, the dispatcher that hands a stored envelope to
 // the handler of its kind, and the classification of a handler's error into retry, dead
 // letter or drop; and the executor of an event's stored plan and its steps (Steps), with

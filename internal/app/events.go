@@ -97,7 +97,7 @@ func (p *App) newEvents() (*eventPath, error) {
 	}
 	ev.engine.Store(engine)
 	events.On(ev.dispatch, ev.calls, ev.engine.HandleOutcome)
-	p.outbox.Open(ev.calls, ev.store)
+	p.outbox.Open(ev.calls, queue.Store(ev.queue))
 	// Until newChat registers the chat side, its events have nobody to act on them.
 	events.On(ev.dispatch, chatbridge.ChatEvents, func(_ context.Context, e chatbridge.Event) error {
 		return events.Permanent(fmt.Errorf("%s event %s: no chat platform is configured (chat.platforms)", events.KindChat, e.ID))
@@ -135,7 +135,7 @@ func (p *App) redisPersistence(ctx context.Context) (bool, string) {
 
 // store queues an encoded event; it returns once the event is durably stored.
 func (ev *eventPath) store(ctx context.Context, e events.Envelope) error {
-	return ev.queue.Publish(ctx, queue.EventOf(e))
+	return queue.Store(ev.queue)(ctx, e)
 }
 
 func (ev *eventPath) close() error {
