@@ -16,8 +16,9 @@ import (
 )
 
 // Writes of concurrent callers to one path share requests: amoCRM takes up to writeBatch
-// notes, tasks, contacts or leads a POST, and its 7 requests a second, not the entities,
-// are what runs out. Each path has a lane: the first write waits batchLinger for company,
+// notes, tasks, contacts, leads or Unsorted entries a POST, and its 7 requests a second,
+// not the entities, are what runs out. Each path has a lane: the first write waits
+// batchLinger for company,
 // then one request carries up to writeBatch entities of every waiting write; while it is
 // out (the rate limiter's wait included) the next writes gather for the next request.
 // Every write gets its own entities' ids, or its own error: a 400 that names items fails
@@ -38,7 +39,10 @@ type batchWrite struct {
 	key   string // the answer's _embedded key
 	items []json.RawMessage
 	sent  []string // request_id per item, "" for none
-	done  chan struct{}
+	// skip, when set, says which refused items are no failure: they are left out and
+	// the rest go again (Unsorted entries already waiting).
+	skip func(ValidationItem) bool
+	done chan struct{}
 	ids   []int64
 	err   error
 }
@@ -193,7 +197,13 @@ func (col *collector) readTasks(entity string, rs []*taskRead) {
 // post writes items (at most writeBatch) to path together with other callers' and returns
 // the ids amoCRM gave them (from _embedded[key]), in the order of items.
 func (col *collector) post(ctx context.Context, path, key string, items []json.RawMessage, sent []string) ([]int64, error) {
-	w := &batchWrite{ctx: ctx, key: key, items: items, sent: sent, done: make(chan struct{})}
+	return col.postSkipping(ctx, path, key, items, sent, nil)
+}
+
+// postSkipping is post where amoCRM refusing an item only for reasons skip accepts leaves
+// the item out (no id for it) instead of failing the write.
+func (col *collector) postSkipping(ctx context.Context, path, key string, items []json.RawMessage, sent []string, skip func(ValidationItem) bool) ([]int64, error) {
+	w := &batchWrite{ctx: ctx, key: key, items: items, sent: sent, skip: skip, done: make(chan struct{})}
 	col.writes.add(path, w)
 	select {
 	case <-w.done:
@@ -223,6 +233,10 @@ func (col *collector) send(path string, ws []*batchWrite) {
 		ids, err := col.c.postItems(batchContext(ctxs), path, key, items, sent)
 		var ve *ValidationError
 		if err != nil && errors.As(err, &ve) {
+			if rest, left := col.skipped(ws, ve); left > 0 {
+				ws = rest
+				continue
+			}
 			if rest := refused(path, ws, ve); len(rest) < len(ws) {
 				ws = rest
 				continue
@@ -259,6 +273,53 @@ func batchContext(ctxs []context.Context) context.Context {
 	ctx, cancel := context.WithDeadline(ctx, last)
 	time.AfterFunc(time.Until(last), cancel)
 	return ctx
+}
+
+// skipped leaves out of their writes the items ve names that their write's skip accepts,
+// and returns how many it left out and the writes that still have items (a write left
+// without any is done, with no ids).
+func (col *collector) skipped(ws []*batchWrite, ve *ValidationError) ([]*batchWrite, int) {
+	type at struct{ w, i int }
+	where := map[string]at{}
+	n := 0
+	for wi, w := range ws {
+		for i, id := range w.sent {
+			if id == "" {
+				id = strconv.Itoa(n + i)
+			}
+			where[id] = at{wi, i}
+		}
+		n += len(w.items)
+	}
+	drop := map[at]bool{}
+	for _, it := range ve.Items {
+		a, ok := where[it.RequestID]
+		if ok && ws[a.w].skip != nil && ws[a.w].skip(it) {
+			drop[a] = true
+		}
+	}
+	if len(drop) == 0 {
+		return ws, 0
+	}
+	col.c.log.Debug().Int("skipped", len(drop)).Msg("amocrm refused items a write does without (Unsorted entries already waiting); the rest go again")
+	var rest []*batchWrite
+	for wi, w := range ws {
+		var items []json.RawMessage
+		var sent []string
+		for i := range w.items {
+			if !drop[at{wi, i}] {
+				items, sent = append(items, w.items[i]), append(sent, w.sent[i])
+			}
+		}
+		w.items, w.sent = items, sent
+		if len(items) == 0 {
+			w.ids = []int64{}
+			close(w.done)
+			continue
+		}
+		rest = append(rest, w)
+	}
+	return rest, len(drop)
 }
 
 // refused fails the writes whose items ve names, each with its own items (named as the
