@@ -39,12 +39,13 @@ type batchWrite struct {
 	key   string // the answer's _embedded key
 	items []json.RawMessage
 	sent  []string // request_id per item, "" for none
+	done  chan struct{}
+	ids   []int64
+	err   error
+
 	// skip, when set, says which refused items are no failure: they are left out and
 	// the rest go again (Unsorted entries already waiting).
 	skip func(ValidationItem) bool
-	done chan struct{}
-	ids   []int64
-	err   error
 }
 
 // gatherer joins concurrent requests of one kind into rounds per key (a lane): the first
