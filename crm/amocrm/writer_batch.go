@@ -18,9 +18,9 @@ import (
 // Writes of concurrent callers to one path share requests: amoCRM takes up to writeBatch
 // notes, tasks, contacts, leads or Unsorted entries a POST, and its 7 requests a second,
 // not the entities, are what runs out. Each path has a lane: the first write waits
-// batchLinger for company,
-// then one request carries up to writeBatch entities of every waiting write; while it is
-// out (the rate limiter's wait included) the next writes gather for the next request.
+// batchLinger for company, then one request carries up to writeBatch entities of every
+// waiting write; while it is out (the rate limiter's wait included) the next writes
+// gather for the next request.
 // Every write gets its own entities' ids, or its own error: a 400 that names items fails
 // the writes they belong to, and the others go out again without them (amoCRM created none
 // of a refused request). Idempotency and per-client order stay with the callers: a write
