@@ -6,6 +6,6 @@
 // leaving it in amoCRM's Unsorted for the first manager to accept.
 //
 // Handle is idempotent per chat: the queue may deliver an event twice, or again after a
-// crash, and what a chat created is remembered in a events.State, so nothing is created
+// crash, and what a chat created is remembered through events.Steps, so nothing is created
 // twice. Round-robin turns live in a Rotation (memory for one instance, Redis for several).
 package intake
