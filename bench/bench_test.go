@@ -340,7 +340,7 @@ func TestProfileParts(t *testing.T) {
 		"0     0% 44.25%      0.45s 15.68%  github.com/CyCoreSystems/ari/v6/client/native.(*Client).wsRead.func1",
 		"0     0% 44.25%      0.44s 15.33%  net/http.(*persistConn).writeLoop",
 		"0     0% 44.95%      0.34s 11.85%  net/http.(*persistConn).readLoop",
-		"0     0% 45.30%      0.30s 10.45%  internal/app.(*App).onCallOutcome",
+		"0     0% 45.30%      0.30s 10.45%  events.(*Outbox).CallOutcome",
 		"not a pprof line",
 	}
 	got := profileParts(lines)

@@ -31,14 +31,14 @@ type GoBenchRun struct {
 }
 
 // goBenchPackages are the decision's benchmarks: the cache hit in memory and in Redis,
-// concurrent lookups of one number (routing), the rules engine per event (routing/rules).
+// concurrent lookups of one number (routing), the rules engine per event (scenarios).
 var goBenchPackages = []struct{ pkg, pattern string }{
 	{"./routing/", "Decide"},
-	{"./routing/rules/", "."},
+	{"./scenarios/", "."},
 }
 
 // runGoBenches runs each package's benchmarks for benchtime with a CPU profile. A package
-// that does not build (routing/rules may be mid-change) is reported, not fatal.
+// that does not build (scenarios may be mid-change) is reported, not fatal.
 func runGoBenches(ctx context.Context, root, dir, benchtime string) []GoBenchRun {
 	var out []GoBenchRun
 	for _, p := range goBenchPackages {

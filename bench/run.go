@@ -503,7 +503,7 @@ var profilePartFrames = []struct {
 	{"ARI REST requests (request, net/http's connection loops)", []string{"pbx/ari.(*restClient).do", "net/http.(*persistConn).writeLoop", "net/http.(*persistConn).readLoop"}},
 	{"ARI events (the ari library's websocket reader and JSON decoding, crmlink's dispatch)", []string{"github.com/CyCoreSystems/ari/v6/client/native.(*Client).wsRead.func1", "pbx/ari.(*Controller).dispatch"}},
 	{"FastAGI sessions", []string{"pbx/agi.(*Server).serveConn"}},
-	{"call outcomes handed to the durable event queue", []string{"internal/app.(*App).onCallOutcome"}},
+	{"call outcomes handed to the durable event queue", []string{"events.(*Outbox).CallOutcome"}},
 	{"Go scheduler looking for work (goroutine hand-offs)", []string{"runtime.findRunnable"}},
 	{"garbage collection", []string{"runtime.gcBgMarkWorker"}},
 }

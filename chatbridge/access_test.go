@@ -9,7 +9,7 @@ import (
 
 	"github.com/crmlink/crmlink/chatbridge"
 	"github.com/crmlink/crmlink/crm"
-	"github.com/crmlink/crmlink/routing/rules/rulestest"
+	"github.com/crmlink/crmlink/scenarios/scenariotest"
 )
 
 func TestPermitRoleTable(t *testing.T) {
@@ -43,7 +43,7 @@ func TestAccessCheckOverTheThreeRoles(t *testing.T) {
 		qc         crm.UserID = 31
 		stranger   crm.UserID = 99
 	)
-	fake := rulestest.New()
+	fake := scenariotest.New()
 	cid := fake.AddContact(crm.Contact{Name: "Client", Responsible: mgrContact, Phones: []string{string(clientPhone)}})
 	fake.AddLead(crm.Lead{Name: "open", Responsible: mgrDeal, StatusID: 5101}, cid)
 	fake.AddLead(crm.Lead{Name: "won", Responsible: mgrClosed, StatusID: crm.StatusWon}, cid)
@@ -84,7 +84,7 @@ func TestAccessCheckOverTheThreeRoles(t *testing.T) {
 	}
 
 	t.Run("a CRM failure is an error, not a refusal", func(t *testing.T) {
-		fake.FailRead = func(rulestest.Op) error { return rulestest.ErrInjected }
+		fake.FailRead = func(scenariotest.Op) error { return scenariotest.ErrInjected }
 		_, err := access.Check(context.Background(), mgrContact, clientPhone)
 		require.True(t, errors.Is(err, crm.ErrUnavailable), "%v", err)
 	})

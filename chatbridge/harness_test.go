@@ -20,7 +20,7 @@ import (
 	"github.com/crmlink/crmlink/crm"
 	"github.com/crmlink/crmlink/internal/httpapi"
 	"github.com/crmlink/crmlink/internal/testrig"
-	"github.com/crmlink/crmlink/routing/rules/rulestest"
+	"github.com/crmlink/crmlink/scenarios/scenariotest"
 )
 
 func TestMain(m *testing.M) { testrig.Main(m) }
@@ -103,17 +103,17 @@ func testConfig(apiURL string) chatbridge.Config {
 	return c
 }
 
-// fakeCRM is rulestest's CRM with what the sync needs on top: Links (a lead's and a
+// fakeCRM is scenariotest's CRM with what the sync needs on top: Links (a lead's and a
 // company's contacts), company responsibles that stick, a count of crmlink's writes, and
 // the webhook amoCRM would send for each of them.
 type fakeCRM struct {
-	*rulestest.CRM
+	*scenariotest.CRM
 	h *harness
 
 	mu sync.Mutex
 	// echoBy is the modified_user_id of the webhooks crmlink's writes cause.
 	echoBy crm.UserID
-	writes []rulestest.ResponsibleSet
+	writes []scenariotest.ResponsibleSet
 }
 
 func (f *fakeCRM) LeadContacts(_ context.Context, id int64) ([]int64, error) {
@@ -141,7 +141,7 @@ func (f *fakeCRM) SetResponsible(ctx context.Context, e crm.EntityType, id int64
 		return err
 	}
 	f.mu.Lock()
-	f.writes = append(f.writes, rulestest.ResponsibleSet{Entity: e, ID: id, User: u})
+	f.writes = append(f.writes, scenariotest.ResponsibleSet{Entity: e, ID: id, User: u})
 	by := f.echoBy
 	f.mu.Unlock()
 	f.h.queueCRM(crm.ResponsibleChange{Entity: e, ID: id, Responsible: u, ModifiedBy: by, At: f.h.clock.Now()})
@@ -164,7 +164,7 @@ func (f *fakeCRM) apply(ctx context.Context, e crm.EntityType, id int64, u crm.U
 }
 
 // Writes returns crmlink's writes so far.
-func (f *fakeCRM) Writes() []rulestest.ResponsibleSet {
+func (f *fakeCRM) Writes() []scenariotest.ResponsibleSet {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.writes)
@@ -236,7 +236,7 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	}
 	h := &harness{t: t, clock: clk}
 
-	fake := rulestest.New()
+	fake := scenariotest.New()
 	fake.Now = clk.Now
 	h.crm = &fakeCRM{CRM: fake, h: h, echoBy: integrationUser}
 	fake.SetUsers(crm.User{ID: ann, Name: "Ann", Active: true}, crm.User{ID: bob, Name: "Bob", Active: true}, crm.User{ID: carol, Name: "Carol", Active: true})

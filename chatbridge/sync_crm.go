@@ -7,7 +7,15 @@ import (
 	"slices"
 
 	"github.com/crmlink/crmlink/crm"
+	"github.com/crmlink/crmlink/events"
 )
+
+// OnCRMChange is the event dispatcher's handler of CRM changes (events.CRMChanges):
+// HandleCRMChange of the change as the queue stored it.
+func (s *Sync) OnCRMChange(ctx context.Context, ch events.CRMChange) error {
+	_, err := s.HandleCRMChange(ctx, crm.ResponsibleChange(ch))
+	return err
+}
 
 // HandleCRMChange syncs a responsible change the CRM reported (an amoCRM webhook) to the
 // chats of the entity's client: the change's new responsible, mapped to each platform's

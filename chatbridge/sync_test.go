@@ -12,7 +12,7 @@ import (
 	"github.com/crmlink/crmlink/chatbridge"
 	"github.com/crmlink/crmlink/crm"
 	"github.com/crmlink/crmlink/events"
-	"github.com/crmlink/crmlink/routing/rules/rulestest"
+	"github.com/crmlink/crmlink/scenarios/scenariotest"
 )
 
 // CRM to chat: a person gives the deal to Bob; every chat of the deal's client, on both
@@ -177,10 +177,10 @@ func TestChatAssignmentReachesEverySelectedEntity(t *testing.T) {
 			assert.Equal(t, bob, h.crm.responsible(t, crm.EntityContact, contactID))
 			assert.Equal(t, bob, h.crm.responsible(t, crm.EntityLead, openLead))
 			assert.Equal(t, carol, h.crm.responsible(t, crm.EntityLead, closedLead), "a closed deal keeps its responsible")
-			wantWrites := []rulestest.ResponsibleSet{{Entity: crm.EntityLead, ID: openLead, User: bob}, {Entity: crm.EntityContact, ID: contactID, User: bob}}
+			wantWrites := []scenariotest.ResponsibleSet{{Entity: crm.EntityLead, ID: openLead, User: bob}, {Entity: crm.EntityContact, ID: contactID, User: bob}}
 			companyWanted := len(tt.entities) == 3
 			if companyWanted {
-				wantWrites = append(wantWrites, rulestest.ResponsibleSet{Entity: crm.EntityCompany, ID: companyID, User: bob})
+				wantWrites = append(wantWrites, scenariotest.ResponsibleSet{Entity: crm.EntityCompany, ID: companyID, User: bob})
 				assert.Equal(t, bob, h.crm.responsible(t, crm.EntityCompany, companyID))
 			} else {
 				assert.Equal(t, ann, h.crm.responsible(t, crm.EntityCompany, companyID))
@@ -488,7 +488,7 @@ func TestHandleQueueEvents(t *testing.T) {
 func TestNewSyncRefusesAnInvalidConfig(t *testing.T) {
 	cfg := testConfig("http://sandbox.invalid")
 	cfg.Users = append(cfg.Users, chatbridge.UserConfig{CRMUserID: 14, ChatApp: bobChatApp})
-	_, err := chatbridge.NewSync(cfg, rulestest.New(), rulestest.New(), chatbridge.NewMemoryGuard(nil))
+	_, err := chatbridge.NewSync(cfg, scenariotest.New(), scenariotest.New(), chatbridge.NewMemoryGuard(nil))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `chat.users[3].chatapp: is "8", the chatapp user already mapped to CRM user 12`)
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/crmlink/crmlink/crm"
 	"github.com/crmlink/crmlink/crm/amocrm"
 	"github.com/crmlink/crmlink/events"
-	"github.com/crmlink/crmlink/routing/rules"
+	"github.com/crmlink/crmlink/scenarios"
 )
 
 // statusError stands for a chat platform's answer (apiclient.StatusError, which
@@ -40,7 +40,7 @@ func TestClassify(t *testing.T) {
 		{"a timeout", fmt.Errorf("chatbridge: contact 3: %w", context.DeadlineExceeded), events.Retry},
 		{"amoCRM's validation refusal", rejected, events.DeadLetter},
 		{"a CRM refusal without a status (a fake CRM)", fmt.Errorf("x: %w", crm.ErrRejected), events.DeadLetter},
-		{"marked by the rules engine", fmt.Errorf("call c1: %w", rules.ErrInvalidOutcome), events.DeadLetter},
+		{"marked by the rules engine", fmt.Errorf("call c1: %w", scenarios.ErrInvalidOutcome), events.DeadLetter},
 		{"marked", events.Permanent(errors.New("stored plan unreadable")), events.DeadLetter},
 		{"marked, wrapping a retryable error", events.Permanent(crm.ErrUnavailable), events.DeadLetter},
 		{"a chat platform's 400", fmt.Errorf("wazzup POST /v3/contacts: %w", statusError(400)), events.DeadLetter},

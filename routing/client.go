@@ -3,6 +3,7 @@ package routing
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -106,6 +107,50 @@ func (rs resolver) live(ctx context.Context, dir crm.Directory, phone crm.Phone)
 	if res.reason != ReasonNone && res.reason != ReasonNotFound {
 		what := map[string]string{"crm.find_contacts": "find contacts", "crm.leads": "leads", "crm.company": "company"}[res.failed]
 		return Client{}, fmt.Errorf("%s of %s: %w", cmp.Or(what, "resolve client"), phone, res.err)
+	}
+	return res.entry.client(), nil
+}
+
+// ClientChooser answers which client contacts found by other means than a call's number
+// (a chat visitor's phone, email or custom field) are: the contact, its open deal and the
+// owner, by the precedence rules routing uses for a caller, so a chat and a call from one
+// client land on the same card.
+type ClientChooser interface {
+	// ChooseClient resolves the client among contacts (all found for one visitor); an
+	// empty list is an unknown client.
+	ChooseClient(ctx context.Context, contacts []crm.Contact) (Client, error)
+}
+
+var _ ClientChooser = (*Router)(nil)
+
+// ChooseClient resolves through the InquiryDirectory (never the requests kept for calls),
+// with the Router's precedence.
+func (r *Router) ChooseClient(ctx context.Context, contacts []crm.Contact) (Client, error) {
+	if r.inquiryDir == nil {
+		return Client{}, errors.New("choose client: no CRM is configured")
+	}
+	return r.resolver.choose(ctx, r.inquiryDir, contacts)
+}
+
+// LiveChooser chooses clients with the default precedence: for chat intake run without a
+// Router (tests, tools).
+func LiveChooser(dir crm.Directory) ClientChooser {
+	return liveResolver{dir: dir, res: newResolver("", nil)}
+}
+
+func (l liveResolver) ChooseClient(ctx context.Context, contacts []crm.Contact) (Client, error) {
+	return l.res.choose(ctx, l.dir, contacts)
+}
+
+// choose resolves the client among contacts, deals included.
+func (rs resolver) choose(ctx context.Context, dir crm.Directory, contacts []crm.Contact) (Client, error) {
+	if len(contacts) == 0 {
+		return Client{}, nil
+	}
+	res := rs.resolveContacts(ctx, dir, "", contacts, true, nil)
+	if res.reason != ReasonNone {
+		what := map[string]string{"crm.leads": "leads", "crm.company": "company"}[res.failed]
+		return Client{}, fmt.Errorf("choose client among %d contacts: %s: %w", len(contacts), cmp.Or(what, "resolve"), res.err)
 	}
 	return res.entry.client(), nil
 }

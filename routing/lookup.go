@@ -239,7 +239,18 @@ func (r resolver) resolveCRM(ctx context.Context, dir crm.Directory, phone crm.P
 	if len(verified) == 0 {
 		return liveResult{entry: Entry{Phone: phone}, reason: ReasonNotFound, steps: steps}
 	}
+	return r.resolveContacts(ctx, dir, phone, verified, withDeals, steps)
+}
 
+// resolveContacts resolves the client among contacts known to be theirs (found by the
+// number, or by a chat visitor's email or custom field): the contact to use, then only the
+// links the precedence needs, in its order, until one has a responsible user.
+func (r resolver) resolveContacts(ctx context.Context, dir crm.Directory, phone crm.Phone, verified []crm.Contact, withDeals bool, steps []Step) liveResult {
+	fail := func(step string, t0 time.Time, err error) liveResult {
+		steps = append(steps, Step{Name: step, Detail: "error: " + err.Error(), Duration: time.Since(t0)})
+		return liveResult{reason: classify(ctx, err), err: err, failed: step, steps: steps}
+	}
+	var t0 time.Time
 	e := Entry{Phone: phone, Found: true}
 	var contact crm.Contact
 	if len(verified) == 1 {

@@ -14,7 +14,7 @@ import (
 	"github.com/crmlink/crmlink/chatbridge/adapters"
 	"github.com/crmlink/crmlink/chatbridge/sandbox"
 	"github.com/crmlink/crmlink/crm"
-	"github.com/crmlink/crmlink/routing/rules/rulestest"
+	"github.com/crmlink/crmlink/scenarios/scenariotest"
 )
 
 func config(apiURL string) chatbridge.Config {
@@ -57,7 +57,7 @@ func TestBuild(t *testing.T) {
 	assert.NoError(t, err)
 
 	// check-config: employees missing on one side.
-	fake := rulestest.New()
+	fake := scenariotest.New()
 	fake.SetUsers(crm.User{ID: 11, Name: "Ann", Active: true}, crm.User{ID: 12, Name: "Gus", Active: false}, crm.User{ID: 99, Name: "Jo", Active: true})
 	problems, err := chatbridge.VerifyUsers(context.Background(), cfg, fake, set.Synced...)
 	require.NoError(t, err)
@@ -67,7 +67,7 @@ func TestBuild(t *testing.T) {
 		"chat.users[2].crm_user_id: is 13, not a user of the CRM account; add the employee to the CRM or fix the id",
 	}, problems)
 
-	fake.FailRead = func(rulestest.Op) error { return rulestest.ErrInjected }
+	fake.FailRead = func(scenariotest.Op) error { return scenariotest.ErrInjected }
 	_, err = chatbridge.VerifyUsers(context.Background(), cfg, fake, set.Synced...)
 	assert.ErrorIs(t, err, crm.ErrUnavailable)
 }

@@ -98,6 +98,19 @@ func create[T any](ctx context.Context, c *Client, path, key string, items []T, 
 // echoes a distinct one that was sent (amoCRM echoes an item's index when it got none),
 // else by position.
 func matchCreated(got []createdRef, sent []string) ([]int64, error) {
+	order, err := createdOrder(got, sent)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int64, len(sent))
+	for i, g := range order {
+		out[i] = got[g].ID
+	}
+	return out, nil
+}
+
+// createdOrder is matchCreated's order: for each item sent, the index of its answer in got.
+func createdOrder(got []createdRef, sent []string) ([]int, error) {
 	if len(got) != len(sent) {
 		return nil, fmt.Errorf("sent %d entities, the answer lists %d", len(sent), len(got))
 	}
@@ -108,23 +121,24 @@ func matchCreated(got []createdRef, sent []string) ([]int64, error) {
 		}
 		pos[id] = i
 	}
-	out := make([]int64, len(sent))
+	out := make([]int, len(sent))
 	if len(pos) == len(sent) {
+		seen := make([]bool, len(sent))
 		filled := 0
-		for _, g := range got {
-			i, ok := pos[requestIDOf(g.RequestID)]
-			if !ok || out[i] != 0 {
+		for g, ref := range got {
+			i, ok := pos[requestIDOf(ref.RequestID)]
+			if !ok || seen[i] {
 				break
 			}
-			out[i] = g.ID
+			out[i], seen[i] = g, true
 			filled++
 		}
 		if filled == len(sent) {
 			return out, nil
 		}
 	}
-	for i, g := range got {
-		out[i] = g.ID
+	for i := range got {
+		out[i] = i
 	}
 	return out, nil
 }

@@ -16,10 +16,11 @@ import (
 )
 
 // Writes of concurrent callers to one path share requests: amoCRM takes up to writeBatch
-// notes, tasks, contacts or leads a POST, and its 7 requests a second, not the entities,
-// are what runs out. Each path has a lane: the first write waits batchLinger for company,
-// then one request carries up to writeBatch entities of every waiting write; while it is
-// out (the rate limiter's wait included) the next writes gather for the next request.
+// notes, tasks, contacts, leads or Unsorted entries a POST, and its 7 requests a second,
+// not the entities, are what runs out. Each path has a lane: the first write waits
+// batchLinger for company, then one request carries up to writeBatch entities of every
+// waiting write; while it is out (the rate limiter's wait included) the next writes
+// gather for the next request.
 // Every write gets its own entities' ids, or its own error: a 400 that names items fails
 // the writes they belong to, and the others go out again without them (amoCRM created none
 // of a refused request). Idempotency and per-client order stay with the callers: a write
@@ -41,6 +42,13 @@ type batchWrite struct {
 	done  chan struct{}
 	ids   []int64
 	err   error
+
+	// skip, when set, says which refused items are no failure: they are left out and
+	// the rest go again (Unsorted entries already waiting).
+	skip func(ValidationItem) bool
+	// answers are amoCRM's objects for the items, in their order (Unsorted entries,
+	// whose answer is more than an id).
+	answers []json.RawMessage
 }
 
 // gatherer joins concurrent requests of one kind into rounds per key (a lane): the first
@@ -193,11 +201,36 @@ func (col *collector) readTasks(entity string, rs []*taskRead) {
 // post writes items (at most writeBatch) to path together with other callers' and returns
 // the ids amoCRM gave them (from _embedded[key]), in the order of items.
 func (col *collector) post(ctx context.Context, path, key string, items []json.RawMessage, sent []string) ([]int64, error) {
-	w := &batchWrite{ctx: ctx, key: key, items: items, sent: sent, done: make(chan struct{})}
+	return col.postSkipping(ctx, path, key, items, sent, nil)
+}
+
+// postSkipping is post where amoCRM refusing an item only for reasons skip accepts leaves
+// the item out (no id for it) instead of failing the write.
+func (col *collector) postSkipping(ctx context.Context, path, key string, items []json.RawMessage, sent []string, skip func(ValidationItem) bool) ([]int64, error) {
+	w, err := col.wait(ctx, path, &batchWrite{ctx: ctx, key: key, items: items, sent: sent, skip: skip})
+	if err != nil {
+		return nil, err
+	}
+	return w.ids, nil
+}
+
+// postAnswers is post for writes whose answers are more than ids: amoCRM's object for each
+// item, in the order of items.
+func (col *collector) postAnswers(ctx context.Context, path, key string, items []json.RawMessage, sent []string) ([]json.RawMessage, error) {
+	w, err := col.wait(ctx, path, &batchWrite{ctx: ctx, key: key, items: items, sent: sent})
+	if err != nil {
+		return nil, err
+	}
+	return w.answers, nil
+}
+
+// wait queues w on the path's lane and waits for its answer.
+func (col *collector) wait(ctx context.Context, path string, w *batchWrite) (*batchWrite, error) {
+	w.done = make(chan struct{})
 	col.writes.add(path, w)
 	select {
 	case <-w.done:
-		return w.ids, w.err
+		return w, w.err
 	case <-ctx.Done():
 		// The entities may still be written: the caller's retry finds them (its own
 		// idempotency keys), as after any lost answer.
@@ -220,9 +253,13 @@ func (col *collector) send(path string, ws []*batchWrite) {
 		for i, w := range ws {
 			ctxs[i] = w.ctx
 		}
-		ids, err := col.c.postItems(batchContext(ctxs), path, key, items, sent)
+		ids, answers, err := col.c.postAnswered(batchContext(ctxs), path, key, items, sent)
 		var ve *ValidationError
 		if err != nil && errors.As(err, &ve) {
+			if rest, left := col.skipped(ws, ve); left > 0 {
+				ws = rest
+				continue
+			}
 			if rest := refused(path, ws, ve); len(rest) < len(ws) {
 				ws = rest
 				continue
@@ -233,7 +270,7 @@ func (col *collector) send(path string, ws []*batchWrite) {
 			if err != nil {
 				w.err = err
 			} else {
-				w.ids = ids[at : at+len(w.items)]
+				w.ids, w.answers = ids[at:at+len(w.items)], answers[at:at+len(w.items)]
 			}
 			at += len(w.items)
 			close(w.done)
@@ -259,6 +296,53 @@ func batchContext(ctxs []context.Context) context.Context {
 	ctx, cancel := context.WithDeadline(ctx, last)
 	time.AfterFunc(time.Until(last), cancel)
 	return ctx
+}
+
+// skipped leaves out of their writes the items ve names that their write's skip accepts,
+// and returns how many it left out and the writes that still have items (a write left
+// without any is done, with no ids).
+func (col *collector) skipped(ws []*batchWrite, ve *ValidationError) ([]*batchWrite, int) {
+	type at struct{ w, i int }
+	where := map[string]at{}
+	n := 0
+	for wi, w := range ws {
+		for i, id := range w.sent {
+			if id == "" {
+				id = strconv.Itoa(n + i)
+			}
+			where[id] = at{wi, i}
+		}
+		n += len(w.items)
+	}
+	drop := map[at]bool{}
+	for _, it := range ve.Items {
+		a, ok := where[it.RequestID]
+		if ok && ws[a.w].skip != nil && ws[a.w].skip(it) {
+			drop[a] = true
+		}
+	}
+	if len(drop) == 0 {
+		return ws, 0
+	}
+	col.c.log.Debug().Int("skipped", len(drop)).Msg("amocrm refused items a write does without (Unsorted entries already waiting); the rest go again")
+	var rest []*batchWrite
+	for wi, w := range ws {
+		var items []json.RawMessage
+		var sent []string
+		for i := range w.items {
+			if !drop[at{wi, i}] {
+				items, sent = append(items, w.items[i]), append(sent, w.sent[i])
+			}
+		}
+		w.items, w.sent = items, sent
+		if len(items) == 0 {
+			w.ids = []int64{}
+			close(w.done)
+			continue
+		}
+		rest = append(rest, w)
+	}
+	return rest, len(drop)
 }
 
 // refused fails the writes whose items ve names, each with its own items (named as the
@@ -301,25 +385,41 @@ func refused(path string, ws []*batchWrite, ve *ValidationError) []*batchWrite {
 // postItems sends one write request of the items (a slice, len(sent) long) and returns the
 // created ids in their order.
 func (c *Client) postItems(ctx context.Context, path, key string, items any, sent []string) ([]int64, error) {
+	ids, _, err := c.postAnswered(ctx, path, key, items, sent)
+	return ids, err
+}
+
+// postAnswered is postItems that also returns amoCRM's object for each item, in their order.
+func (c *Client) postAnswered(ctx context.Context, path, key string, items any, sent []string) ([]int64, []json.RawMessage, error) {
 	r, err := c.write(ctx, http.MethodPost, path, items)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var l halList
-	var got []createdRef
+	var raws []json.RawMessage
 	if err := json.Unmarshal(r.body, &l); err != nil {
-		return nil, apiError(http.MethodPost, path, fmt.Errorf("decode response: %w", err))
+		return nil, nil, apiError(http.MethodPost, path, fmt.Errorf("decode response: %w", err))
 	}
 	if raw, ok := l.Embedded[key]; ok {
-		if err := json.Unmarshal(raw, &got); err != nil {
-			return nil, apiError(http.MethodPost, path, fmt.Errorf("decode response: %w", err))
+		if err := json.Unmarshal(raw, &raws); err != nil {
+			return nil, nil, apiError(http.MethodPost, path, fmt.Errorf("decode response: %w", err))
 		}
 	}
-	ids, err := matchCreated(got, sent)
-	if err != nil {
-		return nil, apiError(http.MethodPost, path, err)
+	got := make([]createdRef, len(raws))
+	for i, raw := range raws {
+		if err := json.Unmarshal(raw, &got[i]); err != nil {
+			return nil, nil, apiError(http.MethodPost, path, fmt.Errorf("decode response: %w", err))
+		}
 	}
-	return ids, nil
+	order, err := createdOrder(got, sent)
+	if err != nil {
+		return nil, nil, apiError(http.MethodPost, path, err)
+	}
+	ids, answers := make([]int64, len(order)), make([]json.RawMessage, len(order))
+	for i, g := range order {
+		ids[i], answers[i] = got[g].ID, raws[g]
+	}
+	return ids, answers, nil
 }
 
 // encodeItems turns a write's entities into the JSON objects a lane joins.

@@ -103,7 +103,12 @@ func (c *Client) AddUnsortedForm(ctx context.Context, f crm.UnsortedForm) (crm.U
 		Name: f.Contact.Name, ResponsibleUserID: int64(f.Contact.Responsible),
 		CustomFieldsValues: append(contactFields(f.Contact.Phones, f.Contact.Emails), accountFields(f.Contact.Fields)...),
 	}}
-	r, err := c.write(ctx, http.MethodPost, unsortedFormsPath, []unsortedFormOut{o})
+	// In the forms lane, with other chats' entries: up to 50 a request.
+	raw, err := encodeItems(http.MethodPost, unsortedFormsPath, []unsortedFormOut{o})
+	if err != nil {
+		return crm.UnsortedEntry{}, err
+	}
+	answers, err := c.batches.postAnswers(ctx, unsortedFormsPath, "unsorted", raw, []string{f.UID})
 	var ve *ValidationError
 	if errors.As(err, &ve) && len(duplicateEntries(ve, []unsortedOut{{RequestID: f.UID}})) == 1 {
 		return c.waitingForm(ctx, f.UID, err)
@@ -111,19 +116,16 @@ func (c *Client) AddUnsortedForm(ctx context.Context, f crm.UnsortedForm) (crm.U
 	if err != nil {
 		return crm.UnsortedEntry{}, err
 	}
-	var l2 halList
-	var got []unsortedEntryIn
-	err = json.Unmarshal(r.body, &l2)
-	if raw, ok := l2.Embedded["unsorted"]; err == nil && ok {
-		err = json.Unmarshal(raw, &got)
-	}
+	var got unsortedEntryIn
 	switch {
-	case err != nil:
-		return crm.UnsortedEntry{}, apiError(http.MethodPost, unsortedFormsPath, fmt.Errorf("decode response: %w", err))
-	case len(got) != 1 || got[0].UID == "":
-		return crm.UnsortedEntry{}, apiError(http.MethodPost, unsortedFormsPath, fmt.Errorf("sent 1 entry, the answer lists %d", len(got)))
+	case len(answers) != 1:
+		return crm.UnsortedEntry{}, apiError(http.MethodPost, unsortedFormsPath, fmt.Errorf("sent 1 entry, the answer lists %d", len(answers)))
+	case json.Unmarshal(answers[0], &got) != nil:
+		return crm.UnsortedEntry{}, apiError(http.MethodPost, unsortedFormsPath, fmt.Errorf("decode response: %s is not an Unsorted entry", answers[0]))
+	case got.UID == "":
+		return crm.UnsortedEntry{}, apiError(http.MethodPost, unsortedFormsPath, errors.New("sent 1 entry, the answer lists one without a uid"))
 	}
-	return got[0].entry(), nil
+	return got.entry(), nil
 }
 
 // waitingForm finds the waiting forms entry with this source uid after amoCRM refused a

@@ -113,45 +113,34 @@ func (c *Client) AddUnsortedCalls(ctx context.Context, us []crm.UnsortedCall) er
 	return nil
 }
 
-// addUnsortedBatch posts one batch; when amoCRM rejects only entries already in Unsorted,
-// it posts the batch again without them.
+// addUnsortedBatch posts one batch of at most writeBatch entries in the sip lane, with other
+// outcomes' entries; entries amoCRM refuses only because they already wait in Unsorted are
+// left out and the rest go again.
 func (c *Client) addUnsortedBatch(ctx context.Context, items []unsortedOut) error {
-	for len(items) > 0 {
-		r, err := c.write(ctx, http.MethodPost, unsortedSipPath, items)
-		var ve *ValidationError
-		if errors.As(err, &ve) {
-			dup := duplicateEntries(ve, items)
-			if len(dup) == 0 {
-				return err
-			}
-			c.log.Debug().Int("skipped", len(dup)).Msg("amocrm Unsorted entries already waiting, not added again")
-			rest := items[:0:0]
-			for i, it := range items {
-				if !dup[i] {
-					rest = append(rest, it)
-				}
-			}
-			items = rest
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		var l halList
-		var got []json.RawMessage
-		err = json.Unmarshal(r.body, &l)
-		if raw, ok := l.Embedded["unsorted"]; err == nil && ok {
-			err = json.Unmarshal(raw, &got)
-		}
-		if err != nil {
-			return apiError(http.MethodPost, unsortedSipPath, fmt.Errorf("decode response: %w", err))
-		}
-		if len(got) != len(items) {
-			return apiError(http.MethodPost, unsortedSipPath, fmt.Errorf("sent %d entries, the answer lists %d", len(items), len(got)))
-		}
-		return nil
+	raw, err := encodeItems(http.MethodPost, unsortedSipPath, items)
+	if err != nil {
+		return err
 	}
-	return nil
+	sent := make([]string, len(items))
+	for i, it := range items {
+		sent[i] = it.RequestID
+	}
+	_, err = c.batches.postSkipping(ctx, unsortedSipPath, "unsorted", raw, sent, alreadyWaiting)
+	return err
+}
+
+// alreadyWaiting reports whether amoCRM refused an entry for its source_uid alone, which for
+// an entry that has one means it is already in Unsorted.
+func alreadyWaiting(it ValidationItem) bool {
+	if len(it.Issues) == 0 {
+		return false
+	}
+	for _, is := range it.Issues {
+		if is.Path != "source_uid" {
+			return false
+		}
+	}
+	return true
 }
 
 // duplicateEntries finds the items a validation error rejects for their source_uid alone,
@@ -172,13 +161,8 @@ func duplicateEntries(ve *ValidationError, items []unsortedOut) map[int]bool {
 			}
 			i = n
 		}
-		if len(it.Issues) == 0 {
+		if !alreadyWaiting(it) {
 			return nil
-		}
-		for _, is := range it.Issues {
-			if is.Path != "source_uid" {
-				return nil
-			}
 		}
 		dup[i] = true
 	}

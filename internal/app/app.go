@@ -17,6 +17,7 @@ import (
 	"github.com/crmlink/crmlink/clicktocall"
 	"github.com/crmlink/crmlink/crm"
 	"github.com/crmlink/crmlink/crm/amocrm"
+	"github.com/crmlink/crmlink/events"
 	"github.com/crmlink/crmlink/internal/config"
 	"github.com/crmlink/crmlink/internal/httpapi"
 	"github.com/crmlink/crmlink/pbx/agi"
@@ -41,6 +42,7 @@ type App struct {
 	API     *httpapi.Server
 	metrics *metrics
 	events  *eventPath
+	outbox  *events.Outbox
 	chat    *chat // nil without chat platforms
 	// router is what every front end asks; Reload swaps the router inside it. routerBase
 	// keeps the parts a reloaded router shares with the first one (CRM, cache, presence).
@@ -68,21 +70,12 @@ type App struct {
 	Calls  *clicktocall.Service
 }
 
-// onCallOutcome takes a finished call from the PBX front end and queues it durably for
-// the rules engine.
-func (p *App) onCallOutcome(o routing.CallOutcome) {
+// observeOutcome counts a finished call the PBX front end hands to the outbox, and shows
+// it to CallOutcomes.
+func (p *App) observeOutcome(o routing.CallOutcome) {
 	p.metrics.outcomes.WithLabelValues(string(o.Direction), strconv.FormatBool(o.Answered)).Inc()
 	if p.CallOutcomes != nil {
 		p.CallOutcomes(o)
-	}
-	if p.events == nil {
-		return // no CRM: calls create nothing
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := p.events.publish(ctx, o); err != nil {
-		// Nothing else holds this call: log all of it so an operator can re-enter it.
-		p.log.Error().Err(err).Interface("outcome", o).Msg("call outcome NOT queued; its CRM records will be missing")
 	}
 }
 
@@ -112,6 +105,9 @@ func (p *App) Close() {
 // New wires the configuration into components; Run starts them.
 func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 	p := &App{cfg: cfg, live: cfg, log: log, metrics: newMetrics()}
+	// The front ends hand finished calls straight to the event path; it stores them once
+	// newEvents opens it (never without a CRM).
+	p.outbox = events.NewOutbox(p.observeOutcome, log)
 	// The controller asks the router, and the router asks the controller whether phones
 	// are online: the controller's decider is bound once both exist.
 	var bound routing.Decider
@@ -164,7 +160,7 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 			RingTimeout:       cfg.Routing.RingTimeout,
 			Logger:            log,
 			Managers:          managerEndpoints(cfg.Managers),
-			OnOutcome:         func(o routing.CallOutcome) { p.onCallOutcome(o) },
+			OnOutcome:         p.outbox.CallOutcome,
 			OnDecision:        p.metrics.observe,
 			OnRing:            p.cardWave,
 		})
@@ -181,7 +177,7 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 		obs, err := ari.NewObserver(ari.ObserverOptions{
 			URL: a.URL, WSURL: a.WSURL, Username: a.Username, Password: a.Password, Application: o.Application,
 			Managers: managerEndpoints(cfg.Managers), OfficeEndpoints: o.OfficeEndpoints, Logger: log,
-			OnOutcome: func(o routing.CallOutcome) { p.onCallOutcome(o) },
+			OnOutcome: p.outbox.CallOutcome,
 			OnRing:    p.cardRinging,
 		})
 		if err != nil {

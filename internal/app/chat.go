@@ -12,7 +12,7 @@ import (
 	"github.com/crmlink/crmlink/chatbridge"
 	"github.com/crmlink/crmlink/chatbridge/adapters"
 	"github.com/crmlink/crmlink/chatbridge/chatapp"
-	"github.com/crmlink/crmlink/chatbridge/leads"
+	"github.com/crmlink/crmlink/chatbridge/intake"
 	"github.com/crmlink/crmlink/crm"
 	"github.com/crmlink/crmlink/crm/amocrm"
 	"github.com/crmlink/crmlink/events"
@@ -27,7 +27,7 @@ type chat struct {
 	entities *chatbridge.Entities
 	sync     *chatbridge.Sync
 	access   *chatbridge.Access
-	leads    *leads.Engine // nil while chat.leads is off
+	leads    *intake.Engine // nil while chat.leads is off
 	log      zerolog.Logger
 }
 
@@ -65,7 +65,7 @@ func (p *App) newChat() (*chat, error) {
 		}
 	}
 	events.On(p.events.dispatch, chatbridge.ChatEvents, c.handleChat)
-	events.On(p.events.dispatch, events.CRMChanges, c.handleCRMChange)
+	events.On(p.events.dispatch, events.CRMChanges, s.OnCRMChange)
 	return c, nil
 }
 
@@ -90,23 +90,23 @@ func (p *App) amoCRMCardURI(e crm.EntityType, id int64) string {
 // newLeads builds the online-chat leads engine: the managers' schedules and flags from
 // `managers:`, round-robin turns in Redis when it is configured, what each chat created in
 // the rules engine's state.
-func (p *App) newLeads(users *chatbridge.UserMap) (*leads.Engine, error) {
-	ms := make([]leads.Manager, 0, len(p.cfg.Managers))
+func (p *App) newLeads(users *chatbridge.UserMap) (*intake.Engine, error) {
+	ms := make([]intake.Manager, 0, len(p.cfg.Managers))
 	for i, m := range p.cfg.Managers {
 		sch, err := routing.ParseSchedule(routing.ScheduleSpec(m.Schedule))
 		if err != nil {
 			return nil, fmt.Errorf("managers[%d].schedule: %w", i, err)
 		}
-		ms = append(ms, leads.Manager{User: crm.UserID(m.CRMUser), TakesNewClients: m.TakesNew(), Schedule: sch})
+		ms = append(ms, intake.Manager{User: crm.UserID(m.CRMUser), TakesNewClients: m.TakesNew(), Schedule: sch})
 	}
-	var rot leads.Rotation = leads.NewMemoryRotation()
+	var rot intake.Rotation = intake.NewMemoryRotation()
 	if p.redis != nil {
-		rot = leads.NewRedisRotation(p.redis, "")
+		rot = intake.NewRedisRotation(p.redis, "")
 	}
-	eng, err := leads.New(p.cfg.Chat.Leads, p.crm, p.events.state,
-		leads.WithManagers(ms), leads.WithRotation(rot),
-		leads.WithChatUsers(func(id string) (crm.UserID, bool) { return users.CRMUser(chatbridge.Jivo, id) }),
-		leads.WithLogger(p.log.With().Str("component", "chat-leads").Logger()))
+	eng, err := intake.New(p.cfg.Chat.Leads, p.crm, p.events.state,
+		intake.WithManagers(ms), intake.WithRotation(rot), intake.WithClients(&p.router),
+		intake.WithChatUsers(func(id string) (crm.UserID, bool) { return users.CRMUser(chatbridge.Jivo, id) }),
+		intake.WithLogger(p.log.With().Str("component", "chat-leads").Logger()))
 	if err != nil {
 		return nil, fmt.Errorf("chat.leads: %w", err)
 	}
@@ -131,22 +131,6 @@ func (c *chat) handleChat(ctx context.Context, ev chatbridge.Event) error {
 	}
 	c.log.Info().Str("event", ev.ID).Str("kind", string(ev.Kind)).Interface("result", res).Msg("online-chat lead handled")
 	return nil
-}
-
-// handleCRMChange syncs an amoCRM responsible change to the client's chats, at background
-// priority.
-func (c *chat) handleCRMChange(ctx context.Context, ch events.CRMChange) error {
-	_, err := c.sync.HandleCRMChange(amocrm.WithPriority(ctx, amocrm.PriorityBackground), crm.ResponsibleChange(ch))
-	return err
-}
-
-// enqueueChange queues an amoCRM responsible change for the chat sync.
-func (p *App) enqueueChange(ctx context.Context, ch crm.ResponsibleChange) error {
-	e, err := events.CRMChanges.Encode(events.CRMChange(ch))
-	if err != nil {
-		return err
-	}
-	return p.events.store(ctx, e)
 }
 
 // chatRoutes registers the platforms' webhook endpoints and chat-access: Wazzup

@@ -7,19 +7,17 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crmlink/crmlink/chatbridge"
 	"github.com/crmlink/crmlink/crm"
-	"github.com/crmlink/crmlink/crm/amocrm"
 	"github.com/crmlink/crmlink/events"
 	"github.com/crmlink/crmlink/internal/httpapi"
 	"github.com/crmlink/crmlink/internal/queue"
 	"github.com/crmlink/crmlink/routing"
-	"github.com/crmlink/crmlink/routing/rules"
+	"github.com/crmlink/crmlink/scenarios"
 )
 
 // eventPath is the event path: call outcomes, chat events and CRM changes are queued
@@ -29,15 +27,15 @@ type eventPath struct {
 	queue queue.Queue
 	// engine is swapped by a configuration reload; build makes one for other scenarios
 	// on the same CRM and State.
-	engine atomic.Pointer[rules.Engine]
-	build  func(rules.Config) (*rules.Engine, error)
+	engine scenarios.Current
+	build  func(scenarios.Config) (*scenarios.Engine, error)
 	closer func() error
 	// dispatch decodes each stored event once and calls the handler of its kind.
 	dispatch *events.Dispatcher
 	// calls encodes call outcomes with their order key.
 	calls events.Type[routing.CallOutcome]
 	// state is the idempotency state the rules engine and the online-chat leads share.
-	state rules.State
+	state events.State
 	// files is the state under data_dir; nil with Redis.
 	files *fileState
 }
@@ -77,9 +75,9 @@ func (p *App) newEvents() (*eventPath, error) {
 	if err != nil {
 		return nil, fmt.Errorf("event queue: %w", err)
 	}
-	var state rules.State
+	var state events.State
 	if p.redis != nil {
-		state = rules.NewRedisState(p.redis, "")
+		state = events.NewRedisState(p.redis, "")
 	} else {
 		ev.files = &fileState{path: filepath.Join(cfg.DataDir, "rules-state.jsonl")}
 		_, _ = ev.files.get()
@@ -87,9 +85,10 @@ func (p *App) newEvents() (*eventPath, error) {
 	}
 	ev.state = state
 	// The rules engine reads and writes at background priority: call-path lookups go first.
-	ev.build = func(sc rules.Config) (*rules.Engine, error) {
-		return rules.New(sc, p.crm, p.crm, state, rules.WithClients(&p.router),
-			rules.WithRegion(cfg.Routing.DefaultRegion), rules.WithLogger(p.log.With().Str("component", "rules").Logger()))
+	ev.build = func(sc scenarios.Config) (*scenarios.Engine, error) {
+		return scenarios.New(sc, p.crm, p.crm, state, scenarios.WithClients(&p.router),
+			scenarios.WithRegion(cfg.Routing.DefaultRegion), scenarios.WithRecordingLink(p.recordingLinker()),
+			scenarios.WithLogger(p.log.With().Str("component", "rules").Logger()))
 	}
 	engine, err := ev.build(cfg.Scenarios)
 	if err != nil {
@@ -97,7 +96,8 @@ func (p *App) newEvents() (*eventPath, error) {
 		return nil, fmt.Errorf("scenarios: %w", err)
 	}
 	ev.engine.Store(engine)
-	events.On(ev.dispatch, ev.calls, ev.handleCall(p.recordingLinker()))
+	events.On(ev.dispatch, ev.calls, ev.engine.HandleOutcome)
+	p.outbox.Open(ev.calls, queue.Store(ev.queue))
 	// Until newChat registers the chat side, its events have nobody to act on them.
 	events.On(ev.dispatch, chatbridge.ChatEvents, func(_ context.Context, e chatbridge.Event) error {
 		return events.Permanent(fmt.Errorf("%s event %s: no chat platform is configured (chat.platforms)", events.KindChat, e.ID))
@@ -133,30 +133,9 @@ func (p *App) redisPersistence(ctx context.Context) (bool, string) {
 	return true, pers.String()
 }
 
-// publish queues a finished call; it returns once the event is durably stored.
-func (ev *eventPath) publish(ctx context.Context, o routing.CallOutcome) error {
-	e, err := ev.calls.Encode(o)
-	if err != nil {
-		return err
-	}
-	return ev.store(ctx, e)
-}
-
 // store queues an encoded event; it returns once the event is durably stored.
 func (ev *eventPath) store(ctx context.Context, e events.Envelope) error {
-	return ev.queue.Publish(ctx, queue.EventOf(e))
-}
-
-// handleCall turns a finished call into its CRM writes with the rules engine of the
-// moment; what its errors make of the event is events.Classify's to say.
-func (ev *eventPath) handleCall(link func(context.Context, routing.CallOutcome) string) func(context.Context, routing.CallOutcome) error {
-	return func(ctx context.Context, o routing.CallOutcome) error {
-		if link != nil && o.RecordingURL == "" {
-			o.RecordingURL = link(ctx, o)
-		}
-		_, err := ev.engine.Load().HandleCall(amocrm.WithPriority(ctx, amocrm.PriorityBackground), o)
-		return err
-	}
+	return queue.Store(ev.queue)(ctx, e)
 }
 
 func (ev *eventPath) close() error {
@@ -212,7 +191,7 @@ func (p *App) runEvents(ctx context.Context) <-chan struct{} {
 		close(done)
 		return done
 	}
-	h := func(ctx context.Context, e queue.Event) error { return p.events.dispatch.Handle(ctx, e.Envelope()) }
+	h := queue.Deliver(p.events.dispatch.Handle)
 	go func() {
 		defer close(done)
 		for n := 1; ; n++ {
@@ -239,15 +218,15 @@ func (p *App) runEvents(ctx context.Context) <-chan struct{} {
 type fileState struct {
 	path  string
 	mu    sync.Mutex
-	s     *rules.FileState
+	s     *events.FileState
 	err   error
 	tries int
 	next  time.Time
 }
 
-var _ rules.State = (*fileState)(nil)
+var _ events.State = (*fileState)(nil)
 
-func (f *fileState) get() (*rules.FileState, error) {
+func (f *fileState) get() (*events.FileState, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.s != nil {
@@ -256,7 +235,7 @@ func (f *fileState) get() (*rules.FileState, error) {
 	if time.Now().Before(f.next) {
 		return nil, f.err
 	}
-	s, err := rules.OpenFileState(f.path)
+	s, err := events.OpenFileState(f.path)
 	if err != nil {
 		f.tries++
 		f.err, f.next = err, time.Now().Add(queue.StoreBackoff(f.tries))

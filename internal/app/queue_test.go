@@ -107,7 +107,7 @@ func TestCallsWithoutAClientNumberAreNotDeadLettered(t *testing.T) {
 	before := crm.RequestCounts()
 	callers := []string{"anonymous", "Anonymous", "unknown", "", "restricted", "asterisk"}
 	for i, caller := range callers {
-		require.NoError(t, a.events.publish(context.Background(), routing.CallOutcome{
+		require.NoError(t, publishCall(a, routing.CallOutcome{
 			ID: fmt.Sprintf("1764800000.%d", i), Direction: routing.Incoming, Caller: caller, Called: "200",
 			Start: time.Now(), RingDuration: 20 * time.Second,
 		}))
@@ -160,4 +160,13 @@ func TestRedisWithoutPersistenceIsReported(t *testing.T) {
 	_, check = health()
 	assert.Equal(t, true, check["ok"])
 	assert.Equal(t, "appendonly yes, appendfsync everysec", check["detail"])
+}
+
+// publishCall queues a call outcome as the outbox does, returning its error.
+func publishCall(a *App, o routing.CallOutcome) error {
+	e, err := a.events.calls.Encode(o)
+	if err != nil {
+		return err
+	}
+	return a.events.store(context.Background(), e)
 }

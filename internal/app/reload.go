@@ -225,6 +225,10 @@ func (s *swappableRouter) ResolveClient(ctx context.Context, phone crm.Phone, se
 	return s.cur.Load().ResolveClient(ctx, phone, seen)
 }
 
+func (s *swappableRouter) ChooseClient(ctx context.Context, contacts []crm.Contact) (routing.Client, error) {
+	return s.cur.Load().ChooseClient(ctx, contacts)
+}
+
 func (s *swappableRouter) ApplyResponsibleChange(ctx context.Context, ch crm.ResponsibleChange) error {
 	return s.cur.Load().ApplyResponsibleChange(ctx, ch)
 }

@@ -75,7 +75,7 @@ func (p *App) newAPI() *httpapi.Server {
 	api.Handle("PUT /v1/managers/{id}/availability", httpapi.Admin, put)
 	var enqueue httpapi.ChangeEnqueuer
 	if p.chat != nil {
-		enqueue = p.enqueueChange
+		enqueue = p.outbox.CRMChange
 	}
 	api.Handle("POST /v1/webhooks/amocrm/{secret}", httpapi.Webhook, httpapi.AmoCRMWebhook(cfg.AmoCRM.WebhookSecret, &p.router, enqueue, log))
 	p.chatRoutes(api)

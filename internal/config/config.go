@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/crmlink/crmlink/chatbridge"
-	"github.com/crmlink/crmlink/chatbridge/leads"
-	"github.com/crmlink/crmlink/routing/rules"
+	"github.com/crmlink/crmlink/chatbridge/intake"
+	"github.com/crmlink/crmlink/scenarios"
 )
 
 // Config is the whole crmlink configuration. Field comments are the reference; the example
@@ -25,9 +25,9 @@ type Config struct {
 	AmoCRM   AmoCRM    `yaml:"amocrm"`
 	Routing  Routing   `yaml:"routing"`
 	Managers []Manager `yaml:"managers"`
-	// Scenarios say which CRM records calls create (routing/rules).
-	Scenarios rules.Config `yaml:"scenarios"`
-	Queue     Queue        `yaml:"queue"`
+	// Scenarios say which CRM records calls create (scenarios).
+	Scenarios scenarios.Config `yaml:"scenarios"`
+	Queue     Queue            `yaml:"queue"`
 	// RecordingURL is the link to a call's recording put on call notes; {linkedid} is
 	// replaced by the call's id. Empty: no link.
 	RecordingURL string `yaml:"recording_url"`
@@ -53,7 +53,7 @@ func (c *Config) Warnings() []string { return c.warnings }
 type Chat struct {
 	chatbridge.Config `yaml:",inline"`
 	// Leads turn online-chat webhooks (Jivo) into amoCRM contacts and deals.
-	Leads leads.Config `yaml:"leads"`
+	Leads intake.Config `yaml:"leads"`
 }
 
 // Enabled reports whether any chat platform is configured.

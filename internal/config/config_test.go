@@ -33,8 +33,8 @@ func TestExampleFileShowsEveryKey(t *testing.T) {
 	require.NoError(t, err)
 	types := []string{"config.Config", "config.Log", "config.HTTP", "config.Redis", "config.Cluster", "config.Asterisk", "config.ARI", "config.Fallback", "config.Observer",
 		"config.AGI", "config.SIP", "config.AmoCRM", "config.OAuth", "config.Routing", "config.Manager", "config.Schedule", "config.Queue",
-		"rules.Config", "rules.Incoming", "rules.IncomingUnknown", "rules.KnownClient", "rules.Missed", "rules.Outgoing",
-		"rules.OutgoingUnknown", "rules.Unanswered", "rules.Notes"}
+		"scenarios.Config", "scenarios.Incoming", "scenarios.IncomingUnknown", "scenarios.KnownClient", "scenarios.Missed", "scenarios.Outgoing",
+		"scenarios.OutgoingUnknown", "scenarios.Unanswered", "scenarios.Notes"}
 	for _, typ := range types {
 		require.NotEmpty(t, keysOf(typ), typ)
 		for _, k := range keysOf(typ) {

@@ -4,10 +4,10 @@ import (
 	"time"
 
 	"github.com/crmlink/crmlink/chatbridge"
-	"github.com/crmlink/crmlink/chatbridge/leads"
+	"github.com/crmlink/crmlink/chatbridge/intake"
 	"github.com/crmlink/crmlink/internal/queue"
 	"github.com/crmlink/crmlink/routing"
-	"github.com/crmlink/crmlink/routing/rules"
+	"github.com/crmlink/crmlink/scenarios"
 )
 
 // Defaults, with the reason for each where it is not obvious.
@@ -93,8 +93,8 @@ func Default() *Config {
 			DefaultRegion:      DefaultRegion,
 			CheckManagerStatus: true,
 		},
-		Scenarios: rules.Defaults(),
-		Chat:      Chat{Config: chatbridge.Defaults(), Leads: leads.Defaults()},
+		Scenarios: scenarios.Defaults(),
+		Chat:      Chat{Config: chatbridge.Defaults(), Leads: intake.Defaults()},
 		Queue:     Queue{RetryFor: DefaultQueueRetryFor, Workers: DefaultQueueWorkers},
 		ClickToCall: ClickToCall{
 			Application: DefaultClickToCallApp,

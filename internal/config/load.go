@@ -287,7 +287,7 @@ func findValue(n *yaml.Node, path string, want valueAt) (string, *yaml.Node) {
 }
 
 // keysOf lists the YAML keys of a config struct by its qualified type name
-// ("config.Routing", "rules.Missed").
+// ("config.Routing", "scenarios.Missed").
 func keysOf(typeName string) []string {
 	t, ok := configTypes()[typeName]
 	if !ok || t.Kind() != reflect.Struct {

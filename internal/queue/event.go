@@ -45,6 +45,17 @@ func (e Event) Envelope() events.Envelope {
 	return events.Envelope{ID: e.ID, Kind: events.Kind(e.Kind), Key: e.Key, Payload: e.Payload}
 }
 
+// Store stores envelopes in q (the events.Outbox's store); it returns once one is durably
+// stored.
+func Store(q Queue) func(context.Context, events.Envelope) error {
+	return func(ctx context.Context, e events.Envelope) error { return q.Publish(ctx, EventOf(e)) }
+}
+
+// Deliver is the handler that hands each event's envelope to h (events.Dispatcher.Handle).
+func Deliver(h func(context.Context, events.Envelope) error) Handler {
+	return func(ctx context.Context, e Event) error { return h(ctx, e.Envelope()) }
+}
+
 // failed records a failed attempt at now.
 func (e *Event) failed(err error, now time.Time) {
 	e.LastError = err.Error()

@@ -22,6 +22,57 @@ const (
 	bridgePrefix = "crmlink-br-"
 )
 
+// dispatch reads the event bus as fast as it can: the library drops events when its
+// 100-slot buffer is full, so nothing here blocks. New calls start their own goroutine;
+// events of calls in progress go to that call's mailbox.
+func (c *Controller) dispatch(ctx context.Context, stop <-chan struct{}, sub ari.Subscription, log zerolog.Logger) {
+	for {
+		select {
+		case <-stop:
+			return
+		case e, ok := <-sub.Events():
+			if !ok {
+				return
+			}
+			if ss, isStart := e.(*ari.StasisStart); isStart {
+				if !isLeg(ss.Args) {
+					c.start(ctx, ss.Channel, isOutgoing(ss.Args), log)
+					continue
+				}
+				if _, owned := c.calls.Load(ss.Channel.ID); !owned {
+					// A manager answered a leg no call rings any more (its originate
+					// timed out and the call went on to the fallback, or the call is
+					// over): nobody would ever hang it up.
+					c.endOrphanLeg(ctx, ss.Channel.ID, "answered after its call stopped ringing", log)
+					continue
+				}
+			}
+			for _, id := range channelIDs(e) {
+				if v, found := c.calls.Load(id); found {
+					v.(*call).deliver(e)
+				}
+			}
+		}
+	}
+}
+
+// start claims an incoming channel and handles it on its own goroutine; a channel already
+// claimed (by the reconciler or an earlier StasisStart) is left alone.
+func (c *Controller) start(ctx context.Context, ch ari.ChannelData, outgoing bool, log zerolog.Logger) {
+	k := newCall(c, ch, log)
+	if _, loaded := c.calls.LoadOrStore(ch.ID, k); loaded {
+		return
+	}
+	c.active.Add(1)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer c.active.Add(-1)
+		defer k.forget()
+		k.run(ctx, outgoing)
+	}()
+}
+
 // call is one incoming channel and the legs it rings.
 type call struct {
 	c      *Controller

@@ -9,7 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/crmlink/crmlink/chatbridge/leads"
+	"github.com/crmlink/crmlink/chatbridge/intake"
 	"github.com/crmlink/crmlink/crm"
 	amosandbox "github.com/crmlink/crmlink/crm/amocrm/sandbox"
 	"github.com/crmlink/crmlink/internal/config"
@@ -52,16 +52,16 @@ func (s *stack) postJivo(t *testing.T, chatID int, v jivoVisitor) {
 
 // withLeads turns on online-chat leads with the sales group (Ann, Dave, Bob, Carol; Dave
 // is off today) and the duplicate match given.
-func withLeads(match leads.Match) func(*config.Config) {
+func withLeads(match intake.Match) func(*config.Config) {
 	return func(cfg *config.Config) {
 		today := time.Now().UTC().Format("2006-01-02")
 		cfg.Managers = append(cfg.Managers, config.Manager{CRMUser: dave, Name: "Dave", Endpoints: []string{"PJSIP/104"},
 			Schedule: config.Schedule{Timezone: "UTC", DaysOff: []string{today}}})
 		l := &cfg.Chat.Leads
 		l.Enabled = true
-		l.Duplicates = leads.Duplicates{By: []leads.Field{leads.FieldPhone, leads.FieldEmail}, Match: match}
-		l.Groups = []leads.Group{{Name: "sales", Managers: []crm.UserID{ann, dave, bob, carol}}}
-		l.Default = leads.Target{Action: leads.ActionContactAndDeal, Group: "sales"}
+		l.Duplicates = intake.Duplicates{By: []intake.Field{intake.FieldPhone, intake.FieldEmail}, Match: match}
+		l.Groups = []intake.Group{{Name: "sales", Managers: []crm.UserID{ann, dave, bob, carol}}}
+		l.Default = intake.Target{Action: intake.ActionContactAndDeal, Group: "sales"}
 	}
 }
 
@@ -78,7 +78,7 @@ func clientWithEmail(s *stack, t *testing.T) {
 }
 
 func TestJivoReturningClientFoundByPhoneOrEmailGoesToTheExistingResponsible(t *testing.T) {
-	s := startStack(t, withLeads(leads.MatchAny))
+	s := startStack(t, withLeads(intake.MatchAny))
 	clientWithEmail(s, t)
 
 	s.postJivo(t, 9001, jivoVisitor{Name: "Anna", Phone: "+7 916 123-45-67"})
@@ -97,7 +97,7 @@ func TestJivoReturningClientFoundByPhoneOrEmailGoesToTheExistingResponsible(t *t
 }
 
 func TestJivoAllFieldsMustMatchOtherwiseANewContact(t *testing.T) {
-	s := startStack(t, withLeads(leads.MatchAll))
+	s := startStack(t, withLeads(intake.MatchAll))
 	clientWithEmail(s, t)
 
 	// The client's phone but an address no contact has: with AND this is a new client.
@@ -120,7 +120,7 @@ func TestJivoAllFieldsMustMatchOtherwiseANewContact(t *testing.T) {
 }
 
 func TestJivoNewClientsGoRoundRobinSkippingTheManagerOffSchedule(t *testing.T) {
-	s := startStack(t, withLeads(leads.MatchAny))
+	s := startStack(t, withLeads(intake.MatchAny))
 	visitors := []jivoVisitor{
 		{Name: "First", Phone: "+79260000001"},
 		{Name: "Second", Email: "second@example.com"},
@@ -156,7 +156,7 @@ func notesOn(c amosandbox.Created, entityType string, id int64) []amosandbox.Not
 }
 
 func TestJivoLeadAcceptedWhileAmoCRMIsDownSurvivesARestart(t *testing.T) {
-	s := startStack(t, withLeads(leads.MatchAny))
+	s := startStack(t, withLeads(intake.MatchAny))
 	s.amo.FailNext(1_000_000, http.StatusServiceUnavailable)
 	start := time.Now()
 	s.postJivo(t, 9301, jivoVisitor{Name: "Patient", Phone: "+79260000042"})

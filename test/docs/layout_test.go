@@ -1,6 +1,7 @@
 package docs
 
 import (
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -209,5 +210,41 @@ func TestArchitectureNamesFilesThatExist(t *testing.T) {
 	for _, m := range files {
 		_, err := os.Stat(filepath.Join(root, m[1]))
 		assert.NoError(t, err, "docs/architecture.md names %s", m[1])
+	}
+}
+
+// Each trace in "Tracing a call" takes at most 6 files: its numbered steps each start with
+// the one file the call or event passes through, and no trace lists more than 6 of them.
+func TestTracesTakeAtMostSixFiles(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(root, "docs/architecture.md"))
+	require.NoError(t, err)
+	doc := string(data)
+	start := strings.Index(doc, "\n## Tracing a call\n")
+	require.GreaterOrEqual(t, start, 0, "docs/architecture.md has a Tracing a call section")
+	section := doc[start+1:]
+	if end := strings.Index(section[1:], "\n## "); end >= 0 {
+		section = section[:end+1]
+	}
+	traces := regexp.MustCompile(`(?m)^\*\*(.+?)\*\*`).FindAllStringSubmatchIndex(section, -1)
+	require.Len(t, traces, 2, "the call to its note, and the amoCRM webhook to the chat write")
+	step := regexp.MustCompile("(?m)^(\\d+)\\. `([a-z0-9_/.-]+\\.go)`")
+	for i, tr := range traces {
+		name := section[tr[2]:tr[3]]
+		body := section[tr[1]:]
+		if i+1 < len(traces) {
+			body = section[tr[1]:traces[i+1][0]]
+		}
+		steps := step.FindAllStringSubmatch(body, -1)
+		numbered := regexp.MustCompile(`(?m)^\d+\. `).FindAllString(body, -1)
+		assert.Len(t, steps, len(numbered), "%s: every numbered step starts with its file", name)
+		files := map[string]bool{}
+		for n, s := range steps {
+			assert.Equal(t, strconv.Itoa(n+1), s[1], "%s: steps numbered in order", name)
+			files[s[2]] = true
+		}
+		assert.NotEmpty(t, files, name)
+		assert.LessOrEqual(t, len(files), 6, "%s takes %d files: %v", name, len(files), files)
+		heading, _, _ := strings.Cut(body, "\n")
+		assert.Contains(t, heading, fmt.Sprintf("(%d files)", len(files)), "%s: the heading says how many", name)
 	}
 }

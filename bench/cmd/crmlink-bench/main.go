@@ -30,7 +30,7 @@ func main() {
 	quick := flag.Bool("quick", false, "quick mode: fewer paths, rates and seconds (under 3 minutes)")
 	lock := flag.String("lock", "/tmp/crmlink-rig.lock", "the rig lock file (shared with the end-to-end tests)")
 	paths := flag.String("paths", "", "comma-separated paths to run, crm-throughput among them (default: every path of the mode)")
-	gobench := flag.Bool("gobench", true, "also run the Go benchmarks of routing and routing/rules")
+	gobench := flag.Bool("gobench", true, "also run the Go benchmarks of routing and scenarios")
 	profile := flag.String("profile", "auto", "profiling runs of crmlink (crmlink-pprof) on the paths that have one: on, off, auto (on unless -quick)")
 	render := flag.String("render", "", "only render bench.md and bench-latency.svg again from this bench.json (into -out)")
 	timeout := flag.Duration("timeout", 0, "stop after this long, waiting for the rig lock included (default 30m, quick 10m: a safety net; a run takes about 14m, quick under 3m, plus lock waits)")

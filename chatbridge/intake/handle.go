@@ -1,0 +1,305 @@
+package intake
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/crmlink/crmlink/chatbridge"
+	"github.com/crmlink/crmlink/crm"
+	"github.com/crmlink/crmlink/events"
+)
+
+// plan is what the first lead-creating event of a chat decided, kept so that redeliveries
+// and later events of the chat carry out the same decision (a returning-client search
+// after crmlink created the contact would otherwise find crmlink's own contact).
+type plan struct {
+	Skip        string     `json:"skip,omitempty"`
+	Rule        string     `json:"rule,omitempty"`
+	Target      Target     `json:"target"`
+	DuplicateBy Field      `json:"duplicate_by,omitempty"`
+	ContactID   int64      `json:"contact_id,omitempty"`
+	OpenLeadID  int64      `json:"open_lead_id,omitempty"`
+	Responsible crm.UserID `json:"responsible,omitempty"`
+	Unsorted    bool       `json:"unsorted,omitempty"`
+	// By is the event that made the plan.
+	By string `json:"by"`
+}
+
+// Handle acts on an online-chat event (chat_accepted, offline_message, chat_finished);
+// other events are skipped. Errors wrapping events.ErrPermanent (the CRM rejected the data)
+// are not worth a retry; others are, and a retry carries on where this attempt stopped.
+func (e *Engine) Handle(ctx context.Context, ev chatbridge.Event) (Result, error) {
+	switch {
+	case !e.cfg.Enabled:
+		return Result{Skipped: "chat leads are off (chat.leads.enabled)"}, nil
+	case ev.Kind != chatbridge.EventChatAccepted && ev.Kind != chatbridge.EventOfflineMessage && ev.Kind != chatbridge.EventChatFinished:
+		return Result{Skipped: "not an online-chat event"}, nil
+	}
+	chat := chatKey(ev)
+	var p plan
+	var skipped string
+	steps := e.steps(chat)
+	_, err := steps.Plan(ctx, func(b []byte) error { return json.Unmarshal(b, &p) }, func() ([]byte, error) {
+		if !slices.Contains(e.cfg.Events, ev.Kind) {
+			skipped = fmt.Sprintf("%s is not in chat.leads.events and nothing was created for the chat", ev.Kind)
+			return nil, nil
+		}
+		var err error
+		if p, err = e.decide(ctx, ev); err != nil {
+			return nil, err
+		}
+		return json.Marshal(p)
+	})
+	if skipped != "" {
+		return Result{Skipped: skipped}, nil
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("leads: chat %s: %w", chat, err)
+	}
+	res := Result{Skipped: p.Skip, Rule: p.Rule, DuplicateBy: p.DuplicateBy, ContactID: p.ContactID, LeadID: p.OpenLeadID, Responsible: p.Responsible}
+	if p.Skip != "" {
+		return res, nil
+	}
+	if err := e.carryOut(ctx, ev, chat, steps, p, &res); err != nil {
+		return res, fmt.Errorf("leads: chat %s: %w", chat, permanentIfRejected(err))
+	}
+	if ev.Kind == chatbridge.EventChatFinished && p.By != ev.ID && res.NoteOn != nil {
+		note := *res.NoteOn
+		if _, _, err := steps.Run(ctx, "finished:"+ev.ID, func() ([]byte, error) {
+			return nil, e.crm.AddTextNote(ctx, note.Entity, note.ID, e.summary(ev))
+		}); err != nil {
+			return res, fmt.Errorf("leads: chat %s: chat summary note: %w", chat, permanentIfRejected(err))
+		}
+	}
+	return res, nil
+}
+
+func permanentIfRejected(err error) error {
+	if errors.Is(err, crm.ErrRejected) {
+		return events.Permanent(err)
+	}
+	return err
+}
+
+// chatKey names the chat an event belongs to: Jivo's chat id, or for an offline message
+// (which has none) the event itself.
+func chatKey(ev chatbridge.Event) string {
+	if ev.Chat.ID != "" {
+		return string(ev.Platform) + ":" + ev.Chat.ID
+	}
+	return ev.ID
+}
+
+// steps is the executor of the chat's plan and its steps, under "leads:<chat>:".
+func (e *Engine) steps(chat string) events.Steps {
+	return events.NewSteps(e.state, "leads:"+chat, e.cfg.Remember)
+}
+
+// decide finds a returning client, or the rule and the manager for a new one.
+func (e *Engine) decide(ctx context.Context, ev chatbridge.Event) (plan, error) {
+	p := plan{By: ev.ID}
+	r := e.ruleFor(ev)
+	p.Rule, p.Target = r.name, r.target
+	if p.Target.Group == "" {
+		p.Target.Group = e.cfg.Default.Group
+	}
+	if p.Target.Action == ActionIgnore {
+		p.Skip = fmt.Sprintf("rule %q ignores the event", r.name)
+		return p, nil
+	}
+	if ev.Phone == "" && visitorEmail(ev) == "" && e.customValue(ev) == "" {
+		p.Skip = "the visitor left no phone, email or " + e.customFieldName()
+		return p, nil
+	}
+	client, by, found, err := e.findClient(ctx, ev)
+	if err != nil {
+		return p, err
+	}
+	if found {
+		p.Rule, p.DuplicateBy, p.ContactID, p.Responsible = "", by, client.ContactID, client.Owner
+		p.OpenLeadID = client.DealID
+		return p, nil
+	}
+	if e.cfg.Mode == ModeUnsorted && p.Target.Action == ActionContactAndDeal {
+		p.Unsorted = true
+		return p, nil
+	}
+	p.Responsible, err = e.distribute(ctx, p.Target.Group, ev)
+	return p, err
+}
+
+func (e *Engine) ruleFor(ev chatbridge.Event) rule {
+	for _, r := range e.rules {
+		if r.matches(ev) {
+			return r
+		}
+	}
+	return rule{name: "default", target: e.cfg.Default}
+}
+
+// distribute picks the group's next manager who takes new clients and is at work when the
+// event happened; the default responsible when none is.
+func (e *Engine) distribute(ctx context.Context, group string, ev chatbridge.Event) (crm.UserID, error) {
+	members := e.groups[group]
+	if len(members) == 0 {
+		return e.cfg.DefaultResponsible, nil
+	}
+	at := ev.At
+	if at.IsZero() {
+		at = e.opts.now()
+	}
+	available := make([]bool, len(members))
+	for i, u := range members {
+		m := e.managers[u]
+		available[i] = m.TakesNewClients && m.Schedule.Available(at)
+	}
+	u, err := e.opts.rotation.Next(ctx, group, members, available)
+	if err != nil {
+		return 0, fmt.Errorf("distribute to group %q: %w", group, err)
+	}
+	if u == 0 {
+		e.opts.log.Info().Str("group", group).Msg("leads: nobody in the group takes new clients now; the default responsible does")
+		return e.cfg.DefaultResponsible, nil
+	}
+	return u, nil
+}
+
+// carryOut makes what the plan says, each write once per chat.
+func (e *Engine) carryOut(ctx context.Context, ev chatbridge.Event, chat string, steps events.Steps, p plan, res *Result) error {
+	if p.Unsorted {
+		return e.viaUnsorted(ctx, ev, chat, steps, p, res)
+	}
+	contactID := p.ContactID
+	if contactID == 0 {
+		id, done, err := steps.RunID(ctx, "contact", func() (int64, error) {
+			ids, err := e.crm.CreateContacts(ctx, []crm.NewContact{e.newContact(ev, p.Responsible, chat)})
+			if err != nil {
+				return 0, fmt.Errorf("create contact: %w", err)
+			}
+			return ids[0], nil
+		})
+		if err != nil {
+			return err
+		}
+		contactID, res.ContactID, res.ContactCreated, res.Repeated = id, id, !done, done
+	}
+	note := EntityRef{Entity: crm.EntityContact, ID: contactID}
+	switch {
+	case p.OpenLeadID != 0:
+		note = EntityRef{Entity: crm.EntityLead, ID: p.OpenLeadID}
+	case p.Target.Action == ActionContactOnly:
+	case p.ContactID != 0 && e.cfg.ExistingClient.NoOpenDeal == NoOpenDealNote:
+	default:
+		id, done, err := steps.RunID(ctx, "lead", func() (int64, error) {
+			ids, err := e.crm.CreateLeads(ctx, []crm.NewLead{{
+				Name: e.leadName(ev), PipelineID: p.Target.PipelineID, StatusID: p.Target.StatusID,
+				Responsible: p.Responsible, ContactIDs: []int64{contactID}, Tags: p.Target.Tags, RequestID: chat,
+			}})
+			if err != nil {
+				return 0, fmt.Errorf("create deal: %w", err)
+			}
+			return ids[0], nil
+		})
+		if err != nil {
+			return err
+		}
+		res.LeadID, res.LeadCreated, res.Repeated = id, !done, done
+		note = EntityRef{Entity: crm.EntityLead, ID: id}
+	}
+	return e.noteOnce(ctx, ev, steps, note, res)
+}
+
+// noteOnce adds the chat's note to target once per chat.
+func (e *Engine) noteOnce(ctx context.Context, ev chatbridge.Event, steps events.Steps, target EntityRef, res *Result) error {
+	_, done, err := steps.Run(ctx, "note", func() ([]byte, error) {
+		if err := e.crm.AddTextNote(ctx, target.Entity, target.ID, e.summary(ev)); err != nil {
+			return nil, fmt.Errorf("add note to %s %d: %w", target.Entity, target.ID, err)
+		}
+		return nil, nil
+	})
+	if err != nil {
+		return err
+	}
+	res.NoteOn, res.Repeated = &target, done
+	return nil
+}
+
+// viaUnsorted puts a new client's request into Unsorted once per chat, and accepts it as
+// the CRM user of the Jivo agent who accepted the chat, if it still waits.
+func (e *Engine) viaUnsorted(ctx context.Context, ev chatbridge.Event, chat string, steps events.Steps, p plan, res *Result) error {
+	uid, done, err := steps.Run(ctx, "unsorted", func() ([]byte, error) {
+		o := ev.Origin
+		if o == nil {
+			o = &chatbridge.Origin{}
+		}
+		entry, err := e.crm.AddUnsortedForm(ctx, crm.UnsortedForm{
+			UID: "crmlink:" + chat, SourceName: e.cfg.SourceName, PipelineID: p.Target.PipelineID,
+			FormID: formOf(ev), FormName: e.cfg.SourceName + " " + formOf(ev), FormPage: o.PageURL, IP: o.IP,
+			VisitorUID: visitorUID(ev), SentAt: ev.At, Contact: e.newContact(ev, 0, chat), LeadName: e.leadName(ev), Tags: p.Target.Tags,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("add to Unsorted: %w", err)
+		}
+		return []byte(entry.UID), nil
+	})
+	if err != nil {
+		return err
+	}
+	res.UnsortedUID, res.Repeated = string(uid), done
+	if raw, ok, err := steps.Done(ctx, "accepted"); err != nil {
+		return fmt.Errorf("load accepted: %w", err)
+	} else if ok {
+		var acc crm.UnsortedEntry
+		if err := json.Unmarshal(raw, &acc); err != nil {
+			return events.Permanent(fmt.Errorf("stored accept unreadable: %w", err))
+		}
+		res.ContactID, res.LeadID = acc.ContactID, acc.LeadID
+		if acc.LeadID != 0 {
+			res.NoteOn = &EntityRef{Entity: crm.EntityLead, ID: acc.LeadID}
+		}
+		return nil
+	}
+	if ev.Kind != chatbridge.EventChatAccepted || ev.ChatUser == "" {
+		return nil
+	}
+	user, ok := e.opts.chatUser(ev.ChatUser)
+	if !ok {
+		e.opts.log.Info().Str("chat", chat).Str("agent", ev.ChatUser).Msg("leads: the Jivo agent is not mapped to a CRM user; the entry waits in Unsorted")
+		return nil
+	}
+	entry, accepted, err := e.crm.AcceptUnsorted(ctx, string(uid), user, p.Target.StatusID)
+	if err != nil {
+		return fmt.Errorf("accept Unsorted entry %s as user %d: %w", uid, user, err)
+	}
+	b, _ := json.Marshal(entry)
+	if err := steps.Record(ctx, "accepted", b); err != nil {
+		return fmt.Errorf("save accepted: %w", err)
+	}
+	if !accepted {
+		// A manager decided in amoCRM first; that decision stands.
+		return nil
+	}
+	res.Accepted, res.Responsible, res.ContactID, res.LeadID = true, user, entry.ContactID, entry.LeadID
+	if entry.LeadID == 0 {
+		return nil
+	}
+	return e.noteOnce(ctx, ev, steps, EntityRef{Entity: crm.EntityLead, ID: entry.LeadID}, res)
+}
+
+func visitorEmail(ev chatbridge.Event) string {
+	if ev.Visitor == nil {
+		return ""
+	}
+	return strings.TrimSpace(ev.Visitor.Email)
+}
+
+func visitorUID(ev chatbridge.Event) string {
+	if ev.Visitor != nil && ev.Visitor.Number != "" {
+		return ev.Visitor.Number
+	}
+	return ""
+}
