@@ -20,6 +20,10 @@ const (
 	// sharedBudgetTimeout bounds one look at the shared budget: a call is being set up, and
 	// a Redis that does not answer within it is treated as gone.
 	sharedBudgetTimeout = 150 * time.Millisecond
+	// sharedBudgetCallTimeout is that bound for a call-path request: the caller is waiting
+	// for the routing answer, and a Redis slower than this (a LAN round trip is well under
+	// a millisecond) costs the call less than the lookup itself.
+	sharedBudgetCallTimeout = 25 * time.Millisecond
 	// sharedBudgetRetry is how long the local limiter stands in after a failed look, so
 	// that a dead Redis costs one timeout per interval, not one per request.
 	sharedBudgetRetry = 2 * time.Second
@@ -196,7 +200,11 @@ func (s *sharedBudget) take(ctx context.Context, p Priority, member string) (boo
 	if dl, ok := ctx.Deadline(); ok {
 		maxWait = max(time.Until(dl).Milliseconds(), 0)
 	}
-	rctx, cancel := context.WithTimeout(ctx, sharedBudgetTimeout)
+	timeout := sharedBudgetTimeout
+	if p == PriorityCall {
+		timeout = sharedBudgetCallTimeout
+	}
+	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	res, err := budgetScript.Run(rctx, s.rdb, []string{s.key}, s.n, s.window.Milliseconds(), limit, call, maxWait, member).Int64Slice()
 	if err != nil {
