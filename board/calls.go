@@ -111,6 +111,10 @@ func (b *Board) Ringing(id string, r Ring) {
 		c.Called = r.Called
 	}
 	if d := r.Decision; d.Result != "" {
+		if c.Result != "" && c.Result != d.Result {
+			// Routed, then to the fallback: the owner's phones stopped ringing.
+			c.Ringing, c.State, c.StateSince = nil, StateRouting, now
+		}
 		c.Result, c.Reason = d.Result, d.Reason
 		if d.Owner != 0 {
 			c.Owner = &Person{Manager: d.Owner, Name: b.names[d.Owner]}

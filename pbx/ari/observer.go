@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/net/websocket"
 
+	"github.com/crmlink/crmlink/board"
 	"github.com/crmlink/crmlink/crm"
 	"github.com/crmlink/crmlink/routing"
 )
@@ -33,6 +34,9 @@ type ObserverOptions struct {
 	// OnOutcome is told how every client call the controller did not handle ended; it
 	// must not block for long (publish to a durable queue).
 	OnOutcome func(routing.CallOutcome)
+	// Board, when set, is told of every call in progress as it rings, is answered and
+	// ends (the live view); it must not block.
+	Board board.Calls
 }
 
 // Observer follows every call on the Asterisk, however it is wired (FastAGI, SIP
@@ -52,6 +56,9 @@ func NewObserver(opts ObserverOptions) (*Observer, error) {
 	}
 	if opts.RESTTimeout <= 0 {
 		opts.RESTTimeout = 2 * time.Second
+	}
+	if opts.Board == nil {
+		opts.Board = noBoard{}
 	}
 	return &Observer{opts: opts, rest: newRESTClient(opts.URL, opts.Username, opts.Password, opts.RESTTimeout, 2)}, nil
 }
@@ -141,6 +148,7 @@ func (o *Observer) session(ctx context.Context, t *tracker, log zerolog.Logger) 
 			warned = true
 			log.Warn().Msg("ari.conf has no channelvars = " + linkedIDVar + ",...: a call's channels are followed through Dial() only; see docs/configuration.md")
 		}
+		t.show(e, o.opts.Board)
 		out, done := t.feed(e)
 		if !done {
 			continue
