@@ -33,6 +33,8 @@ type Config struct {
 	// Chat is the chat side: chat platforms, responsible sync with amoCRM, chat users and
 	// their roles, online-chat leads. Off while chat.platforms is empty.
 	Chat Chat `yaml:"chat"`
+	// UI is the live page (/ui/): calls in progress, today's figures, health.
+	UI UI `yaml:"ui"`
 
 	// warnings are problems that do not stop crmlink (Warnings).
 	warnings []string
@@ -67,6 +69,16 @@ type Queue struct {
 	// events at once; give each instance sharing one Redis its own name.
 	Consumer string `yaml:"consumer"`
 }
+
+// UI is the `ui:` section: the live page's day.
+type UI struct {
+	// Timezone is the IANA zone whose midnight starts a new day of the page's figures
+	// ("Europe/Moscow"); empty: the server's local zone.
+	Timezone string `yaml:"timezone"`
+}
+
+// Location is the zone of UI.Timezone (validated: an error here is a bug).
+func (u UI) Location() (*time.Location, error) { return time.LoadLocation(u.Timezone) }
 
 // Log sets the logger.
 type Log struct {

@@ -84,6 +84,7 @@ func TestParseErrors(t *testing.T) {
 			[]string{`asterisk.observer.application: is "crmlink", the name of asterisk.ari.application; the observer needs a name of its own`}},
 		{"bad office endpoint", "asterisk:\n  observer: {enabled: true, office_endpoints: [\"100\"]}\n",
 			[]string{`asterisk.observer.office_endpoints[0]: is "100"; allowed: an Asterisk endpoint TECH/resource`}},
+		{"unknown page time zone", "ui:\n  timezone: Europe/Atlantis\n", []string{`ui.timezone: is "Europe/Atlantis"`, "allowed: an IANA time zone name"}},
 		{"not yaml", "routing: [\n", []string{"line"}},
 	}
 	for _, c := range cases {
