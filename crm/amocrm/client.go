@@ -34,6 +34,15 @@ type Client struct {
 
 var _ crm.Directory = (*Client)(nil)
 
+// Requests counts the requests sent since start by priority: call-path lookups and
+// background (event path) work, for the live page and the metrics.
+func (c *Client) Requests() (call, background int64) {
+	return c.limiter.spent[PriorityCall].Load(), c.limiter.spent[PriorityBackground].Load()
+}
+
+// RateLimit is the account's budget in requests per window (amoCRM: 7 a second).
+func (c *Client) RateLimit() int { return c.limiter.n }
+
 // New builds a Client. With OAuth it reads the token file if it exists; without one, requests
 // fail with crm.ErrUnauthorized until ExchangeCode has stored the first tokens.
 func New(opts Options) (*Client, error) {

@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -36,6 +37,9 @@ type limiter struct {
 
 	// onWait, when set (tests), is called once by each request that has to wait.
 	onWait func(Priority)
+
+	// spent counts the slots granted per priority since start (the live page's usage).
+	spent [2]atomic.Int64
 }
 
 // newLimiter allows n requests in any window of length window.
@@ -66,10 +70,15 @@ func (l *limiter) wait(ctx context.Context, p Priority) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	wait := l.waitBackground
 	if p == PriorityCall {
-		return l.waitCall(ctx)
+		wait = l.waitCall
 	}
-	return l.waitBackground(ctx)
+	err := wait(ctx)
+	if err == nil {
+		l.spent[p].Add(1)
+	}
+	return err
 }
 
 func (l *limiter) waitCall(ctx context.Context) error {
