@@ -2,6 +2,7 @@ package board
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -56,11 +57,7 @@ func TestTallyOfCallOutcomes(t *testing.T) {
 func stores(t *testing.T, f func(t *testing.T, open func() Store)) {
 	t.Run("file", func(t *testing.T) {
 		dir := t.TempDir()
-		f(t, func() Store {
-			s, err := NewFileStore(dir)
-			require.NoError(t, err)
-			return s
-		})
+		f(t, func() Store { return NewFileStore(filepath.Join(dir, "board")) })
 	})
 	t.Run("redis", func(t *testing.T) {
 		rdb := testrig.Redis(t)

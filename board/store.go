@@ -30,12 +30,10 @@ type FileStore struct {
 	days map[string]*Day // read from the file on first use
 }
 
-// NewFileStore keeps days under dir (created when missing).
-func NewFileStore(dir string) (*FileStore, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("board store %s: %w", dir, err)
-	}
-	return &FileStore{dir: dir, days: map[string]*Day{}}, nil
+// NewFileStore keeps days under dir, created on the first write (a data_dir that cannot
+// be written loses the figures, never starts crmlink without routing).
+func NewFileStore(dir string) *FileStore {
+	return &FileStore{dir: dir, days: map[string]*Day{}}
 }
 
 func (s *FileStore) path(day string) string { return filepath.Join(s.dir, day+".jsonl") }
@@ -123,6 +121,9 @@ func (s *FileStore) Add(_ context.Context, day string, t Tally) error {
 		l.Counts = append(l.Counts, lineCount(c))
 	}
 	b, _ := json.Marshal(l)
+	if err := os.MkdirAll(s.dir, 0o750); err != nil {
+		return fmt.Errorf("board store: %w", err)
+	}
 	f, err := os.OpenFile(s.path(day), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/crmlink/crmlink/crm"
@@ -18,9 +19,9 @@ const (
 	FieldMissed   = "missed"   // routed to the manager, not answered by them
 	FieldTalkMS   = "talk_ms"  // talk time, incoming and outgoing, in milliseconds
 	FieldChats    = "chats"    // chats assigned to the manager
-	// fallbackPrefix + reason counts the calls of the manager's clients that went to the
+	// FallbackPrefix + reason counts the calls of the manager's clients that went to the
 	// fallback ("fallback:owner_no_answer"); manager 0 holds those of nobody's clients.
-	fallbackPrefix = "fallback:"
+	FallbackPrefix = "fallback:"
 )
 
 // Count is one increment of one manager's day.
@@ -52,7 +53,7 @@ func TallyOf(o routing.CallOutcome) Tally {
 	}
 	d := o.Decision
 	if d.Result == routing.Fallback {
-		add(d.Owner, fallbackPrefix+string(d.Reason), 1)
+		add(d.Owner, FallbackPrefix+string(d.Reason), 1)
 	}
 	// The owner's phones rang: routed, or back to the fallback because nobody answered.
 	if owner := d.Owner; owner != 0 && (d.Result == routing.Routed || d.Reason == routing.ReasonOwnerNoAnswer) {
@@ -178,7 +179,7 @@ func (l *Ledger) Figures(ctx context.Context) (string, []Figures, error) {
 		f := Figures{Manager: m, Name: l.names[m], Routed: c[FieldRouted], Answered: c[FieldAnswered],
 			Missed: c[FieldMissed], TalkMS: c[FieldTalkMS], Chats: c[FieldChats], MedianAnswerMS: median(d.AnswerMS[m])}
 		for k, n := range c {
-			if r, ok := cutPrefix(k, fallbackPrefix); ok {
+			if r, ok := strings.CutPrefix(k, FallbackPrefix); ok {
 				if f.Fallbacks == nil {
 					f.Fallbacks = map[routing.Reason]int64{}
 				}
@@ -188,13 +189,6 @@ func (l *Ledger) Figures(ctx context.Context) (string, []Figures, error) {
 		out = append(out, f)
 	}
 	return day, out, nil
-}
-
-func cutPrefix(s, p string) (string, bool) {
-	if len(s) >= len(p) && s[:len(p)] == p {
-		return s[len(p):], true
-	}
-	return "", false
 }
 
 // median of milliseconds; the lower middle of an even count's two.

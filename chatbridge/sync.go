@@ -138,6 +138,17 @@ type Write struct {
 	Value  string `json:"value"`
 }
 
+// ChatWrites is how many chats a result gave a new responsible.
+func ChatWrites(r Result) int {
+	n := 0
+	for _, w := range r.Writes {
+		if strings.HasPrefix(w.Target, "chat:") {
+			n++
+		}
+	}
+	return n
+}
+
 func result(o Outcome, format string, args ...any) Result {
 	return Result{Outcome: o, Reason: fmt.Sprintf(format, args...)}
 }

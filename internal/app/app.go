@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/crmlink/crmlink/board"
 	"github.com/crmlink/crmlink/crm"
 	"github.com/crmlink/crmlink/crm/amocrm"
 	"github.com/crmlink/crmlink/internal/config"
@@ -52,12 +53,15 @@ type App struct {
 	// Observer records the calls the controller does not handle; nil unless
 	// asterisk.observer is enabled.
 	Observer *ari.Observer
+	// page is the live page's data: the calls in progress and today's figures.
+	page *livePage
 }
 
 // onCallOutcome takes a finished call from the PBX front end and queues it durably for
 // the rules engine.
 func (p *App) onCallOutcome(o routing.CallOutcome) {
 	p.metrics.outcomes.WithLabelValues(string(o.Direction), strconv.FormatBool(o.Answered)).Inc()
+	p.page.tally(board.TallyOf(o))
 	if p.CallOutcomes != nil {
 		p.CallOutcomes(o)
 	}
@@ -112,6 +116,12 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 		})
 	}
 
+	var err error
+	if p.page, err = p.newLive(); err != nil {
+		p.Close()
+		return nil, err
+	}
+
 	opts := routingOptions(cfg.Routing, cfg.Managers)
 	opts.Logger = log
 	if p.redis != nil {
@@ -148,6 +158,7 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 			Managers:          managerEndpoints(cfg.Managers),
 			OnOutcome:         func(o routing.CallOutcome) { p.onCallOutcome(o) },
 			OnDecision:        p.metrics.observe,
+			Board:             p.page.board,
 		})
 		if err != nil {
 			p.Close()
@@ -163,6 +174,7 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 			URL: a.URL, WSURL: a.WSURL, Username: a.Username, Password: a.Password, Application: o.Application,
 			Managers: managerEndpoints(cfg.Managers), OfficeEndpoints: o.OfficeEndpoints, Logger: log,
 			OnOutcome: func(o routing.CallOutcome) { p.onCallOutcome(o) },
+			Board:     p.page.board,
 		})
 		if err != nil {
 			p.Close()

@@ -29,6 +29,8 @@ type chat struct {
 	access   *chatbridge.Access
 	leads    *leads.Engine // nil while chat.leads is off
 	log      zerolog.Logger
+	// assigned counts chats made a manager's, for the live page and the metrics.
+	assigned func(crm.UserID, int)
 }
 
 // newChat builds the chat side; nil when no chat platform is configured. It needs the CRM
@@ -58,7 +60,7 @@ func (p *App) newChat() (*chat, error) {
 	}
 	c := &chat{inbound: set.Inbound, sync: s, access: chatbridge.NewAccess(s.Users(), p.crm),
 		entities: chatbridge.NewEntities(p.crm, p.crm, s.Users(), p.amoCRMCardURI, p.log.With().Str("component", "chat-entities").Logger()),
-		log:      p.log.With().Str("component", "chat-leads").Logger()}
+		log:      p.log.With().Str("component", "chat-leads").Logger(), assigned: p.page.chatsAssigned}
 	if cfg.Leads.Enabled {
 		if c.leads, err = p.newLeads(s.Users()); err != nil {
 			return nil, err
@@ -129,6 +131,9 @@ func (c *chat) handleChat(ctx context.Context, ev chatbridge.Event) error {
 	if err != nil {
 		return err
 	}
+	if res.LeadCreated && !res.Repeated {
+		c.assigned(res.Responsible, 1)
+	}
 	c.log.Info().Str("event", ev.ID).Str("kind", string(ev.Kind)).Interface("result", res).Msg("online-chat lead handled")
 	return nil
 }
@@ -136,7 +141,8 @@ func (c *chat) handleChat(ctx context.Context, ev chatbridge.Event) error {
 // handleCRMChange syncs an amoCRM responsible change to the client's chats, at background
 // priority.
 func (c *chat) handleCRMChange(ctx context.Context, ch events.CRMChange) error {
-	_, err := c.sync.HandleCRMChange(amocrm.WithPriority(ctx, amocrm.PriorityBackground), crm.ResponsibleChange(ch))
+	res, err := c.sync.HandleCRMChange(amocrm.WithPriority(ctx, amocrm.PriorityBackground), crm.ResponsibleChange(ch))
+	c.assigned(ch.Responsible, chatbridge.ChatWrites(res))
 	return err
 }
 
