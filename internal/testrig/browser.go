@@ -45,11 +45,12 @@ func Browser(t testing.TB) context.Context {
 		cancelTab()
 		cancelAlloc()
 	})
-	// Start the browser now, so a broken install fails here with its error.
-	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := chromedp.Run(startCtx); err != nil {
-		t.Fatalf("testrig: starting %s: %v", bin, err)
+	// Start the browser now, so a broken install fails here with its error. The first Run
+	// ties the browser's life to its context: it gets the tab's own, bounded by a timer.
+	slow := time.AfterFunc(30*time.Second, cancelTab)
+	err := chromedp.Run(ctx)
+	if !slow.Stop() || err != nil {
+		t.Fatalf("testrig: starting %s (30 s): %v", bin, err)
 	}
 	return ctx
 }
