@@ -32,6 +32,7 @@ type demo struct {
 	crmURL  string
 	crmlink *proc
 	apiURL  string
+	ui      uiTokens
 	config  string // crmlink.yaml of this run
 
 	unlock     func()
@@ -201,7 +202,8 @@ func (d *demo) startCrmlink(ctx context.Context) error {
 	}
 	d.apiURL = fmt.Sprintf("http://127.0.0.1:%d", port)
 	d.config = filepath.Join(d.opts.work, "crmlink.yaml")
-	text := demoConfig(port, filepath.Join(d.opts.work, "data"), d.crmURL, d.seed.Token, time.Now())
+	d.ui = newUITokens()
+	text := demoConfig(port, filepath.Join(d.opts.work, "data"), d.crmURL, d.seed.Token, d.ui, time.Now())
 	if err := os.WriteFile(d.config, []byte(text), 0o600); err != nil {
 		return err
 	}
