@@ -211,7 +211,12 @@ func (d *demo) startCrmlink(ctx context.Context) error {
 	for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
 		fmt.Fprintf(d.out, "      | %s\n", line)
 	}
-	logPath := filepath.Join(d.opts.work, "crmlink.log")
+	return d.launchCrmlink(ctx, "crmlink.log")
+}
+
+// launchCrmlink runs `crmlink serve` on the demo's configuration and waits until it routes.
+func (d *demo) launchCrmlink(ctx context.Context, logName string) error {
+	logPath := filepath.Join(d.opts.work, logName)
 	p, stdout, err := startProc(ctx, "crmlink", logPath, filepath.Join(d.opts.bin, "crmlink"), "serve", "--config", d.config)
 	if err != nil {
 		return err

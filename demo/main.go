@@ -151,6 +151,16 @@ func run(args []string, stdout io.Writer) int {
 // stayUp leaves crmlink running with the live page until Ctrl-C (or until crmlink stops),
 // still holding the rig lock: crmlink's Stasis application is registered on the rig.
 func (d *demo) stayUp(ctx context.Context) {
+	if d.crmlink.exited() {
+		// The last scenario stopped it: the same configuration and data_dir again, so the
+		// page's figures of today show they survive a restart.
+		fmt.Fprintln(d.out, "\n==> crmlink again, for the live page (same configuration and data_dir)")
+		if err := d.launchCrmlink(ctx, "crmlink-live.log"); err != nil {
+			fmt.Fprintf(d.out, "crmlink did not start again: %v\n", err)
+			return
+		}
+		d.stoppedCrmlink = false
+	}
 	fmt.Fprintf(d.out, "\nThe live page: %s/ui/\n  admin token:  %s\n  viewer token: %s\n", d.apiURL, d.ui.admin, d.ui.viewer)
 	fmt.Fprintln(d.out, "crmlink stays up (holding the rig lock) while you look; call 200 on the rig to see calls. Ctrl-C stops it.")
 	select {
