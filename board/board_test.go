@@ -129,3 +129,21 @@ func TestBoardMergesTheReportsOfOneCall(t *testing.T) {
 	b.Ended("c1")
 	assert.Empty(t, b.Calls())
 }
+
+func TestBoardNamesObservedCallsFromTheirDecision(t *testing.T) {
+	b := NewBoard(map[string]crm.UserID{"PJSIP/101": anna}, map[crm.UserID]string{anna: "Anna"}, nil)
+	clock := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	b.now = func() time.Time { return clock }
+	// FastAGI's decision: the router found the contact.
+	b.Decided("84951000001", routing.Decision{Result: routing.Routed, Owner: anna, Client: &routing.Client{Known: true, ContactName: "Irina"}})
+	b.Decided("84951000002", routing.Decision{Result: routing.Routed, Owner: anna, Client: &routing.Client{Known: true, ContactName: "Oleg"}})
+	clock = clock.Add(2 * time.Second)
+	// The observer sees the first call ring: only the dialplan's variables.
+	b.Ringing("L1", Ring{Direction: routing.Incoming, Caller: "84951000001", Decision: routing.Decision{Result: routing.Routed, Owner: anna}, Endpoints: []string{"PJSIP/101"}})
+	clock = clock.Add(nameMemory)
+	b.Ringing("L2", Ring{Direction: routing.Incoming, Caller: "84951000002", Endpoints: []string{"PJSIP/101"}})
+	calls := b.Calls()
+	require.Len(t, calls, 2)
+	assert.Equal(t, "Irina", calls[0].Contact)
+	assert.Empty(t, calls[1].Contact, "a decision older than a minute is not this call's")
+}

@@ -80,16 +80,46 @@ type Board struct {
 	names     map[crm.UserID]string
 	now       func() time.Time
 	hub       *Hub
+	// named remembers the contact names routing decisions found, by caller number, for
+	// the calls the observer reports (FastAGI, SIP redirect): their decision never reaches
+	// the board, the name the router found does.
+	named map[string]namedAt
 }
+
+type namedAt struct {
+	name string
+	at   time.Time
+}
+
+// nameMemory is how long a decision's contact name waits for its call to ring.
+const nameMemory = time.Minute
 
 // NewBoard builds a board; endpoints map phones to managers, names managers to their names.
 func NewBoard(endpoints map[string]crm.UserID, names map[crm.UserID]string, hub *Hub) *Board {
-	return &Board{calls: map[string]*Call{}, endpoints: endpoints, names: names, now: time.Now, hub: hub}
+	return &Board{calls: map[string]*Call{}, endpoints: endpoints, names: names, now: time.Now, hub: hub, named: map[string]namedAt{}}
 }
 
 func (b *Board) person(endpoint string) Person {
 	u := b.endpoints[endpoint]
 	return Person{Manager: u, Name: b.names[u], Endpoint: endpoint}
+}
+
+// Decided keeps the contact name a routing decision found for a caller's number, for the
+// call that rings next from that number (FastAGI and the SIP redirect decide, the
+// observer sees the call ring). It never blocks.
+func (b *Board) Decided(caller string, d routing.Decision) {
+	if caller == "" || d.Client == nil || d.Client.ContactName == "" {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	for k, v := range b.named {
+		if now.Sub(v.at) > nameMemory {
+			delete(b.named, k)
+		}
+	}
+	b.named[caller] = namedAt{d.Client.ContactName, now}
 }
 
 // Ringing implements Calls.
@@ -122,6 +152,9 @@ func (b *Board) Ringing(id string, r Ring) {
 		if d.Client != nil && d.Client.ContactName != "" {
 			c.Contact = d.Client.ContactName
 		}
+	}
+	if n, ok := b.named[c.Caller]; ok && c.Contact == "" && now.Sub(n.at) <= nameMemory {
+		c.Contact = n.name
 	}
 	for _, ep := range r.Endpoints {
 		if !slices.ContainsFunc(c.Ringing, func(p Person) bool { return p.Endpoint == ep }) {

@@ -197,6 +197,9 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 	p.Decider = routing.DeciderFunc(func(ctx context.Context, c routing.Call) routing.Decision {
 		d := p.router.Decide(ctx, c)
 		p.metrics.observe(c, d)
+		if !c.Inquiry {
+			p.page.board.Decided(c.Caller, d)
+		}
 		return d
 	})
 	if p.events, err = p.newEvents(); err != nil {

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -110,6 +109,30 @@ func TestLivePageViewerCannotReplay(t *testing.T) {
 
 func TestLivePageShowsACallRingingTalkingAndInTodaysFigures(t *testing.T) {
 	s := startStack(t, func(c *config.Config) { c.HTTP.ReadToken = viewerToken; c.UI.Timezone = "Europe/Moscow" })
+	watchACall(t, s, ariExten, scriptClient, func(ctx context.Context) {
+		// The contact's name is text: no element of it in the page, no script ran.
+		assert.Equal(t, scriptContact, pageText(t, ctx, `document.querySelector('#calls td.contact').textContent`))
+		var elements int
+		require.NoError(t, chromedp.Run(ctx, chromedp.Evaluate(`document.querySelectorAll('#calls script, #calls td.contact *').length + (window.__crmlinkXSS ? 100 : 0)`, &elements)))
+		assert.Zero(t, elements, "the <script> contact rendered as text")
+		screenshot(t, ctx, "live-page-ringing")
+	})
+}
+
+// TestLivePageShowsCallsTheObserverFollows: a call FastAGI routes never enters Stasis;
+// the observer reports it, with the contact's name the decision found.
+func TestLivePageShowsCallsTheObserverFollows(t *testing.T) {
+	s := observingStack(t, withAGI, func(c *config.Config) { c.HTTP.ReadToken = viewerToken })
+	watchACall(t, s, agiExten, annaClient, func(ctx context.Context) {
+		assert.Equal(t, "Anna's client", pageText(t, ctx, `document.querySelector('#calls td.contact').textContent`))
+	})
+}
+
+// watchACall logs in as the viewer, calls exten from the client's number, and follows the
+// call on the page: ringing Anna within a second of her phone ringing (then whileRinging
+// runs), talking within a second of her answer, then gone from Now and counted in her
+// figures of today.
+func watchACall(t *testing.T, s *stack, exten, client string, whileRinging func(ctx context.Context)) {
 	anna := managerPhone(t, s.ast, "101")
 	ctx := testrig.Browser(t)
 	pageLogin(t, ctx, s.api, viewerToken)
@@ -118,31 +141,25 @@ func TestLivePageShowsACallRingingTalkingAndInTodaysFigures(t *testing.T) {
 	answeredBefore, err := strconv.Atoi(pageText(t, ctx, `document.querySelector('`+annaRow+` td.answered').textContent`))
 	require.NoError(t, err)
 
-	caller := newCaller(t, s.ast, scriptClient)
-	call := dial(t, s.ast, caller, ariExten)
+	caller := newCaller(t, s.ast, client)
+	call := dial(t, s.ast, caller, exten)
 	in := nextIncoming(t, anna, callWait)
-	row := `#calls tr[data-state="%s"] td.caller`
-	took := waitPage(t, ctx, "the ringing call", `[...document.querySelectorAll('`+fmt.Sprintf(row, "ringing")+`')].some(td => td.textContent.includes('`+scriptClient+`'))`, liveWait)
+	took := waitPage(t, ctx, "the ringing call", `[...document.querySelectorAll('#calls tr[data-state="ringing"] td.caller')].some(td => td.textContent.includes('`+client+`'))`, liveWait)
 	t.Logf("ringing call on the page %s after Anna's phone rang", took)
-	// The contact's name is text: no element of it in the page, no script ran.
-	assert.Equal(t, scriptContact, pageText(t, ctx, `document.querySelector('#calls td.contact').textContent`))
-	var elements int
-	require.NoError(t, chromedp.Run(ctx, chromedp.Evaluate(`document.querySelectorAll('#calls script, #calls td.contact *').length + (window.__crmlinkXSS ? 100 : 0)`, &elements)))
-	assert.Zero(t, elements, "the <script> contact rendered as text")
 	assert.Contains(t, pageText(t, ctx, `document.querySelector('#calls td.who').textContent`), "Anna")
 	assert.Contains(t, pageText(t, ctx, `document.querySelector('#calls td.routing').textContent`), "routed to Anna")
-	screenshot(t, ctx, "live-page-ringing")
+	whileRinging(ctx)
 
 	answer(t, in, call)
 	took = waitPage(t, ctx, "Anna talking", `[...document.querySelectorAll('#calls tr[data-state="talking"] td.who')].some(td => td.textContent.includes('Anna'))`, liveWait)
 	t.Logf("talking manager on the page %s after the answer", took)
 	time.Sleep(1200 * time.Millisecond) // a talk time the figures show (whole seconds)
-	screenshot(t, ctx, "live-page-talking")
+	screenshot(t, ctx, "live-page-talking-"+exten)
 
 	hangupBoth(t, in, call)
 	waitPage(t, ctx, "the call gone from Now", `document.querySelectorAll('#calls tr').length === 0`, 3*time.Second)
 	waitPage(t, ctx, "the call in Anna's figures", `document.querySelector('`+annaRow+` td.answered').textContent === '`+strconv.Itoa(answeredBefore+1)+`'`, 3*time.Second)
 	assert.NotEqual(t, "0:00", pageText(t, ctx, `document.querySelector('`+annaRow+` td.talk').textContent`), "talk time counted")
 	assert.NotEmpty(t, pageText(t, ctx, `document.querySelector('`+annaRow+` td.median').textContent`), "time to answer counted")
-	screenshot(t, ctx, "live-page-today")
+	screenshot(t, ctx, "live-page-today-"+exten)
 }
