@@ -57,9 +57,7 @@ func (k *call) follow(ctx context.Context, send func() error, out *routing.CallO
 					continue
 				}
 				peer := endpointOfChannel(v.Peer.Name)
-				if v.Dialstatus == "" {
-					k.showRinging(out, out.Decision, peer)
-				}
+				k.showDialled(out, peer, v.Dialstatus)
 				if v.Dialstatus == "" && firstRing.IsZero() {
 					firstRing = time.Now()
 					if out.FirstOperator == 0 {
@@ -67,7 +65,6 @@ func (k *call) follow(ctx context.Context, send func() error, out *routing.CallO
 					}
 				}
 				if v.Dialstatus == "ANSWER" && !out.Answered {
-					k.c.opts.Board.Answered(k.ch.ID, peer)
 					answeredAt = time.Now()
 					out.Answered = true
 					if out.Direction == routing.Incoming {

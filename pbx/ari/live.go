@@ -18,6 +18,20 @@ func (k *call) showRinging(out *routing.CallOutcome, d routing.Decision, endpoin
 	k.c.opts.Board.Ringing(k.ch.ID, board.Ring{Direction: out.Direction, Caller: out.Caller, Called: out.Called, Decision: d, Endpoints: endpoints})
 }
 
+// showDialled tells the board what a Dial of the call after Stasis means: a phone rings
+// (status "") or answers. On an outgoing call the manager's own phone is the one shown.
+func (k *call) showDialled(out *routing.CallOutcome, peer, status string) {
+	if out.Direction == routing.Outgoing {
+		peer = endpointOfChannel(k.ch.Name)
+	}
+	switch status {
+	case "":
+		k.showRinging(out, out.Decision, peer)
+	case "ANSWER":
+		k.c.opts.Board.Answered(k.ch.ID, peer)
+	}
+}
+
 // targetEndpoints are the phones a routed decision rings.
 func targetEndpoints(d routing.Decision) []string {
 	if d.Result != routing.Routed {
