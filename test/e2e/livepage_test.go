@@ -105,6 +105,8 @@ func TestLivePageViewerCannotReplay(t *testing.T) {
 	pageLogin(t, ctx, s.api, s.cfg.HTTP.Token)
 	require.NoError(t, chromedp.Run(ctx, chromedp.Evaluate(`document.getElementById('replay') !== null`, &hasReplay)))
 	assert.True(t, hasReplay, "the admin sees the replay button")
+	require.NoError(t, chromedp.Run(ctx, chromedp.Click("#replay", chromedp.ByID)))
+	waitPage(t, ctx, "the replay's answer", `document.getElementById('replay-result').textContent === 'replayed 0'`, 5*time.Second)
 }
 
 func TestLivePageShowsACallRingingTalkingAndInTodaysFigures(t *testing.T) {
