@@ -1,6 +1,8 @@
 # crmlink: build, test and the test rig (a real Asterisk 22 and a real Redis on loopback).
 #   make test          go vet + unit tests + fuzz + end-to-end tests against the rig (brings it up)
 #   make fuzz          every fuzz target for FUZZTIME (10s) each
+#   make test-cluster  the multi-host test: deploy/cluster/compose.yaml (2 Asterisks, 2 crmlink,
+#                      HAProxy, 3 Redis + 3 Sentinels) broken part by part (test/cluster)
 #   make sandbox-up    start Asterisk 22 (Docker, or chroot without Docker) and Redis
 #   make sandbox-down  stop both; nothing is left running
 #   make build         binaries into bin/
@@ -17,7 +19,7 @@ RIG_LOCK ?= /tmp/crmlink-rig.lock
 export CRMLINK_TEST_REDIS ?= 127.0.0.1:6390
 export CRMLINK_TEST_ARI   ?= http://127.0.0.1:8088/ari
 
-.PHONY: all build test vet unit fuzz e2e sandbox-up sandbox-down sandbox-status fmt-check clean
+.PHONY: all build test vet unit fuzz e2e test-cluster sandbox-up sandbox-down sandbox-status fmt-check clean
 
 all: build
 
@@ -34,9 +36,10 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-# Unit tests (they use the rig's Redis where they need a real one).
+# Unit tests (they use the rig's Redis where they need a real one). The multi-host test has a
+# target of its own.
 unit:
-	$(GO) test -count=1 -timeout 15m $$($(GO) list ./... | grep -v /test/e2e)
+	$(GO) test -count=1 -timeout 15m $$($(GO) list ./... | grep -v -e /test/e2e -e /test/cluster)
 
 # Every fuzz target of the repository, found by name (a new `func FuzzX` in a _test.go is
 # run without editing this file), each for FUZZTIME, so a parser that starts panicking on
@@ -100,6 +103,12 @@ demo: build
 
 images:
 	docker/images.sh
+
+# The multi-host test (docs/deploy.md, "Running more than one"): Docker networks and
+# addresses of its own (172.31.19-21.0/24), containers and images named crmlink-cluster-*, so
+# it runs beside the rig without its lock. About 6 minutes; .ci/run runs it after make test.
+test-cluster:
+	CRMLINK_CLUSTER_TEST=required $(GO) test -count=1 -v -timeout 30m ./test/cluster/...
 
 # Its own ports (docs/deploy.md): it runs beside the rig; it takes $(RIG_LOCK) only for its call.
 compose-test:

@@ -54,9 +54,12 @@ const TaskTypeCall = 1
 
 // NewTask is a task to create on an entity.
 type NewTask struct {
-	Text         string
-	TypeID       int64
-	Responsible  UserID
+	Text        string
+	TypeID      int64
+	Responsible UserID
+	// CreatedBy credits the task to a manager (a missed call's: whose phone rang first);
+	// 0 leaves it to the integration's user.
+	CreatedBy    UserID
 	Entity       EntityType
 	EntityID     int64
 	CompleteTill time.Time
@@ -102,12 +105,14 @@ type CallNote struct {
 	EntityID  int64
 	Direction CallDirection
 	// Uniq is amoCRM's idempotency key of a call note (the call's linkedid).
-	Uniq        string
-	Phone       Phone
-	Duration    time.Duration
-	Status      CallStatus
-	Result      string // free text shown on the card, e.g. "Not reached"
-	Link        string // recording URL
+	Uniq     string
+	Phone    Phone
+	Duration time.Duration
+	Status   CallStatus
+	Result   string // free text shown on the card, e.g. "Not reached"
+	Link     string // recording URL
+	// Responsible is the manager the call is credited to (created_by and
+	// responsible_user_id): who talked, or for a missed call whose phone rang first.
 	Responsible UserID
 	Source      string
 }

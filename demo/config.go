@@ -24,6 +24,11 @@ data_dir: %s
 amocrm:
   base_url: %s   # the amoCRM sandbox (default: none, every call falls back "disabled")
   token: %s
+  call_card: {enabled: true}   # default off: the incoming-call card while a phone rings
+recordings:                    # default off: answered calls' recordings as mp3 on the notes
+  enabled: true
+  public_url: http://127.0.0.1:%d   # a real account needs https here (README)
+  secret: demo-recordings-secret
 routing:
   ring_timeout: 10s        # default 20s; shorter so the missed call does not take long
 scenarios:
@@ -37,7 +42,7 @@ managers:
     endpoints: [PJSIP/104]
     schedule: {timezone: UTC, days_off: ["%s"]}   # today: off schedule
   - {crm_user: 1004, name: Gleb, endpoints: [PJSIP/105]}
-`, httpPort, ui.admin, ui.viewer, dataDir, crmURL, token, today)
+`, httpPort, ui.admin, ui.viewer, dataDir, crmURL, token, httpPort, today)
 }
 
 // uiTokens are this run's tokens of the live page, made up per run.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"strings"
@@ -43,10 +44,27 @@ func (d *demo) describe(c sandbox.Created) []string {
 		} else if x.Params.Duration > 0 {
 			kind += fmt.Sprintf(" (%d s)", x.Params.Duration)
 		}
-		out = append(out, fmt.Sprintf("note %s on %s", kind, d.entity(x.EntityType, x.EntityID, c)))
+		line := fmt.Sprintf("note %s on %s, by %s", kind, d.entity(x.EntityType, x.EntityID, c), cmp.Or(d.userName(x.CreatedBy), "the integration"))
+		if link, _, ok := strings.Cut(x.Params.Link, "?"); ok {
+			line += "; recording " + link + " (signed)"
+		}
+		out = append(out, line)
 	}
 	if len(out) == 0 {
 		out = []string{"(none)"}
+	}
+	return out
+}
+
+// describeCards names the incoming-call cards of a call: whom amoCRM showed the caller.
+func (d *demo) describeCards(es []sandbox.CallEvent) []string {
+	out := make([]string, 0, len(es))
+	for _, e := range es {
+		names := make([]string, len(e.Users))
+		for i, u := range e.Users {
+			names[i] = d.userName(u)
+		}
+		out = append(out, fmt.Sprintf("card %s -> %s", e.PhoneNumber, strings.Join(names, ", ")))
 	}
 	return out
 }

@@ -60,7 +60,10 @@ func scenarios() []scenario {
 				r.expectResult("ROUTED", "", "1001")
 				d.say("Anna answers: bridged with the client (CRMLINK_RESULT=%s, CRMLINK_OWNER=%s, CRMLINK_SOURCE=%s)",
 					vars["CRMLINK_RESULT"], vars["CRMLINK_OWNER"], vars["CRMLINK_SOURCE"])
-				time.Sleep(time.Second) // a short conversation
+				// A short conversation; Anna's phone sends audio, which the dialplan records.
+				if err := d.phones["101"].SendTone(ctx, in.Request().Body(), 2*time.Second); err != nil {
+					return err
+				}
 				if err := hangup(ctx, call, in); err != nil {
 					return err
 				}
@@ -294,6 +297,7 @@ func (d *demo) play(ctx context.Context, sc scenario) row {
 	r := row{title: sc.title, caller: sc.number + " " + sc.caller, expect: sc.expect}
 	start := time.Now()
 	d.drainPhones()
+	cardsBefore := len(d.callEvents())
 	if err := sc.call(ctx, d, &r); err != nil {
 		r.problems = append(r.problems, err.Error())
 		return r
@@ -320,6 +324,9 @@ func (d *demo) play(ctx context.Context, sc scenario) row {
 	}
 	if !sc.queued || len(r.records) == 0 {
 		r.records = d.describe(delta)
+	}
+	if cards := d.callEvents(); len(cards) > cardsBefore {
+		r.records = append(d.describeCards(cards[cardsBefore:]), r.records...)
 	}
 	r.problems = append(r.problems, sc.records(d, delta)...)
 	r.took = time.Since(start)
@@ -487,6 +494,18 @@ func (d *demo) created() (sandbox.Created, error) {
 	defer resp.Body.Close()
 	err = json.NewDecoder(resp.Body).Decode(&c)
 	return c, err
+}
+
+// callEvents are the incoming-call cards crmlink asked the sandbox to show so far.
+func (d *demo) callEvents() []sandbox.CallEvent {
+	var es []sandbox.CallEvent
+	resp, err := http.Get(d.crmURL + "/_sandbox/call-events")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	_ = json.NewDecoder(resp.Body).Decode(&es)
+	return es
 }
 
 // seenRecords are the ids of records an earlier scenario created.

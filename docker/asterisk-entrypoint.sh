@@ -4,6 +4,12 @@
 # environment, so this Asterisk can run beside another one on the same host network.
 #   ASTERISK_SIP_BIND   PJSIP UDP transport, default 127.0.0.1:5060
 #   ASTERISK_HTTP_PORT  HTTP (ARI) port on 127.0.0.1, default 8088
+# and, for a PBX on a network of its own (deploy/cluster/compose.yaml), optionally:
+#   ASTERISK_AGI_ADDR      host:port of crmlink's FastAGI (a load balancer), default 127.0.0.1:4573
+#   ASTERISK_TRUNK_MATCH   the provider trunk's address or network, default 127.0.0.2
+#   ASTERISK_DESK_CONTACT  the operator desk's SIP URI, default sip:100@127.0.0.1:5170
+#   ASTERISK_SYSTEM_NAME   asterisk.conf systemname: prefixes every call's uniqueid and
+#                          linkedid, so calls of several Asterisks are told apart
 # Mount your own configuration on /etc/asterisk.crmlink to replace the sample.
 set -eu
 sip=${ASTERISK_SIP_BIND:-127.0.0.1:5060}
@@ -14,6 +20,18 @@ cp -r /etc/asterisk.crmlink /etc/asterisk
 sed -i "s/^bind = 127\.0\.0\.1:5060\$/bind = $sip/" /etc/asterisk/pjsip.conf
 sed -i "s/^bindport = 8088\$/bindport = $http_port/" /etc/asterisk/http.conf
 grep -q "^bind = $sip\$" /etc/asterisk/pjsip.conf || { echo "asterisk-entrypoint: no 'bind = 127.0.0.1:5060' in pjsip.conf to set to $sip" >&2; exit 1; }
+if [ -n "${ASTERISK_AGI_ADDR:-}" ]; then
+	sed -i "s#agi://127\.0\.0\.1:4573/#agi://$ASTERISK_AGI_ADDR/#" /etc/asterisk/extensions.conf
+fi
+if [ -n "${ASTERISK_TRUNK_MATCH:-}" ]; then
+	sed -i "s#^match = 127\.0\.0\.2\$#match = $ASTERISK_TRUNK_MATCH#" /etc/asterisk/pjsip.conf
+fi
+if [ -n "${ASTERISK_DESK_CONTACT:-}" ]; then
+	sed -i "s#^contact = sip:100@127\.0\.0\.1:5170\$#contact = $ASTERISK_DESK_CONTACT#" /etc/asterisk/pjsip.conf
+fi
+if [ -n "${ASTERISK_SYSTEM_NAME:-}" ]; then
+	sed -i "s#^\[options\]\$#[options]\nsystemname = $ASTERISK_SYSTEM_NAME#" /etc/asterisk/asterisk.conf
+fi
 
 # What the Debian package's service would prepare.
 mkdir -p /run/asterisk

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build crmlink's Docker images (make images):
 #   crmlink/asterisk        Asterisk 22 (Debian sid) + asterisk-conf/     docker/Dockerfile.asterisk
-#   crmlink/redis           redis-server (Debian sid)                      docker/Dockerfile.redis
+#   crmlink/redis           redis-server, redis-sentinel (Debian sid)      docker/Dockerfile.redis
+#   crmlink/haproxy         HAProxy (Debian sid), with `images.sh cluster`  docker/Dockerfile.haproxy
 #   crmlink/crmlink         static crmlink on an empty base                docker/Dockerfile.crmlink
 #   crmlink/amocrm-sandbox  the amoCRM emulator seeded with demo/seed.yaml docker/Dockerfile.crmlink
 #
@@ -13,6 +14,10 @@
 #   CRMLINK_IMAGE_TAG=<version>               the binaries' version, also an image tag on a
 #                                             clean tree (default: git describe)
 #   CRMLINK_CACHE                             the rig's cache (default ~/.cache/crmlink)
+#   CRMLINK_IMAGE_PREFIX=crmlink              the images' repository prefix: a test that
+#                                             must not share images with another checkout
+#                                             builds its own (make test-cluster: crmlink-cluster)
+# `images.sh cluster` also builds the HAProxy image of deploy/cluster/compose.yaml.
 # Run again, it reuses the base, Docker's layer cache and Go's build cache.
 set -euo pipefail
 
@@ -22,6 +27,7 @@ rootfs=$cache/rootfs-sid
 rootfs_image=crmlink/asterisk-sid
 registry_base=${CRMLINK_REGISTRY_BASE:-debian:sid}
 mode=${CRMLINK_IMAGE_BASE:-auto}
+prefix=${CRMLINK_IMAGE_PREFIX:-crmlink}
 tag=${CRMLINK_IMAGE_TAG:-$(git -C "$here" describe --tags --always --dirty 2>/dev/null || echo dev)}
 
 say() { printf 'images: %s\n' "$*" >&2; }
@@ -77,9 +83,9 @@ fi
 
 # A build context with only what the images need (the repository also holds .git, bin/
 # and results): the binaries, the sample configuration and the demo seed.
-ctx=$cache/images/context
+ctx=$cache/images/$prefix/context
 rm -rf "$ctx"
-mkdir -p "$cache/images"
+mkdir -p "$cache/images/$prefix"
 mkdir -p "$ctx/bin" "$ctx/docker" "$ctx/demo"
 say "building static binaries (CGO_ENABLED=0, version $tag)"
 for cmd in crmlink amocrm-sandbox; do
@@ -95,7 +101,7 @@ build() {
 	local name=$1 file=$2
 	shift 2
 	say "building $name ($file)"
-	local start=$SECONDS log=$cache/images/build.log tags=(-t "$name:latest")
+	local start=$SECONDS log=$cache/images/$prefix/build-${name##*/}.log tags=(-t "$name:latest")
 	# A version tag only for a clean tree: a tag per edit would pile up.
 	case "$tag" in *-dirty | dev) ;; *) tags+=(-t "$name:$tag") ;; esac
 	if ! docker build --network host -f "$here/docker/$file" \
@@ -107,9 +113,12 @@ build() {
 	fi
 	say "  $name:latest ($((SECONDS - start)) s)"
 }
-build crmlink/asterisk Dockerfile.asterisk
-build crmlink/redis Dockerfile.redis
-build crmlink/crmlink Dockerfile.crmlink --target crmlink
-build crmlink/amocrm-sandbox Dockerfile.crmlink --target amocrm-sandbox
-docker images --format '  {{.Repository}}:{{.Tag}}  {{.Size}}' | grep -E '^  crmlink/(asterisk|redis|crmlink|amocrm-sandbox):latest' >&2 || true
+build "$prefix/asterisk" Dockerfile.asterisk
+build "$prefix/redis" Dockerfile.redis
+build "$prefix/crmlink" Dockerfile.crmlink --target crmlink
+build "$prefix/amocrm-sandbox" Dockerfile.crmlink --target amocrm-sandbox
+if [ "${1:-}" = cluster ]; then
+	build "$prefix/haproxy" Dockerfile.haproxy
+fi
+docker images --format '  {{.Repository}}:{{.Tag}}  {{.Size}}' | grep -E "^  $prefix/(asterisk|redis|crmlink|amocrm-sandbox|haproxy):latest" >&2 || true
 say "done (base $base)"

@@ -1,11 +1,13 @@
 package amocrm
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -24,20 +26,25 @@ type Client struct {
 	region     string
 	log        zerolog.Logger
 	limiter    *limiter
-	auth       authorizer
+	// shared, when set, spends the budget across instances (falling back to limiter).
+	shared *sharedBudget
+	auth   authorizer
 	// backoff is the first wait after a 429; it doubles per retry up to backoffMax.
 	backoff    time.Duration
 	backoffMax time.Duration
 	// batches joins concurrent writes into shared requests (writer_batch.go).
 	batches *collector
+	// sentCall and sentBackground count the requests let through the budget (Requests).
+	sentCall, sentBackground atomic.Int64
 }
 
 var _ crm.Directory = (*Client)(nil)
 
-// Requests counts the requests sent since start by priority: call-path lookups and
-// background (event path) work, for the live page and the metrics.
+// Requests counts the requests this instance sent since start: call-path lookups, and
+// everything else (the incoming-call cards and the event path's work), for the live page
+// and the metrics.
 func (c *Client) Requests() (call, background int64) {
-	return c.limiter.spent[PriorityCall].Load(), c.limiter.spent[PriorityBackground].Load()
+	return c.sentCall.Load(), c.sentBackground.Load()
 }
 
 // RateLimit is the account's budget in requests per window (amoCRM: 7 a second).
@@ -63,6 +70,9 @@ func New(opts Options) (*Client, error) {
 		backoffMax: 4 * time.Second,
 	}
 	c.batches = newCollector(c)
+	if o.SharedBudget != nil {
+		c.shared = newSharedBudget(o.SharedBudget, o.SharedBudgetKey, o.Instances, c.limiter, c.log)
+	}
 	if o.OAuth != nil {
 		src, err := loadOAuth(*o.OAuth)
 		if err != nil {
@@ -93,4 +103,23 @@ func defaultHTTPClient() *http.Client {
 // apiError wraps err with the request line, the form every error of this package takes.
 func apiError(method, path string, err error) error {
 	return fmt.Errorf("amocrm %s %s: %w", method, path, err)
+}
+
+// waitBudget waits for a slot of the account's budget: the shared one when several
+// instances spend it, the process's own otherwise.
+func (c *Client) waitBudget(ctx context.Context, p Priority) error {
+	var err error
+	if c.shared != nil {
+		err = c.shared.wait(ctx, p)
+	} else {
+		err = c.limiter.wait(ctx, p)
+	}
+	if err == nil {
+		if p == PriorityCall {
+			c.sentCall.Add(1)
+		} else {
+			c.sentBackground.Add(1)
+		}
+	}
+	return err
 }

@@ -6,7 +6,6 @@ import (
 	"math"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -15,11 +14,15 @@ import (
 // account serves n requests at once, back to back; a token bucket would space them out and
 // charge a cold owner lookup a wait of its own on the caller's post-dial delay.
 //
-// It has two priority classes. A call-path request reserves the next free slot at once,
-// even one in the future; a background request only takes a slot that is free now and
-// otherwise waits and looks again. A reserved slot is gone for everyone else, so a waiting
-// call is always served before waiting background work, and background work never queues
-// ahead of a call that arrives later.
+// It has three priority classes. A call-path request reserves the next free slot at once,
+// even one in the future; a card request (the incoming-call card) and a background request
+// only take a slot that is free now and otherwise wait and look again, background work
+// standing back while a card waits. Background work never takes the calls' reserve; a card
+// may take one slot of it, so that background work saturating its share never holds a
+// card back for a whole window, while calls keep the rest of their reserve. A reserved slot is gone
+// for everyone else, so a waiting call is always served before waiting cards and background
+// work, a waiting card before background work, and neither queues ahead of a call that
+// arrives later.
 type limiter struct {
 	n      int
 	window time.Duration
@@ -35,11 +38,12 @@ type limiter struct {
 	// dropped: no new slot can share a window with them.
 	grants []time.Time
 
+	// cardsWaiting counts the card requests waiting for a free slot: background work leaves
+	// free slots to them.
+	cardsWaiting int
+
 	// onWait, when set (tests), is called once by each request that has to wait.
 	onWait func(Priority)
-
-	// spent counts the slots granted per priority since start (the live page's usage).
-	spent [2]atomic.Int64
 }
 
 // newLimiter allows n requests in any window of length window.
@@ -70,21 +74,18 @@ func (l *limiter) wait(ctx context.Context, p Priority) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	wait := l.waitBackground
 	if p == PriorityCall {
-		wait = l.waitCall
+		return l.waitCall(ctx)
 	}
-	err := wait(ctx)
-	if err == nil {
-		l.spent[p].Add(1)
-	}
-	return err
+	return l.waitFree(ctx, p)
 }
 
+// waitCall takes the next slot at once, even a future one, and waits for it; it fails at
+// once when that slot is past ctx's deadline.
 func (l *limiter) waitCall(ctx context.Context) error {
 	l.mu.Lock()
 	now := time.Now()
-	slot := l.next(now)
+	slot := l.nextWithin(now, l.n)
 	d := slot.Sub(now)
 	if d <= 0 {
 		l.grants = append(l.grants, now)
@@ -110,25 +111,42 @@ func (l *limiter) waitCall(ctx context.Context) error {
 	}
 }
 
-func (l *limiter) waitBackground(ctx context.Context) error {
-	announced := false
+// waitFree takes a slot that is free now among those the calls do not keep, looking again
+// until one is; background work also stands back while a card waits.
+func (l *limiter) waitFree(ctx context.Context, p Priority) error {
+	card := p == PriorityCard
+	announced, counted := false, false
+	defer func() {
+		if counted {
+			l.mu.Lock()
+			l.cardsWaiting--
+			l.mu.Unlock()
+		}
+	}()
 	for {
 		l.mu.Lock()
 		now := time.Now()
-		slot := l.nextWithin(now, l.n-l.reserve)
-		if !slot.After(now) {
+		slot := l.nextWithin(now, l.limitOf(p))
+		if !slot.After(now) && (card || l.cardsWaiting == 0) {
 			l.grants = append(l.grants, now)
 			l.mu.Unlock()
 			return nil
 		}
+		if card && !counted {
+			l.cardsWaiting++
+			counted = true
+		}
 		l.mu.Unlock()
 		// A call may take this slot meanwhile; then the next look finds a later one.
 		d := max(slot.Sub(now), time.Millisecond)
+		if !slot.After(now) {
+			d = standBack // background work leaves a free slot to a waiting card
+		}
 		if err := fitsDeadline(ctx, d); err != nil {
 			return err
 		}
 		if !announced {
-			l.waiting(PriorityBackground)
+			l.waiting(p)
 			announced = true
 		}
 		t := time.NewTimer(d)
@@ -141,12 +159,22 @@ func (l *limiter) waitBackground(ctx context.Context) error {
 	}
 }
 
-// next is the earliest slot at or after now that keeps every window within n grants. Slots
-// never go before the last one handed out, which keeps grants ascending; a future last slot
-// means the window is full until then anyway. Callers hold mu.
-func (l *limiter) next(now time.Time) time.Time { return l.nextWithin(now, l.n) }
+// limitOf is how many grants of any window a class that waits for free slots may hold.
+func (l *limiter) limitOf(p Priority) int {
+	if p == PriorityCard && l.reserve > 0 {
+		return l.n - l.reserve + 1
+	}
+	return l.n - l.reserve
+}
 
-// nextWithin is next for a class that may hold at most limit grants of any window.
+// standBack is how long background work waits before looking again when it left a free
+// slot to a waiting card.
+const standBack = 5 * time.Millisecond
+
+// nextWithin is the earliest slot at or after now that keeps every window within limit
+// grants (n for calls, n-reserve for the other classes). Slots never go before the last
+// one handed out, which keeps grants ascending; a future last slot means the window is
+// full until then anyway. Callers hold mu.
 func (l *limiter) nextWithin(now time.Time, limit int) time.Time {
 	l.prune(now)
 	slot := now

@@ -153,7 +153,7 @@ func (c *Client) grant(ctx context.Context, form map[string]string) (tokens, err
 	if err != nil {
 		return tokens{}, apiError(http.MethodPost, tokenPath, err)
 	}
-	if err := c.limiter.wait(ctx, PriorityOf(ctx)); err != nil {
+	if err := c.waitBudget(ctx, PriorityOf(ctx)); err != nil {
 		return tokens{}, apiError(http.MethodPost, tokenPath, err)
 	}
 	status, data, _, err := c.send(ctx, http.MethodPost, tokenPath, nil, body, "")

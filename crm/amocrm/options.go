@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 )
 
@@ -47,6 +48,19 @@ type Options struct {
 	// a cold lookup does not wait behind a burst of CRM writes. 0: none; at most one less
 	// than the budget.
 	CallReserve int
+	// SharedBudget, when set, is the Redis every crmlink instance of the account shares:
+	// the budget (RateLimit, RateMargin, CallReserve) is then spent across all of them, not
+	// per process. While this Redis does not answer, the process's own limiter serves
+	// (budget_shared.go says how that degrades). Nil: the budget is the process's own.
+	SharedBudget redis.UniversalClient
+	// SharedBudgetKey is the Redis key of the shared budget; default
+	// DefaultSharedBudgetKey. Instances of one account must use the same key.
+	SharedBudgetKey string
+	// Instances is how many crmlink instances share the budget: while SharedBudget does not
+	// answer, this one spends RateLimit/Instances (at least one request per window), so
+	// instances cut off from Redis together keep within the account's budget. 0 or 1: alone,
+	// the whole budget.
+	Instances int
 	// MaxRetries bounds the retries after a 429 when the context has no deadline; with a
 	// deadline the client retries while the next attempt still fits in it. Default 4.
 	MaxRetries int

@@ -10,11 +10,18 @@ const (
 	PriorityBackground Priority = iota
 	// PriorityCall is for lookups made while a call is being set up; they go first.
 	PriorityCall
+	// PriorityCard is for the incoming-call card (a call event while a phone rings): after
+	// the call path's lookups, before background work. It never takes the slots kept for
+	// calls (amocrm.call_reserve), and is worthless late, so it carries a deadline.
+	PriorityCard
 )
 
 func (p Priority) String() string {
-	if p == PriorityCall {
+	switch p {
+	case PriorityCall:
 		return "call"
+	case PriorityCard:
+		return "card"
 	}
 	return "background"
 }

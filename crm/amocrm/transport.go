@@ -40,7 +40,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	refreshed := false
 	retries := 0
 	for {
-		if err := c.limiter.wait(ctx, prio); err != nil {
+		if err := c.waitBudget(ctx, prio); err != nil {
 			return reply{}, apiError(method, path, err)
 		}
 		token, err := c.auth.token(ctx)

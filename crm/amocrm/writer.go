@@ -243,6 +243,7 @@ type taskOut struct {
 	CompleteTill      int64  `json:"complete_till"`
 	TaskTypeID        int64  `json:"task_type_id,omitempty"`
 	ResponsibleUserID int64  `json:"responsible_user_id,omitempty"`
+	CreatedBy         int64  `json:"created_by,omitempty"`
 	EntityType        string `json:"entity_type,omitempty"`
 	EntityID          int64  `json:"entity_id,omitempty"`
 	RequestID         string `json:"request_id,omitempty"`
@@ -256,7 +257,7 @@ func (c *Client) CreateTasks(ctx context.Context, ts []crm.NewTask) ([]int64, er
 	for i, t := range ts {
 		o := taskOut{
 			Text: t.Text, TaskTypeID: t.TypeID, ResponsibleUserID: int64(t.Responsible),
-			EntityID: t.EntityID, RequestID: t.RequestID,
+			CreatedBy: int64(t.CreatedBy), EntityID: t.EntityID, RequestID: t.RequestID,
 		}
 		if !t.CompleteTill.IsZero() {
 			o.CompleteTill = t.CompleteTill.Unix()

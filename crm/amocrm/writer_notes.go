@@ -35,11 +35,16 @@ type textParams struct {
 type noteOut struct {
 	EntityID int64  `json:"entity_id"`
 	NoteType string `json:"note_type"`
-	Params   any    `json:"params"`
+	// CreatedBy and ResponsibleUserID credit a call note to the manager: amoCRM's call
+	// statistics count a call for its created_by (without it, for the integration's user).
+	CreatedBy         int64 `json:"created_by,omitempty"`
+	ResponsibleUserID int64 `json:"responsible_user_id,omitempty"`
+	Params            any   `json:"params"`
 }
 
 // AddCallNotes adds call_in / call_out notes, each to its entity, with the call's uniq,
-// duration in seconds, status and recording link. amoCRM takes notes per entity type, so
+// duration in seconds, status and recording link, credited (created_by,
+// responsible_user_id, params.call_responsible) to the note's Responsible. amoCRM takes notes per entity type, so
 // the notes go out grouped by it, in order within a group. Nothing here dedupes by uniq:
 // the caller keeps its own keys (amoCRM does not document what a second uniq does).
 func (c *Client) AddCallNotes(ctx context.Context, ns []crm.CallNote) error {
@@ -62,6 +67,7 @@ func (c *Client) AddCallNotes(ctx context.Context, ns []crm.CallNote) error {
 		}
 		groups[p] = append(groups[p], noteOut{
 			EntityID: n.EntityID, NoteType: noteTypes[n.Direction],
+			CreatedBy: int64(n.Responsible), ResponsibleUserID: int64(n.Responsible),
 			Params: callParams{
 				Uniq: n.Uniq, Duration: seconds(n.Duration), Source: source, Link: n.Link,
 				Phone: string(n.Phone), CallStatus: int(n.Status), CallResult: n.Result,

@@ -21,8 +21,10 @@ import (
 	"github.com/crmlink/crmlink/internal/httpapi"
 	"github.com/crmlink/crmlink/pbx/agi"
 	"github.com/crmlink/crmlink/pbx/ari"
+	"github.com/crmlink/crmlink/pbx/recording"
 	"github.com/crmlink/crmlink/pbx/sip"
 	"github.com/crmlink/crmlink/routing"
+	"github.com/crmlink/crmlink/routing/callcard"
 )
 
 // App is crmlink's running parts.
@@ -50,11 +52,19 @@ type App struct {
 	// CallOutcomes, when set before Serve, also receives every finished call (tests).
 	CallOutcomes func(routing.CallOutcome)
 
+	// cluster decides whether this instance steps aside for a peer while cut off from
+	// Redis; nil without cluster.peers.
+	cluster *stepAside
+
 	// Observer records the calls the controller does not handle; nil unless
 	// asterisk.observer is enabled.
 	Observer *ari.Observer
 	// page is the live page's data: the calls in progress and today's figures.
 	page *livePage
+	// Cards shows the incoming-call card; nil unless amocrm.call_card is enabled.
+	Cards *callcard.Cards
+	// recordings are the call recordings crmlink serves; nil unless recordings.enabled.
+	recordings *recording.Library
 }
 
 // onCallOutcome takes a finished call from the PBX front end and queues it durably for
@@ -114,6 +124,9 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 			Username: cfg.Redis.Username, Password: cfg.Redis.Password, DB: cfg.Redis.DB,
 			ContextTimeoutEnabled: true,
 		})
+		if len(cfg.Cluster.Peers) > 0 {
+			p.cluster = newStepAside(p.redis, cfg.Cluster.Peers, log)
+		}
 	}
 
 	var err error
@@ -131,7 +144,7 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 		opts.Cache = routing.NewMemoryCache(0, nil)
 	}
 	if cfg.AmoCRM.Configured() {
-		c, err := newAmoCRM(cfg, log)
+		c, err := newAmoCRM(cfg, p.redis, log)
 		if err != nil {
 			p.Close()
 			return nil, err
@@ -142,6 +155,7 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 		opts.InquiryDirectory = c
 	}
 
+	p.Cards = p.newCallCards()
 	if cfg.Asterisk.ARI.Enabled {
 		a := cfg.Asterisk.ARI
 		ctl, err := ari.New(ari.Options{
@@ -159,6 +173,7 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 			OnOutcome:         func(o routing.CallOutcome) { p.onCallOutcome(o) },
 			OnDecision:        p.metrics.observe,
 			Board:             p.page.board,
+			OnRing:            p.cardWave,
 		})
 		if err != nil {
 			p.Close()
@@ -175,6 +190,7 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 			Managers: managerEndpoints(cfg.Managers), OfficeEndpoints: o.OfficeEndpoints, Logger: log,
 			OnOutcome: func(o routing.CallOutcome) { p.onCallOutcome(o) },
 			Board:     p.page.board,
+			OnRing:    p.cardRinging,
 		})
 		if err != nil {
 			p.Close()
@@ -202,6 +218,10 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 		}
 		return d
 	})
+	if p.recordings, err = p.newRecordings(); err != nil {
+		p.Close()
+		return nil, err
+	}
 	if p.events, err = p.newEvents(); err != nil {
 		p.Close()
 		return nil, err
@@ -255,8 +275,9 @@ func allowedNetworks(key string, networks []string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// newAmoCRM builds the amoCRM client of a configuration with an account.
-func newAmoCRM(cfg *config.Config, log zerolog.Logger) (*amocrm.Client, error) {
+// newAmoCRM builds the amoCRM client of a configuration with an account. With Redis the
+// account's budget (7 requests a second) is shared by every instance on that Redis.
+func newAmoCRM(cfg *config.Config, rdb redis.UniversalClient, log zerolog.Logger) (*amocrm.Client, error) {
 	ao := amocrm.Options{
 		BaseURL:        cfg.AmoCRM.BaseURL,
 		Token:          cfg.AmoCRM.Token,
@@ -265,6 +286,9 @@ func newAmoCRM(cfg *config.Config, log zerolog.Logger) (*amocrm.Client, error) {
 		RequestTimeout: cfg.AmoCRM.RequestTimeout,
 		Region:         cfg.Routing.DefaultRegion,
 		Logger:         log,
+		SharedBudget:   rdb,
+		// Without Redis each instance spends its share (cluster.peers lists the others).
+		Instances: 1 + len(cfg.Cluster.Peers),
 	}
 	if o := cfg.AmoCRM.OAuth; o.ClientID != "" {
 		tf := o.TokenFile

@@ -40,6 +40,8 @@ func everythingConfig(t *testing.T) *config.Config {
 		{Platform: chatbridge.Jivo, Company: "jv", WebhookSecret: "jivo-secret-0123456789abc"},
 	}
 	cfg.Chat.Users = []chatbridge.UserConfig{{CRMUserID: 1001, Name: "Ann", Wazzup: "wz-ann", ChatApp: "7", Jivo: "j-ann"}}
+	cfg.Recordings.Enabled, cfg.Recordings.PublicURL, cfg.Recordings.Secret = true, "https://rec.example.com", "recordings-secret-0123456789"
+	cfg.Recordings.Source, cfg.Recordings.Dir = "dir", t.TempDir()
 	return cfg
 }
 
@@ -64,6 +66,8 @@ func TestEveryRouteNeedsItsToken(t *testing.T) {
 		httpapi.Webhook: {401, 401, 401, 401},
 		httpapi.Read:    {401, reached, reached, 401},
 		httpapi.Admin:   {401, 403, reached, 401},
+		// A signed link's signature is its credential: our tokens do not open it.
+		httpapi.Signed: {403, 403, 403, 403},
 	}
 	routes := p.API.Routes()
 	require.GreaterOrEqual(t, len(routes), 12, "every part is on: %v", routes)
@@ -75,6 +79,9 @@ func TestEveryRouteNeedsItsToken(t *testing.T) {
 		method, path, _ := strings.Cut(r.Pattern, " ")
 		// Path wildcards get a guess: a webhook's secret is then wrong.
 		path = regexp.MustCompile(`\{[a-z]+\}`).ReplaceAllString(path, "1001")
+		if r.Access == httpapi.Signed {
+			path += ".mp3" // a recording's name: what is refused is the signature
+		}
 		for _, c := range []struct {
 			name, header string
 			code         int
@@ -107,7 +114,7 @@ func TestEveryRouteNeedsItsToken(t *testing.T) {
 	// The endpoints of issue 11 are where they belong.
 	for _, must := range []string{"GET /v1/route read", "GET /v1/chat-access read", "GET /v1/queue/dead read",
 		"GET /v1/managers/{id}/availability read", "PUT /v1/managers/{id}/availability admin",
-		"POST /v1/queue/dead/{id}/replay admin", "POST /v1/chat/reassign admin",
+		"POST /v1/queue/dead/{id}/replay admin", "POST /v1/chat/reassign admin", "GET /v1/recordings/{file} signed",
 		"GET /ui/api/state read", "GET /ui/api/events read"} {
 		assert.Contains(t, patterns, must)
 	}
@@ -127,6 +134,9 @@ func TestNoTokenConfiguredClosesTheAPI(t *testing.T) {
 		}
 		method, path, _ := strings.Cut(r.Pattern, " ")
 		path = regexp.MustCompile(`\{[a-z]+\}`).ReplaceAllString(path, "1001")
+		if r.Access == httpapi.Signed {
+			path += ".mp3" // a recording's name: what is refused is the signature
+		}
 		for _, header := range []string{"", "Bearer ", "Bearer anything"} {
 			req := httptest.NewRequest(method, path, nil)
 			req.Header.Set("Authorization", header)

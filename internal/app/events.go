@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,7 +65,7 @@ func (p *App) newEvents() (*eventPath, error) {
 		if consumer == "" {
 			consumer, _ = os.Hostname()
 		}
-		ev.queue, err = queue.NewRedis(p.redis, queue.RedisOptions{Options: opts, Consumer: consumer})
+		ev.queue, err = queue.NewRedis(p.redis, queue.RedisOptions{Options: opts, Consumer: consumer, WaitReplicas: cfg.Queue.WaitReplicas})
 		if err == nil {
 			p.warnRedisPersistence()
 		}
@@ -98,7 +97,7 @@ func (p *App) newEvents() (*eventPath, error) {
 		return nil, fmt.Errorf("scenarios: %w", err)
 	}
 	ev.engine.Store(engine)
-	events.On(ev.dispatch, ev.calls, ev.handleCall(cfg.RecordingURL))
+	events.On(ev.dispatch, ev.calls, ev.handleCall(p.recordingLinker()))
 	// Until newChat registers the chat side, its events have nobody to act on them.
 	events.On(ev.dispatch, chatbridge.ChatEvents, func(_ context.Context, e chatbridge.Event) error {
 		return events.Permanent(fmt.Errorf("%s event %s: no chat platform is configured (chat.platforms)", events.KindChat, e.ID))
@@ -112,7 +111,7 @@ func (p *App) newEvents() (*eventPath, error) {
 // warnRedisPersistence says at start what a restart of Redis would lose of the queue: the
 // queue is only as durable as the server's persistence, which crmlink cannot set itself.
 func (p *App) warnRedisPersistence() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if ok, detail := p.redisPersistence(ctx); !ok {
 		p.log.Warn().Msg(detail)
@@ -150,10 +149,10 @@ func (ev *eventPath) store(ctx context.Context, e events.Envelope) error {
 
 // handleCall turns a finished call into its CRM writes with the rules engine of the
 // moment; what its errors make of the event is events.Classify's to say.
-func (ev *eventPath) handleCall(recordingURL string) func(context.Context, routing.CallOutcome) error {
+func (ev *eventPath) handleCall(link func(context.Context, routing.CallOutcome) string) func(context.Context, routing.CallOutcome) error {
 	return func(ctx context.Context, o routing.CallOutcome) error {
-		if recordingURL != "" && o.RecordingURL == "" {
-			o.RecordingURL = strings.ReplaceAll(recordingURL, "{linkedid}", o.ID)
+		if link != nil && o.RecordingURL == "" {
+			o.RecordingURL = link(ctx, o)
 		}
 		_, err := ev.engine.Load().HandleCall(amocrm.WithPriority(ctx, amocrm.PriorityBackground), o)
 		return err

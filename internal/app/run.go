@@ -16,7 +16,14 @@ func (p *App) newAPI() *httpapi.Server {
 	cfg, log := p.cfg, p.log
 	api := httpapi.New(httpapi.Tokens{Admin: cfg.HTTP.Token, Read: cfg.HTTP.ReadToken}, p.metrics.registry, log)
 	if rdb := p.redis; rdb != nil {
-		api.AddCheck(httpapi.Check{Name: "redis", Required: true, State: func(ctx context.Context) (bool, string) {
+		// Not required: routing never depends on Redis (the owner cache falls through to
+		// amoCRM), so an instance keeps taking calls without it, unless it has peers that
+		// still reach Redis: then the cluster check makes it step aside for them.
+		api.AddCheck(httpapi.Check{Name: "redis", State: func(ctx context.Context) (bool, string) {
+			// A Redis that does not answer a PING quickly is as good as gone for a call,
+			// and a load balancer's check must not wait on it.
+			ctx, cancel := context.WithTimeout(ctx, redisPingWait)
+			defer cancel()
 			if err := rdb.Ping(ctx).Err(); err != nil {
 				return false, err.Error()
 			}
@@ -24,6 +31,9 @@ func (p *App) newAPI() *httpapi.Server {
 		}})
 	} else {
 		api.AddCheck(httpapi.Check{Name: "redis", State: func(context.Context) (bool, string) { return true, "not configured: state in process" }})
+	}
+	if p.cluster != nil {
+		api.AddCheck(p.cluster.check())
 	}
 	if ctl := p.ARI; ctl != nil {
 		p.metrics.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -57,13 +67,22 @@ func (p *App) newAPI() *httpapi.Server {
 	// are client data; queue stats are counts, but a dashboard holding the read token
 	// reads them with the rest, and nothing under /v1 but the webhooks is open.
 	api.Handle("GET /v1/route", httpapi.Read, httpapi.RouteHandler(p.Decider))
+	if p.recordings != nil {
+		// amoCRM's player fetches the notes' links from the manager's browser: the link's
+		// signature is the credential.
+		api.Handle("GET /v1/recordings/{file}", httpapi.Signed, httpapi.Recordings(p.recordings, log))
+	}
 	if p.events != nil {
 		api.Handle("GET /v1/queue/dead", httpapi.Read, httpapi.DeadEvents(p.events.queue))
 		api.Handle("GET /v1/queue/stats", httpapi.Read, httpapi.QueueStats(p.events.queue))
 		api.Handle("POST /v1/queue/dead/{id}/replay", httpapi.Admin, httpapi.ReplayDead(p.events.queue))
 		api.Handle("POST /v1/queue/dead/replay", httpapi.Admin, httpapi.ReplayAllDead(p.events.queue))
 		if p.redis != nil {
-			api.AddCheck(httpapi.Check{Name: "queue_persistence", State: p.redisPersistence})
+			api.AddCheck(httpapi.Check{Name: "queue_persistence", State: func(ctx context.Context) (bool, string) {
+				ctx, cancel := context.WithTimeout(ctx, redisPingWait)
+				defer cancel()
+				return p.redisPersistence(ctx)
+			}})
 		}
 	}
 	get, put := httpapi.ManagerAvailability(&p.router)
@@ -95,6 +114,9 @@ func (p *App) Run(ctx context.Context) error {
 func (p *App) Serve(ctx context.Context, httpListener net.Listener) error {
 	g, ctx := errgroup.WithContext(ctx)
 	events := p.runEvents(ctx)
+	if p.cluster != nil {
+		g.Go(func() error { p.cluster.run(ctx); return nil })
+	}
 	if p.ARI != nil {
 		g.Go(func() error { return p.ARI.Run(ctx) })
 	}

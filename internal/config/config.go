@@ -18,6 +18,7 @@ type Config struct {
 	HTTP     HTTP      `yaml:"http"`
 	DataDir  string    `yaml:"data_dir"`
 	Redis    Redis     `yaml:"redis"`
+	Cluster  Cluster   `yaml:"cluster"`
 	Asterisk Asterisk  `yaml:"asterisk"`
 	AGI      AGI       `yaml:"agi"`
 	SIP      SIP       `yaml:"sip_redirect"`
@@ -30,6 +31,8 @@ type Config struct {
 	// RecordingURL is the link to a call's recording put on call notes; {linkedid} is
 	// replaced by the call's id. Empty: no link.
 	RecordingURL string `yaml:"recording_url"`
+	// Recordings serves the calls' recordings itself, as mp3 at signed links on the notes.
+	Recordings Recordings `yaml:"recordings"`
 	// Chat is the chat side: chat platforms, responsible sync with amoCRM, chat users and
 	// their roles, online-chat leads. Off while chat.platforms is empty.
 	Chat Chat `yaml:"chat"`
@@ -68,6 +71,10 @@ type Queue struct {
 	// name that survives a restart lets the restarted instance resume its unfinished
 	// events at once; give each instance sharing one Redis its own name.
 	Consumer string `yaml:"consumer"`
+	// WaitReplicas is how many Redis replicas must hold an event before its sender is
+	// answered (Redis WAIT); with Sentinel set 1, so that a failover loses no accepted
+	// event. 0: the master's answer is enough.
+	WaitReplicas int `yaml:"wait_replicas"`
 }
 
 // UI is the `ui:` section: the live page's day.
@@ -101,7 +108,7 @@ type HTTP struct {
 // Redis holds shared state and the event queue; without addrs crmlink keeps state in process.
 type Redis struct {
 	Addrs      []string `yaml:"addrs"`
-	MasterName string   `yaml:"master_name"` // Sentinel master; empty for single or Cluster
+	MasterName string   `yaml:"master_name"` // Sentinel master; empty for a single server (Redis Cluster is not supported)
 	Username   string   `yaml:"username"`
 	Password   string   `yaml:"password"` // env CRMLINK_REDIS_PASSWORD
 	DB         int      `yaml:"db"`
@@ -109,6 +116,17 @@ type Redis struct {
 
 // Enabled reports whether Redis is configured.
 func (r Redis) Enabled() bool { return len(r.Addrs) > 0 }
+
+// Cluster is this instance's place among several crmlink instances sharing one Redis
+// (docs/deploy.md, "Running more than one").
+type Cluster struct {
+	// Peers are the other instances' HTTP API addresses ("http://crmlink-2:8080"). While
+	// this instance cannot reach Redis and a peer answers its /healthz with Redis
+	// connected, this instance steps aside: its /healthz answers 503, so the load balancer
+	// sends calls to the peer. Alone, or with Redis down for every instance, it keeps
+	// routing from amoCRM. Empty: a single instance, which never steps aside.
+	Peers []string `yaml:"peers"`
+}
 
 // Asterisk is the ARI connection and where calls go when crmlink does not route them.
 type Asterisk struct {
@@ -179,6 +197,41 @@ type AmoCRM struct {
 	// WebhookSecret authenticates amoCRM webhooks: it is the last path segment of the
 	// webhook URL entered in amoCRM. Env CRMLINK_AMOCRM_WEBHOOK_SECRET.
 	WebhookSecret string `yaml:"webhook_secret"`
+	// CallCard shows the incoming-call card to the managers whose phones ring.
+	CallCard CallCard `yaml:"call_card"`
+}
+
+// CallCard is amoCRM's incoming-call card (POST /api/v2/events): one request per ringing
+// wave, after the call path's lookups and before CRM writes in the account's budget.
+type CallCard struct {
+	Enabled bool `yaml:"enabled"`
+	// MaxDelay is how late after the ring a card is still sent; a card the budget cannot
+	// send by then is dropped and counted (crmlink_call_cards_total{result="dropped"}).
+	MaxDelay time.Duration `yaml:"max_delay"`
+}
+
+// Recordings makes the recordings of answered calls playable from amoCRM: the dialplan
+// records them (MixMonitor), crmlink fetches each once, converts it to mp3, and links it
+// from the call note at an HMAC-signed, expiring URL it serves under PublicURL.
+type Recordings struct {
+	Enabled bool `yaml:"enabled"`
+	// PublicURL is where the managers' browsers reach crmlink's /v1/recordings/ (amoCRM's
+	// player fetches the link from the browser): an https URL on a real account.
+	PublicURL string `yaml:"public_url"`
+	// Secret signs the links; env CRMLINK_RECORDINGS_SECRET. Changing it breaks the links
+	// already on notes.
+	Secret  string        `yaml:"secret"`
+	LinkTTL time.Duration `yaml:"link_ttl"`
+	// Source is where the recordings come from: ari (GET /ari/recordings/stored/{name}/file
+	// over asterisk.ari, no shared disk) or dir (Dir, a directory shared with Asterisk).
+	Source string `yaml:"source"`
+	Dir    string `yaml:"dir"`
+	// Name is the recording's name as the dialplan writes it, without extension.
+	Name string `yaml:"name"`
+	// FFmpeg converts to mp3 (Debian's ffmpeg package).
+	FFmpeg string `yaml:"ffmpeg"`
+	// Wait bounds how long after an answered call ended its recording may take to appear.
+	Wait time.Duration `yaml:"wait"`
 }
 
 // Configured reports whether an amoCRM account is set up.

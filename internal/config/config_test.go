@@ -31,7 +31,7 @@ func TestExampleFileIsValid(t *testing.T) {
 func TestExampleFileShowsEveryKey(t *testing.T) {
 	data, err := os.ReadFile(exampleFile(t))
 	require.NoError(t, err)
-	types := []string{"config.Config", "config.Log", "config.HTTP", "config.Redis", "config.Asterisk", "config.ARI", "config.Fallback", "config.Observer",
+	types := []string{"config.Config", "config.Log", "config.HTTP", "config.Redis", "config.Cluster", "config.Asterisk", "config.ARI", "config.Fallback", "config.Observer",
 		"config.AGI", "config.SIP", "config.AmoCRM", "config.OAuth", "config.Routing", "config.Manager", "config.Schedule", "config.Queue",
 		"rules.Config", "rules.Incoming", "rules.IncomingUnknown", "rules.KnownClient", "rules.Missed", "rules.Outgoing",
 		"rules.OutgoingUnknown", "rules.Unanswered", "rules.Notes"}
@@ -85,6 +85,19 @@ func TestParseErrors(t *testing.T) {
 		{"bad office endpoint", "asterisk:\n  observer: {enabled: true, office_endpoints: [\"100\"]}\n",
 			[]string{`asterisk.observer.office_endpoints[0]: is "100"; allowed: an Asterisk endpoint TECH/resource`}},
 		{"unknown page time zone", "ui:\n  timezone: Europe/Atlantis\n", []string{`ui.timezone: is "Europe/Atlantis"`, "allowed: an IANA time zone name"}},
+		{"call card without amoCRM", "amocrm:\n  call_card: {enabled: true}\n", []string{"amocrm.call_card.enabled: is true but no amoCRM account is configured"}},
+		{"call card delay out of range", "amocrm:\n  base_url: https://x.amocrm.ru\n  token: t\n  call_card: {enabled: true, max_delay: 30s}\n",
+			[]string{"amocrm.call_card.max_delay: is 30s; allowed: 100ms to 10s"}},
+		{"recordings without URL and secret", "recordings:\n  enabled: true\n",
+			[]string{"recordings.public_url: is empty", "recordings.secret: has 0 characters; allowed: at least 16"}},
+		{"recordings with a template too", "recording_url: https://pbx/{linkedid}.mp3\nrecordings: {enabled: true, public_url: \"https://rec.example.com\", secret: 0123456789abcdef}\n",
+			[]string{"recording_url: and recordings.enabled are both set"}},
+		{"recordings from an unknown source", "recordings: {enabled: true, public_url: \"https://rec.example.com\", secret: 0123456789abcdef, source: s3}\n",
+			[]string{`recordings.source: is "s3"; allowed: ari`}},
+		{"recording name without the call", "recordings: {enabled: true, public_url: \"https://rec.example.com\", secret: 0123456789abcdef, name: rec}\n",
+			[]string{`recordings.name: is "rec"; allowed: a file name`}},
+		{"peers without redis", "cluster: {peers: [\"http://crmlink-2:8080\"]}\n", []string{"cluster.peers: lists 1 peers but redis.addrs is empty"}},
+		{"peer not a URL", "redis: {addrs: [\"127.0.0.1:6379\"]}\ncluster: {peers: [\"crmlink-2:8080\"]}\n", []string{"cluster.peers[0]"}},
 		{"not yaml", "routing: [\n", []string{"line"}},
 	}
 	for _, c := range cases {
@@ -105,12 +118,14 @@ func TestEveryErrorIsReported(t *testing.T) {
 }
 
 func TestSecretsFromEnvironment(t *testing.T) {
+	t.Setenv("CRMLINK_RECORDINGS_SECRET", "rec-env")
 	t.Setenv("CRMLINK_AMOCRM_TOKEN", "from-env")
 	t.Setenv("CRMLINK_ARI_PASSWORD", "ari-env")
 	cfg, err := Parse([]byte("amocrm:\n  base_url: https://x.amocrm.ru\n"))
 	require.NoError(t, err)
 	assert.Equal(t, "from-env", cfg.AmoCRM.Token)
 	assert.Equal(t, "ari-env", cfg.Asterisk.ARI.Password)
+	assert.Equal(t, "rec-env", cfg.Recordings.Secret)
 }
 
 func TestChatSecretsFromEnvironment(t *testing.T) {

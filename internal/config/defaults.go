@@ -37,7 +37,13 @@ const (
 	DefaultCacheTTL       = routing.DefaultCacheTTL
 	DefaultNegativeTTL    = routing.DefaultNegativeTTL
 	DefaultRequestTimeout = 10 * time.Second
-	DefaultRegion         = routing.DefaultRegion
+	// DefaultRecordingLinkTTL: a recording link on a note plays for 90 days.
+	DefaultRecordingLinkTTL = 90 * 24 * time.Hour
+	// DefaultRecordingWait: Asterisk closes a recording right after the call's hangup.
+	DefaultRecordingWait = 5 * time.Second
+	// DefaultCallCardMaxDelay: an incoming-call card not sent within 2 s of the ring is dropped.
+	DefaultCallCardMaxDelay = 2 * time.Second
+	DefaultRegion           = routing.DefaultRegion
 	// DefaultQueueRetryFor rides out an amoCRM maintenance window (tens of minutes).
 	DefaultQueueRetryFor = queue.DefaultRetryFor
 	// DefaultQueueWorkers keeps enough outcomes in flight that their amoCRM writes fill the
@@ -73,7 +79,10 @@ func Default() *Config {
 			AllowedNetworks: []string{"127.0.0.0/8"},
 			ContactTemplate: "sip:{user}@127.0.0.1:5060",
 		},
-		AmoCRM: AmoCRM{RateLimit: DefaultRateLimit, CallReserve: DefaultCallReserve, RequestTimeout: DefaultRequestTimeout},
+		Recordings: Recordings{LinkTTL: DefaultRecordingLinkTTL, Source: "ari", Name: "crmlink-{linkedid}",
+			FFmpeg: "ffmpeg", Wait: DefaultRecordingWait},
+		AmoCRM: AmoCRM{RateLimit: DefaultRateLimit, CallReserve: DefaultCallReserve, RequestTimeout: DefaultRequestTimeout,
+			CallCard: CallCard{MaxDelay: DefaultCallCardMaxDelay}},
 		Routing: Routing{
 			Enabled:            true,
 			LookupTimeout:      DefaultLookupTimeout,

@@ -65,6 +65,7 @@ var secretEnv = []struct {
 	{"CRMLINK_AMOCRM_TOKEN", "amocrm.token", func(c *Config) *string { return &c.AmoCRM.Token }},
 	{"CRMLINK_AMOCRM_CLIENT_SECRET", "amocrm.oauth.client_secret", func(c *Config) *string { return &c.AmoCRM.OAuth.ClientSecret }},
 	{"CRMLINK_AMOCRM_WEBHOOK_SECRET", "amocrm.webhook_secret", func(c *Config) *string { return &c.AmoCRM.WebhookSecret }},
+	{"CRMLINK_RECORDINGS_SECRET", "recordings.secret", func(c *Config) *string { return &c.Recordings.Secret }},
 }
 
 // ApplyEnv copies secrets from the environment into cfg. A chat platform's secrets come

@@ -30,9 +30,12 @@ func (c *Config) Validate() Errors {
 // checks are Validate's parts, one per section of the file.
 var checks = []func(*validator, *Config){
 	checkBasics,
+	checkCluster,
 	checkAsterisk,
 	checkFrontEnds,
 	checkAmoCRM,
+	checkCallCard,
+	checkRecordings,
 	checkRouting,
 	checkManagers,
 	checkScenariosAndQueue,
@@ -63,6 +66,20 @@ func checkBasics(v *validator, c *Config) {
 	}
 	if c.RecordingURL != "" {
 		v.url("recording_url", strings.ReplaceAll(c.RecordingURL, "{linkedid}", "x"), "http", "https")
+	}
+}
+
+func checkCluster(v *validator, c *Config) {
+	for i, p := range c.Cluster.Peers {
+		v.url(fmt.Sprintf("cluster.peers[%d]", i), p, "http", "https")
+	}
+	if c.Queue.WaitReplicas < 0 || c.Queue.WaitReplicas > 5 {
+		v.add("queue.wait_replicas", "is %d; allowed: 0 (the master's answer is enough) to 5", c.Queue.WaitReplicas)
+	} else if c.Queue.WaitReplicas > 0 && !c.Redis.Enabled() {
+		v.add("queue.wait_replicas", "is %d but redis.addrs is empty; replicas are Redis's: set redis.addrs, or 0", c.Queue.WaitReplicas)
+	}
+	if len(c.Cluster.Peers) > 0 && !c.Redis.Enabled() {
+		v.add("cluster.peers", "lists %d peers but redis.addrs is empty; instances share their work through Redis: set redis.addrs, or remove cluster.peers", len(c.Cluster.Peers))
 	}
 }
 
@@ -139,6 +156,56 @@ func checkAmoCRM(v *validator, c *Config) {
 		v.add("amocrm.call_reserve", "is %d; allowed: 0 to one less than amocrm.rate_limit (%g), so that CRM writes keep at least one request a second", r, c.AmoCRM.RateLimit)
 	}
 	v.positive("amocrm.request_timeout", c.AmoCRM.RequestTimeout)
+}
+
+func checkCallCard(v *validator, c *Config) {
+	cc := c.AmoCRM.CallCard
+	if !cc.Enabled {
+		return
+	}
+	if !c.AmoCRM.Configured() {
+		v.add("amocrm.call_card.enabled", "is true but no amoCRM account is configured (amocrm.base_url); set one or turn the card off")
+	}
+	if cc.MaxDelay < 100*time.Millisecond || cc.MaxDelay > 10*time.Second {
+		v.add("amocrm.call_card.max_delay", "is %v; allowed: 100ms to 10s (a card later than the ring by more is no use)", cc.MaxDelay)
+	}
+}
+
+func checkRecordings(v *validator, c *Config) {
+	r := c.Recordings
+	if !r.Enabled {
+		return
+	}
+	if c.RecordingURL != "" {
+		v.add("recording_url", "and recordings.enabled are both set; crmlink serves the recordings itself, so leave recording_url empty")
+	}
+	v.require("recordings.public_url", r.PublicURL)
+	if r.PublicURL != "" {
+		v.url("recordings.public_url", r.PublicURL, "http", "https")
+	}
+	if len(r.Secret) < 16 {
+		v.add("recordings.secret", "has %d characters; allowed: at least 16 (set it, or CRMLINK_RECORDINGS_SECRET, to a random string)", len(r.Secret))
+	}
+	if r.LinkTTL < time.Hour {
+		v.add("recordings.link_ttl", "is %v; allowed: 1h or more (a note's link must play for as long as anybody reads the note)", r.LinkTTL)
+	}
+	switch r.Source {
+	case "ari":
+		if c.Asterisk.ARI.URL == "" {
+			v.add("recordings.source", "is ari but asterisk.ari.url is empty")
+		}
+	case "dir":
+		v.require("recordings.dir", r.Dir)
+	default:
+		v.add("recordings.source", "is %q; allowed: ari (download over ARI), dir (a directory shared with Asterisk)", r.Source)
+	}
+	if !strings.Contains(r.Name, "{linkedid}") || strings.ContainsAny(r.Name, `/\`) {
+		v.add("recordings.name", "is %q; allowed: a file name without extension or directory that contains {linkedid}, as the dialplan's MixMonitor writes it", r.Name)
+	}
+	v.require("recordings.ffmpeg", r.FFmpeg)
+	if r.Wait < 0 || r.Wait > time.Minute {
+		v.add("recordings.wait", "is %v; allowed: 0 to 1m", r.Wait)
+	}
 }
 
 func checkRouting(v *validator, c *Config) {

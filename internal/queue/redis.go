@@ -52,6 +52,14 @@ type RedisOptions struct {
 	// so only a dead consumer's entries are claimed. Every instance sharing the group must
 	// use the same value. Default 30 s.
 	ClaimMinIdle time.Duration
+	// WaitReplicas, when above 0, makes Publish return only once that many replicas of the
+	// Redis master hold the event (WAIT): a failover to one of them (Redis Sentinel) then
+	// loses no event whose sender was answered. A replica that does not confirm within
+	// WaitTimeout fails the Publish, so the sender (a webhook, answered 5xx) sends again;
+	// the event's ID keeps a second copy from being processed twice.
+	WaitReplicas int
+	// WaitTimeout bounds the wait for WaitReplicas; default 1 s.
+	WaitTimeout time.Duration
 
 	// readBlock is how long one XREADGROUP waits; it bounds how long Run takes to stop.
 	readBlock time.Duration
@@ -80,6 +88,9 @@ func (o RedisOptions) withDefaults() (RedisOptions, error) {
 	}
 	if o.ClaimMinIdle == 0 {
 		o.ClaimMinIdle = DefaultClaimMinIdle
+	}
+	if o.WaitTimeout == 0 {
+		o.WaitTimeout = time.Second
 	}
 	if o.readBlock == 0 {
 		o.readBlock = time.Second
@@ -142,7 +153,9 @@ var _ Queue = (*Redis)(nil)
 
 // NewRedis returns the Redis queue and creates its consumer group if it does not exist.
 // The group starts at the beginning of the stream, so events published before any
-// consumer ran are delivered.
+// consumer ran are delivered. A Redis that does not answer or refuses writes (down, failing
+// over, short of replicas for min-replicas-to-write) does not stop crmlink from starting
+// and routing: the group is created by Run once Redis takes it, and Publish fails until then.
 func NewRedis(rdb redis.UniversalClient, opts RedisOptions) (*Redis, error) {
 	if rdb == nil {
 		return nil, errors.New("queue: NewRedis needs a Redis client")
@@ -153,10 +166,10 @@ func NewRedis(rdb redis.UniversalClient, opts RedisOptions) (*Redis, error) {
 	}
 	opts.Logger = opts.Logger.With().Str("component", "queue").Str("store", "redis").Logger()
 	q := &Redis{rdb: rdb, opts: opts, keys: keysFor(opts.Stream), held: map[string]struct{}{}}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := q.ensureGroup(ctx); err != nil {
-		return nil, err
+		opts.Logger.Warn().Err(err).Msg("event queue: Redis does not take the consumer group yet; events are refused until it does, calls are routed meanwhile")
 	}
 	return q, nil
 }
@@ -179,14 +192,27 @@ func (q *Redis) Publish(ctx context.Context, e Event) error {
 	if err != nil {
 		return err
 	}
-	err = q.rdb.XAdd(ctx, &redis.XAddArgs{
-		Stream: q.keys.stream,
-		MaxLen: q.opts.MaxLen,
-		Approx: true,
-		Values: []any{"event", b},
-	}).Err()
+	add := &redis.XAddArgs{Stream: q.keys.stream, MaxLen: q.opts.MaxLen, Approx: true, Values: []any{"event", b}}
+	if q.opts.WaitReplicas <= 0 {
+		if err := q.rdb.XAdd(ctx, add).Err(); err != nil {
+			return fmt.Errorf("queue: publish %q: %w", e.ID, err)
+		}
+		return nil
+	}
+	// WAIT counts the replicas that acknowledged this connection's writes: one pipeline
+	// keeps XADD and WAIT on one connection.
+	var acked *redis.Cmd
+	_, err = q.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.XAdd(ctx, add)
+		acked = p.Do(ctx, "WAIT", q.opts.WaitReplicas, q.opts.WaitTimeout.Milliseconds())
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("queue: publish %q: %w", e.ID, err)
+	}
+	if n, _ := acked.Int64(); n < int64(q.opts.WaitReplicas) {
+		return fmt.Errorf("queue: publish %q: %d of %d Redis replicas confirmed it within %s; not accepted (a failover now could lose it)",
+			e.ID, n, q.opts.WaitReplicas, q.opts.WaitTimeout)
 	}
 	return nil
 }

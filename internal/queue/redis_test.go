@@ -2,6 +2,8 @@ package queue
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,4 +122,61 @@ func TestRedisOptionsAreChecked(t *testing.T) {
 	assert.Equal(t, DefaultRetryFor, q.opts.RetryFor)
 	assert.Zero(t, q.opts.MaxAttempts, "no attempt cap: the horizon decides")
 	assert.Equal(t, 4, q.opts.Concurrency)
+}
+
+// With WaitReplicas, an event is accepted only once a replica holds it: a master alone
+// refuses it (the sender tries again), a master with a replica accepts it, and the replica
+// has it the moment Publish returns, so a failover to that replica keeps it.
+func TestRedisPublishWaitsForAReplica(t *testing.T) {
+	master := testrig.PrivateRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: master})
+	t.Cleanup(func() { _ = rdb.Close() })
+	q, err := NewRedis(rdb, RedisOptions{Options: fastOptions(t), Stream: testStream(t), Consumer: "c",
+		WaitReplicas: 1, WaitTimeout: 100 * time.Millisecond})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = q.Close() })
+	ctx := context.Background()
+
+	err = q.Publish(ctx, Event{ID: "alone", Kind: "test", Payload: []byte(`{}`)})
+	assert.ErrorContains(t, err, "0 of 1 Redis replicas confirmed it within 100ms; not accepted")
+
+	host, port, _ := strings.Cut(master, ":")
+	replica := testrig.PrivateRedis(t, "--replicaof", host, port)
+	rep := redis.NewClient(&redis.Options{Addr: replica})
+	t.Cleanup(func() { _ = rep.Close() })
+	testrig.WaitFor(t, 10*time.Second, "the replica in sync", func() bool {
+		info, _ := rep.Info(ctx, "replication").Result()
+		return strings.Contains(info, "master_link_status:up")
+	})
+	for i := range 20 {
+		id := fmt.Sprintf("ev-%d", i)
+		require.NoError(t, q.Publish(ctx, Event{ID: id, Kind: "test", Payload: []byte(`{}`)}))
+		entries, err := rep.XRange(ctx, q.keys.stream, "-", "+").Result()
+		require.NoError(t, err)
+		// The refused event is stored too: the sender's next try carries the same ID, and
+		// the handlers' idempotency keys process it once.
+		require.Len(t, entries, i+2, "the replica holds %s once Publish returned", id)
+		assert.Contains(t, entries[i+1].Values["event"], `"`+id+`"`)
+	}
+}
+
+// A Redis that refuses writes at start (min-replicas-to-write before its replica connects,
+// a failover) does not stop crmlink from starting: the queue is built, refuses events until
+// Redis takes writes, then creates its group and delivers what is published.
+func TestRedisQueueStartsWhileRedisRefusesWrites(t *testing.T) {
+	addr := testrig.PrivateRedis(t, "--min-replicas-to-write", "1")
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	q, err := NewRedis(rdb, RedisOptions{Options: fastOptions(t), Stream: testStream(t), Consumer: "c", readBlock: 50 * time.Millisecond})
+	require.NoError(t, err, "no consumer group yet is no reason not to start")
+	ctx := context.Background()
+	assert.ErrorContains(t, q.Publish(ctx, Event{ID: "early", Kind: "test", Payload: []byte(`{}`)}), "NOREPLICAS")
+
+	rec := newRecorder(nil)
+	startRun(t, q, rec.handle)
+	require.NoError(t, rdb.ConfigSet(ctx, "min-replicas-to-write", "0").Err())
+	testrig.WaitFor(t, 10*time.Second, "the event accepted", func() bool {
+		return q.Publish(ctx, Event{ID: "later", Kind: "test", Payload: []byte(`{}`)}) == nil
+	})
+	testrig.WaitFor(t, 10*time.Second, "the event handled", func() bool { return len(rec.callsOf("later")) == 1 })
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/crmlink/crmlink/board"
 	"github.com/crmlink/crmlink/crm"
 	"github.com/crmlink/crmlink/routing"
+	"github.com/crmlink/crmlink/routing/callcard"
 )
 
 // Options configure a Controller.
@@ -63,6 +64,9 @@ type Options struct {
 	// Board, when set, is told of every call in progress as it rings, is answered and
 	// ends (the live view); it must not block.
 	Board board.Calls
+	// OnRing, when set, is told when the owner's phones start ringing (the incoming-call
+	// card: one Ring per wave); it must not block.
+	OnRing func(callcard.Ring)
 	// DrainTimeout is how long Run keeps serving the calls in progress after it is told to
 	// stop; new calls meanwhile go to the fallback. Past it, ringing stops and bridged calls
 	// are left to Asterisk.

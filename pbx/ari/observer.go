@@ -15,6 +15,7 @@ import (
 	"github.com/crmlink/crmlink/board"
 	"github.com/crmlink/crmlink/crm"
 	"github.com/crmlink/crmlink/routing"
+	"github.com/crmlink/crmlink/routing/callcard"
 )
 
 // ObserverOptions configure an Observer.
@@ -37,6 +38,10 @@ type ObserverOptions struct {
 	// Board, when set, is told of every call in progress as it rings, is answered and
 	// ends (the live view); it must not block.
 	Board board.Calls
+	// OnRing, when set, is told each time a manager's phone starts ringing for a client's
+	// incoming call (a Dial() of any wiring: FastAGI, SIP redirect, the fallback ring group
+	// or queue); the controller's own legs are its to report. It must not block.
+	OnRing func(callcard.Ring)
 }
 
 // Observer follows every call on the Asterisk, however it is wired (FastAGI, SIP
@@ -149,6 +154,11 @@ func (o *Observer) session(ctx context.Context, t *tracker, log zerolog.Logger) 
 			log.Warn().Msg("ari.conf has no channelvars = " + linkedIDVar + ",...: a call's channels are followed through Dial() only; see docs/configuration.md")
 		}
 		t.show(e, o.opts.Board)
+		if o.opts.OnRing != nil {
+			if r, ok := t.ringing(e); ok {
+				o.opts.OnRing(r)
+			}
+		}
 		out, done := t.feed(e)
 		if !done {
 			continue

@@ -11,7 +11,9 @@ import (
 	"github.com/CyCoreSystems/ari/v6"
 	"github.com/rs/zerolog"
 
+	"github.com/crmlink/crmlink/crm"
 	"github.com/crmlink/crmlink/routing"
+	"github.com/crmlink/crmlink/routing/callcard"
 )
 
 // ringResult is how ringing the owner ended.
@@ -40,6 +42,7 @@ func (k *call) ring(ctx context.Context, d routing.Decision, log zerolog.Logger)
 		k.c.calls.Store(id, k)
 	}
 	// The caller hears ringing while the legs are originated.
+	ringAt := time.Now()
 	rang := make(chan error, 1)
 	go func() { rang <- k.c.rest.ring(ctx, k.ch.ID) }()
 	pending := map[string]bool{}
@@ -75,6 +78,9 @@ func (k *call) ring(ctx context.Context, d routing.Decision, log zerolog.Logger)
 		return ringResult{unreachable: unreachable == len(k.legs)}
 	}
 	log.Info().Int("legs", len(pending)).Msg("ringing owner")
+	if k.c.opts.OnRing != nil && k.ch.Caller != nil {
+		k.c.opts.OnRing(callcard.Ring{Call: k.ch.ID, Caller: k.ch.Caller.Number, Users: []crm.UserID{d.Owner}, At: ringAt})
+	}
 
 	// Asterisk gives up on each leg after the same timeout; this timer is the safety net.
 	timer := time.NewTimer(k.c.opts.RingTimeout + 2*time.Second)

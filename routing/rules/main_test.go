@@ -174,6 +174,9 @@ func note(o routing.CallOutcome, e crm.EntityType, eid int64, status crm.CallSta
 		Status: status, Result: result, Link: o.RecordingURL, Source: "crmlink"}
 	if o.Direction == routing.Incoming {
 		n.Direction, n.Responsible = crm.CallIn, o.AnsweredBy
+		if !o.Answered {
+			n.Responsible = o.FirstOperator // a missed call is credited to the first operator
+		}
 	} else {
 		n.Direction, n.Responsible = crm.CallOut, o.Manager
 	}

@@ -32,11 +32,11 @@ func TestCallNotes(t *testing.T) {
 				Duration: talk, Status: crm.CallStatusAnswered, Link: "https://pbx.example/rec/n1.mp3", Responsible: answeredBy, Source: "crmlink"}},
 		},
 		{
-			name:    "missed from a known client with an open deal: on the deal, nobody took it",
+			name:    "missed from a known client with an open deal: on the deal, credited to the first operator",
 			setup:   func(e *env) { e.openLead(e.knownClient()) },
 			outcome: incoming("n2", false),
 			want: []crm.CallNote{{Entity: crm.EntityLead, EntityID: 601, Direction: crm.CallIn, Uniq: "n2", Phone: client,
-				Status: crm.CallStatusNotReached, Result: "Missed call", Source: "crmlink"}},
+				Status: crm.CallStatusNotReached, Result: "Missed call", Source: "crmlink", Responsible: firstOperator}},
 		},
 		{
 			name:    "answered from a known client without a deal, deal creation off: on the contact",

@@ -307,6 +307,16 @@ func (b *planner) newClientResponsible() crm.UserID {
 	return cmp.Or(b.o.AnsweredBy, b.missedResponsible())
 }
 
+// credited is the manager amoCRM's call statistics count an incoming call for (its note's
+// and its task's created_by): who talked; for a missed call whose phone rang first, else
+// the default manager, whoever missed.responsible gives the call-back to.
+func (b *planner) credited() crm.UserID {
+	if b.o.Answered {
+		return b.o.AnsweredBy
+	}
+	return cmp.Or(b.o.FirstOperator, b.e.cfg.Missed.DefaultManager)
+}
+
 // missedResponsible applies missed.responsible, falling back to the default manager.
 func (b *planner) missedResponsible() crm.UserID {
 	m := b.e.cfg.Missed
@@ -364,6 +374,7 @@ func (b *planner) missedTask(ctx context.Context, start time.Time) error {
 			Text:         render(m.TaskText, b.f),
 			TypeID:       crm.TaskTypeCall,
 			Responsible:  resp,
+			CreatedBy:    b.credited(),
 			CompleteTill: end.Add(m.Deadline),
 			RequestID:    b.key(KindTask),
 		},
@@ -390,7 +401,7 @@ func (b *planner) callNote() {
 	}
 	on := b.e.cfg.Notes.CallNotes
 	if b.o.Direction == routing.Incoming {
-		n.Direction, n.Responsible = crm.CallIn, b.o.AnsweredBy
+		n.Direction, n.Responsible = crm.CallIn, b.credited()
 		if !b.o.Answered {
 			n.Status, n.Result = crm.CallStatusNotReached, ResultMissed
 		}

@@ -35,13 +35,13 @@ func TestPlan(t *testing.T) {
 				},
 				rules.CreateTask{
 					Task: crm.NewTask{Text: missedText(missed), TypeID: crm.TaskTypeCall, Responsible: firstOperator,
-						CompleteTill: t0.Add(time.Hour), RequestID: "call:p1:task"},
+						CreatedBy: firstOperator, CompleteTill: t0.Add(time.Hour), RequestID: "call:p1:task"},
 					On:    rules.CreatedBy(crm.EntityLead, rules.KindLead),
 					Phone: client,
 				},
 				rules.AddCallNote{
 					Note: crm.CallNote{Direction: crm.CallIn, Uniq: "p1", Phone: client, Status: crm.CallStatusNotReached,
-						Result: rules.ResultMissed, Source: "crmlink"},
+						Result: rules.ResultMissed, Source: "crmlink", Responsible: firstOperator},
 					On: rules.CreatedBy(crm.EntityLead, rules.KindLead),
 				},
 			},
@@ -53,13 +53,13 @@ func TestPlan(t *testing.T) {
 			want: []rules.Action{
 				rules.CreateTask{
 					Task: crm.NewTask{Text: missedText(missed), TypeID: crm.TaskTypeCall, Responsible: contactOwner,
-						CompleteTill: t0.Add(time.Hour), RequestID: "call:p1:task"},
+						CreatedBy: firstOperator, CompleteTill: t0.Add(time.Hour), RequestID: "call:p1:task"},
 					On:    rules.Existing(crm.EntityLead, 601),
 					Phone: client,
 				},
 				rules.AddCallNote{
 					Note: crm.CallNote{Direction: crm.CallIn, Uniq: "p1", Phone: client, Status: crm.CallStatusNotReached,
-						Result: rules.ResultMissed, Source: "crmlink"},
+						Result: rules.ResultMissed, Source: "crmlink", Responsible: firstOperator},
 					On: rules.Existing(crm.EntityLead, 601),
 				},
 			},

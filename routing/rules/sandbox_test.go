@@ -290,27 +290,46 @@ func sbLead(id int64, name string, resp crm.UserID, contact int64) sandbox.Lead 
 }
 
 // sbTask is a call-back task; the engine sends the outcome's action key as request_id.
+// It is credited (created_by) to the first operator.
 func sbTask(id int64, text string, resp crm.UserID, entity string, eid int64, till time.Time, outcome string) sandbox.Task {
 	return sandbox.Task{ID: id, Text: text, TaskTypeID: crm.TaskTypeCall, ResponsibleUserID: int64(resp),
 		EntityType: entity, EntityID: eid, CompleteTill: till.Unix(),
-		RequestID: rules.ActionKey(outcome, rules.KindTask), CreatedBy: sbAdmin}
+		RequestID: rules.ActionKey(outcome, rules.KindTask), CreatedBy: int64(firstOperator)}
 }
 
 // sbNote is the call note of o. The client sends notes without request_id (the sandbox
-// echoes the index, "0") and without responsible_user_id (the token's user).
+// echoes the index, "0"), credited (created_by, responsible_user_id) to who talked, a
+// missed call to the first operator; a note credited to nobody is the token's user's.
 func sbNote(id int64, o routing.CallOutcome, phone crm.Phone, entity string, eid int64, status crm.CallStatus, result string) sandbox.Note {
 	n := sandbox.Note{ID: id, EntityType: entity, EntityID: eid, NoteType: sandbox.NoteCallIn,
 		ResponsibleUserID: sbAdmin, RequestID: "0", CreatedBy: sbAdmin,
 		Params: sandbox.NoteParams{Uniq: o.ID, Duration: int64(o.TalkDuration / time.Second), Source: "crmlink",
 			Link: o.RecordingURL, Phone: string(phone), CallStatus: int(status), CallResult: result}}
 	who := o.AnsweredBy
-	if o.Direction == routing.Outgoing {
+	switch {
+	case o.Direction == routing.Outgoing:
 		n.NoteType, who = sandbox.NoteCallOut, o.Manager
+	case !o.Answered:
+		who = o.FirstOperator
 	}
 	if who != 0 {
 		n.Params.CallResponsible = strconv.FormatInt(int64(who), 10)
+		n.ResponsibleUserID, n.CreatedBy = int64(who), int64(who)
 	}
 	return n
+}
+
+// creditedTo credits the call notes and tasks of c to u (created_by; a note's
+// responsible_user_id and call_responsible too).
+func creditedTo(u crm.UserID, c sandbox.Created) sandbox.Created {
+	for i := range c.Tasks {
+		c.Tasks[i].CreatedBy = int64(u)
+	}
+	for i := range c.Notes {
+		c.Notes[i].CreatedBy, c.Notes[i].ResponsibleUserID = int64(u), int64(u)
+		c.Notes[i].Params.CallResponsible = strconv.FormatInt(int64(u), 10)
+	}
+	return c
 }
 
 func answeredNote(id int64, o routing.CallOutcome, phone crm.Phone, entity string, eid int64) sandbox.Note {
@@ -712,7 +731,8 @@ func TestSandboxMissedTask(t *testing.T) {
 		{
 			name: "new caller, first_operator but nobody rang: the default manager", o: noFirstOperator(missed),
 			config: func(c *rules.Config) { c.Missed.DefaultManager = defaultManager },
-			want:   newCaller(defaultManager, noFirstOperator(missed), sbMissedText(sbNew, missed), t0.Add(time.Hour)),
+			want: creditedTo(defaultManager,
+				newCaller(defaultManager, noFirstOperator(missed), sbMissedText(sbNew, missed), t0.Add(time.Hour))),
 		},
 		{
 			name: "new caller, default_manager: the default manager although an operator rang", o: missed, config: defaultManagerRule,

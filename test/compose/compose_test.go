@@ -10,24 +10,20 @@
 package compose
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/crmlink/crmlink/internal/testrig"
 	"github.com/crmlink/crmlink/pbx/sip/siptest"
 )
 
@@ -47,76 +43,6 @@ const (
 	annaUser     = "1001"
 )
 
-func repoRoot(t *testing.T) string {
-	_, file, _, _ := runtime.Caller(0)
-	root, err := filepath.Abs(filepath.Join(filepath.Dir(file), "..", ".."))
-	require.NoError(t, err)
-	return root
-}
-
-// composeCommand is docker-compose, or the docker compose plugin, whichever exists.
-func composeCommand() ([]string, error) {
-	if _, err := exec.LookPath("docker-compose"); err == nil {
-		return []string{"docker-compose"}, nil
-	}
-	if exec.Command("docker", "compose", "version").Run() == nil {
-		return []string{"docker", "compose"}, nil
-	}
-	return nil, errors.New("neither docker-compose nor the docker compose plugin is installed (apt-get install docker-compose)")
-}
-
-func skipOrFail(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CRMLINK_COMPOSE_TEST") == "required" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
-}
-
-// flock holds a lock file (flock(2), as `flock FILE cmd`) until the returned func is called.
-func flock(t *testing.T, path string) func() {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
-	require.NoError(t, err)
-	start := time.Now()
-	require.NoError(t, syscall.Flock(int(f.Fd()), syscall.LOCK_EX))
-	if d := time.Since(start); d > time.Second {
-		t.Logf("waited %s for %s", d.Round(time.Second), path)
-	}
-	return func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}
-}
-
-func run(t *testing.T, dir string, timeout time.Duration, name string, args ...string) (string, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = dir
-	// A script's children (docker, tar, debootstrap) go with it when the time is up, and
-	// Run returns even if one of them still holds the output pipe.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 10 * time.Second
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	return out.String(), err
-}
-
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 func ariGet(path string, out any) int {
 	req, _ := http.NewRequest(http.MethodGet, ariURL+path, nil)
 	req.SetBasicAuth("crmlink", "crmlink")
@@ -133,26 +59,20 @@ func ariGet(path string, out any) int {
 }
 
 func TestComposeStackRoutesACall(t *testing.T) {
-	if out, err := run(t, "", 15*time.Second, "docker", "info"); err != nil {
-		skipOrFail(t, "docker info does not answer, so the Compose stack cannot run here: %v %s", err, strings.TrimSpace(lastLine(out)))
-	}
-	compose, err := composeCommand()
-	if err != nil {
-		skipOrFail(t, "%v", err)
-	}
-	root := repoRoot(t)
+	compose := testrig.Docker(t, "CRMLINK_COMPOSE_TEST")
+	root := testrig.RepoRoot(t)
 	// One Compose test at a time on a host: fixed ports and project name.
-	defer flock(t, "/tmp/crmlink-compose-test.lock")()
+	defer testrig.Flock(t, "/tmp/crmlink-compose-test.lock")()
 
 	start := time.Now()
-	out, err := run(t, root, 8*time.Minute, filepath.Join(root, "docker", "images.sh"))
+	out, err := testrig.Exec(t, root, 8*time.Minute, filepath.Join(root, "docker", "images.sh"))
 	require.NoError(t, err, "docker/images.sh:\n%s", out)
 	t.Logf("images ready in %s:\n%s", time.Since(start).Round(time.Second), out)
 
 	file := filepath.Join(root, "docker", "compose.yaml")
 	dc := func(timeout time.Duration, args ...string) (string, error) {
 		full := append(append(compose[1:], "-p", project, "-f", file), args...)
-		return run(t, root, timeout, compose[0], full...)
+		return testrig.Exec(t, root, timeout, compose[0], full...)
 	}
 	_, _ = dc(2*time.Minute, "down", "-v", "--remove-orphans") // a stack a killed run left
 	start = time.Now()
@@ -169,7 +89,7 @@ func TestComposeStackRoutesACall(t *testing.T) {
 	})
 	require.NoError(t, err, "compose up:\n%s", out)
 
-	waitFor(t, 90*time.Second, "crmlink's /healthz (ARI and Redis connected)", func() bool {
+	testrig.WaitFor(t, 90*time.Second, "crmlink's /healthz (ARI and Redis connected)", func() bool {
 		resp, err := http.Get(crmlink + "/healthz")
 		if err != nil {
 			return false
@@ -177,7 +97,7 @@ func TestComposeStackRoutesACall(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	waitFor(t, 10*time.Second, "the Stasis application crmlink registered", func() bool { return ariGet("/applications/crmlink", nil) == http.StatusOK })
+	testrig.WaitFor(t, 10*time.Second, "the Stasis application crmlink registered", func() bool { return ariGet("/applications/crmlink", nil) == http.StatusOK })
 	resp, err := http.Get(sandbox + "/_sandbox/state")
 	require.NoError(t, err, "the amoCRM sandbox answers")
 	resp.Body.Close()
@@ -187,7 +107,7 @@ func TestComposeStackRoutesACall(t *testing.T) {
 	if lock == "" {
 		lock = "/tmp/crmlink-rig.lock"
 	}
-	unlock := flock(t, lock)
+	unlock := testrig.Flock(t, lock)
 	defer unlock()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -203,7 +123,7 @@ func TestComposeStackRoutesACall(t *testing.T) {
 		defer ucancel()
 		_, _ = anna.Unregister(uctx, "sip:"+sipServer)
 	}()
-	waitFor(t, 5*time.Second, "PJSIP/101 online", func() bool {
+	testrig.WaitFor(t, 5*time.Second, "PJSIP/101 online", func() bool {
 		var ep struct {
 			State string `json:"state"`
 		}
@@ -264,9 +184,4 @@ func callerVar(t *testing.T, number, name string) string {
 	}
 	t.Fatalf("no channel with caller %s", number)
 	return ""
-}
-
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
 }

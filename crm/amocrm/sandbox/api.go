@@ -15,12 +15,22 @@ type endpoint map[string]http.HandlerFunc
 // serveAPI routes an authorised /api/v4 request to its endpoint: 404 for a path the
 // sandbox does not know, 405 with Allow for a method the path does not answer.
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
+	if isCallEvents(r.URL.Path) {
+		s.serveEndpoint(w, r, endpoint{"POST": s.postCallEvents})
+		return
+	}
 	parts := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.Path, "/api/v4/"), "/"), "/")
 	ep, problem := s.route(parts)
 	if ep == nil {
 		writeProblem(w, http.StatusNotFound, problem)
 		return
 	}
+	s.serveEndpoint(w, r, ep)
+}
+
+// serveEndpoint runs the handler of the request's method: 405 with Allow when the path
+// does not answer it.
+func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request, ep endpoint) {
 	h := ep[r.Method]
 	if h == nil {
 		allow := slices.Sorted(maps.Keys(ep))

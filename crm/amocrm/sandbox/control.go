@@ -20,16 +20,20 @@ const maxControlBody = 16 << 20
 func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 	route := r.Method + " " + r.URL.Path
 	h, ok := map[string]func(http.ResponseWriter, *http.Request) error{
-		"POST /_sandbox/latency":        s.ctlLatency,
-		"POST /_sandbox/fail":           s.ctlFail,
-		"POST /_sandbox/hang":           s.ctlHang,
-		"POST /_sandbox/responsible":    s.ctlResponsible,
-		"POST /_sandbox/webhook":        s.ctlWebhook,
-		"POST /_sandbox/rate-limit":     s.ctlRateLimit,
-		"POST /_sandbox/expire-tokens":  s.ctlExpireTokens,
-		"GET /_sandbox/requests":        func(w http.ResponseWriter, _ *http.Request) error { return reply(w, s.RequestCounts()) },
+		"POST /_sandbox/latency":       s.ctlLatency,
+		"POST /_sandbox/fail":          s.ctlFail,
+		"POST /_sandbox/hang":          s.ctlHang,
+		"POST /_sandbox/responsible":   s.ctlResponsible,
+		"POST /_sandbox/webhook":       s.ctlWebhook,
+		"POST /_sandbox/rate-limit":    s.ctlRateLimit,
+		"POST /_sandbox/expire-tokens": s.ctlExpireTokens,
+		"GET /_sandbox/requests":       func(w http.ResponseWriter, _ *http.Request) error { return reply(w, s.RequestCounts()) },
+		"GET /_sandbox/rate-limited": func(w http.ResponseWriter, _ *http.Request) error {
+			return reply(w, map[string]int{"rate_limited": s.RateLimited()})
+		},
 		"POST /_sandbox/reset-counters": func(w http.ResponseWriter, _ *http.Request) error { s.ResetCounters(); return replyOK(w) },
 		"GET /_sandbox/created":         func(w http.ResponseWriter, _ *http.Request) error { return reply(w, s.Created()) },
+		"GET /_sandbox/call-events":     func(w http.ResponseWriter, _ *http.Request) error { return reply(w, s.CallEvents()) },
 		"POST /_sandbox/seed":           s.ctlSeed,
 		"GET /_sandbox/state":           func(w http.ResponseWriter, _ *http.Request) error { return reply(w, s.State()) },
 	}[route]

@@ -149,6 +149,8 @@ func TestControlKnobs(t *testing.T) {
 
 	counts := call(t, context.Background(), http.MethodGet, ts.URL+"/_sandbox/requests", "", "").json(t)
 	assert.EqualValues(t, 2, counts["GET /api/v4/users"])
+	limited := call(t, context.Background(), http.MethodGet, ts.URL+"/_sandbox/rate-limited", "", "").json(t)
+	assert.Equal(t, map[string]any{"rate_limited": float64(0)}, limited, "the 429s served, for tests outside the process")
 	assert.Equal(t, http.StatusOK, post(t, ts, "/_sandbox/reset-counters", "").status)
 	assert.Zero(t, sb.Requests("GET /api/v4/users"))
 

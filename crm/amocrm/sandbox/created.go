@@ -121,6 +121,19 @@ type NoteParams struct {
 	CallResponsible string `json:"call_responsible,omitempty"`
 }
 
+// CallsByManager counts the call notes (call_in and call_out) by the user they are
+// credited to, created_by, the way amoCRM's call report counts a manager's calls: a note
+// the integration created without created_by counts for the API user.
+func (c Created) CallsByManager() map[int64]int {
+	out := map[int64]int{}
+	for _, n := range c.Notes {
+		if n.NoteType == NoteCallIn || n.NoteType == NoteCallOut {
+			out[n.CreatedBy]++
+		}
+	}
+	return out
+}
+
 // NotesOn returns the notes on one entity ("leads", "contacts" or "companies"), in order.
 func (c Created) NotesOn(entityType string, id int64) []Note {
 	var out []Note

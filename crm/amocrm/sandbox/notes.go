@@ -19,6 +19,7 @@ type noteIn struct {
 	EntityID          int64  `json:"entity_id"`
 	NoteType          string `json:"note_type"`
 	ResponsibleUserID int64  `json:"responsible_user_id"`
+	CreatedBy         int64  `json:"created_by"`
 	Params            struct {
 		Text            string      `json:"text"`
 		Service         string      `json:"service"`
@@ -42,7 +43,7 @@ func (s *Server) noteFrom(reqID, entity string, entityID int64, in noteIn, v *in
 	p := in.Params
 	n := Note{
 		EntityType: entity, EntityID: entityID, NoteType: in.NoteType, RequestID: reqID,
-		ResponsibleUserID: s.orAPIUser(in.ResponsibleUserID),
+		ResponsibleUserID: s.orAPIUser(in.ResponsibleUserID), CreatedBy: s.orAPIUser(in.CreatedBy),
 		Params: NoteParams{
 			Text: p.Text, Service: p.Service, Uniq: string(p.Uniq), Duration: p.Duration, Source: p.Source,
 			Link: p.Link, Phone: string(p.Phone), CallStatus: p.CallStatus, CallResult: p.CallResult,
@@ -56,6 +57,7 @@ func (s *Server) noteFrom(reqID, entity string, entityID int64, in noteIn, v *in
 		v.add(reqID, codeNotFound, "entity_id", detailNotFound)
 	}
 	s.checkUser(v, reqID, "responsible_user_id", in.ResponsibleUserID)
+	s.checkUser(v, reqID, "created_by", in.CreatedBy)
 	blank := func(path, val string) {
 		if strings.TrimSpace(val) == "" {
 			v.add(reqID, codeNotBlank, path, detailNotBlank)
@@ -103,7 +105,7 @@ func (s *Server) postNotes(w http.ResponseWriter, r *http.Request, entity string
 	rn, out, ok := applyItems(s, w, r, func(reqID string, in noteIn, v *invalid) Note {
 		return s.noteFrom(reqID, entity, entityID, in, v)
 	}, func(rn renderer, n Note, _ string, now int64) createdNote {
-		n.ID, n.CreatedAt, n.CreatedBy = s.st.nextID(), now, s.settings.APIUserID
+		n.ID, n.CreatedAt = s.st.nextID(), now
 		s.st.notes[n.ID] = &n
 		s.st.created.notes = append(s.st.created.notes, n.ID)
 		return createdNote{ID: n.ID, EntityID: n.EntityID, RequestID: n.RequestID, Links: rn.noteLinks(&n)}

@@ -122,7 +122,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/oauth2/access_token":
 		s.count(r)
 		s.serveToken(w, r)
-	case strings.HasPrefix(r.URL.Path, "/api/v4/"):
+	case strings.HasPrefix(r.URL.Path, "/api/v4/") || isCallEvents(r.URL.Path):
 		s.serveAPIRequest(w, r)
 	default:
 		writeProblem(w, http.StatusNotFound, "no such endpoint")

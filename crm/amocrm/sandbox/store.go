@@ -22,8 +22,10 @@ type store struct {
 	fieldIDs map[string]int64
 	// tagIDs numbers lead tags by name as they first appear.
 	tagIDs map[string]int64
-	lastID int64
-	uidSeq int64
+	// callEvents are the incoming-call cards asked for, in order.
+	callEvents []CallEvent
+	lastID     int64
+	uidSeq     int64
 	// created lists the ids of what the API created, in order.
 	created createdOrder
 }

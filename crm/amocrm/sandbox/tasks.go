@@ -18,6 +18,7 @@ type taskIn struct {
 	CompleteTill      int64  `json:"complete_till"`
 	TaskTypeID        int64  `json:"task_type_id"`
 	ResponsibleUserID int64  `json:"responsible_user_id"`
+	CreatedBy         int64  `json:"created_by"`
 	EntityType        string `json:"entity_type"`
 	EntityID          int64  `json:"entity_id"`
 	Duration          int64  `json:"duration"`
@@ -28,7 +29,7 @@ func (s *Server) taskFrom(reqID string, in taskIn, v *invalid) Task {
 	t := Task{
 		Text: strings.TrimSpace(in.Text), CompleteTill: in.CompleteTill, TaskTypeID: in.TaskTypeID,
 		ResponsibleUserID: s.orAPIUser(in.ResponsibleUserID), EntityType: in.EntityType, EntityID: in.EntityID,
-		Duration: in.Duration, RequestID: reqID,
+		Duration: in.Duration, RequestID: reqID, CreatedBy: s.orAPIUser(in.CreatedBy),
 	}
 	if t.Text == "" {
 		v.add(reqID, codeNotBlank, "text", detailNotBlank)
@@ -46,6 +47,7 @@ func (s *Server) taskFrom(reqID string, in taskIn, v *invalid) Task {
 		v.add(reqID, codeChoice, "duration", detailNegative)
 	}
 	s.checkUser(v, reqID, "responsible_user_id", in.ResponsibleUserID)
+	s.checkUser(v, reqID, "created_by", in.CreatedBy)
 	switch {
 	case in.EntityType == "" && in.EntityID == 0:
 	case !taskEntities[in.EntityType]:
@@ -61,7 +63,7 @@ func (s *Server) taskFrom(reqID string, in taskIn, v *invalid) Task {
 // postTasks serves POST /api/v4/tasks.
 func (s *Server) postTasks(w http.ResponseWriter, r *http.Request) {
 	rn, out, ok := applyItems(s, w, r, s.taskFrom, func(rn renderer, t Task, _ string, now int64) createdRef {
-		t.ID, t.CreatedAt, t.UpdatedAt, t.CreatedBy = s.st.nextID(), now, now, s.settings.APIUserID
+		t.ID, t.CreatedAt, t.UpdatedAt = s.st.nextID(), now, now
 		s.st.tasks[t.ID] = &t
 		s.st.created.tasks = append(s.st.created.tasks, t.ID)
 		return createdRef{ID: t.ID, RequestID: t.RequestID, Links: rn.self("/api/v4/tasks", t.ID)}
