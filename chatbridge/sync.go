@@ -41,6 +41,8 @@ type Sync struct {
 	now       func() time.Time
 	region    string
 	log       zerolog.Logger
+	// assigned counts the chats a CRM change gave a manager (the live page, metrics).
+	assigned func(crm.UserID, int)
 }
 
 // SyncOption adjusts a Sync.
@@ -51,6 +53,9 @@ func WithPlatform(p Platform) SyncOption { return func(s *Sync) { s.platforms[p.
 
 // WithLinks sets how a lead's or company's contacts are found (see Links).
 func WithLinks(l Links) SyncOption { return func(s *Sync) { s.links = l } }
+
+// WithChatsAssigned is told how many chats each CRM change gave its new responsible.
+func WithChatsAssigned(f func(crm.UserID, int)) SyncOption { return func(s *Sync) { s.assigned = f } }
 
 // WithClock sets the clock of guard windows and of changes that carry no time.
 func WithClock(now func() time.Time) SyncOption { return func(s *Sync) { s.now = now } }
@@ -136,6 +141,17 @@ type Result struct {
 type Write struct {
 	Target string `json:"target"`
 	Value  string `json:"value"`
+}
+
+// ChatWrites is how many chats a result gave a new responsible.
+func ChatWrites(r Result) int {
+	n := 0
+	for _, w := range r.Writes {
+		if strings.HasPrefix(w.Target, "chat:") {
+			n++
+		}
+	}
+	return n
 }
 
 func result(o Outcome, format string, args ...any) Result {

@@ -13,7 +13,10 @@ import (
 // OnCRMChange is the event dispatcher's handler of CRM changes (events.CRMChanges):
 // HandleCRMChange of the change as the queue stored it.
 func (s *Sync) OnCRMChange(ctx context.Context, ch events.CRMChange) error {
-	_, err := s.HandleCRMChange(ctx, crm.ResponsibleChange(ch))
+	res, err := s.HandleCRMChange(ctx, crm.ResponsibleChange(ch))
+	if s.assigned != nil {
+		s.assigned(ch.Responsible, ChatWrites(res))
+	}
 	return err
 }
 

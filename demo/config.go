@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"time"
 )
@@ -11,11 +13,13 @@ import (
 // lookup_timeout is 1.5 s, there is no Redis (state in process, the event queue on disk
 // under data_dir) and the scenarios are the defaults. Vera's schedule makes today a day
 // off, whatever day the demo runs.
-func demoConfig(httpPort int, dataDir, crmURL, token string, now time.Time) string {
+func demoConfig(httpPort int, dataDir, crmURL, token string, ui uiTokens, now time.Time) string {
 	today := now.Format("2006-01-02")
 	return fmt.Sprintf(`# Written by make demo: crmlink's embedded defaults plus these keys.
 http:
   listen: 127.0.0.1:%d        # default 127.0.0.1:8080; a free port for the demo
+  token: %s     # admin: the live page /ui/ with the replay button, every /v1 endpoint
+  read_token: %s  # viewer: the live page, no changes
 data_dir: %s
 amocrm:
   base_url: %s   # the amoCRM sandbox (default: none, every call falls back "disabled")
@@ -43,5 +47,18 @@ managers:
     endpoints: [PJSIP/104]
     schedule: {timezone: UTC, days_off: ["%s"]}   # today: off schedule
   - {crm_user: 1004, name: Gleb, endpoints: [PJSIP/105]}
-`, httpPort, dataDir, crmURL, token, httpPort, demoKeySecret, annaCallerID, today)
+`, httpPort, ui.admin, ui.viewer, dataDir, crmURL, token, httpPort, demoKeySecret, annaCallerID, today)
+}
+
+// uiTokens are this run's tokens of the live page, made up per run.
+type uiTokens struct{ admin, viewer string }
+
+func newUITokens() uiTokens {
+	return uiTokens{admin: "demo-admin-" + randomHex(6), viewer: "demo-viewer-" + randomHex(6)}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }

@@ -32,6 +32,7 @@ type demo struct {
 	crmURL  string
 	crmlink *proc
 	apiURL  string
+	ui      uiTokens
 	config  string // crmlink.yaml of this run
 
 	unlock     func()
@@ -201,7 +202,8 @@ func (d *demo) startCrmlink(ctx context.Context) error {
 	}
 	d.apiURL = fmt.Sprintf("http://127.0.0.1:%d", port)
 	d.config = filepath.Join(d.opts.work, "crmlink.yaml")
-	text := demoConfig(port, filepath.Join(d.opts.work, "data"), d.crmURL, d.seed.Token, time.Now())
+	d.ui = newUITokens()
+	text := demoConfig(port, filepath.Join(d.opts.work, "data"), d.crmURL, d.seed.Token, d.ui, time.Now())
 	if err := os.WriteFile(d.config, []byte(text), 0o600); err != nil {
 		return err
 	}
@@ -209,7 +211,12 @@ func (d *demo) startCrmlink(ctx context.Context) error {
 	for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
 		fmt.Fprintf(d.out, "      | %s\n", line)
 	}
-	logPath := filepath.Join(d.opts.work, "crmlink.log")
+	return d.launchCrmlink(ctx, "crmlink.log")
+}
+
+// launchCrmlink runs `crmlink serve` on the demo's configuration and waits until it routes.
+func (d *demo) launchCrmlink(ctx context.Context, logName string) error {
+	logPath := filepath.Join(d.opts.work, logName)
 	p, stdout, err := startProc(ctx, "crmlink", logPath, filepath.Join(d.opts.bin, "crmlink"), "serve", "--config", d.config)
 	if err != nil {
 		return err

@@ -42,6 +42,8 @@ type options struct {
 	lock     string
 	lockWait time.Duration
 	stopRig  bool
+	// exit stops crmlink after the table instead of leaving the live page up.
+	exit bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -62,6 +64,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.seed, "seed", "demo/seed.yaml", "the amoCRM sandbox's seed: the demo company")
 	fs.StringVar(&o.lock, "lock", lock, "the rig lock held while calls are placed (env CRMLINK_RIG_LOCK)")
 	fs.DurationVar(&o.lockWait, "lock-wait", 20*time.Minute, "how long to wait for the rig lock")
+	fs.BoolVar(&o.exit, "exit", false, "stop crmlink after the table (by default it stays up, with the live page, until Ctrl-C)")
 	fs.BoolVar(&o.stopRig, "stop-rig", false, "stop the rig at the end if the demo started it (by default it stays up, as after make sandbox-up)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -110,7 +113,6 @@ func run(args []string, stdout io.Writer) int {
 	defer stop()
 	d := &demo{opts: o, out: stdout, started: time.Now()}
 	rows, err := d.run(ctx)
-	d.cleanup()
 	if len(rows) > 0 {
 		fmt.Fprintln(stdout)
 		printTable(stdout, rows)
@@ -121,20 +123,49 @@ func run(args []string, stdout io.Writer) int {
 			failed++
 		}
 	}
+	code := 0
 	switch {
 	case ctx.Err() != nil:
+		d.cleanup()
 		fmt.Fprintln(stdout, "\ndemo interrupted; crmlink and the sandbox are stopped")
 		return 130
 	case err != nil:
 		fmt.Fprintf(stdout, "\ndemo FAILED: %v\n", err)
 		d.pointAtLogs()
-		return 1
+		code = 1
 	case failed > 0:
 		fmt.Fprintf(stdout, "\ndemo FAILED: %d of %d scenarios did not do what they should (see the problems above)\n", failed, len(rows))
 		d.pointAtLogs()
-		return 1
+		code = 1
+	default:
+		fmt.Fprintf(stdout, "\nAll %d scenarios did what they should (%s). Logs and the configuration: %s\n",
+			len(rows), time.Since(d.started).Round(time.Second), o.work)
 	}
-	fmt.Fprintf(stdout, "\nAll %d scenarios did what they should (%s). Logs and the configuration: %s\n",
-		len(rows), time.Since(d.started).Round(time.Second), o.work)
-	return 0
+	if err == nil && !o.exit {
+		d.stayUp(ctx)
+	}
+	d.cleanup()
+	return code
+}
+
+// stayUp leaves crmlink running with the live page until Ctrl-C (or until crmlink stops),
+// still holding the rig lock: crmlink's Stasis application is registered on the rig.
+func (d *demo) stayUp(ctx context.Context) {
+	if d.crmlink.exited() {
+		// The last scenario stopped it: the same configuration and data_dir again, so the
+		// page's figures of today show they survive a restart.
+		fmt.Fprintln(d.out, "\n==> crmlink again, for the live page (same configuration and data_dir)")
+		if err := d.launchCrmlink(ctx, "crmlink-live.log"); err != nil {
+			fmt.Fprintf(d.out, "crmlink did not start again: %v\n", err)
+			return
+		}
+		d.stoppedCrmlink = false
+	}
+	fmt.Fprintf(d.out, "\nThe live page: %s/ui/\n  admin token:  %s\n  viewer token: %s\n", d.apiURL, d.ui.admin, d.ui.viewer)
+	fmt.Fprintln(d.out, "crmlink stays up (holding the rig lock) while you look; call 200 on the rig to see calls. Ctrl-C stops it.")
+	select {
+	case <-ctx.Done():
+	case <-d.crmlink.done:
+		fmt.Fprintf(d.out, "crmlink stopped: %v\n", d.crmlink.werr)
+	}
 }

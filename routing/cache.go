@@ -67,6 +67,9 @@ type Entry struct {
 	Found              bool       `json:"found"`
 	ContactID          int64      `json:"contact_id,omitempty"`
 	ContactResponsible crm.UserID `json:"contact_responsible,omitempty"`
+	// ContactName is the contact's name as the CRM has it, for the live view (empty in
+	// entries stored before it was kept).
+	ContactName        string     `json:"contact_name,omitempty"`
 	CompanyID          int64      `json:"company_id,omitempty"`
 	CompanyResponsible crm.UserID `json:"company_responsible,omitempty"`
 	// CompanyKnown and LeadsKnown say whether the lookup read those links. It reads them

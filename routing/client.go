@@ -19,6 +19,9 @@ type Client struct {
 	Known              bool       `json:"known"`
 	ContactID          int64      `json:"contact_id,omitempty"`
 	ContactResponsible crm.UserID `json:"contact_responsible,omitempty"`
+	// ContactName is the contact's name, for the live view; it comes from a caller's CRM
+	// card, so whatever shows it escapes it.
+	ContactName string `json:"contact_name,omitempty"`
 	// DealsKnown: the lookup read the contact's leads (the precedence may stop before them),
 	// so DealID is the answer (0: no open deal) and not a gap.
 	DealsKnown bool `json:"deals_known,omitempty"`
@@ -41,7 +44,7 @@ func (e *Entry) client() Client {
 	if !e.Found {
 		return c
 	}
-	c.ContactID, c.ContactResponsible = e.ContactID, e.ContactResponsible
+	c.ContactID, c.ContactResponsible, c.ContactName = e.ContactID, e.ContactResponsible, e.ContactName
 	c.Owner, c.OwnerFrom = e.Owner, e.OwnerFrom
 	c.DealsKnown = e.LeadsKnown
 	if d, ok := openDeal(e.Leads); ok && e.LeadsKnown {

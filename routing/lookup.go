@@ -266,6 +266,7 @@ func (r resolver) resolveContacts(ctx context.Context, dir crm.Directory, phone 
 		steps = append(steps, Step{Name: "crm.leads", Detail: fmt.Sprintf("chose contact %d of %d sharing the number", c.ID, len(verified)), Duration: time.Since(t0)})
 	}
 	e.ContactID, e.ContactResponsible, e.CompanyID = contact.ID, contact.Responsible, contact.CompanyID
+	e.ContactName = contact.Name
 
 	for {
 		owner, from, missing := e.resolve(r.precedence)

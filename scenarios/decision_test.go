@@ -84,7 +84,7 @@ func TestRoutedCallUsesItsDecision(t *testing.T) {
 			o := routed(t, r, sbIncoming("d1", sbAnnaDialled, true))
 			require.Equal(t, routing.Routed, o.Decision.Result)
 			require.NotNil(t, o.Decision.Client)
-			assert.Equal(t, routing.Client{Known: true, ContactID: sbAnnaID, ContactResponsible: contactOwner, DealsKnown: true,
+			assert.Equal(t, routing.Client{Known: true, ContactID: sbAnnaID, ContactResponsible: contactOwner, ContactName: "Anna Petrova", DealsKnown: true,
 				DealID: sbAnnaOpenDeal, Owner: contactOwner, OwnerFrom: crm.EntityLead, At: o.Decision.Client.At,
 				ReadAt: o.Decision.Client.ReadAt}, *o.Decision.Client)
 			assert.False(t, o.Decision.Client.ReadAt.After(o.Decision.Client.At), "read before stored")

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -33,9 +34,21 @@ type Client struct {
 	backoffMax time.Duration
 	// batches joins concurrent writes into shared requests (writer_batch.go).
 	batches *collector
+	// sentCall and sentBackground count the requests let through the budget (Requests).
+	sentCall, sentBackground atomic.Int64
 }
 
 var _ crm.Directory = (*Client)(nil)
+
+// Requests counts the requests this instance sent since start: call-path lookups, and
+// everything else (the incoming-call cards and the event path's work), for the live page
+// and the metrics.
+func (c *Client) Requests() (call, background int64) {
+	return c.sentCall.Load(), c.sentBackground.Load()
+}
+
+// RateLimit is the account's budget in requests per window (amoCRM: 7 a second).
+func (c *Client) RateLimit() int { return c.limiter.n }
 
 // New builds a Client. With OAuth it reads the token file if it exists; without one, requests
 // fail with crm.ErrUnauthorized until ExchangeCode has stored the first tokens.
@@ -95,8 +108,18 @@ func apiError(method, path string, err error) error {
 // waitBudget waits for a slot of the account's budget: the shared one when several
 // instances spend it, the process's own otherwise.
 func (c *Client) waitBudget(ctx context.Context, p Priority) error {
+	var err error
 	if c.shared != nil {
-		return c.shared.wait(ctx, p)
+		err = c.shared.wait(ctx, p)
+	} else {
+		err = c.limiter.wait(ctx, p)
 	}
-	return c.limiter.wait(ctx, p)
+	if err == nil {
+		if p == PriorityCall {
+			c.sentCall.Add(1)
+		} else {
+			c.sentBackground.Add(1)
+		}
+	}
+	return err
 }

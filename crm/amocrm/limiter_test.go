@@ -233,6 +233,8 @@ func TestCallPathMarksPriority(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, PriorityBackground, next(t, seen))
 	assert.Equal(t, PriorityBackground, PriorityOf(ctx))
+	call, background := c.Requests()
+	assert.Equal(t, [2]int64{1, 2}, [2]int64{call, background}, "the live page's usage counts each request in its class")
 }
 
 func next[T any](t *testing.T, ch <-chan T) T {

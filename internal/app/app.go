@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/crmlink/crmlink/board"
 	"github.com/crmlink/crmlink/clicktocall"
 	"github.com/crmlink/crmlink/crm"
 	"github.com/crmlink/crmlink/crm/amocrm"
@@ -61,6 +62,8 @@ type App struct {
 	// Observer records the calls the controller does not handle; nil unless
 	// asterisk.observer is enabled.
 	Observer *ari.Observer
+	// page is the live page's data: the calls in progress and today's figures.
+	page *livePage
 	// Cards shows the incoming-call card; nil unless amocrm.call_card is enabled.
 	Cards *callcard.Cards
 	// recordings are the call recordings crmlink serves; nil unless recordings.enabled.
@@ -74,6 +77,7 @@ type App struct {
 // it to CallOutcomes.
 func (p *App) observeOutcome(o routing.CallOutcome) {
 	p.metrics.outcomes.WithLabelValues(string(o.Direction), strconv.FormatBool(o.Answered)).Inc()
+	p.page.tally(board.TallyOf(o))
 	if p.CallOutcomes != nil {
 		p.CallOutcomes(o)
 	}
@@ -125,6 +129,12 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 		}
 	}
 
+	var err error
+	if p.page, err = p.newLive(); err != nil {
+		p.Close()
+		return nil, err
+	}
+
 	opts := routingOptions(cfg.Routing, cfg.Managers)
 	opts.Logger = log
 	if p.redis != nil {
@@ -162,6 +172,7 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 			Managers:          managerEndpoints(cfg.Managers),
 			OnOutcome:         p.outbox.CallOutcome,
 			OnDecision:        p.metrics.observe,
+			Board:             p.page.board,
 			OnRing:            p.cardWave,
 		})
 		if err != nil {
@@ -178,6 +189,7 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 			URL: a.URL, WSURL: a.WSURL, Username: a.Username, Password: a.Password, Application: o.Application,
 			Managers: managerEndpoints(cfg.Managers), OfficeEndpoints: o.OfficeEndpoints, Logger: log,
 			OnOutcome: p.outbox.CallOutcome,
+			Board:     p.page.board,
 			OnRing:    p.cardRinging,
 		})
 		if err != nil {
@@ -201,6 +213,9 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 	p.Decider = routing.DeciderFunc(func(ctx context.Context, c routing.Call) routing.Decision {
 		d := p.router.Decide(ctx, c)
 		p.metrics.observe(c, d)
+		if !c.Inquiry {
+			p.page.board.Decided(c.Caller, d)
+		}
 		return d
 	})
 	if p.recordings, err = p.newRecordings(); err != nil {

@@ -29,6 +29,8 @@ type chat struct {
 	access   *chatbridge.Access
 	leads    *intake.Engine // nil while chat.leads is off
 	log      zerolog.Logger
+	// assigned counts chats made a manager's, for the live page and the metrics.
+	assigned func(crm.UserID, int)
 }
 
 // newChat builds the chat side; nil when no chat platform is configured. It needs the CRM
@@ -51,14 +53,15 @@ func (p *App) newChat() (*chat, error) {
 		guard = chatbridge.NewRedisGuard(p.redis, "", nil)
 	}
 	opts := append(set.SyncOptions(), chatbridge.WithRegion(region),
-		chatbridge.WithLogger(p.log.With().Str("component", "chat-sync").Logger()))
+		chatbridge.WithLogger(p.log.With().Str("component", "chat-sync").Logger()),
+		chatbridge.WithChatsAssigned(p.page.chatsAssigned))
 	s, err := chatbridge.NewSync(cfg.Config, p.crm, p.crm, guard, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("chat: %w", err)
 	}
 	c := &chat{inbound: set.Inbound, sync: s, access: chatbridge.NewAccess(s.Users(), p.crm),
 		entities: chatbridge.NewEntities(p.crm, p.crm, s.Users(), p.amoCRMCardURI, p.log.With().Str("component", "chat-entities").Logger()),
-		log:      p.log.With().Str("component", "chat-leads").Logger()}
+		log:      p.log.With().Str("component", "chat-leads").Logger(), assigned: p.page.chatsAssigned}
 	if cfg.Leads.Enabled {
 		if c.leads, err = p.newLeads(s.Users()); err != nil {
 			return nil, err
@@ -128,6 +131,9 @@ func (c *chat) handleChat(ctx context.Context, ev chatbridge.Event) error {
 	res, err := c.leads.Handle(ctx, ev)
 	if err != nil {
 		return err
+	}
+	if res.LeadCreated && !res.Repeated {
+		c.assigned(res.Responsible, 1)
 	}
 	c.log.Info().Str("event", ev.ID).Str("kind", string(ev.Kind)).Interface("result", res).Msg("online-chat lead handled")
 	return nil

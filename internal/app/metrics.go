@@ -1,9 +1,13 @@
 package app
 
 import (
+	"strconv"
+	"strings"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/crmlink/crmlink/board"
 	"github.com/crmlink/crmlink/routing"
 )
 
@@ -13,6 +17,14 @@ type metrics struct {
 	decisions *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
 	outcomes  *prometheus.CounterVec
+	managers  managerMetrics
+}
+
+// managerMetrics are the live page's "Today" figures as counters, per manager (label
+// manager: the CRM user id; 0 for clients nobody owns), for Grafana (deploy/grafana/).
+type managerMetrics struct {
+	calls, fallbacks, talk, chats *prometheus.CounterVec
+	answer                        *prometheus.HistogramVec
 }
 
 func newMetrics() *metrics {
@@ -32,8 +44,54 @@ func newMetrics() *metrics {
 			Help: "Finished calls by direction and whether the client talked to somebody.",
 		}, []string{"direction", "answered"}),
 	}
-	m.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), m.decisions, m.latency, m.outcomes)
+	m.managers = managerMetrics{
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crmlink_manager_calls_total",
+			Help: "Incoming calls per manager: routed (their phones rang), answered (they talked), missed (routed to them, not answered by them).",
+		}, []string{"manager", "outcome"}),
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crmlink_manager_fallbacks_total",
+			Help: "Calls of a manager's clients that went to the fallback, by reason (manager 0: clients nobody owns, unknown numbers).",
+		}, []string{"manager", "reason"}),
+		talk: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crmlink_manager_talk_seconds_total",
+			Help: "Time a manager talked with clients, incoming and outgoing.",
+		}, []string{"manager"}),
+		chats: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crmlink_manager_chats_assigned_total",
+			Help: "Chats made a manager's (responsible sync, online-chat leads).",
+		}, []string{"manager"}),
+		answer: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "crmlink_manager_answer_seconds",
+			Help:    "How long a manager's phone rang before they answered an incoming call.",
+			Buckets: []float64{1, 2, 3, 5, 8, 10, 15, 20, 30, 45, 60},
+		}, []string{"manager"}),
+	}
+	mm := m.managers
+	m.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), m.decisions, m.latency, m.outcomes,
+		mm.calls, mm.fallbacks, mm.talk, mm.chats, mm.answer)
 	return m
+}
+
+// tally counts what an event added to its managers' day: the same tally the live page
+// keeps, so the two agree.
+func (m *metrics) tally(t board.Tally) {
+	for _, c := range t.Counts {
+		id := strconv.FormatInt(int64(c.Manager), 10)
+		switch {
+		case c.Field == board.FieldTalkMS:
+			m.managers.talk.WithLabelValues(id).Add(float64(c.N) / 1000)
+		case c.Field == board.FieldChats:
+			m.managers.chats.WithLabelValues(id).Add(float64(c.N))
+		case strings.HasPrefix(c.Field, board.FallbackPrefix):
+			m.managers.fallbacks.WithLabelValues(id, strings.TrimPrefix(c.Field, board.FallbackPrefix)).Add(float64(c.N))
+		default:
+			m.managers.calls.WithLabelValues(id, c.Field).Add(float64(c.N))
+		}
+	}
+	if t.Answerer != 0 {
+		m.managers.answer.WithLabelValues(strconv.FormatInt(int64(t.Answerer), 10)).Observe(t.Answer.Seconds())
+	}
 }
 
 // observe counts the routing a call got: the decision FastAGI and the SIP redirect hand to

@@ -48,6 +48,21 @@ func (p *App) newAPI() *httpapi.Server {
 		}})
 	}
 	p.eventStoreCheck(api)
+	if c := p.crm; c != nil {
+		for _, prio := range []string{"call", "background"} {
+			p.metrics.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "crmlink_amocrm_requests_total", Help: "Requests sent to amoCRM by priority: call (lookups while a call is set up) or background (the event path); the account allows 7 a second.",
+				ConstLabels: prometheus.Labels{"priority": prio},
+			}, func() float64 {
+				call, bg := c.Requests()
+				if prio == "call" {
+					return float64(call)
+				}
+				return float64(bg)
+			}))
+		}
+	}
+	api.HandleUI(p.page)
 	// Whose client a number is, dead events (names, phones, chat text) and manager states
 	// are client data; queue stats are counts, but a dashboard holding the read token
 	// reads them with the rest, and nothing under /v1 but the webhooks is open.

@@ -39,6 +39,8 @@ type Config struct {
 	// ClickToCall is POST /v1/calls and the amoCRM widget: the manager's phones ring,
 	// then the client.
 	ClickToCall ClickToCall `yaml:"click_to_call"`
+	// UI is the live page (/ui/): calls in progress, today's figures, health.
+	UI UI `yaml:"ui"`
 
 	// warnings are problems that do not stop crmlink (Warnings).
 	warnings []string
@@ -77,6 +79,16 @@ type Queue struct {
 	// event. 0: the master's answer is enough.
 	WaitReplicas int `yaml:"wait_replicas"`
 }
+
+// UI is the `ui:` section: the live page's day.
+type UI struct {
+	// Timezone is the IANA zone whose midnight starts a new day of the page's figures
+	// ("Europe/Moscow"); empty: the server's local zone.
+	Timezone string `yaml:"timezone"`
+}
+
+// Location is the zone of UI.Timezone (validated: an error here is a bug).
+func (u UI) Location() (*time.Location, error) { return time.LoadLocation(u.Timezone) }
 
 // Log sets the logger.
 type Log struct {

@@ -84,6 +84,7 @@ func TestParseErrors(t *testing.T) {
 			[]string{`asterisk.observer.application: is "crmlink", the name of asterisk.ari.application; the observer needs a name of its own`}},
 		{"bad office endpoint", "asterisk:\n  observer: {enabled: true, office_endpoints: [\"100\"]}\n",
 			[]string{`asterisk.observer.office_endpoints[0]: is "100"; allowed: an Asterisk endpoint TECH/resource`}},
+		{"unknown page time zone", "ui:\n  timezone: Europe/Atlantis\n", []string{`ui.timezone: is "Europe/Atlantis"`, "allowed: an IANA time zone name"}},
 		{"call card without amoCRM", "amocrm:\n  call_card: {enabled: true}\n", []string{"amocrm.call_card.enabled: is true but no amoCRM account is configured"}},
 		{"call card delay out of range", "amocrm:\n  base_url: https://x.amocrm.ru\n  token: t\n  call_card: {enabled: true, max_delay: 30s}\n",
 			[]string{"amocrm.call_card.max_delay: is 30s; allowed: 100ms to 10s"}},

@@ -41,7 +41,14 @@ var checks = []func(*validator, *Config){
 	checkScenariosAndQueue,
 	checkChat,
 	checkClickToCall,
+	checkUI,
 	checkExposure,
+}
+
+func checkUI(v *validator, c *Config) {
+	if _, err := c.UI.Location(); err != nil {
+		v.add("ui.timezone", "is %q: %v; allowed: an IANA time zone name such as Europe/Moscow or UTC, empty for the server's local zone", c.UI.Timezone, err)
+	}
 }
 
 // checkExposure: listeners reachable from other hosts and what guards them (exposure.go).

@@ -147,6 +147,14 @@ func (a *authorizer) check(access Access, r *http.Request) (int, string) {
 	}
 	got, ok := bearer(r.Header.Get("Authorization"))
 	if !ok {
+		// The live page's login keeps the token in a cookie (ui.go); a change made with it
+		// must come from the page itself, which sends a header no cross-site form can.
+		got, ok = uiToken(r)
+		if ok && !safeMethod(r.Method) && r.Header.Get(uiHeader) != "1" {
+			return http.StatusForbidden, "a change from the live page needs the " + uiHeader + " header"
+		}
+	}
+	if !ok {
 		return http.StatusUnauthorized, "this endpoint needs Authorization: Bearer <" + needs + ">"
 	}
 	sum := sha256.Sum256([]byte(got))
@@ -194,3 +202,24 @@ func (a *authorizer) checkCallKey(r *http.Request) (int, string, int64) {
 	}
 	return http.StatusUnauthorized, "wrong bearer token; this endpoint needs " + needs, 0
 }
+
+// role is what a token may do on the live page: "admin", "viewer", or "" (no valid token).
+func (a *authorizer) role(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	switch {
+	case token == "":
+		return ""
+	case a.admin.matches(sum):
+		return roleAdmin
+	case a.read.matches(sum):
+		return roleViewer
+	}
+	return ""
+}
+
+const (
+	roleAdmin  = "admin"
+	roleViewer = "viewer"
+)
+
+func safeMethod(m string) bool { return m == http.MethodGet || m == http.MethodHead }

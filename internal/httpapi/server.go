@@ -17,6 +17,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,6 +41,10 @@ type Server struct {
 	checks   []Check
 	registry *prometheus.Registry
 	log      zerolog.Logger
+	// stopping is closed when the server shuts down, to end the live page's streams
+	// (Shutdown waits for requests in progress and would wait for them).
+	stopping     chan struct{}
+	stoppingOnce sync.Once
 }
 
 // Route is one registered endpoint and who may call it.
@@ -50,7 +55,8 @@ type Route struct {
 
 // New builds a server with /healthz and /metrics; tokens guard the Read and Admin routes.
 func New(tokens Tokens, registry *prometheus.Registry, log zerolog.Logger) *Server {
-	s := &Server{mux: http.NewServeMux(), auth: newAuthorizer(tokens), registry: registry, log: log.With().Str("component", "http").Logger()}
+	s := &Server{mux: http.NewServeMux(), auth: newAuthorizer(tokens), registry: registry, log: log.With().Str("component", "http").Logger(),
+		stopping: make(chan struct{})}
 	s.Handle("GET /healthz", Open, http.HandlerFunc(s.healthz))
 	s.Handle("GET /metrics", Open, promhttp.HandlerFor(registry, promhttp.HandlerOpts{Registry: registry}))
 	return s
@@ -97,6 +103,7 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 // Serve is ListenAndServe on a listener.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	srv := &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second}
+	srv.RegisterOnShutdown(func() { s.stoppingOnce.Do(func() { close(s.stopping) }) })
 	s.log.Info().Str("listen", l.Addr().String()).Msg("HTTP API listening")
 	go func() {
 		<-ctx.Done()
@@ -125,14 +132,31 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	h := health{Status: "ok", Checks: map[string]checkResult{}}
 	code := http.StatusOK
-	for _, c := range s.checks {
-		ok, detail := c.State(ctx)
-		h.Checks[c.Name] = checkResult{OK: ok, Detail: detail}
-		if !ok && c.Required {
+	for _, c := range s.CheckStates(ctx) {
+		h.Checks[c.Name] = checkResult{OK: c.OK, Detail: c.Detail}
+		if !c.OK && c.Required {
 			h.Status, code = "degraded", http.StatusServiceUnavailable
 		}
 	}
 	WriteJSON(w, code, h)
+}
+
+// CheckState is one check's answer.
+type CheckState struct {
+	Name     string `json:"name"`
+	Required bool   `json:"required"`
+	OK       bool   `json:"ok"`
+	Detail   string `json:"detail,omitempty"`
+}
+
+// CheckStates runs the /healthz checks, in the order they were added (the live page shows them).
+func (s *Server) CheckStates(ctx context.Context) []CheckState {
+	out := make([]CheckState, 0, len(s.checks))
+	for _, c := range s.checks {
+		ok, detail := c.State(ctx)
+		out = append(out, CheckState{Name: c.Name, Required: c.Required, OK: ok, Detail: detail})
+	}
+	return out
 }
 
 // WriteJSON writes v as the response.

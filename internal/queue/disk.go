@@ -99,6 +99,8 @@ type diskEntry struct {
 	size int
 	due  int64 // unix ms; 0 = now
 	seq  uint64
+	// at is when the event was stored (unix ms); for events found at start, the start.
+	at int64
 }
 
 // NewDisk opens (or creates) the queue in dir, truncating a torn tail left by a crash,
@@ -192,7 +194,7 @@ func (d *Disk) open() error {
 			if sup.seg != 0 {
 				superseded[sup] = true
 			}
-			entries = append(entries, &diskEntry{pos: pos{seg: num, idx: r.index}, off: r.off, size: r.size, due: due})
+			entries = append(entries, &diskEntry{pos: pos{seg: num, idx: r.index}, off: r.off, size: r.size, due: due, at: time.Now().UnixMilli()})
 			return nil
 		})
 		if err != nil {
@@ -292,7 +294,7 @@ func (d *Disk) appendEvent(b []byte, due int64, supersedes pos) (*diskEntry, err
 		return nil, err
 	}
 	d.logHealth.ok("event queue: the event log takes writes again")
-	return &diskEntry{pos: p, off: off, size: size, due: due}, nil
+	return &diskEntry{pos: p, off: off, size: size, due: due, at: time.Now().UnixMilli()}, nil
 }
 
 // Publish implements Queue: the event is fsynced before Publish returns; concurrent
@@ -445,11 +447,26 @@ func (d *Disk) Stats(context.Context) (Stats, error) {
 	}
 	// Retries already due count as pending.
 	now := time.Now().UnixMilli()
+	oldest := int64(0)
+	older := func(e *diskEntry) {
+		if oldest == 0 || e.at < oldest {
+			oldest = e.at
+		}
+	}
 	for _, e := range d.delayed {
 		if e.due <= now {
 			s.Pending++
 			s.Retrying--
 		}
+	}
+	for _, e := range d.ready {
+		older(e)
+	}
+	for _, e := range d.inflight {
+		older(e)
+	}
+	if oldest != 0 {
+		s.OldestAt = time.UnixMilli(oldest)
 	}
 	return s, d.fatal
 }

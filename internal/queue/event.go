@@ -113,6 +113,10 @@ type Stats struct {
 	Processed int64 `json:"processed"`
 	// Failures counts failed handler calls since the store was created.
 	Failures int64 `json:"failures"`
+	// OldestAt is when the oldest event still waiting (pending or in flight) was stored;
+	// zero when none waits. On disk, events stored before crmlink started count from the
+	// start; on Redis a retrying event counts from its latest attempt.
+	OldestAt time.Time `json:"oldest_at,omitzero"`
 }
 
 var (

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -328,6 +329,7 @@ func (q *Redis) Stats(ctx context.Context) (Stats, error) {
 		retry   *redis.IntCmd
 		dead    *redis.IntCmd
 		counts  *redis.SliceCmd
+		first   *redis.XMessageSliceCmd
 	)
 	_, err := q.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		xlen = p.XLen(ctx, q.keys.stream)
@@ -335,6 +337,7 @@ func (q *Redis) Stats(ctx context.Context) (Stats, error) {
 		retry = p.ZCard(ctx, q.keys.retry)
 		dead = p.HLen(ctx, q.keys.dead)
 		counts = p.HMGet(ctx, q.keys.stats, "processed", "failures")
+		first = p.XRangeN(ctx, q.keys.stream, "-", "+", 1)
 		return nil
 	})
 	if err != nil {
@@ -346,6 +349,13 @@ func (q *Redis) Stats(ctx context.Context) (Stats, error) {
 	s.Pending = max(xlen.Val()-s.InFlight, 0)
 	v := counts.Val()
 	s.Processed, s.Failures = atoi(v[0]), atoi(v[1])
+	// A stream entry's id starts with the milliseconds Redis stored it at.
+	if msgs := first.Val(); len(msgs) > 0 {
+		ms, _, _ := strings.Cut(msgs[0].ID, "-")
+		if n, err := strconv.ParseInt(ms, 10, 64); err == nil {
+			s.OldestAt = time.UnixMilli(n)
+		}
+	}
 	return s, nil
 }
 

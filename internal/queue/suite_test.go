@@ -231,8 +231,11 @@ func TestOrderingKeyIsRespectedUnderConcurrency(t *testing.T) {
 func TestStatsCountEachState(t *testing.T) {
 	forEachStore(t, func(t *testing.T, open opener) {
 		q := open(t, fastOptions(t))
+		before := time.Now()
 		publishN(t, q, 3, "held")
 		s := stats(t, q)
+		assert.WithinRange(t, s.OldestAt, before.Add(-time.Second), time.Now(), "when the oldest waiting event was stored")
+		s.OldestAt = time.Time{}
 		assert.Equal(t, Stats{Pending: 3}, s, "stored, nobody consuming")
 
 		release := make(chan struct{})

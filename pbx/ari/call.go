@@ -142,6 +142,7 @@ func (k *call) probe(s channelSet) {
 }
 
 func (k *call) forget() {
+	k.c.opts.Board.Ended(k.ch.ID)
 	k.c.calls.Delete(k.ch.ID)
 	k.releaseLegs()
 }
@@ -184,6 +185,7 @@ func (k *call) run(ctx context.Context, outgoing bool) {
 		d = routing.Decision{Result: routing.Fallback, Reason: routing.ReasonNoOwner, Owner: d.Owner, Source: d.Source, Latency: d.Latency}
 	}
 	log := k.decisionLog(d)
+	k.showRinging(&out, d, targetEndpoints(d)...)
 	if d.Result == routing.Routed {
 		out.FirstOperator = d.Owner
 		ringStart := time.Now()

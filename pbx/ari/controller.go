@@ -17,6 +17,7 @@ import (
 	"github.com/CyCoreSystems/ari/v6/client/native"
 	"github.com/rs/zerolog"
 
+	"github.com/crmlink/crmlink/board"
 	"github.com/crmlink/crmlink/crm"
 	"github.com/crmlink/crmlink/routing"
 	"github.com/crmlink/crmlink/routing/callcard"
@@ -60,6 +61,9 @@ type Options struct {
 	OutgoingContext string
 	// Managers maps endpoints ("PJSIP/101") to their CRM users, to tell who answered.
 	Managers map[string]crm.UserID
+	// Board, when set, is told of every call in progress as it rings, is answered and
+	// ends (the live view); it must not block.
+	Board board.Calls
 	// OnRing, when set, is told when the owner's phones start ringing (the incoming-call
 	// card: one Ring per wave); it must not block.
 	OnRing func(callcard.Ring)
@@ -130,6 +134,9 @@ func New(opts Options) (*Controller, error) {
 	}
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = 30 * time.Second
+	}
+	if opts.Board == nil {
+		opts.Board = noBoard{}
 	}
 	// The ARI library is used for the websocket only: its REST calls take no context, run
 	// on http.DefaultTransport with no cap on connections, and keep running when abandoned.

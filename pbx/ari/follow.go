@@ -57,6 +57,7 @@ func (k *call) follow(ctx context.Context, send func() error, out *routing.CallO
 					continue
 				}
 				peer := endpointOfChannel(v.Peer.Name)
+				k.showDialled(out, peer, v.Dialstatus)
 				if v.Dialstatus == "" && firstRing.IsZero() {
 					firstRing = time.Now()
 					if out.FirstOperator == 0 {

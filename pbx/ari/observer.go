@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/net/websocket"
 
+	"github.com/crmlink/crmlink/board"
 	"github.com/crmlink/crmlink/crm"
 	"github.com/crmlink/crmlink/routing"
 	"github.com/crmlink/crmlink/routing/callcard"
@@ -34,6 +35,9 @@ type ObserverOptions struct {
 	// OnOutcome is told how every client call the controller did not handle ended; it
 	// must not block for long (publish to a durable queue).
 	OnOutcome func(routing.CallOutcome)
+	// Board, when set, is told of every call in progress as it rings, is answered and
+	// ends (the live view); it must not block.
+	Board board.Calls
 	// OnRing, when set, is told each time a manager's phone starts ringing for a client's
 	// incoming call (a Dial() of any wiring: FastAGI, SIP redirect, the fallback ring group
 	// or queue); the controller's own legs are its to report. It must not block.
@@ -57,6 +61,9 @@ func NewObserver(opts ObserverOptions) (*Observer, error) {
 	}
 	if opts.RESTTimeout <= 0 {
 		opts.RESTTimeout = 2 * time.Second
+	}
+	if opts.Board == nil {
+		opts.Board = noBoard{}
 	}
 	return &Observer{opts: opts, rest: newRESTClient(opts.URL, opts.Username, opts.Password, opts.RESTTimeout, 2)}, nil
 }
@@ -146,6 +153,7 @@ func (o *Observer) session(ctx context.Context, t *tracker, log zerolog.Logger) 
 			warned = true
 			log.Warn().Msg("ari.conf has no channelvars = " + linkedIDVar + ",...: a call's channels are followed through Dial() only; see docs/configuration.md")
 		}
+		t.show(e, o.opts.Board)
 		if o.opts.OnRing != nil {
 			if r, ok := t.ringing(e); ok {
 				o.opts.OnRing(r)

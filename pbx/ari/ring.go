@@ -158,6 +158,7 @@ func (k *call) ring(ctx context.Context, d routing.Decision, log zerolog.Logger)
 					return ringResult{}
 				}
 				log.Info().Str("endpoint", k.legs[id]).Msg("manager answered; bridged")
+				k.c.opts.Board.Answered(k.ch.ID, k.legs[id])
 				k.settle(d)
 			case *ari.StasisEnd, *ari.ChannelDestroyed:
 				// A channel in the application reports its hangup with StasisEnd (and

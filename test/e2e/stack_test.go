@@ -36,7 +36,12 @@ const (
 	glebClient   = "84951000006" // contact of Gleb
 	movingClient = "84951000007" // contact of Anna, handed to Gleb during the test
 	unknownNum   = "84959999999" // no contact
+	scriptClient = "84951000008" // contact of Anna whose name is markup (the live page escapes it)
 )
+
+// scriptContact is the name of scriptClient's contact: a script that marks the page if it
+// ever runs, and markup that would show bold.
+const scriptContact = `<script>window.__crmlinkXSS=1</script><b>Markup</b> client`
 
 func demoSeed() sandbox.Seed {
 	return sandbox.Seed{
@@ -55,6 +60,7 @@ func demoSeed() sandbox.Seed {
 			{ID: 2005, Name: "Nobody's client", Phones: []string{"84951000005"}},
 			{ID: 2006, Name: "Gleb's client", ResponsibleUserID: glebUser, Phones: []string{"84951000006"}},
 			{ID: 2007, Name: "Moving client", ResponsibleUserID: annaUser, Phones: []string{"84951000007"}},
+			{ID: 2008, Name: scriptContact, ResponsibleUserID: annaUser, Phones: []string{scriptClient}},
 		},
 		Leads: []sandbox.Lead{
 			{ID: 4001, Name: "open deal", StatusID: 20001, PipelineID: 1, ResponsibleUserID: annaUser, ContactIDs: []int64{2001}},
