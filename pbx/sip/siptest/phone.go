@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -625,4 +626,40 @@ func statusText(code int) string {
 	default:
 		return "Global Failure"
 	}
+}
+
+// Refer asks the other side to transfer the call to target, a SIP URI (RFC 3515): a blind
+// transfer when target is a number ("sip:102@127.0.0.1:5060"), an attended one when it
+// carries Replaces (see Replaces). It returns once the REFER is accepted (202); the PBX
+// then ends this call itself (NOTIFY, BYE).
+func (l *leg) Refer(ctx context.Context, target string) error {
+	req, err := l.inDialog(sip.REFER)
+	if err != nil {
+		return err
+	}
+	req.AppendHeader(sip.NewHeader("Refer-To", "<"+target+">"))
+	req.AppendHeader(sip.NewHeader("Referred-By", "<"+l.p.contact().Address.String()+">"))
+	res, err := l.p.cli.Do(ctx, req)
+	if err != nil {
+		return fmt.Errorf("siptest: REFER: %w", err)
+	}
+	if !res.IsSuccess() {
+		return fmt.Errorf("siptest: REFER answered %d %s", res.StatusCode, res.Reason)
+	}
+	return nil
+}
+
+// Replaces is the target of an attended transfer onto this call: uri with a Replaces
+// parameter that names this dialog as the PBX knows it (RFC 3891: to-tag is the PBX's tag,
+// from-tag the phone's), escaped for a Refer-To URI.
+func (l *leg) Replaces(uri string) (string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.established {
+		return "", errors.New("siptest: no dialog yet")
+	}
+	remote, _ := l.remote.Params.Get("tag")
+	local, _ := l.local.Params.Get("tag")
+	r := l.callID + ";to-tag=" + remote + ";from-tag=" + local
+	return uri + "?Replaces=" + url.QueryEscape(r), nil
 }
