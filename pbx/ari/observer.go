@@ -32,9 +32,9 @@ type ObserverOptions struct {
 	// Names are the managers' names the call note shows with their talk times.
 	Names map[crm.UserID]string
 	// Credit is which manager who talked the CRM credits (default CreditLastAnswered).
-	Credit Credit
-	RESTTimeout     time.Duration
-	Logger          zerolog.Logger
+	Credit      Credit
+	RESTTimeout time.Duration
+	Logger      zerolog.Logger
 	// OnOutcome is told how every client call the controller did not handle ended; it
 	// must not block for long (publish to a durable queue).
 	OnOutcome func(routing.CallOutcome)
