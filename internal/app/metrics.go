@@ -13,6 +13,8 @@ type metrics struct {
 	decisions *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
 	outcomes  *prometheus.CounterVec
+	// notRecorded counts the client calls the call observer saw and recorded nothing of.
+	notRecorded *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -31,8 +33,12 @@ func newMetrics() *metrics {
 			Name: "crmlink_calls_total",
 			Help: "Finished calls by direction and whether the client talked to somebody.",
 		}, []string{"direction", "answered"}),
+		notRecorded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crmlink_observer_calls_not_recorded_total",
+			Help: "Calls the call observer records nothing of, by why: withheld (the caller id is withheld or no number: nobody to find or call back) or unobserved (the call ended while the observer's ARI websocket was down).",
+		}, []string{"reason"}),
 	}
-	m.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), m.decisions, m.latency, m.outcomes)
+	m.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), m.decisions, m.latency, m.outcomes, m.notRecorded)
 	return m
 }
 
