@@ -348,7 +348,12 @@ func (p *Phone) routes() {
 		p.respond(tx, sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
 	}
 	p.srv.OnInfo(ok)
-	p.srv.OnNotify(ok)
+	p.srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) {
+		if l := p.lookup(req); l != nil {
+			l.onNotify(req)
+		}
+		ok(req, tx)
+	})
 	p.srv.OnMessage(ok)
 	p.srv.OnNoRoute(func(req *sip.Request, tx sip.ServerTransaction) {
 		p.respond(tx, sip.NewResponseFromRequest(req, sip.StatusMethodNotAllowed, "Method Not Allowed", nil))
@@ -430,6 +435,12 @@ type leg struct {
 	established  bool
 	cause        EndCause
 
+	// referred is closed when a NOTIFY of our REFER reports the transfer's final result;
+	// referResult is that sipfrag's status line.
+	referred    chan struct{}
+	referOnce   sync.Once
+	referResult string
+
 	done     chan struct{}
 	endOnce  sync.Once
 	acked    chan struct{}
@@ -439,7 +450,24 @@ type leg struct {
 
 func (l *leg) init(p *Phone, callID string) {
 	l.p, l.callID = p, callID
-	l.done, l.acked = make(chan struct{}), make(chan struct{})
+	l.done, l.acked, l.referred = make(chan struct{}), make(chan struct{}), make(chan struct{})
+}
+
+// onNotify takes the NOTIFYs of a REFER (RFC 3515: a message/sipfrag body whose status
+// line is the transfer's progress) and keeps the first final one.
+func (l *leg) onNotify(req *sip.Request) {
+	line, _, _ := strings.Cut(string(req.Body()), "\n")
+	line = strings.TrimSpace(line)
+	var code int
+	if _, err := fmt.Sscanf(line, "SIP/2.0 %d", &code); err != nil || code < 200 {
+		return
+	}
+	l.referOnce.Do(func() {
+		l.mu.Lock()
+		l.referResult = line
+		l.mu.Unlock()
+		close(l.referred)
+	})
 }
 
 // CallID is the call's SIP Call-ID.
@@ -645,6 +673,22 @@ func (l *leg) Refer(ctx context.Context, target string) error {
 	}
 	if !res.IsSuccess() {
 		return fmt.Errorf("siptest: REFER answered %d %s", res.StatusCode, res.Reason)
+	}
+	return nil
+}
+
+// WaitTransferred waits for the PBX to report how the transfer asked by Refer ended (its
+// final NOTIFY) and fails unless it succeeded; a desk phone hangs up then.
+func (l *leg) WaitTransferred(ctx context.Context) error {
+	select {
+	case <-l.referred:
+	case <-ctx.Done():
+		return fmt.Errorf("siptest: no final NOTIFY of the transfer: %w", ctx.Err())
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !strings.HasPrefix(l.referResult, "SIP/2.0 2") {
+		return fmt.Errorf("siptest: transfer failed: %s", l.referResult)
 	}
 	return nil
 }
