@@ -20,6 +20,7 @@ const (
 	DefaultGroup        = "crmlink"
 	DefaultMaxLen       = 1_000_000
 	DefaultClaimMinIdle = 30 * time.Second
+	DefaultPublishedFor = 24 * time.Hour
 )
 
 const (
@@ -51,6 +52,11 @@ type RedisOptions struct {
 	// so only a dead consumer's entries are claimed. Every instance sharing the group must
 	// use the same value. Default 30 s.
 	ClaimMinIdle time.Duration
+	// PublishedFor is how long an event's ID is remembered once published: a Publish of
+	// the same ID meanwhile stores nothing. Producers on several instances (each crmlink's
+	// call observer sees every call on the Asterisk) thus queue one event per ID, and the
+	// handler runs once. Default 24 h.
+	PublishedFor time.Duration
 
 	// readBlock is how long one XREADGROUP waits; it bounds how long Run takes to stop.
 	readBlock time.Duration
@@ -80,6 +86,9 @@ func (o RedisOptions) withDefaults() (RedisOptions, error) {
 	if o.ClaimMinIdle == 0 {
 		o.ClaimMinIdle = DefaultClaimMinIdle
 	}
+	if o.PublishedFor == 0 {
+		o.PublishedFor = DefaultPublishedFor
+	}
 	if o.readBlock == 0 {
 		o.readBlock = time.Second
 	}
@@ -95,7 +104,7 @@ func (o RedisOptions) withDefaults() (RedisOptions, error) {
 	return o, nil
 }
 
-type redisKeys struct{ stream, retry, dead, deadOrder, stats string }
+type redisKeys struct{ stream, retry, dead, deadOrder, stats, published string }
 
 // keysFor derives the auxiliary keys so that they hash to the stream's Cluster slot: a key
 // without braces hashes as a whole, so "{stream}:x" shares its slot.
@@ -111,6 +120,7 @@ func keysFor(stream string) redisKeys {
 		retry:     prefix + ":retry",
 		dead:      prefix + ":dead",
 		deadOrder: prefix + ":dead:order",
+		published: prefix + ":published:",
 		stats:     prefix + ":stats",
 	}
 }
@@ -178,17 +188,21 @@ func (q *Redis) Publish(ctx context.Context, e Event) error {
 	if err != nil {
 		return err
 	}
-	err = q.rdb.XAdd(ctx, &redis.XAddArgs{
-		Stream: q.keys.stream,
-		MaxLen: q.opts.MaxLen,
-		Approx: true,
-		Values: []any{"event", b},
-	}).Err()
-	if err != nil {
+	err = publishOnce.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.published + e.ID},
+		q.opts.MaxLen, b, q.opts.PublishedFor.Milliseconds()).Err()
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("queue: publish %q: %w", e.ID, err)
 	}
 	return nil
 }
+
+// publishOnce adds the event to the stream unless its ID was published within the TTL:
+// KEYS stream, the ID's marker; ARGV max length, event, marker TTL in ms. One script, so
+// a marker never exists without its event.
+var publishOnce = redis.NewScript(`
+if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[3]) then return false end
+return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2])
+`)
 
 // Run implements Queue.
 func (q *Redis) Run(ctx context.Context, h Handler) error {

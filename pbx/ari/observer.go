@@ -170,6 +170,13 @@ func (o *Observer) session(ctx context.Context, t *tracker, log zerolog.Logger) 
 			log.Warn().Err(err).Msg("observer: undecodable event skipped")
 			continue
 		}
+		if e.Type == "ApplicationReplaced" {
+			// Reconnecting would take the application back and leave the other instance
+			// deaf in turn: say so and stay down.
+			o.connected.Store(false)
+			log.Error().Msg("another websocket took over the observer's application (a second crmlink with the same asterisk.observer.application?): this instance observes no more calls; give each instance its own application name")
+			continue
+		}
 		if !warned && e.Type == "ChannelCreated" && e.Channel != nil && e.Channel.Vars[linkedIDVar] == "" {
 			warned = true
 			log.Warn().Msg("ari.conf has no channelvars = " + linkedIDVar + ",...: a call's channels are followed through Dial() only; see docs/configuration.md")

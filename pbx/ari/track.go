@@ -33,7 +33,11 @@ const stasisStatusVar = "STASISSTATUS"
 // update, carries the new linkedid. BridgeAttendedTransfer says it directly, but it is a
 // bridge event, which an application subscribed to "channel:" does not receive (measured on
 // Asterisk 22), and subscribing to all bridges costs more events than this one.
-var ObservedEvents = []string{"ChannelCreated", "Dial", "ChannelConnectedLine", "ChannelDestroyed"}
+//
+// ApplicationReplaced comes once, when another websocket (a second crmlink with the same
+// asterisk.observer.application) takes the application over: Asterisk then sends this one
+// nothing more.
+var ObservedEvents = []string{"ChannelCreated", "Dial", "ChannelConnectedLine", "ChannelDestroyed", "ApplicationReplaced"}
 
 // obsEvent is the part of an ARI event the observer reads; everything else in the JSON is
 // skipped by the decoder.

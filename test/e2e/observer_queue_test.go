@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/crmlink/crmlink/crm"
 	"github.com/crmlink/crmlink/crm/amocrm/sandbox"
+	"github.com/crmlink/crmlink/internal/app"
 	"github.com/crmlink/crmlink/internal/config"
 	"github.com/crmlink/crmlink/internal/testrig"
 	"github.com/crmlink/crmlink/pbx/ari"
@@ -232,4 +234,41 @@ func (s *stack) deadLetters(t *testing.T) []json.RawMessage {
 	var out []json.RawMessage
 	require.NoError(t, json.NewDecoder(res.Body).Decode(&out))
 	return out
+}
+
+// secondInstance starts another crmlink on the same Asterisk, Redis database and amoCRM,
+// observing under an application name of its own (the first keeps the Stasis application).
+func (s *stack) secondInstance(t *testing.T) *stack {
+	t.Helper()
+	cfg := *s.cfg
+	cfg.Asterisk.ARI.Enabled, cfg.AGI.Enabled, cfg.SIP.Enabled = false, false, false
+	cfg.Asterisk.Observer.Application = "crmlink-observer-2"
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	cfg.HTTP.Listen = l.Addr().String()
+	require.Empty(t, cfg.Validate())
+	a, err := app.New(&cfg, testLogger(t))
+	require.NoError(t, err)
+	two := &stack{ast: s.ast, crm: s.crm, app: a, cfg: &cfg, api: "http://" + l.Addr().String(), outcomes: make(chan routing.CallOutcome, 16)}
+	a.CallOutcomes = func(o routing.CallOutcome) { two.outcomes <- o }
+	two.stop = testrig.Run(t, "second crmlink", func(ctx context.Context) error { return a.Serve(ctx, l) }, a.Close)
+	testrig.WaitFor(t, 10*time.Second, "the second observer connected", a.Observer.Connected)
+	return two
+}
+
+// Two crmlink instances observe one Asterisk: both see the call end, the CRM gets it once.
+func TestObserverTwoInstancesRecordACallOnce(t *testing.T) {
+	s := observingStack(t)
+	two := s.secondInstance(t)
+	anna := managerPhone(t, s.ast, "101")
+	call := dial(t, s.ast, newCaller(t, s.ast, annaClient), directExten)
+	talk(t, nextIncoming(t, anna, callWait), call)
+
+	o1, o2 := s.nextOutcome(t), two.nextOutcome(t)
+	assert.Equal(t, o1.ID, o2.ID, "the same call, seen by both")
+	n := callNote(t, s, o1)
+	assert.Equal(t, strconv.Itoa(annaUser), n.Params.CallResponsible)
+	nextOutcomeIsDirectCall(t, s, anna) // the first instance's next outcome
+	c := waitCreated(t, s, "the direct call's note", func(c sandbox.Created) bool { return len(c.Notes) > 1 })
+	assert.Len(t, c.Notes, 2, "the talked call's note once, and the direct call's")
 }
