@@ -174,6 +174,7 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 			Names: managerNames(cfg.Managers), Credit: ari.Credit(o.Credit),
 			OnOutcome: func(o routing.CallOutcome) { p.onCallOutcome(o) },
 			OnSkipped: func(reason string) { p.metrics.notRecorded.WithLabelValues(reason).Inc() },
+			OnGap:     func(n int64) { p.metrics.gapChannels.Add(float64(n)) },
 		})
 		if err != nil {
 			p.Close()

@@ -15,6 +15,7 @@ type metrics struct {
 	outcomes  *prometheus.CounterVec
 	// notRecorded counts the client calls the call observer saw and recorded nothing of.
 	notRecorded *prometheus.CounterVec
+	gapChannels prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -37,8 +38,12 @@ func newMetrics() *metrics {
 			Name: "crmlink_observer_calls_not_recorded_total",
 			Help: "Calls the call observer records nothing of, by why: withheld (the caller id is withheld or no number: nobody to find or call back) or unobserved (the call ended while the observer's ARI websocket was down).",
 		}, []string{"reason"}),
+		gapChannels: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "crmlink_observer_unobserved_channels_total",
+			Help: "Channels Asterisk created and destroyed while the call observer's ARI websocket was down, from the gaps in Asterisk's channel ids: the calls they belonged to began and ended unseen and are not recorded (a call has one channel or more, so this bounds their number from above).",
+		}),
 	}
-	m.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), m.decisions, m.latency, m.outcomes, m.notRecorded)
+	m.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), m.decisions, m.latency, m.outcomes, m.notRecorded, m.gapChannels)
 	return m
 }
 

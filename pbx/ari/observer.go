@@ -41,6 +41,9 @@ type ObserverOptions struct {
 	// OnSkipped is told of each client call that records nothing and why: SkipWithheld,
 	// SkipUnobserved (a metric).
 	OnSkipped func(reason string)
+	// OnGap is told how many channels Asterisk created and destroyed while the websocket
+	// was down (calls that began and ended in the gap, unobserved; a metric).
+	OnGap func(channels int64)
 }
 
 // Observer follows every call on the Asterisk, however it is wired (FastAGI, SIP
@@ -153,6 +156,12 @@ func (o *Observer) session(ctx context.Context, t *tracker, log zerolog.Logger) 
 	}
 	if n := t.forgetGone(live); n > 0 {
 		log.Warn().Int("calls", n).Msg("calls ended while the observer's websocket was down; not recorded")
+	}
+	if n := t.gap(all); n > 0 {
+		log.Warn().Int64("channels", n).Msg("channels came and went while the observer's websocket was down: their calls are not recorded")
+		if o.opts.OnGap != nil {
+			o.opts.OnGap(n)
+		}
 	}
 	t.seed(all, time.Now())
 	o.connected.Store(true)

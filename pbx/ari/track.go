@@ -82,6 +82,53 @@ type tracker struct {
 	skipped func(reason string)
 	// byChannel maps every live channel to its call's linkedid.
 	byChannel map[string]string
+	// lastSeq is the highest channel sequence number seen (channelSeq).
+	lastSeq int64
+}
+
+// channelSeq is the sequence number in an Asterisk channel id ("1796426392.45": 45):
+// Asterisk numbers the channels it creates one after the other. 0 for ids Asterisk did not
+// make (the controller's "crmlink-leg-...").
+func channelSeq(id string) int64 {
+	i := strings.LastIndexByte(id, '.')
+	if i < 0 {
+		return 0
+	}
+	n, err := strconv.ParseInt(id[i+1:], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// gap counts the channels Asterisk created and destroyed while the observer was away,
+// from the holes in the channel numbers between the last one it saw and the highest one
+// live now; channels made in the gap after the last live one are not counted, so the
+// count never exceeds the truth. The count starts again from the live channels: after an
+// Asterisk restart (numbers from 0 again) nothing is counted.
+func (t *tracker) gap(live []obsChannel) int64 {
+	last := t.lastSeq
+	t.lastSeq = 0
+	top, inside := int64(0), int64(0)
+	for _, ch := range live {
+		s := channelSeq(ch.ID)
+		t.lastSeq = max(t.lastSeq, s)
+		if s > last {
+			top = max(top, s)
+			inside++
+		}
+	}
+	if last == 0 || top == 0 {
+		return 0 // the first connection, or nothing live above the last seen
+	}
+	return top - last - inside
+}
+
+// saw notes a channel's sequence number.
+func (t *tracker) saw(id string) {
+	if s := channelSeq(id); s > t.lastSeq {
+		t.lastSeq = s
+	}
 }
 
 // observedCall is one call (one linkedid) while its channels live.
@@ -159,6 +206,7 @@ func (t *tracker) feed(e obsEvent) (routing.CallOutcome, bool) {
 }
 
 func (t *tracker) created(ch obsChannel, at time.Time) {
+	t.saw(ch.ID)
 	if _, known := t.byChannel[ch.ID]; known {
 		return // listed when the observer connected, and its event came after
 	}
@@ -281,6 +329,7 @@ func (t *tracker) seed(live []obsChannel, now time.Time) {
 		if _, known := t.byChannel[ch.ID]; known {
 			continue
 		}
+		t.saw(ch.ID)
 		at, err := time.Parse(asteriskTime, ch.Created)
 		if err != nil {
 			at = now

@@ -249,3 +249,20 @@ func TestTrackerSeedsCallsInProgress(t *testing.T) {
 	assert.Equal(t, crm.UserID(1002), o.AnsweredBy)
 	assert.Equal(t, 3*time.Second, o.TalkDuration, "talk from when the observer saw it")
 }
+
+// After a websocket drop, the channels that came and went meanwhile are counted from the
+// holes in Asterisk's channel numbers: not those still up, not more than there were.
+func TestTrackerCountsChannelsOfTheGap(t *testing.T) {
+	tr := newTracker(nil, nil)
+	assert.Zero(t, tr.gap([]obsChannel{{ID: "1796426392.7"}}), "the first connection has no gap")
+	c := ch("1796426392.10", "PJSIP/trunk-0000000a", "84951000001", "701")
+	c.Vars[linkedIDVar] = c.ID
+	feedAll(t, tr, created(0, c), destroyed(100, c))
+	// Down; channels 11 to 15 were made meanwhile, 15 is still up; then up again.
+	assert.Equal(t, int64(4), tr.gap([]obsChannel{{ID: "1796426399.15"}}))
+	assert.Zero(t, tr.gap([]obsChannel{{ID: "1796426399.15"}}), "counted once")
+	assert.Zero(t, tr.gap([]obsChannel{{ID: "1796426500.3"}}), "Asterisk restarted: numbers start again")
+	assert.Equal(t, int64(2), tr.gap([]obsChannel{{ID: "1796426500.3"}, {ID: "1796426500.6"}}), "4 and 5 came and went")
+	assert.Zero(t, tr.gap(nil), "nothing live: nothing known")
+	assert.Equal(t, int64(0), channelSeq(legPrefix+"ab"))
+}
