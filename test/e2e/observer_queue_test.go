@@ -272,3 +272,20 @@ func TestObserverTwoInstancesRecordACallOnce(t *testing.T) {
 	c := waitCreated(t, s, "the direct call's note", func(c sandbox.Created) bool { return len(c.Notes) > 1 })
 	assert.Len(t, c.Notes, 2, "the talked call's note once, and the direct call's")
 }
+
+// With the ARI wiring the controller sends the call to the queue and follows it there: the
+// member who answered is credited, and the observer adds no second outcome.
+func TestARIFallbackIntoTheQueueCreditsTheMember(t *testing.T) {
+	s := observingStack(t)
+	anna, boris := managerPhone(t, s.ast, "101"), managerPhone(t, s.ast, "102")
+	call := dial(t, s.ast, newCaller(t, s.ast, danaClient), "280")
+	nextIncoming(t, anna, callWait)
+	talk(t, nextIncoming(t, boris, callWait), call)
+
+	o := s.nextOutcome(t)
+	assert.Equal(t, routing.Fallback, o.Decision.Result)
+	assert.Positive(t, o.Decision.Latency, "the controller's outcome")
+	assert.True(t, o.Answered)
+	assert.Equal(t, crm.UserID(borisUser), o.AnsweredBy)
+	nextOutcomeIsDirectCall(t, s, anna)
+}
