@@ -19,10 +19,13 @@ import (
 // Where the benchmark's crmlink listens towards Asterisk: the 61X and 62X extensions of
 // asterisk-conf/extensions.conf name these.
 const (
-	benchApp      = "crmlink-bench"
-	benchAGI      = "127.0.0.1:4583"
-	benchRedirect = "127.0.0.1:5075"
-	rigRedis      = "127.0.0.1:6390"
+	benchApp = "crmlink-bench"
+	// benchObserverApp is the benchmark's call observer: not the tests' crmlink-observer,
+	// which would take the application over between two steps.
+	benchObserverApp = "crmlink-bench-observer"
+	benchAGI         = "127.0.0.1:4583"
+	benchRedirect    = "127.0.0.1:5075"
+	rigRedis         = "127.0.0.1:6390"
 )
 
 // CrmlinkConfig is what a path changes in crmlink's configuration; everything else is
@@ -34,6 +37,7 @@ type CrmlinkConfig struct {
 	DataDir       string
 	ARIURL, WSURL string // empty: the rig's
 	AGI           bool
+	Observer      bool // the call observer (asterisk.observer)
 	Redirect      bool
 	Redis         bool // the rig's Redis (db 0) instead of the in-process cache
 	CRMURL        string
@@ -60,6 +64,7 @@ redis: {addrs: %s, db: 0}
 asterisk:
   ari: {enabled: true, url: %q, ws_url: %q, username: crmlink, password: crmlink, application: %s}
   fallback: {context: bench-fallback, priority: 1}
+  observer: {enabled: %t, application: %s}
 agi: {enabled: %t, listen: %q}
 sip_redirect:
   enabled: %t
@@ -72,7 +77,7 @@ routing: {ring_timeout: 5s}
 managers:
   - {crm_user: %d, name: Bench manager 1, endpoints: [PJSIP/bench-mgr1]}
   - {crm_user: %d, name: Bench manager 2, endpoints: [PJSIP/bench-mgr2]}
-`, c.HTTPPort, benchReadToken, c.DataDir, redis, ari, ws, benchApp, c.AGI, benchAGI, c.Redirect, benchRedirect,
+`, c.HTTPPort, benchReadToken, c.DataDir, redis, ari, ws, benchApp, c.Observer, benchObserverApp, c.AGI, benchAGI, c.Redirect, benchRedirect,
 		c.CRMURL, crmToken, c.CRMRateLimit, hookSecret, manager1, manager2)
 	return b.String()
 }

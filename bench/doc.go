@@ -9,6 +9,7 @@
 // the highest rate it sustains:
 //
 //	baseline            5XX: static Dial() to the manager phone, no crmlink
+//	baseline-observed   the same calls with crmlink's call observer recording each one
 //	ari-cached          61X: Stasis(crmlink-bench), the owner in crmlink's cache
 //	ari-cached-redis    the same with the owner cache in the rig's Redis
 //	ari-indexed         the owner moved by an amoCRM webhook (Source index)

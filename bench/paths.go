@@ -20,6 +20,9 @@ type PathSpec struct {
 	Redirect bool
 	Crmlink  bool
 	AGI      bool
+	// Observer turns crmlink's call observer on (asterisk.observer): it records every call
+	// on the Asterisk, whatever routed it.
+	Observer bool
 	Redis    bool
 	Callers  string
 	// CRMRate is the amoCRM budget, requests/s, in the sandbox and in crmlink alike.
@@ -48,6 +51,9 @@ func Paths() []PathSpec {
 	return []PathSpec{
 		{Name: "baseline", Title: "Asterisk static Dial (no crmlink)", Via: "asterisk", Service: "500", RateCap: 1000, Quick: true, QuietWait: 20 * time.Second,
 			Note: "5XX: Dial(PJSIP/bench-mgr1) in the dialplan."},
+		{Name: "baseline-observed", Title: "Asterisk static Dial, crmlink observing", Via: "asterisk", Service: "500", Crmlink: true, Observer: true,
+			Callers: callersCached, CRMRate: 7, RateCap: 1000, Quick: true,
+			Note: "The baseline's calls with crmlink connected and its call observer on (asterisk.observer, application " + benchObserverApp + "): every call is followed over ARI and becomes a call outcome in crmlink's event queue (a call note in the sandbox). Its ratio to the baseline is the cost of observing."},
 		{Name: "ari-cached", Title: "crmlink ARI, owner cached", Via: "ari", Service: "611", Crmlink: true, Callers: callersCached,
 			CRMRate: 7, RateCap: 1000, Census: true, Profile: true, Quick: true,
 			Note: "61X: Stasis(crmlink-bench); crmlink rings the owner's phone and bridges it; owner in the in-process cache."},

@@ -94,7 +94,7 @@ func (rep *Report) Markdown() string {
 				}
 			}
 			cpu = fmt.Sprintf("%s / %s", ms(s.CPUms["crmlink"]), ms(s.CPUms["asterisk"]))
-			if p.Via == "asterisk" {
+			if _, ran := s.CPUms["crmlink"]; !ran {
 				cpu = fmt.Sprintf("– / %s", ms(s.CPUms["asterisk"]))
 			}
 		}
@@ -136,6 +136,12 @@ func (rep *Report) Markdown() string {
 			b.WriteString(" Redis: no (in-process cache).")
 		}
 		b.WriteString("\n")
+	}
+
+	for _, p := range rep.Paths {
+		if line := observedLine(p); line != "" {
+			b.WriteString("\n" + line + "\n")
+		}
 	}
 
 	if flagged := flaggedPaths(rep); len(flagged) > 0 {
@@ -441,4 +447,26 @@ func orDash(s string) string {
 		return "–"
 	}
 	return s
+}
+
+// observedLine is what observing costs per call on a path where crmlink only observes
+// (Via asterisk with crmlink running): its CPU per observed call at each sustained step.
+func observedLine(p PathResult) string {
+	if p.Via != "asterisk" {
+		return ""
+	}
+	var parts []string
+	for _, s := range p.Steps {
+		cpu, ran := s.CPUms["crmlink"]
+		if !ran || s.Outcomes == 0 || !s.Pass {
+			continue
+		}
+		perCall := cpu * float64(s.Calls) / float64(s.Outcomes)
+		parts = append(parts, fmt.Sprintf("%s ms at %d/s (%d calls observed of %d)", ms(num(perCall)), s.Rate, s.Outcomes, s.Calls))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("**%s**: crmlink CPU per observed call (the observer, the event queue and the call note it leads to): %s; max sustained rate %.2fx the baseline's.",
+		p.Name, strings.Join(parts, ", "), p.MaxRatio)
 }

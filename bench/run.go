@@ -48,6 +48,9 @@ type Step struct {
 	Reasons      map[string]int `json:"fallback_reasons,omitempty"`
 	Sources      map[string]int `json:"sources,omitempty"`
 	DecideMeanUS float64        `json:"decide_mean_us,omitempty"`
+	// Outcomes is how many finished calls crmlink recorded during the step (its
+	// crmlink_calls_total): with the observer, the calls it observed.
+	Outcomes int `json:"outcomes,omitempty"`
 	// CPU is each process's CPU time per call, ms; MachineBusy the share of both cores busy.
 	CPUms       map[string]float64 `json:"cpu_ms_per_call"`
 	MachineBusy float64            `json:"machine_busy"`
@@ -542,7 +545,7 @@ func (r *runner) startCrmlink(ctx context.Context, spec PathSpec, dir, ari, ws, 
 	if err := r.sandbox.SetWebhook(ctx, fmt.Sprintf("http://127.0.0.1:%d/v1/webhooks/amocrm/%s", port, hookSecret)); err != nil {
 		return nil, err
 	}
-	c := CrmlinkConfig{HTTPPort: port, DataDir: filepath.Join(dir, "data"), ARIURL: ari, WSURL: ws, AGI: spec.AGI,
+	c := CrmlinkConfig{HTTPPort: port, DataDir: filepath.Join(dir, "data"), ARIURL: ari, WSURL: ws, AGI: spec.AGI, Observer: spec.Observer,
 		Redirect: spec.Redirect, Redis: spec.Redis, CRMURL: r.sandbox.URL, CRMRateLimit: spec.CRMRate}
 	profiler := ""
 	if profile != "" {
@@ -791,6 +794,7 @@ func (r *runner) step(ctx context.Context, spec PathSpec, pathDir string, crm *C
 			st.Fallbacks = int(d.Sum("crmlink_route_decisions_total", map[string]string{"result": "FALLBACK"}))
 			st.Reasons = positive(fallbackReasons(d))
 			st.Sources = positive(d.By("crmlink_route_decisions_total", "source"))
+			st.Outcomes = int(d.Sum("crmlink_calls_total", nil))
 			if n := d.Sum("crmlink_route_decision_seconds_count", nil); n > 0 {
 				st.DecideMeanUS = num(d.Sum("crmlink_route_decision_seconds_sum", nil) / n * 1e6)
 			}

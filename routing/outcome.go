@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -30,6 +31,36 @@ type CallOutcome struct {
 	Decision Decision `json:"decision"`
 	// RecordingURL links the call recording when one is configured.
 	RecordingURL string `json:"recording_url,omitempty"`
+	// Talkers are everyone on the office side who talked to the client, in the order they
+	// answered: a queue member, then whoever a transfer passed the call to. AnsweredBy is
+	// the one of them the configuration credits (asterisk.observer.credit).
+	Talkers []Talker `json:"talkers,omitempty"`
+}
+
+// Talker is one office phone that talked to the client on a call.
+type Talker struct {
+	Endpoint string        `json:"endpoint"`       // PJSIP/101
+	User     crm.UserID    `json:"user,omitempty"` // its manager; 0 for an office phone of no manager's
+	Name     string        `json:"name,omitempty"` // the manager's name
+	Talk     time.Duration `json:"talk_ns"`
+}
+
+// TalkSummary names everyone who talked on the call and for how long, in order, e.g.
+// "Talked: Anna 0:42, Boris 3:05"; "" when nobody did. Call notes show it.
+func (o CallOutcome) TalkSummary() string {
+	if len(o.Talkers) == 0 {
+		return ""
+	}
+	parts := make([]string, len(o.Talkers))
+	for i, t := range o.Talkers {
+		who := t.Name
+		if who == "" {
+			who = t.Endpoint
+		}
+		s := int(t.Talk.Round(time.Second) / time.Second)
+		parts[i] = fmt.Sprintf("%s %d:%02d", who, s/60, s%60)
+	}
+	return "Talked: " + strings.Join(parts, ", ")
 }
 
 // Direction of a call, seen from the office.

@@ -62,6 +62,19 @@ func TestCallNotes(t *testing.T) {
 				Status: crm.CallStatusNotReached, Result: "Not reached", Responsible: caller, Source: "Office PBX"}},
 		},
 		{
+			name:  "a transferred call names everyone who talked, credited to the one the outcome names",
+			setup: func(e *env) { e.openLead(e.knownClient()) },
+			outcome: func() routing.CallOutcome {
+				o := incoming("n8", true)
+				o.Talkers = []routing.Talker{{Endpoint: "PJSIP/101", User: 7, Name: "Anna", Talk: 42 * time.Second},
+					{Endpoint: "PJSIP/102", User: answeredBy, Name: "Boris", Talk: 185 * time.Second}}
+				return o
+			}(),
+			want: []crm.CallNote{{Entity: crm.EntityLead, EntityID: 601, Direction: crm.CallIn, Uniq: "n8", Phone: client,
+				Duration: talk, Status: crm.CallStatusAnswered, Link: "https://pbx.example/rec/n8.mp3", Responsible: answeredBy,
+				Result: "Talked: Anna 0:42, Boris 3:05", Source: "crmlink"}},
+		},
+		{
 			name:    "call_notes off: no note on incoming calls",
 			config:  func(c *scenarios.Config) { c.Notes.CallNotes = false },
 			setup:   func(e *env) { e.openLead(e.knownClient()) },

@@ -401,7 +401,7 @@ func (b *planner) callNote() {
 	}
 	on := b.e.cfg.Notes.CallNotes
 	if b.o.Direction == routing.Incoming {
-		n.Direction, n.Responsible = crm.CallIn, b.credited()
+		n.Direction, n.Responsible, n.Result = crm.CallIn, b.credited(), b.o.TalkSummary()
 		if !b.o.Answered {
 			n.Status, n.Result = crm.CallStatusNotReached, ResultMissed
 		}

@@ -94,6 +94,15 @@ func managerEndpoints(ms []config.Manager) map[string]crm.UserID {
 	return out
 }
 
+// managerNames maps the managers' CRM users to their names.
+func managerNames(ms []config.Manager) map[crm.UserID]string {
+	out := map[crm.UserID]string{}
+	for _, m := range ms {
+		out[crm.UserID(m.CRMUser)] = m.Name
+	}
+	return out
+}
+
 // Close releases what New opened.
 func (p *App) Close() {
 	if p.events != nil {
@@ -188,9 +197,12 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 		obs, err := ari.NewObserver(ari.ObserverOptions{
 			URL: a.URL, WSURL: a.WSURL, Username: a.Username, Password: a.Password, Application: o.Application,
 			Managers: managerEndpoints(cfg.Managers), OfficeEndpoints: o.OfficeEndpoints, Logger: log,
+			Names: managerNames(cfg.Managers), Credit: ari.Credit(o.Credit),
 			OnOutcome: p.outbox.CallOutcome,
 			Board:     p.page.board,
 			OnRing:    p.cardRinging,
+			OnSkipped: func(reason string) { p.metrics.notRecorded.WithLabelValues(reason).Inc() },
+			OnGap:     func(n int64) { p.metrics.gapChannels.Add(float64(n)) },
 		})
 		if err != nil {
 			p.Close()

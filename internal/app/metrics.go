@@ -18,6 +18,9 @@ type metrics struct {
 	latency   *prometheus.HistogramVec
 	outcomes  *prometheus.CounterVec
 	managers  managerMetrics
+	// notRecorded counts the client calls the call observer saw and recorded nothing of.
+	notRecorded *prometheus.CounterVec
+	gapChannels prometheus.Counter
 }
 
 // managerMetrics are the live page's "Today" figures as counters, per manager (label
@@ -43,6 +46,14 @@ func newMetrics() *metrics {
 			Name: "crmlink_calls_total",
 			Help: "Finished calls by direction and whether the client talked to somebody.",
 		}, []string{"direction", "answered"}),
+		notRecorded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crmlink_observer_calls_not_recorded_total",
+			Help: "Calls the call observer records nothing of, by why: withheld (the caller id is withheld or no number: nobody to find or call back) or unobserved (the call ended while the observer's ARI websocket was down).",
+		}, []string{"reason"}),
+		gapChannels: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "crmlink_observer_unobserved_channels_total",
+			Help: "Channels Asterisk created and destroyed while the call observer's ARI websocket was down, from the gaps in Asterisk's channel ids: the calls they belonged to began and ended unseen and are not recorded (a call has one channel or more, so this bounds their number from above).",
+		}),
 	}
 	m.managers = managerMetrics{
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -69,7 +80,7 @@ func newMetrics() *metrics {
 	}
 	mm := m.managers
 	m.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), m.decisions, m.latency, m.outcomes,
-		mm.calls, mm.fallbacks, mm.talk, mm.chats, mm.answer)
+		mm.calls, mm.fallbacks, mm.talk, mm.chats, mm.answer, m.notRecorded, m.gapChannels)
 	return m
 }
 

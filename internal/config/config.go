@@ -147,6 +147,9 @@ type Observer struct {
 	// OfficeEndpoints are office phones besides the managers' (an operator desk): calls
 	// between office phones are internal and record nothing.
 	OfficeEndpoints []string `yaml:"office_endpoints"`
+	// Credit is which manager a call on which several talked is credited to in the CRM
+	// (the call note's responsible): first_answered or last_answered.
+	Credit string `yaml:"credit"`
 }
 
 // ARI is the Stasis controller's connection.

@@ -82,6 +82,8 @@ func TestParseErrors(t *testing.T) {
 		{"retry horizon too long", "queue:\n  retry_for: 240h\n", []string{"queue.retry_for: is 240h0m0s; allowed: 1m to 72h"}},
 		{"observer named like the controller", "asterisk:\n  observer: {enabled: true, application: crmlink}\n",
 			[]string{`asterisk.observer.application: is "crmlink", the name of asterisk.ari.application; the observer needs a name of its own`}},
+		{"observer credit misspelt", "asterisk:\n  observer: {enabled: true, credit: last}\n",
+			[]string{`asterisk.observer.credit: is "last"; allowed: first_answered, last_answered`}},
 		{"bad office endpoint", "asterisk:\n  observer: {enabled: true, office_endpoints: [\"100\"]}\n",
 			[]string{`asterisk.observer.office_endpoints[0]: is "100"; allowed: an Asterisk endpoint TECH/resource`}},
 		{"unknown page time zone", "ui:\n  timezone: Europe/Atlantis\n", []string{`ui.timezone: is "Europe/Atlantis"`, "allowed: an IANA time zone name"}},

@@ -19,7 +19,9 @@ const (
 	DefaultARIApp     = "crmlink"
 	// DefaultObserverApp is the call observer's ARI application (asterisk.observer).
 	DefaultObserverApp = "crmlink-observer"
-	DefaultARIUser     = "crmlink"
+	// DefaultObserverCredit credits a transferred call to whoever had the client last.
+	DefaultObserverCredit = "last_answered"
+	DefaultARIUser        = "crmlink"
 	// DefaultARIPassword is the one in asterisk-conf/ari.conf, so that the sample PBX and
 	// crmlink work together out of the box; serve warns while it is in use.
 	DefaultARIPassword = "crmlink"
@@ -71,7 +73,7 @@ func Default() *Config {
 				Application: DefaultARIApp,
 			},
 			Fallback: Fallback{Context: DefaultFallback, Priority: 1},
-			Observer: Observer{Application: DefaultObserverApp},
+			Observer: Observer{Application: DefaultObserverApp, Credit: DefaultObserverCredit},
 		},
 		AGI: AGI{Listen: DefaultAGIListen, AllowedNetworks: []string{"127.0.0.0/8"}},
 		SIP: SIP{

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/crmlink/crmlink/chatbridge"
+	"github.com/crmlink/crmlink/pbx/ari"
 	"github.com/crmlink/crmlink/pbx/sip"
 	"github.com/crmlink/crmlink/routing"
 )
@@ -103,6 +104,11 @@ func checkAsterisk(v *validator, c *Config) {
 		} else if o.Application == c.Asterisk.ARI.Application {
 			v.add("asterisk.observer.application", "is %q, the name of asterisk.ari.application; the observer needs a name of its own", o.Application)
 		}
+		credits := make([]string, len(ari.Credits))
+		for i, c := range ari.Credits {
+			credits[i] = string(c)
+		}
+		v.oneOf("asterisk.observer.credit", o.Credit, credits...)
 		for i, e := range o.OfficeEndpoints {
 			if !reEndpoint.MatchString(e) {
 				v.add(fmt.Sprintf("asterisk.observer.office_endpoints[%d]", i), "is %q; allowed: an Asterisk endpoint TECH/resource, e.g. PJSIP/100", e)

@@ -21,6 +21,7 @@ const (
 	DefaultGroup        = "crmlink"
 	DefaultMaxLen       = 1_000_000
 	DefaultClaimMinIdle = 30 * time.Second
+	DefaultPublishedFor = 24 * time.Hour
 )
 
 const (
@@ -60,6 +61,11 @@ type RedisOptions struct {
 	WaitReplicas int
 	// WaitTimeout bounds the wait for WaitReplicas; default 1 s.
 	WaitTimeout time.Duration
+	// PublishedFor is how long an event's ID is remembered once published: a Publish of
+	// the same ID meanwhile stores nothing. Producers on several instances (each crmlink's
+	// call observer sees every call on the Asterisk) thus queue one event per ID, and the
+	// handler runs once. Default 24 h.
+	PublishedFor time.Duration
 
 	// readBlock is how long one XREADGROUP waits; it bounds how long Run takes to stop.
 	readBlock time.Duration
@@ -92,6 +98,9 @@ func (o RedisOptions) withDefaults() (RedisOptions, error) {
 	if o.WaitTimeout == 0 {
 		o.WaitTimeout = time.Second
 	}
+	if o.PublishedFor == 0 {
+		o.PublishedFor = DefaultPublishedFor
+	}
 	if o.readBlock == 0 {
 		o.readBlock = time.Second
 	}
@@ -107,7 +116,7 @@ func (o RedisOptions) withDefaults() (RedisOptions, error) {
 	return o, nil
 }
 
-type redisKeys struct{ stream, retry, dead, deadOrder, stats string }
+type redisKeys struct{ stream, retry, dead, deadOrder, stats, published string }
 
 // keysFor derives the auxiliary keys so that they hash to the stream's Cluster slot: a key
 // without braces hashes as a whole, so "{stream}:x" shares its slot.
@@ -123,6 +132,7 @@ func keysFor(stream string) redisKeys {
 		retry:     prefix + ":retry",
 		dead:      prefix + ":dead",
 		deadOrder: prefix + ":dead:order",
+		published: prefix + ":published:",
 		stats:     prefix + ":stats",
 	}
 }
@@ -192,22 +202,24 @@ func (q *Redis) Publish(ctx context.Context, e Event) error {
 	if err != nil {
 		return err
 	}
-	add := &redis.XAddArgs{Stream: q.keys.stream, MaxLen: q.opts.MaxLen, Approx: true, Values: []any{"event", b}}
+	keys := []string{q.keys.stream, q.keys.published + e.ID}
+	args := []any{q.opts.MaxLen, b, q.opts.PublishedFor.Milliseconds()}
 	if q.opts.WaitReplicas <= 0 {
-		if err := q.rdb.XAdd(ctx, add).Err(); err != nil {
+		err = publishOnce.Run(ctx, q.rdb, keys, args...).Err()
+		if err != nil && !errors.Is(err, redis.Nil) {
 			return fmt.Errorf("queue: publish %q: %w", e.ID, err)
 		}
 		return nil
 	}
 	// WAIT counts the replicas that acknowledged this connection's writes: one pipeline
-	// keeps XADD and WAIT on one connection.
+	// keeps the script's XADD and WAIT on one connection.
 	var acked *redis.Cmd
 	_, err = q.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.XAdd(ctx, add)
+		publishOnce.Eval(ctx, p, keys, args...)
 		acked = p.Do(ctx, "WAIT", q.opts.WaitReplicas, q.opts.WaitTimeout.Milliseconds())
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("queue: publish %q: %w", e.ID, err)
 	}
 	if n, _ := acked.Int64(); n < int64(q.opts.WaitReplicas) {
@@ -216,6 +228,14 @@ func (q *Redis) Publish(ctx context.Context, e Event) error {
 	}
 	return nil
 }
+
+// publishOnce adds the event to the stream unless its ID was published within the TTL:
+// KEYS stream, the ID's marker; ARGV max length, event, marker TTL in ms. One script, so
+// a marker never exists without its event.
+var publishOnce = redis.NewScript(`
+if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[3]) then return false end
+return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2])
+`)
 
 // Run implements Queue.
 func (q *Redis) Run(ctx context.Context, h Handler) error {

@@ -180,3 +180,27 @@ func TestRedisQueueStartsWhileRedisRefusesWrites(t *testing.T) {
 	})
 	testrig.WaitFor(t, 10*time.Second, "the event handled", func() bool { return len(rec.callsOf("later")) == 1 })
 }
+
+// Two instances publish the same event (each crmlink's call observer saw the call end):
+// it is queued once and handled once; another ID is not held up.
+func TestRedisPublishesAnIDOnce(t *testing.T) {
+	rdb := testrig.Redis(t)
+	a := newRedisConsumer(t, rdb, "a")
+	b := newRedisConsumer(t, rdb, "b")
+	ctx := context.Background()
+	require.NoError(t, a.Publish(ctx, event("call-1", nil)))
+	require.NoError(t, b.Publish(ctx, event("call-1", nil)), "a second publish is no error")
+	require.NoError(t, b.Publish(ctx, event("call-2", nil)))
+	n, err := rdb.XLen(ctx, a.keys.stream).Result()
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), n, "one entry per ID")
+
+	rec := newRecorder(nil)
+	startRun(t, a, rec.handle)
+	waitStats(t, a, "processed", settledAll(2))
+	assert.Len(t, rec.callsOf("call-1"), 1)
+	assert.Len(t, rec.callsOf("call-2"), 1)
+	ttl, err := rdb.PTTL(ctx, a.keys.published+"call-1").Result()
+	require.NoError(t, err)
+	assert.InDelta(t, DefaultPublishedFor.Seconds(), ttl.Seconds(), 60, "the ID is remembered for a day")
+}

@@ -172,3 +172,25 @@ func (r AsteriskRig) BridgeExists(id string) bool {
 	_, err := r.get(context.Background(), "/bridges/"+id)
 	return err == nil
 }
+
+// TwoPartyBridges is how many bridges Asterisk has with two channels in them: calls
+// whose parties talk (a Dial() bridges them once both are up).
+func (r AsteriskRig) TwoPartyBridges() int {
+	b, err := r.get(context.Background(), "/bridges")
+	if err != nil {
+		return 0
+	}
+	var bridges []struct {
+		Channels []string `json:"channels"`
+	}
+	if json.Unmarshal(b, &bridges) != nil {
+		return 0
+	}
+	n := 0
+	for _, br := range bridges {
+		if len(br.Channels) == 2 {
+			n++
+		}
+	}
+	return n
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,8 +31,12 @@ type ObserverOptions struct {
 	// office phones is internal and records nothing.
 	Managers        map[string]crm.UserID
 	OfficeEndpoints []string
-	RESTTimeout     time.Duration
-	Logger          zerolog.Logger
+	// Names are the managers' names the call note shows with their talk times.
+	Names map[crm.UserID]string
+	// Credit is which manager who talked the CRM credits (default CreditLastAnswered).
+	Credit      Credit
+	RESTTimeout time.Duration
+	Logger      zerolog.Logger
 	// OnOutcome is told how every client call the controller did not handle ended; it
 	// must not block for long (publish to a durable queue).
 	OnOutcome func(routing.CallOutcome)
@@ -42,6 +47,12 @@ type ObserverOptions struct {
 	// incoming call (a Dial() of any wiring: FastAGI, SIP redirect, the fallback ring group
 	// or queue); the controller's own legs are its to report. It must not block.
 	OnRing func(callcard.Ring)
+	// OnSkipped is told of each client call that records nothing and why: SkipWithheld,
+	// SkipUnobserved (a metric).
+	OnSkipped func(reason string)
+	// OnGap is told how many channels Asterisk created and destroyed while the websocket
+	// was down (calls that began and ended in the gap, unobserved; a metric).
+	OnGap func(channels int64)
 }
 
 // Observer follows every call on the Asterisk, however it is wired (FastAGI, SIP
@@ -52,6 +63,7 @@ type Observer struct {
 	rest      *restClient
 	connected atomic.Bool
 	events    atomic.Int64
+	skipped   sync.Map // reason -> *atomic.Int64
 }
 
 // NewObserver checks the options; Run connects.
@@ -74,11 +86,34 @@ func (o *Observer) Connected() bool { return o.connected.Load() }
 // Events is how many events the observer has read since it started.
 func (o *Observer) Events() int64 { return o.events.Load() }
 
+// Skipped is how many client calls recorded nothing for the reason (SkipWithheld,
+// SkipUnobserved) since the observer started.
+func (o *Observer) Skipped(reason string) int64 {
+	n, ok := o.skipped.Load(reason)
+	if !ok {
+		return 0
+	}
+	return n.(*atomic.Int64).Load()
+}
+
 // Run follows calls until ctx ends, reconnecting after a websocket drop.
 func (o *Observer) Run(ctx context.Context) error {
 	log := o.opts.Logger.With().Str("component", "observer").Str("app", o.opts.Application).Logger()
 	defer o.rest.closeIdle()
 	t := newTracker(o.opts.Managers, o.opts.OfficeEndpoints)
+	t.names = o.opts.Names
+	if o.opts.Credit != "" {
+		t.credit = o.opts.Credit
+	}
+	t.skipped = func(reason string) {
+		n, _ := o.skipped.LoadOrStore(reason, new(atomic.Int64))
+		if n.(*atomic.Int64).Add(1) == 1 && reason == SkipWithheld {
+			log.Info().Msg("a call with a withheld or non-numeric caller id ended: such calls write nothing to the CRM (no contact to find or call back); counted in crmlink_observer_calls_not_recorded_total{reason=\"withheld\"}, logged once")
+		}
+		if o.opts.OnSkipped != nil {
+			o.opts.OnSkipped(reason)
+		}
+	}
 	for wait := time.Second; ; {
 		err := o.session(ctx, t, log)
 		o.connected.Store(false)
@@ -120,20 +155,27 @@ func (o *Observer) session(ctx context.Context, t *tracker, log zerolog.Logger) 
 	if err := o.rest.subscribe(ctx, o.opts.Application, "channel:"); err != nil {
 		return fmt.Errorf("observer subscription to all channels: %w", err)
 	}
-	if len(t.calls) > 0 {
-		// Back after a drop: calls that ended meanwhile would never end here.
-		all, err := o.rest.channels(ctx)
-		if err != nil {
-			return fmt.Errorf("observer: list channels after a reconnect: %w", err)
-		}
-		live := make(map[string]bool, len(all))
-		for _, ch := range all {
-			live[ch.ID] = true
-		}
-		if n := t.forgetGone(live); n > 0 {
-			log.Warn().Int("calls", n).Msg("calls ended while the observer's websocket was down; not recorded")
+	// Calls already going on: those that began before crmlink started (or restarted) or
+	// while the websocket was down are followed from now to their end; those followed
+	// before a drop that ended meanwhile would never end here.
+	var all []obsChannel
+	if err := o.rest.get(ctx, "/channels", &all); err != nil {
+		return fmt.Errorf("observer: list the channels: %w", err)
+	}
+	live := make(map[string]bool, len(all))
+	for _, ch := range all {
+		live[ch.ID] = true
+	}
+	if n := t.forgetGone(live); n > 0 {
+		log.Warn().Int("calls", n).Msg("calls ended while the observer's websocket was down; not recorded")
+	}
+	if n := t.gap(all); n > 0 {
+		log.Warn().Int64("channels", n).Msg("channels came and went while the observer's websocket was down: their calls are not recorded")
+		if o.opts.OnGap != nil {
+			o.opts.OnGap(n)
 		}
 	}
+	t.seed(all, time.Now())
 	o.connected.Store(true)
 	log.Info().Msg("observing every call")
 	warned := false
@@ -147,6 +189,13 @@ func (o *Observer) session(ctx context.Context, t *tracker, log zerolog.Logger) 
 		var e obsEvent
 		if err := json.Unmarshal(data, &e); err != nil {
 			log.Warn().Err(err).Msg("observer: undecodable event skipped")
+			continue
+		}
+		if e.Type == "ApplicationReplaced" {
+			// Reconnecting would take the application back and leave the other instance
+			// deaf in turn: say so and stay down.
+			o.connected.Store(false)
+			log.Error().Msg("another websocket took over the observer's application (a second crmlink with the same asterisk.observer.application?): this instance observes no more calls; give each instance its own application name")
 			continue
 		}
 		if !warned && e.Type == "ChannelCreated" && e.Channel != nil && e.Channel.Vars[linkedIDVar] == "" {

@@ -1,6 +1,7 @@
 package ari
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,7 +26,18 @@ const stasisStatusVar = "STASISSTATUS"
 // ObservedEvents are the event types the observer's application lets through (its event
 // filter): Asterisk sends a call's ChannelVarset, ChannelDialplan, bridge and device-state
 // events too, ten times as many, and the observer needs none of them.
-var ObservedEvents = []string{"ChannelCreated", "Dial", "ChannelDestroyed"}
+//
+// ChannelConnectedLine is how an attended transfer shows on a channel subscription: the
+// transfer target's channel (dialled in the manager's consultation call) joins the client's
+// call, and Asterisk gives it the client call's linkedid; its next event, a connected-line
+// update, carries the new linkedid. BridgeAttendedTransfer says it directly, but it is a
+// bridge event, which an application subscribed to "channel:" does not receive (measured on
+// Asterisk 22), and subscribing to all bridges costs more events than this one.
+//
+// ApplicationReplaced comes once, when another websocket (a second crmlink with the same
+// asterisk.observer.application) takes the application over: Asterisk then sends this one
+// nothing more.
+var ObservedEvents = []string{"ChannelCreated", "Dial", "ChannelConnectedLine", "ChannelDestroyed", "ApplicationReplaced"}
 
 // obsEvent is the part of an ARI event the observer reads; everything else in the JSON is
 // skipped by the decoder.
@@ -40,13 +52,16 @@ type obsEvent struct {
 }
 
 type obsChannel struct {
-	ID     string `json:"id"`
-	Name   string `json:"name"`
-	Caller struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	State   string `json:"state"`
+	Created string `json:"creationtime"`
+	Caller  struct {
 		Number string `json:"number"`
 	} `json:"caller"`
 	Dialplan struct {
-		Exten string `json:"exten"`
+		Exten   string `json:"exten"`
+		AppName string `json:"app_name"`
 	} `json:"dialplan"`
 	Vars map[string]string `json:"channelvars"`
 }
@@ -59,10 +74,61 @@ const asteriskTime = "2006-01-02T15:04:05.000-0700"
 // calls crmlink's Stasis controller handled (it reports those itself).
 type tracker struct {
 	managers map[string]crm.UserID
+	names    map[crm.UserID]string // the managers' names, for the call note
+	credit   Credit
 	office   map[string]bool // endpoints that are not clients' lines besides the managers'
 	calls    map[string]*observedCall
+	// skipped is told of each finished call that records nothing, and why (Skip*).
+	skipped func(reason string)
 	// byChannel maps every live channel to its call's linkedid.
 	byChannel map[string]string
+	// lastSeq is the highest channel sequence number seen (channelSeq).
+	lastSeq int64
+}
+
+// channelSeq is the sequence number in an Asterisk channel id ("1796426392.45": 45):
+// Asterisk numbers the channels it creates one after the other. 0 for ids Asterisk did not
+// make (the controller's "crmlink-leg-...").
+func channelSeq(id string) int64 {
+	i := strings.LastIndexByte(id, '.')
+	if i < 0 {
+		return 0
+	}
+	n, err := strconv.ParseInt(id[i+1:], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// gap counts the channels Asterisk created and destroyed while the observer was away,
+// from the holes in the channel numbers between the last one it saw and the highest one
+// live now; channels made in the gap after the last live one are not counted, so the
+// count never exceeds the truth. The count starts again from the live channels: after an
+// Asterisk restart (numbers from 0 again) nothing is counted.
+func (t *tracker) gap(live []obsChannel) int64 {
+	last := t.lastSeq
+	t.lastSeq = 0
+	top, inside := int64(0), int64(0)
+	for _, ch := range live {
+		s := channelSeq(ch.ID)
+		t.lastSeq = max(t.lastSeq, s)
+		if s > last {
+			top = max(top, s)
+			inside++
+		}
+	}
+	if last == 0 || top == 0 {
+		return 0 // the first connection, or nothing live above the last seen
+	}
+	return top - last - inside
+}
+
+// saw notes a channel's sequence number.
+func (t *tracker) saw(id string) {
+	if s := channelSeq(id); s > t.lastSeq {
+		t.lastSeq = s
+	}
 }
 
 // observedCall is one call (one linkedid) while its channels live.
@@ -76,14 +142,25 @@ type observedCall struct {
 	rings  []ring
 }
 
-// ring is one phone or line the call dialled.
+// ring is one phone or line the call dialled, or one an attended transfer brought in.
 type ring struct {
 	channel, endpoint, dialstring string
 	start, answered, ended        time.Time
 }
 
+// Credit says which of the managers who talked on a call the CRM credits it to.
+type Credit string
+
+const (
+	CreditFirstAnswered Credit = "first_answered" // who took the call first (the queue member, the transferer)
+	CreditLastAnswered  Credit = "last_answered"  // who had the client last (the transfer target)
+)
+
+// Credits are the allowed values of Credit.
+var Credits = []Credit{CreditFirstAnswered, CreditLastAnswered}
+
 func newTracker(managers map[string]crm.UserID, office []string) *tracker {
-	t := &tracker{managers: managers, office: map[string]bool{}, calls: map[string]*observedCall{}, byChannel: map[string]string{}}
+	t := &tracker{managers: managers, credit: CreditLastAnswered, office: map[string]bool{}, calls: map[string]*observedCall{}, byChannel: map[string]string{}}
 	for _, e := range office {
 		t.office[e] = true
 	}
@@ -102,6 +179,11 @@ func (t *tracker) feed(e obsEvent) (routing.CallOutcome, bool) {
 	at, err := time.Parse(asteriskTime, e.Timestamp)
 	if err != nil {
 		at = time.Now()
+	}
+	if e.Channel != nil && e.Type != "ChannelCreated" {
+		if o, done := t.moved(*e.Channel, at); done {
+			return o, true
+		}
 	}
 	switch e.Type {
 	case "ChannelCreated":
@@ -124,6 +206,10 @@ func (t *tracker) feed(e obsEvent) (routing.CallOutcome, bool) {
 }
 
 func (t *tracker) created(ch obsChannel, at time.Time) {
+	t.saw(ch.ID)
+	if _, known := t.byChannel[ch.ID]; known {
+		return // listed when the observer connected, and its event came after
+	}
 	id := ch.Vars[linkedIDVar]
 	if id == "" {
 		// ari.conf has no channelvars with the linkedid: a channel is its own call.
@@ -139,9 +225,37 @@ func (t *tracker) created(ch obsChannel, at time.Time) {
 	k.note(ch)
 }
 
+// moved follows a channel into another call: an attended transfer gave the transfer
+// target's channel the client call's linkedid. From then on it talks to the client: a ring
+// of that call answered now. The call it left may end with it.
+func (t *tracker) moved(ch obsChannel, at time.Time) (routing.CallOutcome, bool) {
+	from, known := t.byChannel[ch.ID]
+	to := ch.Vars[linkedIDVar]
+	if !known || to == "" || to == from {
+		return routing.CallOutcome{}, false
+	}
+	k := t.calls[to]
+	if k == nil {
+		return routing.CallOutcome{}, false // a call that began before the observer connected
+	}
+	t.byChannel[ch.ID] = to
+	k.live++
+	k.rings = append(k.rings, ring{channel: ch.ID, endpoint: endpointOfChannel(ch.Name), start: at, answered: at})
+	old := t.calls[from]
+	if r := old.ringOf(ch.ID); r != nil {
+		r.ended = at
+		r.channel = "" // its end in the new call is not the end of this ring
+	}
+	if old.live--; old.live > 0 {
+		return routing.CallOutcome{}, false
+	}
+	delete(t.calls, from)
+	return t.outcome(old, at)
+}
+
 // note keeps what a channel's snapshot says about the call.
 func (k *observedCall) note(ch obsChannel) {
-	if strings.HasPrefix(ch.ID, legPrefix) {
+	if strings.HasPrefix(ch.ID, legPrefix) || ch.Dialplan.AppName == "Stasis" {
 		k.stasis = true
 	}
 	for _, v := range keptVars {
@@ -193,6 +307,50 @@ func (t *tracker) destroyed(ch obsChannel, at time.Time) (routing.CallOutcome, b
 	return t.outcome(k, at)
 }
 
+// Why a call records nothing, besides being internal or the controller's.
+const (
+	SkipWithheld   = "withheld"   // the caller id is withheld or no number
+	SkipUnobserved = "unobserved" // it ended while the observer's websocket was down
+)
+
+func (t *tracker) skip(reason string) {
+	if t.skipped != nil {
+		t.skipped(reason)
+	}
+}
+
+// seed takes up the calls Asterisk has now that the tracker does not know (crmlink just
+// started, or the websocket was down when they began): their channels as they are now.
+// Phones already up talk from now on: when they answered is not in the snapshot, and a
+// talk time is never invented.
+func (t *tracker) seed(live []obsChannel, now time.Time) {
+	slices.SortFunc(live, func(a, b obsChannel) int { return strings.Compare(a.Created, b.Created) })
+	for _, ch := range live {
+		if _, known := t.byChannel[ch.ID]; known {
+			continue
+		}
+		t.saw(ch.ID)
+		at, err := time.Parse(asteriskTime, ch.Created)
+		if err != nil {
+			at = now
+		}
+		id := ch.Vars[linkedIDVar]
+		if k := t.calls[id]; id != "" && k != nil && ch.ID != id {
+			// A phone of a call already followed: rung, and talking if it is up.
+			r := ring{channel: ch.ID, endpoint: endpointOfChannel(ch.Name), start: at}
+			if ch.State == "Up" {
+				r.answered = now
+			}
+			k.rings = append(k.rings, r)
+			k.live++
+			t.byChannel[ch.ID] = id
+			k.note(ch)
+			continue
+		}
+		t.created(ch, at)
+	}
+}
+
 // forgetGone drops the calls none of whose channels Asterisk still has (they ended while
 // the websocket was down: their end, and so their outcome, is unknown) and returns how
 // many it dropped.
@@ -209,6 +367,7 @@ func (t *tracker) forgetGone(live map[string]bool) int {
 	for id, k := range t.calls {
 		if k.live <= 0 {
 			delete(t.calls, id)
+			t.skip(SkipUnobserved)
 			gone++
 		}
 	}
@@ -238,7 +397,8 @@ func (t *tracker) outcome(k *observedCall, end time.Time) (routing.CallOutcome, 
 		t.talk(&o, client, end)
 		return o, o.Called != ""
 	}
-	if routing.Withheld(k.first.Caller.Number) {
+	if withheld(k.first.Caller.Number) {
+		t.skip(SkipWithheld)
 		return routing.CallOutcome{}, false
 	}
 	o.Direction, o.Caller, o.Called = routing.Incoming, k.first.Caller.Number, k.first.Dialplan.Exten
@@ -259,15 +419,23 @@ func (t *tracker) outcome(k *observedCall, end time.Time) (routing.CallOutcome, 
 	return o, true
 }
 
+// withheld reports a caller id that is no number to call back: withheld, or without a
+// digit ("John").
+func withheld(callerID string) bool {
+	return routing.Withheld(callerID) || !strings.ContainsAny(callerID, "0123456789")
+}
+
 // talk fills in who answered and the ring and talk times from the rings of the call:
 // ringing from the first ring to the first answer (or the end), talking while answered
-// phones were on the line. The last manager who answered is credited.
+// phones were on the line. On incoming calls everyone who talked is a Talker, in the order
+// they answered, and the manager the Credit names is credited.
 func (t *tracker) talk(o *routing.CallOutcome, rings []ring, end time.Time) {
 	if len(rings) == 0 {
 		return
 	}
 	firstRing, firstAnswer := rings[0].start, time.Time{}
-	for _, r := range rings {
+	var talkers []routing.Talker
+	for _, r := range slices.SortedStableFunc(slices.Values(rings), func(a, b ring) int { return a.answered.Compare(b.answered) }) {
 		if r.start.Before(firstRing) {
 			firstRing = r.start
 		}
@@ -283,14 +451,26 @@ func (t *tracker) talk(o *routing.CallOutcome, rings []ring, end time.Time) {
 			hung = end
 		}
 		o.TalkDuration += hung.Sub(r.answered)
-		if u := t.managers[r.endpoint]; u != 0 && o.Direction == routing.Incoming {
-			o.AnsweredBy = u
+		if o.Direction == routing.Incoming {
+			u := t.managers[r.endpoint]
+			talkers = append(talkers, routing.Talker{Endpoint: r.endpoint, User: u, Name: t.names[u], Talk: hung.Sub(r.answered)})
 		}
 	}
 	if firstAnswer.IsZero() {
 		firstAnswer = end
 	}
 	o.RingDuration = firstAnswer.Sub(firstRing)
+	o.Talkers = talkers
+	for i := range talkers {
+		tk := talkers[i]
+		if t.credit == CreditLastAnswered {
+			tk = talkers[len(talkers)-1-i]
+		}
+		if tk.User != 0 {
+			o.AnsweredBy = tk.User
+			break
+		}
+	}
 }
 
 // decisionOf reads the routing FastAGI or the dialplan left on the call's channels.

@@ -113,8 +113,8 @@ func TestObserverDirectCallToManager(t *testing.T) {
 	o := incomingAnsweredBy(t, s, annaClient, directExten, annaUser)
 	assert.Zero(t, o.Decision.Result, "crmlink did not route this call")
 	expectCallNote(t, s, o, sandbox.NoteCallIn, annaUser)
-	// ChannelCreated and ChannelDestroyed of both channels and three Dial events; without
-	// the filter Asterisk sends over 80 (ChannelVarset, ChannelDialplan, bridges...).
+	// ChannelCreated, ChannelConnectedLine and ChannelDestroyed of both channels and three
+	// Dial events; without the filter Asterisk sends over 80 (ChannelVarset, bridges...).
 	assert.LessOrEqual(t, s.app.Observer.Events()-before, int64(10), "events the observer read for one call")
 }
 

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,6 +80,7 @@ type stack struct {
 	cfg *config.Config
 	// outcomes receives every call the ARI controller saw end.
 	outcomes chan routing.CallOutcome
+	stop     func() // stops crmlink
 }
 
 const webhookSecret = "e2e-hook-secret"
@@ -121,17 +123,34 @@ func startStack(t *testing.T, tweak ...func(*config.Config)) *stack {
 	}
 	require.Empty(t, cfg.Validate(), "test configuration")
 
-	a, err := app.New(cfg, testLogger(t))
+	s := &stack{ast: ast, crm: crm, api: api, cfg: cfg, outcomes: make(chan routing.CallOutcome, 16)}
+	s.serve(t, l)
+	return s
+}
+
+// serve starts crmlink on the listener and waits until its Stasis application is up.
+func (s *stack) serve(t *testing.T, l net.Listener) {
+	t.Helper()
+	a, err := app.New(s.cfg, testLogger(t))
 	require.NoError(t, err)
-	outcomes := make(chan routing.CallOutcome, 16)
-	a.CallOutcomes = func(o routing.CallOutcome) { outcomes <- o }
+	a.CallOutcomes = func(o routing.CallOutcome) { s.outcomes <- o }
 	// Once Serve has returned the websocket is closed: Asterisk has deactivated the
 	// application (it may still list it while it forgets its channels and bridges).
-	testrig.Run(t, "crmlink", func(ctx context.Context) error { return a.Serve(ctx, l) }, a.Close)
+	s.stop = testrig.Run(t, "crmlink", func(ctx context.Context) error { return a.Serve(ctx, l) }, a.Close)
 	testrig.WaitFor(t, 10*time.Second, "crmlink's Stasis application registered", func() bool {
-		return a.ARI.Connected() && ast.AppRegistered("crmlink")
+		return a.ARI.Connected() && s.ast.AppRegistered("crmlink")
 	})
-	return &stack{ast: ast, crm: crm, app: a, api: api, cfg: cfg, outcomes: outcomes}
+	s.app = a
+}
+
+// restart stops crmlink and starts it again with the same configuration, Redis database
+// and amoCRM, as a deploy or a crash and its supervisor would.
+func (s *stack) restart(t *testing.T) {
+	t.Helper()
+	s.stop()
+	l, err := net.Listen("tcp", strings.TrimPrefix(s.api, "http://"))
+	require.NoError(t, err)
+	s.serve(t, l)
 }
 
 // managerPhone starts the phone of a rig extension (101-105) and registers it with

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -347,7 +348,12 @@ func (p *Phone) routes() {
 		p.respond(tx, sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
 	}
 	p.srv.OnInfo(ok)
-	p.srv.OnNotify(ok)
+	p.srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) {
+		if l := p.lookup(req); l != nil {
+			l.onNotify(req)
+		}
+		ok(req, tx)
+	})
 	p.srv.OnMessage(ok)
 	p.srv.OnNoRoute(func(req *sip.Request, tx sip.ServerTransaction) {
 		p.respond(tx, sip.NewResponseFromRequest(req, sip.StatusMethodNotAllowed, "Method Not Allowed", nil))
@@ -429,6 +435,12 @@ type leg struct {
 	established  bool
 	cause        EndCause
 
+	// referred is closed when a NOTIFY of our REFER reports the transfer's final result;
+	// referResult is that sipfrag's status line.
+	referred    chan struct{}
+	referOnce   sync.Once
+	referResult string
+
 	done     chan struct{}
 	endOnce  sync.Once
 	acked    chan struct{}
@@ -438,7 +450,24 @@ type leg struct {
 
 func (l *leg) init(p *Phone, callID string) {
 	l.p, l.callID = p, callID
-	l.done, l.acked = make(chan struct{}), make(chan struct{})
+	l.done, l.acked, l.referred = make(chan struct{}), make(chan struct{}), make(chan struct{})
+}
+
+// onNotify takes the NOTIFYs of a REFER (RFC 3515: a message/sipfrag body whose status
+// line is the transfer's progress) and keeps the first final one.
+func (l *leg) onNotify(req *sip.Request) {
+	line, _, _ := strings.Cut(string(req.Body()), "\n")
+	line = strings.TrimSpace(line)
+	var code int
+	if _, err := fmt.Sscanf(line, "SIP/2.0 %d", &code); err != nil || code < 200 {
+		return
+	}
+	l.referOnce.Do(func() {
+		l.mu.Lock()
+		l.referResult = line
+		l.mu.Unlock()
+		close(l.referred)
+	})
 }
 
 // CallID is the call's SIP Call-ID.
@@ -625,4 +654,56 @@ func statusText(code int) string {
 	default:
 		return "Global Failure"
 	}
+}
+
+// Refer asks the other side to transfer the call to target, a SIP URI (RFC 3515): a blind
+// transfer when target is a number ("sip:102@127.0.0.1:5060"), an attended one when it
+// carries Replaces (see Replaces). It returns once the REFER is accepted (202); the PBX
+// then ends this call itself (NOTIFY, BYE).
+func (l *leg) Refer(ctx context.Context, target string) error {
+	req, err := l.inDialog(sip.REFER)
+	if err != nil {
+		return err
+	}
+	req.AppendHeader(sip.NewHeader("Refer-To", "<"+target+">"))
+	req.AppendHeader(sip.NewHeader("Referred-By", "<"+l.p.contact().Address.String()+">"))
+	res, err := l.p.cli.Do(ctx, req)
+	if err != nil {
+		return fmt.Errorf("siptest: REFER: %w", err)
+	}
+	if !res.IsSuccess() {
+		return fmt.Errorf("siptest: REFER answered %d %s", res.StatusCode, res.Reason)
+	}
+	return nil
+}
+
+// WaitTransferred waits for the PBX to report how the transfer asked by Refer ended (its
+// final NOTIFY) and fails unless it succeeded; a desk phone hangs up then.
+func (l *leg) WaitTransferred(ctx context.Context) error {
+	select {
+	case <-l.referred:
+	case <-ctx.Done():
+		return fmt.Errorf("siptest: no final NOTIFY of the transfer: %w", ctx.Err())
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !strings.HasPrefix(l.referResult, "SIP/2.0 2") {
+		return fmt.Errorf("siptest: transfer failed: %s", l.referResult)
+	}
+	return nil
+}
+
+// Replaces is the target of an attended transfer onto this call: uri with a Replaces
+// parameter that names this dialog as the PBX knows it (RFC 3891: to-tag is the PBX's tag,
+// from-tag the phone's), escaped for a Refer-To URI.
+func (l *leg) Replaces(uri string) (string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.established {
+		return "", errors.New("siptest: no dialog yet")
+	}
+	remote, _ := l.remote.Params.Get("tag")
+	local, _ := l.local.Params.Get("tag")
+	r := l.callID + ";to-tag=" + remote + ";from-tag=" + local
+	return uri + "?Replaces=" + url.QueryEscape(r), nil
 }
