@@ -133,6 +133,11 @@ func (k *call) run(ctx context.Context, outgoing bool) {
 		d = routing.Decision{Result: routing.Fallback, Reason: routing.ReasonNoOwner, Owner: d.Owner, Source: d.Source, Latency: d.Latency}
 	}
 	log := k.decisionLog(d)
+	if d.Result == routing.Routed && k.c.opts.Ringing == RingDialplan {
+		out.FirstOperator = d.Owner
+		k.ringInDialplan(ctx, d, out, log)
+		return
+	}
 	if d.Result == routing.Routed {
 		out.FirstOperator = d.Owner
 		ringStart := time.Now()
@@ -173,7 +178,7 @@ func (k *call) run(ctx context.Context, outgoing bool) {
 	}
 	k.settle(d)
 	out.Decision = d
-	k.follow(ctx, func() error { return k.fallback(ctx, d) }, &out)
+	k.follow(ctx, func() error { return k.fallback(ctx, d) }, &out, nil)
 }
 
 // decisionLog is the call's logger with the routing it has now.
@@ -206,7 +211,7 @@ func (k *call) runOutgoing(ctx context.Context) {
 	}
 	k.follow(ctx, func() error {
 		return k.c.rest.continueIn(ctx, k.ch.ID, k.c.opts.OutgoingContext, out.Called, 1)
-	}, &out)
+	}, &out, nil)
 }
 
 // emit hands a finished call to the event path.
@@ -231,11 +236,8 @@ func (k *call) decide(ctx context.Context, info routing.Call) routing.Decision {
 func (k *call) fallback(ctx context.Context, d routing.Decision) error {
 	k.setResult(ctx, d)
 	ext := k.c.opts.FallbackExtension
-	if ext == "" && k.ch.Dialplan != nil {
-		ext = k.ch.Dialplan.Exten
-	}
 	if ext == "" {
-		ext = "s"
+		ext = k.exten()
 	}
 	var err error
 	for attempt := 0; ; attempt++ {
@@ -267,6 +269,14 @@ func (k *call) fallback(ctx context.Context, d routing.Decision) error {
 		k.log.Error().Err(herr).Msg("hang up after the failed fallback")
 	}
 	return fmt.Errorf("%w: %w", errGaveUp, err)
+}
+
+// exten is the number the caller dialled ("s" when there is none).
+func (k *call) exten() string {
+	if k.ch.Dialplan != nil && k.ch.Dialplan.Exten != "" {
+		return k.ch.Dialplan.Exten
+	}
+	return "s"
 }
 
 // fallbackRetries are the waits before the second and third attempt to send a caller to

@@ -15,8 +15,9 @@ import (
 // outgoing context) and keeps watching it there until it hangs up, to learn who answered
 // and for how long: the channel has left Stasis, so the application subscribes to it
 // explicitly, before sending, so that no event is missed. Should its ChannelDestroyed be
-// lost, the reconciler's channel list ends the wait.
-func (k *call) follow(ctx context.Context, send func() error, out *routing.CallOutcome) {
+// lost, the reconciler's channel list ends the wait. ring is set when the dialplan rings
+// the owner (RingDialplan): the call's routing is settled from what it sees.
+func (k *call) follow(ctx context.Context, send func() error, out *routing.CallOutcome, ring *dialRing) {
 	if err := k.c.rest.subscribe(ctx, k.c.opts.Application, "channel:"+k.ch.ID); err != nil {
 		k.log.Warn().Err(err).Msg("cannot follow the call after it leaves Stasis; its outcome stays unknown")
 	}
@@ -31,6 +32,9 @@ func (k *call) follow(ctx context.Context, send func() error, out *routing.CallO
 	firstRing := time.Time{}
 	var answeredAt time.Time
 	ended := func() {
+		if ring != nil {
+			k.settle(ring.d) // no-op once settled; else the caller gave up while it rang
+		}
 		if out.Answered {
 			out.TalkDuration = time.Since(answeredAt)
 		} else if !firstRing.IsZero() {
@@ -63,6 +67,9 @@ func (k *call) follow(ctx context.Context, send func() error, out *routing.CallO
 						out.FirstOperator = k.c.userOf(peer)
 					}
 				}
+				if ring != nil {
+					ring.dialed(k, v)
+				}
 				if v.Dialstatus == "ANSWER" && !out.Answered {
 					answeredAt = time.Now()
 					out.Answered = true
@@ -72,6 +79,10 @@ func (k *call) follow(ctx context.Context, send func() error, out *routing.CallO
 					if !firstRing.IsZero() {
 						out.RingDuration += answeredAt.Sub(firstRing)
 					}
+				}
+			case *ari.ChannelUserevent:
+				if ring != nil && v.Channel.ID == k.ch.ID {
+					ring.userEvent(k, v, out)
 				}
 			case *ari.ChannelDestroyed:
 				if v.Channel.ID != k.ch.ID {

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/CyCoreSystems/ari/v6"
@@ -24,13 +25,16 @@ import (
 const DefaultMaxConns = 48
 
 // restClient makes every ARI REST request of the controller, each with a context and a
-// deadline (the ARI library's REST calls take neither, and an abandoned one keeps running),
-// over one HTTP transport whose connections to Asterisk are capped.
+// deadline (the ARI library's REST calls take neither, and an abandoned one keeps running).
+// A request goes over the event websocket when the controller found at connect that
+// Asterisk takes REST requests there (useSocket), else over one HTTP transport whose
+// connections to Asterisk are capped; either way it gives up at its deadline.
 type restClient struct {
 	base    string
 	auth    string // the Authorization header, built once
 	timeout time.Duration
 	http    *http.Client
+	socket  atomic.Pointer[socket] // nil: HTTP
 }
 
 func newRESTClient(base, user, pass string, timeout time.Duration, maxConns int) *restClient {
@@ -91,21 +95,63 @@ func (e *requestError) Is(target error) bool {
 func (r *restClient) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
+	var data []byte
+	if body != nil {
+		var err error
+		if data, err = json.Marshal(body); err != nil {
+			return fmt.Errorf("ARI %s %s: encode: %w", method, path, err)
+		}
+	}
+	var (
+		code   int
+		answer []byte
+		err    error
+	)
+	s := r.socket.Load()
+	if s != nil {
+		code, answer, err = s.roundTrip(ctx, method, strings.TrimPrefix(path, "/"), query, data)
+	}
+	if s == nil || errors.Is(err, errSocketDown) {
+		// No websocket, or it went down before the request left: HTTP carries it.
+		code, answer, err = r.httpRoundTrip(ctx, method, path, query, data)
+	}
+	if err != nil {
+		return fmt.Errorf("ARI %s %s: %w", method, path, err)
+	}
+	if code < 200 || code > 299 {
+		// Asterisk words most refusals as {"message": ...} and some, among them an
+		// originate it cannot place, as {"error": ...}.
+		var msg struct {
+			Message string `json:"message"`
+			Error   string `json:"error"`
+		}
+		_ = json.Unmarshal(answer, &msg)
+		if msg.Message == "" {
+			msg.Message = msg.Error
+		}
+		return &requestError{method: method, path: path, status: code, message: msg.Message}
+	}
+	if out != nil {
+		if err := json.Unmarshal(answer, out); err != nil {
+			return fmt.Errorf("ARI %s %s: decode: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+// httpRoundTrip sends one request over HTTP and reads the whole answer.
+func (r *restClient) httpRoundTrip(ctx context.Context, method, path string, query url.Values, body []byte) (int, []byte, error) {
 	u := r.base + path
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}
 	var rd io.Reader
 	if body != nil {
-		data, err := json.Marshal(body)
-		if err != nil {
-			return fmt.Errorf("ARI %s %s: encode: %w", method, path, err)
-		}
-		rd = bytes.NewReader(data)
+		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
-		return fmt.Errorf("ARI %s %s: %w", method, path, err)
+		return 0, nil, err
 	}
 	req.Header.Set("Authorization", r.auth) // what SetBasicAuth sends, without encoding it per request
 	if body != nil {
@@ -113,31 +159,26 @@ func (r *restClient) do(ctx context.Context, method, path string, query url.Valu
 	}
 	resp, err := r.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("ARI %s %s: %w", method, path, err)
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		// Asterisk words most refusals as {"message": ...} and some, among them an
-		// originate it cannot place, as {"error": ...}.
-		var msg struct {
-			Message string `json:"message"`
-			Error   string `json:"error"`
-		}
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		_ = json.Unmarshal(data, &msg)
-		if msg.Message == "" {
-			msg.Message = msg.Error
-		}
-		return &requestError{method: method, path: path, status: resp.StatusCode, message: msg.Message}
+	// Read to the end so the connection is reused.
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, nil, err
 	}
-	if out != nil {
-		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-			return fmt.Errorf("ARI %s %s: decode: %w", method, path, err)
-		}
+	return resp.StatusCode, data, nil
+}
+
+// useSocket sends the requests from now on over this websocket; nil: over HTTP.
+func (r *restClient) useSocket(s *socket) { r.socket.Store(s) }
+
+// transport names how requests go now: websocket or http.
+func (r *restClient) transport() string {
+	if r.socket.Load() != nil {
+		return TransportWebsocket
 	}
-	// Drain what is left so the connection is reused.
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return nil
+	return TransportHTTP
 }
 
 func (r *restClient) get(ctx context.Context, path string, out any) error {
