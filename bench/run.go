@@ -539,11 +539,15 @@ func (r *runner) startCrmlink(ctx context.Context, spec PathSpec, dir, ari, ws, 
 	if err != nil {
 		return nil, err
 	}
+	if spec.Curl {
+		port = benchCurlPort
+	}
 	if err := r.sandbox.SetWebhook(ctx, fmt.Sprintf("http://127.0.0.1:%d/v1/webhooks/amocrm/%s", port, hookSecret)); err != nil {
 		return nil, err
 	}
 	c := CrmlinkConfig{HTTPPort: port, DataDir: filepath.Join(dir, "data"), ARIURL: ari, WSURL: ws, AGI: spec.AGI,
-		Redirect: spec.Redirect, Redis: spec.Redis, CRMURL: r.sandbox.URL, CRMRateLimit: spec.CRMRate}
+		Redirect: spec.Redirect, Redis: spec.Redis, CRMURL: r.sandbox.URL, CRMRateLimit: spec.CRMRate,
+		Transport: spec.Transport, Ringing: spec.Ringing}
 	profiler := ""
 	if profile != "" {
 		profiler = r.pprof

@@ -148,6 +148,9 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 			Managers:          managerEndpoints(cfg.Managers),
 			OnOutcome:         func(o routing.CallOutcome) { p.onCallOutcome(o) },
 			OnDecision:        p.metrics.observe,
+			Transport:         a.Transport,
+			Ringing:           a.Ringing,
+			DialContext:       a.DialContext,
 		})
 		if err != nil {
 			p.Close()
