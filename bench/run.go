@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +27,11 @@ type Options struct {
 	// Profile adds a profiling run to the paths that have one: crmlink-pprof in place of
 	// crmlink at ProfileRate, its CPU profile summarised in the report.
 	Profile bool
+	// OwnConf: each stretch, inside its hold of the rig lock, restarts the rig's Asterisk
+	// with this checkout's asterisk-conf/ (docker/rig.sh restart-asterisk) when the one
+	// running reads another (a branch that changed the rig's dialplan, on a rig shared
+	// with other checkouts).
+	OwnConf bool
 	Log     func(format string, args ...any)
 }
 
@@ -319,7 +325,36 @@ func (r *runner) locked(ctx context.Context, f func() error) error {
 		return err
 	}
 	defer r.lock.Unlock()
+	if r.opts.OwnConf && !rigReadsConf(r.opts.Root) {
+		r.say("  the rig's Asterisk reads another checkout's asterisk-conf/: restarting it with this one's")
+		out, err := exec.CommandContext(ctx, filepath.Join(r.opts.Root, "docker/rig.sh"), "restart-asterisk").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("docker/rig.sh restart-asterisk: %v: %s", err, strings.TrimSpace(string(out)))
+		}
+	}
 	return f()
+}
+
+// rigReadsConf reports whether the running Asterisk's /etc/asterisk holds the files of
+// root's asterisk-conf/, byte for byte (read through /proc/<pid>/root: a container or a
+// chroot alike).
+func rigReadsConf(root string) bool {
+	pid := asteriskPid()
+	if pid == 0 {
+		return false
+	}
+	files, err := filepath.Glob(filepath.Join(root, "asterisk-conf", "*.conf"))
+	if err != nil || len(files) == 0 {
+		return false
+	}
+	for _, f := range files {
+		want, err1 := os.ReadFile(f)
+		got, err2 := os.ReadFile(fmt.Sprintf("/proc/%d/root/etc/asterisk/%s", pid, filepath.Base(f)))
+		if err1 != nil || err2 != nil || !bytes.Equal(want, got) {
+			return false
+		}
+	}
+	return true
 }
 
 func (r *runner) measure(ctx context.Context, spec PathSpec, res *PathResult) error {
