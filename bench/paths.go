@@ -22,9 +22,9 @@ type PathSpec struct {
 	// benchCurlPort).
 	Curl    bool
 	Crmlink bool
-	AGI      bool
-	Redis    bool
-	Callers  string
+	AGI     bool
+	Redis   bool
+	Callers string
 	// Transport and Ringing are crmlink's asterisk.ari.transport and .ringing for the
 	// ARI paths (auto and dialplan when empty).
 	Transport, Ringing string

@@ -84,6 +84,12 @@ func TestParseErrors(t *testing.T) {
 			[]string{`asterisk.observer.application: is "crmlink", the name of asterisk.ari.application; the observer needs a name of its own`}},
 		{"bad office endpoint", "asterisk:\n  observer: {enabled: true, office_endpoints: [\"100\"]}\n",
 			[]string{`asterisk.observer.office_endpoints[0]: is "100"; allowed: an Asterisk endpoint TECH/resource`}},
+		{"bad ARI transport", "asterisk:\n  ari: {transport: tcp}\n", []string{`asterisk.ari.transport: is "tcp"; allowed: auto, websocket, http`}},
+		{"bad ringing", "asterisk:\n  ari: {ringing: asterisk}\n", []string{`asterisk.ari.ringing: is "asterisk"; allowed: bridge, dialplan`}},
+		{"dialplan ringing without a context", "asterisk:\n  ari: {ringing: dialplan, dial_context: \"\"}\n",
+			[]string{`asterisk.ari.dial_context: is ""; allowed: a dialplan context name`}},
+		{"dial context with a comma", "asterisk:\n  ari: {ringing: dialplan, dial_context: \"a,b\"}\n",
+			[]string{`asterisk.ari.dial_context: is "a,b"; allowed: a dialplan context name`}},
 		{"not yaml", "routing: [\n", []string{"line"}},
 	}
 	for _, c := range cases {
