@@ -167,6 +167,10 @@ func New(opts Options) (*Controller, error) {
 // Connected reports whether the application is registered in Asterisk.
 func (c *Controller) Connected() bool { return c.connected.Load() }
 
+// Transport is how REST requests go to Asterisk now: websocket (ARI REST over WebSocket,
+// found at connect) or http.
+func (c *Controller) Transport() string { return c.rest.transport() }
+
 // ActiveCalls is the number of calls the controller is handling now.
 func (c *Controller) ActiveCalls() int64 { return c.active.Load() }
 
