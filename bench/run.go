@@ -321,18 +321,31 @@ func (r *runner) runPath(ctx context.Context, spec PathSpec) PathResult {
 
 // locked runs f holding the rig lock.
 func (r *runner) locked(ctx context.Context, f func() error) error {
-	if err := r.lock.Lock(ctx, r.say); err != nil {
+	if err := r.lockRig(ctx); err != nil {
 		return err
 	}
 	defer r.lock.Unlock()
+	return f()
+}
+
+// lockRig takes the rig lock; with OwnConf it then restarts the rig's Asterisk with this
+// checkout's asterisk-conf/ when it reads another's. The caller unlocks.
+func (r *runner) lockRig(ctx context.Context) error {
+	if err := r.lock.Lock(ctx, r.say); err != nil {
+		return err
+	}
 	if r.opts.OwnConf && !rigReadsConf(r.opts.Root) {
 		r.say("  the rig's Asterisk reads another checkout's asterisk-conf/: restarting it with this one's")
 		out, err := exec.CommandContext(ctx, filepath.Join(r.opts.Root, "docker/rig.sh"), "restart-asterisk").CombinedOutput()
+		if err == nil {
+			err = r.rig.Prepare(ctx)
+		}
 		if err != nil {
+			r.lock.Unlock()
 			return fmt.Errorf("docker/rig.sh restart-asterisk: %v: %s", err, strings.TrimSpace(string(out)))
 		}
 	}
-	return f()
+	return nil
 }
 
 // rigReadsConf reports whether the running Asterisk's /etc/asterisk holds the files of
@@ -754,10 +767,13 @@ func (r *runner) step(ctx context.Context, spec PathSpec, pathDir string, crm *C
 		return st, err
 	}
 	r.waitQuiet(ctx, meter, spec.QuietWait)
-	if err := r.lock.Lock(ctx, r.say); err != nil {
+	if err := r.lockRig(ctx); err != nil {
 		return st, err
 	}
 	defer r.lock.Unlock()
+	if _, ok := meter["asterisk"]; ok {
+		meter["asterisk"] = asteriskPid() // a new one when lockRig restarted it
+	}
 	if crm != nil && !crm.waitHealthy(ctx, 15*time.Second) {
 		return st, fmt.Errorf("crmlink is not healthy (/healthz): ARI or Redis down: %s", tail(crm.log, 3))
 	}
