@@ -695,6 +695,9 @@ func (r *runner) census(ctx context.Context, spec PathSpec, dir string, res *Pat
 	}
 	var out UACResult
 	err = r.locked(ctx, func() error {
+		if !crm.waitHealthy(ctx, 15*time.Second) {
+			return fmt.Errorf("crmlink is not healthy (/healthz): %s", tail(crm.log, 3))
+		}
 		var err error
 		out, err = r.uac(spec, cdir, 10, calls, callers).Run(ctx)
 		r.rig.WaitIdle(ctx, 10*time.Second)
