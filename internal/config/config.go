@@ -128,8 +128,8 @@ type ARI struct {
 	// where Asterisk answers one there at connect, else HTTP), websocket or http.
 	Transport string `yaml:"transport"`
 	// Ringing is who rings the owner's phones: dialplan (the controller continues the call
-	// in DialContext, whose Dial() rings them) or bridge (the controller originates and
-	// bridges the first to answer).
+	// in DialContext, whose Dial() rings them; the bridge way when the dialplan lacks it) or
+	// bridge (the controller originates and bridges the first to answer).
 	Ringing     string `yaml:"ringing"`
 	DialContext string `yaml:"dial_context"`
 }

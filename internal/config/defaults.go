@@ -64,7 +64,7 @@ func Default() *Config {
 				Password:    DefaultARIPassword,
 				Application: DefaultARIApp,
 				Transport:   "auto",
-				Ringing:     "bridge",
+				Ringing:     "dialplan",
 				DialContext: "crmlink-dial",
 			},
 			Fallback: Fallback{Context: DefaultFallback, Priority: 1},

@@ -133,13 +133,11 @@ func (k *call) run(ctx context.Context, outgoing bool) {
 		d = routing.Decision{Result: routing.Fallback, Reason: routing.ReasonNoOwner, Owner: d.Owner, Source: d.Source, Latency: d.Latency}
 	}
 	log := k.decisionLog(d)
-	if d.Result == routing.Routed && k.c.opts.Ringing == RingDialplan {
-		out.FirstOperator = d.Owner
-		k.ringInDialplan(ctx, d, out, log)
-		return
-	}
 	if d.Result == routing.Routed {
 		out.FirstOperator = d.Owner
+		if k.c.opts.Ringing == RingDialplan && !k.c.noDialContext.Load() && k.ringInDialplan(ctx, d, out, log) {
+			return
+		}
 		ringStart := time.Now()
 		r := k.ring(ctx, d, log)
 		// Ringing is over: a leg that still enters the application now (one whose

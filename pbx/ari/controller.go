@@ -69,7 +69,7 @@ type Options struct {
 	// ProbeTimeout bounds the wait for Asterisk's answer to the REST request sent over a
 	// new websocket to learn whether it takes REST there (1 s when 0).
 	ProbeTimeout time.Duration
-	// Ringing is who rings the owner's phones: RingBridge (default) or RingDialplan.
+	// Ringing is who rings the owner's phones: RingDialplan (default) or RingBridge.
 	Ringing string
 	// DialContext is where RingDialplan continues a routed call (extension: the number
 	// dialled, priority 1); it Dial()s ${CRMLINK_DIAL} like FastAGI's wiring.
@@ -94,8 +94,11 @@ type Controller struct {
 
 	connected atomic.Bool
 	draining  atomic.Bool
-	active    atomic.Int64
-	wg        sync.WaitGroup
+	// noDialContext: a continue to the dial context found no such context (RingDialplan
+	// with a dialplan from before it): calls ring the bridge way until a restart.
+	noDialContext atomic.Bool
+	active        atomic.Int64
+	wg            sync.WaitGroup
 }
 
 // outgoingArg is the Stasis argument of calls placed by office phones:
@@ -150,7 +153,7 @@ func New(opts Options) (*Controller, error) {
 	}
 	switch opts.Ringing {
 	case "":
-		opts.Ringing = RingBridge
+		opts.Ringing = RingDialplan
 	case RingBridge, RingDialplan:
 	default:
 		return nil, fmt.Errorf("ari controller: ringing %q; allowed: %s", opts.Ringing, strings.Join(Ringings, ", "))

@@ -2,6 +2,8 @@ package ari
 
 import (
 	"context"
+	"errors"
+	"net/http"
 	"strings"
 
 	"github.com/CyCoreSystems/ari/v6"
@@ -22,7 +24,14 @@ const (
 	RingDialplan = "dialplan"
 	// DefaultDialContext is RingDialplan's context in asterisk-conf/extensions.conf.
 	DefaultDialContext = "crmlink-dial"
+	// DialLabel labels the dial context's first priority: the controller continues there
+	// by label, so that Asterisk refuses the continue when the context is missing.
+	DialLabel = "dial"
 )
+
+// errNoDialContext: Asterisk has no DialLabel in the dial context (a dialplan from before
+// RingDialplan): the call is still in the application and rings the bridge way.
+var errNoDialContext = errors.New("the dial context has no priority labelled " + DialLabel)
 
 // Ringings lists the values asterisk.ari.ringing takes.
 var Ringings = []string{RingBridge, RingDialplan}
@@ -41,8 +50,10 @@ type dialRing struct {
 }
 
 // ringInDialplan sends a routed call to DialContext with CRMLINK_DIAL and
-// CRMLINK_RING_TIMEOUT set (one request with the decision's variables) and follows it.
-func (k *call) ringInDialplan(ctx context.Context, d routing.Decision, out routing.CallOutcome, log zerolog.Logger) {
+// CRMLINK_RING_TIMEOUT set (one request with the decision's variables) and follows it. It
+// returns false, with the call untouched in the application, when the dialplan has no dial
+// context: the caller then rings the bridge way, as every call after it.
+func (k *call) ringInDialplan(ctx context.Context, d routing.Decision, out routing.CallOutcome, log zerolog.Logger) bool {
 	v := dialplan.ForDial(d, k.c.opts.RingTimeout)
 	for _, p := range v.Problems {
 		log.Error().Msg("ARI: decision data rejected: " + p)
@@ -52,7 +63,7 @@ func (k *call) ringInDialplan(ctx context.Context, d routing.Decision, out routi
 		k.settle(d)
 		out.Decision = d
 		k.follow(ctx, func() error { return k.fallback(ctx, d) }, &out, nil)
-		return
+		return true
 	}
 	var vars []channelVar
 	for _, cv := range append(v.ChannelVars(), dialplan.Var{Name: dialplan.VarDial, Value: v.Dial}, dialplan.Var{Name: dialplan.VarRingTimeout, Value: v.RingTimeout}) {
@@ -60,7 +71,7 @@ func (k *call) ringInDialplan(ctx context.Context, d routing.Decision, out routi
 	}
 	out.Decision = d
 	r := &dialRing{d: d, targets: strings.Split(v.Dial, "&")}
-	log.Info().Int("phones", len(r.targets)).Msg("owner rung by the dialplan")
+	missing := false
 	k.follow(ctx, func() error {
 		if err := k.c.rest.setVariables(ctx, k.ch.ID, vars); err != nil {
 			// Without CRMLINK_DIAL the dial context has nothing to ring: the fallback.
@@ -70,8 +81,22 @@ func (k *call) ringInDialplan(ctx context.Context, d routing.Decision, out routi
 			k.settle(fd)
 			return k.fallback(ctx, fd)
 		}
-		return k.c.rest.continueIn(ctx, k.ch.ID, k.c.opts.DialContext, k.exten(), 1)
+		err := k.c.rest.continueAtLabel(ctx, k.ch.ID, k.c.opts.DialContext, k.exten(), DialLabel)
+		var re *requestError
+		if errors.As(err, &re) && re.status == http.StatusNotFound && strings.Contains(strings.ToLower(re.message), "label") {
+			missing = true
+			return errNoDialContext
+		}
+		if err == nil {
+			log.Info().Int("phones", len(r.targets)).Msg("owner rung by the dialplan")
+		}
+		return err
 	}, &out, r)
+	if missing && !k.c.noDialContext.Swap(true) {
+		log.Error().Str("dial_context", k.c.opts.DialContext).Msg("asterisk.ari.ringing is dialplan, but the dialplan has no " +
+			k.c.opts.DialContext + " context with priority 1 labelled (" + DialLabel + ") for this number: crmlink rings the owner's phones itself (ringing bridge) until it restarts; add the context (asterisk-conf/extensions.conf, [crmlink-dial])")
+	}
+	return !missing
 }
 
 // dialed notes a Dial event of a call the dialplan rings: the owner's answer settles it.

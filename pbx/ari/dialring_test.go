@@ -2,11 +2,13 @@ package ari
 
 import (
 	"context"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/CyCoreSystems/ari/v6"
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -61,7 +63,7 @@ func TestRingInDialplan(t *testing.T) {
 			assert.Equal(t, []string{
 				"POST /applications/crmlink/subscription?eventSource=channel:caller-1",
 				"POST /channels/caller-1/variable?value=ROUTED,,1001,crm,crmlink:ROUTED,PJSIP/101,5&variable=ARRAY(CRMLINK_RESULT,CRMLINK_REASON,CRMLINK_OWNER,CRMLINK_SOURCE,CDR(userfield),CRMLINK_DIAL,CRMLINK_RING_TIMEOUT)",
-				"POST /channels/caller-1/continue?context=crmlink-dial&extension=200&priority=1",
+				"POST /channels/caller-1/continue?context=crmlink-dial&extension=200&label=dial",
 			}, f.requests())
 			for _, e := range tc.events {
 				k.deliver(e)
@@ -87,4 +89,46 @@ func TestRingInDialplan(t *testing.T) {
 			assert.Len(t, f.requests(), 3, "nothing more is asked of Asterisk")
 		})
 	}
+}
+
+// A dialplan from before ringing "dialplan" has no labelled dial context: Asterisk refuses
+// the continue, and the call, still in the application, rings the bridge way, as every call
+// after it (no second attempt at the dial context).
+func TestRingInDialplanWithoutTheContextRingsTheBridgeWay(t *testing.T) {
+	f := newFakeARI(t)
+	f.set("POST /channels/caller-1/continue", http.StatusNotFound, `{"message":"Requested label can not be found"}`)
+	outcomes := make(chan routing.CallOutcome, 2)
+	c := newTestController(t, f, outcomes)
+	c.opts.Ringing = RingDialplan
+	c.opts.Decider = routing.DeciderFunc(func(context.Context, routing.Call) routing.Decision { return routedDecision })
+	c.presence.store(map[string]string{"PJSIP/101": "online"}, time.Now())
+
+	k := testCall(c)
+	go func() { defer k.forget(); k.run(context.Background(), false) }()
+	originate := f.await("POST /channels?")
+	assert.True(t, c.noDialContext.Load())
+	assert.Contains(t, originate, "endpoint=PJSIP/101", "the owner's phone is rung by crmlink")
+	// The owner's leg answers and is bridged with the caller.
+	leg := queryValue(originate, "channelId")
+	k.deliver(&ari.StasisStart{Args: []string{legArg}, Channel: ari.ChannelData{ID: leg}})
+	f.await("POST /bridges/crmlink-br-")
+	f.await("POST /bridges/crmlink-br-") // addChannel
+	k.deliver(&ari.StasisEnd{Channel: ari.ChannelData{ID: "caller-1"}})
+	select {
+	case out := <-outcomes:
+		assert.True(t, out.Answered)
+		assert.Equal(t, routing.Routed, out.Decision.Result)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no outcome")
+	}
+
+	// The next call does not try the dial context again.
+	k2 := newCall(c, ari.ChannelData{ID: "caller-2", Caller: &ari.CallerID{Number: "79161234568"},
+		Dialplan: &ari.DialplanCEP{Context: "from-trunk", Exten: "200", Priority: 2}}, zerolog.Nop())
+	c.calls.Store(k2.ch.ID, k2)
+	go func() { defer k2.forget(); k2.run(context.Background(), false) }()
+	f.await("POST /channels?")
+	assert.NotContains(t, f.requests(), "POST /channels/caller-2/continue?context=crmlink-dial&extension=200&label=dial")
+	k2.deliver(&ari.StasisEnd{Channel: ari.ChannelData{ID: "caller-2"}})
+	<-outcomes
 }

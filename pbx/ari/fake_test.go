@@ -190,6 +190,7 @@ func newTestController(t *testing.T, f *fakeARI, outcomes chan<- routing.CallOut
 		Decider:         routing.DeciderFunc(func(context.Context, routing.Call) routing.Decision { return routing.Decision{} }),
 		FallbackContext: "crmlink-fallback",
 		RingTimeout:     5 * time.Second,
+		Ringing:         RingBridge, // dialring_test.go sets RingDialplan
 		Logger:          zerolog.Nop(),
 		OnOutcome:       func(o routing.CallOutcome) { outcomes <- o },
 	})

@@ -345,6 +345,15 @@ func (r *restClient) continueIn(ctx context.Context, channel, context, extension
 	}, nil, nil)
 }
 
+// continueAtLabel sends the channel on to the dialplan at a labelled priority: Asterisk
+// answers 404 ("Requested label can not be found") when the context, the extension or the
+// label does not exist, where a continue by priority would send the caller nowhere.
+func (r *restClient) continueAtLabel(ctx context.Context, channel, context, extension, label string) error {
+	return r.do(ctx, http.MethodPost, channelPath(channel)+"/continue", url.Values{
+		"context": {context}, "extension": {extension}, "label": {label},
+	}, nil, nil)
+}
+
 func (r *restClient) setVariable(ctx context.Context, channel, name, value string) error {
 	return r.do(ctx, http.MethodPost, channelPath(channel)+"/variable", url.Values{"variable": {name}, "value": {value}}, nil, nil)
 }
