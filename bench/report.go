@@ -129,6 +129,12 @@ func (rep *Report) Markdown() string {
 	}
 	b.WriteString("\n")
 	for _, p := range rep.Paths {
+		if len(p.Census) > 0 {
+			fmt.Fprintf(&b, "ARI REST requests per routed call (census), %s: %s.\n", p.Name, ms(callRequests(p.Census)))
+		}
+	}
+	b.WriteString("\n")
+	for _, p := range rep.Paths {
 		fmt.Fprintf(&b, "- **%s**: %s. %s", p.Name, p.Title, p.Note)
 		if p.Redis {
 			b.WriteString(" Redis: yes.")
@@ -215,18 +221,16 @@ func (rep *Report) Markdown() string {
 			fmt.Fprintf(&b, "\nARI requests crmlink made per call (census of %d routed calls at 10/s through a counting proxy; WS: a REST request over the event websocket):\n\n", p.CensusCalls)
 			b.WriteString("| request | per call |\n|---|---|\n")
 			keys := slices.Sorted(maps.Keys(p.Census))
-			total, background := 0.0, 0.0
 			for _, k := range keys {
 				fmt.Fprintf(&b, "| `%s` | %s |\n", k, ms(p.Census[k]))
-				switch {
-				case backgroundRoute(k):
-					background += p.Census[k]
-				default:
-					total += p.Census[k]
-				}
 			}
-			fmt.Fprintf(&b, "| **REST requests per routed call** (the call's own) | %s |\n", ms(num(total)))
-			fmt.Fprintf(&b, "| the reconciler's and the connection's, spread over the calls (every 2 s, not per call) | %s |\n", ms(num(background)))
+			total := callRequests(p.Census)
+			all := 0.0
+			for _, v := range p.Census {
+				all += v
+			}
+			fmt.Fprintf(&b, "| **REST requests per routed call** (the call's own) | %s |\n", ms(total))
+			fmt.Fprintf(&b, "| the reconciler's and the connection's, spread over the calls (every 2 s, not per call) | %s |\n", ms(num(all-total)))
 			if len(p.CensusEvents) > 0 {
 				fmt.Fprintf(&b, "\nARI events Asterisk sent crmlink per call (same census):\n\n| event | per call |\n|---|---|\n")
 				all := 0.0
@@ -445,4 +449,16 @@ func orDash(s string) string {
 		return "–"
 	}
 	return s
+}
+
+// callRequests is how many of a census's requests per call the call itself made: all but
+// the reconciler's and the connection's (backgroundRoute).
+func callRequests(census map[string]float64) float64 {
+	total := 0.0
+	for k, v := range census {
+		if !backgroundRoute(k) {
+			total += v
+		}
+	}
+	return num(total)
 }
