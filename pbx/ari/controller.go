@@ -275,7 +275,7 @@ func (c *Controller) connect(ctx context.Context, events chan<- ari.Event, quit 
 	if err != nil {
 		return connectedSocket{}, err
 	}
-	s := connectedSocket{socket: newSocket(conn, events, quit), readErr: make(chan error, 1)}
+	s := connectedSocket{socket: newSocket(conn, events, quit, log), readErr: make(chan error, 1)}
 	go func() { s.readErr <- s.read() }()
 	// Over HTTP: until the probe answers, Asterisk might filter the answer out.
 	if err := c.rest.filterEvents(ctx, c.opts.Application, filteredEvents); err != nil {

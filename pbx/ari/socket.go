@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/CyCoreSystems/ari/v6"
+	"github.com/rs/zerolog"
 	"golang.org/x/net/websocket"
 )
 
@@ -68,8 +69,7 @@ type socket struct {
 	seq     atomic.Uint64
 	done    chan struct{} // closed when the reader stopped
 	err     error         // why it stopped; read after done
-	// undecodable counts the messages that were neither a REST answer nor an event.
-	undecodable atomic.Int64
+	log     zerolog.Logger
 }
 
 type socketAnswer struct {
@@ -101,9 +101,9 @@ type restResponseMsg struct {
 	MessageBody string `json:"message_body"`
 }
 
-func newSocket(conn *websocket.Conn, events chan<- ari.Event, quit <-chan struct{}) *socket {
+func newSocket(conn *websocket.Conn, events chan<- ari.Event, quit <-chan struct{}, log zerolog.Logger) *socket {
 	return &socket{
-		conn: conn, events: events, quit: quit,
+		conn: conn, events: events, quit: quit, log: log,
 		writing: make(chan struct{}, 1),
 		pending: map[string]chan socketAnswer{},
 		done:    make(chan struct{}),
@@ -129,7 +129,7 @@ func (s *socket) read() error {
 		}
 		e, err := ari.DecodeEvent(data)
 		if err != nil {
-			s.undecodable.Add(1)
+			s.log.Warn().Err(err).Int("bytes", len(data)).Msg("ARI websocket: undecodable message skipped")
 			continue
 		}
 		select {

@@ -23,7 +23,7 @@ func useFakeSocket(t *testing.T, f *fakeARI, r *restClient) *socket {
 	conn, err := dialApp(context.Background(), f.wsURL(), "crmlink", "u", "p")
 	require.NoError(t, err)
 	quit := make(chan struct{})
-	s := newSocket(conn, make(chan ari.Event, 16), quit)
+	s := newSocket(conn, make(chan ari.Event, 16), quit, zerolog.Nop())
 	go func() { _ = s.read() }()
 	r.useSocket(s)
 	t.Cleanup(func() { close(quit); s.close(); <-s.done })
