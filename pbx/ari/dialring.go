@@ -73,15 +73,16 @@ func (k *call) ringInDialplan(ctx context.Context, d routing.Decision, out routi
 	r := &dialRing{d: d, targets: strings.Split(v.Dial, "&")}
 	missing := false
 	k.follow(ctx, func() error {
-		if err := k.c.rest.setVariables(ctx, k.ch.ID, vars); err != nil {
-			// Without CRMLINK_DIAL the dial context has nothing to ring: the fallback.
-			log.Warn().Err(err).Msg("set the dial variables; call to fallback")
-			fd := routing.Decision{Result: routing.Fallback, Reason: routing.ReasonOwnerUnavailable, Owner: d.Owner, Source: d.Source, Latency: d.Latency}
-			r.over, out.Decision = true, fd
-			k.settle(fd)
-			return k.fallback(ctx, fd)
+		// Both begun before either is awaited: over the websocket Asterisk sets the
+		// variables, then continues, in one round trip. Over HTTP the variables are set
+		// before the continue leaves. Should the variables be lost all the same, the dial
+		// context finds CRMLINK_DIAL empty and falls back.
+		varsSet := k.c.rest.beginSetVariables(ctx, k.ch.ID, vars)
+		continued := k.c.rest.beginContinueAtLabel(ctx, k.ch.ID, k.c.opts.DialContext, k.exten(), DialLabel)
+		if err := varsSet(); err != nil {
+			log.Warn().Err(err).Msg("set the dial variables")
 		}
-		err := k.c.rest.continueAtLabel(ctx, k.ch.ID, k.c.opts.DialContext, k.exten(), DialLabel)
+		err := continued()
 		var re *requestError
 		if errors.As(err, &re) && re.status == http.StatusNotFound && strings.Contains(strings.ToLower(re.message), "label") {
 			missing = true

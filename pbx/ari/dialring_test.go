@@ -132,3 +132,34 @@ func TestRingInDialplanWithoutTheContextRingsTheBridgeWay(t *testing.T) {
 	k2.deliver(&ari.StasisEnd{Channel: ari.ChannelData{ID: "caller-2"}})
 	<-outcomes
 }
+
+// Over the websocket a routed call's three requests leave together: Asterisk takes them in
+// order, so none waits for the answer to the one before (one round trip, not three).
+func TestRingInDialplanPipelinesOverTheWebsocket(t *testing.T) {
+	f := newFakeARI(t)
+	hold := make(chan struct{})
+	f.mu.Lock()
+	f.socketHold = hold
+	f.mu.Unlock()
+	c := newTestController(t, f, make(chan routing.CallOutcome, 1))
+	c.opts.Ringing = RingDialplan
+	c.opts.Decider = routing.DeciderFunc(func(context.Context, routing.Call) routing.Decision { return routedDecision })
+	c.presence.store(map[string]string{"PJSIP/101": "online"}, time.Now())
+	s := useFakeSocket(t, f, c.rest)
+
+	k := testCall(c)
+	go func() { defer k.forget(); k.run(context.Background(), false) }()
+	require.Eventually(t, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.pending) == 3
+	}, 5*time.Second, 5*time.Millisecond, "the three requests are out before any answer")
+	close(hold)
+	f.await("POST /channels/caller-1/continue")
+	assert.Equal(t, []string{
+		"POST /applications/crmlink/subscription?eventSource=channel:caller-1",
+		"POST /channels/caller-1/variable?value=ROUTED,,1001,crm,crmlink:ROUTED,PJSIP/101,5&variable=ARRAY(CRMLINK_RESULT,CRMLINK_REASON,CRMLINK_OWNER,CRMLINK_SOURCE,CDR(userfield),CRMLINK_DIAL,CRMLINK_RING_TIMEOUT)",
+		"POST /channels/caller-1/continue?context=crmlink-dial&extension=200&label=dial",
+	}, f.requests(), "in this order")
+	k.deliver(&ari.ChannelDestroyed{Channel: ari.ChannelData{ID: "caller-1"}})
+}

@@ -131,14 +131,25 @@ func (f *fakeARI) socketRequests() int {
 	return f.overSocket
 }
 
-// dropSockets closes the server's side of every websocket.
-func (f *fakeARI) dropSockets() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, ws := range f.sockets {
-		_ = ws.Close()
+// socket waits for the server's side of the first websocket.
+func (f *fakeARI) socket() *websocket.Conn {
+	f.t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		f.mu.Lock()
+		n := len(f.sockets)
+		f.mu.Unlock()
+		if n > 0 {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			return f.sockets[0]
+		}
 	}
+	f.t.Fatal("no websocket reached the fake ARI")
+	return nil
 }
+
+// dropSockets closes the server's side of the websocket.
+func (f *fakeARI) dropSockets() { _ = f.socket().Close() }
 
 func (f *fakeARI) url() string { return f.srv.URL + "/ari" }
 

@@ -14,14 +14,18 @@ import (
 // follow sends the channel on to the dialplan (send: Continue to the fallback or the
 // outgoing context) and keeps watching it there until it hangs up, to learn who answered
 // and for how long: the channel has left Stasis, so the application subscribes to it
-// explicitly, before sending, so that no event is missed. Should its ChannelDestroyed be
+// explicitly, before sending (over HTTP it waits for the subscription, over the websocket
+// Asterisk takes the requests in order), so that no event is missed. Should its ChannelDestroyed be
 // lost, the reconciler's channel list ends the wait. ring is set when the dialplan rings
 // the owner (RingDialplan): the call's routing is settled from what it sees.
 func (k *call) follow(ctx context.Context, send func() error, out *routing.CallOutcome, ring *dialRing) {
-	if err := k.c.rest.subscribe(ctx, k.c.opts.Application, "channel:"+k.ch.ID); err != nil {
+	// Begun, not awaited: over the websocket Asterisk takes it before what send sends.
+	subscribed := k.c.rest.beginSubscribe(ctx, k.c.opts.Application, "channel:"+k.ch.ID)
+	err := send()
+	if err := subscribed(); err != nil {
 		k.log.Warn().Err(err).Msg("cannot follow the call after it leaves Stasis; its outcome stays unknown")
 	}
-	if err := send(); err != nil || ctx.Err() != nil {
+	if err != nil || ctx.Err() != nil {
 		if (isGone(err) || errors.Is(err, errGaveUp)) && ctx.Err() == nil {
 			// The caller hung up before it could be sent on, or crmlink hung up a caller
 			// Asterisk would not take back: the call is over.

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/CyCoreSystems/ari/v6"
 	"github.com/rs/zerolog"
@@ -162,6 +161,18 @@ func (s *socket) close() { _ = s.conn.Close() }
 // errSocketDown when the request never left (the websocket was gone), so that HTTP can
 // carry it; a request that left and whose answer is lost fails.
 func (s *socket) roundTrip(ctx context.Context, method, path string, query url.Values, body []byte) (int, []byte, error) {
+	wait, err := s.start(ctx, method, path, query, body)
+	if err != nil {
+		return 0, nil, err
+	}
+	return wait()
+}
+
+// start sends one REST request and returns what waits for its answer (until ctx ends);
+// the caller calls it. Asterisk handles the requests of one websocket one after the other,
+// in the order they were sent: requests started one after the other from one goroutine
+// run in that order without waiting for each answer.
+func (s *socket) start(ctx context.Context, method, path string, query url.Values, body []byte) (func() (int, []byte, error), error) {
 	id := strconv.FormatUint(s.seq.Add(1), 36)
 	msg := restRequestMsg{Type: "RESTRequest", RequestID: id, Method: method, URI: path}
 	for name, vals := range query {
@@ -174,48 +185,51 @@ func (s *socket) roundTrip(ctx context.Context, method, path string, query url.V
 	}
 	data, err := json.Marshal(msg)
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
 	ch := make(chan socketAnswer, 1)
 	s.mu.Lock()
 	if s.pending == nil {
 		s.mu.Unlock()
-		return 0, nil, errSocketDown
+		return nil, errSocketDown
 	}
 	s.pending[id] = ch
 	s.mu.Unlock()
-	defer func() {
+	forget := func() {
 		s.mu.Lock()
 		delete(s.pending, id)
 		s.mu.Unlock()
-	}()
+	}
 
 	select {
 	case s.writing <- struct{}{}:
 	case <-ctx.Done():
-		return 0, nil, ctx.Err()
+		forget()
+		return nil, ctx.Err()
 	case <-s.done:
-		return 0, nil, errSocketDown
+		forget()
+		return nil, errSocketDown
 	}
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Time{}
-	}
+	deadline, _ := ctx.Deadline() // none: zero, no write deadline
 	_ = s.conn.SetWriteDeadline(deadline)
 	err = websocket.Message.Send(s.conn, string(data)) // a string goes as a text frame
 	<-s.writing
 	if err != nil {
 		// A half-written frame leaves the stream unusable: drop the connection (the
 		// controller reconnects) and let HTTP carry this request.
+		forget()
 		s.close()
-		return 0, nil, fmt.Errorf("%w: %w", errSocketDown, err)
+		return nil, fmt.Errorf("%w: %w", errSocketDown, err)
 	}
-	select {
-	case a := <-ch:
-		return a.status, a.body, nil
-	case <-ctx.Done():
-		return 0, nil, ctx.Err()
-	case <-s.done:
-		return 0, nil, fmt.Errorf("ARI websocket closed before the answer: %w", s.err)
-	}
+	return func() (int, []byte, error) {
+		defer forget()
+		select {
+		case a := <-ch:
+			return a.status, a.body, nil
+		case <-ctx.Done():
+			return 0, nil, ctx.Err()
+		case <-s.done:
+			return 0, nil, fmt.Errorf("ARI websocket closed before the answer: %w", s.err)
+		}
+	}, nil
 }

@@ -114,10 +114,7 @@ func TestConnectPicksTheTransport(t *testing.T) {
 			assert.Equal(t, overSocket, f.socketRequests(), "requests answered over the websocket")
 
 			// Events still reach the dispatcher; a REST answer does not.
-			f.mu.Lock()
-			ws := f.sockets[0]
-			f.mu.Unlock()
-			require.NoError(t, websocket.Message.Send(ws, `{"type":"StasisStart","args":["incoming"],"channel":{"id":"caller-9"}}`))
+			require.NoError(t, websocket.Message.Send(f.socket(), `{"type":"StasisStart","args":["incoming"],"channel":{"id":"caller-9"}}`))
 			select {
 			case e := <-events:
 				require.IsType(t, &ari.StasisStart{}, e)
