@@ -78,7 +78,9 @@ clean:
 # cached, indexed by a webhook, cold) against Asterisk's own static Dial(), with sipp
 # through the rig. Writes results/bench.md, results/bench.json, results/bench-latency.svg
 # (raw sipp output in results/bench-raw/). About 10 minutes; BENCH_QUICK=1 runs a shorter
-# set in under 3. The driver holds $(RIG_LOCK) for each stretch of calls, not for the run.
+# set in under 3. The driver holds $(RIG_LOCK) for each stretch of calls, not for the run,
+# and (-own-conf) restarts the rig's Asterisk with this checkout's asterisk-conf/ inside a
+# stretch when it reads another's (a rig shared with other checkouts).
 BENCH_QUICK ?=
 .PHONY: bench
 bench: build
@@ -86,7 +88,7 @@ bench: build
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sip-tester >/dev/null; }
 	docker/rig.sh up
-	$(GO) run ./bench/cmd/crmlink-bench -lock $(RIG_LOCK) -out results $(if $(BENCH_QUICK),-quick)
+	$(GO) run ./bench/cmd/crmlink-bench -lock $(RIG_LOCK) -own-conf -out results $(if $(BENCH_QUICK),-quick)
 
 # ---------------------------------------------------------------------------------------
 # Quickstart and packaging (docs/quickstart.md, docs/deploy.md).

@@ -185,6 +185,21 @@ func TestARIRoute(t *testing.T) {
 	}
 }
 
+// A call's own ARI requests, over HTTP or the websocket, are told from the reconciler's and
+// the connection's, which the census spreads over the calls.
+func TestCallRequests(t *testing.T) {
+	census := map[string]float64{
+		"WS POST /ari/applications/crmlink-bench/subscription": 1, "WS POST /ari/channels/{id}/variable": 1,
+		"WS POST /ari/channels/{id}/continue": 1, "POST /ari/channels/{id}/answer": 1,
+		"WS GET /ari/channels": 0.4, "GET /ari/bridges": 0.4, "WS GET /ari/endpoints": 0.4, "GET /ari/events": 0.05,
+		"WS GET /ari/applications/crmlink-bench": 0.45, "PUT /ari/applications/crmlink-bench/eventFilter": 0.05,
+		"WS GET /ari/endpoints/PJSIP/bench-mgr1": 0.5,
+	}
+	if got := callRequests(census); got != 4.5 {
+		t.Fatalf("callRequests = %v; want 4.5 (the endpoint asked about for a call counts)", got)
+	}
+}
+
 func TestReadFrame(t *testing.T) {
 	short := []byte(`{"type":"StasisStart"}`)
 	long := bytes.Repeat([]byte("x"), 300)
@@ -224,6 +239,7 @@ PASS
 func TestCrmlinkConfigValid(t *testing.T) {
 	for _, c := range []CrmlinkConfig{
 		{HTTPPort: 18080, DataDir: t.TempDir(), CRMURL: "http://127.0.0.1:8099", CRMRateLimit: 7},
+		{HTTPPort: 18080, DataDir: t.TempDir(), CRMURL: "http://127.0.0.1:8099", CRMRateLimit: 7, Transport: "http", Ringing: "bridge"},
 		{HTTPPort: 18080, DataDir: t.TempDir(), AGI: true, Redirect: true, Redis: true, CRMURL: "http://127.0.0.1:8099", CRMRateLimit: 50,
 			ARIURL: "http://127.0.0.1:9999/ari", WSURL: "ws://127.0.0.1:9999/ari/events"},
 	} {

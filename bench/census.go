@@ -16,7 +16,8 @@ import (
 )
 
 // ariCensus is a reverse proxy between crmlink and ARI that counts crmlink's REST requests
-// by method and route, and the events Asterisk pushes on the websocket by type: the
+// by method and route (over HTTP, and over the event websocket as "WS <method> <route>"),
+// and the events Asterisk pushes on the websocket by type: the
 // per-call round trips and events of the Stasis controller, measured rather than read off
 // the code. Only the census run goes through it; the measured runs talk to ARI directly.
 type ariCensus struct {
@@ -108,8 +109,30 @@ func (c *ariCensus) websocket(w http.ResponseWriter, r *http.Request) {
 	}
 	defer client.Close()
 	go func() {
-		_, _ = io.Copy(backend, brw.Reader)
-		backend.Close()
+		defer backend.Close()
+		// crmlink's frames (masked), relayed as read; its REST requests are counted.
+		for {
+			frame, opcode, payload, err := readFrame(brw.Reader)
+			if err != nil {
+				return
+			}
+			if opcode == 1 {
+				var req struct {
+					Type   string `json:"type"`
+					Method string `json:"method"`
+					URI    string `json:"uri"`
+				}
+				if json.Unmarshal(payload, &req) == nil && req.Type == "RESTRequest" {
+					path, _, _ := strings.Cut(req.URI, "?")
+					c.mu.Lock()
+					c.counts["WS "+req.Method+" "+ariRoute("/ari/"+strings.TrimPrefix(path, "/"))]++
+					c.mu.Unlock()
+				}
+			}
+			if _, err := backend.Write(frame); err != nil {
+				return
+			}
+		}
 	}()
 	br := bufio.NewReader(backend)
 	// The handshake answer, up to its blank line.
@@ -212,4 +235,17 @@ func ariRoute(path string) string {
 		}
 	}
 	return "/" + strings.Join(seg, "/")
+}
+
+// backgroundRoute reports the requests crmlink makes on a timer or per connection, not per
+// call: the reconciler's lists and its event-filter check, and the websocket itself.
+func backgroundRoute(key string) bool {
+	key = strings.TrimPrefix(key, "WS ")
+	switch {
+	case key == "GET /ari/channels", key == "GET /ari/bridges", key == "GET /ari/endpoints",
+		key == "GET /ari/events", strings.HasPrefix(key, "GET /ari/applications/"),
+		strings.HasPrefix(key, "PUT /ari/applications/") && strings.HasSuffix(key, "/eventFilter"):
+		return true
+	}
+	return false
 }

@@ -42,6 +42,9 @@ type CrmlinkConfig struct {
 	Redis         bool // the rig's Redis (db 0) instead of the in-process cache
 	CRMURL        string
 	CRMRateLimit  int
+	// Transport and Ringing are asterisk.ari.transport and .ringing (auto and dialplan
+	// when empty); a dialplan-rung call Dial()s in [bench-dial].
+	Transport, Ringing string
 }
 
 // YAML renders the configuration file. Only the keys the benchmark sets are written, so
@@ -50,6 +53,13 @@ func (c CrmlinkConfig) YAML() string {
 	ari, ws := c.ARIURL, c.WSURL
 	if ari == "" {
 		ari, ws = "http://127.0.0.1:8088/ari", "ws://127.0.0.1:8088/ari/events"
+	}
+	transport, ringing := c.Transport, c.Ringing
+	if transport == "" {
+		transport = "auto"
+	}
+	if ringing == "" {
+		ringing = "dialplan"
 	}
 	redis := "[]"
 	if c.Redis {
@@ -62,7 +72,7 @@ http: {listen: "127.0.0.1:%d", token: bench-api-token, read_token: %s}
 data_dir: %q
 redis: {addrs: %s, db: 0}
 asterisk:
-  ari: {enabled: true, url: %q, ws_url: %q, username: crmlink, password: crmlink, application: %s}
+  ari: {enabled: true, url: %q, ws_url: %q, username: crmlink, password: crmlink, application: %s, transport: %s, ringing: %s, dial_context: bench-dial}
   fallback: {context: bench-fallback, priority: 1}
   observer: {enabled: %t, application: %s}
 agi: {enabled: %t, listen: %q}
@@ -77,7 +87,7 @@ routing: {ring_timeout: 5s}
 managers:
   - {crm_user: %d, name: Bench manager 1, endpoints: [PJSIP/bench-mgr1]}
   - {crm_user: %d, name: Bench manager 2, endpoints: [PJSIP/bench-mgr2]}
-`, c.HTTPPort, benchReadToken, c.DataDir, redis, ari, ws, benchApp, c.Observer, benchObserverApp, c.AGI, benchAGI, c.Redirect, benchRedirect,
+`, c.HTTPPort, benchReadToken, c.DataDir, redis, ari, ws, benchApp, transport, ringing, c.Observer, benchObserverApp, c.AGI, benchAGI, c.Redirect, benchRedirect,
 		c.CRMURL, crmToken, c.CRMRateLimit, hookSecret, manager1, manager2)
 	return b.String()
 }
@@ -179,6 +189,10 @@ func (p *Crmlink) Stop() {
 		stopProcess(p.cmd.Process, p.done, 15*time.Second)
 	}
 }
+
+// benchCurlPort is crmlink's HTTP port on the CURL() path: the dialplan ([from-trunk] 63X
+// in asterisk-conf/extensions.conf) asks http://127.0.0.1:4584/v1/route.
+const benchCurlPort = 4584
 
 // benchReadToken is crmlink's http.read_token: GET /v1/route reveals whose client a
 // number is, so it needs a token.

@@ -129,6 +129,12 @@ func (rep *Report) Markdown() string {
 	}
 	b.WriteString("\n")
 	for _, p := range rep.Paths {
+		if len(p.Census) > 0 {
+			fmt.Fprintf(&b, "ARI REST requests per routed call (census), %s: %s.\n", p.Name, ms(callRequests(p.Census)))
+		}
+	}
+	b.WriteString("\n")
+	for _, p := range rep.Paths {
 		fmt.Fprintf(&b, "- **%s**: %s. %s", p.Name, p.Title, p.Note)
 		if p.Redis {
 			b.WriteString(" Redis: yes.")
@@ -218,17 +224,19 @@ func (rep *Report) Markdown() string {
 			b.WriteString("\n")
 		}
 		if len(p.Census) > 0 {
-			fmt.Fprintf(&b, "\nARI requests crmlink made per call (census of %d calls at 10/s through a counting proxy):\n\n", p.CensusCalls)
+			fmt.Fprintf(&b, "\nARI requests crmlink made per call (census of %d routed calls at 10/s through a counting proxy; WS: a REST request over the event websocket):\n\n", p.CensusCalls)
 			b.WriteString("| request | per call |\n|---|---|\n")
 			keys := slices.Sorted(maps.Keys(p.Census))
-			total := 0.0
 			for _, k := range keys {
 				fmt.Fprintf(&b, "| `%s` | %s |\n", k, ms(p.Census[k]))
-				if !strings.Contains(k, "/events") {
-					total += p.Census[k]
-				}
 			}
-			fmt.Fprintf(&b, "| all REST requests | %s |\n", ms(num(total)))
+			total := callRequests(p.Census)
+			all := 0.0
+			for _, v := range p.Census {
+				all += v
+			}
+			fmt.Fprintf(&b, "| **REST requests per routed call** (the call's own) | %s |\n", ms(total))
+			fmt.Fprintf(&b, "| the reconciler's and the connection's, spread over the calls (every 2 s, not per call) | %s |\n", ms(num(all-total)))
 			if len(p.CensusEvents) > 0 {
 				fmt.Fprintf(&b, "\nARI events Asterisk sent crmlink per call (same census):\n\n| event | per call |\n|---|---|\n")
 				all := 0.0
@@ -469,4 +477,16 @@ func observedLine(p PathResult) string {
 	}
 	return fmt.Sprintf("**%s**: crmlink CPU per observed call (the observer, the event queue and the call note it leads to): %s; max sustained rate %.2fx the baseline's.",
 		p.Name, strings.Join(parts, ", "), p.MaxRatio)
+}
+
+// callRequests is how many of a census's requests per call the call itself made: all but
+// the reconciler's and the connection's (backgroundRoute).
+func callRequests(census map[string]float64) float64 {
+	total := 0.0
+	for k, v := range census {
+		if !backgroundRoute(k) {
+			total += v
+		}
+	}
+	return num(total)
 }

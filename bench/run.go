@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +27,11 @@ type Options struct {
 	// Profile adds a profiling run to the paths that have one: crmlink-pprof in place of
 	// crmlink at ProfileRate, its CPU profile summarised in the report.
 	Profile bool
+	// OwnConf: each stretch, inside its hold of the rig lock, restarts the rig's Asterisk
+	// with this checkout's asterisk-conf/ (docker/rig.sh restart-asterisk) when the one
+	// running reads another (a branch that changed the rig's dialplan, on a rig shared
+	// with other checkouts).
+	OwnConf bool
 	Log     func(format string, args ...any)
 }
 
@@ -318,11 +324,53 @@ func (r *runner) runPath(ctx context.Context, spec PathSpec) PathResult {
 
 // locked runs f holding the rig lock.
 func (r *runner) locked(ctx context.Context, f func() error) error {
-	if err := r.lock.Lock(ctx, r.say); err != nil {
+	if err := r.lockRig(ctx); err != nil {
 		return err
 	}
 	defer r.lock.Unlock()
 	return f()
+}
+
+// lockRig takes the rig lock; with OwnConf it then restarts the rig's Asterisk with this
+// checkout's asterisk-conf/ when it reads another's. The caller unlocks.
+func (r *runner) lockRig(ctx context.Context) error {
+	if err := r.lock.Lock(ctx, r.say); err != nil {
+		return err
+	}
+	if r.opts.OwnConf && !rigReadsConf(r.opts.Root) {
+		r.say("  the rig's Asterisk reads another checkout's asterisk-conf/: restarting it with this one's")
+		out, err := exec.CommandContext(ctx, filepath.Join(r.opts.Root, "docker/rig.sh"), "restart-asterisk").CombinedOutput()
+		if err == nil {
+			err = r.rig.Prepare(ctx)
+		}
+		if err != nil {
+			r.lock.Unlock()
+			return fmt.Errorf("docker/rig.sh restart-asterisk: %v: %s", err, strings.TrimSpace(string(out)))
+		}
+	}
+	return nil
+}
+
+// rigReadsConf reports whether the running Asterisk's /etc/asterisk holds the files of
+// root's asterisk-conf/, byte for byte (read through /proc/<pid>/root: a container or a
+// chroot alike).
+func rigReadsConf(root string) bool {
+	pid := asteriskPid()
+	if pid == 0 {
+		return false
+	}
+	files, err := filepath.Glob(filepath.Join(root, "asterisk-conf", "*.conf"))
+	if err != nil || len(files) == 0 {
+		return false
+	}
+	for _, f := range files {
+		want, err1 := os.ReadFile(f)
+		got, err2 := os.ReadFile(fmt.Sprintf("/proc/%d/root/etc/asterisk/%s", pid, filepath.Base(f)))
+		if err1 != nil || err2 != nil || !bytes.Equal(want, got) {
+			return false
+		}
+	}
+	return true
 }
 
 func (r *runner) measure(ctx context.Context, spec PathSpec, res *PathResult) error {
@@ -542,11 +590,15 @@ func (r *runner) startCrmlink(ctx context.Context, spec PathSpec, dir, ari, ws, 
 	if err != nil {
 		return nil, err
 	}
+	if spec.Curl {
+		port = benchCurlPort
+	}
 	if err := r.sandbox.SetWebhook(ctx, fmt.Sprintf("http://127.0.0.1:%d/v1/webhooks/amocrm/%s", port, hookSecret)); err != nil {
 		return nil, err
 	}
 	c := CrmlinkConfig{HTTPPort: port, DataDir: filepath.Join(dir, "data"), ARIURL: ari, WSURL: ws, AGI: spec.AGI, Observer: spec.Observer,
-		Redirect: spec.Redirect, Redis: spec.Redis, CRMURL: r.sandbox.URL, CRMRateLimit: spec.CRMRate}
+		Redirect: spec.Redirect, Redis: spec.Redis, CRMURL: r.sandbox.URL, CRMRateLimit: spec.CRMRate,
+		Transport: spec.Transport, Ringing: spec.Ringing}
 	profiler := ""
 	if profile != "" {
 		profiler = r.pprof
@@ -646,6 +698,9 @@ func (r *runner) census(ctx context.Context, spec PathSpec, dir string, res *Pat
 	}
 	var out UACResult
 	err = r.locked(ctx, func() error {
+		if !crm.waitHealthy(ctx, 15*time.Second) {
+			return fmt.Errorf("crmlink is not healthy (/healthz): %s", tail(crm.log, 3))
+		}
 		var err error
 		out, err = r.uac(spec, cdir, 10, calls, callers).Run(ctx)
 		r.rig.WaitIdle(ctx, 10*time.Second)
@@ -718,10 +773,13 @@ func (r *runner) step(ctx context.Context, spec PathSpec, pathDir string, crm *C
 		return st, err
 	}
 	r.waitQuiet(ctx, meter, spec.QuietWait)
-	if err := r.lock.Lock(ctx, r.say); err != nil {
+	if err := r.lockRig(ctx); err != nil {
 		return st, err
 	}
 	defer r.lock.Unlock()
+	if _, ok := meter["asterisk"]; ok {
+		meter["asterisk"] = asteriskPid() // a new one when lockRig restarted it
+	}
 	if crm != nil && !crm.waitHealthy(ctx, 15*time.Second) {
 		return st, fmt.Errorf("crmlink is not healthy (/healthz): ARI or Redis down: %s", tail(crm.log, 3))
 	}

@@ -183,6 +183,9 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 			OnDecision:        p.metrics.observe,
 			Board:             p.page.board,
 			OnRing:            p.cardWave,
+			Transport:         a.Transport,
+			Ringing:           a.Ringing,
+			DialContext:       a.DialContext,
 		})
 		if err != nil {
 			p.Close()

@@ -160,6 +160,14 @@ type ARI struct {
 	Username    string `yaml:"username"`
 	Password    string `yaml:"password"` // env CRMLINK_ARI_PASSWORD
 	Application string `yaml:"application"`
+	// Transport carries the controller's REST requests: auto (over the event websocket
+	// where Asterisk answers one there at connect, else HTTP), websocket or http.
+	Transport string `yaml:"transport"`
+	// Ringing is who rings the owner's phones: dialplan (the controller continues the call
+	// in DialContext, whose Dial() rings them; the bridge way when the dialplan lacks it) or
+	// bridge (the controller originates and bridges the first to answer).
+	Ringing     string `yaml:"ringing"`
+	DialContext string `yaml:"dial_context"`
 }
 
 // Fallback is the dialplan location ("linked operation") a call continues at when it is

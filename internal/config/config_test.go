@@ -110,6 +110,12 @@ func TestParseErrors(t *testing.T) {
 			[]string{"click_to_call.context: is empty"}},
 		{"caller id with letters", "managers:\n  - {crm_user: 1, endpoints: [PJSIP/101], caller_id: \"OFFICE\"}\n",
 			[]string{`managers[0].caller_id: is "OFFICE"; allowed: the number the client sees`}},
+		{"bad ARI transport", "asterisk:\n  ari: {transport: tcp}\n", []string{`asterisk.ari.transport: is "tcp"; allowed: auto, websocket, http`}},
+		{"bad ringing", "asterisk:\n  ari: {ringing: asterisk}\n", []string{`asterisk.ari.ringing: is "asterisk"; allowed: bridge, dialplan`}},
+		{"dialplan ringing without a context", "asterisk:\n  ari: {ringing: dialplan, dial_context: \"\"}\n",
+			[]string{`asterisk.ari.dial_context: is ""; allowed: a dialplan context name`}},
+		{"dial context with a comma", "asterisk:\n  ari: {ringing: dialplan, dial_context: \"a,b\"}\n",
+			[]string{`asterisk.ari.dial_context: is "a,b"; allowed: a dialplan context name`}},
 		{"not yaml", "routing: [\n", []string{"line"}},
 	}
 	for _, c := range cases {

@@ -96,6 +96,11 @@ func checkAsterisk(v *validator, c *Config) {
 		if strings.ContainsAny(a.Application, ", ") {
 			v.add("asterisk.ari.application", "is %q; one application name without commas or spaces", a.Application)
 		}
+		v.oneOf("asterisk.ari.transport", a.Transport, ari.Transports...)
+		v.oneOf("asterisk.ari.ringing", a.Ringing, ari.Ringings...)
+		if a.Ringing == ari.RingDialplan && !reContext.MatchString(a.DialContext) {
+			v.add("asterisk.ari.dial_context", "is %q; allowed: a dialplan context name (letters, digits, - and _), e.g. crmlink-dial", a.DialContext)
+		}
 	}
 	if o := c.Asterisk.Observer; o.Enabled {
 		v.require("asterisk.observer.application", o.Application)
@@ -311,6 +316,7 @@ func checkChat(v *validator, c *Config) {
 var (
 	reRegion   = regexp.MustCompile(`^[A-Z]{2}$`)
 	reEndpoint = regexp.MustCompile(`^[A-Za-z]+/[A-Za-z0-9_.+\-]+(@[A-Za-z0-9_.\-]+)?$`)
+	reContext  = regexp.MustCompile(`^[A-Za-z0-9_-]{1,79}$`)
 )
 
 type validator struct{ errs Errors }

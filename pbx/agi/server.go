@@ -14,6 +14,7 @@ import (
 
 	"github.com/crmlink/crmlink/internal/allowlist"
 	"github.com/crmlink/crmlink/internal/ratelog"
+	"github.com/crmlink/crmlink/pbx/dialplan"
 	"github.com/crmlink/crmlink/routing"
 )
 
@@ -216,7 +217,7 @@ func (s *Server) route(ctx context.Context, conn net.Conn, lr *lineReader, env m
 	defer cancel()
 	d := routing.DecideWithin(dctx, s.decider, call, log)
 
-	a := answerFor(d, s.ringTimeout)
+	a := dialplan.ForDial(d, s.ringTimeout)
 	for _, p := range a.Problems {
 		log.Error().Str("caller", call.Caller).Msg("FastAGI: decision data rejected: " + p)
 	}

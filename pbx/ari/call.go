@@ -22,15 +22,15 @@ const (
 	bridgePrefix = "crmlink-br-"
 )
 
-// dispatch reads the event bus as fast as it can: the library drops events when its
-// 100-slot buffer is full, so nothing here blocks. New calls start their own goroutine;
-// events of calls in progress go to that call's mailbox.
-func (c *Controller) dispatch(ctx context.Context, stop <-chan struct{}, sub ari.Subscription, log zerolog.Logger) {
+// dispatch reads the websocket's events as fast as it can: nothing here blocks (the
+// reader waits when eventBuffer is full, and Asterisk buffers behind it). New calls start
+// their own goroutine; events of calls in progress go to that call's mailbox.
+func (c *Controller) dispatch(ctx context.Context, stop <-chan struct{}, events <-chan ari.Event, log zerolog.Logger) {
 	for {
 		select {
 		case <-stop:
 			return
-		case e, ok := <-sub.Events():
+		case e, ok := <-events:
 			if !ok {
 				return
 			}
@@ -188,6 +188,9 @@ func (k *call) run(ctx context.Context, outgoing bool) {
 	k.showRinging(&out, d, targetEndpoints(d)...)
 	if d.Result == routing.Routed {
 		out.FirstOperator = d.Owner
+		if k.c.opts.Ringing == RingDialplan && !k.c.noDialContext.Load() && k.ringInDialplan(ctx, d, out, log) {
+			return
+		}
 		ringStart := time.Now()
 		r := k.ring(ctx, d, log)
 		// Ringing is over: a leg that still enters the application now (one whose
@@ -226,7 +229,7 @@ func (k *call) run(ctx context.Context, outgoing bool) {
 	}
 	k.settle(d)
 	out.Decision = d
-	k.follow(ctx, func() error { return k.fallback(ctx, d) }, &out)
+	k.follow(ctx, func() error { return k.fallback(ctx, d) }, &out, nil)
 }
 
 // decisionLog is the call's logger with the routing it has now.
@@ -259,7 +262,7 @@ func (k *call) runOutgoing(ctx context.Context) {
 	}
 	k.follow(ctx, func() error {
 		return k.c.rest.continueIn(ctx, k.ch.ID, k.c.opts.OutgoingContext, out.Called, 1)
-	}, &out)
+	}, &out, nil)
 }
 
 // emit hands a finished call to the event path.
@@ -284,11 +287,8 @@ func (k *call) decide(ctx context.Context, info routing.Call) routing.Decision {
 func (k *call) fallback(ctx context.Context, d routing.Decision) error {
 	k.setResult(ctx, d)
 	ext := k.c.opts.FallbackExtension
-	if ext == "" && k.ch.Dialplan != nil {
-		ext = k.ch.Dialplan.Exten
-	}
 	if ext == "" {
-		ext = "s"
+		ext = k.exten()
 	}
 	var err error
 	for attempt := 0; ; attempt++ {
@@ -320,6 +320,14 @@ func (k *call) fallback(ctx context.Context, d routing.Decision) error {
 		k.log.Error().Err(herr).Msg("hang up after the failed fallback")
 	}
 	return fmt.Errorf("%w: %w", errGaveUp, err)
+}
+
+// exten is the number the caller dialled ("s" when there is none).
+func (k *call) exten() string {
+	if k.ch.Dialplan != nil && k.ch.Dialplan.Exten != "" {
+		return k.ch.Dialplan.Exten
+	}
+	return "s"
 }
 
 // fallbackRetries are the waits before the second and third attempt to send a caller to

@@ -173,7 +173,7 @@ func TestFollowReportsACallerGoneBeforeContinue(t *testing.T) {
 	k := testCall(c)
 
 	k.follow(context.Background(), func() error { return k.fallback(context.Background(), routing.FallbackDecision(routing.ReasonNoOwner)) },
-		&routing.CallOutcome{ID: "caller-1", Direction: routing.Incoming})
+		&routing.CallOutcome{ID: "caller-1", Direction: routing.Incoming}, nil)
 	require.Len(t, outcomes, 1)
 }
 
@@ -238,7 +238,7 @@ func TestFallbackRetriesThenHangsUp(t *testing.T) {
 				defer close(done)
 				k.follow(context.Background(), func() error {
 					return k.fallback(context.Background(), routing.FallbackDecision(routing.ReasonNoOwner))
-				}, &routing.CallOutcome{ID: "caller-1", Direction: routing.Incoming})
+				}, &routing.CallOutcome{ID: "caller-1", Direction: routing.Incoming}, nil)
 			}()
 			if !tt.wantEmit {
 				// Sent on: the call is followed in the dialplan until the reconciler's list

@@ -8,13 +8,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/CyCoreSystems/ari/v6"
-	"github.com/CyCoreSystems/ari/v6/client/native"
 	"github.com/rs/zerolog"
 
 	"github.com/crmlink/crmlink/board"
@@ -71,6 +71,17 @@ type Options struct {
 	// stop; new calls meanwhile go to the fallback. Past it, ringing stops and bridged calls
 	// are left to Asterisk.
 	DrainTimeout time.Duration
+	// Transport is how REST requests reach Asterisk: TransportAuto (default),
+	// TransportWebsocket or TransportHTTP.
+	Transport string
+	// ProbeTimeout bounds the wait for Asterisk's answer to the REST request sent over a
+	// new websocket to learn whether it takes REST there (1 s when 0).
+	ProbeTimeout time.Duration
+	// Ringing is who rings the owner's phones: RingDialplan (default) or RingBridge.
+	Ringing string
+	// DialContext is where RingDialplan continues a routed call (extension: the number
+	// dialled, priority 1); it Dial()s ${CRMLINK_DIAL} like FastAGI's wiring.
+	DialContext string
 }
 
 // Controller is the Stasis application.
@@ -91,8 +102,11 @@ type Controller struct {
 
 	connected atomic.Bool
 	draining  atomic.Bool
-	active    atomic.Int64
-	wg        sync.WaitGroup
+	// noDialContext: a continue to the dial context found no such context (RingDialplan
+	// with a dialplan from before it): calls ring the bridge way until a restart.
+	noDialContext atomic.Bool
+	active        atomic.Int64
+	wg            sync.WaitGroup
 }
 
 // outgoingArg is the Stasis argument of calls placed by office phones:
@@ -138,13 +152,38 @@ func New(opts Options) (*Controller, error) {
 	if opts.Board == nil {
 		opts.Board = noBoard{}
 	}
-	// The ARI library is used for the websocket only: its REST calls take no context, run
-	// on http.DefaultTransport with no cap on connections, and keep running when abandoned.
+	if opts.ProbeTimeout <= 0 {
+		opts.ProbeTimeout = time.Second
+	}
+	switch opts.Transport {
+	case "":
+		opts.Transport = TransportAuto
+	case TransportAuto, TransportWebsocket, TransportHTTP:
+	default:
+		return nil, fmt.Errorf("ari controller: transport %q; allowed: %s", opts.Transport, strings.Join(Transports, ", "))
+	}
+	switch opts.Ringing {
+	case "":
+		opts.Ringing = RingDialplan
+	case RingBridge, RingDialplan:
+	default:
+		return nil, fmt.Errorf("ari controller: ringing %q; allowed: %s", opts.Ringing, strings.Join(Ringings, ", "))
+	}
+	if opts.DialContext == "" {
+		opts.DialContext = DefaultDialContext
+	}
+	// Only the ARI library's types are used: its REST calls take no context, run on
+	// http.DefaultTransport with no cap on connections, and keep running when abandoned,
+	// and its websocket cannot carry REST requests.
 	return &Controller{opts: opts, rest: newRESTClient(opts.URL, opts.Username, opts.Password, opts.RESTTimeout, opts.MaxConns)}, nil
 }
 
 // Connected reports whether the application is registered in Asterisk.
 func (c *Controller) Connected() bool { return c.connected.Load() }
+
+// Transport is how REST requests go to Asterisk now: websocket (ARI REST over WebSocket,
+// found at connect) or http.
+func (c *Controller) Transport() string { return c.rest.transport() }
 
 // ActiveCalls is the number of calls the controller is handling now.
 func (c *Controller) ActiveCalls() int64 { return c.active.Load() }
@@ -154,53 +193,29 @@ func (c *Controller) ActiveCalls() int64 { return c.active.Load() }
 // fallback, and only then is the websocket closed.
 func (c *Controller) Run(ctx context.Context) error {
 	log := c.opts.Logger.With().Str("component", "ari").Str("app", c.opts.Application).Logger()
-	cl := native.New(&native.Options{
-		Application:  c.opts.Application,
-		URL:          c.opts.URL,
-		WebsocketURL: c.opts.WSURL,
-		Username:     c.opts.Username,
-		Password:     c.opts.Password,
-		Logger:       newSlogLogger(log),
-	})
-	// The library ties the websocket's lifetime to the context it connects with: give it
-	// one of its own so the connection outlives ctx while calls drain.
+	// The websocket outlives ctx while calls drain; calls are stopped only when the drain
+	// is over.
 	wsCtx, closeWS := context.WithCancel(context.Background())
-	defer closeWS()
-	// Calls are stopped only when the drain is over.
 	callCtx, stopCalls := context.WithCancel(context.Background())
 	defer stopCalls()
-	// The library blocks until the first websocket connects and retries forever: wait for
-	// it in a goroutine so Run can still be stopped.
-	up := make(chan error, 1)
-	go func() { up <- cl.ConnectWithContext(wsCtx) }()
-	log.Info().Str("url", c.opts.URL).Msg("connecting to ARI")
+	events := make(chan ari.Event, eventBuffer)
+	drained := make(chan struct{})
+	up := make(chan struct{})
+	connDone := make(chan struct{})
+	go func() {
+		defer close(connDone)
+		c.connectLoop(wsCtx, events, drained, up, log)
+	}()
+	defer func() { closeWS(); <-connDone }()
+	defer c.rest.closeIdle()
+	log.Info().Str("url", c.opts.URL).Str("transport", c.opts.Transport).Msg("connecting to ARI")
 	select {
-	case err := <-up:
-		if err != nil {
-			return fmt.Errorf("connect ARI %s: %w", c.opts.URL, err)
-		}
+	case <-up:
 	case <-ctx.Done():
 		return nil
 	}
-	defer cl.Close()
-	defer c.rest.closeIdle()
-
-	// Only the events calls are driven by: the library's subscription buffer holds 100
-	// events and drops the rest, and Asterisk sends a dozen ChannelVarset and similar
-	// events per call that would crowd it out under load.
-	sub := cl.Bus().Subscribe(nil, handledEvents...)
-	defer sub.Cancel()
-	if err := c.rest.filterEvents(ctx, c.opts.Application, handledEvents); err != nil {
-		log.Warn().Err(err).Msg("cannot set the application's event filter; Asterisk sends every event")
-	}
-	if err := c.refreshPresence(ctx); err != nil {
-		log.Warn().Err(err).Msg("cannot list endpoint states; presence is asked per call until the next refresh")
-	}
-	c.connected.Store(true)
-	log.Info().Msg("ARI connected; application registered")
 
 	go c.watch(callCtx, log)
-	drained := make(chan struct{})
 	go func() {
 		<-ctx.Done()
 		c.draining.Store(true)
@@ -215,10 +230,88 @@ func (c *Controller) Run(ctx context.Context) error {
 		stopCalls()
 		close(drained)
 	}()
-	c.dispatch(callCtx, drained, sub, log)
+	c.dispatch(callCtx, drained, events, log)
 	c.connected.Store(false)
 	c.wg.Wait()
 	return nil
+}
+
+// eventBuffer is how many events wait for the dispatcher; the websocket reader waits
+// when it is full (Asterisk buffers behind it, websocket_write_timeout in ari.conf).
+const eventBuffer = 4096
+
+// connectLoop keeps the event websocket up until ctx ends, reconnecting after a drop; up
+// is closed once the first connection is ready.
+func (c *Controller) connectLoop(ctx context.Context, events chan<- ari.Event, quit <-chan struct{}, up chan<- struct{}, log zerolog.Logger) {
+	first := true
+	for wait := 500 * time.Millisecond; ; {
+		s, err := c.connect(ctx, events, quit, log)
+		if err == nil {
+			wait = 500 * time.Millisecond
+			if first {
+				first = false
+				close(up)
+			}
+			stop := context.AfterFunc(ctx, s.close)
+			err = <-s.readErr
+			stop()
+			c.rest.useSocket(nil)
+			c.connected.Store(false)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn().Err(err).Dur("retry_in", wait).Msg("ARI websocket down; calls take the dialplan fallback until it is back")
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 10*time.Second)
+	}
+}
+
+// connectedSocket is a socket whose reader runs; readErr tells why it stopped.
+type connectedSocket struct {
+	*socket
+	readErr chan error
+}
+
+// connect opens the websocket, sets the application's event filter and learns whether
+// Asterisk takes REST requests on the websocket: it sends one (GET the application) and
+// waits ProbeTimeout for the answer. An Asterisk without ARI REST over WebSocket ignores
+// it, and the requests go over HTTP.
+func (c *Controller) connect(ctx context.Context, events chan<- ari.Event, quit <-chan struct{}, log zerolog.Logger) (connectedSocket, error) {
+	conn, err := dialApp(ctx, c.opts.WSURL, c.opts.Application, c.opts.Username, c.opts.Password)
+	if err != nil {
+		return connectedSocket{}, err
+	}
+	s := connectedSocket{socket: newSocket(conn, events, quit, log), readErr: make(chan error, 1)}
+	go func() { s.readErr <- s.read() }()
+	// Over HTTP: until the probe answers, Asterisk might filter the answer out.
+	if err := c.rest.filterEvents(ctx, c.opts.Application, filteredEvents); err != nil {
+		log.Warn().Err(err).Msg("cannot set the application's event filter; Asterisk sends every event")
+	}
+	if c.opts.Transport != TransportHTTP {
+		pctx, cancel := context.WithTimeout(ctx, c.opts.ProbeTimeout)
+		code, _, err := s.roundTrip(pctx, "GET", "applications/"+url.PathEscape(c.opts.Application), nil, nil)
+		cancel()
+		switch {
+		case err == nil && code == 200:
+			c.rest.useSocket(s.socket)
+		case c.opts.Transport == TransportWebsocket:
+			s.close()
+			return connectedSocket{}, fmt.Errorf("asterisk.ari.transport is websocket, but Asterisk did not answer a REST request on the websocket within %s (status %d, %v): it needs ARI REST over WebSocket (Asterisk 20.14, 21.9, 22.4 or later)", c.opts.ProbeTimeout, code, err)
+		default:
+			log.Info().Err(err).Int("status", code).Msg("Asterisk does not answer REST requests on the websocket (before 20.14, 21.9, 22.4); they go over HTTP")
+		}
+	}
+	if err := c.refreshPresence(ctx); err != nil {
+		log.Warn().Err(err).Msg("cannot list endpoint states; presence is asked per call until the next refresh")
+	}
+	c.connected.Store(true)
+	log.Info().Str("transport", c.rest.transport()).Msg("ARI connected; application registered")
+	return s, nil
 }
 
 // watch keeps the health state and the endpoint states fresh, picks up calls that entered
@@ -253,11 +346,11 @@ func (c *Controller) tick(ctx context.Context, log zerolog.Logger) {
 	if !c.connected.Swap(true) {
 		log.Info().Msg("ARI application registered again")
 	}
-	if !sameTypes(app.allowed, handledEvents) {
+	if !sameTypes(app.allowed, filteredEvents) {
 		// Another ARI client changed (or cleared) the filter: Asterisk would send
 		// every event again, and the library's buffer drops what it cannot hold.
 		log.Info().Strs("allowed", app.allowed).Msg("restoring the application's event filter")
-		if err := c.rest.filterEvents(ctx, c.opts.Application, handledEvents); err != nil {
+		if err := c.rest.filterEvents(ctx, c.opts.Application, filteredEvents); err != nil {
 			log.Warn().Err(err).Msg("cannot restore the application's event filter")
 		}
 	}
@@ -398,7 +491,14 @@ func (c *Controller) sweepBridges(ctx context.Context, log zerolog.Logger) map[s
 // handledEvents are the ARI events the controller acts on.
 var handledEvents = []string{
 	ari.Events.StasisStart, ari.Events.StasisEnd, ari.Events.ChannelDestroyed, ari.Events.Dial,
+	// The dial context's word that the owner did not answer (RingDialplan).
+	ari.Events.ChannelUserevent,
 }
+
+// filteredEvents are what the application's event filter lets through: the events the
+// controller acts on and the answers to REST requests over the websocket (Asterisk applies
+// the filter to those too).
+var filteredEvents = append(append([]string(nil), handledEvents...), restResponseEvent)
 
 // sameTypes reports whether two lists hold the same event types, in any order.
 func sameTypes(a, b []string) bool {
@@ -439,6 +539,8 @@ func channelIDs(e ari.Event) []string {
 		return []string{v.Channel.ID}
 	case *ari.Dial:
 		return []string{v.Caller.ID}
+	case *ari.ChannelUserevent:
+		return []string{v.Channel.ID}
 	}
 	return nil
 }

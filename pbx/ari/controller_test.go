@@ -14,7 +14,7 @@ import (
 	"github.com/crmlink/crmlink/routing"
 )
 
-const filteredApp = `{"name":"crmlink","events_allowed":[{"type":"StasisStart"},{"type":"StasisEnd"},{"type":"ChannelDestroyed"},{"type":"Dial"}]}`
+const filteredApp = `{"name":"crmlink","events_allowed":[{"type":"StasisStart"},{"type":"StasisEnd"},{"type":"ChannelDestroyed"},{"type":"Dial"},{"type":"ChannelUserevent"},{"type":"RESTResponse"}]}`
 
 // Each reconcile restores the event filter when another ARI client cleared or changed it.
 func TestTickRestoresTheEventFilter(t *testing.T) {

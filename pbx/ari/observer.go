@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -136,14 +135,9 @@ func (o *Observer) Run(ctx context.Context) error {
 // an application's websocket closes (asterisk/asterisk#2170: GET /applications hangs
 // from then on).
 func (o *Observer) session(ctx context.Context, t *tracker, log zerolog.Logger) error {
-	q := url.Values{"app": {o.opts.Application}, "api_key": {o.opts.Username + ":" + o.opts.Password}}
-	cfg, err := websocket.NewConfig(o.opts.WSURL+"?"+q.Encode(), "http://localhost/") // the origin the controller's websocket sends
+	ws, err := dialApp(ctx, o.opts.WSURL, o.opts.Application, o.opts.Username, o.opts.Password)
 	if err != nil {
-		return fmt.Errorf("observer websocket %s: %w", o.opts.WSURL, err)
-	}
-	ws, err := cfg.DialContext(ctx)
-	if err != nil {
-		return fmt.Errorf("observer websocket %s: %w", o.opts.WSURL, err)
+		return fmt.Errorf("observer: %w", err)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = ws.Close() })
 	defer stop()

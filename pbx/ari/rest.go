@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/CyCoreSystems/ari/v6"
@@ -24,13 +25,16 @@ import (
 const DefaultMaxConns = 48
 
 // restClient makes every ARI REST request of the controller, each with a context and a
-// deadline (the ARI library's REST calls take neither, and an abandoned one keeps running),
-// over one HTTP transport whose connections to Asterisk are capped.
+// deadline (the ARI library's REST calls take neither, and an abandoned one keeps running).
+// A request goes over the event websocket when the controller found at connect that
+// Asterisk takes REST requests there (useSocket), else over one HTTP transport whose
+// connections to Asterisk are capped; either way it gives up at its deadline.
 type restClient struct {
 	base    string
 	auth    string // the Authorization header, built once
 	timeout time.Duration
 	http    *http.Client
+	socket  atomic.Pointer[socket] // nil: HTTP
 }
 
 func newRESTClient(base, user, pass string, timeout time.Duration, maxConns int) *restClient {
@@ -89,23 +93,85 @@ func (e *requestError) Is(target error) bool {
 // do sends one request (parameters in the query string, body as JSON when not nil) under
 // the REST timeout and decodes a JSON answer into out when out is not nil.
 func (r *restClient) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
+	return r.begin(ctx, method, path, query, body, out)()
+}
+
+// begin sends one request as do does and returns what waits for its outcome; the caller
+// calls it. Over the websocket the request has left when begin returns, and requests begun
+// one after the other run in that order in Asterisk without waiting for each answer: a
+// call's requests take one round trip. Over HTTP begin waits for the answer itself.
+func (r *restClient) begin(ctx context.Context, method, path string, query url.Values, body, out any) func() error {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
-	defer cancel()
+	var data []byte
+	if body != nil {
+		var err error
+		if data, err = json.Marshal(body); err != nil {
+			cancel()
+			err = fmt.Errorf("ARI %s %s: encode: %w", method, path, err)
+			return func() error { return err }
+		}
+	}
+	if s := r.socket.Load(); s != nil {
+		wait, err := s.start(ctx, method, strings.TrimPrefix(path, "/"), query, data)
+		switch {
+		case err == nil:
+			return func() error {
+				defer cancel()
+				code, answer, err := wait()
+				return answerOf(method, path, code, answer, err, out)
+			}
+		case !errors.Is(err, errSocketDown):
+			cancel()
+			return func() error { return answerOf(method, path, 0, nil, err, out) }
+		}
+		// The websocket went down before the request left: HTTP carries it.
+	}
+	code, answer, err := r.httpRoundTrip(ctx, method, path, query, data)
+	cancel()
+	err = answerOf(method, path, code, answer, err, out)
+	return func() error { return err }
+}
+
+// answerOf turns ARI's answer into the request's outcome: a JSON answer decoded into out
+// when out is not nil, a refusal into a requestError.
+func answerOf(method, path string, code int, answer []byte, err error, out any) error {
+	if err != nil {
+		return fmt.Errorf("ARI %s %s: %w", method, path, err)
+	}
+	if code < 200 || code > 299 {
+		// Asterisk words most refusals as {"message": ...} and some, among them an
+		// originate it cannot place, as {"error": ...}.
+		var msg struct {
+			Message string `json:"message"`
+			Error   string `json:"error"`
+		}
+		_ = json.Unmarshal(answer, &msg)
+		if msg.Message == "" {
+			msg.Message = msg.Error
+		}
+		return &requestError{method: method, path: path, status: code, message: msg.Message}
+	}
+	if out != nil {
+		if err := json.Unmarshal(answer, out); err != nil {
+			return fmt.Errorf("ARI %s %s: decode: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+// httpRoundTrip sends one request over HTTP and reads the whole answer.
+func (r *restClient) httpRoundTrip(ctx context.Context, method, path string, query url.Values, body []byte) (int, []byte, error) {
 	u := r.base + path
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}
 	var rd io.Reader
 	if body != nil {
-		data, err := json.Marshal(body)
-		if err != nil {
-			return fmt.Errorf("ARI %s %s: encode: %w", method, path, err)
-		}
-		rd = bytes.NewReader(data)
+		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
-		return fmt.Errorf("ARI %s %s: %w", method, path, err)
+		return 0, nil, err
 	}
 	req.Header.Set("Authorization", r.auth) // what SetBasicAuth sends, without encoding it per request
 	if body != nil {
@@ -113,31 +179,26 @@ func (r *restClient) do(ctx context.Context, method, path string, query url.Valu
 	}
 	resp, err := r.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("ARI %s %s: %w", method, path, err)
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		// Asterisk words most refusals as {"message": ...} and some, among them an
-		// originate it cannot place, as {"error": ...}.
-		var msg struct {
-			Message string `json:"message"`
-			Error   string `json:"error"`
-		}
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		_ = json.Unmarshal(data, &msg)
-		if msg.Message == "" {
-			msg.Message = msg.Error
-		}
-		return &requestError{method: method, path: path, status: resp.StatusCode, message: msg.Message}
+	// Read to the end so the connection is reused.
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, nil, err
 	}
-	if out != nil {
-		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-			return fmt.Errorf("ARI %s %s: decode: %w", method, path, err)
-		}
+	return resp.StatusCode, data, nil
+}
+
+// useSocket sends the requests from now on over this websocket; nil: over HTTP.
+func (r *restClient) useSocket(s *socket) { r.socket.Store(s) }
+
+// transport names how requests go now: websocket or http.
+func (r *restClient) transport() string {
+	if r.socket.Load() != nil {
+		return TransportWebsocket
 	}
-	// Drain what is left so the connection is reused.
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return nil
+	return TransportHTTP
 }
 
 func (r *restClient) get(ctx context.Context, path string, out any) error {
@@ -257,7 +318,12 @@ func (r *restClient) filterEvents(ctx context.Context, app string, types []strin
 
 // subscribe adds an event source ("channel:<id>") to the application.
 func (r *restClient) subscribe(ctx context.Context, app, source string) error {
-	return r.do(ctx, http.MethodPost, "/applications/"+url.PathEscape(app)+"/subscription",
+	return r.beginSubscribe(ctx, app, source)()
+}
+
+// beginSubscribe is subscribe begun (begin).
+func (r *restClient) beginSubscribe(ctx context.Context, app, source string) func() error {
+	return r.begin(ctx, http.MethodPost, "/applications/"+url.PathEscape(app)+"/subscription",
 		url.Values{"eventSource": {source}}, nil, nil)
 }
 
@@ -304,8 +370,26 @@ func (r *restClient) continueIn(ctx context.Context, channel, context, extension
 	}, nil, nil)
 }
 
+// continueAtLabel sends the channel on to the dialplan at a labelled priority: Asterisk
+// answers 404 ("Requested label can not be found") when the context, the extension or the
+// label does not exist, where a continue by priority would send the caller nowhere.
+func (r *restClient) continueAtLabel(ctx context.Context, channel, context, extension, label string) error {
+	return r.beginContinueAtLabel(ctx, channel, context, extension, label)()
+}
+
+// beginContinueAtLabel is continueAtLabel begun (begin).
+func (r *restClient) beginContinueAtLabel(ctx context.Context, channel, context, extension, label string) func() error {
+	return r.begin(ctx, http.MethodPost, channelPath(channel)+"/continue", url.Values{
+		"context": {context}, "extension": {extension}, "label": {label},
+	}, nil, nil)
+}
+
 func (r *restClient) setVariable(ctx context.Context, channel, name, value string) error {
-	return r.do(ctx, http.MethodPost, channelPath(channel)+"/variable", url.Values{"variable": {name}, "value": {value}}, nil, nil)
+	return r.beginSetVariable(ctx, channel, name, value)()
+}
+
+func (r *restClient) beginSetVariable(ctx context.Context, channel, name, value string) func() error {
+	return r.begin(ctx, http.MethodPost, channelPath(channel)+"/variable", url.Values{"variable": {name}, "value": {value}}, nil, nil)
 }
 
 // setVariables sets several channel variables. When every value is plain it is one request:
@@ -313,13 +397,20 @@ func (r *restClient) setVariable(ctx context.Context, channel, name, value strin
 // write (and, like Set(), writes functions such as CDR(userfield)). A value ARRAY would
 // split or unquote is set on its own.
 func (r *restClient) setVariables(ctx context.Context, channel string, vars []channelVar) error {
+	return r.beginSetVariables(ctx, channel, vars)()
+}
+
+// beginSetVariables is setVariables begun (begin).
+func (r *restClient) beginSetVariables(ctx context.Context, channel string, vars []channelVar) func() error {
 	var names, values []string
-	var errs []error
+	type begun struct {
+		what string
+		wait func() error
+	}
+	var all []begun
 	for _, v := range vars {
 		if !plainValue(v.value) || strings.ContainsAny(v.name, ",|") {
-			if err := r.setVariable(ctx, channel, v.name, v.value); err != nil {
-				errs = append(errs, fmt.Errorf("set %s: %w", v.name, err))
-			}
+			all = append(all, begun{v.name, r.beginSetVariable(ctx, channel, v.name, v.value)})
 			continue
 		}
 		names, values = append(names, v.name), append(values, v.value)
@@ -327,15 +418,19 @@ func (r *restClient) setVariables(ctx context.Context, channel string, vars []ch
 	switch len(names) {
 	case 0:
 	case 1:
-		if err := r.setVariable(ctx, channel, names[0], values[0]); err != nil {
-			errs = append(errs, fmt.Errorf("set %s: %w", names[0], err))
-		}
+		all = append(all, begun{names[0], r.beginSetVariable(ctx, channel, names[0], values[0])})
 	default:
-		if err := r.setVariable(ctx, channel, "ARRAY("+strings.Join(names, ",")+")", strings.Join(values, ",")); err != nil {
-			errs = append(errs, fmt.Errorf("set %s: %w", strings.Join(names, ","), err))
-		}
+		all = append(all, begun{strings.Join(names, ","), r.beginSetVariable(ctx, channel, "ARRAY("+strings.Join(names, ",")+")", strings.Join(values, ","))})
 	}
-	return errors.Join(errs...)
+	return func() error {
+		var errs []error
+		for _, b := range all {
+			if err := b.wait(); err != nil {
+				errs = append(errs, fmt.Errorf("set %s: %w", b.what, err))
+			}
+		}
+		return errors.Join(errs...)
+	}
 }
 
 // channelVar is one channel variable (or dialplan function) and its value.

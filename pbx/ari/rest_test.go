@@ -82,20 +82,41 @@ func TestRESTRequests(t *testing.T) {
 			want: []string{"POST /applications/crmlink/subscription?eventSource=channel:caller-1"},
 		},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			f := newFakeARI(t)
-			r := newRESTClient(f.url(), "u", "p", time.Second, 4)
-			require.NoError(t, tc.call(context.Background(), r))
-			assert.Equal(t, tc.want, f.requests())
-		})
+	for _, transport := range []string{TransportHTTP, TransportWebsocket} {
+		for _, tc := range cases {
+			t.Run(transport+"/"+tc.name, func(t *testing.T) {
+				f := newFakeARI(t)
+				r := newRESTClient(f.url(), "u", "p", time.Second, 4)
+				if transport == TransportWebsocket {
+					useFakeSocket(t, f, r)
+				}
+				require.NoError(t, tc.call(context.Background(), r))
+				assert.Equal(t, tc.want, f.requests())
+				want := 0
+				if transport == TransportWebsocket {
+					want = len(tc.want)
+				}
+				assert.Equal(t, want, f.socketRequests(), "requests over the websocket")
+			})
+		}
 	}
 }
 
 func TestRESTNotFoundIsErrNotFound(t *testing.T) {
-	f := newFakeARI(t)
+	for _, transport := range []string{TransportHTTP, TransportWebsocket} {
+		t.Run(transport, func(t *testing.T) {
+			f := newFakeARI(t)
+			r := newRESTClient(f.url(), "u", "p", time.Second, 4)
+			if transport == TransportWebsocket {
+				useFakeSocket(t, f, r)
+			}
+			testNotFound(t, f, r)
+		})
+	}
+}
+
+func testNotFound(t *testing.T, f *fakeARI, r *restClient) {
 	f.set("POST /channels/gone/continue", http.StatusNotFound, `{"message":"Channel not found"}`)
-	r := newRESTClient(f.url(), "u", "p", time.Second, 4)
 
 	err := r.continueIn(context.Background(), "gone", "ctx", "s", 1)
 	require.ErrorIs(t, err, errNotFound)

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crmlink/crmlink/internal/testrig"
+	"github.com/crmlink/crmlink/pbx/ari"
 	"github.com/crmlink/crmlink/routing"
 )
 
@@ -40,6 +41,28 @@ func TestStasisControllerSetsVariableAndContinues(t *testing.T) {
 	res, err := call.WaitAnswer(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, 200, res.StatusCode, "the caller is connected to the operator")
+}
+
+// The rig's Asterisk (22.10.1) answers ARI REST over the websocket: with transport auto the
+// controller finds it at connect, and a call's requests go there; http keeps them on HTTP.
+// Either way the call is handled.
+func TestARITransportIsFoundAtConnect(t *testing.T) {
+	for _, tc := range []struct{ transport, want string }{
+		{ari.TransportAuto, ari.TransportWebsocket},
+		{ari.TransportHTTP, ari.TransportHTTP},
+	} {
+		t.Run(tc.transport, func(t *testing.T) {
+			ast := testrig.Asterisk(t)
+			ctl := startController(t, ast, routing.DeciderFunc(func(context.Context, routing.Call) routing.Decision {
+				return routing.Decision{Result: routing.Fallback, Reason: routing.ReasonNotFound}
+			}), func(o *ari.Options) { o.Transport = tc.transport })
+			assert.Equal(t, tc.want, ctl.Transport())
+			operator := newPhone(t, "100", "127.0.0.1", operatorPort)
+			dial(t, ast, newCaller(t, ast, ""), "200")
+			in := nextIncoming(t, operator, callWait)
+			assert.Equal(t, "not_found", in.Header("X-CRMLINK-Reason"))
+		})
+	}
 }
 
 // Without a controller Stasis() fails at once and the dialplan sends the call to the

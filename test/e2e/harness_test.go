@@ -35,6 +35,24 @@ func testLogger(t *testing.T) zerolog.Logger {
 	return zerolog.Nop()
 }
 
+// ariTransport is asterisk.ari.transport for the tests: CRMLINK_TEST_ARI_TRANSPORT (auto,
+// websocket, http) when set, so that the suite runs once per transport; else def.
+func ariTransport(def string) string {
+	if v := os.Getenv("CRMLINK_TEST_ARI_TRANSPORT"); v != "" {
+		return v
+	}
+	return def
+}
+
+// ariRinging is asterisk.ari.ringing for the tests: CRMLINK_TEST_ARI_RINGING (bridge,
+// dialplan) when set; else def.
+func ariRinging(def string) string {
+	if v := os.Getenv("CRMLINK_TEST_ARI_RINGING"); v != "" {
+		return v
+	}
+	return def
+}
+
 // startController runs crmlink's Stasis controller against the rig until the test ends,
 // and returns once Asterisk has the application registered.
 func startController(t *testing.T, ast testrig.AsteriskRig, d routing.Decider, tweak ...func(*ari.Options)) *ari.Controller {
@@ -48,6 +66,7 @@ func startController(t *testing.T, ast testrig.AsteriskRig, d routing.Decider, t
 		RingTimeout:     5 * time.Second,
 		Logger:          testLogger(t),
 	}
+	opts.Transport, opts.Ringing = ariTransport(opts.Transport), ariRinging(opts.Ringing)
 	for _, f := range tweak {
 		f(&opts)
 	}

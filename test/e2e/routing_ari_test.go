@@ -362,3 +362,20 @@ func expectCounted(t *testing.T, s *stack, result, reason string) {
 	})
 	assert.Equal(t, 1.0, decisions(t, s, nil), "one call, counted once")
 }
+
+// A dialplan without crmlink's dial context (one from before asterisk.ari.ringing:
+// dialplan): Asterisk refuses the continue to its label, and crmlink rings the owner's
+// phone itself; the caller never notices.
+func TestARIDialContextMissingRingsTheBridgeWay(t *testing.T) {
+	s := startStack(t, func(c *config.Config) {
+		c.Asterisk.ARI.Ringing, c.Asterisk.ARI.DialContext = "dialplan", "crmlink-no-such-context"
+	})
+	anna := managerPhone(t, s.ast, "101")
+	caller := newCaller(t, s.ast, annaClient)
+
+	call := dial(t, s.ast, caller, ariExten)
+
+	in := nextIncoming(t, anna, callWait)
+	answerAndCheckBridged(t, s, in, call, annaClient, annaUser, "crm")
+	expectCounted(t, s, "ROUTED", "")
+}

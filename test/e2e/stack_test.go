@@ -108,6 +108,7 @@ func startStack(t *testing.T, tweak ...func(*config.Config)) *stack {
 	cfg.HTTP.Token = "e2e-api-token"
 	cfg.Redis.Addrs, cfg.Redis.DB = []string{redisAddr}, redisDB
 	cfg.Asterisk.ARI.URL, cfg.Asterisk.ARI.WSURL = ast.ARIURL, ast.WSURL
+	cfg.Asterisk.ARI.Transport, cfg.Asterisk.ARI.Ringing = ariTransport(cfg.Asterisk.ARI.Transport), ariRinging(cfg.Asterisk.ARI.Ringing)
 	cfg.AmoCRM.BaseURL, cfg.AmoCRM.Token, cfg.AmoCRM.WebhookSecret = crmSrv.URL, "e2e-token", webhookSecret
 	cfg.Routing.LookupTimeout = lookupTimeout
 	cfg.Routing.RingTimeout = 3 * time.Second

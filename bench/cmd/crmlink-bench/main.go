@@ -33,6 +33,7 @@ func main() {
 	gobench := flag.Bool("gobench", true, "also run the Go benchmarks of routing and scenarios")
 	profile := flag.String("profile", "auto", "profiling runs of crmlink (crmlink-pprof) on the paths that have one: on, off, auto (on unless -quick)")
 	render := flag.String("render", "", "only render bench.md and bench-latency.svg again from this bench.json (into -out)")
+	ownConf := flag.Bool("own-conf", false, "restart the rig's Asterisk with this checkout's asterisk-conf/ inside each stretch's lock hold when it reads another's (a branch that changed the rig's conf)")
 	timeout := flag.Duration("timeout", 0, "stop after this long, waiting for the rig lock included (default 30m, quick 10m: a safety net; a run takes about 14m, quick under 3m, plus lock waits)")
 	flag.Parse()
 
@@ -66,7 +67,7 @@ func main() {
 		fatal(err)
 	}
 	opts := bench.Options{
-		Root: absRoot, Out: absOut, Quick: *quick, LockPath: *lock, GoBench: *gobench,
+		Root: absRoot, Out: absOut, Quick: *quick, LockPath: *lock, GoBench: *gobench, OwnConf: *ownConf,
 		Profile: *profile == "on" || (*profile == "auto" && !*quick),
 		Log: func(format string, args ...any) {
 			fmt.Fprintf(os.Stderr, "bench %s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))

@@ -1,11 +1,10 @@
-package agi
+package dialplan
 
 import (
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/crmlink/crmlink/pbx/dialplan"
 	"github.com/crmlink/crmlink/routing"
 )
 
@@ -14,10 +13,12 @@ const (
 	maxTargetLength = 128
 )
 
-// answerFor turns a decision into the values for the dialplan (pbx/dialplan), dropping
-// what is unsafe: a dial target that is not Tech/resource is not sent.
-func answerFor(d routing.Decision, ring time.Duration) dialplan.Values {
-	a := dialplan.Of(d)
+// ForDial is the decision for a dialplan that dials the owner itself (FastAGI; the ARI
+// controller with ringing "dialplan"): Of plus CRMLINK_DIAL, the owner's phones joined with
+// "&", and CRMLINK_RING_TIMEOUT, dropping what is unsafe: a dial target that is not
+// Tech/resource is not sent.
+func ForDial(d routing.Decision, ring time.Duration) Values {
+	a := Of(d)
 	if a.Result == string(routing.Routed) {
 		var dial []string
 		for i, t := range d.Targets {
@@ -26,7 +27,7 @@ func answerFor(d routing.Decision, ring time.Duration) dialplan.Values {
 				break
 			}
 			if !validDialTarget(t.Endpoint) {
-				a.Problems = append(a.Problems, "dial target "+dialplan.Quote(t.Endpoint)+" is not Tech/resource; dropped")
+				a.Problems = append(a.Problems, "dial target "+Quote(t.Endpoint)+" is not Tech/resource; dropped")
 				continue
 			}
 			dial = append(dial, t.Endpoint)
