@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/CyCoreSystems/ari/v6"
 	"github.com/rs/zerolog"
@@ -77,6 +78,7 @@ func (k *call) ringInDialplan(ctx context.Context, d routing.Decision, out routi
 		// variables, then continues, in one round trip. Over HTTP the variables are set
 		// before the continue leaves. Should the variables be lost all the same, the dial
 		// context finds CRMLINK_DIAL empty and falls back.
+		ringAt := time.Now()
 		varsSet := k.c.rest.beginSetVariables(ctx, k.ch.ID, vars)
 		continued := k.c.rest.beginContinueAtLabel(ctx, k.ch.ID, k.c.opts.DialContext, k.exten(), DialLabel)
 		if err := varsSet(); err != nil {
@@ -90,6 +92,7 @@ func (k *call) ringInDialplan(ctx context.Context, d routing.Decision, out routi
 		}
 		if err == nil {
 			log.Info().Int("phones", len(r.targets)).Msg("owner rung by the dialplan")
+			k.showCard(d.Owner, ringAt)
 		}
 		return err
 	}, &out, r)

@@ -78,9 +78,7 @@ func (k *call) ring(ctx context.Context, d routing.Decision, log zerolog.Logger)
 		return ringResult{unreachable: unreachable == len(k.legs)}
 	}
 	log.Info().Int("legs", len(pending)).Msg("ringing owner")
-	if k.c.opts.OnRing != nil && k.ch.Caller != nil {
-		k.c.opts.OnRing(callcard.Ring{Call: k.ch.ID, Caller: k.ch.Caller.Number, Users: []crm.UserID{d.Owner}, At: ringAt})
-	}
+	k.showCard(d.Owner, ringAt)
 
 	// Asterisk gives up on each leg after the same timeout; this timer is the safety net.
 	timer := time.NewTimer(k.c.opts.RingTimeout + 2*time.Second)
@@ -259,4 +257,12 @@ func isUnreachable(err error) bool {
 	var re *requestError
 	return errors.As(err, &re) && re.status == http.StatusInternalServerError &&
 		strings.Contains(strings.ToLower(re.message), "allocation failed")
+}
+
+// showCard tells OnRing (the incoming-call card) that the owner's phones ring for this
+// call since at, whichever way they are rung.
+func (k *call) showCard(owner crm.UserID, at time.Time) {
+	if k.c.opts.OnRing != nil && k.ch.Caller != nil {
+		k.c.opts.OnRing(callcard.Ring{Call: k.ch.ID, Caller: k.ch.Caller.Number, Users: []crm.UserID{owner}, At: at})
+	}
 }
