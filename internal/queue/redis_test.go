@@ -132,13 +132,13 @@ func TestRedisPublishWaitsForAReplica(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: master})
 	t.Cleanup(func() { _ = rdb.Close() })
 	q, err := NewRedis(rdb, RedisOptions{Options: fastOptions(t), Stream: testStream(t), Consumer: "c",
-		WaitReplicas: 1, WaitTimeout: 100 * time.Millisecond})
+		WaitReplicas: 1, WaitTimeout: 2 * time.Second})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = q.Close() })
 	ctx := context.Background()
 
 	err = q.Publish(ctx, Event{ID: "alone", Kind: "test", Payload: []byte(`{}`)})
-	assert.ErrorContains(t, err, "0 of 1 Redis replicas confirmed it within 100ms; not accepted")
+	assert.ErrorContains(t, err, "0 of 1 Redis replicas confirmed it within 2s; not accepted")
 
 	host, port, _ := strings.Cut(master, ":")
 	replica := testrig.PrivateRedis(t, "--replicaof", host, port)
