@@ -10,6 +10,9 @@
 #   ASTERISK_DESK_CONTACT  the operator desk's SIP URI, default sip:100@127.0.0.1:5170
 #   ASTERISK_SYSTEM_NAME   asterisk.conf systemname: prefixes every call's uniqueid and
 #                          linkedid, so calls of several Asterisks are told apart
+#   ASTERISK_ARI_INBOUND_URI  where the ARI Outbound WebSocket connects (websocket_client.conf
+#                          [crmlink-outbound] uri: crmlink's asterisk.ari.inbound, or a load
+#                          balancer), default ws://127.0.0.1:8097/ari/events
 # Mount your own configuration on /etc/asterisk.crmlink to replace the sample.
 set -eu
 sip=${ASTERISK_SIP_BIND:-127.0.0.1:5060}
@@ -31,6 +34,10 @@ if [ -n "${ASTERISK_DESK_CONTACT:-}" ]; then
 fi
 if [ -n "${ASTERISK_SYSTEM_NAME:-}" ]; then
 	sed -i "s#^\[options\]\$#[options]\nsystemname = $ASTERISK_SYSTEM_NAME#" /etc/asterisk/asterisk.conf
+fi
+if [ -n "${ASTERISK_ARI_INBOUND_URI:-}" ]; then
+	sed -i "s#^uri = ws://127\.0\.0\.1:8097/ari/events\$#uri = $ASTERISK_ARI_INBOUND_URI#" /etc/asterisk/websocket_client.conf
+	grep -q "^uri = $ASTERISK_ARI_INBOUND_URI\$" /etc/asterisk/websocket_client.conf || { echo "asterisk-entrypoint: no 'uri = ws://127.0.0.1:8097/ari/events' in websocket_client.conf" >&2; exit 1; }
 fi
 
 # What the Debian package's service would prepare.

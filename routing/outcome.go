@@ -13,7 +13,10 @@ import (
 // CRM records. ID (the Asterisk linkedid) is the idempotency key downstream: an outcome
 // delivered twice creates nothing twice.
 type CallOutcome struct {
-	ID        string    `json:"id"`
+	ID string `json:"id"`
+	// Asterisk is the Asterisk the call was on (its entity id, asterisk_id in ARI events)
+	// when crmlink serves several over their outbound websockets; empty otherwise.
+	Asterisk  string    `json:"asterisk,omitempty"`
 	Direction Direction `json:"direction"`
 	Caller    string    `json:"caller"`   // the client's number on incoming calls
 	Called    string    `json:"called"`   // the dialled number (a DID, or the client's on outgoing)

@@ -38,13 +38,15 @@ type App struct {
 	Router  *routing.Router // the router built at start; CurrentRouter after a reload
 	Decider routing.Decider
 	ARI     *ari.Controller // nil when ARI is disabled
-	AGI     *agi.Server     // nil when FastAGI is disabled
-	SIP     *sip.RedirectServer
-	API     *httpapi.Server
-	metrics *metrics
-	events  *eventPath
-	outbox  *events.Outbox
-	chat    *chat // nil without chat platforms
+	// ARIInbound serves Asterisks' ARI Outbound WebSockets (nil unless asterisk.ari.inbound).
+	ARIInbound *ari.Inbound
+	AGI        *agi.Server // nil when FastAGI is disabled
+	SIP        *sip.RedirectServer
+	API        *httpapi.Server
+	metrics    *metrics
+	events     *eventPath
+	outbox     *events.Outbox
+	chat       *chat // nil without chat platforms
 	// router is what every front end asks; Reload swaps the router inside it. routerBase
 	// keeps the parts a reloaded router shares with the first one (CRM, cache, presence).
 	// live is the configuration in effect (cfg with reloaded keys), under reloadMu.
@@ -165,9 +167,8 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 	}
 
 	p.Cards = p.newCallCards()
-	if cfg.Asterisk.ARI.Enabled {
-		a := cfg.Asterisk.ARI
-		ctl, err := ari.New(ari.Options{
+	if a := cfg.Asterisk.ARI; a.Enabled || a.Inbound.Enabled {
+		ctlOpts := ari.Options{
 			URL: a.URL, WSURL: a.WSURL, Username: a.Username, Password: a.Password, Application: a.Application,
 			Decider: routing.DeciderFunc(func(ctx context.Context, c routing.Call) routing.Decision {
 				return bound.Decide(ctx, c)
@@ -186,13 +187,24 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 			Transport:         a.Transport,
 			Ringing:           a.Ringing,
 			DialContext:       a.DialContext,
-		})
-		if err != nil {
-			p.Close()
-			return nil, err
 		}
-		p.ARI = ctl
-		opts.Presence = ctl
+		if a.Enabled {
+			ctl, err := ari.New(ctlOpts)
+			if err != nil {
+				p.Close()
+				return nil, err
+			}
+			p.ARI = ctl
+			opts.Presence = ctl
+		}
+		if a.Inbound.Enabled {
+			in, err := ari.NewInbound(ctlOpts, a.Inbound.Username, a.Inbound.Password)
+			if err != nil {
+				p.Close()
+				return nil, err
+			}
+			p.ARIInbound = in
+		}
 	}
 
 	if o := cfg.Asterisk.Observer; o.Enabled {

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,6 +46,19 @@ func (p *App) newAPI() *httpapi.Server {
 				return true, "application " + app + " registered"
 			}
 			return false, "not connected to " + url
+		}})
+	}
+	if in := p.ARIInbound; in != nil {
+		p.metrics.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "crmlink_ari_inbound_connections", Help: "Asterisks connected over their ARI Outbound WebSockets.",
+		}, func() float64 { return float64(in.Connections()) }))
+		// Not required: a load balancer must keep sending Asterisk's connection to an
+		// instance no Asterisk has connected to yet.
+		api.AddCheck(httpapi.Check{Name: "ari_inbound", State: func(context.Context) (bool, string) {
+			if n := in.Connections(); n > 0 {
+				return true, fmt.Sprintf("%d Asterisk connected", n)
+			}
+			return false, "no Asterisk connected"
 		}})
 	}
 	p.eventStoreCheck(api)
@@ -120,6 +134,13 @@ func (p *App) Serve(ctx context.Context, httpListener net.Listener) error {
 	}
 	if p.ARI != nil {
 		g.Go(func() error { return p.ARI.Run(ctx) })
+	}
+	if in := p.ARIInbound; in != nil {
+		ln, err := net.Listen("tcp", p.cfg.Asterisk.ARI.Inbound.Listen)
+		if err != nil {
+			return fmt.Errorf("asterisk.ari.inbound.listen: %w", err)
+		}
+		g.Go(func() error { return in.Serve(ctx, ln) })
 	}
 	if p.Observer != nil {
 		g.Go(func() error { return p.Observer.Run(ctx) })

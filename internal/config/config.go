@@ -168,6 +168,18 @@ type ARI struct {
 	// bridge (the controller originates and bridges the first to answer).
 	Ringing     string `yaml:"ringing"`
 	DialContext string `yaml:"dial_context"`
+	// Inbound accepts Asterisk's ARI Outbound WebSockets for the same application.
+	Inbound ARIInbound `yaml:"inbound"`
+}
+
+// ARIInbound is the listener Asterisks connect their ARI Outbound WebSockets to (ari.conf
+// type = outbound_websocket, websocket_client.conf; Asterisk 20.15, 21.10, 22.5 and later).
+type ARIInbound struct {
+	Enabled bool   `yaml:"enabled"`
+	Listen  string `yaml:"listen"`
+	// Username and Password are what Asterisk presents (websocket_client.conf).
+	Username string `yaml:"username"`
+	Password string `yaml:"password"` // env CRMLINK_ARI_INBOUND_PASSWORD
 }
 
 // Fallback is the dialplan location ("linked operation") a call continues at when it is

@@ -31,7 +31,7 @@ func TestExampleFileIsValid(t *testing.T) {
 func TestExampleFileShowsEveryKey(t *testing.T) {
 	data, err := os.ReadFile(exampleFile(t))
 	require.NoError(t, err)
-	types := []string{"config.Config", "config.Log", "config.HTTP", "config.Redis", "config.Cluster", "config.Asterisk", "config.ARI", "config.Fallback", "config.Observer",
+	types := []string{"config.Config", "config.Log", "config.HTTP", "config.Redis", "config.Cluster", "config.Asterisk", "config.ARI", "config.ARIInbound", "config.Fallback", "config.Observer",
 		"config.AGI", "config.SIP", "config.AmoCRM", "config.OAuth", "config.Routing", "config.Manager", "config.Schedule", "config.Queue",
 		"scenarios.Config", "scenarios.Incoming", "scenarios.IncomingUnknown", "scenarios.KnownClient", "scenarios.Missed", "scenarios.Outgoing",
 		"scenarios.OutgoingUnknown", "scenarios.Unanswered", "scenarios.Notes"}
@@ -116,6 +116,14 @@ func TestParseErrors(t *testing.T) {
 			[]string{`asterisk.ari.dial_context: is ""; allowed: a dialplan context name`}},
 		{"dial context with a comma", "asterisk:\n  ari: {ringing: dialplan, dial_context: \"a,b\"}\n",
 			[]string{`asterisk.ari.dial_context: is "a,b"; allowed: a dialplan context name`}},
+		{"ARI inbound without a password", "asterisk:\n  ari: {inbound: {enabled: true}}\n",
+			[]string{"asterisk.ari.inbound.password: is empty; allowed: the password of websocket_client.conf"}},
+		{"ARI inbound listen without a port", "asterisk:\n  ari: {inbound: {enabled: true, listen: 127.0.0.1, password: x}}\n",
+			[]string{`asterisk.ari.inbound.listen: is "127.0.0.1"; allowed: host:port`}},
+		{"ARI inbound without a username", "asterisk:\n  ari: {inbound: {enabled: true, username: \"\", password: x}}\n",
+			[]string{"asterisk.ari.inbound.username: is empty"}},
+		{"ARI inbound alone still checks the application", "asterisk:\n  ari: {enabled: false, application: \"a b\", inbound: {enabled: true, password: x}}\n",
+			[]string{`asterisk.ari.application: is "a b"; one application name`}},
 		{"not yaml", "routing: [\n", []string{"line"}},
 	}
 	for _, c := range cases {

@@ -17,6 +17,9 @@ const (
 	DefaultARIURL     = "http://127.0.0.1:8088/ari"
 	DefaultARIWSURL   = "ws://127.0.0.1:8088/ari/events"
 	DefaultARIApp     = "crmlink"
+	// DefaultARIInboundListen is where Asterisks' ARI Outbound WebSockets connect
+	// (asterisk.ari.inbound): loopback, like every listener.
+	DefaultARIInboundListen = "127.0.0.1:8097"
 	// DefaultObserverApp is the call observer's ARI application (asterisk.observer).
 	DefaultObserverApp = "crmlink-observer"
 	// DefaultObserverCredit credits a transferred call to whoever had the client last.
@@ -74,6 +77,7 @@ func Default() *Config {
 				Transport:   "auto",
 				Ringing:     "dialplan",
 				DialContext: "crmlink-dial",
+				Inbound:     ARIInbound{Listen: DefaultARIInboundListen, Username: "asterisk"},
 			},
 			Fallback: Fallback{Context: DefaultFallback, Priority: 1},
 			Observer: Observer{Application: DefaultObserverApp, Credit: DefaultObserverCredit},

@@ -62,6 +62,7 @@ var secretEnv = []struct {
 	{"CRMLINK_HTTP_READ_TOKEN", "http.read_token", func(c *Config) *string { return &c.HTTP.ReadToken }},
 	{"CRMLINK_REDIS_PASSWORD", "redis.password", func(c *Config) *string { return &c.Redis.Password }},
 	{"CRMLINK_ARI_PASSWORD", "asterisk.ari.password", func(c *Config) *string { return &c.Asterisk.ARI.Password }},
+	{"CRMLINK_ARI_INBOUND_PASSWORD", "asterisk.ari.inbound.password", func(c *Config) *string { return &c.Asterisk.ARI.Inbound.Password }},
 	{"CRMLINK_AMOCRM_TOKEN", "amocrm.token", func(c *Config) *string { return &c.AmoCRM.Token }},
 	{"CRMLINK_AMOCRM_CLIENT_SECRET", "amocrm.oauth.client_secret", func(c *Config) *string { return &c.AmoCRM.OAuth.ClientSecret }},
 	{"CRMLINK_AMOCRM_WEBHOOK_SECRET", "amocrm.webhook_secret", func(c *Config) *string { return &c.AmoCRM.WebhookSecret }},

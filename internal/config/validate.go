@@ -87,8 +87,8 @@ func checkCluster(v *validator, c *Config) {
 
 func checkAsterisk(v *validator, c *Config) {
 	// The observer and click-to-call use the controller's ARI connection settings even
-	// with it off.
-	if a := c.Asterisk.ARI; a.Enabled || c.Asterisk.Observer.Enabled || c.ClickToCall.Enabled {
+	// with it off; the inbound listener serves the same application.
+	if a := c.Asterisk.ARI; a.Enabled || a.Inbound.Enabled || c.Asterisk.Observer.Enabled || c.ClickToCall.Enabled {
 		v.url("asterisk.ari.url", a.URL, "http", "https")
 		v.url("asterisk.ari.ws_url", a.WSURL, "ws", "wss")
 		v.require("asterisk.ari.username", a.Username)
@@ -100,6 +100,13 @@ func checkAsterisk(v *validator, c *Config) {
 		v.oneOf("asterisk.ari.ringing", a.Ringing, ari.Ringings...)
 		if a.Ringing == ari.RingDialplan && !reContext.MatchString(a.DialContext) {
 			v.add("asterisk.ari.dial_context", "is %q; allowed: a dialplan context name (letters, digits, - and _), e.g. crmlink-dial", a.DialContext)
+		}
+	}
+	if in := c.Asterisk.ARI.Inbound; in.Enabled {
+		v.hostPort("asterisk.ari.inbound.listen", in.Listen)
+		v.require("asterisk.ari.inbound.username", in.Username)
+		if in.Password == "" {
+			v.add("asterisk.ari.inbound.password", "is empty; allowed: the password of websocket_client.conf (env CRMLINK_ARI_INBOUND_PASSWORD): Asterisk must authenticate")
 		}
 	}
 	if o := c.Asterisk.Observer; o.Enabled {

@@ -172,7 +172,7 @@ func (k *call) run(ctx context.Context, outgoing bool) {
 	}
 	info := k.callInfo()
 	k.info = info
-	out := routing.CallOutcome{ID: info.LinkedID, Direction: routing.Incoming, Caller: info.Caller, Called: info.Called, Start: k.start}
+	out := routing.CallOutcome{ID: info.LinkedID, Asterisk: k.c.asterisk, Direction: routing.Incoming, Caller: info.Caller, Called: info.Called, Start: k.start}
 
 	var d routing.Decision
 	if k.c.draining.Load() {
@@ -252,7 +252,7 @@ func (k *call) settle(d routing.Decision) {
 // runOutgoing sends a call placed by an office phone on to the outgoing context and
 // follows it to learn whether the client answered.
 func (k *call) runOutgoing(ctx context.Context) {
-	out := routing.CallOutcome{ID: k.ch.ID, Direction: routing.Outgoing, Start: k.start}
+	out := routing.CallOutcome{ID: k.ch.ID, Asterisk: k.c.asterisk, Direction: routing.Outgoing, Start: k.start}
 	if k.ch.Dialplan != nil {
 		out.Called = k.ch.Dialplan.Exten
 	}

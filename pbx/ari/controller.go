@@ -16,6 +16,7 @@ import (
 
 	"github.com/CyCoreSystems/ari/v6"
 	"github.com/rs/zerolog"
+	"golang.org/x/net/websocket"
 
 	"github.com/crmlink/crmlink/board"
 	"github.com/crmlink/crmlink/crm"
@@ -107,6 +108,9 @@ type Controller struct {
 	noDialContext atomic.Bool
 	active        atomic.Int64
 	wg            sync.WaitGroup
+	// asterisk is the Asterisk this controller serves (its asterisk_id), when it serves
+	// one of several (Inbound); the outcomes of its calls carry it.
+	asterisk string
 }
 
 // outgoingArg is the Stasis argument of calls placed by office phones:
@@ -192,6 +196,16 @@ func (c *Controller) ActiveCalls() int64 { return c.active.Load() }
 // progress are followed to their end (up to DrainTimeout) while new ones go to the
 // fallback, and only then is the websocket closed.
 func (c *Controller) Run(ctx context.Context) error {
+	return c.run(ctx, c.connectLoop)
+}
+
+// connLoop keeps the controller's event websocket up until ctx ends (events go to events,
+// quit says the dispatcher stopped reading) and closes up once the first connection is ready.
+type connLoop func(ctx context.Context, events chan<- ari.Event, quit <-chan struct{}, up chan<- struct{}, log zerolog.Logger)
+
+// run is Run with the way to Asterisk: the controller connecting (connectLoop) or an
+// Asterisk's connection accepted by Inbound.
+func (c *Controller) run(ctx context.Context, loop connLoop) error {
 	log := c.opts.Logger.With().Str("component", "ari").Str("app", c.opts.Application).Logger()
 	// The websocket outlives ctx while calls drain; calls are stopped only when the drain
 	// is over.
@@ -204,7 +218,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	connDone := make(chan struct{})
 	go func() {
 		defer close(connDone)
-		c.connectLoop(wsCtx, events, drained, up, log)
+		loop(wsCtx, events, drained, up, log)
 	}()
 	defer func() { closeWS(); <-connDone }()
 	defer c.rest.closeIdle()
@@ -286,8 +300,7 @@ func (c *Controller) connect(ctx context.Context, events chan<- ari.Event, quit 
 	if err != nil {
 		return connectedSocket{}, err
 	}
-	s := connectedSocket{socket: newSocket(conn, events, quit, log), readErr: make(chan error, 1)}
-	go func() { s.readErr <- s.read() }()
+	s := startSocket(conn, events, quit, log)
 	// Over HTTP: until the probe answers, Asterisk might filter the answer out.
 	if err := c.rest.filterEvents(ctx, c.opts.Application, filteredEvents); err != nil {
 		log.Warn().Err(err).Msg("cannot set the application's event filter; Asterisk sends every event")
@@ -306,11 +319,36 @@ func (c *Controller) connect(ctx context.Context, events chan<- ari.Event, quit 
 			log.Info().Err(err).Int("status", code).Msg("Asterisk does not answer REST requests on the websocket (before 20.14, 21.9, 22.4); they go over HTTP")
 		}
 	}
+	c.ready(ctx, log)
+	return s, nil
+}
+
+// startSocket starts reading a connected websocket.
+func startSocket(conn *websocket.Conn, events chan<- ari.Event, quit <-chan struct{}, log zerolog.Logger) connectedSocket {
+	s := connectedSocket{socket: newSocket(conn, events, quit, log), readErr: make(chan error, 1)}
+	go func() { s.readErr <- s.read() }()
+	return s
+}
+
+// ready finishes a connection: the endpoint states are read and calls are taken.
+func (c *Controller) ready(ctx context.Context, log zerolog.Logger) {
 	if err := c.refreshPresence(ctx); err != nil {
 		log.Warn().Err(err).Msg("cannot list endpoint states; presence is asked per call until the next refresh")
 	}
 	c.connected.Store(true)
 	log.Info().Str("transport", c.rest.transport()).Msg("ARI connected; application registered")
+}
+
+// serve takes an Asterisk's outbound websocket (accepted by Inbound, after its
+// ApplicationRegistered) as the controller's connection: events and REST requests go over it.
+func (c *Controller) serve(ctx context.Context, conn *websocket.Conn, events chan<- ari.Event, quit <-chan struct{}, log zerolog.Logger) (connectedSocket, error) {
+	s := startSocket(conn, events, quit, log)
+	c.rest.useSocket(s.socket)
+	if err := c.rest.filterEvents(ctx, c.opts.Application, filteredEvents); err != nil {
+		s.close()
+		return connectedSocket{}, fmt.Errorf("set the application's event filter over the websocket: %w", err)
+	}
+	c.ready(ctx, log)
 	return s, nil
 }
 

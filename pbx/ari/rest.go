@@ -161,6 +161,9 @@ func answerOf(method, path string, code int, answer []byte, err error, out any) 
 
 // httpRoundTrip sends one request over HTTP and reads the whole answer.
 func (r *restClient) httpRoundTrip(ctx context.Context, method, path string, query url.Values, body []byte) (int, []byte, error) {
+	if r.base == "" {
+		return 0, nil, errNoHTTP
+	}
 	u := r.base + path
 	if len(query) > 0 {
 		u += "?" + query.Encode()

@@ -8,6 +8,9 @@
 //     and bounded, every call reaches its owner; every call has exactly one outcome;
 //   - the Redis master is killed during a burst of online-chat webhooks: Sentinel promotes
 //     a replica, and every webhook answered 2xx is in the sandbox exactly once;
+//   - the crmlink holding the Asterisks' ARI Outbound WebSockets (through HAProxy) is killed
+//     during a burst of ARI calls: the Asterisks reconnect to the other, the failover window
+//     is measured and bounded, and every call has exactly one call note in the sandbox;
 //   - across all of it the sandbox never answers 429: both instances together keep to the
 //     account's 7 requests per second.
 //
@@ -155,6 +158,45 @@ func waitInPool(t *testing.T, name, state string) {
 	testrig.WaitFor(t, 30*time.Second, fmt.Sprintf("HAProxy to mark %s %s", name, state), func() bool { return inPool(name) == state })
 }
 
+// inboundConns is how many Asterisks are connected to a crmlink over their ARI Outbound
+// WebSockets (its crmlink_ari_inbound_connections; -100 when it does not answer).
+func inboundConns(name string) int {
+	resp, err := client.Get(crmlinkURL[name] + "/metrics")
+	if err != nil {
+		return -100
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	_, _ = buf.ReadFrom(resp.Body)
+	for _, line := range strings.Split(buf.String(), "\n") {
+		var n int
+		if _, err := fmt.Sscanf(line, "crmlink_ari_inbound_connections %d", &n); err == nil {
+			return n
+		}
+	}
+	return -100
+}
+
+// callNotes lists the linkedids (uniq) of the incoming-call notes in the sandbox.
+func callNotes(t *testing.T) []string {
+	var created struct {
+		Notes []struct {
+			NoteType string `json:"note_type"`
+			Params   struct {
+				Uniq string `json:"uniq"`
+			} `json:"params"`
+		} `json:"notes"`
+	}
+	getJSON(t, sandbox+"/_sandbox/created", &created)
+	var uniq []string
+	for _, n := range created.Notes {
+		if n.NoteType == "call_in" {
+			uniq = append(uniq, n.Params.Uniq)
+		}
+	}
+	return uniq
+}
+
 func healthz(base string) int {
 	resp, err := client.Get(base + "/healthz")
 	if err != nil {
@@ -182,6 +224,8 @@ type phones struct {
 	anna map[string]*siptest.Phone // by Asterisk
 	desk map[string]*siptest.Phone
 	call map[string]*siptest.Phone // the caller on the provider network, one per Asterisk
+	// inboundCalls counts the calls placed to inboundExten: each must give one call note.
+	inboundCalls atomic.Int64
 }
 
 func newPhones(t *testing.T, ctx context.Context) *phones {
@@ -222,15 +266,25 @@ type placed struct {
 	extra   int    // rings after the first: must stay 0
 }
 
-// place calls the client's number 300 (FastAGI through HAProxy) on a, waits for the owner's
-// or the desk's phone to ring, then hangs up and checks that nothing else rang for it.
-func (p *phones) place(ctx context.Context, a pbx) placed {
+// The numbers the client calls: 300 is FastAGI through HAProxy, 800 Stasis(crmlink-inbound)
+// over the ARI Outbound WebSocket each Asterisk opens to crmlink through HAProxy.
+const (
+	agiExten     = "300"
+	inboundExten = "800"
+)
+
+// place calls the client's number exten on a, waits for the owner's or the desk's phone to
+// ring, then hangs up and checks that nothing else rang for it.
+func (p *phones) place(ctx context.Context, a pbx, exten string) placed {
 	res := placed{pbx: a.name, at: time.Now(), outcome: toNowhere}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	call, err := p.call[a.name].Call(cctx, "sip:300@"+a.trunk)
+	call, err := p.call[a.name].Call(cctx, "sip:"+exten+"@"+a.trunk)
 	if err != nil {
 		return res
+	}
+	if exten == inboundExten {
+		p.inboundCalls.Add(1)
 	}
 	select {
 	case in := <-p.anna[a.name].Incoming():
@@ -265,7 +319,7 @@ func (p *phones) place(ctx context.Context, a pbx) placed {
 }
 
 // burst places calls back to back on every Asterisk at once until stop is closed.
-func (p *phones) burst(ctx context.Context, stop <-chan struct{}) []placed {
+func (p *phones) burst(ctx context.Context, exten string, stop <-chan struct{}) []placed {
 	var mu sync.Mutex
 	var all []placed
 	var wg sync.WaitGroup
@@ -277,7 +331,7 @@ func (p *phones) burst(ctx context.Context, stop <-chan struct{}) []placed {
 					return
 				default:
 				}
-				r := p.place(ctx, a)
+				r := p.place(ctx, a, exten)
 				mu.Lock()
 				all = append(all, r)
 				mu.Unlock()
@@ -318,9 +372,11 @@ func TestCluster(t *testing.T) {
 	t.Run("calls through both Asterisks reach the owner", func(t *testing.T) {
 		for range 2 {
 			for _, a := range asterisks {
-				r := ph.place(ctx, a)
-				assert.Equal(t, toOwner, r.outcome, "a call on %s (%s)", a.name, r.reason)
-				assert.Zero(t, r.extra)
+				for _, exten := range []string{agiExten, inboundExten} {
+					r := ph.place(ctx, a, exten)
+					assert.Equal(t, toOwner, r.outcome, "a call to %s on %s (%s)", exten, a.name, r.reason)
+					assert.Zero(t, r.extra)
+				}
 			}
 		}
 	})
@@ -337,7 +393,7 @@ func TestCluster(t *testing.T) {
 		t.Logf("out of HAProxy's pool %s after the cut", time.Since(cut).Round(10*time.Millisecond))
 		for range 3 {
 			for _, a := range asterisks {
-				r := ph.place(ctx, a)
+				r := ph.place(ctx, a, agiExten)
 				assert.Equal(t, toOwner, r.outcome, "a call on %s while crmlink-1 is cut off (%s)", a.name, r.reason)
 			}
 		}
@@ -356,7 +412,7 @@ func TestCluster(t *testing.T) {
 			time.Sleep(8 * time.Second)
 			close(stop)
 		}()
-		calls := ph.burst(ctx, stop)
+		calls := ph.burst(ctx, agiExten, stop)
 		require.NotEmpty(t, calls)
 		assertOneOutcomeEach(t, calls)
 		window := time.Duration(0)
@@ -433,6 +489,61 @@ func TestCluster(t *testing.T) {
 		for name := range accepted {
 			assert.Equal(t, 1, seen[name], "contact %s created once", name)
 		}
+	})
+
+	t.Run("the crmlink holding the Asterisks' ARI websockets killed during a call burst", func(t *testing.T) {
+		// Last, so that the subtests above run as they would without it. Both Asterisks
+		// are connected, to one crmlink or to both: kill one that holds a
+		// connection; the Asterisks must reconnect through HAProxy to the other.
+		testrig.WaitFor(t, 10*time.Second, "both Asterisks connected", func() bool {
+			return inboundConns("crmlink-1")+inboundConns("crmlink-2") == 2
+		})
+		victim, other := "crmlink-1", "crmlink-2"
+		if inboundConns(victim) == 0 {
+			victim, other = other, victim
+		}
+		t.Logf("%s holds %d Asterisk connections, %s %d", victim, inboundConns(victim), other, inboundConns(other))
+		stop := make(chan struct{})
+		var killed time.Time
+		go func() {
+			time.Sleep(3 * time.Second)
+			killed = time.Now()
+			s.docker("kill", "-s", "KILL", prefix+victim)
+			time.Sleep(8 * time.Second)
+			close(stop)
+		}()
+		calls := ph.burst(ctx, inboundExten, stop)
+		require.NotEmpty(t, calls)
+		assertOneOutcomeEach(t, calls)
+		window := time.Duration(0)
+		for _, c := range calls {
+			if c.outcome != toOwner && c.at.After(killed) {
+				window = max(window, c.at.Sub(killed))
+				t.Logf("after the kill: a call on %s at +%s went to the %s (%s)", c.pbx, c.at.Sub(killed).Round(10*time.Millisecond), c.outcome, c.reason)
+			}
+		}
+		t.Logf("ARI: %d calls: %d to the owner, %d to the desk; failover window %s (the last call not routed started that long after the kill)",
+			len(calls), count(calls, toOwner), count(calls, toDesk), window.Round(10*time.Millisecond))
+		assert.LessOrEqual(t, window, 2*time.Second, "calls fall back for at most 2 s after a crash")
+		assert.Equal(t, 2, inboundConns(other), "both Asterisks reconnected to %s", other)
+		// Only the ARI calls are recorded (FastAGI only answers the routing question): one
+		// call note each, the killed instance's queued ones taken over by the other.
+		want := int(ph.inboundCalls.Load())
+		testrig.WaitFor(t, 60*time.Second, fmt.Sprintf("%d call notes", want), func() bool { return len(callNotes(t)) >= want })
+		time.Sleep(2 * time.Second) // a second note for a call would come now
+		notes := callNotes(t)
+		t.Logf("%d ARI calls, %d call notes", want, len(notes))
+		seen := map[string]int{}
+		for _, u := range notes {
+			seen[u]++
+		}
+		assert.Len(t, seen, want, "one call note per call, each with its own linkedid")
+		for u, n := range seen {
+			assert.Equal(t, 1, n, "call %s noted once", u)
+		}
+		s.docker("start", prefix+victim)
+		testrig.WaitFor(t, 60*time.Second, victim+" restarted", func() bool { return healthz(crmlinkURL[victim]) == http.StatusOK })
+		waitInPool(t, victim, "UP")
 	})
 
 	var limited map[string]int

@@ -139,6 +139,9 @@ func (s *stack) serve(t *testing.T, l net.Listener) {
 	// application (it may still list it while it forgets its channels and bridges).
 	s.stop = testrig.Run(t, "crmlink", func(ctx context.Context) error { return a.Serve(ctx, l) }, a.Close)
 	testrig.WaitFor(t, 10*time.Second, "crmlink's Stasis application registered", func() bool {
+		if a.ARI == nil { // Asterisk connects out to crmlink (asterisk.ari.inbound)
+			return a.ARIInbound.Connected() && s.ast.AppRegistered(s.cfg.Asterisk.ARI.Application)
+		}
 		return a.ARI.Connected() && s.ast.AppRegistered("crmlink")
 	})
 	s.app = a
