@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/crmlink/crmlink/crm"
+	"github.com/crmlink/crmlink/pbx/dialplan"
 	"github.com/crmlink/crmlink/routing"
 	"github.com/crmlink/crmlink/routing/callcard"
 )
@@ -25,6 +26,12 @@ func (t *tracker) ringing(e obsEvent) (callcard.Ring, bool) {
 	}
 	if t.isOffice(endpointOfChannel(k.first.Name)) || routing.Withheld(k.first.Caller.Number) {
 		return callcard.Ring{}, false // an outgoing or internal call, or no number to show
+	}
+	if v := e.Caller.Vars; v[stasisStatusVar] != "" && v[dialplan.VarResult] == string(routing.Routed) {
+		// The Stasis controller routed the call and the dial context rings the owner
+		// (asterisk.ari.ringing: dialplan): the controller shows that card itself. Its
+		// fallback (CRMLINK_RESULT FALLBACK) rings phones only the observer sees.
+		return callcard.Ring{}, false
 	}
 	// Received now: the card's freshness counts from when crmlink learnt of the ring.
 	return callcard.Ring{Call: id, Caller: k.first.Caller.Number, Users: []crm.UserID{user}, At: time.Now()}, true

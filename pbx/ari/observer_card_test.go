@@ -25,6 +25,12 @@ func TestTrackerRinging(t *testing.T) {
 		{name: "the answer of a ring is no new ring", first: trunk, peer: ch("P", "PJSIP/101-00000002", "", "s"), status: "ANSWER"},
 		{name: "a leg of the Stasis controller", first: trunk, peer: ch(legPrefix+"x", "PJSIP/101-00000002", "", "s")},
 		{name: "a manager calling a colleague", first: ch("L", "PJSIP/100-00000001", "100", "101"), peer: ch("P", "PJSIP/101-00000002", "", "s")},
+		{name: "the owner rung by the dialplan after the controller routed the call (its card is the controller's)",
+			first: withVars(trunk, map[string]string{"STASISSTATUS": "SUCCESS", "CRMLINK_RESULT": "ROUTED"}), peer: ch("P", "PJSIP/101-00000002", "", "s")},
+		{name: "the fallback desk after the controller", first: withVars(trunk, map[string]string{"STASISSTATUS": "SUCCESS", "CRMLINK_RESULT": "FALLBACK"}),
+			peer: ch("P", "PJSIP/100-00000002", "", "s"), want: []crm.UserID{1100}},
+		{name: "the owner rung after FastAGI routed the call", first: withVars(trunk, map[string]string{"CRMLINK_RESULT": "ROUTED"}),
+			peer: ch("P", "PJSIP/101-00000002", "", "s"), want: []crm.UserID{1001}},
 		{name: "a withheld number", first: ch("L", "PJSIP/trunk-00000001", "anonymous", "301"), peer: ch("P", "PJSIP/101-00000002", "", "s")},
 	}
 	for _, tt := range tests {
@@ -44,4 +50,11 @@ func TestTrackerRinging(t *testing.T) {
 			assert.Equal(t, tt.first.Caller.Number, r.Caller)
 		})
 	}
+}
+
+// withVars is c with the channel variables vars (as ari.conf's channelvars report them).
+func withVars(c *obsChannel, vars map[string]string) *obsChannel {
+	cp := *c
+	cp.Vars = vars
+	return &cp
 }

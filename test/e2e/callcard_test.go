@@ -86,6 +86,23 @@ func TestCallCardFallbackDesk(t *testing.T) {
 	assert.Len(t, s.crm.CallEvents(), 1, "one card")
 }
 
+// With the call observer on as well, a routed call whose owner the dialplan rings
+// (asterisk.ari.ringing: dialplan) still gets one card: the controller's, not a second one
+// from the observer's view of the same Dial().
+func TestCallCardOncePerCallWithTheObserver(t *testing.T) {
+	s := observingStack(t, withCallCard)
+	anna := managerPhone(t, s.ast, "101")
+	call := dial(t, s.ast, newCaller(t, s.ast, annaClient), ariExten)
+	nextIncoming(t, anna, callWait)
+	es := waitCallEvents(t, s, 1)
+	assert.Equal(t, []int64{annaUser}, es[0].Users)
+	ctx, cancel := context.WithTimeout(context.Background(), callWait)
+	defer cancel()
+	require.NoError(t, call.Hangup(ctx))
+	s.nextOutcome(t)
+	assert.Len(t, s.crm.CallEvents(), 1, "one card per call, not one from the controller and one from the observer")
+}
+
 // Calls are credited to the manager: an answered call's note to who talked, a missed
 // call's note and call-back task to the manager whose phone rang first, and amoCRM's call
 // report counts them per manager.
