@@ -84,6 +84,9 @@ type Board struct {
 	// the calls the observer reports (FastAGI, SIP redirect): their decision never reaches
 	// the board, the name the router found does.
 	named map[string]namedAt
+	// prunedAt is when named last lost its stale entries (at most once per nameMemory, so
+	// a routing decision never walks the whole map).
+	prunedAt time.Time
 }
 
 type namedAt struct {
@@ -114,10 +117,13 @@ func (b *Board) Decided(caller string, d routing.Decision) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()
-	for k, v := range b.named {
-		if now.Sub(v.at) > nameMemory {
-			delete(b.named, k)
+	if now.Sub(b.prunedAt) > nameMemory {
+		for k, v := range b.named {
+			if now.Sub(v.at) > nameMemory {
+				delete(b.named, k)
+			}
 		}
+		b.prunedAt = now
 	}
 	b.named[caller] = namedAt{d.Client.ContactName, now}
 }
