@@ -6,8 +6,13 @@ import (
 )
 
 // The write side of a CRM, used only on the event path (call outcomes, chat events), never
-// while a call is being set up. Every creation carries an idempotency key (RequestID or
-// Uniq) so that a retried event does not create a second entity.
+// while a call is being set up. amoCRM has no idempotency key for what it creates: a
+// RequestID is only echoed back to match a batch's answers to its items, and a second call
+// note with the same Uniq is a second note. What keeps a retried event from creating an
+// entity twice is the event path's record of each step (events.Steps) and, for the one step
+// an attempt killed between a write and its record may have written, a lookup before the
+// write (events.Once). Only Unsorted entries are refused twice by amoCRM itself, while the
+// first one with the same source_uid waits.
 
 // NewContact is a contact to create.
 type NewContact struct {
@@ -17,7 +22,8 @@ type NewContact struct {
 	// Fields are values of the account's own custom fields (by field id).
 	Fields      []FieldValue
 	Responsible UserID
-	// RequestID is echoed back by amoCRM and lets a writer match results to requests.
+	// RequestID is echoed back by amoCRM and lets a writer match results to requests;
+	// amoCRM does not refuse a second contact with the same one.
 	RequestID string
 }
 
@@ -35,7 +41,8 @@ type NewLead struct {
 // UnsortedCall is an amoCRM "Unsorted" entry of category sip: an incoming call waiting for
 // a manager to accept (creating contact and deal) or decline it.
 type UnsortedCall struct {
-	// UID is the idempotency key and the entry's source_uid.
+	// UID is the entry's source_uid: amoCRM refuses a second entry with it while the first
+	// waits in Unsorted.
 	UID        string
 	SourceName string
 	PipelineID int64
@@ -104,7 +111,8 @@ type CallNote struct {
 	Entity    EntityType
 	EntityID  int64
 	Direction CallDirection
-	// Uniq is amoCRM's idempotency key of a call note (the call's linkedid).
+	// Uniq is the call's id on the note (the call's linkedid): amoCRM shows it but does not
+	// refuse a second note with the same one (CallNoteExists looks for it).
 	Uniq     string
 	Phone    Phone
 	Duration time.Duration

@@ -480,21 +480,6 @@ func (s Steps) Run(ctx context.Context, step string, do func() ([]byte, error)) 
 	return v, false, nil
 }
 
-// RunID is Run for a step that creates one entity: its id is what the step records.
-func (s Steps) RunID(ctx context.Context, step string, create func() (int64, error)) (id int64, done bool, err error) {
-	v, done, err := s.Run(ctx, step, func() ([]byte, error) {
-		id, err := create()
-		return []byte(strconv.FormatInt(id, 10)), err
-	})
-	if err != nil {
-		return 0, false, err
-	}
-	if id, err = ParseID(v); err != nil {
-		return 0, false, fmt.Errorf("stored %s id: %w", step, err)
-	}
-	return id, done, nil
-}
-
 // ParseID reads an id a step recorded; a value that is not one is permanent.
 func ParseID(v []byte) (int64, error) {
 	id, err := strconv.ParseInt(string(v), 10, 64)
@@ -503,3 +488,90 @@ func ParseID(v []byte) (int64, error) {
 	}
 	return id, nil
 }
+
+// Ran says how a step of RunOnce came to be done.
+type Ran int
+
+const (
+	// RanNow: this attempt performed the step.
+	RanNow Ran = iota
+	// RanEarlier: an earlier attempt performed and recorded it.
+	RanEarlier
+	// RanAdopted: an earlier attempt performed it but died before recording it; Find found
+	// what it wrote, and that was recorded instead of writing it again.
+	RanAdopted
+)
+
+// Once is a step that creates something the CRM cannot refuse to create twice (amoCRM has
+// no idempotency key for contacts, leads, tasks or notes: a request_id is only echoed
+// back). A step whose write succeeded but whose record was lost (the process died between
+// the two) is looked for before it is performed again, and only then: lookups cost CRM
+// requests, so the first attempt makes none.
+type Once struct {
+	// Resumed: an earlier attempt stored the plan the step belongs to (Plan's resumed), so
+	// it may have performed the step.
+	Resumed bool
+	// Mark, for a step no plan announces (Resumed says nothing about it): a mark is stored
+	// before Do, and a later attempt that finds it looks first. One State write more, no
+	// CRM request.
+	Mark bool
+	// Find looks in the CRM for what an interrupted attempt wrote: the value to record and
+	// whether it found it.
+	Find func() (value []byte, found bool, err error)
+	// Do performs the step; its value is recorded.
+	Do func() ([]byte, error)
+}
+
+// begunSuffix names the mark of Once.Mark.
+const begunSuffix = ":begun"
+
+// RunOnce runs o's step once per event: a step recorded before returns its value; one an
+// earlier attempt may have performed (o.Resumed, or its begun mark) is looked for with
+// o.Find first; otherwise o.Do performs it. The value is recorded either way.
+func (s Steps) RunOnce(ctx context.Context, step string, o Once) (value []byte, ran Ran, err error) {
+	v, ok, err := s.Done(ctx, step)
+	if err != nil {
+		return nil, RanNow, fmt.Errorf("load %s: %w", step, err)
+	}
+	if ok {
+		return v, RanEarlier, nil
+	}
+	maybe := o.Resumed
+	if o.Mark {
+		_, begun, err := s.state.Load(ctx, s.Key(step)+begunSuffix)
+		if err != nil {
+			return nil, RanNow, fmt.Errorf("load %s mark: %w", step, err)
+		}
+		maybe = maybe || begun
+		if !begun {
+			if err := s.state.MarkDone(ctx, s.Key(step)+begunSuffix, s.ttl); err != nil {
+				return nil, RanNow, fmt.Errorf("mark %s begun: %w", step, err)
+			}
+		}
+	}
+	ran = RanNow
+	found := false
+	if maybe && o.Find != nil {
+		if v, found, err = o.Find(); err != nil {
+			return nil, RanNow, fmt.Errorf("look for an earlier %s: %w", step, err)
+		}
+		if found {
+			ran = RanAdopted
+		}
+	}
+	if !found {
+		if v, err = o.Do(); err != nil {
+			return nil, RanNow, err
+		}
+	}
+	if v == nil {
+		v = []byte{}
+	}
+	if err := s.Record(ctx, step, v); err != nil {
+		return nil, ran, fmt.Errorf("save %s: %w", step, err)
+	}
+	return v, ran, nil
+}
+
+// IDValue is how a step that created one entity records its id.
+func IDValue(id int64) []byte { return []byte(strconv.FormatInt(id, 10)) }

@@ -47,7 +47,13 @@ func TestStepsRunOncePerEvent(t *testing.T) {
 					return []byte(plan), nil
 				})
 				require.NoError(t, err)
-				id, idDone, err = x.RunID(ctx, "contact", func() (int64, error) { creates++; return 1000 + int64(creates), nil })
+				v, ran, err := x.RunOnce(ctx, "contact", events.Once{Resumed: resumed, Do: func() ([]byte, error) {
+					creates++
+					return events.IDValue(1000 + int64(creates)), nil
+				}})
+				require.NoError(t, err)
+				idDone = ran == events.RanEarlier
+				id, err = events.ParseID(v)
 				require.NoError(t, err)
 				_, noteDone, err = x.Run(ctx, "note", func() ([]byte, error) { notes++; return nil, nil })
 				require.NoError(t, err)
@@ -93,6 +99,8 @@ func TestStepsPlanFailures(t *testing.T) {
 	assert.Equal(t, events.DeadLetter, events.Classify(err), "%v", err)
 
 	require.NoError(t, state.Save(ctx, "call:a:contact", []byte("x"), time.Hour))
-	_, _, err = x.RunID(ctx, "contact", func() (int64, error) { return 1, nil })
+	v, _, err := x.RunOnce(ctx, "contact", events.Once{Do: func() ([]byte, error) { return events.IDValue(1), nil }})
+	require.NoError(t, err)
+	_, err = events.ParseID(v)
 	assert.Equal(t, events.DeadLetter, events.Classify(err), "%v", err)
 }

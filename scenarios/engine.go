@@ -255,6 +255,10 @@ func (e *Engine) carryOut(ctx context.Context, o routing.CallOutcome, p planned,
 			err = e.clientChanged(ctx, p.Phone)
 		}
 		steps = append(steps, step)
+		// Each action is recorded before the next begins, so only the first one not on
+		// record can have been written by an interrupted attempt: the ones after it need
+		// no look in the CRM.
+		resumed = resumed && step.Status == StepEarlier
 		if err != nil {
 			return steps, fmt.Errorf("rules: outcome %s: %s: %w", o.ID, a.Kind(), err)
 		}

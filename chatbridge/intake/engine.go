@@ -24,6 +24,9 @@ type CRM interface {
 	CreateContacts(ctx context.Context, cs []crm.NewContact) ([]int64, error)
 	CreateLeads(ctx context.Context, ls []crm.NewLead) ([]int64, error)
 	AddTextNote(ctx context.Context, entity crm.EntityType, id int64, text string) error
+	// TextNoteExists reports whether the entity has a plain note with this text: asked
+	// only when an interrupted attempt may have added it.
+	TextNoteExists(ctx context.Context, entity crm.EntityType, id int64, text string) (bool, error)
 	// AddUnsortedForm and AcceptUnsorted are used in unsorted mode only.
 	AddUnsortedForm(ctx context.Context, f crm.UnsortedForm) (crm.UnsortedEntry, error)
 	AcceptUnsorted(ctx context.Context, uid string, user crm.UserID, statusID int64) (crm.UnsortedEntry, bool, error)
@@ -142,6 +145,9 @@ type Result struct {
 	Accepted    bool
 	// Repeated is true when the event's work was already done by an earlier delivery.
 	Repeated bool
+	// Adopted is true when some of it was found in the CRM, written by an earlier attempt
+	// that died before recording it, and not written again.
+	Adopted bool
 }
 
 // EntityRef names a CRM entity.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/crmlink/crmlink/chatbridge"
 	"github.com/crmlink/crmlink/crm"
@@ -25,6 +26,9 @@ type plan struct {
 	OpenLeadID  int64      `json:"open_lead_id,omitempty"`
 	Responsible crm.UserID `json:"responsible,omitempty"`
 	Unsorted    bool       `json:"unsorted,omitempty"`
+	// At is when the plan was made (the wall clock, as amoCRM's created_at): a deal an
+	// interrupted attempt created is no older.
+	At time.Time `json:"at,omitzero"`
 	// By is the event that made the plan.
 	By string `json:"by"`
 }
@@ -43,7 +47,7 @@ func (e *Engine) Handle(ctx context.Context, ev chatbridge.Event) (Result, error
 	var p plan
 	var skipped string
 	steps := e.steps(chat)
-	_, err := steps.Plan(ctx, func(b []byte) error { return json.Unmarshal(b, &p) }, func() ([]byte, error) {
+	resumed, err := steps.Plan(ctx, func(b []byte) error { return json.Unmarshal(b, &p) }, func() ([]byte, error) {
 		if !slices.Contains(e.cfg.Events, ev.Kind) {
 			skipped = fmt.Sprintf("%s is not in chat.leads.events and nothing was created for the chat", ev.Kind)
 			return nil, nil
@@ -52,6 +56,7 @@ func (e *Engine) Handle(ctx context.Context, ev chatbridge.Event) (Result, error
 		if p, err = e.decide(ctx, ev); err != nil {
 			return nil, err
 		}
+		p.At = time.Now().UTC().Truncate(time.Second)
 		return json.Marshal(p)
 	})
 	if skipped != "" {
@@ -64,16 +69,17 @@ func (e *Engine) Handle(ctx context.Context, ev chatbridge.Event) (Result, error
 	if p.Skip != "" {
 		return res, nil
 	}
-	if err := e.carryOut(ctx, ev, chat, steps, p, &res); err != nil {
+	if err := e.carryOut(ctx, ev, chat, steps, p, resumed, &res); err != nil {
 		return res, fmt.Errorf("leads: chat %s: %w", chat, permanentIfRejected(err))
 	}
 	if ev.Kind == chatbridge.EventChatFinished && p.By != ev.ID && res.NoteOn != nil {
-		note := *res.NoteOn
-		if _, _, err := steps.Run(ctx, "finished:"+ev.ID, func() ([]byte, error) {
-			return nil, e.crm.AddTextNote(ctx, note.Entity, note.ID, e.summary(ev))
-		}); err != nil {
+		// The plan is older than this event, so it says nothing about this step: a mark
+		// does.
+		ran, err := e.noteOnce(ctx, steps, "finished:"+ev.ID, events.Once{Mark: true}, *res.NoteOn, e.summary(ev))
+		if err != nil {
 			return res, fmt.Errorf("leads: chat %s: chat summary note: %w", chat, permanentIfRejected(err))
 		}
+		res.Adopted = res.Adopted || ran == events.RanAdopted
 	}
 	return res, nil
 }
@@ -168,24 +174,43 @@ func (e *Engine) distribute(ctx context.Context, group string, ev chatbridge.Eve
 	return u, nil
 }
 
-// carryOut makes what the plan says, each write once per chat.
-func (e *Engine) carryOut(ctx context.Context, ev chatbridge.Event, chat string, steps events.Steps, p plan, res *Result) error {
+// carryOut makes what the plan says, each write once per chat. resumed: an earlier attempt
+// stored the plan, so a step it did not record may still have been written (the process
+// died in between): such a step looks for its entity before creating it. Only the first
+// step not on record can be one (each is recorded before the next begins), so the steps
+// after it look for nothing.
+func (e *Engine) carryOut(ctx context.Context, ev chatbridge.Event, chat string, steps events.Steps, p plan, resumed bool, res *Result) error {
 	if p.Unsorted {
 		return e.viaUnsorted(ctx, ev, chat, steps, p, res)
 	}
 	contactID := p.ContactID
 	if contactID == 0 {
-		id, done, err := steps.RunID(ctx, "contact", func() (int64, error) {
-			ids, err := e.crm.CreateContacts(ctx, []crm.NewContact{e.newContact(ev, p.Responsible, chat)})
-			if err != nil {
-				return 0, fmt.Errorf("create contact: %w", err)
-			}
-			return ids[0], nil
+		nc := e.newContact(ev, p.Responsible, chat)
+		v, ran, err := steps.RunOnce(ctx, "contact", events.Once{
+			Resumed: resumed,
+			Find: func() ([]byte, bool, error) {
+				id, err := e.ownContact(ctx, ev, nc)
+				return events.IDValue(id), id != 0, err
+			},
+			Do: func() ([]byte, error) {
+				ids, err := e.crm.CreateContacts(ctx, []crm.NewContact{nc})
+				if err != nil {
+					return nil, fmt.Errorf("create contact: %w", err)
+				}
+				return events.IDValue(ids[0]), nil
+			},
 		})
 		if err != nil {
 			return err
 		}
-		contactID, res.ContactID, res.ContactCreated, res.Repeated = id, id, !done, done
+		id, err := events.ParseID(v)
+		if err != nil {
+			return fmt.Errorf("stored contact id: %w", err)
+		}
+		contactID, res.ContactID = id, id
+		res.ContactCreated, res.Repeated = ran == events.RanNow, ran != events.RanNow
+		res.Adopted = res.Adopted || ran == events.RanAdopted
+		resumed = resumed && ran == events.RanEarlier
 	}
 	note := EntityRef{Entity: crm.EntityContact, ID: contactID}
 	switch {
@@ -194,39 +219,114 @@ func (e *Engine) carryOut(ctx context.Context, ev chatbridge.Event, chat string,
 	case p.Target.Action == ActionContactOnly:
 	case p.ContactID != 0 && e.cfg.ExistingClient.NoOpenDeal == NoOpenDealNote:
 	default:
-		id, done, err := steps.RunID(ctx, "lead", func() (int64, error) {
-			ids, err := e.crm.CreateLeads(ctx, []crm.NewLead{{
-				Name: e.leadName(ev), PipelineID: p.Target.PipelineID, StatusID: p.Target.StatusID,
-				Responsible: p.Responsible, ContactIDs: []int64{contactID}, Tags: p.Target.Tags, RequestID: chat,
-			}})
-			if err != nil {
-				return 0, fmt.Errorf("create deal: %w", err)
-			}
-			return ids[0], nil
+		nl := crm.NewLead{
+			Name: e.leadName(ev), PipelineID: p.Target.PipelineID, StatusID: p.Target.StatusID,
+			Responsible: p.Responsible, ContactIDs: []int64{contactID}, Tags: p.Target.Tags, RequestID: chat,
+		}
+		v, ran, err := steps.RunOnce(ctx, "lead", events.Once{
+			Resumed: resumed,
+			Find: func() ([]byte, bool, error) {
+				id, err := e.ownLead(ctx, contactID, nl, p.At)
+				return events.IDValue(id), id != 0, err
+			},
+			Do: func() ([]byte, error) {
+				ids, err := e.crm.CreateLeads(ctx, []crm.NewLead{nl})
+				if err != nil {
+					return nil, fmt.Errorf("create deal: %w", err)
+				}
+				return events.IDValue(ids[0]), nil
+			},
 		})
 		if err != nil {
 			return err
 		}
-		res.LeadID, res.LeadCreated, res.Repeated = id, !done, done
+		id, err := events.ParseID(v)
+		if err != nil {
+			return fmt.Errorf("stored deal id: %w", err)
+		}
+		res.LeadID, res.LeadCreated, res.Repeated = id, ran == events.RanNow, ran != events.RanNow
+		res.Adopted = res.Adopted || ran == events.RanAdopted
+		resumed = resumed && ran == events.RanEarlier
 		note = EntityRef{Entity: crm.EntityLead, ID: id}
 	}
-	return e.noteOnce(ctx, ev, steps, note, res)
-}
-
-// noteOnce adds the chat's note to target once per chat.
-func (e *Engine) noteOnce(ctx context.Context, ev chatbridge.Event, steps events.Steps, target EntityRef, res *Result) error {
-	_, done, err := steps.Run(ctx, "note", func() ([]byte, error) {
-		if err := e.crm.AddTextNote(ctx, target.Entity, target.ID, e.summary(ev)); err != nil {
-			return nil, fmt.Errorf("add note to %s %d: %w", target.Entity, target.ID, err)
-		}
-		return nil, nil
-	})
+	ran, err := e.noteOnce(ctx, steps, "note", events.Once{Resumed: resumed}, note, e.summary(ev))
 	if err != nil {
 		return err
 	}
-	res.NoteOn, res.Repeated = &target, done
+	res.NoteOn, res.Repeated = &note, ran != events.RanNow
+	res.Adopted = res.Adopted || ran == events.RanAdopted
 	return nil
 }
+
+// noteOnce adds a text note to target once per chat under step; how says when to look
+// for it first (events.Once).
+func (e *Engine) noteOnce(ctx context.Context, steps events.Steps, step string, how events.Once, target EntityRef, text string) (events.Ran, error) {
+	how.Find = func() ([]byte, bool, error) {
+		found, err := e.crm.TextNoteExists(ctx, target.Entity, target.ID, text)
+		return nil, found, err
+	}
+	how.Do = func() ([]byte, error) {
+		if err := e.crm.AddTextNote(ctx, target.Entity, target.ID, text); err != nil {
+			return nil, fmt.Errorf("add note to %s %d: %w", target.Entity, target.ID, err)
+		}
+		return nil, nil
+	}
+	_, ran, err := steps.RunOnce(ctx, step, how)
+	return ran, err
+}
+
+// ownContact finds the contact an interrupted attempt created for the visitor: one found
+// by the first of phone, email and custom field the visitor gave, with the name crmlink
+// gives it (so an older client who merely shares a field is not taken), the newest if
+// several; 0 when there is none.
+func (e *Engine) ownContact(ctx context.Context, ev chatbridge.Event, nc crm.NewContact) (int64, error) {
+	for _, f := range []Field{FieldPhone, FieldEmail, FieldCustomField} {
+		cs, asked, err := e.search(ctx, f, ev)
+		if err != nil {
+			return 0, fmt.Errorf("find the chat's contact by %s: %w", f, err)
+		}
+		if !asked {
+			continue
+		}
+		var id int64
+		for _, c := range cs {
+			if strings.TrimSpace(c.Name) == strings.TrimSpace(nc.Name) {
+				id = max(id, c.ID)
+			}
+		}
+		return id, nil
+	}
+	return 0, nil
+}
+
+// ownLead finds the deal an interrupted attempt created on the contact: an open one with
+// the planned name and pipeline, created since the plan (allowing for amoCRM's clock);
+// 0 when there is none.
+func (e *Engine) ownLead(ctx context.Context, contactID int64, want crm.NewLead, planned time.Time) (int64, error) {
+	c, err := e.crm.Contact(ctx, contactID)
+	if errors.Is(err, crm.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("contact %d: %w", contactID, err)
+	}
+	leads, err := e.crm.Leads(ctx, c.LeadIDs)
+	if err != nil && !errors.Is(err, crm.ErrNotFound) {
+		return 0, fmt.Errorf("deals of contact %d: %w", contactID, err)
+	}
+	var id int64
+	for _, l := range leads {
+		if l.Open() && l.Name == want.Name && (want.PipelineID == 0 || l.PipelineID == want.PipelineID) &&
+			(planned.IsZero() || !l.CreatedAt.Before(planned.Add(-adoptWindow))) {
+			id = max(id, l.ID)
+		}
+	}
+	return id, nil
+}
+
+// adoptWindow allows for amoCRM's clock running behind ours when recognising a deal an
+// interrupted attempt created.
+const adoptWindow = 5 * time.Minute
 
 // viaUnsorted puts a new client's request into Unsorted once per chat, and accepts it as
 // the CRM user of the Jivo agent who accepted the chat, if it still waits.
@@ -258,10 +358,16 @@ func (e *Engine) viaUnsorted(ctx context.Context, ev chatbridge.Event, chat stri
 			return events.Permanent(fmt.Errorf("stored accept unreadable: %w", err))
 		}
 		res.ContactID, res.LeadID = acc.ContactID, acc.LeadID
-		if acc.LeadID != 0 {
-			res.NoteOn = &EntityRef{Entity: crm.EntityLead, ID: acc.LeadID}
+		if acc.LeadID == 0 {
+			return nil
 		}
-		return nil
+		if ev.Kind != chatbridge.EventChatAccepted {
+			res.NoteOn = &EntityRef{Entity: crm.EntityLead, ID: acc.LeadID}
+			return nil
+		}
+		// The attempt that accepted the entry may have died before its note, or after
+		// writing it but before recording so.
+		return e.acceptedNote(ctx, ev, steps, acc.LeadID, events.Once{Resumed: true}, res)
 	}
 	if ev.Kind != chatbridge.EventChatAccepted || ev.ChatUser == "" {
 		return nil
@@ -287,7 +393,19 @@ func (e *Engine) viaUnsorted(ctx context.Context, ev chatbridge.Event, chat stri
 	if entry.LeadID == 0 {
 		return nil
 	}
-	return e.noteOnce(ctx, ev, steps, EntityRef{Entity: crm.EntityLead, ID: entry.LeadID}, res)
+	return e.acceptedNote(ctx, ev, steps, entry.LeadID, events.Once{}, res)
+}
+
+// acceptedNote adds the chat's note to the deal its accepted Unsorted entry became.
+func (e *Engine) acceptedNote(ctx context.Context, ev chatbridge.Event, steps events.Steps, lead int64, how events.Once, res *Result) error {
+	target := EntityRef{Entity: crm.EntityLead, ID: lead}
+	ran, err := e.noteOnce(ctx, steps, "note", how, target, e.summary(ev))
+	if err != nil {
+		return err
+	}
+	res.NoteOn, res.Repeated = &target, ran != events.RanNow
+	res.Adopted = res.Adopted || ran == events.RanAdopted
+	return nil
 }
 
 func visitorEmail(ev chatbridge.Event) string {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/crmlink/crmlink/crm"
 )
@@ -85,22 +86,39 @@ func (c *Client) AddCallNotes(ctx context.Context, ns []crm.CallNote) error {
 
 // CallNoteExists looks through the entity's call notes for one with this uniq.
 func (c *Client) CallNoteExists(ctx context.Context, entity crm.EntityType, id int64, uniq string) (bool, error) {
+	return c.noteExists(ctx, entity, id, []string{"call_in", "call_out"}, func(p noteParamsIn) bool { return p.Uniq == uniq })
+}
+
+// TextNoteExists looks through the entity's plain ("common") notes for one with this
+// text: a retry whose first attempt may have added the note asks before adding it again.
+func (c *Client) TextNoteExists(ctx context.Context, entity crm.EntityType, id int64, text string) (bool, error) {
+	text = strings.TrimSpace(text)
+	return c.noteExists(ctx, entity, id, []string{"common"}, func(p noteParamsIn) bool { return strings.TrimSpace(p.Text) == text })
+}
+
+// noteParamsIn is what noteExists reads of a note's params.
+type noteParamsIn struct {
+	Uniq string `json:"uniq"`
+	Text string `json:"text"`
+}
+
+// noteExists reads the entity's notes of these types (GET /api/v4/{entity}/{id}/notes
+// with filter[note_type][]) and reports whether one matches.
+func (c *Client) noteExists(ctx context.Context, entity crm.EntityType, id int64, types []string, match func(noteParamsIn) bool) (bool, error) {
 	p, err := entityPath(entity)
 	if err != nil {
 		return false, apiError(http.MethodGet, "/api/v4/"+string(entity)+"/notes", err)
 	}
-	q := url.Values{"limit": {"250"}, "filter[note_type][]": {"call_in", "call_out"}}
+	q := url.Values{"limit": {"250"}, "filter[note_type][]": types}
 	type noteIn struct {
-		Params struct {
-			Uniq string `json:"uniq"`
-		} `json:"params"`
+		Params noteParamsIn `json:"params"`
 	}
 	notes, err := listAll[noteIn](ctx, c, "/api/v4/"+p+"/"+strconv.FormatInt(id, 10)+"/notes", q, "notes")
 	if err != nil {
 		return false, err
 	}
 	for _, n := range notes {
-		if n.Params.Uniq == uniq {
+		if match(n.Params) {
 			return true, nil
 		}
 	}

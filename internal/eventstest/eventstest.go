@@ -1,0 +1,44 @@
+// Package eventstest has test doubles for the event path's State: a crmlink killed
+// between a CRM write and the record of it.
+package eventstest
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/crmlink/crmlink/events"
+)
+
+// ErrKilled is what the killed instance's record of the step returns.
+var ErrKilled = errors.New("crmlink was killed (SIGKILL) before recording the step")
+
+// KilledAfter is the State of an instance killed right after one step's CRM write: the
+// step's record (the first Save or MarkDone of a key ending in ":"+Step) never reaches
+// the State, and the attempt stops there with ErrKilled. Everything else goes to State.
+type KilledAfter struct {
+	events.State
+	Step string
+
+	mu     sync.Mutex
+	killed bool
+}
+
+// Save implements events.State.
+func (s *KilledAfter) Save(ctx context.Context, key string, v []byte, ttl time.Duration) error {
+	s.mu.Lock()
+	kill := !s.killed && strings.HasSuffix(key, ":"+s.Step)
+	s.killed = s.killed || kill
+	s.mu.Unlock()
+	if kill {
+		return ErrKilled
+	}
+	return s.State.Save(ctx, key, v, ttl)
+}
+
+// MarkDone implements events.State.
+func (s *KilledAfter) MarkDone(ctx context.Context, key string, ttl time.Duration) error {
+	return s.Save(ctx, key, nil, ttl)
+}
