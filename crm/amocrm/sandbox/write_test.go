@@ -126,7 +126,7 @@ func TestWriteValidation(t *testing.T) {
 			[]string{"0 entity_id NotFound", "1 entity_type NotSupportedChoice"}},
 		{"note without entity", "/api/v4/leads/notes", `[{"note_type":"common","params":{"text":"x"}}]`, []string{"0 entity_id NotBlank"}},
 		{"note of unknown type", "/api/v4/contacts/notes", `[{"entity_id":2001,"note_type":"sms"}]`, []string{"0 note_type NotSupportedChoice"}},
-		{"call note without uniq", "/api/v4/leads/notes", `[{"entity_id":4001,"note_type":"call_in","params":{"phone":"+7","source":"s","duration":5,"call_status":9}}]`,
+		{"call note without uniq", "/api/v4/leads/notes", `[{"entity_id":2001,"note_type":"call_in","params":{"phone":"+7","source":"s","duration":5,"call_status":9}}]`,
 			[]string{"0 params.uniq NotBlank", "0 params.call_status NotSupportedChoice"}},
 		{"unsorted without metadata and lead", "/api/v4/leads/unsorted/sip", `[{"source_name":"pbx","source_uid":"u1"}]`,
 			[]string{"0 metadata NotBlank", "0 _embedded.leads NotBlank"}},
@@ -433,7 +433,7 @@ func TestCreatedOverHTTP(t *testing.T) {
 	_, s := start(t)
 	require.Equal(t, http.StatusOK, api(t, s, "POST", "/api/v4/leads/unsorted/sip", unsortedBody("u")).status)
 	require.Equal(t, http.StatusOK, api(t, s, "POST", "/api/v4/tasks", `[{"text":"t","complete_till":1700000000,"entity_type":"leads","entity_id":4001}]`).status)
-	require.Equal(t, http.StatusOK, api(t, s, "POST", "/api/v4/leads/notes", `[{"entity_id":4001,"note_type":"call_out","params":{"uniq":"q","duration":0,"source":"s","phone":"+7","call_status":6}}]`).status)
+	require.Equal(t, http.StatusOK, api(t, s, "POST", "/api/v4/leads/notes", `[{"entity_id":2001,"note_type":"call_out","params":{"uniq":"q","duration":0,"source":"s","phone":"+7","call_status":6}}]`).status)
 	m := call(t, context.Background(), "GET", s.URL+"/_sandbox/created", "", "").json(t)
 	assert.Equal(t, "pending", dig(t, m, "unsorted", 0, "status"))
 	assert.Equal(t, "Новый абонент", dig(t, m, "unsorted", 0, "contact", "name"))
@@ -492,4 +492,29 @@ func TestMethodsAndPaths(t *testing.T) {
 	}
 	a := api(t, s, "POST", "/api/v4/companies", "")
 	assert.Equal(t, "GET, PATCH", a.json(t)["detail"].(string)[len("/api/v4/companies answers "):])
+}
+
+// TestRequestIDIsNoIdempotencyKey: as in amoCRM's public API, request_id is only echoed back
+// to match a batch's answers: the same request sent twice creates everything twice, so a
+// client must not lean on it to keep a retry from writing twice.
+func TestRequestIDIsNoIdempotencyKey(t *testing.T) {
+	for _, tc := range []struct{ path, key, body string }{
+		{"/api/v4/contacts", "contacts", `[{"name":"Twice","request_id":"chat-1"}]`},
+		{"/api/v4/leads", "leads", `[{"name":"Twice","request_id":"chat-1"}]`},
+		{"/api/v4/tasks", "tasks", `[{"text":"Call back","complete_till":1893456000,"entity_type":"contacts","entity_id":2001,"request_id":"call-1"}]`},
+		{"/api/v4/contacts/notes", "notes", `[{"entity_id":2001,"note_type":"common","params":{"text":"twice"},"request_id":"call-1"}]`},
+	} {
+		t.Run(tc.key, func(t *testing.T) {
+			_, s := start(t)
+			var ids []int64
+			for range 2 {
+				a := api(t, s, "POST", tc.path, tc.body)
+				require.Equal(t, http.StatusOK, a.status, string(a.body))
+				item := dig(t, a.json(t), "_embedded", tc.key, 0)
+				assert.NotEqual(t, "0", dig(t, item, "request_id"), "echoed")
+				ids = append(ids, int64(dig(t, item, "id").(float64)))
+			}
+			assert.NotEqual(t, ids[0], ids[1], "the same request_id twice: two %s", tc.key)
+		})
+	}
 }
