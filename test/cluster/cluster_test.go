@@ -368,8 +368,11 @@ func TestCluster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	ph := newPhones(t, ctx)
+	// The subtests are registered here and run by sub.run in the order
+	// CRMLINK_CLUSTER_ORDER names (cluster_order_test.go), each from a whole stack.
+	sub := &subtests{s: s}
 
-	t.Run("calls through both Asterisks reach the owner", func(t *testing.T) {
+	sub.add("calls through both Asterisks reach the owner", func(t *testing.T) {
 		for range 2 {
 			for _, a := range asterisks {
 				for _, exten := range []string{agiExten, inboundExten} {
@@ -381,7 +384,7 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
-	t.Run("a crmlink cut off from Redis steps aside for the other", func(t *testing.T) {
+	sub.add("a crmlink cut off from Redis steps aside for the other", func(t *testing.T) {
 		s.docker("network", "disconnect", redisNet, prefix+"crmlink-1")
 		cut := time.Now()
 		testrig.WaitFor(t, 5*time.Second, "crmlink-1's /healthz 503", func() bool { return healthz(crmlinkURL["crmlink-1"]) == http.StatusServiceUnavailable })
@@ -402,7 +405,7 @@ func TestCluster(t *testing.T) {
 		waitInPool(t, "crmlink-1", "UP")
 	})
 
-	t.Run("a crmlink killed during a call burst", func(t *testing.T) {
+	sub.add("a crmlink killed during a call burst", func(t *testing.T) {
 		calls, killed := burstThroughAKill(ctx, t, s, ph, "crmlink-1", agiExten, "")
 		before := 0
 		for _, c := range calls {
@@ -416,7 +419,7 @@ func TestCluster(t *testing.T) {
 		waitInPool(t, "crmlink-1", "UP")
 	})
 
-	t.Run("the Redis master killed during a webhook burst", func(t *testing.T) {
+	sub.add("the Redis master killed during a webhook burst", func(t *testing.T) {
 		master := s.redisMaster()
 		accepted, refused := s.jivoBurst(t, 500, func() {
 			s.docker("kill", "-s", "KILL", prefix+master)
@@ -470,9 +473,8 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
-	t.Run("the crmlink holding the Asterisks' ARI websockets killed during a call burst", func(t *testing.T) {
-		// Last, so that the subtests above run as they would without it. Both Asterisks
-		// are connected, to one crmlink or to both: kill one that holds a
+	sub.add("the crmlink holding the Asterisks' ARI websockets killed during a call burst", func(t *testing.T) {
+		// Both Asterisks are connected, to one crmlink or to both: kill one that holds a
 		// connection; the Asterisks must reconnect through HAProxy to the other.
 		testrig.WaitFor(t, 10*time.Second, "both Asterisks connected", func() bool {
 			return inboundConns("crmlink-1")+inboundConns("crmlink-2") == 2
@@ -503,6 +505,8 @@ func TestCluster(t *testing.T) {
 		testrig.WaitFor(t, 60*time.Second, victim+" restarted", func() bool { return healthz(crmlinkURL[victim]) == http.StatusOK })
 		waitInPool(t, victim, "UP")
 	})
+
+	sub.run(t)
 
 	var limited map[string]int
 	getJSON(t, sandbox+"/_sandbox/rate-limited", &limited)
@@ -600,6 +604,7 @@ func burstThroughAKill(ctx context.Context, t *testing.T, s *stack, ph *phones, 
 	}
 	t.Logf("%s%d calls: %d to the owner, %d to the desk; failover window %s (the last call not routed started that long after the kill)",
 		label, len(calls), count(calls, toOwner), count(calls, toDesk), window.Round(10*time.Millisecond))
+	logKillWindow(t, label, calls, killed)
 	assert.LessOrEqual(t, window, 2*time.Second, "calls fall back for at most 2 s after a crash")
 	return calls, killed
 }
