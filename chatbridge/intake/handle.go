@@ -79,7 +79,7 @@ func (e *Engine) Handle(ctx context.Context, ev chatbridge.Event) (Result, error
 		if err != nil {
 			return res, fmt.Errorf("leads: chat %s: chat summary note: %w", chat, permanentIfRejected(err))
 		}
-		res.Adopted = res.Adopted || ran == events.RanAdopted
+		e.ran(&res, steps, "finished:"+ev.ID, ran)
 	}
 	return res, nil
 }
@@ -209,7 +209,7 @@ func (e *Engine) carryOut(ctx context.Context, ev chatbridge.Event, chat string,
 		}
 		contactID, res.ContactID = id, id
 		res.ContactCreated, res.Repeated = ran == events.RanNow, ran != events.RanNow
-		res.Adopted = res.Adopted || ran == events.RanAdopted
+		e.ran(res, steps, "contact", ran)
 		resumed = resumed && ran == events.RanEarlier
 	}
 	note := EntityRef{Entity: crm.EntityContact, ID: contactID}
@@ -245,7 +245,7 @@ func (e *Engine) carryOut(ctx context.Context, ev chatbridge.Event, chat string,
 			return fmt.Errorf("stored deal id: %w", err)
 		}
 		res.LeadID, res.LeadCreated, res.Repeated = id, ran == events.RanNow, ran != events.RanNow
-		res.Adopted = res.Adopted || ran == events.RanAdopted
+		e.ran(res, steps, "lead", ran)
 		resumed = resumed && ran == events.RanEarlier
 		note = EntityRef{Entity: crm.EntityLead, ID: id}
 	}
@@ -254,7 +254,7 @@ func (e *Engine) carryOut(ctx context.Context, ev chatbridge.Event, chat string,
 		return err
 	}
 	res.NoteOn, res.Repeated = &note, ran != events.RanNow
-	res.Adopted = res.Adopted || ran == events.RanAdopted
+	e.ran(res, steps, "note", ran)
 	return nil
 }
 
@@ -404,7 +404,7 @@ func (e *Engine) acceptedNote(ctx context.Context, ev chatbridge.Event, steps ev
 		return err
 	}
 	res.NoteOn, res.Repeated = &target, ran != events.RanNow
-	res.Adopted = res.Adopted || ran == events.RanAdopted
+	e.ran(res, steps, "note", ran)
 	return nil
 }
 
@@ -420,4 +420,15 @@ func visitorUID(ev chatbridge.Event) string {
 		return ev.Visitor.Number
 	}
 	return ""
+}
+
+// ran notes on res what became of a step, and says so when it was found in amoCRM: an
+// attempt was killed after writing it and before recording it.
+func (e *Engine) ran(res *Result, steps events.Steps, step string, ran events.Ran) {
+	if ran != events.RanAdopted {
+		return
+	}
+	res.Adopted = true
+	e.opts.log.Info().Str("step", steps.Key(step)).
+		Msg("leads: found in amoCRM what an interrupted attempt wrote without recording it; not writing it again")
 }

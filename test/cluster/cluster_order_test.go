@@ -169,3 +169,19 @@ func logKillWindow(t *testing.T, label string, calls []placed, killed time.Time)
 	}
 	t.Logf("%s%d calls started in the 2 s after the kill, %d fell back; %s", label, in, fell, lastFell)
 }
+
+// logAdopted logs how many steps the crmlinks found in amoCRM instead of writing them again
+// (chatbridge/intake's log line): the writes a killed instance made without recording them.
+func (s *stack) logAdopted(t *testing.T) {
+	t.Helper()
+	n := 0
+	for name := range crmlinkURL {
+		out, err := testrig.Exec(t, "", time.Minute, "docker", "logs", prefix+name)
+		if err != nil {
+			t.Logf("docker logs %s: %v", name, err)
+			continue
+		}
+		n += strings.Count(out, "not writing it again")
+	}
+	t.Logf("%d steps a killed crmlink had written to amoCRM without recording them were found there and not written again", n)
+}

@@ -471,6 +471,7 @@ func TestCluster(t *testing.T) {
 		for name := range accepted {
 			assert.Equal(t, 1, seen[name], "contact %s created once", name)
 		}
+		s.logAdopted(t)
 	})
 
 	sub.add("the crmlink holding the Asterisks' ARI websockets killed during a call burst", func(t *testing.T) {
