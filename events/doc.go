@@ -5,7 +5,9 @@
 // the handler of its kind, and the classification of a handler's error into retry, dead
 // letter or drop; and the executor of an event's stored plan and its steps (Steps), with
 // the State it keeps them in (memory, an fsynced file, or Redis), which the call scenarios
-// and the chat intake both run on.
+// and the chat intake both run on. The envelope's idempotency key names the event; the CRM
+// itself has none, so the executor's records, and a lookup before repeating the one step an
+// interrupted attempt may have written (RunOnce), are what keep a repeat from writing twice.
 //
 // An event is encoded once, when its producer hands it to the queue (Type.Encode, which
 // also computes the order key), and decoded once, when the Dispatcher calls its handler.

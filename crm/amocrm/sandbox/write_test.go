@@ -126,7 +126,7 @@ func TestWriteValidation(t *testing.T) {
 			[]string{"0 entity_id NotFound", "1 entity_type NotSupportedChoice"}},
 		{"note without entity", "/api/v4/leads/notes", `[{"note_type":"common","params":{"text":"x"}}]`, []string{"0 entity_id NotBlank"}},
 		{"note of unknown type", "/api/v4/contacts/notes", `[{"entity_id":2001,"note_type":"sms"}]`, []string{"0 note_type NotSupportedChoice"}},
-		{"call note without uniq", "/api/v4/leads/notes", `[{"entity_id":2001,"note_type":"call_in","params":{"phone":"+7","source":"s","duration":5,"call_status":9}}]`,
+		{"call note without uniq", "/api/v4/leads/notes", `[{"entity_id":4001,"note_type":"call_in","params":{"phone":"+7","source":"s","duration":5,"call_status":9}}]`,
 			[]string{"0 params.uniq NotBlank", "0 params.call_status NotSupportedChoice"}},
 		{"unsorted without metadata and lead", "/api/v4/leads/unsorted/sip", `[{"source_name":"pbx","source_uid":"u1"}]`,
 			[]string{"0 metadata NotBlank", "0 _embedded.leads NotBlank"}},
@@ -433,7 +433,7 @@ func TestCreatedOverHTTP(t *testing.T) {
 	_, s := start(t)
 	require.Equal(t, http.StatusOK, api(t, s, "POST", "/api/v4/leads/unsorted/sip", unsortedBody("u")).status)
 	require.Equal(t, http.StatusOK, api(t, s, "POST", "/api/v4/tasks", `[{"text":"t","complete_till":1700000000,"entity_type":"leads","entity_id":4001}]`).status)
-	require.Equal(t, http.StatusOK, api(t, s, "POST", "/api/v4/leads/notes", `[{"entity_id":2001,"note_type":"call_out","params":{"uniq":"q","duration":0,"source":"s","phone":"+7","call_status":6}}]`).status)
+	require.Equal(t, http.StatusOK, api(t, s, "POST", "/api/v4/leads/notes", `[{"entity_id":4001,"note_type":"call_out","params":{"uniq":"q","duration":0,"source":"s","phone":"+7","call_status":6}}]`).status)
 	m := call(t, context.Background(), "GET", s.URL+"/_sandbox/created", "", "").json(t)
 	assert.Equal(t, "pending", dig(t, m, "unsorted", 0, "status"))
 	assert.Equal(t, "Новый абонент", dig(t, m, "unsorted", 0, "contact", "name"))
