@@ -13,7 +13,8 @@ type FieldValue struct {
 // chat, a form) waiting for a manager to accept it, which makes its contact and deal real
 // and the accepting manager their responsible, or to decline it.
 type UnsortedForm struct {
-	// UID is the idempotency key and the entry's source_uid.
+	// UID is the entry's source_uid: amoCRM refuses a second entry with it while the first
+	// waits in Unsorted.
 	UID        string
 	SourceName string
 	PipelineID int64

@@ -232,8 +232,8 @@ func (col *collector) wait(ctx context.Context, path string, w *batchWrite) (*ba
 	case <-w.done:
 		return w, w.err
 	case <-ctx.Done():
-		// The entities may still be written: the caller's retry finds them (its own
-		// idempotency keys), as after any lost answer.
+		// The entities may still be written: the caller's retry looks for them before
+		// writing again (events.Once), as after any lost answer.
 		return nil, apiError(http.MethodPost, path, ctx.Err())
 	}
 }

@@ -488,12 +488,16 @@ func TestCluster(t *testing.T) {
 		burstThroughAKill(ctx, t, s, ph, victim, inboundExten, "ARI: ")
 		assert.Equal(t, 2, inboundConns(other), "both Asterisks reconnected to %s", other)
 		// Only the ARI calls are recorded (FastAGI only answers the routing question): one
-		// call note each, the killed instance's queued ones taken over by the other.
+		// call note each, the killed instance's queued ones taken over by the other. They
+		// are claimed once idle for 30 s (plus up to 15 s of the claim ticker), and all the
+		// calls are one client's, so their notes are written one after another.
 		want := int(ph.inboundCalls.Load())
-		testrig.WaitFor(t, 60*time.Second, fmt.Sprintf("%d call notes", want), func() bool { return len(callNotes(t)) >= want })
+		waited := time.Now()
+		testrig.WaitFor(t, 2*time.Minute, fmt.Sprintf("%d call notes", want), func() bool { return len(callNotes(t)) >= want })
+		took := time.Since(waited)
 		time.Sleep(2 * time.Second) // a second note for a call would come now
 		notes := callNotes(t)
-		t.Logf("%d ARI calls, %d call notes", want, len(notes))
+		t.Logf("%d ARI calls, %d call notes, the last %s after the burst", want, len(notes), took.Round(time.Second))
 		seen := map[string]int{}
 		for _, u := range notes {
 			seen[u]++
