@@ -38,7 +38,7 @@ func withObserverInbound(c *config.Config) {
 // is the controller's alone.
 func TestObserverInboundRecordsCallsOnceEach(t *testing.T) {
 	s := startStack(t, withObserverInbound, withAGI)
-	testrig.WaitFor(t, 10*time.Second, "the call observer connected by Asterisk", s.app.Observer.Connected)
+	observerConnected(t, s)
 	assert.Contains(t, s.metrics(t), "crmlink_observer_connections 1")
 	anna := managerPhone(t, s.ast, "101")
 
@@ -56,7 +56,7 @@ func TestObserverInboundRecordsCallsOnceEach(t *testing.T) {
 	// Stasis(crmlink-inbound): the controller's outcome only.
 	call := dial(t, s.ast, newCaller(t, s.ast, annaClient), inboundExten)
 	in := nextIncoming(t, anna, callWait)
-	answerAndCheckBridged(t, s, in, call, annaClient, annaUser, "crm")
+	answerAndCheckBridged(t, s, in, call, annaClient, annaUser, "cache") // the calls above looked Anna up
 	hangupBoth(t, in, call)
 	o := s.nextOutcome(t)
 	assert.Equal(t, inboundExten, o.Called)
@@ -82,6 +82,13 @@ func TestObserverInboundRecordsCallsOnceEach(t *testing.T) {
 	assert.Len(t, notes, len(ids), "no note of another call")
 }
 
+// observerConnected waits for the rig's Asterisk to connect the observer's application.
+func observerConnected(t *testing.T, s *stack) {
+	t.Helper()
+	testrig.WaitFor(t, 10*time.Second, "the call observer connected by Asterisk (ari.conf [crmlink-observer-outbound]; "+
+		"a rig started from an older asterisk-conf/ lacks it: docker/rig.sh restart-asterisk)", s.app.Observer.Connected)
+}
+
 // routeAnswer is GET /v1/route's result and reason for Anna's client.
 func routeAnswer(t *testing.T, s *stack) string {
 	t.Helper()
@@ -102,7 +109,7 @@ func routeAnswer(t *testing.T, s *stack) string {
 // she is back.
 func TestInboundPresenceDecidesRouting(t *testing.T) {
 	s := startStack(t, withObserverInbound, withAGI)
-	testrig.WaitFor(t, 10*time.Second, "the call observer connected by Asterisk", s.app.Observer.Connected)
+	observerConnected(t, s)
 	operator := newPhone(t, "100", "127.0.0.1", operatorPort)
 	anna := managerPhone(t, s.ast, "101")
 	testrig.WaitFor(t, 10*time.Second, "routed to Anna while she is registered", func() bool { return routeAnswer(t, s) == "ROUTED " })
