@@ -343,7 +343,7 @@ func (o *Observer) follow(ctx context.Context, rest *restClient, t *tracker, ast
 			continue
 		}
 		out.Asterisk = asterisk
-		log.Info().Str("linkedid", out.ID).Str("direction", string(out.Direction)).Bool("answered", out.Answered).
+		log.Info().Str("linkedid", out.ID).Time("start", out.Start).Str("direction", string(out.Direction)).Bool("answered", out.Answered).
 			Int64("answered_by", int64(out.AnsweredBy)).Dur("ring", out.RingDuration).Dur("talk", out.TalkDuration).
 			Str("result", string(out.Decision.Result)).Msg("observed call ended")
 		if o.opts.OnOutcome != nil {
