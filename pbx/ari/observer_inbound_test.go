@@ -3,7 +3,6 @@ package ari
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"testing"
 	"time"
 
@@ -27,21 +26,8 @@ func startObservingInbound(t *testing.T) (*Inbound, *Observer, string, <-chan ro
 		OnOutcome: func(o routing.CallOutcome) { outcomes <- o },
 	})
 	require.NoError(t, err)
-	in, err := NewInbound(Options{
-		Application:     "crmlink",
-		Decider:         routing.DeciderFunc(func(context.Context, routing.Call) routing.Decision { return routing.Decision{} }),
-		FallbackContext: "crmlink-fallback",
-		Logger:          zerolog.Nop(),
-	}, "asterisk", "secret")
-	require.NoError(t, err)
-	in.Observe(obs)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- in.Serve(ctx, ln) }()
-	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
-	return in, obs, "ws://" + ln.Addr().String() + "/ari/events", outcomes
+	in, url := startInbound(t, obs)
+	return in, obs, url, outcomes
 }
 
 // fakeAsterisk is one Asterisk's outbound websocket as the observer sees it.
