@@ -18,6 +18,21 @@ type Presence interface {
 	EndpointsOnline(ctx context.Context, asterisk string, endpoints []string) (online []bool, err error)
 }
 
+// SystemName is the system name (asterisk.conf systemname) an Asterisk channel id or
+// linkedid starts with ("asterisk-1-1796426392.45": asterisk-1), "" for an Asterisk
+// without one ("1796426392.45").
+func SystemName(channelID string) string {
+	dot := strings.LastIndexByte(channelID, '.')
+	if dot < 0 {
+		return ""
+	}
+	dash := strings.LastIndexByte(channelID[:dot], '-')
+	if dash <= 0 {
+		return ""
+	}
+	return channelID[:dash]
+}
+
 // PresenceFunc adapts a function to Presence.
 type PresenceFunc func(ctx context.Context, asterisk string, endpoints []string) ([]bool, error)
 

@@ -134,3 +134,15 @@ func TestPresenceAskedOnTheCallsAsterisk(t *testing.T) {
 		})
 	}
 }
+
+func TestSystemName(t *testing.T) {
+	for id, want := range map[string]string{
+		"asterisk-1-1796426392.45": "asterisk-1",
+		"pbx-1796426392.0":         "pbx",
+		"1796426392.45":            "",
+		"":                         "",
+		"crmlink-leg-abc":          "",
+	} {
+		assert.Equal(t, want, SystemName(id), id)
+	}
+}

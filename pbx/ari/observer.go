@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -207,7 +209,12 @@ func (o *Observer) serveConn(ctx context.Context, conn *websocket.Conn, asterisk
 	t := o.claimTracker(asterisk, log)
 	defer o.releaseTracker(asterisk, t)
 	if o.presence != nil {
-		defer o.presence.add(asterisk, restPresence{rest})()
+		src := restPresence{rest}
+		defer o.presence.add(asterisk, src)()
+		// FastAGI calls name their Asterisk by its system name (routing.SystemName).
+		if name := systemName(ctx, rest, log); name != "" {
+			defer o.presence.add(name, src)()
+		}
 	}
 	log.Info().Msg("ARI inbound: Asterisk connected the call observer")
 	err := o.follow(ctx, rest, t, asterisk, append(slices.Clone(ObservedEvents), restResponseEvent), func() ([]byte, error) {
@@ -228,6 +235,21 @@ func (o *Observer) serveConn(ctx context.Context, conn *websocket.Conn, asterisk
 	if ctx.Err() == nil || errors.Is(err, errReplaced) {
 		log.Warn().Err(err).Msg("ARI inbound: the observer's connection closed; Asterisk reconnects (websocket_client.conf reconnect_interval), to this instance or another; calls that end meanwhile are not recorded")
 	}
+}
+
+// systemName asks Asterisk its system name (asterisk.conf systemname); "" when it has
+// none or does not say.
+func systemName(ctx context.Context, rest *restClient, log zerolog.Logger) string {
+	var info struct {
+		Config struct {
+			Name string `json:"name"`
+		} `json:"config"`
+	}
+	if err := rest.do(ctx, http.MethodGet, "/asterisk/info", url.Values{"only": {"config"}}, nil, &info); err != nil {
+		log.Warn().Err(err).Msg("observer: Asterisk's system name unknown: phone presence for its FastAGI calls is asked of every Asterisk connected here")
+		return ""
+	}
+	return info.Config.Name
 }
 
 // claimTracker is the tracker of an Asterisk's calls, kept from its last connection here;

@@ -3,6 +3,7 @@ package ari
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,6 +47,8 @@ func connectAsterisk(t *testing.T, url, app, id string) *fakeAsterisk {
 	return &fakeAsterisk{t: t, ws: ws, id: id}
 }
 
+func (a *fakeAsterisk) systemName() string { return strings.Replace(a.id, "02:", "pbx-", 1) }
+
 // request reads the next REST request crmlink sends over the connection.
 func (a *fakeAsterisk) request() restRequestMsg {
 	a.t.Helper()
@@ -68,11 +71,16 @@ func (a *fakeAsterisk) send(e obsEvent) {
 	require.NoError(a.t, websocket.Message.Send(a.ws, string(data)))
 }
 
-// setUp answers the observer's set-up: the event filter (which must let the REST answers
-// through), the subscription to every channel and the list of channels (none).
+// setUp answers the observer's set-up: Asterisk's system name (its id with "pbx-" for
+// "02:"), the event filter (which must let the REST answers through), the subscription to
+// every channel and the list of channels (none).
 func (a *fakeAsterisk) setUp(app string) {
 	a.t.Helper()
 	req := a.request()
+	require.Equal(a.t, "GET asterisk/info", req.Method+" "+req.URI)
+	assert.Equal(a.t, []nameValue{{"only", "config"}}, req.QueryStrings)
+	a.answer(req, 200, `{"config":{"name":"`+a.systemName()+`"}}`)
+	req = a.request()
 	require.Equal(a.t, "PUT applications/"+app+"/eventFilter", req.Method+" "+req.URI)
 	assert.Contains(a.t, req.MessageBody, `"`+restResponseEvent+`"`, "the filter lets the REST answers through")
 	assert.Contains(a.t, req.MessageBody, `"ChannelDestroyed"`)
@@ -183,7 +191,13 @@ func TestInboundPresence(t *testing.T) {
 	assert.Equal(t, []bool{true, true}, ask(two.id, two), "the call's Asterisk: online there")
 
 	require.NoError(t, two.ws.Close())
-	require.Eventually(t, func() bool { return obs.Connections() == 1 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool {
+		in.presence.mu.Lock()
+		defer in.presence.mu.Unlock()
+		return len(in.presence.by[two.id]) == 0 && obs.Connections() == 1
+	}, 5*time.Second, 10*time.Millisecond, "the closed connection answers no more")
 	assert.Equal(t, []bool{false, true}, ask("", one), "Asterisk unknown: the connected one answers")
-	assert.Equal(t, []bool{false, true}, ask(two.id, one), "the call's Asterisk gone from here: the connected one answers")
+	assert.Equal(t, []bool{false, true}, ask(one.systemName(), one), "a FastAGI call names its Asterisk by system name")
+	_, err = in.Presence().EndpointsOnline(context.Background(), two.id, []string{"PJSIP/101"})
+	assert.ErrorIs(t, err, errNoAsterisk, "the call's Asterisk is not connected here: unknown (the phone may be registered there)")
 }

@@ -150,18 +150,25 @@ func (p *asteriskPresence) add(asterisk string, src routing.Presence) (remove fu
 	}
 }
 
-// EndpointsOnline asks the call's Asterisk. A call whose Asterisk is not told (FastAGI, the
-// SIP redirect, GET /v1/route) or not connected here asks every connected Asterisk: an
-// endpoint is online when one of them has it online. With none connected, or one that
-// cannot answer, the answer is an error, and the router rings every endpoint.
+// EndpointsOnline asks the call's Asterisk, named by its entity id (a call through the
+// Stasis controller) or its system name (FastAGI: the prefix of the channel ids, known here
+// from the observer's connection). A call whose Asterisk is not told (no systemname, the
+// SIP redirect, GET /v1/route) asks every Asterisk connected here: an endpoint is online
+// when one of them has it online. A named Asterisk not connected here, none connected, or
+// one that cannot answer is an error, and the router rings every endpoint: the phone may
+// be registered on an Asterisk this instance does not see.
 func (p *asteriskPresence) EndpointsOnline(ctx context.Context, asterisk string, endpoints []string) ([]bool, error) {
 	p.mu.Lock()
 	var srcs []routing.Presence
-	if own := p.by[asterisk]; asterisk != "" && len(own) > 0 {
-		srcs = own[:1]
+	if asterisk != "" {
+		if own := p.by[asterisk]; len(own) > 0 {
+			srcs = own[:1]
+		}
 	} else {
 		for _, own := range p.by {
-			srcs = append(srcs, own[0])
+			if !slices.Contains(srcs, own[0]) { // an Asterisk by entity id and system name
+				srcs = append(srcs, own[0])
+			}
 		}
 	}
 	p.mu.Unlock()
