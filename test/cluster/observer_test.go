@@ -239,6 +239,7 @@ func testObserver(ctx context.Context, t *testing.T, s *stack, ph *phones) {
 		got := newSince(before, s.observedCalls())
 		used := make([]bool, len(got))
 		var lost []placed
+		inFlight, inFlightRecorded := 0, 0
 		for i, c := range calls {
 			end := c.at.Add(time.Minute)
 			for _, n := range calls[i+1:] {
@@ -257,7 +258,14 @@ func testObserver(ctx context.Context, t *testing.T, s *stack, ph *phones) {
 			if !found {
 				lost = append(lost, c)
 			}
+			if c.at.Before(killed) && end.After(killed) { // going on when the kill came
+				inFlight++
+				if found {
+					inFlightRecorded++
+				}
+			}
 		}
+		t.Logf("observer: %d calls were going on at the kill, %d of them recorded", inFlight, inFlightRecorded)
 		for _, c := range lost {
 			t.Logf("observer: not recorded: a call on %s placed %s after the kill", c.pbx, c.at.Sub(killed).Round(10*time.Millisecond))
 			assert.True(t, c.at.Before(reconnected), "a call on %s placed %s after the reconnect is not recorded", c.pbx, c.at.Sub(reconnected).Round(10*time.Millisecond))
@@ -271,8 +279,9 @@ func testObserver(ctx context.Context, t *testing.T, s *stack, ph *phones) {
 			}
 		}
 		assert.Positive(t, after, "calls placed after the reconnect")
+		eid := s.entityIDs()
 		for _, o := range got {
-			assert.NotEmpty(t, o.pbx(), "an outcome of a call of this burst: %+v", o)
+			assert.Equal(t, eid[o.pbx()], o.Asterisk, "call %s (logged by %s) names its Asterisk", o.LinkedID, o.instance)
 		}
 		assertOneNoteEach(t, got)
 
