@@ -492,7 +492,7 @@ func TestCluster(t *testing.T) {
 		// The ARI calls' notes (the observer's, of the FastAGI calls, left out): one call
 		// note each, the killed instance's queued ones taken over by the other.
 		want := int(ph.inboundCalls.Load())
-		testrig.WaitFor(t, 60*time.Second, fmt.Sprintf("%d call notes", want), func() bool { return len(stasisCallNotes(t, s)) >= want })
+		testrig.WaitFor(t, 3*time.Minute, fmt.Sprintf("%d call notes", want), func() bool { return len(stasisCallNotes(t, s)) >= want })
 		time.Sleep(2 * time.Second) // a second note for a call would come now
 		notes := stasisCallNotes(t, s)
 		t.Logf("%d ARI calls, %d call notes", want, len(notes))
