@@ -10,9 +10,10 @@
 #   ASTERISK_DESK_CONTACT  the operator desk's SIP URI, default sip:100@127.0.0.1:5170
 #   ASTERISK_SYSTEM_NAME   asterisk.conf systemname: prefixes every call's uniqueid and
 #                          linkedid, so calls of several Asterisks are told apart
-#   ASTERISK_ARI_INBOUND_URI  where the ARI Outbound WebSocket connects (websocket_client.conf
-#                          [crmlink-outbound] uri: crmlink's asterisk.ari.inbound, or a load
-#                          balancer), default ws://127.0.0.1:8097/ari/events
+#   ASTERISK_ARI_INBOUND_URI  where the ARI Outbound WebSockets connect (websocket_client.conf
+#                          [crmlink-outbound] and [crmlink-observer-outbound] uri: crmlink's
+#                          asterisk.ari.inbound, or a load balancer), default
+#                          ws://127.0.0.1:8097/ari/events
 # Mount your own configuration on /etc/asterisk.crmlink to replace the sample.
 set -eu
 sip=${ASTERISK_SIP_BIND:-127.0.0.1:5060}

@@ -53,6 +53,11 @@ type Call struct {
 	// ChannelID and LinkedID identify the call in Asterisk, for logs.
 	ChannelID string
 	LinkedID  string
+	// Asterisk is the Asterisk the call is on, when the front end knows it: its entity id
+	// (asterisk_id of the ARI connection Asterisk opened to crmlink) or its system name
+	// (SystemName of a FastAGI call's channel id). Phone presence is asked of that
+	// Asterisk, whose phones ring. Empty otherwise.
+	Asterisk string
 	// Inquiry marks a decision asked outside a call (GET /v1/route): answered the same
 	// way, but a cold lookup for it uses Options.InquiryDirectory and is paced, so that
 	// questions over HTTP never take the amoCRM budget a ringing call needs.

@@ -11,17 +11,34 @@ import (
 // (a trunk dial string such as PJSIP/79161234567@trunk) means is the implementation's call,
 // and counting it as online is the safe choice.
 type Presence interface {
-	// EndpointsOnline answers for each endpoint, in order. An error means "unknown", and
-	// the Router then rings every endpoint: a failed presence check never blocks a call.
-	EndpointsOnline(ctx context.Context, endpoints []string) (online []bool, err error)
+	// EndpointsOnline answers for each endpoint, in order, on the Asterisk the call is on
+	// (Call.Asterisk; "" when the front end cannot tell: FastAGI, the SIP redirect, a
+	// question over HTTP). An error means "unknown", and the Router then rings every
+	// endpoint: a failed presence check never blocks a call.
+	EndpointsOnline(ctx context.Context, asterisk string, endpoints []string) (online []bool, err error)
+}
+
+// SystemName is the system name (asterisk.conf systemname) an Asterisk channel id or
+// linkedid starts with ("asterisk-1-1796426392.45": asterisk-1), "" for an Asterisk
+// without one ("1796426392.45").
+func SystemName(channelID string) string {
+	dot := strings.LastIndexByte(channelID, '.')
+	if dot < 0 {
+		return ""
+	}
+	dash := strings.LastIndexByte(channelID[:dot], '-')
+	if dash <= 0 {
+		return ""
+	}
+	return channelID[:dash]
 }
 
 // PresenceFunc adapts a function to Presence.
-type PresenceFunc func(ctx context.Context, endpoints []string) ([]bool, error)
+type PresenceFunc func(ctx context.Context, asterisk string, endpoints []string) ([]bool, error)
 
 // EndpointsOnline calls f.
-func (f PresenceFunc) EndpointsOnline(ctx context.Context, endpoints []string) ([]bool, error) {
-	return f(ctx, endpoints)
+func (f PresenceFunc) EndpointsOnline(ctx context.Context, asterisk string, endpoints []string) ([]bool, error) {
+	return f(ctx, asterisk, endpoints)
 }
 
 // Availability is a manager's manual status, set from the HTTP API or a chat command.

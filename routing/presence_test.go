@@ -56,7 +56,7 @@ func TestManagerStatus(t *testing.T) {
 			var asked atomic.Int64
 			var p Presence
 			if c.presence != nil {
-				p = PresenceFunc(func(ctx context.Context, eps []string) ([]bool, error) {
+				p = PresenceFunc(func(ctx context.Context, _ string, eps []string) ([]bool, error) {
 					asked.Add(1)
 					assert.Equal(t, all, eps)
 					return c.presence(ctx, eps)
@@ -109,4 +109,40 @@ func TestParseAvailability(t *testing.T) {
 	}
 	_, err := ParseAvailability("busy")
 	assert.ErrorContains(t, err, "allowed: auto, available, unavailable")
+}
+
+// Presence is asked on the Asterisk the call is on (an owner's phones are on one of
+// several), and with "" when the front end does not know it.
+func TestPresenceAskedOnTheCallsAsterisk(t *testing.T) {
+	for _, asterisk := range []string{"02:00:00:00:00:01", ""} {
+		t.Run("asterisk "+asterisk, func(t *testing.T) {
+			w := basicWorld()
+			w.leads[1][0].Responsible = userOther
+			var asked atomic.Value
+			r := newTestRouter(t, w.directory(), newClock(), func(o *Options) {
+				o.CheckManagerStatus = true
+				o.Presence = PresenceFunc(func(_ context.Context, on string, eps []string) ([]bool, error) {
+					asked.Store(on)
+					return make([]bool, len(eps)), nil // every phone offline there
+				})
+			})
+			c := call()
+			c.Asterisk = asterisk
+			d := r.Decide(t.Context(), c)
+			assert.Equal(t, ReasonOwnerUnavailable, d.Reason, "steps: %+v", d.Steps)
+			assert.Equal(t, asterisk, asked.Load())
+		})
+	}
+}
+
+func TestSystemName(t *testing.T) {
+	for id, want := range map[string]string{
+		"asterisk-1-1796426392.45": "asterisk-1",
+		"pbx-1796426392.0":         "pbx",
+		"1796426392.45":            "",
+		"":                         "",
+		"crmlink-leg-abc":          "",
+	} {
+		assert.Equal(t, want, SystemName(id), id)
+	}
 }

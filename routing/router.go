@@ -293,7 +293,7 @@ func (r *Router) decide(ctx context.Context, call Call, log callLog) Decision {
 	}
 	d.Steps = append(d.Steps, Step{Name: "owner", Detail: m.label + " (from " + string(e.OwnerFrom) + ")", Duration: time.Since(t0)})
 
-	endpoints, reason := r.available(ctx, m, &d, log)
+	endpoints, reason := r.available(ctx, call.Asterisk, m, &d, log)
 	if reason != ReasonNone {
 		return r.fallback(d, reason, "", "", time.Time{})
 	}
@@ -333,7 +333,7 @@ func (r *Router) fallback(d Decision, reason Reason, name, detail string, t0 tim
 
 // available decides which of the manager's endpoints ring: all of them unless status
 // checks say otherwise. A reason other than ReasonNone means the owner cannot take the call.
-func (r *Router) available(ctx context.Context, m *manager, d *Decision, log callLog) ([]string, Reason) {
+func (r *Router) available(ctx context.Context, asterisk string, m *manager, d *Decision, log callLog) ([]string, Reason) {
 	t0 := time.Now()
 	switch r.ManagerAvailability(m.user) {
 	case Unavailable:
@@ -355,7 +355,7 @@ func (r *Router) available(ctx context.Context, m *manager, d *Decision, log cal
 	}
 	t0 = time.Now()
 	online, err := await(ctx, func() presenceAnswer {
-		on, err := r.presence.EndpointsOnline(ctx, slices.Clone(m.endpoints))
+		on, err := r.presence.EndpointsOnline(ctx, asterisk, slices.Clone(m.endpoints))
 		return presenceAnswer{on, err}
 	})
 	if err == nil {

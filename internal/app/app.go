@@ -4,6 +4,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"path/filepath"
@@ -204,6 +205,11 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 				return nil, err
 			}
 			p.ARIInbound = in
+			if !a.Enabled {
+				// The phones of the Asterisks connected to this instance, each asked over
+				// its own connection (the controller's or the observer's).
+				opts.Presence = in.Presence()
+			}
 		}
 	}
 
@@ -218,12 +224,20 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 			OnRing:    p.cardRinging,
 			OnSkipped: func(reason string) { p.metrics.notRecorded.WithLabelValues(reason).Inc() },
 			OnGap:     func(n int64) { p.metrics.gapChannels.Add(float64(n)) },
+			Inbound:   o.Inbound,
 		})
 		if err != nil {
 			p.Close()
 			return nil, err
 		}
 		p.Observer = obs
+		if o.Inbound {
+			if p.ARIInbound == nil {
+				p.Close()
+				return nil, errors.New("asterisk.observer.inbound: is true but asterisk.ari.inbound.enabled is false")
+			}
+			p.ARIInbound.Observe(obs)
+		}
 	}
 
 	r, err := routing.New(opts)

@@ -61,6 +61,11 @@ func (p *App) newAPI() *httpapi.Server {
 			return false, "no Asterisk connected"
 		}})
 	}
+	if o := p.Observer; o != nil && p.cfg.Asterisk.Observer.Inbound {
+		p.metrics.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "crmlink_observer_connections", Help: "Asterisks whose calls the call observer follows now over their ARI Outbound WebSockets (asterisk.observer.inbound).",
+		}, func() float64 { return float64(o.Connections()) }))
+	}
 	p.eventStoreCheck(api)
 	if c := p.crm; c != nil {
 		for _, prio := range []string{"call", "background"} {

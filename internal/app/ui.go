@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"time"
@@ -154,6 +155,9 @@ func (l *livePage) healthNow(ctx context.Context) *uiHealth {
 	h := &uiHealth{Checks: l.p.API.CheckStates(ctx)}
 	if o := l.p.Observer; o != nil {
 		detail := "following every call"
+		if n := o.Connections(); n > 1 {
+			detail = fmt.Sprintf("following every call of %d Asterisks", n)
+		}
 		if !o.Connected() {
 			detail = "websocket down: calls outside Stasis are not shown or recorded"
 		}

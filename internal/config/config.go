@@ -150,6 +150,11 @@ type Observer struct {
 	// Credit is which manager a call on which several talked is credited to in the CRM
 	// (the call note's responsible): first_answered or last_answered.
 	Credit string `yaml:"credit"`
+	// Inbound: the Asterisks connect the observer's application to crmlink over ARI
+	// Outbound WebSockets (ari.conf outbound_websocket, apps = the application) on the
+	// asterisk.ari.inbound listener, instead of crmlink connecting to asterisk.ari.url:
+	// several Asterisks, and whichever instance behind a balancer is alive.
+	Inbound bool `yaml:"inbound"`
 }
 
 // ARI is the Stasis controller's connection.

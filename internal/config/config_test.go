@@ -84,6 +84,8 @@ func TestParseErrors(t *testing.T) {
 			[]string{`asterisk.observer.application: is "crmlink", the name of asterisk.ari.application; the observer needs a name of its own`}},
 		{"observer credit misspelt", "asterisk:\n  observer: {enabled: true, credit: last}\n",
 			[]string{`asterisk.observer.credit: is "last"; allowed: first_answered, last_answered`}},
+		{"observer inbound without the inbound listener", "asterisk:\n  observer: {enabled: true, inbound: true}\n",
+			[]string{`asterisk.observer.inbound: is true but asterisk.ari.inbound.enabled is false`}},
 		{"bad office endpoint", "asterisk:\n  observer: {enabled: true, office_endpoints: [\"100\"]}\n",
 			[]string{`asterisk.observer.office_endpoints[0]: is "100"; allowed: an Asterisk endpoint TECH/resource`}},
 		{"unknown page time zone", "ui:\n  timezone: Europe/Atlantis\n", []string{`ui.timezone: is "Europe/Atlantis"`, "allowed: an IANA time zone name"}},

@@ -121,6 +121,9 @@ func checkAsterisk(v *validator, c *Config) {
 			credits[i] = string(c)
 		}
 		v.oneOf("asterisk.observer.credit", o.Credit, credits...)
+		if o.Inbound && !c.Asterisk.ARI.Inbound.Enabled {
+			v.add("asterisk.observer.inbound", "is true but asterisk.ari.inbound.enabled is false; the Asterisks' connections for the observer arrive on that listener: enable it (listen, username, password), or set inbound to false")
+		}
 		for i, e := range o.OfficeEndpoints {
 			if !reEndpoint.MatchString(e) {
 				v.add(fmt.Sprintf("asterisk.observer.office_endpoints[%d]", i), "is %q; allowed: an Asterisk endpoint TECH/resource, e.g. PJSIP/100", e)

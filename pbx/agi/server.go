@@ -205,6 +205,7 @@ func (s *Server) route(ctx context.Context, conn net.Conn, lr *lineReader, env m
 		Called:    envValue(env, "agi_dnid"),
 		ChannelID: env["agi_uniqueid"],
 		LinkedID:  env["agi_arg_1"],
+		Asterisk:  routing.SystemName(env["agi_uniqueid"]),
 	}
 	if call.Called == "" {
 		call.Called = envValue(env, "agi_extension")

@@ -155,7 +155,7 @@ func (k *call) releaseLegs() {
 }
 
 func (k *call) callInfo() routing.Call {
-	rc := routing.Call{ChannelID: k.ch.ID, LinkedID: k.ch.ID}
+	rc := routing.Call{ChannelID: k.ch.ID, LinkedID: k.ch.ID, Asterisk: k.c.asterisk}
 	if k.ch.Caller != nil {
 		rc.Caller = k.ch.Caller.Number
 	}

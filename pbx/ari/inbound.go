@@ -14,6 +14,8 @@ import (
 	"github.com/CyCoreSystems/ari/v6"
 	"github.com/rs/zerolog"
 	"golang.org/x/net/websocket"
+
+	"github.com/crmlink/crmlink/routing"
 )
 
 // Inbound accepts the ARI Outbound WebSockets of Asterisks (Asterisk 20.15, 21.10, 22.5
@@ -23,6 +25,11 @@ import (
 // Every connection is served by a controller of its own, built from the same Options, so
 // that the calls, the endpoint states and the REST requests of each Asterisk stay with it;
 // its calls' outcomes name it (the asterisk_id its events carry).
+//
+// The call observer's application comes the same way when it is given (Observe): each
+// Asterisk opens a connection of its own for it (ari.conf, a second outbound_websocket),
+// which the observer serves. Either connection answers the router about the phones of its
+// Asterisk (Presence).
 type Inbound struct {
 	opts       Options
 	user, pass string
@@ -30,6 +37,9 @@ type Inbound struct {
 	mu         sync.Mutex
 	conns      map[*Controller]bool
 	wg         sync.WaitGroup
+	observer   *Observer
+	presence   *asteriskPresence
+	refused    sync.Map // application name -> struct{}: refusals logged once
 }
 
 // NewInbound checks the options as New does (URL and WSURL are not used: Asterisk
@@ -43,8 +53,20 @@ func NewInbound(opts Options, user, pass string) (*Inbound, error) {
 	if _, err := New(opts); err != nil {
 		return nil, err
 	}
-	return &Inbound{opts: opts, user: user, pass: pass, log: opts.Logger, conns: map[*Controller]bool{}}, nil
+	return &Inbound{opts: opts, user: user, pass: pass, log: opts.Logger, conns: map[*Controller]bool{}, presence: newAsteriskPresence()}, nil
 }
+
+// Observe serves the call observer's application (ObserverOptions.Inbound) on the
+// connections Asterisks open for it. Call it before Serve.
+func (in *Inbound) Observe(o *Observer) {
+	in.observer = o
+	o.presence = in.presence
+}
+
+// Presence answers the router about the phones of the Asterisks connected now, each over
+// its own connection: the call's Asterisk when routing.Call.Asterisk names one, any
+// connected one otherwise.
+func (in *Inbound) Presence() routing.Presence { return in.presence }
 
 // Connected reports whether at least one Asterisk is connected with the application.
 func (in *Inbound) Connected() bool {
@@ -131,9 +153,21 @@ func (in *Inbound) serveConn(ctx context.Context, conn *websocket.Conn, log zero
 		return
 	}
 	_ = conn.SetReadDeadline(time.Time{})
-	if first.Type != "ApplicationRegistered" || first.Application != in.opts.Application {
-		log.Warn().Str("type", first.Type).Str("application", first.Application).Str("want", in.opts.Application).
-			Msg("ARI inbound: Asterisk registered another application (ari.conf outbound_websocket apps); closing")
+	switch {
+	case first.Type == "ApplicationRegistered" && first.Application == in.opts.Application:
+	case first.Type == "ApplicationRegistered" && in.observer != nil && first.Application == in.observer.opts.Application:
+		in.observer.serveConn(ctx, conn, first.AsteriskID, log)
+		return
+	default:
+		// Asterisk reconnects every reconnect_interval: say it once per application.
+		if _, said := in.refused.LoadOrStore(first.Application, struct{}{}); !said {
+			want := in.opts.Application
+			if in.observer != nil {
+				want += " or " + in.observer.opts.Application
+			}
+			log.Warn().Str("type", first.Type).Str("application", first.Application).Str("want", want).
+				Msg("ARI inbound: Asterisk registered an application crmlink does not serve here (ari.conf outbound_websocket apps; one application per connection); closing its connections")
+		}
 		return
 	}
 	opts := in.opts
@@ -148,7 +182,9 @@ func (in *Inbound) serveConn(ctx context.Context, conn *websocket.Conn, log zero
 	in.mu.Lock()
 	in.conns[c] = true
 	in.mu.Unlock()
+	removePresence := in.presence.add(first.AsteriskID, c)
 	defer func() {
+		removePresence()
 		in.mu.Lock()
 		delete(in.conns, c)
 		in.mu.Unlock()

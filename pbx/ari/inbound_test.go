@@ -17,8 +17,9 @@ import (
 	"github.com/crmlink/crmlink/routing"
 )
 
-// startInbound serves an Inbound for the application crmlink on a loopback port.
-func startInbound(t *testing.T) (*Inbound, string) {
+// startInbound serves an Inbound for the application crmlink on a loopback port, and for
+// the call observer's when one is given.
+func startInbound(t *testing.T, observers ...*Observer) (*Inbound, string) {
 	t.Helper()
 	in, err := NewInbound(Options{
 		Application:     "crmlink",
@@ -27,6 +28,9 @@ func startInbound(t *testing.T) (*Inbound, string) {
 		Logger:          zerolog.Nop(),
 	}, "asterisk", "secret")
 	require.NoError(t, err)
+	for _, o := range observers {
+		in.Observe(o)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())

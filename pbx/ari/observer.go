@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,22 +55,39 @@ type ObserverOptions struct {
 	// OnGap is told how many channels Asterisk created and destroyed while the websocket
 	// was down (calls that began and ended in the gap, unobserved; a metric).
 	OnGap func(channels int64)
+	// Inbound: the application lives on the ARI Outbound WebSockets Asterisks open to
+	// crmlink (served by Inbound.Observe), one per Asterisk, instead of crmlink connecting
+	// to URL; REST requests go over each connection and each outcome names its Asterisk.
+	Inbound bool
 }
 
 // Observer follows every call on the Asterisk, however it is wired (FastAGI, SIP
 // redirect, a plain Dial() to a manager's number, an office phone dialling out), over a
 // websocket of its own: a broken observer never touches the controller's calls.
+//
+// With Inbound it follows several Asterisks, each over the connection that Asterisk opened
+// to this instance: a tracker per Asterisk, kept across its reconnections.
 type Observer struct {
 	opts      ObserverOptions
 	rest      *restClient
-	connected atomic.Bool
+	connected atomic.Int32 // websockets up and filtered
 	events    atomic.Int64
 	skipped   sync.Map // reason -> *atomic.Int64
+	// presence, with Inbound, is told of every connection (Inbound.Observe).
+	presence *asteriskPresence
+	mu       sync.Mutex
+	trackers map[string]*asteriskTracker // with Inbound: by Asterisk id
+}
+
+// asteriskTracker is the tracker of one Asterisk's calls and whether a connection uses it.
+type asteriskTracker struct {
+	t     *tracker
+	inUse bool
 }
 
 // NewObserver checks the options; Run connects.
 func NewObserver(opts ObserverOptions) (*Observer, error) {
-	if opts.Application == "" || opts.URL == "" || opts.WSURL == "" {
+	if opts.Application == "" || (!opts.Inbound && (opts.URL == "" || opts.WSURL == "")) {
 		return nil, errors.New("ari observer: application, url and ws_url are required")
 	}
 	if opts.RESTTimeout <= 0 {
@@ -76,11 +96,16 @@ func NewObserver(opts ObserverOptions) (*Observer, error) {
 	if opts.Board == nil {
 		opts.Board = noBoard{}
 	}
-	return &Observer{opts: opts, rest: newRESTClient(opts.URL, opts.Username, opts.Password, opts.RESTTimeout, 2)}, nil
+	return &Observer{opts: opts, rest: newRESTClient(opts.URL, opts.Username, opts.Password, opts.RESTTimeout, 2),
+		trackers: map[string]*asteriskTracker{}}, nil
 }
 
-// Connected reports whether the observer's websocket is up and filtered.
-func (o *Observer) Connected() bool { return o.connected.Load() }
+// Connected reports whether the observer's websocket is up and filtered (with Inbound:
+// one Asterisk's at least).
+func (o *Observer) Connected() bool { return o.connected.Load() > 0 }
+
+// Connections is how many Asterisks the observer follows now.
+func (o *Observer) Connections() int { return int(o.connected.Load()) }
 
 // Events is how many events the observer has read since it started.
 func (o *Observer) Events() int64 { return o.events.Load() }
@@ -95,10 +120,8 @@ func (o *Observer) Skipped(reason string) int64 {
 	return n.(*atomic.Int64).Load()
 }
 
-// Run follows calls until ctx ends, reconnecting after a websocket drop.
-func (o *Observer) Run(ctx context.Context) error {
-	log := o.opts.Logger.With().Str("component", "observer").Str("app", o.opts.Application).Logger()
-	defer o.rest.closeIdle()
+// newTracker is a tracker with the observer's settings.
+func (o *Observer) newTracker(log zerolog.Logger) *tracker {
 	t := newTracker(o.opts.Managers, o.opts.OfficeEndpoints)
 	t.names = o.opts.Names
 	if o.opts.Credit != "" {
@@ -113,9 +136,21 @@ func (o *Observer) Run(ctx context.Context) error {
 			o.opts.OnSkipped(reason)
 		}
 	}
+	return t
+}
+
+// Run follows calls until ctx ends, reconnecting after a websocket drop. With Inbound it
+// only waits: Asterisks connect to Inbound.
+func (o *Observer) Run(ctx context.Context) error {
+	if o.opts.Inbound {
+		<-ctx.Done()
+		return nil
+	}
+	log := o.opts.Logger.With().Str("component", "observer").Str("app", o.opts.Application).Logger()
+	defer o.rest.closeIdle()
+	t := o.newTracker(log)
 	for wait := time.Second; ; {
 		err := o.session(ctx, t, log)
-		o.connected.Store(false)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -142,18 +177,126 @@ func (o *Observer) session(ctx context.Context, t *tracker, log zerolog.Logger) 
 	stop := context.AfterFunc(ctx, func() { _ = ws.Close() })
 	defer stop()
 	defer ws.Close()
+	return o.follow(ctx, o.rest, t, "", ObservedEvents, func() ([]byte, error) {
+		var data []byte
+		err := websocket.Message.Receive(ws, &data)
+		return data, err
+	}, log)
+}
+
+// serveConn follows the calls of the Asterisk that opened conn (an ARI Outbound WebSocket
+// registering the observer's application, accepted by Inbound) until it closes or ctx
+// ends. The subscription, the event filter and the list of channels are asked over conn.
+func (o *Observer) serveConn(ctx context.Context, conn *websocket.Conn, asterisk string, log zerolog.Logger) {
+	log = log.With().Str("component", "observer").Str("app", o.opts.Application).Str("asterisk", asterisk).Logger()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Events queue here while the subscription is set up and the channels listed, so that
+	// the REST answers behind them keep arriving.
+	msgs := make(chan []byte, 4096)
+	s := newSocket(conn, nil, nil, log)
+	s.raw = func(data []byte) {
+		select {
+		case msgs <- data:
+		case <-ctx.Done():
+		}
+	}
+	go func() { _ = s.read() }()
+	stop := context.AfterFunc(ctx, s.close)
+	defer stop()
+	rest := newRESTClient("", "", "", o.opts.RESTTimeout, 1)
+	rest.useSocket(s)
+	t := o.claimTracker(asterisk, log)
+	defer o.releaseTracker(asterisk, t)
+	if o.presence != nil {
+		src := restPresence{rest}
+		defer o.presence.add(asterisk, src)()
+		// FastAGI calls name their Asterisk by its system name (routing.SystemName).
+		if name := systemName(ctx, rest, log); name != "" {
+			defer o.presence.add(name, src)()
+		}
+	}
+	log.Info().Msg("ARI inbound: Asterisk connected the call observer")
+	err := o.follow(ctx, rest, t, asterisk, append(slices.Clone(ObservedEvents), restResponseEvent), func() ([]byte, error) {
+		select { // what arrived before the connection closed first
+		case data := <-msgs:
+			return data, nil
+		default:
+		}
+		select {
+		case data := <-msgs:
+			return data, nil
+		case <-s.done:
+			return nil, s.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}, log)
+	if ctx.Err() == nil || errors.Is(err, errReplaced) {
+		log.Warn().Err(err).Msg("ARI inbound: the observer's connection closed; Asterisk reconnects (websocket_client.conf reconnect_interval), to this instance or another; calls that end meanwhile are not recorded")
+	}
+}
+
+// systemName asks Asterisk its system name (asterisk.conf systemname); "" when it has
+// none or does not say.
+func systemName(ctx context.Context, rest *restClient, log zerolog.Logger) string {
+	var info struct {
+		Config struct {
+			Name string `json:"name"`
+		} `json:"config"`
+	}
+	if err := rest.do(ctx, http.MethodGet, "/asterisk/info", url.Values{"only": {"config"}}, nil, &info); err != nil {
+		log.Warn().Err(err).Msg("observer: Asterisk's system name unknown: phone presence for its FastAGI calls is asked of every Asterisk connected here")
+		return ""
+	}
+	return info.Config.Name
+}
+
+// claimTracker is the tracker of an Asterisk's calls, kept from its last connection here;
+// a fresh one while another connection of the same Asterisk still uses it (a reconnection
+// before the old connection's close was noticed).
+func (o *Observer) claimTracker(asterisk string, log zerolog.Logger) *tracker {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	at := o.trackers[asterisk]
+	switch {
+	case at == nil:
+		at = &asteriskTracker{t: o.newTracker(log)}
+		o.trackers[asterisk] = at
+	case at.inUse:
+		return o.newTracker(log)
+	}
+	at.inUse = true
+	return at.t
+}
+
+func (o *Observer) releaseTracker(asterisk string, t *tracker) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if at := o.trackers[asterisk]; at != nil && at.t == t {
+		at.inUse = false
+	}
+}
+
+// errReplaced: Asterisk gave the application to another connection.
+var errReplaced = errors.New("ApplicationReplaced")
+
+// follow sets up the application (filter, subscription to every channel) over rest, takes
+// up the calls going on, then feeds every event next reads to the tracker until next fails.
+// asterisk, when not empty, names the Asterisk in every outcome.
+func (o *Observer) follow(ctx context.Context, rest *restClient, t *tracker, asterisk string, filter []string, next func() ([]byte, error), log zerolog.Logger) error {
 	// The filter first, so that no unfiltered event of a busy PBX arrives in between.
-	if err := o.rest.filterEvents(ctx, o.opts.Application, ObservedEvents); err != nil {
+	if err := rest.filterEvents(ctx, o.opts.Application, filter); err != nil {
 		return fmt.Errorf("observer event filter: %w", err)
 	}
-	if err := o.rest.subscribe(ctx, o.opts.Application, "channel:"); err != nil {
+	if err := rest.subscribe(ctx, o.opts.Application, "channel:"); err != nil {
 		return fmt.Errorf("observer subscription to all channels: %w", err)
 	}
 	// Calls already going on: those that began before crmlink started (or restarted) or
 	// while the websocket was down are followed from now to their end; those followed
 	// before a drop that ended meanwhile would never end here.
 	var all []obsChannel
-	if err := o.rest.get(ctx, "/channels", &all); err != nil {
+	if err := rest.get(ctx, "/channels", &all); err != nil {
 		return fmt.Errorf("observer: list the channels: %w", err)
 	}
 	live := make(map[string]bool, len(all))
@@ -170,12 +313,18 @@ func (o *Observer) session(ctx context.Context, t *tracker, log zerolog.Logger) 
 		}
 	}
 	t.seed(all, time.Now())
-	o.connected.Store(true)
-	log.Info().Msg("observing every call")
+	o.connected.Add(1)
+	up := true
+	defer func() {
+		if up {
+			o.connected.Add(-1)
+		}
+	}()
+	log.Info().Int("calls_going_on", len(t.calls)).Msg("observing every call")
 	warned := false
 	for {
-		var data []byte
-		if err := websocket.Message.Receive(ws, &data); err != nil {
+		data, err := next()
+		if err != nil {
 			return fmt.Errorf("observer websocket: %w", err)
 		}
 		o.events.Add(1)
@@ -186,9 +335,18 @@ func (o *Observer) session(ctx context.Context, t *tracker, log zerolog.Logger) 
 			continue
 		}
 		if e.Type == "ApplicationReplaced" {
+			if asterisk != "" {
+				// Asterisk reloaded its outbound websocket's configuration: the application
+				// is registered anew, without our filter and subscription. Closing makes
+				// Asterisk reconnect, and the set-up runs again.
+				return errReplaced
+			}
 			// Reconnecting would take the application back and leave the other instance
 			// deaf in turn: say so and stay down.
-			o.connected.Store(false)
+			if up {
+				up = false
+				o.connected.Add(-1)
+			}
 			log.Error().Msg("another websocket took over the observer's application (a second crmlink with the same asterisk.observer.application?): this instance observes no more calls; give each instance its own application name")
 			continue
 		}
@@ -206,7 +364,8 @@ func (o *Observer) session(ctx context.Context, t *tracker, log zerolog.Logger) 
 		if !done {
 			continue
 		}
-		log.Info().Str("linkedid", out.ID).Str("direction", string(out.Direction)).Bool("answered", out.Answered).
+		out.Asterisk = asterisk
+		log.Info().Str("linkedid", out.ID).Time("start", out.Start).Str("direction", string(out.Direction)).Bool("answered", out.Answered).
 			Int64("answered_by", int64(out.AnsweredBy)).Dur("ring", out.RingDuration).Dur("talk", out.TalkDuration).
 			Str("result", string(out.Decision.Result)).Msg("observed call ended")
 		if o.opts.OnOutcome != nil {

@@ -2,9 +2,13 @@ package ari
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/crmlink/crmlink/routing"
 )
 
 // presenceCache holds every endpoint's state from one GET /endpoints, refreshed by the
@@ -67,7 +71,8 @@ func (c *Controller) refreshPresence(ctx context.Context) error {
 func (c *Controller) PresenceAt() time.Time { return c.presence.loadedAt() }
 
 // EndpointsOnline tells the router whether manager phones are reachable, from Asterisk's
-// endpoint state. Dial strings that are not a single endpoint (a mobile through a trunk,
+// endpoint state (the controller serves one Asterisk: asterisk is not looked at). Dial
+// strings that are not a single endpoint (a mobile through a trunk,
 // PJSIP/79161234567@trunk) cannot be checked and count as online.
 //
 // An endpoint the last refresh (at most a few reconcile intervals ago) saw online is taken
@@ -75,7 +80,13 @@ func (c *Controller) PresenceAt() time.Time { return c.presence.loadedAt() }
 // rings at once. A phone that went offline since the refresh is still tried: Asterisk
 // refuses its leg at once, the call goes to the fallback as owner_unavailable, and the
 // phone is asked about on the next call.
-func (c *Controller) EndpointsOnline(ctx context.Context, endpoints []string) ([]bool, error) {
+func (c *Controller) EndpointsOnline(ctx context.Context, _ string, endpoints []string) ([]bool, error) {
+	return endpointsOnline(ctx, c.rest, &c.presence, c.presenceMaxAge(), endpoints)
+}
+
+// endpointsOnline answers EndpointsOnline from cache where it saw an endpoint online no
+// longer than maxAge ago, else from Asterisk over rest.
+func endpointsOnline(ctx context.Context, rest *restClient, cache *presenceCache, maxAge time.Duration, endpoints []string) ([]bool, error) {
 	out := make([]bool, len(endpoints))
 	var firstErr error
 	now := time.Now()
@@ -85,11 +96,11 @@ func (c *Controller) EndpointsOnline(ctx context.Context, endpoints []string) ([
 			out[i] = true
 			continue
 		}
-		if c.presence.online(e, now, c.presenceMaxAge()) {
+		if cache.online(e, now, maxAge) {
 			out[i] = true
 			continue
 		}
-		state, err := c.rest.endpointState(ctx, tech, res)
+		state, err := rest.endpointState(ctx, tech, res)
 		if err != nil {
 			out[i] = true
 			if firstErr == nil {
@@ -105,3 +116,82 @@ func (c *Controller) EndpointsOnline(ctx context.Context, endpoints []string) ([
 // presenceMaxAge is how long a refreshed endpoint list is trusted: a refresh or two may
 // fail or be late.
 func (c *Controller) presenceMaxAge() time.Duration { return 3 * c.opts.ReconcileInterval }
+
+// errNoAsterisk: no Asterisk is connected to answer for its phones.
+var errNoAsterisk = errors.New("no Asterisk connected over an ARI outbound websocket: phone presence unknown")
+
+// asteriskPresence is the phone presence of the Asterisks connected to this instance over
+// their ARI Outbound WebSockets, each answered over a connection of its own (the Stasis
+// controller's or the call observer's, whichever this instance holds): a phone is on one
+// Asterisk, and the owner's phones ring on the Asterisk the call came from.
+type asteriskPresence struct {
+	mu sync.Mutex
+	by map[string][]routing.Presence // asterisk id -> its connections here, oldest first
+}
+
+func newAsteriskPresence() *asteriskPresence {
+	return &asteriskPresence{by: map[string][]routing.Presence{}}
+}
+
+// add makes a connection answer for its Asterisk until the returned remove is called.
+func (p *asteriskPresence) add(asterisk string, src routing.Presence) (remove func()) {
+	p.mu.Lock()
+	p.by[asterisk] = append(p.by[asterisk], src)
+	p.mu.Unlock()
+	return func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		srcs := slices.DeleteFunc(p.by[asterisk], func(s routing.Presence) bool { return s == src })
+		if len(srcs) == 0 {
+			delete(p.by, asterisk)
+			return
+		}
+		p.by[asterisk] = srcs
+	}
+}
+
+// EndpointsOnline asks the call's Asterisk, named by its entity id (a call through the
+// Stasis controller) or its system name (FastAGI: the prefix of the channel ids, known here
+// from the observer's connection). A call whose Asterisk is not told (no systemname, the
+// SIP redirect, GET /v1/route) asks every Asterisk connected here: an endpoint is online
+// when one of them has it online. A named Asterisk not connected here, none connected, or
+// one that cannot answer is an error, and the router rings every endpoint: the phone may
+// be registered on an Asterisk this instance does not see.
+func (p *asteriskPresence) EndpointsOnline(ctx context.Context, asterisk string, endpoints []string) ([]bool, error) {
+	p.mu.Lock()
+	var srcs []routing.Presence
+	if asterisk != "" {
+		if own := p.by[asterisk]; len(own) > 0 {
+			srcs = own[:1]
+		}
+	} else {
+		for _, own := range p.by {
+			if !slices.Contains(srcs, own[0]) { // an Asterisk by entity id and system name
+				srcs = append(srcs, own[0])
+			}
+		}
+	}
+	p.mu.Unlock()
+	if len(srcs) == 0 {
+		return nil, errNoAsterisk
+	}
+	out := make([]bool, len(endpoints))
+	for _, src := range srcs {
+		on, err := src.EndpointsOnline(ctx, asterisk, endpoints)
+		if err != nil {
+			return nil, err // unknown on one Asterisk: the router rings every endpoint
+		}
+		for i := range min(len(out), len(on)) {
+			out[i] = out[i] || on[i]
+		}
+	}
+	return out, nil
+}
+
+// restPresence answers for the endpoints of the Asterisk at the other end of rest, asking
+// it each time (the call observer's connection keeps no endpoint list).
+type restPresence struct{ rest *restClient }
+
+func (r restPresence) EndpointsOnline(ctx context.Context, _ string, endpoints []string) ([]bool, error) {
+	return endpointsOnline(ctx, r.rest, &presenceCache{}, 0, endpoints)
+}

@@ -75,7 +75,7 @@ func TestEndpointsOnline(t *testing.T) {
 			}
 			before := len(f.requests())
 
-			got, err := c.EndpointsOnline(context.Background(), tc.endpoints)
+			got, err := c.EndpointsOnline(context.Background(), "", tc.endpoints)
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, got)
 			if tc.wantReqs == nil {
@@ -93,7 +93,7 @@ func TestEndpointsOnlineWhenARIFails(t *testing.T) {
 	f.set("GET /endpoints/PJSIP/101", http.StatusInternalServerError, `{}`)
 	c := newTestController(t, f, make(chan routing.CallOutcome, 1))
 
-	got, err := c.EndpointsOnline(context.Background(), []string{"PJSIP/101"})
+	got, err := c.EndpointsOnline(context.Background(), "", []string{"PJSIP/101"})
 	require.Error(t, err)
 	assert.Equal(t, []bool{true}, got)
 }

@@ -60,6 +60,9 @@ type socket struct {
 	conn   *websocket.Conn
 	events chan<- ari.Event
 	quit   <-chan struct{} // the dispatcher stopped reading: events are dropped
+	// raw, when set, takes every message that is no REST answer as it came, instead of
+	// events (the call observer decodes the little it reads itself).
+	raw func(data []byte)
 	// writing is a one-slot semaphore over conn's writes; a request waiting for it gives
 	// up when its deadline passes.
 	writing chan struct{}
@@ -125,6 +128,10 @@ func (s *socket) read() error {
 				s.answer(r)
 				continue
 			}
+		}
+		if s.raw != nil {
+			s.raw(data)
+			continue
 		}
 		e, err := ari.DecodeEvent(data)
 		if err != nil {

@@ -25,7 +25,7 @@ import (
 //	registered  the order TestCluster registers them in
 //	reverse     the reverse of that
 //	shuffle     a random order (its seed logged); shuffle:<seed> repeats one
-//	1,5,4,2,3   the registered subtests by number, from 1
+//	1,5,4,2,3,6,7 the registered subtests by number, from 1
 type subtests struct {
 	s    *stack
 	list []subtest
@@ -37,8 +37,9 @@ type subtest struct {
 }
 
 // defaultOrder, by registered number: the first calls, the ARI holder killed, the Redis
-// master killed and a crmlink killed holding events, the partition, the FastAGI kill.
-var defaultOrder = []int{1, 5, 4, 2, 3}
+// master killed and a crmlink killed holding events, the partition, the FastAGI kill, the
+// observed calls, the observer's holder killed.
+var defaultOrder = []int{1, 5, 4, 2, 3, 6, 7}
 
 func (ts *subtests) add(name string, f func(t *testing.T)) {
 	ts.list = append(ts.list, subtest{name, f})

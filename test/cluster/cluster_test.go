@@ -11,6 +11,11 @@
 //   - the crmlink holding the Asterisks' ARI Outbound WebSockets (through HAProxy) is killed
 //     during a burst of ARI calls: the Asterisks reconnect to the other, the failover window
 //     is measured and bounded, and every call has exactly one call note in the sandbox;
+//   - the call observer (each Asterisk connects it through HAProxy): FastAGI calls on both
+//     Asterisks give one outcome each naming the right Asterisk and one call note; the
+//     crmlink holding its connections is killed during a burst: the Asterisks reconnect to
+//     the other, calls after the reconnect are recorded, what is lost is measured
+//     (observer_test.go);
 //   - across all of it the sandbox never answers 429: both instances together keep to the
 //     account's 7 requests per second.
 //
@@ -487,16 +492,16 @@ func TestCluster(t *testing.T) {
 		t.Logf("%s holds %d Asterisk connections, %s %d", victim, inboundConns(victim), other, inboundConns(other))
 		burstThroughAKill(ctx, t, s, ph, victim, inboundExten, "ARI: ")
 		assert.Equal(t, 2, inboundConns(other), "both Asterisks reconnected to %s", other)
-		// Only the ARI calls are recorded (FastAGI only answers the routing question): one
-		// call note each, the killed instance's queued ones taken over by the other. They
-		// are claimed once idle for 30 s (plus up to 15 s of the claim ticker), and all the
+		// The ARI calls' notes (the observer's, of the FastAGI calls, left out): one call
+		// note each, the killed instance's queued ones taken over by the other. They are
+		// claimed once idle for 30 s (plus up to 15 s of the claim ticker), and all the
 		// calls are one client's, so their notes are written one after another.
 		want := int(ph.inboundCalls.Load())
 		waited := time.Now()
-		testrig.WaitFor(t, 2*time.Minute, fmt.Sprintf("%d call notes", want), func() bool { return len(callNotes(t)) >= want })
+		testrig.WaitFor(t, 3*time.Minute, fmt.Sprintf("%d call notes", want), func() bool { return len(stasisCallNotes(t, s)) >= want })
 		took := time.Since(waited)
 		time.Sleep(2 * time.Second) // a second note for a call would come now
-		notes := callNotes(t)
+		notes := stasisCallNotes(t, s)
 		t.Logf("%d ARI calls, %d call notes, the last %s after the burst", want, len(notes), took.Round(time.Second))
 		seen := map[string]int{}
 		for _, u := range notes {
@@ -510,6 +515,8 @@ func TestCluster(t *testing.T) {
 		testrig.WaitFor(t, 60*time.Second, victim+" restarted", func() bool { return healthz(crmlinkURL[victim]) == http.StatusOK })
 		waitInPool(t, victim, "UP")
 	})
+
+	testObserver(ctx, sub, s, ph)
 
 	sub.run(t)
 

@@ -1,0 +1,203 @@
+package ari
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/net/websocket"
+
+	"github.com/crmlink/crmlink/crm"
+	"github.com/crmlink/crmlink/routing"
+)
+
+// startObservingInbound serves an Inbound whose call observer (application
+// crmlink-observer) takes the Asterisks' connections; outcomes arrive on the channel.
+func startObservingInbound(t *testing.T) (*Inbound, *Observer, string, <-chan routing.CallOutcome) {
+	t.Helper()
+	outcomes := make(chan routing.CallOutcome, 10)
+	obs, err := NewObserver(ObserverOptions{
+		Application: "crmlink-observer", Inbound: true, Logger: zerolog.Nop(),
+		Managers:  map[string]crm.UserID{"PJSIP/101": 1001},
+		OnOutcome: func(o routing.CallOutcome) { outcomes <- o },
+	})
+	require.NoError(t, err)
+	in, url := startInbound(t, obs)
+	return in, obs, url, outcomes
+}
+
+// fakeAsterisk is one Asterisk's outbound websocket as the observer sees it.
+type fakeAsterisk struct {
+	t  *testing.T
+	ws *websocket.Conn
+	id string
+}
+
+func connectAsterisk(t *testing.T, url, app, id string) *fakeAsterisk {
+	t.Helper()
+	ws, err := asteriskDial(t, url, "asterisk", "secret")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ws.Close() })
+	require.NoError(t, websocket.Message.Send(ws, `{"type":"ApplicationRegistered","application":"`+app+`","asterisk_id":"`+id+`"}`))
+	return &fakeAsterisk{t: t, ws: ws, id: id}
+}
+
+func (a *fakeAsterisk) systemName() string { return strings.Replace(a.id, "02:", "pbx-", 1) }
+
+// request reads the next REST request crmlink sends over the connection.
+func (a *fakeAsterisk) request() restRequestMsg {
+	a.t.Helper()
+	_ = a.ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var req restRequestMsg
+	require.NoError(a.t, websocket.JSON.Receive(a.ws, &req))
+	return req
+}
+
+func (a *fakeAsterisk) answer(req restRequestMsg, status int, body string) {
+	a.t.Helper()
+	msg, _ := json.Marshal(restResponseMsg{Type: restResponseEvent, RequestID: req.RequestID, StatusCode: status, MessageBody: body})
+	require.NoError(a.t, websocket.Message.Send(a.ws, string(msg)))
+}
+
+func (a *fakeAsterisk) send(e obsEvent) {
+	a.t.Helper()
+	data, err := json.Marshal(e)
+	require.NoError(a.t, err)
+	require.NoError(a.t, websocket.Message.Send(a.ws, string(data)))
+}
+
+// setUp answers the observer's set-up: Asterisk's system name (its id with "pbx-" for
+// "02:"), the event filter (which must let the REST answers through), the subscription to
+// every channel and the list of channels (none).
+func (a *fakeAsterisk) setUp(app string) {
+	a.t.Helper()
+	req := a.request()
+	require.Equal(a.t, "GET asterisk/info", req.Method+" "+req.URI)
+	assert.Equal(a.t, []nameValue{{"only", "config"}}, req.QueryStrings)
+	a.answer(req, 200, `{"config":{"name":"`+a.systemName()+`"}}`)
+	req = a.request()
+	require.Equal(a.t, "PUT applications/"+app+"/eventFilter", req.Method+" "+req.URI)
+	assert.Contains(a.t, req.MessageBody, `"`+restResponseEvent+`"`, "the filter lets the REST answers through")
+	assert.Contains(a.t, req.MessageBody, `"ChannelDestroyed"`)
+	a.answer(req, 204, "")
+	req = a.request()
+	require.Equal(a.t, "POST applications/"+app+"/subscription", req.Method+" "+req.URI)
+	assert.Equal(a.t, []nameValue{{"eventSource", "channel:"}}, req.QueryStrings)
+	a.answer(req, 200, "{}")
+	req = a.request()
+	require.Equal(a.t, "GET channels", req.Method+" "+req.URI)
+	a.answer(req, 200, "[]")
+}
+
+// Two Asterisks connect the observer's application: each is set up over its own
+// connection, and each call's outcome names the Asterisk it was on.
+func TestInboundObserverFollowsEveryAsterisk(t *testing.T) {
+	in, obs, url, outcomes := startObservingInbound(t)
+	one := connectAsterisk(t, url, "crmlink-observer", "02:00:00:00:00:01")
+	one.setUp("crmlink-observer")
+	two := connectAsterisk(t, url, "crmlink-observer", "02:00:00:00:00:02")
+	two.setUp("crmlink-observer")
+	require.Eventually(t, func() bool { return obs.Connections() == 2 }, 5*time.Second, 10*time.Millisecond)
+	assert.Zero(t, in.Connections(), "no Stasis controller: these are the observer's connections")
+
+	// The same channel ids on both (two Asterisks started together), told apart by the
+	// connection they came on.
+	anna := ch("P", "PJSIP/101-00000002", "101", "s")
+	for _, a := range []*fakeAsterisk{one, two} {
+		for _, e := range twoPartyCall(ch("L", "PJSIP/trunk-00000001", "84951000001", "301", "CRMLINK_RESULT", "ROUTED"), anna, "101", 1500) {
+			a.send(e)
+		}
+	}
+	got := map[string]routing.CallOutcome{}
+	for range 2 {
+		select {
+		case o := <-outcomes:
+			got[o.Asterisk] = o
+		case <-time.After(5 * time.Second):
+			t.Fatalf("outcomes: %v", got)
+		}
+	}
+	for _, a := range []*fakeAsterisk{one, two} {
+		o, ok := got[a.id]
+		require.True(t, ok, "an outcome naming %s: %v", a.id, got)
+		assert.Equal(t, "L", o.ID)
+		assert.True(t, o.Answered)
+		assert.Equal(t, crm.UserID(1001), o.AnsweredBy)
+	}
+
+	require.NoError(t, one.ws.Close())
+	require.Eventually(t, func() bool { return obs.Connections() == 1 }, 5*time.Second, 10*time.Millisecond, "forgotten once Asterisk's websocket closes")
+}
+
+// A reload of Asterisk's outbound websocket configuration registers the application anew
+// (ApplicationReplaced) without the filter and subscription: crmlink closes the connection
+// so that Asterisk reconnects and the set-up runs again.
+func TestInboundObserverClosesOnApplicationReplaced(t *testing.T) {
+	_, obs, url, _ := startObservingInbound(t)
+	a := connectAsterisk(t, url, "crmlink-observer", "02:00:00:00:00:01")
+	a.setUp("crmlink-observer")
+	require.Eventually(t, obs.Connected, 5*time.Second, 10*time.Millisecond)
+	a.send(obsEvent{Type: "ApplicationReplaced"})
+	_ = a.ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var msg []byte
+	require.Error(t, websocket.Message.Receive(a.ws, &msg), "crmlink closes the connection")
+	require.Eventually(t, func() bool { return !obs.Connected() }, 5*time.Second, 10*time.Millisecond)
+}
+
+// The router learns whether a phone is registered from the connection of the call's
+// Asterisk; a call whose Asterisk it does not know asks every connected one.
+func TestInboundPresence(t *testing.T) {
+	in, obs, url, _ := startObservingInbound(t)
+	_, err := in.Presence().EndpointsOnline(context.Background(), "", []string{"PJSIP/101"})
+	require.ErrorIs(t, err, errNoAsterisk, "no Asterisk connected: unknown, and the router rings every phone")
+
+	one := connectAsterisk(t, url, "crmlink-observer", "02:00:00:00:00:01")
+	one.setUp("crmlink-observer")
+	two := connectAsterisk(t, url, "crmlink-observer", "02:00:00:00:00:02")
+	two.setUp("crmlink-observer")
+	require.Eventually(t, func() bool { return obs.Connections() == 2 }, 5*time.Second, 10*time.Millisecond)
+
+	// Each Asterisk answers for PJSIP/101 as it sees it.
+	states := map[*fakeAsterisk]string{one: "offline", two: "online"}
+	answer := func(a *fakeAsterisk) {
+		req := a.request()
+		assert.Equal(t, "GET endpoints/PJSIP/101", req.Method+" "+req.URI)
+		a.answer(req, 200, `{"state":"`+states[a]+`"}`)
+	}
+	ask := func(asterisk string, asked ...*fakeAsterisk) []bool {
+		t.Helper()
+		type result struct {
+			on  []bool
+			err error
+		}
+		res := make(chan result, 1)
+		go func() {
+			on, err := in.Presence().EndpointsOnline(context.Background(), asterisk, []string{"PJSIP/101", "PJSIP/7916@trunk"})
+			res <- result{on, err}
+		}()
+		for _, a := range asked {
+			answer(a)
+		}
+		r := <-res
+		require.NoError(t, r.err)
+		return r.on
+	}
+	assert.Equal(t, []bool{false, true}, ask(one.id, one), "the call's Asterisk: offline there (a trunk dial string counts as online)")
+	assert.Equal(t, []bool{true, true}, ask(two.id, two), "the call's Asterisk: online there")
+
+	require.NoError(t, two.ws.Close())
+	require.Eventually(t, func() bool {
+		in.presence.mu.Lock()
+		defer in.presence.mu.Unlock()
+		return len(in.presence.by[two.id]) == 0 && obs.Connections() == 1
+	}, 5*time.Second, 10*time.Millisecond, "the closed connection answers no more")
+	assert.Equal(t, []bool{false, true}, ask("", one), "Asterisk unknown: the connected one answers")
+	assert.Equal(t, []bool{false, true}, ask(one.systemName(), one), "a FastAGI call names its Asterisk by system name")
+	_, err = in.Presence().EndpointsOnline(context.Background(), two.id, []string{"PJSIP/101"})
+	assert.ErrorIs(t, err, errNoAsterisk, "the call's Asterisk is not connected here: unknown (the phone may be registered there)")
+}
