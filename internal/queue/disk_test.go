@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crmlink/crmlink/events"
+	"github.com/crmlink/crmlink/internal/testrig"
 )
 
 func openDiskAt(t *testing.T, dir string, o DiskOptions) *Disk {
@@ -239,22 +240,8 @@ func flipLastByte(t *testing.T, path string) {
 	require.NoError(t, os.WriteFile(path, b, 0o640))
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a log sink safe for the goroutines of the code under test.
+type syncBuffer = testrig.LogBuffer
 
 func TestDiskRetryStoredBeforeACrashReplacesTheFailedRecord(t *testing.T) {
 	dir := t.TempDir()

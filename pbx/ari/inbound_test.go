@@ -21,11 +21,16 @@ import (
 // the call observer's when one is given.
 func startInbound(t *testing.T, observers ...*Observer) (*Inbound, string) {
 	t.Helper()
+	return startInboundLogged(t, zerolog.Nop(), observers...)
+}
+
+func startInboundLogged(t *testing.T, log zerolog.Logger, observers ...*Observer) (*Inbound, string) {
+	t.Helper()
 	in, err := NewInbound(Options{
 		Application:     "crmlink",
 		Decider:         routing.DeciderFunc(func(context.Context, routing.Call) routing.Decision { return routing.Decision{} }),
 		FallbackContext: "crmlink-fallback",
-		Logger:          zerolog.Nop(),
+		Logger:          log,
 	}, "asterisk", "secret")
 	require.NoError(t, err)
 	for _, o := range observers {

@@ -249,6 +249,12 @@ func systemName(ctx context.Context, rest *restClient, log zerolog.Logger) strin
 		log.Warn().Err(err).Msg("observer: Asterisk's system name unknown: phone presence for its FastAGI calls is asked of every Asterisk connected here")
 		return ""
 	}
+	if info.Config.Name == "" {
+		log.Error().Msg("observer: this Asterisk has no systemname (asterisk.conf [options] systemname): " +
+			"several Asterisks without one can hand out the same linkedids, and a call's linkedid is its outcome's key, " +
+			"so one of two such calls would get no call note; its FastAGI calls' phone presence is asked of every Asterisk connected here. " +
+			"Set a distinct systemname on each Asterisk")
+	}
 	return info.Config.Name
 }
 

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/net/websocket"
 
 	"github.com/crmlink/crmlink/crm"
+	"github.com/crmlink/crmlink/internal/testrig"
 	"github.com/crmlink/crmlink/routing"
 )
 
@@ -20,14 +21,19 @@ import (
 // crmlink-observer) takes the Asterisks' connections; outcomes arrive on the channel.
 func startObservingInbound(t *testing.T) (*Inbound, *Observer, string, <-chan routing.CallOutcome) {
 	t.Helper()
+	return startObservingInboundLogged(t, zerolog.Nop())
+}
+
+func startObservingInboundLogged(t *testing.T, log zerolog.Logger) (*Inbound, *Observer, string, <-chan routing.CallOutcome) {
+	t.Helper()
 	outcomes := make(chan routing.CallOutcome, 10)
 	obs, err := NewObserver(ObserverOptions{
-		Application: "crmlink-observer", Inbound: true, Logger: zerolog.Nop(),
+		Application: "crmlink-observer", Inbound: true, Logger: log,
 		Managers:  map[string]crm.UserID{"PJSIP/101": 1001},
 		OnOutcome: func(o routing.CallOutcome) { outcomes <- o },
 	})
 	require.NoError(t, err)
-	in, url := startInbound(t, obs)
+	in, url := startInboundLogged(t, log, obs)
 	return in, obs, url, outcomes
 }
 
@@ -36,6 +42,8 @@ type fakeAsterisk struct {
 	t  *testing.T
 	ws *websocket.Conn
 	id string
+	// name is the system name it answers (asterisk.conf systemname).
+	name string
 }
 
 func connectAsterisk(t *testing.T, url, app, id string) *fakeAsterisk {
@@ -44,10 +52,10 @@ func connectAsterisk(t *testing.T, url, app, id string) *fakeAsterisk {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = ws.Close() })
 	require.NoError(t, websocket.Message.Send(ws, `{"type":"ApplicationRegistered","application":"`+app+`","asterisk_id":"`+id+`"}`))
-	return &fakeAsterisk{t: t, ws: ws, id: id}
+	return &fakeAsterisk{t: t, ws: ws, id: id, name: strings.Replace(id, "02:", "pbx-", 1)}
 }
 
-func (a *fakeAsterisk) systemName() string { return strings.Replace(a.id, "02:", "pbx-", 1) }
+func (a *fakeAsterisk) systemName() string { return a.name }
 
 // request reads the next REST request crmlink sends over the connection.
 func (a *fakeAsterisk) request() restRequestMsg {
@@ -137,6 +145,30 @@ func TestInboundObserverFollowsEveryAsterisk(t *testing.T) {
 // A reload of Asterisk's outbound websocket configuration registers the application anew
 // (ApplicationReplaced) without the filter and subscription: crmlink closes the connection
 // so that Asterisk reconnects and the set-up runs again.
+// An Asterisk without a systemname is followed all the same, and the administrator is told,
+// as an error, what that costs with several Asterisks.
+func TestInboundObserverNamesAMissingSystemName(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		sysName  string
+		wantWarn bool
+	}{
+		{"without systemname", "", true},
+		{"with systemname", "pbx-1", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf testrig.LogBuffer
+			_, obs, url, _ := startObservingInboundLogged(t, zerolog.New(&buf))
+			a := connectAsterisk(t, url, "crmlink-observer", "02:00:00:00:00:01")
+			a.name = tc.sysName
+			a.setUp("crmlink-observer")
+			require.Eventually(t, obs.Connected, 5*time.Second, 10*time.Millisecond)
+			logged := buf.String()
+			assert.Equal(t, tc.wantWarn, strings.Contains(logged, `"level":"error"`) && strings.Contains(logged, "no systemname"), logged)
+		})
+	}
+}
+
 func TestInboundObserverClosesOnApplicationReplaced(t *testing.T) {
 	_, obs, url, _ := startObservingInbound(t)
 	a := connectAsterisk(t, url, "crmlink-observer", "02:00:00:00:00:01")

@@ -1,12 +1,10 @@
 package sip
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,27 +13,14 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/crmlink/crmlink/internal/testrig"
 	"github.com/crmlink/crmlink/pbx/dialplan"
 	"github.com/crmlink/crmlink/pbx/sip/siptest"
 	"github.com/crmlink/crmlink/routing"
 )
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is a log sink safe for the goroutines of the code under test.
+type syncBuffer = testrig.LogBuffer
 
 type testRedirect struct {
 	srv    *RedirectServer
