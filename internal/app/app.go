@@ -79,7 +79,7 @@ type App struct {
 // observeOutcome counts a finished call the PBX front end hands to the outbox, and shows
 // it to CallOutcomes.
 func (p *App) observeOutcome(o routing.CallOutcome) {
-	p.metrics.outcomes.WithLabelValues(string(o.Direction), strconv.FormatBool(o.Answered)).Inc()
+	p.metrics.outcomes.WithLabelValues(string(o.Direction), strconv.FormatBool(o.Answered), o.Asterisk).Inc()
 	p.page.tally(board.TallyOf(o))
 	if p.CallOutcomes != nil {
 		p.CallOutcomes(o)

@@ -35,8 +35,8 @@ func newMetrics() *metrics {
 		registry: prometheus.NewRegistry(),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "crmlink_route_decisions_total",
-			Help: "Calls by the routing they got (result, fallback reason as in CRMLINK_REASON) and where the owner came from; with ARI counted when settled, so owner_unavailable and owner_no_answer after ringing count as FALLBACK. GET /v1/route is not counted.",
-		}, []string{"result", "reason", "source"}),
+			Help: "Calls by the routing they got (result, fallback reason as in CRMLINK_REASON), where the owner came from and the Asterisk the call came through (its entity id over ARI, its systemname over FastAGI; empty when not told); with ARI counted when settled, so owner_unavailable and owner_no_answer after ringing count as FALLBACK. GET /v1/route is not counted.",
+		}, []string{"result", "reason", "source", "asterisk"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "crmlink_route_decision_seconds",
 			Help:    "Time to decide, by where the owner came from (cache and index answers take microseconds; crm is a live lookup).",
@@ -44,8 +44,8 @@ func newMetrics() *metrics {
 		}, []string{"source"}),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "crmlink_calls_total",
-			Help: "Finished calls by direction and whether the client talked to somebody.",
-		}, []string{"direction", "answered"}),
+			Help: "Finished calls by direction, whether the client talked to somebody and the Asterisk the call was on (its entity id; empty when not told).",
+		}, []string{"direction", "answered", "asterisk"}),
 		notRecorded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "crmlink_observer_calls_not_recorded_total",
 			Help: "Calls the call observer records nothing of, by why: withheld (the caller id is withheld or no number: nobody to find or call back) or unobserved (the call ended while the observer's ARI websocket was down).",
@@ -114,6 +114,6 @@ func (m *metrics) observe(c routing.Call, d routing.Decision) {
 	if c.Inquiry {
 		return
 	}
-	m.decisions.WithLabelValues(string(d.Result), string(d.Reason), string(d.Source)).Inc()
+	m.decisions.WithLabelValues(string(d.Result), string(d.Reason), string(d.Source), c.Asterisk).Inc()
 	m.latency.WithLabelValues(string(d.Source)).Observe(d.Latency.Seconds())
 }
