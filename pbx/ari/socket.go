@@ -126,7 +126,7 @@ func (s *socket) read() error {
 				continue
 			}
 		}
-		e, err := ari.DecodeEvent(data)
+		e, err := decodeEvent(data)
 		if err != nil {
 			s.log.Warn().Err(err).Int("bytes", len(data)).Msg("ARI websocket: undecodable message skipped")
 			continue
