@@ -32,8 +32,14 @@ type Options struct {
 	// running reads another (a branch that changed the rig's dialplan, on a rig shared
 	// with other checkouts).
 	OwnConf bool
-	Log     func(format string, args ...any)
+	// CPUFor, when set, replaces the plan with one step per path at cpuRate offered this
+	// long, and no search: the CPU per call of each path, from many calls.
+	CPUFor time.Duration
+	Log    func(format string, args ...any)
 }
+
+// cpuRate is the rate of a CPU-only run (Options.CPUFor): the reference rate of the ratios.
+const cpuRate = 100
 
 // Step is one rate offered to one path.
 type Step struct {
@@ -189,6 +195,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	plan := FullPlan()
 	if opts.Quick {
 		plan = QuickPlan()
+	}
+	if opts.CPUFor > 0 {
+		plan.Fixed, plan.FixedFor, plan.RampSteps, plan.MaxStep = []int{cpuRate}, opts.CPUFor, 0, opts.CPUFor
 	}
 	r := &runner{opts: opts, plan: plan, rig: NewRig(), lock: &RigLock{Path: opts.LockPath}, raw: filepath.Join(opts.Out, "bench-raw"), port: 5300}
 	if err := os.RemoveAll(r.raw); err != nil {
@@ -475,7 +484,7 @@ func (r *runner) measure(ctx context.Context, spec PathSpec, res *PathResult) er
 		if reqs, err := r.sandbox.Requests(ctx); err == nil {
 			res.CRMRequests = reqs
 		}
-		if spec.Profile && r.pprof != "" && ctx.Err() == nil {
+		if spec.Profile && r.opts.Profile && r.pprof != "" && ctx.Err() == nil {
 			crm.Stop()
 			if err := r.profile(ctx, spec, dir, res); err != nil {
 				return fmt.Errorf("profiling run: %w", err)
