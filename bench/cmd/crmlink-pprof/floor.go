@@ -137,6 +137,7 @@ func floorConn(ctx context.Context, ari config.ARI, dialCtx string, opts map[str
 		}
 		var e struct {
 			Type       string `json:"type"`
+			Variable   string `json:"variable"`
 			StatusCode int    `json:"status_code"`
 			Channel    struct {
 				ID       string `json:"id"`
@@ -148,7 +149,11 @@ func floorConn(ctx context.Context, ari config.ARI, dialCtx string, opts map[str
 		if json.Unmarshal(data, &e) != nil {
 			continue
 		}
-		n, _ := counts.LoadOrStore(e.Type, new(atomic.Int64))
+		key := e.Type
+		if e.Variable != "" {
+			key += " " + e.Variable // which variables a call sets
+		}
+		n, _ := counts.LoadOrStore(key, new(atomic.Int64))
 		n.(*atomic.Int64).Add(1)
 		switch e.Type {
 		case "RESTResponse":
