@@ -560,8 +560,8 @@ var profilePartFrames = []struct {
 	part   string
 	frames []string
 }{
-	{"ARI REST requests (request, net/http's connection loops)", []string{"pbx/ari.(*restClient).do", "net/http.(*persistConn).writeLoop", "net/http.(*persistConn).readLoop"}},
-	{"ARI events (the ari library's websocket reader and JSON decoding, crmlink's dispatch)", []string{"github.com/CyCoreSystems/ari/v6/client/native.(*Client).wsRead.func1", "pbx/ari.(*Controller).dispatch"}},
+	{"ARI REST requests (request, its answer, net/http's connection loops)", []string{"pbx/ari.(*restClient).begin", "pbx/ari.(*restClient).begin.func1", "pbx/ari.(*restClient).begin.func2", "net/http.(*persistConn).writeLoop", "net/http.(*persistConn).readLoop"}},
+	{"ARI events (the websocket reader and JSON decoding, crmlink's dispatch)", []string{"pbx/ari.(*socket).read", "pbx/ari.(*Controller).dispatch"}},
 	{"FastAGI sessions", []string{"pbx/agi.(*Server).serveConn"}},
 	{"call outcomes handed to the durable event queue", []string{"events.(*Outbox).CallOutcome"}},
 	{"Go scheduler looking for work (goroutine hand-offs)", []string{"runtime.findRunnable"}},
