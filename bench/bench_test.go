@@ -352,8 +352,8 @@ func TestVersusBaseline(t *testing.T) {
 func TestProfileParts(t *testing.T) {
 	lines := []string{
 		"0     0%     0%      0.85s 29.62%  pbx/ari.(*call).run",
-		"0.02s   0.7% 43.90%      0.47s 16.38%  pbx/ari.(*restClient).do",
-		"0     0% 44.25%      0.45s 15.68%  github.com/CyCoreSystems/ari/v6/client/native.(*Client).wsRead.func1",
+		"0.02s   0.7% 43.90%      0.47s 16.38%  pbx/ari.(*restClient).begin",
+		"0     0% 44.25%      0.45s 15.68%  pbx/ari.(*socket).read",
 		"0     0% 44.25%      0.44s 15.33%  net/http.(*persistConn).writeLoop",
 		"0     0% 44.95%      0.34s 11.85%  net/http.(*persistConn).readLoop",
 		"0     0% 45.30%      0.30s 10.45%  events.(*Outbox).CallOutcome",

@@ -12,6 +12,10 @@
 //	baseline-observed   the same calls with crmlink's call observer recording each one
 //	ari-cached          61X: Stasis(crmlink-bench), the owner in crmlink's cache
 //	ari-cached-redis    the same with the owner cache in the rig's Redis
+//	stasis-floor        61X with no crmlink: the least an ARI application does (the dial
+//	                    variables in one request and the continue; crmlink-pprof --floor)
+//	stasis-floor-follow the same with the channel followed as crmlink's controller does
+//	stasis-floor-unfiltered  the same with no event filter, every event counted
 //	ari-indexed         the owner moved by an amoCRM webhook (Source index)
 //	ari-cold            every call a new number, amoCRM 50 ms away and 7 requests/s
 //	ari-cold-crm50      the same with the CRM budget raised to 50 requests/s

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -203,25 +204,45 @@ func (l *RigLock) Lock(ctx context.Context, say func(string, ...any)) error {
 		return fmt.Errorf("rig lock: %w", err)
 	}
 	start := time.Now()
-	told := false
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			break
-		}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		if err != syscall.EWOULDBLOCK {
 			f.Close()
 			return fmt.Errorf("rig lock %s: %w", l.Path, err)
 		}
-		if !told {
-			say("waiting for the rig lock %s (the end-to-end tests or another benchmark hold it)", l.Path)
-			told = true
-		}
+		say("waiting for the rig lock %s (the end-to-end tests or another benchmark hold it)", l.Path)
+		// A blocking flock, as `flock` the command waits: woken with the other waiters when
+		// the lock is released (polling would lose every race to them).
+		got := make(chan error, 1)
+		var mu sync.Mutex
+		abandoned := false
+		go func() {
+			err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+			mu.Lock()
+			defer mu.Unlock()
+			if abandoned {
+				f.Close() // releases the lock if it was taken
+				return
+			}
+			got <- err
+		}()
 		select {
+		case err := <-got:
+			if err != nil {
+				f.Close()
+				return fmt.Errorf("rig lock %s: %w", l.Path, err)
+			}
 		case <-ctx.Done():
-			f.Close()
+			mu.Lock()
+			abandoned = true
+			select {
+			case err := <-got: // taken meanwhile
+				if err == nil {
+					f.Close()
+				}
+			default:
+			}
+			mu.Unlock()
 			return ctx.Err()
-		case <-time.After(250 * time.Millisecond):
 		}
 	}
 	l.Waited += time.Since(start)

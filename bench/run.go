@@ -32,8 +32,14 @@ type Options struct {
 	// running reads another (a branch that changed the rig's dialplan, on a rig shared
 	// with other checkouts).
 	OwnConf bool
-	Log     func(format string, args ...any)
+	// CPUFor, when set, replaces the plan with one step per path at cpuRate offered this
+	// long, and no search: the CPU per call of each path, from many calls.
+	CPUFor time.Duration
+	Log    func(format string, args ...any)
 }
+
+// cpuRate is the rate of a CPU-only run (Options.CPUFor): the reference rate of the ratios.
+const cpuRate = 100
 
 // Step is one rate offered to one path.
 type Step struct {
@@ -189,6 +195,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	plan := FullPlan()
 	if opts.Quick {
 		plan = QuickPlan()
+	}
+	if opts.CPUFor > 0 {
+		plan.Fixed, plan.FixedFor, plan.RampSteps, plan.MaxStep = []int{cpuRate}, opts.CPUFor, 0, opts.CPUFor
 	}
 	r := &runner{opts: opts, plan: plan, rig: NewRig(), lock: &RigLock{Path: opts.LockPath}, raw: filepath.Join(opts.Out, "bench-raw"), port: 5300}
 	if err := os.RemoveAll(r.raw); err != nil {
@@ -475,7 +484,7 @@ func (r *runner) measure(ctx context.Context, spec PathSpec, res *PathResult) er
 		if reqs, err := r.sandbox.Requests(ctx); err == nil {
 			res.CRMRequests = reqs
 		}
-		if spec.Profile && r.pprof != "" && ctx.Err() == nil {
+		if spec.Profile && r.opts.Profile && r.pprof != "" && ctx.Err() == nil {
 			crm.Stop()
 			if err := r.profile(ctx, spec, dir, res); err != nil {
 				return fmt.Errorf("profiling run: %w", err)
@@ -551,8 +560,8 @@ var profilePartFrames = []struct {
 	part   string
 	frames []string
 }{
-	{"ARI REST requests (request, net/http's connection loops)", []string{"pbx/ari.(*restClient).do", "net/http.(*persistConn).writeLoop", "net/http.(*persistConn).readLoop"}},
-	{"ARI events (the ari library's websocket reader and JSON decoding, crmlink's dispatch)", []string{"github.com/CyCoreSystems/ari/v6/client/native.(*Client).wsRead.func1", "pbx/ari.(*Controller).dispatch"}},
+	{"ARI REST requests (request, its answer, net/http's connection loops)", []string{"pbx/ari.(*restClient).begin", "pbx/ari.(*restClient).begin.func1", "pbx/ari.(*restClient).begin.func2", "net/http.(*persistConn).writeLoop", "net/http.(*persistConn).readLoop"}},
+	{"ARI events (the websocket reader and JSON decoding, crmlink's dispatch)", []string{"pbx/ari.(*socket).read", "pbx/ari.(*Controller).dispatch"}},
 	{"FastAGI sessions", []string{"pbx/agi.(*Server).serveConn"}},
 	{"call outcomes handed to the durable event queue", []string{"events.(*Outbox).CallOutcome"}},
 	{"Go scheduler looking for work (goroutine hand-offs)", []string{"runtime.findRunnable"}},

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/CyCoreSystems/ari/v6"
 	"github.com/rs/zerolog"
@@ -133,7 +134,7 @@ func (s *socket) read() error {
 			s.raw(data)
 			continue
 		}
-		e, err := ari.DecodeEvent(data)
+		e, err := decodeEvent(data)
 		if err != nil {
 			s.log.Warn().Err(err).Int("bytes", len(data)).Msg("ARI websocket: undecodable message skipped")
 			continue
@@ -181,19 +182,7 @@ func (s *socket) roundTrip(ctx context.Context, method, path string, query url.V
 // run in that order without waiting for each answer.
 func (s *socket) start(ctx context.Context, method, path string, query url.Values, body []byte) (func() (int, []byte, error), error) {
 	id := strconv.FormatUint(s.seq.Add(1), 36)
-	msg := restRequestMsg{Type: "RESTRequest", RequestID: id, Method: method, URI: path}
-	for name, vals := range query {
-		for _, v := range vals {
-			msg.QueryStrings = append(msg.QueryStrings, nameValue{name, v})
-		}
-	}
-	if body != nil {
-		msg.ContentType, msg.MessageBody = "application/json", string(body)
-	}
-	data, err := json.Marshal(msg)
-	if err != nil {
-		return nil, err
-	}
+	data := appendRESTRequest(make([]byte, 0, 256), id, method, path, query, body)
 	ch := make(chan socketAnswer, 1)
 	s.mu.Lock()
 	if s.pending == nil {
@@ -219,7 +208,7 @@ func (s *socket) start(ctx context.Context, method, path string, query url.Value
 	}
 	deadline, _ := ctx.Deadline() // none: zero, no write deadline
 	_ = s.conn.SetWriteDeadline(deadline)
-	err = websocket.Message.Send(s.conn, string(data)) // a string goes as a text frame
+	err := websocket.Message.Send(s.conn, string(data)) // a string goes as a text frame
 	<-s.writing
 	if err != nil {
 		// A half-written frame leaves the stream unusable: drop the connection (the
@@ -239,4 +228,69 @@ func (s *socket) start(ctx context.Context, method, path string, query url.Value
 			return 0, nil, fmt.Errorf("ARI websocket closed before the answer: %w", s.err)
 		}
 	}, nil
+}
+
+// appendRESTRequest appends a RESTRequest message (restRequestMsg, as encoding/json writes
+// it) to b; written by hand, as every REST request of a call goes through here.
+func appendRESTRequest(b []byte, id, method, path string, query url.Values, body []byte) []byte {
+	b = append(b, `{"type":"RESTRequest","request_id":`...)
+	b = appendJSONString(b, id)
+	b = append(b, `,"method":`...)
+	b = appendJSONString(b, method)
+	b = append(b, `,"uri":`...)
+	b = appendJSONString(b, path)
+	first := true
+	for name, vals := range query {
+		for _, v := range vals {
+			if first {
+				b = append(b, `,"query_strings":[`...)
+				first = false
+			} else {
+				b = append(b, ',')
+			}
+			b = append(b, `{"name":`...)
+			b = appendJSONString(b, name)
+			b = append(b, `,"value":`...)
+			b = appendJSONString(b, v)
+			b = append(b, '}')
+		}
+	}
+	if !first {
+		b = append(b, ']')
+	}
+	if body != nil {
+		b = append(b, `,"content_type":"application/json","message_body":`...)
+		b = appendJSONString(b, string(body))
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string: quotes, backslashes and control characters
+// escaped, the rest as it is (invalid UTF-8 as U+FFFD, as encoding/json does).
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c < 0x20:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, `\ufffd`...)
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
 }

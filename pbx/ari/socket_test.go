@@ -2,8 +2,11 @@ package ari
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -158,4 +161,45 @@ func TestSocketClosedAfterSendIsNotRetried(t *testing.T) {
 	require.Error(t, err)
 	assert.False(t, errors.Is(err, errSocketDown), "%v", err)
 	assert.Empty(t, f.requests(), "not sent again over HTTP")
+}
+
+func TestRESTRequestMessageReadsBackAsSent(t *testing.T) {
+	tests := []struct {
+		name   string
+		query  url.Values
+		body   []byte
+		values []string
+	}{
+		{"no query, no body", nil, nil, nil},
+		{"query", url.Values{"variable": {"ARRAY(CRMLINK_RESULT,CRMLINK_DIAL)"}, "value": {"ROUTED,PJSIP/101&PJSIP/102"}}, nil, nil},
+		{"quotes, backslashes, control characters, UTF-8, bad UTF-8", url.Values{"value": {"a\"b\\c\n\x01é\xff"}}, nil, nil},
+		{"body", nil, []byte(`{"allowed":[{"type":"StasisStart"}]}`), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data := appendRESTRequest(nil, "7", "POST", "channels/1733.1/variable", tt.query, tt.body)
+			var got restRequestMsg
+			require.NoError(t, json.Unmarshal(data, &got), string(data))
+			assert.Equal(t, "RESTRequest", got.Type)
+			assert.Equal(t, "7", got.RequestID)
+			assert.Equal(t, "POST", got.Method)
+			assert.Equal(t, "channels/1733.1/variable", got.URI)
+			gotQuery := url.Values{}
+			for _, nv := range got.QueryStrings {
+				gotQuery.Add(nv.Name, nv.Value)
+			}
+			wantQuery := url.Values{}
+			for k, vs := range tt.query {
+				for _, v := range vs {
+					// encoding/json reads invalid UTF-8 back as U+FFFD.
+					wantQuery.Add(k, strings.ToValidUTF8(v, "\uFFFD"))
+				}
+			}
+			assert.Equal(t, wantQuery, gotQuery)
+			if tt.body != nil {
+				assert.Equal(t, "application/json", got.ContentType)
+				assert.Equal(t, string(tt.body), got.MessageBody)
+			}
+		})
+	}
 }

@@ -35,6 +35,7 @@ func main() {
 	render := flag.String("render", "", "only render bench.md and bench-latency.svg again from this bench.json (into -out)")
 	ownConf := flag.Bool("own-conf", false, "restart the rig's Asterisk with this checkout's asterisk-conf/ inside each stretch's lock hold when it reads another's (a branch that changed the rig's conf)")
 	timeout := flag.Duration("timeout", 0, "stop after this long, waiting for the rig lock included (default 30m, quick 10m: a safety net; a run takes about 14m, quick under 3m, plus lock waits)")
+	cpuFor := flag.Duration("cpu-for", 0, "instead of the plan, one step per path at 100 calls/s offered this long, no search: CPU per call from many calls")
 	flag.Parse()
 
 	if *timeout == 0 {
@@ -67,7 +68,7 @@ func main() {
 		fatal(err)
 	}
 	opts := bench.Options{
-		Root: absRoot, Out: absOut, Quick: *quick, LockPath: *lock, GoBench: *gobench, OwnConf: *ownConf,
+		Root: absRoot, Out: absOut, Quick: *quick, LockPath: *lock, GoBench: *gobench, OwnConf: *ownConf, CPUFor: *cpuFor,
 		Profile: *profile == "on" || (*profile == "auto" && !*quick),
 		Log: func(format string, args ...any) {
 			fmt.Fprintf(os.Stderr, "bench %s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))

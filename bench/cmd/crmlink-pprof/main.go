@@ -29,19 +29,20 @@ func main() {
 	cfgPath := flag.String("config", "", "configuration file")
 	profPath := flag.String("cpuprofile", "crmlink.cpu.pprof", "where the CPU profile goes")
 	debugAddr := flag.String("pprof", "", "also serve net/http/pprof here (loopback), e.g. 127.0.0.1:6060")
+	floorMode := flag.String("floor", "", "instead of crmlink, the Stasis hop alone (floor.go): continue, vars, follow, nofilter, comma-separated")
 	flag.Parse()
 	if *debugAddr != "" {
 		go func() {
 			fmt.Fprintln(os.Stderr, "crmlink-pprof: pprof listener:", http.ListenAndServe(*debugAddr, nil))
 		}()
 	}
-	if err := run(*cfgPath, *profPath); err != nil {
+	if err := run(*cfgPath, *profPath, *floorMode); err != nil {
 		fmt.Fprintln(os.Stderr, "crmlink-pprof:", err)
 		os.Exit(1)
 	}
 }
 
-func run(cfgPath, profPath string) error {
+func run(cfgPath, profPath, floorMode string) error {
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		return err
@@ -62,6 +63,9 @@ func run(cfgPath, profPath string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if floorMode != "" {
+		return floor(ctx, cfg, floorMode)
+	}
 	a, err := app.New(cfg, log)
 	if err != nil {
 		return err
