@@ -573,5 +573,18 @@ func (s Steps) RunOnce(ctx context.Context, step string, o Once) (value []byte, 
 	return v, ran, nil
 }
 
+// RunOnceID is RunOnce for a step that creates one entity: it records and returns its id.
+func (s Steps) RunOnceID(ctx context.Context, step string, o Once) (int64, Ran, error) {
+	v, ran, err := s.RunOnce(ctx, step, o)
+	if err != nil {
+		return 0, ran, err
+	}
+	id, err := ParseID(v)
+	if err != nil {
+		return 0, ran, fmt.Errorf("stored %s id: %w", step, err)
+	}
+	return id, ran, nil
+}
+
 // IDValue is how a step that created one entity records its id.
 func IDValue(id int64) []byte { return []byte(strconv.FormatInt(id, 10)) }

@@ -186,7 +186,7 @@ func (e *Engine) carryOut(ctx context.Context, ev chatbridge.Event, chat string,
 	contactID := p.ContactID
 	if contactID == 0 {
 		nc := e.newContact(ev, p.Responsible, chat)
-		v, ran, err := steps.RunOnce(ctx, "contact", events.Once{
+		id, ran, err := steps.RunOnceID(ctx, "contact", events.Once{
 			Resumed: resumed,
 			Find: func() ([]byte, bool, error) {
 				id, err := e.ownContact(ctx, ev, nc)
@@ -202,10 +202,6 @@ func (e *Engine) carryOut(ctx context.Context, ev chatbridge.Event, chat string,
 		})
 		if err != nil {
 			return err
-		}
-		id, err := events.ParseID(v)
-		if err != nil {
-			return fmt.Errorf("stored contact id: %w", err)
 		}
 		contactID, res.ContactID = id, id
 		res.ContactCreated, res.Repeated = ran == events.RanNow, ran != events.RanNow
@@ -223,7 +219,7 @@ func (e *Engine) carryOut(ctx context.Context, ev chatbridge.Event, chat string,
 			Name: e.leadName(ev), PipelineID: p.Target.PipelineID, StatusID: p.Target.StatusID,
 			Responsible: p.Responsible, ContactIDs: []int64{contactID}, Tags: p.Target.Tags, RequestID: chat,
 		}
-		v, ran, err := steps.RunOnce(ctx, "lead", events.Once{
+		id, ran, err := steps.RunOnceID(ctx, "lead", events.Once{
 			Resumed: resumed,
 			Find: func() ([]byte, bool, error) {
 				id, err := e.ownLead(ctx, contactID, nl, p.At)
@@ -239,10 +235,6 @@ func (e *Engine) carryOut(ctx context.Context, ev chatbridge.Event, chat string,
 		})
 		if err != nil {
 			return err
-		}
-		id, err := events.ParseID(v)
-		if err != nil {
-			return fmt.Errorf("stored deal id: %w", err)
 		}
 		res.LeadID, res.LeadCreated, res.Repeated = id, ran == events.RanNow, ran != events.RanNow
 		e.ran(res, steps, "lead", ran)
