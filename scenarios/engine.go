@@ -340,6 +340,8 @@ func (e *Engine) run(ctx context.Context, x events.Steps, p planned, a Action, r
 		return e.createContact(ctx, x, step, a, resumed, ids)
 	case CreateLead:
 		return e.createLead(ctx, x, step, p, a, resumed, ids)
+	case CreateTask:
+		return e.createTask(ctx, x, step, a, resumed, ids)
 	case AddCallNote:
 		return e.addCallNote(ctx, x, step, p, a, resumed, ids)
 	}
@@ -375,8 +377,6 @@ func (e *Engine) run(ctx context.Context, x events.Steps, p planned, a Action, r
 		return e.markDone(ctx, x, step)
 	case AcceptUnsorted:
 		return e.acceptUnsorted(ctx, x, step, a, ids)
-	case CreateTask:
-		return e.createTask(ctx, x, step, a, resumed, ids)
 	}
 	return step, Permanent(fmt.Errorf("unknown action %T", a))
 }
@@ -391,28 +391,16 @@ func (e *Engine) markDone(ctx context.Context, x events.Steps, step Step) (Step,
 	return step, nil
 }
 
-// created records the id an action created (which also marks it done).
-func (e *Engine) created(ctx context.Context, x events.Steps, step Step, id int64, ids map[Kind]int64) (Step, error) {
-	if err := x.Record(ctx, string(step.Kind), []byte(strconv.FormatInt(id, 10))); err != nil {
-		return step, err
-	}
-	ids[step.Kind] = id
-	step.ID = id
-	if step.Status == "" {
-		step.Status = StepDone
-	}
-	return step, nil
-}
-
 // ranOnce finishes a step x.RunOnce carried out: its status from how it came to be done,
 // and the id it created (0: none) for the actions that attach to it.
 func ranOnce(step Step, ran events.Ran, id int64, ids map[Kind]int64) Step {
 	switch {
 	case ran == events.RanEarlier:
 		step.Status = StepEarlier
+	case step.Status != "": // set by the step (skipped)
 	case ran == events.RanAdopted:
 		step.Status = StepAdopted
-	case step.Status == "":
+	default:
 		step.Status = StepDone
 	}
 	if id != 0 {
@@ -562,57 +550,81 @@ func (e *Engine) findLead(ctx context.Context, contactID int64, want crm.NewLead
 }
 
 func (e *Engine) createTask(ctx context.Context, x events.Steps, step Step, a CreateTask, resumed bool, ids map[Kind]int64) (Step, error) {
-	on, err := resolve(a.On, ids)
-	if err != nil {
-		return step, err
-	}
-	step.On = on
-	now := e.Clock()
+	on, onErr := resolve(a.On, ids)
 	// Another outcome for the number (on this instance or another) may have created a
 	// task since this plan was made, or be creating one now: the window is claimed before
-	// the task is written, in one step with the check.
-	till := a.Task.CompleteTill
-	until, err := e.state.ClaimTask(ctx, a.Phone, step.Key, now, till, max(till.Sub(now), 0)+taskRecordSlack)
-	if err != nil {
-		return step, err
-	}
-	if until.After(now) {
+	// the task is written (or looked for), in one step with the check. A window held by
+	// another outcome skips the task, recorded with no id.
+	claimed := false
+	taken := func() (bool, error) {
+		if claimed {
+			return false, nil
+		}
+		claimed = true
+		now := e.Clock()
+		till := a.Task.CompleteTill
+		until, err := e.state.ClaimTask(ctx, a.Phone, step.Key, now, till, max(till.Sub(now), 0)+taskRecordSlack)
+		if err != nil || !until.After(now) {
+			return false, err
+		}
 		step.Status = StepSkipped
 		step.Reason = fmt.Sprintf("%s got a call-back task until %s meanwhile", a.Phone, until.Format(time.RFC3339))
-		if err := x.Record(ctx, string(step.Kind), nil); err != nil {
-			return step, err
-		}
-		return step, nil
+		return true, nil
 	}
 	t := a.Task
 	t.Entity, t.EntityID = on.Entity, on.ID
-	if resumed {
-		open, err := e.w.OpenTasks(ctx, on.Entity, on.ID)
-		if err != nil {
-			return step, err
-		}
-		for _, o := range open {
-			if o.TypeID == t.TypeID && o.Text == t.Text && o.CompleteTill.Unix() == t.CompleteTill.Unix() {
-				step.Status = StepAdopted
-				return e.created(ctx, x, step, o.ID, ids)
+	v, ran, err := x.RunOnce(ctx, string(step.Kind), events.Once{
+		Resumed: resumed && onErr == nil,
+		Find: func() ([]byte, bool, error) {
+			if skip, err := taken(); skip || err != nil {
+				return nil, skip, err
 			}
-		}
-	}
-	got, err := e.w.CreateTasks(ctx, []crm.NewTask{t})
-	if errors.Is(err, crm.ErrRejected) {
-		// The CRM will never take this task: the window is not this outcome's to hold.
-		// Other failures keep it for the retry, which claims it again as the same action.
-		if rerr := e.state.ReleaseTask(ctx, a.Phone, step.Key); rerr != nil {
-			return step, errors.Join(err, rerr)
-		}
+			open, err := e.w.OpenTasks(ctx, on.Entity, on.ID)
+			if err != nil {
+				return nil, false, err
+			}
+			for _, o := range open {
+				if o.TypeID == t.TypeID && o.Text == t.Text && o.CompleteTill.Unix() == t.CompleteTill.Unix() {
+					return events.IDValue(o.ID), true, nil
+				}
+			}
+			return nil, false, nil
+		},
+		Do: func() ([]byte, error) {
+			if onErr != nil {
+				return nil, onErr
+			}
+			if skip, err := taken(); skip || err != nil {
+				return nil, err
+			}
+			got, err := e.w.CreateTasks(ctx, []crm.NewTask{t})
+			if errors.Is(err, crm.ErrRejected) {
+				// The CRM will never take this task: the window is not this outcome's to
+				// hold. Other failures keep it for the retry, which claims it again as the
+				// same action.
+				if rerr := e.state.ReleaseTask(ctx, a.Phone, step.Key); rerr != nil {
+					return nil, errors.Join(err, rerr)
+				}
+			}
+			return createdID(got, err, "task")
+		},
+	})
+	switch {
+	case ran == events.RanEarlier:
+		step.On = resolved(a.On, ids)
+	case onErr == nil:
+		step.On = on
 	}
 	if err != nil {
 		return step, err
 	}
-	if len(got) != 1 || got[0] == 0 {
-		return step, fmt.Errorf("CRM returned %d task ids for one task", len(got))
+	var id int64
+	if len(v) > 0 { // none when skipped
+		if id, err = events.ParseID(v); err != nil {
+			return step, fmt.Errorf("stored task id: %w", err)
+		}
 	}
-	return e.created(ctx, x, step, got[0], ids)
+	return ranOnce(step, ran, id, ids), nil
 }
 
 // acceptUnsorted accepts the waiting entry and records the lead and contact it became. A
