@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -44,11 +43,16 @@ func NewRedisPair(t testing.TB) *RedisPair {
 	}
 	t.Cleanup(stopReplica)
 	p := &RedisPair{Master: master, Replica: replica, t: t, stopMaster: stop, link: link}
-	rep := redis.NewClient(&redis.Options{Addr: replica})
-	defer rep.Close()
+	m := redis.NewClient(&redis.Options{Addr: master})
+	defer m.Close()
+	ctx := context.Background()
 	WaitFor(t, 10*time.Second, "the replica in sync", func() bool {
-		info, _ := rep.Info(context.Background(), "replication").Result()
-		return strings.Contains(info, "master_link_status:up")
+		// The master counts the replica's confirmations: a write it confirms.
+		if err := m.Set(ctx, "testrig:pair:probe", "1", 0).Err(); err != nil {
+			return false
+		}
+		n, _ := m.Do(ctx, "WAIT", 1, 100).Int()
+		return n == 1
 	})
 	return p
 }
@@ -71,15 +75,44 @@ func (p *RedisPair) Failover() string {
 	return p.Replica
 }
 
-// heldLink is a TCP proxy from the replica to the master whose master-to-replica
-// direction can be held.
+// Link is a TCP proxy to a Redis server that a test can cut: a client connected through
+// Addr then gets no answers, as from a server that went away without closing connections.
+type Link struct {
+	Addr string
+	l    *heldLink
+}
+
+// NewLink proxies to the server at addr until the test ends.
+func NewLink(t testing.TB, addr string) *Link {
+	t.Helper()
+	l, err := newHeldLink(addr)
+	if err != nil {
+		t.Fatalf("testrig: link to %s: %v", addr, err)
+	}
+	t.Cleanup(l.close)
+	return &Link{Addr: l.addr, l: l}
+}
+
+// Cut drops every byte either way from now on; connections stay open.
+func (k *Link) Cut() {
+	k.l.mu.Lock()
+	k.l.held, k.l.cut = true, true
+	k.l.mu.Unlock()
+}
+
+// Close closes every connection through the link and takes no more: a client sees the
+// server go away.
+func (k *Link) Close() { k.l.close() }
+
+// heldLink is a TCP proxy to a server whose server-to-client direction can be held
+// (dropped), or both directions cut.
 type heldLink struct {
 	addr string
 	ln   net.Listener
 
-	mu    sync.Mutex
-	held  bool
-	conns []net.Conn
+	mu        sync.Mutex
+	held, cut bool
+	conns     []net.Conn
 }
 
 func newHeldLink(master string) (*heldLink, error) {
@@ -109,15 +142,15 @@ func newHeldLink(master string) (*heldLink, error) {
 	return l, nil
 }
 
-// pipe copies from src to dst; fromMaster bytes are dropped while the link is held (the
-// replica never gets them: the master dies before sending them).
+// pipe copies from src to dst; fromMaster (server) bytes are dropped while the link is
+// held (the replica never gets them: the master dies before sending them), all while cut.
 func (l *heldLink) pipe(dst, src net.Conn, fromMaster bool) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
 			l.mu.Lock()
-			drop := fromMaster && l.held
+			drop := fromMaster && l.held || l.cut
 			l.mu.Unlock()
 			if !drop {
 				if _, werr := dst.Write(buf[:n]); werr != nil {
