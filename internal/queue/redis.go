@@ -563,13 +563,7 @@ func (q *Redis) heartbeat(ctx context.Context) error {
 	var renewals []*redis.Cmd
 	var acked *redis.Cmd
 	_, err := q.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for rest := ids; len(rest) > 0; {
-			chunk := rest[:min(len(rest), redisBatch)]
-			rest = rest[len(chunk):]
-			p.XClaimJustID(ctx, &redis.XClaimArgs{
-				Stream: q.keys.stream, Group: q.opts.Group, Consumer: q.opts.Consumer, Messages: chunk,
-			})
-		}
+		// Leases first: each then runs out just before its entry becomes claimable.
 		for rest := leases; len(rest) > 0; {
 			chunk := rest[:min(len(rest), redisBatch)]
 			rest = rest[len(chunk):]
@@ -580,6 +574,13 @@ func (q *Redis) heartbeat(ctx context.Context) error {
 				args = append(args, l.value)
 			}
 			renewals = append(renewals, renewLeases.Eval(ctx, p, keys, args...))
+		}
+		for rest := ids; len(rest) > 0; {
+			chunk := rest[:min(len(rest), redisBatch)]
+			rest = rest[len(chunk):]
+			p.XClaimJustID(ctx, &redis.XClaimArgs{
+				Stream: q.keys.stream, Group: q.opts.Group, Consumer: q.opts.Consumer, Messages: chunk,
+			})
 		}
 		if q.opts.WaitReplicas > 0 && len(leases) > 0 {
 			acked = p.Do(ctx, "WAIT", q.opts.WaitReplicas, q.opts.WaitTimeout.Milliseconds())
