@@ -22,23 +22,83 @@ const DefaultRedisPrefix = "crmlink:rules:"
 // task window is <prefix>task:<E.164> holding "<deadline in Unix milliseconds> <claimant>". Every operation touches
 // one key, so it works on Redis Cluster as well.
 type RedisState struct {
-	rdb    redis.UniversalClient
-	prefix string
+	rdb      redis.UniversalClient
+	prefix   string
+	replicas int
+	timeout  time.Duration
+}
+
+// RedisStateOption configures NewRedisState.
+type RedisStateOption func(*RedisState)
+
+// WaitReplicas makes every write return only once n replicas of the Redis master hold it
+// (WAIT, bounded by timeout; 0 means 1 s). The plan, a step's begun mark and its record
+// guard a CRM write that cannot be undone: stored on the master alone, a failover to a
+// replica that never got them would let the next attempt write again (a second contact).
+// A write fewer replicas confirm fails, so its step's CRM write does not go out and the
+// event is retried. n 0 (the default): the master's answer is enough.
+func WaitReplicas(n int, timeout time.Duration) RedisStateOption {
+	return func(s *RedisState) {
+		s.replicas, s.timeout = max(n, 0), timeout
+		if s.timeout <= 0 {
+			s.timeout = time.Second
+		}
+	}
 }
 
 // NewRedisState returns a State on the client (single, Sentinel or Cluster). An empty
 // prefix means DefaultRedisPrefix.
-func NewRedisState(rdb redis.UniversalClient, prefix string) *RedisState {
+func NewRedisState(rdb redis.UniversalClient, prefix string, opts ...RedisStateOption) *RedisState {
 	if prefix == "" {
 		prefix = DefaultRedisPrefix
 	}
-	return &RedisState{rdb: rdb, prefix: prefix}
+	s := &RedisState{rdb: rdb, prefix: prefix}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// write runs cmd and, with WaitReplicas, WAIT after it on the same connection (one
+// pipeline): the write counts only once that many replicas hold it.
+func (s *RedisState) write(ctx context.Context, what string, cmd func(redis.Cmdable) redis.Cmder) (redis.Cmder, error) {
+	if s.replicas == 0 {
+		c := cmd(s.rdb)
+		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return c, fmt.Errorf("rules state: %s: %w", what, err)
+		}
+		return c, nil
+	}
+	var c redis.Cmder
+	var acked *redis.Cmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		c = cmd(p)
+		acked = p.Do(ctx, "WAIT", s.replicas, s.timeout.Milliseconds())
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return c, fmt.Errorf("rules state: %s: %w", what, err)
+	}
+	if n, _ := acked.Int64(); n < int64(s.replicas) {
+		return c, fmt.Errorf("rules state: %s: %d of %d Redis replicas confirmed it within %s; not counted as stored (a failover now could lose it)",
+			what, n, s.replicas, s.timeout)
+	}
+	return c, nil
 }
 
 func (s *RedisState) key(k string) string        { return s.prefix + k }
 func (s *RedisState) taskKey(p crm.Phone) string { return s.prefix + "task:" + string(p) }
 func positive(ttl time.Duration) time.Duration {
 	return max(ttl, time.Millisecond)
+}
+
+// runScript runs sc on c: by its SHA on a client (loading it when Redis does not know it),
+// whole in a pipeline, where a missing script would only show when the pipeline has run.
+func runScript(ctx context.Context, c redis.Cmdable, sc *redis.Script, keys []string, args ...any) *redis.Cmd {
+	if _, ok := c.(redis.Pipeliner); ok {
+		return sc.Eval(ctx, c, keys, args...)
+	}
+	return sc.Run(ctx, c, keys, args...)
 }
 
 // Done implements State.
@@ -57,10 +117,10 @@ func (s *RedisState) MarkDone(ctx context.Context, key string, ttl time.Duration
 
 // Save implements State.
 func (s *RedisState) Save(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	if err := s.rdb.Set(ctx, s.key(key), value, positive(ttl)).Err(); err != nil {
-		return fmt.Errorf("rules state: set %s: %w", key, err)
-	}
-	return nil
+	_, err := s.write(ctx, "set "+key, func(c redis.Cmdable) redis.Cmder {
+		return c.Set(ctx, s.key(key), value, positive(ttl))
+	})
+	return err
 }
 
 // Load implements State.
@@ -110,8 +170,14 @@ return 0`)
 
 // ClaimTask implements State.
 func (s *RedisState) ClaimTask(ctx context.Context, phone crm.Phone, claimant string, now, until time.Time, ttl time.Duration) (time.Time, error) {
-	held, err := claimScript.Run(ctx, s.rdb, []string{s.taskKey(phone)},
-		now.UnixMilli(), claimant, until.UnixMilli(), positive(ttl).Milliseconds()).Int64()
+	c, err := s.write(ctx, "claim the task window of "+string(phone), func(c redis.Cmdable) redis.Cmder {
+		return runScript(ctx, c, claimScript, []string{s.taskKey(phone)},
+			now.UnixMilli(), claimant, until.UnixMilli(), positive(ttl).Milliseconds())
+	})
+	if err != nil {
+		return time.Time{}, err
+	}
+	held, err := c.(*redis.Cmd).Int64()
 	if err != nil {
 		return time.Time{}, fmt.Errorf("rules state: claim the task window of %s: %w", phone, err)
 	}
@@ -134,10 +200,10 @@ return 1`)
 
 // ReleaseTask implements State.
 func (s *RedisState) ReleaseTask(ctx context.Context, phone crm.Phone, claimant string) error {
-	if err := releaseScript.Run(ctx, s.rdb, []string{s.taskKey(phone)}, claimant).Err(); err != nil {
-		return fmt.Errorf("rules state: release the task window of %s: %w", phone, err)
-	}
-	return nil
+	_, err := s.write(ctx, "release the task window of "+string(phone), func(c redis.Cmdable) redis.Cmder {
+		return runScript(ctx, c, releaseScript, []string{s.taskKey(phone)}, claimant)
+	})
+	return err
 }
 
 var _ State = (*RedisState)(nil)

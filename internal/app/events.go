@@ -77,7 +77,9 @@ func (p *App) newEvents() (*eventPath, error) {
 	}
 	var state events.State
 	if p.redis != nil {
-		state = events.NewRedisState(p.redis, "")
+		// The same replicas as the queue's: a step's record or begun mark the master alone
+		// held would be lost in a failover, and the next attempt would write again.
+		state = events.NewRedisState(p.redis, "", events.WaitReplicas(cfg.Queue.WaitReplicas, 0))
 	} else {
 		ev.files = &fileState{path: filepath.Join(cfg.DataDir, "rules-state.jsonl")}
 		_, _ = ev.files.get()

@@ -76,7 +76,8 @@ type Queue struct {
 	Consumer string `yaml:"consumer"`
 	// WaitReplicas is how many Redis replicas must hold an event before its sender is
 	// answered (Redis WAIT); with Sentinel set 1, so that a failover loses no accepted
-	// event. 0: the master's answer is enough.
+	// event. The event path's state (plans, step records) waits for as many before the
+	// CRM write it guards. 0: the master's answer is enough.
 	WaitReplicas int `yaml:"wait_replicas"`
 }
 

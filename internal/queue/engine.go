@@ -35,6 +35,22 @@ type store interface {
 	release(d *delivery)
 }
 
+// exclusive is a store whose consumers share events (Redis: several instances in one
+// consumer group), where one event could reach two consumers at once: a live consumer taken
+// for dead (its refreshes failed through a failover) and the one that claimed its entries, or
+// a delivery a failover lost. begin takes the event for this consumer just before its
+// handler runs; mine false: another consumer is handling it, so this delivery is left
+// alone. stop ends the handler's context with errLeaseLost once the store can no longer be
+// sure the event is still this consumer's.
+type exclusive interface {
+	begin(ctx context.Context, d *delivery, stop context.CancelCauseFunc) (mine bool, err error)
+}
+
+// errLeaseLost ends a handler's context when another consumer may have taken its event
+// over: the attempt stops before its next write, and the event is neither acknowledged nor
+// retried here (the other consumer settles it).
+var errLeaseLost = errors.New("queue: the event's lease ran out (this consumer could not refresh it); another consumer may handle it now")
+
 // opTimeout bounds one settle call; a store that does not answer in time leaves the event
 // unsettled, to be delivered again.
 const opTimeout = 10 * time.Second
@@ -447,12 +463,34 @@ func (e *engine) sweepKeys() {
 // work calls the handler for d and settles the outcome in the store.
 func (e *engine) work(d *delivery) {
 	ev := d.event
+	r := result{d: d, run: true}
+	hctx, stop := context.WithCancelCause(e.base)
+	defer stop(nil)
+	if ex, ok := e.st.(exclusive); ok {
+		bctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		mine, err := ex.begin(bctx, d, stop)
+		cancel()
+		switch {
+		case err != nil:
+			e.settled(d, err, "event queue: could not take an event for this consumer; it will be delivered again")
+			e.results <- r
+			return
+		case !mine:
+			e.log.Info().Str("event", ev.ID).Str("kind", ev.Kind).Msg("event is being handled by another consumer; leaving it to that one")
+			e.st.release(d)
+			e.results <- r
+			return
+		}
+	}
 	ev.Attempts++
 	start := time.Now()
-	err := e.call(ev)
-	r := result{d: d, run: true}
-	if err != nil && e.base.Err() != nil {
-		// Shutdown gave up on this call; whatever it did, the event is delivered again.
+	err := e.call(hctx, ev)
+	if err != nil && (e.base.Err() != nil || errors.Is(context.Cause(hctx), errLeaseLost)) {
+		// Shutdown gave up on this call, or another consumer may have the event now;
+		// whatever the call did, the event is delivered again (a step it did is found).
+		if e.base.Err() == nil {
+			e.log.Warn().Str("event", ev.ID).Str("kind", ev.Kind).Err(err).Msg("event handler stopped: its lease ran out while Redis did not answer; the event is delivered again")
+		}
 		e.st.release(d)
 		e.results <- r
 		return
@@ -511,8 +549,8 @@ func (e *engine) settled(d *delivery, err error, msg string) {
 }
 
 // call runs the handler with its timeout; a panic is a failed attempt, not a crash.
-func (e *engine) call(ev Event) (err error) {
-	ctx, cancel := context.WithTimeout(e.base, e.opts.HandlerTimeout)
+func (e *engine) call(parent context.Context, ev Event) (err error) {
+	ctx, cancel := context.WithTimeout(parent, e.opts.HandlerTimeout)
 	defer cancel()
 	defer func() {
 		if p := recover(); p != nil {

@@ -50,12 +50,15 @@ type RedisOptions struct {
 	MaxLen int64
 	// ClaimMinIdle is how long an entry delivered to a consumer may go without news before
 	// another consumer claims it; live consumers refresh their entries every third of it,
-	// so only a dead consumer's entries are claimed. Every instance sharing the group must
+	// so only a dead consumer's entries are claimed. It is also the time of an event's
+	// lease: a consumer that could not refresh it for three quarters of that stops the
+	// event's handler, so a live consumer taken for dead (cut off from Redis) never runs
+	// an event alongside the one that claimed it. Every instance sharing the group must
 	// use the same value. Default 30 s.
 	ClaimMinIdle time.Duration
 	// WaitReplicas, when above 0, makes Publish return only once that many replicas of the
 	// Redis master hold the event (WAIT): a failover to one of them (Redis Sentinel) then
-	// loses no event whose sender was answered. A replica that does not confirm within
+	// loses no event whose sender was answered. Event leases wait for them too. A replica that does not confirm within
 	// WaitTimeout fails the Publish, so the sender (a webhook, answered 5xx) sends again;
 	// the event's ID keeps a second copy from being processed twice.
 	WaitReplicas int
@@ -116,7 +119,7 @@ func (o RedisOptions) withDefaults() (RedisOptions, error) {
 	return o, nil
 }
 
-type redisKeys struct{ stream, retry, dead, deadOrder, stats, published string }
+type redisKeys struct{ stream, retry, dead, deadOrder, stats, published, lease string }
 
 // keysFor derives the auxiliary keys so that they hash to the stream's Cluster slot: a key
 // without braces hashes as a whole, so "{stream}:x" shares its slot.
@@ -133,6 +136,7 @@ func keysFor(stream string) redisKeys {
 		dead:      prefix + ":dead",
 		deadOrder: prefix + ":dead:order",
 		published: prefix + ":published:",
+		lease:     prefix + ":lease:",
 		stats:     prefix + ":stats",
 	}
 }
@@ -150,10 +154,11 @@ type Redis struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	// held are the entry IDs this consumer has in memory; the heartbeat keeps them from
-	// being claimed by another consumer while they wait or run.
+	// held are the entries this consumer has in memory, by entry ID; the heartbeat keeps
+	// them from being claimed by another consumer while they wait or run, and refreshes the
+	// leases of those running.
 	heldMu sync.Mutex
-	held   map[string]struct{}
+	held   map[string]*heldEntry
 
 	errMu   sync.Mutex
 	lastErr time.Time
@@ -175,7 +180,7 @@ func NewRedis(rdb redis.UniversalClient, opts RedisOptions) (*Redis, error) {
 		return nil, err
 	}
 	opts.Logger = opts.Logger.With().Str("component", "queue").Str("store", "redis").Logger()
-	q := &Redis{rdb: rdb, opts: opts, keys: keysFor(opts.Stream), held: map[string]struct{}{}}
+	q := &Redis{rdb: rdb, opts: opts, keys: keysFor(opts.Stream), held: map[string]*heldEntry{}}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := q.ensureGroup(ctx); err != nil {
@@ -396,6 +401,7 @@ func (q *Redis) feed(ctx context.Context, eng *engine) error {
 	wg.Go(func() { q.claimLoop(ctx, eng) })
 	wg.Go(func() { q.moveLoop(ctx) })
 	wg.Go(func() { q.heartbeatLoop(ctx) })
+	wg.Go(func() { q.leaseWatch(ctx) })
 	wg.Wait()
 	return nil
 }
@@ -513,9 +519,12 @@ func (q *Redis) moveLoop(ctx context.Context) {
 }
 
 // heartbeatLoop resets the idle time of every entry this consumer holds, so that a slow
-// handler or a queue behind an ordering key is not mistaken for a dead consumer.
+// handler or a queue behind an ordering key is not mistaken for a dead consumer, and
+// refreshes the leases of the events running. One round is one pipeline, bounded by a third
+// of ClaimMinIdle, so a Redis that does not answer (a failover) does not hold up the next.
 func (q *Redis) heartbeatLoop(ctx context.Context) {
-	t := time.NewTicker(max(q.opts.ClaimMinIdle/3, 5*time.Millisecond))
+	every := max(q.opts.ClaimMinIdle/3, 5*time.Millisecond)
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
@@ -523,22 +532,208 @@ func (q *Redis) heartbeatLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		q.heldMu.Lock()
-		ids := make([]string, 0, len(q.held))
-		for id := range q.held {
-			ids = append(ids, id)
+		rctx, cancel := context.WithTimeout(ctx, every)
+		err := q.heartbeat(rctx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			q.logRedisError(err, "refresh held entries")
 		}
-		q.heldMu.Unlock()
-		for len(ids) > 0 {
-			chunk := ids[:min(len(ids), redisBatch)]
-			ids = ids[len(chunk):]
-			err := q.rdb.XClaimJustID(ctx, &redis.XClaimArgs{
+	}
+}
+
+func (q *Redis) heartbeat(ctx context.Context) error {
+	type leased struct{ entry, key, value string }
+	q.heldMu.Lock()
+	ids := make([]string, 0, len(q.held))
+	var leases []leased
+	for id, h := range q.held {
+		if h.lost {
+			continue // another consumer may run it now: leave the entry to that one
+		}
+		ids = append(ids, id)
+		if h.lease != "" {
+			leases = append(leases, leased{id, h.lease, h.value})
+		}
+	}
+	q.heldMu.Unlock()
+	if len(ids) == 0 {
+		return nil
+	}
+	sent := time.Now()
+	var renewals []*redis.Cmd
+	var acked *redis.Cmd
+	_, err := q.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		// Leases first: each then runs out just before its entry becomes claimable.
+		for rest := leases; len(rest) > 0; {
+			chunk := rest[:min(len(rest), redisBatch)]
+			rest = rest[len(chunk):]
+			keys := make([]string, len(chunk))
+			args := []any{q.opts.ClaimMinIdle.Milliseconds()}
+			for i, l := range chunk {
+				keys[i] = l.key
+				args = append(args, l.value)
+			}
+			renewals = append(renewals, renewLeases.Eval(ctx, p, keys, args...))
+		}
+		for rest := ids; len(rest) > 0; {
+			chunk := rest[:min(len(rest), redisBatch)]
+			rest = rest[len(chunk):]
+			p.XClaimJustID(ctx, &redis.XClaimArgs{
 				Stream: q.keys.stream, Group: q.opts.Group, Consumer: q.opts.Consumer, Messages: chunk,
-			}).Err()
-			if err != nil && ctx.Err() == nil {
-				q.logRedisError(err, "refresh held entries")
+			})
+		}
+		if q.opts.WaitReplicas > 0 && len(leases) > 0 {
+			acked = p.Do(ctx, "WAIT", q.opts.WaitReplicas, q.opts.WaitTimeout.Milliseconds())
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if acked != nil {
+		if n, _ := acked.Int64(); n < int64(q.opts.WaitReplicas) {
+			return fmt.Errorf("%d of %d Redis replicas confirmed the refreshed leases within %s", n, q.opts.WaitReplicas, q.opts.WaitTimeout)
+		}
+	}
+	until := sent.Add(q.leaseSure())
+	q.heldMu.Lock()
+	defer q.heldMu.Unlock()
+	i := 0
+	for _, r := range renewals {
+		res, _ := r.Int64Slice()
+		for _, ok := range res {
+			l := leases[i]
+			i++
+			h := q.held[l.entry]
+			if h == nil || h.value != l.value {
+				continue
+			}
+			if ok == 1 {
+				h.until = until
+			} else {
+				q.loseLease(l.entry, h, "another consumer holds it now")
 			}
 		}
+	}
+	return nil
+}
+
+// renewLeases extends each lease (KEYS) still held by its value (ARGV[i+1]) by ARGV[1] ms;
+// 1 for each renewed, 0 for each lost.
+var renewLeases = redis.NewScript(`
+local out = {}
+for i, k in ipairs(KEYS) do
+  if redis.call('GET', k) == ARGV[i + 1] then
+    redis.call('PEXPIRE', k, ARGV[1])
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
+`)
+
+// takeLease sets the event's lease (KEYS[1]) to ARGV[1] for ARGV[2] ms unless another
+// value holds it; 1 taken, 0 held by another.
+var takeLease = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v and v ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+`)
+
+// heldEntry is an entry this consumer has in memory. A running one has a lease: the
+// event's key <stream>:lease:<event ID> holding "<consumer> <entry ID>" for ClaimMinIdle,
+// refreshed with the heartbeat and deleted when the entry is settled. A consumer that
+// finds another's lease on an event leaves the event alone; one that cannot refresh its
+// lease stops the handler before the lease can have run out in Redis.
+type heldEntry struct {
+	lease, value string
+	stop         context.CancelCauseFunc
+	until        time.Time // the lease is surely still this consumer's until then
+	lost         bool
+}
+
+// leaseValue is what this consumer's lease on the entry holds.
+func (q *Redis) leaseValue(entry string) string { return q.opts.Consumer + " " + entry }
+
+// leaseSure is how long after a lease is set (measured from before the request) it is
+// surely still held in Redis: three quarters of its time, leaving room for the handler's
+// request in flight when it is stopped.
+func (q *Redis) leaseSure() time.Duration { return q.opts.ClaimMinIdle * 3 / 4 }
+
+// begin implements exclusive: it takes the event's lease, unless another consumer (or
+// another entry of the same event) holds it.
+func (q *Redis) begin(ctx context.Context, d *delivery, stop context.CancelCauseFunc) (bool, error) {
+	entry := d.ref.(string)
+	key, value := q.keys.lease+d.event.ID, q.leaseValue(entry)
+	keys, args := []string{key}, []any{value, q.opts.ClaimMinIdle.Milliseconds()}
+	sent := time.Now()
+	var (
+		took int64
+		err  error
+	)
+	if q.opts.WaitReplicas <= 0 {
+		took, err = takeLease.Run(ctx, q.rdb, keys, args...).Int64()
+	} else {
+		var c, acked *redis.Cmd
+		_, err = q.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			c = takeLease.Eval(ctx, p, keys, args...)
+			acked = p.Do(ctx, "WAIT", q.opts.WaitReplicas, q.opts.WaitTimeout.Milliseconds())
+			return nil
+		})
+		if err == nil {
+			took, err = c.Int64()
+			if n, _ := acked.Int64(); err == nil && took == 1 && n < int64(q.opts.WaitReplicas) {
+				err = fmt.Errorf("%d of %d Redis replicas confirmed it within %s", n, q.opts.WaitReplicas, q.opts.WaitTimeout)
+			}
+		}
+	}
+	if err != nil {
+		return false, fmt.Errorf("queue: take the lease of event %q: %w", d.event.ID, err)
+	}
+	if took == 0 {
+		return false, nil
+	}
+	q.heldMu.Lock()
+	defer q.heldMu.Unlock()
+	h := q.held[entry]
+	if h == nil {
+		h = &heldEntry{}
+		q.held[entry] = h
+	}
+	h.lease, h.value, h.stop, h.until, h.lost = key, value, stop, sent.Add(q.leaseSure()), false
+	return true, nil
+}
+
+// leaseWatch stops the handlers whose leases this consumer could not refresh in time:
+// past leaseSure another consumer may claim the entry once Redis answers again.
+func (q *Redis) leaseWatch(ctx context.Context) {
+	t := time.NewTicker(max(q.opts.ClaimMinIdle/10, time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			q.heldMu.Lock()
+			for entry, h := range q.held {
+				if h.lease != "" && !h.lost && now.After(h.until) {
+					q.loseLease(entry, h, "not refreshed in time")
+				}
+			}
+			q.heldMu.Unlock()
+		}
+	}
+}
+
+// loseLease stops the handler of a held entry whose lease is no longer sure; heldMu is held.
+func (q *Redis) loseLease(entry string, h *heldEntry, why string) {
+	h.lost = true
+	q.opts.Logger.Warn().Str("entry", entry).Str("lease", h.lease).Str("why", why).
+		Msg("event lease lost; stopping its handler before its next write, the event is delivered again")
+	if h.stop != nil {
+		h.stop(errLeaseLost)
 	}
 }
 
@@ -569,7 +764,9 @@ func (q *Redis) deliver(ctx context.Context, eng *engine, m redis.XMessage) bool
 	}
 	q.heldMu.Lock()
 	_, dup := q.held[m.ID]
-	q.held[m.ID] = struct{}{}
+	if !dup {
+		q.held[m.ID] = &heldEntry{}
+	}
 	q.heldMu.Unlock()
 	if dup {
 		return false // claimed back while already held
@@ -589,8 +786,8 @@ func (q *Redis) buryUnreadable(ctx context.Context, entry, raw string, err error
 		LastError: "stored event is not readable: " + err.Error()}
 	b, _ := json.Marshal(e)
 	q.opts.Logger.Error().Str("entry", entry).Err(err).Msg("stored event is not readable; moved to the dead-letter list")
-	_ = buryScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.dead, q.keys.deadOrder, q.keys.stats},
-		q.opts.Group, entry, e.ID, b, time.Now().UnixMilli()).Err()
+	_ = buryScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.dead, q.keys.deadOrder, q.keys.stats, q.keys.lease + e.ID},
+		q.opts.Group, entry, e.ID, b, time.Now().UnixMilli(), q.leaseValue(entry)).Err()
 }
 
 func (q *Redis) forget(d *delivery) {
@@ -600,7 +797,8 @@ func (q *Redis) forget(d *delivery) {
 }
 
 func (q *Redis) ack(ctx context.Context, d *delivery) error {
-	err := ackScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.stats}, q.opts.Group, d.ref.(string)).Err()
+	err := ackScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.stats, q.keys.lease + d.event.ID},
+		q.opts.Group, d.ref.(string), q.leaseValue(d.ref.(string))).Err()
 	if err == nil {
 		q.forget(d)
 	}
@@ -616,8 +814,8 @@ func (q *Redis) retry(ctx context.Context, d *delivery, next Event, at time.Time
 	if failed {
 		f = "1"
 	}
-	err = retryScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.retry, q.keys.stats},
-		q.opts.Group, d.ref.(string), at.UnixMilli(), b, f).Err()
+	err = retryScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.retry, q.keys.stats, q.keys.lease + d.event.ID},
+		q.opts.Group, d.ref.(string), at.UnixMilli(), b, f, q.leaseValue(d.ref.(string))).Err()
 	if err == nil {
 		q.forget(d)
 	}
@@ -629,8 +827,8 @@ func (q *Redis) bury(ctx context.Context, d *delivery, dead Event) error {
 	if err != nil {
 		return err
 	}
-	err = buryScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.dead, q.keys.deadOrder, q.keys.stats},
-		q.opts.Group, d.ref.(string), dead.ID, b, time.Now().UnixMilli()).Err()
+	err = buryScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.dead, q.keys.deadOrder, q.keys.stats, q.keys.lease + d.event.ID},
+		q.opts.Group, d.ref.(string), dead.ID, b, time.Now().UnixMilli(), q.leaseValue(d.ref.(string))).Err()
 	if err == nil {
 		q.forget(d)
 	}

@@ -5,10 +5,12 @@ import "github.com/redis/go-redis/v9"
 // The scripts settle a stream entry only if it is still pending (XACK returns 1): when a
 // slow consumer and the one that claimed its entry both finish, the second finds nothing
 // to settle and does not schedule a duplicate retry or count twice. All keys share the
-// stream's hash slot, so the scripts run on Redis Cluster too.
+// stream's hash slot, so the scripts run on Redis Cluster too. Each also drops the event's
+// lease (the last key) if this consumer's entry still holds it (the last argument).
 
-// KEYS: stream, stats. ARGV: group, entry id.
+// KEYS: stream, stats, lease. ARGV: group, entry id, lease value.
 var ackScript = redis.NewScript(`
+if redis.call('GET', KEYS[3]) == ARGV[3] then redis.call('DEL', KEYS[3]) end
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 1 then
   redis.call('XDEL', KEYS[1], ARGV[2])
   redis.call('HINCRBY', KEYS[2], 'processed', 1)
@@ -17,9 +19,10 @@ end
 return 0
 `)
 
-// KEYS: stream, retry zset, stats. ARGV: group, entry id, due (unix ms), event JSON,
-// failed (1 counts a failure).
+// KEYS: stream, retry zset, stats, lease. ARGV: group, entry id, due (unix ms), event JSON,
+// failed (1 counts a failure), lease value.
 var retryScript = redis.NewScript(`
+if redis.call('GET', KEYS[4]) == ARGV[6] then redis.call('DEL', KEYS[4]) end
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 1 then
   redis.call('XDEL', KEYS[1], ARGV[2])
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
@@ -31,9 +34,10 @@ end
 return 0
 `)
 
-// KEYS: stream, dead hash, dead order zset, stats. ARGV: group, entry id, event id,
-// event JSON, died at (unix ms).
+// KEYS: stream, dead hash, dead order zset, stats, lease. ARGV: group, entry id, event id,
+// event JSON, died at (unix ms), lease value.
 var buryScript = redis.NewScript(`
+if redis.call('GET', KEYS[5]) == ARGV[6] then redis.call('DEL', KEYS[5]) end
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 1 then
   redis.call('XDEL', KEYS[1], ARGV[2])
   redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])

@@ -54,9 +54,11 @@ func TestRedisSlowHandlerKeepsItsEntry(t *testing.T) {
 	a := newRedisConsumer(t, rdb, "a")
 	b := newRedisConsumer(t, rdb, "b")
 	started := make(chan struct{})
-	slow := newRecorder(func(context.Context, Event) error {
+	stopped := make(chan error, 1)
+	slow := newRecorder(func(ctx context.Context, _ Event) error {
 		close(started)
 		time.Sleep(4 * a.opts.ClaimMinIdle) // a CRM write stuck behind the rate limit
+		stopped <- context.Cause(ctx)
 		return nil
 	})
 	startRun(t, a, slow.handle)
@@ -68,6 +70,7 @@ func TestRedisSlowHandlerKeepsItsEntry(t *testing.T) {
 	waitStats(t, a, "processed", settledAll(1))
 	assert.Len(t, slow.callsOf("slow"), 1)
 	assert.Empty(t, other.callsOf("slow"), "a live consumer's entry must not be claimed")
+	assert.NoError(t, <-stopped, "the heartbeat keeps the event's lease: the handler is not stopped")
 }
 
 func TestRedisKeysShareTheStreamsHashSlot(t *testing.T) {
