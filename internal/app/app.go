@@ -113,6 +113,9 @@ func (p *App) Close() {
 			p.log.Error().Err(err).Msg("closing the event queue")
 		}
 	}
+	if p.crm != nil {
+		p.crm.Close()
+	}
 	if p.redis != nil {
 		_ = p.redis.Close()
 	}
