@@ -236,6 +236,26 @@ func TestSharedBudgetCutOffInstanceWaitsForThePeersSlots(t *testing.T) {
 	assert.LessOrEqual(t, maxInWindow(at, time.Second), DefaultRateLimit)
 }
 
+// With peers, a call that finds Redis gone waits for it within its deadline rather than
+// failing: a blip of Redis (here 300 ms) costs the call that long, and the lookup goes on.
+func TestSharedBudgetCallRidesOutARedisBlip(t *testing.T) {
+	addr, db := testrig.RedisDB(t)
+	proxy := newCutProxy(t, addr)
+	b := budgetOn(t, proxy.addr(), db, 2)
+	ctl := redis.NewClient(&redis.Options{Addr: addr, DB: db})
+	t.Cleanup(func() { _ = ctl.Close() })
+	waitSeen(t, ctl, 1)
+	proxy.Cut()
+	testrig.WaitFor(t, 2*time.Second, "b knows it is cut off", b.down.Load)
+	time.AfterFunc(300*time.Millisecond, proxy.Heal)
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	require.NoError(t, b.wait(ctx, PriorityCall), "served through Redis once it answers")
+	assert.Less(t, time.Since(start), time.Second)
+	assert.False(t, b.down.Load())
+}
+
 // An instance alone that loses Redis mid-second falls back to the whole budget at once, but
 // counts the slots it has just taken through Redis: 7 in that second, not 14.
 func TestSharedBudgetAloneCountsWhatItTookThroughRedis(t *testing.T) {

@@ -84,6 +84,8 @@ type sharedBudget struct {
 	id   string
 	seq  atomic.Uint64
 	down atomic.Bool
+	upMu sync.Mutex
+	up   chan struct{} // closed when Redis answers again (upSignal)
 	stop context.CancelFunc
 	done chan struct{}
 
@@ -116,6 +118,7 @@ func newSharedBudget(rdb redis.UniversalClient, key string, instances int, local
 	s := &sharedBudget{rdb: rdb, key: key, seenKey: seenKeyOf(key), n: local.n, window: local.window, reserve: local.reserve,
 		instances: instances, local: local, fallback: fallback, log: log, stop: stop, done: make(chan struct{}),
 		id: fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano())}
+	s.up = closedSignal
 	go s.run(ctx)
 	return s
 }
@@ -302,31 +305,51 @@ func (s *sharedBudget) waitOwn(ctx context.Context, p Priority, announce func())
 		if taken && again <= 0 {
 			return nil
 		}
-		if !taken {
+		gated := !taken && now.Before(from)
+		if !taken && !gated {
 			if err := fitsDeadline(ctx, again); err != nil {
-				if now.Before(from) {
-					return fmt.Errorf("%w: this instance's own share of the budget is free in %v, once its peers count it as cut off: %w",
-						errBudgetUnreachable, again.Round(time.Millisecond), context.DeadlineExceeded)
-				}
 				return err
 			}
 		}
 		announce()
+		// Waiting for the share, Redis answering again serves the request at once: a
+		// blip of Redis costs a call the heartbeat's interval, not its lookup.
+		// A slot taken here is kept for its time (it goes to Redis with the heartbeat).
+		var up <-chan struct{}
+		if !taken {
+			up = s.upSignal()
+		}
 		t := time.NewTimer(max(again, time.Millisecond))
 		select {
 		case <-t.C:
 			if taken {
 				return nil
 			}
+		case <-up:
+			t.Stop()
 		case <-ctx.Done():
 			t.Stop()
 			if taken {
 				s.fallback.release(slot)
 			}
+			if gated {
+				return fmt.Errorf("%w: this instance's own share of the budget would be free in %v, once its peers count it as cut off: %w",
+					errBudgetUnreachable, time.Until(from).Round(time.Millisecond), ctx.Err())
+			}
 			return ctx.Err()
 		}
 	}
 }
+
+// upSignal is closed when Redis answers again after goDown (closed while it answers).
+func (s *sharedBudget) upSignal() <-chan struct{} {
+	s.upMu.Lock()
+	defer s.upMu.Unlock()
+	return s.up
+}
+
+// closedSignal is the up signal of a budget that has not gone down.
+var closedSignal = func() chan struct{} { ch := make(chan struct{}); close(ch); return ch }()
 
 // ownFrom is when this instance may spend its own share: at once when it is alone, else
 // once every peer counts it as cut off and their slots taken before have left the window.
@@ -339,7 +362,13 @@ func (s *sharedBudget) ownFrom() time.Time {
 
 // goDown switches to the instance's own share after a failed look at Redis.
 func (s *sharedBudget) goDown(err error) {
-	if s.down.CompareAndSwap(false, true) {
+	s.upMu.Lock()
+	wentDown := s.down.CompareAndSwap(false, true)
+	if wentDown {
+		s.up = make(chan struct{})
+	}
+	s.upMu.Unlock()
+	if wentDown {
 		wait := max(time.Until(s.ownFrom()), 0)
 		s.log.Warn().Err(err).Int("share", s.fallback.n).Dur("share_free_in", wait).
 			Msg("amoCRM budget: Redis does not answer; this instance spends its own share of the budget meanwhile")
@@ -356,7 +385,9 @@ func (s *sharedBudget) take(ctx context.Context, p Priority, member string) (boo
 		maxWait = max(time.Until(dl).Milliseconds(), 0)
 	}
 	timeout := sharedBudgetTimeout
-	if p == PriorityCall {
+	if p == PriorityCall && s.instances <= 1 {
+		// Alone, a slow Redis costs the call nothing: its own limiter serves at once. With
+		// peers the own share is not free at once, so the call waits for Redis longer.
 		timeout = sharedBudgetCallTimeout
 	}
 	rctx, cancel := context.WithTimeout(ctx, timeout)
@@ -458,7 +489,10 @@ func (s *sharedBudget) beat(ctx context.Context) (closed bool) {
 	}
 	if down {
 		s.offGrants = s.offGrants[:0]
+		s.upMu.Lock()
 		s.down.Store(false)
+		close(s.up)
+		s.upMu.Unlock()
 		s.log.Info().Msg("amoCRM budget: Redis answers again; the instances share the budget again")
 	}
 	return false
