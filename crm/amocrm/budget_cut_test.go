@@ -2,8 +2,6 @@ package amocrm
 
 import (
 	"context"
-	"io"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -16,89 +14,13 @@ import (
 	"github.com/crmlink/crmlink/internal/testrig"
 )
 
-// cutProxy stands between one instance and Redis and cuts it off the way a network
-// partition does: from Cut on, what the instance sends goes nowhere and nothing comes back
-// (commands time out; they may or may not have reached Redis) until Heal.
-type cutProxy struct {
-	ln     net.Listener
-	target string
-
-	mu    sync.Mutex
-	cut   bool
-	conns []net.Conn
-}
-
-func newCutProxy(t *testing.T, target string) *cutProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	p := &cutProxy{ln: ln, target: target}
-	t.Cleanup(func() {
-		_ = ln.Close()
-		p.closeAll()
-	})
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c)
-			cut := p.cut
-			p.mu.Unlock()
-			if cut {
-				continue // held open, never answered
-			}
-			up, err := net.Dial("tcp", target)
-			if err != nil {
-				_ = c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, up)
-			p.mu.Unlock()
-			go func() { _, _ = io.Copy(up, c); _ = up.Close() }()
-			go func() { _, _ = io.Copy(c, up); _ = c.Close() }()
-		}
-	}()
-	return p
-}
-
-func (p *cutProxy) addr() string { return p.ln.Addr().String() }
-
-func (p *cutProxy) closeAll() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		_ = c.Close()
-	}
-	p.conns = nil
-}
-
-// Cut drops every connection and holds new ones unanswered.
-func (p *cutProxy) Cut() {
-	p.mu.Lock()
-	p.cut = true
-	p.mu.Unlock()
-	p.closeAll()
-}
-
-// Heal lets new connections through again.
-func (p *cutProxy) Heal() {
-	p.mu.Lock()
-	p.cut = false
-	p.mu.Unlock()
-	p.closeAll()
-}
-
 // budgetOn builds a shared budget on its own Redis client (through addr, database db) for
 // one of instances instances with the default amoCRM budget.
 func budgetOn(t *testing.T, addr string, db, instances int) *sharedBudget {
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: addr, DB: db, MaxRetries: -1, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = rdb.Close() })
-	s := newBudget(t, rdb, instances, newLimiter(rateWindow(DefaultRateLimit, DefaultRateMargin)).reserveForCalls(1))
+	s := newBudget(t, rdb, instances, newLimiter(rateWindow(DefaultRateLimit, DefaultRateMargin)).reserveForCalls(2))
 	return s
 }
 
@@ -171,9 +93,9 @@ func waitSeen(t *testing.T, rdb *redis.Client, n int) {
 // (On main the cut-off instance spent its share at once while the other kept all 7.)
 func TestSharedBudgetHoldsTheRateWhileOneInstanceIsCutOff(t *testing.T) {
 	addr, db := testrig.RedisDB(t)
-	proxy := newCutProxy(t, addr)
+	proxy := testrig.NewCutProxy(t, addr)
 	a := budgetOn(t, addr, db, 2)
-	b := budgetOn(t, proxy.addr(), db, 2)
+	b := budgetOn(t, proxy.Addr(), db, 2)
 	ctl := redis.NewClient(&redis.Options{Addr: addr, DB: db})
 	t.Cleanup(func() { _ = ctl.Close() })
 	waitSeen(t, ctl, 2)
@@ -214,9 +136,9 @@ func TestSharedBudgetHoldsTheRateWhileOneInstanceIsCutOff(t *testing.T) {
 // off: the cut-off one spends its own share only once those slots have left the window.
 func TestSharedBudgetCutOffInstanceWaitsForThePeersSlots(t *testing.T) {
 	addr, db := testrig.RedisDB(t)
-	proxy := newCutProxy(t, addr)
+	proxy := testrig.NewCutProxy(t, addr)
 	a := budgetOn(t, addr, db, 2)
-	b := budgetOn(t, proxy.addr(), db, 2)
+	b := budgetOn(t, proxy.Addr(), db, 2)
 	ctl := redis.NewClient(&redis.Options{Addr: addr, DB: db})
 	t.Cleanup(func() { _ = ctl.Close() })
 	waitSeen(t, ctl, 2)
@@ -240,8 +162,8 @@ func TestSharedBudgetCutOffInstanceWaitsForThePeersSlots(t *testing.T) {
 // failing: a blip of Redis (here 300 ms) costs the call that long, and the lookup goes on.
 func TestSharedBudgetCallRidesOutARedisBlip(t *testing.T) {
 	addr, db := testrig.RedisDB(t)
-	proxy := newCutProxy(t, addr)
-	b := budgetOn(t, proxy.addr(), db, 2)
+	proxy := testrig.NewCutProxy(t, addr)
+	b := budgetOn(t, proxy.Addr(), db, 2)
 	ctl := redis.NewClient(&redis.Options{Addr: addr, DB: db})
 	t.Cleanup(func() { _ = ctl.Close() })
 	waitSeen(t, ctl, 1)
@@ -260,8 +182,8 @@ func TestSharedBudgetCallRidesOutARedisBlip(t *testing.T) {
 // counts the slots it has just taken through Redis: 7 in that second, not 14.
 func TestSharedBudgetAloneCountsWhatItTookThroughRedis(t *testing.T) {
 	addr, db := testrig.RedisDB(t)
-	proxy := newCutProxy(t, addr)
-	s := budgetOn(t, proxy.addr(), db, 1)
+	proxy := testrig.NewCutProxy(t, addr)
+	s := budgetOn(t, proxy.Addr(), db, 1)
 	var at []time.Time
 	for range DefaultRateLimit {
 		require.NoError(t, s.wait(context.Background(), PriorityCall))
@@ -280,38 +202,39 @@ func TestSharedBudgetAloneCountsWhatItTookThroughRedis(t *testing.T) {
 }
 
 // A peer that stopped beating (dead, or cut off) keeps its share: the instance on Redis gets
-// the rest, 7 - 3; once the peer beats again, all 7.
+// the rest, 7 - 3, background work 3 of them; once the peer beats again, all 7.
 func TestSharedBudgetLeavesASilentPeersShareFree(t *testing.T) {
 	addr, db := testrig.RedisDB(t)
 	a := budgetOn(t, addr, db, 2)
 	ctl := redis.NewClient(&redis.Options{Addr: addr, DB: db})
 	t.Cleanup(func() { _ = ctl.Close() })
 	waitSeen(t, ctl, 1)
-	burst := func() int {
+	burst := func(p Priority) int {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel()
 		n := 0
 		for range DefaultRateLimit {
-			if a.wait(ctx, PriorityCall) == nil {
+			if a.wait(ctx, p) == nil {
 				n++
 			}
 		}
 		return n
 	}
-	assert.Equal(t, DefaultRateLimit-shareOf(DefaultRateLimit, 2), burst(), "the silent peer's share stays free")
+	assert.Equal(t, 3, burst(PriorityBackground), "background work: the 4 left but one, the calls' reserve shrunk with them")
+	assert.Equal(t, 1, burst(PriorityCall), "calls: the rest of the 4; the silent peer's 3 stay free")
 
 	budgetOn(t, addr, db, 2)
 	waitSeen(t, ctl, 2)
 	time.Sleep(a.window) // the first burst's slots leave the window
-	assert.Equal(t, DefaultRateLimit, burst(), "both beat: the whole budget is shared")
+	assert.Equal(t, DefaultRateLimit, burst(PriorityCall), "both beat: the whole budget is shared")
 }
 
 // Back on Redis, an instance writes the slots it spent on its own with its first heartbeat,
 // so that the other instances count them.
 func TestSharedBudgetWritesBackWhatItSpentOnItsOwn(t *testing.T) {
 	addr, db := testrig.RedisDB(t)
-	proxy := newCutProxy(t, addr)
-	b := budgetOn(t, proxy.addr(), db, 2)
+	proxy := testrig.NewCutProxy(t, addr)
+	b := budgetOn(t, proxy.Addr(), db, 2)
 	ctl := redis.NewClient(&redis.Options{Addr: addr, DB: db})
 	t.Cleanup(func() { _ = ctl.Close() })
 	waitSeen(t, ctl, 1)
@@ -319,7 +242,7 @@ func TestSharedBudgetWritesBackWhatItSpentOnItsOwn(t *testing.T) {
 	testrig.WaitFor(t, 2*time.Second, "b knows it is cut off", b.down.Load)
 	for range 2 {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		require.NoError(t, b.wait(ctx, PriorityBackground))
+		require.NoError(t, b.wait(ctx, PriorityCall))
 		cancel()
 	}
 	proxy.Heal()
@@ -366,5 +289,71 @@ func TestSeenKeyShareTheBudgetKeysHashSlot(t *testing.T) {
 		{"acme:budget", "{acme:budget}:seen"},
 	} {
 		assert.Equal(t, tc.seen, seenKeyOf(tc.key), tc.key)
+	}
+}
+
+// A peer silent for reclaimAfter, while this instance has been on Redis as long, is dead or
+// has stopped spending (ownFor): its share is the others' again.
+func TestSharedBudgetReclaimsADeadPeersShare(t *testing.T) {
+	addr, db := testrig.RedisDB(t)
+	a := budgetOn(t, addr, db, 2)
+	a.reclaimAfter = 1500 * time.Millisecond
+	ctl := redis.NewClient(&redis.Options{Addr: addr, DB: db})
+	t.Cleanup(func() { _ = ctl.Close() })
+	waitSeen(t, ctl, 1)
+	burst := func() int {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		n := 0
+		for range DefaultRateLimit {
+			if a.wait(ctx, PriorityCall) == nil {
+				n++
+			}
+		}
+		return n
+	}
+	assert.Equal(t, DefaultRateLimit-shareOf(DefaultRateLimit, 2), burst(), "the peer may still be spending")
+	time.Sleep(a.reclaimAfter + a.window)
+	assert.Equal(t, DefaultRateLimit, burst(), "silent for reclaimAfter: its share is back")
+}
+
+// Cut off while a peer may be on Redis, an instance spends its own share for ownFor, then
+// nothing, so that the peer can take that share back; while every peer says it is cut off
+// too (a Redis down for all), it goes on spending.
+func TestSharedBudgetCutOffInstanceSpendsItsShareForOwnFor(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		peersCutOff bool
+	}{
+		{"a peer may be on Redis", false},
+		{"every peer cut off too", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, db := testrig.RedisDB(t)
+			proxy := testrig.NewCutProxy(t, addr)
+			b := budgetOn(t, proxy.Addr(), db, 2)
+			b.ownFor = 2500 * time.Millisecond
+			b.peersCutOff = func() bool { return tc.peersCutOff }
+			ctl := redis.NewClient(&redis.Options{Addr: addr, DB: db})
+			t.Cleanup(func() { _ = ctl.Close() })
+			waitSeen(t, ctl, 1)
+			proxy.Cut()
+			testrig.WaitFor(t, 2*time.Second, "b knows it is cut off", b.down.Load)
+			var log grantLog
+			var wg sync.WaitGroup
+			ctx, stop := context.WithCancel(context.Background())
+			spend(ctx, &wg, b, "b", &log)
+			time.Sleep(5 * time.Second)
+			stop()
+			wg.Wait()
+			until := time.Unix(0, b.downSince.Load()).Add(b.ownFor)
+			assert.Positive(t, log.count("b", until.Add(-time.Second), until), "its share within ownFor")
+			late := log.count("b", until.Add(b.window), time.Now())
+			if tc.peersCutOff {
+				assert.Positive(t, late, "everyone cut off: each spends its share")
+			} else {
+				assert.Zero(t, late, "past ownFor nothing, while a peer may have taken the share back")
+			}
+		})
 	}
 }

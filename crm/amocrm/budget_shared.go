@@ -40,6 +40,18 @@ const (
 	heartbeatValid = 100 * time.Millisecond
 	// clockSlack covers the error of the Redis clock's offset, measured over one round trip.
 	clockSlack = 20 * time.Millisecond
+	// ownFor is how long an instance cut off from Redis spends its own share while a peer
+	// may be on Redis: enough for the calls it is routing until the load balancer moves
+	// them (it steps aside), and bounded so that a peer that stays silent longer than
+	// reclaimAfter can be counted as dead. Past it the instance spends only while every
+	// peer says it is cut off too (PeersCutOff).
+	ownFor = 10 * time.Second
+	// reclaimAfter: a peer silent for this long, while this instance has been on Redis as
+	// long, is dead or has stopped spending: its share is the others' again.
+	reclaimAfter = 15 * time.Second
+	// peersCutOffEvery is how often a cut-off instance past ownFor asks whether its peers
+	// are cut off too.
+	peersCutOffEvery = 250 * time.Millisecond
 )
 
 // sharedBudget is the limiter's algorithm run inside Redis, so that every crmlink instance
@@ -49,8 +61,7 @@ const (
 // the slots, so the instances' clocks need not agree; each instance waits the returned
 // delay on its own clock.
 //
-// Instances cut off from Redis keep the account within its budget without talking to
-// each other. Each of the k instances (Options.Instances) owns a share, n/k, that it may
+// Instances cut off from Redis keep the account within its budget. Each of the k instances (Options.Instances) owns a share, n/k, that it may
 // spend on its own while Redis does not answer. Every instance writes a heartbeat to Redis
 // every heartbeatEvery; a heartbeat that arrives late is refused by the script, so an
 // instance knows the latest moment Redis can have seen it (seenUntil). The shared budget
@@ -60,9 +71,12 @@ const (
 // window. So the account sees at most n in any window in every split: all on Redis
 // (n through Redis), some cut off (n - their shares through Redis, a share each on their
 // own), all cut off (a share each). Back on Redis, an instance first writes the slots it
-// spent on its own into the shared budget with its heartbeat. The price: a cut-off
-// instance has no amoCRM request for about 1.5 s after its last heartbeat, and while a
-// peer is dead or cut off the others share n minus its share.
+// spent on its own into the shared budget with its heartbeat. A cut-off instance spends
+// its share for ownFor, and past it only while every peer says it is cut off too
+// (PeersCutOff: Redis down for all), so a peer silent for reclaimAfter, while this instance
+// has been on Redis as long, is dead or spends nothing, and its share is the others' again.
+// The price: a cut-off instance has no amoCRM request for about 1.7 s after its last
+// heartbeat, and while a peer is dead the others share n minus its share for reclaimAfter.
 //
 // An instance alone (Instances 1) has nobody to wait for: it falls back at once to its own
 // limiter with the whole budget, which has also counted the slots it took through Redis.
@@ -80,6 +94,11 @@ type sharedBudget struct {
 	local    *limiter
 	fallback *limiter
 	log      zerolog.Logger
+	// peersCutOff says whether every peer reported, moments ago, that it cannot reach Redis
+	// either; nil: never.
+	peersCutOff func() bool
+	// ownFor and reclaimAfter are the constants of those names (shorter in tests).
+	ownFor, reclaimAfter time.Duration
 
 	id   string
 	seq  atomic.Uint64
@@ -92,6 +111,9 @@ type sharedBudget struct {
 	// seenUntil is the latest local time (unix ns) at which Redis can have stamped a
 	// heartbeat of this instance.
 	seenUntil atomic.Int64
+	// downSince and upSince (unix ns) are when Redis last stopped answering and when this
+	// instance last came back to it (or started).
+	downSince, upSince atomic.Int64
 	// offset is Redis's clock minus ours (ns), measured with TIME and each heartbeat.
 	offset      atomic.Int64
 	offsetKnown atomic.Bool
@@ -103,7 +125,7 @@ type sharedBudget struct {
 	offGrants []time.Time
 }
 
-func newSharedBudget(rdb redis.UniversalClient, key string, instances int, local *limiter, log zerolog.Logger) *sharedBudget {
+func newSharedBudget(rdb redis.UniversalClient, key string, instances int, peersCutOff func() bool, local *limiter, log zerolog.Logger) *sharedBudget {
 	if key == "" {
 		key = DefaultSharedBudgetKey
 	}
@@ -117,8 +139,10 @@ func newSharedBudget(rdb redis.UniversalClient, key string, instances int, local
 	ctx, stop := context.WithCancel(context.Background())
 	s := &sharedBudget{rdb: rdb, key: key, seenKey: seenKeyOf(key), n: local.n, window: local.window, reserve: local.reserve,
 		instances: instances, local: local, fallback: fallback, log: log, stop: stop, done: make(chan struct{}),
+		peersCutOff: peersCutOff, ownFor: ownFor, reclaimAfter: reclaimAfter,
 		id: fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano())}
 	s.up = closedSignal
+	s.upSince.Store(time.Now().UnixNano())
 	go s.run(ctx)
 	return s
 }
@@ -169,24 +193,34 @@ return {1, now}
 // budgetScript hands out one slot. KEYS: the budget zset, the heartbeat hash. ARGV: n,
 // window (ms), the calls' reserve, reserve a future slot (1 call, 0 background), the
 // longest wait the caller can afford (ms; -1 none), the member naming this request, the
-// instances sharing the budget, each one's share, aliveFor (ms), this instance. Instances
-// not seen for aliveFor spend their share on their own: the pool is n minus their shares.
+// instances sharing the budget, each one's share, aliveFor (ms), this instance,
+// reclaimAfter (ms), how long this instance has been on Redis (ms). Instances not seen for
+// aliveFor may spend their share on their own: the pool is n minus their shares, and the
+// calls' reserve shrinks with it (at least one while there is one). Once this instance has
+// been on Redis for reclaimAfter, only the instances seen within reclaimAfter are held so:
+// the others are dead, or have stopped spending (ownFor).
 // Returns {taken, wait ms, instances seen}: taken 1 with the wait before sending, or taken
 // 0 with when to look again (background) or how long the call would have had to wait.
 var budgetScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local n, win, reserve = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local alive, self = 0, false
+local alive, recent, self = 0, 0, false
 local seen = redis.call('HGETALL', KEYS[2])
 for i = 1, #seen, 2 do
-  if now - tonumber(seen[i + 1]) <= tonumber(ARGV[9]) then
+  local age = now - tonumber(seen[i + 1])
+  if age <= tonumber(ARGV[9]) then
     alive = alive + 1
     if seen[i] == ARGV[10] then self = true end
+  elseif age <= tonumber(ARGV[11]) then
+    recent = recent + 1
   end
 end
 if not self then alive = alive + 1 end
-local pool = math.max(n - math.max(tonumber(ARGV[7]) - alive, 0) * tonumber(ARGV[8]), 1)
+local held = math.max(tonumber(ARGV[7]) - alive, 0)
+if tonumber(ARGV[12]) > tonumber(ARGV[11]) then held = math.min(held, recent) end
+local pool = math.max(n - held * tonumber(ARGV[8]), 1)
+if pool < n and reserve > 0 then reserve = math.max(math.floor(reserve * pool / n), 1) end
 local limit = pool
 if ARGV[4] ~= '1' then limit = math.max(pool - reserve, 1) end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - win)
@@ -282,7 +316,7 @@ func (s *sharedBudget) waitOwn(ctx context.Context, p Priority, announce func())
 			return s.wait(ctx, p)
 		}
 		now := time.Now()
-		from := s.ownFrom()
+		from, until := s.ownFrom(), s.ownUntil()
 		var (
 			slot  time.Time
 			taken bool
@@ -290,6 +324,8 @@ func (s *sharedBudget) waitOwn(ctx context.Context, p Priority, announce func())
 		)
 		if now.Before(from) {
 			again = from.Sub(now)
+		} else if !now.Before(until) && !s.peersCutOffNow() {
+			from, again = now.Add(peersCutOffEvery), peersCutOffEvery // spent while a peer may count it gone
 		} else {
 			maxWait := time.Duration(-1)
 			if dl, ok := ctx.Deadline(); ok {
@@ -332,6 +368,10 @@ func (s *sharedBudget) waitOwn(ctx context.Context, p Priority, announce func())
 			if taken {
 				s.fallback.release(slot)
 			}
+			if gated && !now.Before(until) {
+				return fmt.Errorf("%w: cut off for more than %v while a peer may reach it; this instance spends no more of the budget until Redis answers: %w",
+					errBudgetUnreachable, s.ownFor, ctx.Err())
+			}
 			if gated {
 				return fmt.Errorf("%w: this instance's own share of the budget would be free in %v, once its peers count it as cut off: %w",
 					errBudgetUnreachable, time.Until(from).Round(time.Millisecond), ctx.Err())
@@ -360,12 +400,26 @@ func (s *sharedBudget) ownFrom() time.Time {
 	return time.Unix(0, s.seenUntil.Load()).Add(aliveFor + s.window)
 }
 
+// ownUntil is when an instance cut off from Redis stops spending its own share unless its
+// peers are cut off too: never when it is alone.
+func (s *sharedBudget) ownUntil() time.Time {
+	if s.instances <= 1 {
+		return time.Unix(1<<62, 0)
+	}
+	return time.Unix(0, s.downSince.Load()).Add(s.ownFor)
+}
+
+func (s *sharedBudget) peersCutOffNow() bool {
+	return s.peersCutOff != nil && s.peersCutOff()
+}
+
 // goDown switches to the instance's own share after a failed look at Redis.
 func (s *sharedBudget) goDown(err error) {
 	s.upMu.Lock()
 	wentDown := s.down.CompareAndSwap(false, true)
 	if wentDown {
 		s.up = make(chan struct{})
+		s.downSince.Store(time.Now().UnixNano())
 	}
 	s.upMu.Unlock()
 	if wentDown {
@@ -393,7 +447,8 @@ func (s *sharedBudget) take(ctx context.Context, p Priority, member string) (boo
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	res, err := budgetScript.Run(rctx, s.rdb, []string{s.key, s.seenKey}, s.n, s.window.Milliseconds(), s.reserve, call, maxWait, member,
-		s.instances, shareOf(s.n, s.instances), aliveFor.Milliseconds(), s.id).Int64Slice()
+		s.instances, shareOf(s.n, s.instances), aliveFor.Milliseconds(), s.id,
+		s.reclaimAfter.Milliseconds(), time.Since(time.Unix(0, s.upSince.Load())).Milliseconds()).Int64Slice()
 	if err != nil {
 		return false, 0, fmt.Errorf("%w: %w", errBudgetUnreachable, err)
 	}
@@ -490,6 +545,7 @@ func (s *sharedBudget) beat(ctx context.Context) (closed bool) {
 	if down {
 		s.offGrants = s.offGrants[:0]
 		s.upMu.Lock()
+		s.upSince.Store(time.Now().UnixNano())
 		s.down.Store(false)
 		close(s.up)
 		s.upMu.Unlock()

@@ -149,7 +149,7 @@ func TestSharedBudgetSplitsTheBudgetWhileRedisIsGone(t *testing.T) {
 // newBudget is a shared budget on rdb for instances instances, stopped with the test.
 func newBudget(t *testing.T, rdb redis.UniversalClient, instances int, local *limiter) *sharedBudget {
 	t.Helper()
-	s := newSharedBudget(rdb, "", instances, local, zerolog.Nop())
+	s := newSharedBudget(rdb, "", instances, nil, local, zerolog.Nop())
 	t.Cleanup(s.close)
 	return s
 }

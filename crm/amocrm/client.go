@@ -79,7 +79,7 @@ func New(opts Options) (*Client, error) {
 	}
 	c.batches = newCollector(c)
 	if o.SharedBudget != nil {
-		c.shared = newSharedBudget(o.SharedBudget, o.SharedBudgetKey, o.Instances, c.limiter, c.log)
+		c.shared = newSharedBudget(o.SharedBudget, o.SharedBudgetKey, o.Instances, o.PeersCutOff, c.limiter, c.log)
 	}
 	if o.OAuth != nil {
 		src, err := loadOAuth(*o.OAuth)
