@@ -333,6 +333,18 @@ func (e *Engine) run(ctx context.Context, x events.Steps, p planned, a Action, r
 	case AddCallNote:
 		step.On = a.On
 	}
+	// The actions that create what the CRM would take twice run through x.RunOnce, which
+	// also tells whether an earlier attempt did them.
+	switch a := a.(type) {
+	case CreateContact:
+		return e.createContact(ctx, x, step, a, resumed, ids)
+	case CreateLead:
+		return e.createLead(ctx, x, step, p, a, resumed, ids)
+	case CreateTask:
+		return e.createTask(ctx, x, step, a, resumed, ids)
+	case AddCallNote:
+		return e.addCallNote(ctx, x, step, p, a, resumed, ids)
+	}
 	val, done, err := x.Done(ctx, string(a.Kind())) // with the id it created
 	if err != nil {
 		return step, err
@@ -358,10 +370,6 @@ func (e *Engine) run(ctx context.Context, x events.Steps, p planned, a Action, r
 	}
 
 	switch a := a.(type) {
-	case CreateContact:
-		return e.createContact(ctx, x, step, a, resumed, ids)
-	case CreateLead:
-		return e.createLead(ctx, x, step, p, a, resumed, ids)
 	case AddUnsorted:
 		if err := e.w.AddUnsortedCalls(ctx, []crm.UnsortedCall{a.Call}); err != nil {
 			return step, err
@@ -369,41 +377,6 @@ func (e *Engine) run(ctx context.Context, x events.Steps, p planned, a Action, r
 		return e.markDone(ctx, x, step)
 	case AcceptUnsorted:
 		return e.acceptUnsorted(ctx, x, step, a, ids)
-	case CreateTask:
-		return e.createTask(ctx, x, step, a, resumed, ids)
-	case AddCallNote:
-		on, err := resolve(a.On, ids)
-		if err != nil && a.On.Created == KindLead {
-			// The accepted Unsorted entry's client has no open deal: the contact takes it.
-			on, err = resolve(CreatedBy(crm.EntityContact, KindContact), ids)
-		}
-		if err != nil && slices.ContainsFunc(p.Actions, func(x Action) bool { return x.Kind() == KindAccept }) {
-			step.Status = StepSkipped
-			step.Reason = "the Unsorted entry was declined: no contact or deal to note the call on"
-			return e.markDone(ctx, x, step)
-		}
-		if err != nil {
-			return step, err
-		}
-		step.On = on
-		n := a.Note
-		n.Entity, n.EntityID = on.Entity, on.ID
-		if resumed && n.Uniq != "" {
-			// The earlier attempt may have written the note and lost the answer; amoCRM
-			// does not refuse a second note with the same uniq, so look first.
-			exists, err := e.w.CallNoteExists(ctx, n.Entity, n.EntityID, n.Uniq)
-			if err != nil {
-				return step, err
-			}
-			if exists {
-				step.Status = StepAdopted
-				return e.markDone(ctx, x, step)
-			}
-		}
-		if err := e.w.AddCallNotes(ctx, []crm.CallNote{n}); err != nil {
-			return step, err
-		}
-		return e.markDone(ctx, x, step)
 	}
 	return step, Permanent(fmt.Errorf("unknown action %T", a))
 }
@@ -418,43 +391,62 @@ func (e *Engine) markDone(ctx context.Context, x events.Steps, step Step) (Step,
 	return step, nil
 }
 
-// created records the id an action created (which also marks it done).
-func (e *Engine) created(ctx context.Context, x events.Steps, step Step, id int64, ids map[Kind]int64) (Step, error) {
-	if err := x.Record(ctx, string(step.Kind), []byte(strconv.FormatInt(id, 10))); err != nil {
-		return step, err
-	}
-	ids[step.Kind] = id
-	step.ID = id
-	if step.Status == "" {
+// ranOnce finishes a step x.RunOnce carried out: its status from how it came to be done,
+// and the id it created (0: none) for the actions that attach to it.
+func ranOnce(step Step, ran events.Ran, id int64, ids map[Kind]int64) Step {
+	switch {
+	case ran == events.RanEarlier:
+		step.Status = StepEarlier
+	case step.Status != "": // set by the step (skipped)
+	case ran == events.RanAdopted:
+		step.Status = StepAdopted
+	default:
 		step.Status = StepDone
 	}
-	return step, nil
+	if id != 0 {
+		step.ID, ids[step.Kind] = id, id
+	}
+	return step
+}
+
+// createdID is the id of the one entity a create request was to make.
+func createdID(got []int64, err error, what string) ([]byte, error) {
+	if err != nil {
+		return nil, err
+	}
+	if len(got) != 1 || got[0] == 0 {
+		return nil, fmt.Errorf("CRM returned %d %s ids for one %s", len(got), what, what)
+	}
+	return events.IDValue(got[0]), nil
 }
 
 func (e *Engine) createContact(ctx context.Context, x events.Steps, step Step, a CreateContact, resumed bool, ids map[Kind]int64) (Step, error) {
-	if resumed {
-		// An interrupted attempt may have created the contact without recording its id; the
-		// plan was made when no contact had the number, so one that has it now is that
+	id, ran, err := x.RunOnceID(ctx, string(step.Kind), events.Once{
+		Resumed: resumed,
+		// An interrupted attempt may have created the contact without recording its id;
+		// the plan was made when no contact had the number, so one that has it now is that
 		// contact (or a manager's, which must not be duplicated either).
-		for _, ph := range a.Contact.Phones {
-			c, err := e.findClient(ctx, ph)
-			if err != nil {
-				return step, err
+		Find: func() ([]byte, bool, error) {
+			for _, ph := range a.Contact.Phones {
+				c, err := e.findClient(ctx, ph)
+				if err != nil {
+					return nil, false, err
+				}
+				if c.Known {
+					return events.IDValue(c.ContactID), true, nil
+				}
 			}
-			if c.Known {
-				step.Status = StepAdopted
-				return e.created(ctx, x, step, c.ContactID, ids)
-			}
-		}
-	}
-	got, err := e.w.CreateContacts(ctx, []crm.NewContact{a.Contact})
+			return nil, false, nil
+		},
+		Do: func() ([]byte, error) {
+			got, err := e.w.CreateContacts(ctx, []crm.NewContact{a.Contact})
+			return createdID(got, err, "contact")
+		},
+	})
 	if err != nil {
 		return step, err
 	}
-	if len(got) != 1 || got[0] == 0 {
-		return step, fmt.Errorf("CRM returned %d contact ids for one contact", len(got))
-	}
-	return e.created(ctx, x, step, got[0], ids)
+	return ranOnce(step, ran, id, ids), nil
 }
 
 // adoptWindow allows for the CRM's clock running behind ours when recognising a lead an
@@ -462,31 +454,73 @@ func (e *Engine) createContact(ctx context.Context, x events.Steps, step Step, a
 const adoptWindow = 5 * time.Minute
 
 func (e *Engine) createLead(ctx context.Context, x events.Steps, step Step, p planned, a CreateLead, resumed bool, ids map[Kind]int64) (Step, error) {
-	on, err := resolve(a.Contact, ids)
+	// A contact not created (its action did not run) fails the write, not a record of it.
+	on, onErr := resolve(a.Contact, ids)
+	id, ran, err := x.RunOnceID(ctx, string(step.Kind), events.Once{
+		Resumed: resumed && onErr == nil,
+		Find: func() ([]byte, bool, error) {
+			id, err := e.findLead(ctx, on.ID, a.Lead, p.PlannedAt.Add(-adoptWindow))
+			return events.IDValue(id), id != 0, err
+		},
+		Do: func() ([]byte, error) {
+			if onErr != nil {
+				return nil, onErr
+			}
+			l := a.Lead
+			l.ContactIDs = []int64{on.ID}
+			got, err := e.w.CreateLeads(ctx, []crm.NewLead{l})
+			return createdID(got, err, "lead")
+		},
+	})
+	if onErr == nil {
+		step.On = on
+	}
 	if err != nil {
 		return step, err
 	}
-	step.On = on
-	if resumed {
-		id, err := e.findLead(ctx, on.ID, a.Lead, p.PlannedAt.Add(-adoptWindow))
-		if err != nil {
-			return step, err
-		}
-		if id != 0 {
-			step.Status = StepAdopted
-			return e.created(ctx, x, step, id, ids)
-		}
+	return ranOnce(step, ran, id, ids), nil
+}
+
+// addCallNote notes the call on the contact or deal. An earlier attempt may have written
+// the note and lost the answer; amoCRM does not refuse a second note with the same uniq,
+// so a resumed attempt looks first.
+func (e *Engine) addCallNote(ctx context.Context, x events.Steps, step Step, p planned, a AddCallNote, resumed bool, ids map[Kind]int64) (Step, error) {
+	on, onErr := resolve(a.On, ids)
+	if onErr != nil && a.On.Created == KindLead {
+		// The accepted Unsorted entry's client has no open deal: the contact takes it.
+		on, onErr = resolve(CreatedBy(crm.EntityContact, KindContact), ids)
 	}
-	l := a.Lead
-	l.ContactIDs = []int64{on.ID}
-	got, err := e.w.CreateLeads(ctx, []crm.NewLead{l})
+	declined := onErr != nil && slices.ContainsFunc(p.Actions, func(x Action) bool { return x.Kind() == KindAccept })
+	n := a.Note
+	n.Entity, n.EntityID = on.Entity, on.ID
+	_, ran, err := x.RunOnce(ctx, string(step.Kind), events.Once{
+		Resumed: resumed && n.Uniq != "" && onErr == nil,
+		Find: func() ([]byte, bool, error) {
+			exists, err := e.w.CallNoteExists(ctx, n.Entity, n.EntityID, n.Uniq)
+			return nil, exists, err
+		},
+		Do: func() ([]byte, error) {
+			switch {
+			case declined:
+				step.Status = StepSkipped
+				step.Reason = "the Unsorted entry was declined: no contact or deal to note the call on"
+				return nil, nil
+			case onErr != nil:
+				return nil, onErr
+			}
+			return nil, e.w.AddCallNotes(ctx, []crm.CallNote{n})
+		},
+	})
+	switch {
+	case ran == events.RanEarlier:
+		step.On = resolved(a.On, ids)
+	case onErr == nil:
+		step.On = on
+	}
 	if err != nil {
 		return step, err
 	}
-	if len(got) != 1 || got[0] == 0 {
-		return step, fmt.Errorf("CRM returned %d lead ids for one lead", len(got))
-	}
-	return e.created(ctx, x, step, got[0], ids)
+	return ranOnce(step, ran, 0, ids), nil
 }
 
 // findLead looks on the contact for an open lead like the one planned, created since the
@@ -516,57 +550,81 @@ func (e *Engine) findLead(ctx context.Context, contactID int64, want crm.NewLead
 }
 
 func (e *Engine) createTask(ctx context.Context, x events.Steps, step Step, a CreateTask, resumed bool, ids map[Kind]int64) (Step, error) {
-	on, err := resolve(a.On, ids)
-	if err != nil {
-		return step, err
-	}
-	step.On = on
-	now := e.Clock()
+	on, onErr := resolve(a.On, ids)
 	// Another outcome for the number (on this instance or another) may have created a
 	// task since this plan was made, or be creating one now: the window is claimed before
-	// the task is written, in one step with the check.
-	till := a.Task.CompleteTill
-	until, err := e.state.ClaimTask(ctx, a.Phone, step.Key, now, till, max(till.Sub(now), 0)+taskRecordSlack)
-	if err != nil {
-		return step, err
-	}
-	if until.After(now) {
+	// the task is written (or looked for), in one step with the check. A window held by
+	// another outcome skips the task, recorded with no id.
+	claimed := false
+	taken := func() (bool, error) {
+		if claimed {
+			return false, nil
+		}
+		claimed = true
+		now := e.Clock()
+		till := a.Task.CompleteTill
+		until, err := e.state.ClaimTask(ctx, a.Phone, step.Key, now, till, max(till.Sub(now), 0)+taskRecordSlack)
+		if err != nil || !until.After(now) {
+			return false, err
+		}
 		step.Status = StepSkipped
 		step.Reason = fmt.Sprintf("%s got a call-back task until %s meanwhile", a.Phone, until.Format(time.RFC3339))
-		if err := x.Record(ctx, string(step.Kind), nil); err != nil {
-			return step, err
-		}
-		return step, nil
+		return true, nil
 	}
 	t := a.Task
 	t.Entity, t.EntityID = on.Entity, on.ID
-	if resumed {
-		open, err := e.w.OpenTasks(ctx, on.Entity, on.ID)
-		if err != nil {
-			return step, err
-		}
-		for _, o := range open {
-			if o.TypeID == t.TypeID && o.Text == t.Text && o.CompleteTill.Unix() == t.CompleteTill.Unix() {
-				step.Status = StepAdopted
-				return e.created(ctx, x, step, o.ID, ids)
+	v, ran, err := x.RunOnce(ctx, string(step.Kind), events.Once{
+		Resumed: resumed && onErr == nil,
+		Find: func() ([]byte, bool, error) {
+			if skip, err := taken(); skip || err != nil {
+				return nil, skip, err
 			}
-		}
-	}
-	got, err := e.w.CreateTasks(ctx, []crm.NewTask{t})
-	if errors.Is(err, crm.ErrRejected) {
-		// The CRM will never take this task: the window is not this outcome's to hold.
-		// Other failures keep it for the retry, which claims it again as the same action.
-		if rerr := e.state.ReleaseTask(ctx, a.Phone, step.Key); rerr != nil {
-			return step, errors.Join(err, rerr)
-		}
+			open, err := e.w.OpenTasks(ctx, on.Entity, on.ID)
+			if err != nil {
+				return nil, false, err
+			}
+			for _, o := range open {
+				if o.TypeID == t.TypeID && o.Text == t.Text && o.CompleteTill.Unix() == t.CompleteTill.Unix() {
+					return events.IDValue(o.ID), true, nil
+				}
+			}
+			return nil, false, nil
+		},
+		Do: func() ([]byte, error) {
+			if onErr != nil {
+				return nil, onErr
+			}
+			if skip, err := taken(); skip || err != nil {
+				return nil, err
+			}
+			got, err := e.w.CreateTasks(ctx, []crm.NewTask{t})
+			if errors.Is(err, crm.ErrRejected) {
+				// The CRM will never take this task: the window is not this outcome's to
+				// hold. Other failures keep it for the retry, which claims it again as the
+				// same action.
+				if rerr := e.state.ReleaseTask(ctx, a.Phone, step.Key); rerr != nil {
+					return nil, errors.Join(err, rerr)
+				}
+			}
+			return createdID(got, err, "task")
+		},
+	})
+	switch {
+	case ran == events.RanEarlier:
+		step.On = resolved(a.On, ids)
+	case onErr == nil:
+		step.On = on
 	}
 	if err != nil {
 		return step, err
 	}
-	if len(got) != 1 || got[0] == 0 {
-		return step, fmt.Errorf("CRM returned %d task ids for one task", len(got))
+	var id int64
+	if len(v) > 0 { // none when skipped
+		if id, err = events.ParseID(v); err != nil {
+			return step, fmt.Errorf("stored task id: %w", err)
+		}
 	}
-	return e.created(ctx, x, step, got[0], ids)
+	return ranOnce(step, ran, id, ids), nil
 }
 
 // acceptUnsorted accepts the waiting entry and records the lead and contact it became. A

@@ -2,9 +2,7 @@ package scenarios_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,37 +11,12 @@ import (
 
 	"github.com/crmlink/crmlink/crm"
 	"github.com/crmlink/crmlink/events"
+	"github.com/crmlink/crmlink/internal/eventstest"
 	"github.com/crmlink/crmlink/internal/testrig"
 	"github.com/crmlink/crmlink/routing"
 	"github.com/crmlink/crmlink/scenarios"
 	"github.com/crmlink/crmlink/scenarios/scenariotest"
 )
-
-// flakyState fails the n-th Save once, after the CRM write it records: the engine crashing
-// between a write and remembering it.
-type flakyState struct {
-	events.State
-	mu    sync.Mutex
-	n     int
-	saves int
-}
-
-var errStateDown = errors.New("state store unreachable")
-
-func (s *flakyState) Save(ctx context.Context, key string, v []byte, ttl time.Duration) error {
-	s.mu.Lock()
-	s.saves++
-	fail := s.saves == s.n
-	s.mu.Unlock()
-	if fail {
-		return errStateDown
-	}
-	return s.State.Save(ctx, key, v, ttl)
-}
-
-func (s *flakyState) MarkDone(ctx context.Context, key string, ttl time.Duration) error {
-	return s.Save(ctx, key, nil, ttl)
-}
 
 // TestRetryAfterFailure: whichever write of an outcome fails, and however (the CRM refused
 // it; the CRM did it but the answer was lost; the engine could not remember it), the queue's
@@ -83,7 +56,7 @@ func TestRetryAfterFailure(t *testing.T) {
 	faults := []fault{
 		{"CRM refuses", func(e *env, n int) { e.crm.FailWrite = scenariotest.FailOnce(n, scenariotest.ErrInjected) }, crm.ErrUnavailable},
 		{"CRM writes, answer lost", func(e *env, n int) { e.crm.LoseWrite = scenariotest.FailOnce(n, scenariotest.ErrInjected) }, crm.ErrUnavailable},
-		{"state down after the write", nil, errStateDown},
+		{"state down after the write", nil, eventstest.ErrKilled},
 	}
 	cfgOf := func(f func(*scenarios.Config)) scenarios.Config {
 		c := scenarios.Defaults()
@@ -111,7 +84,7 @@ func TestRetryAfterFailure(t *testing.T) {
 						state := st.new(t)
 						if f.inject == nil {
 							// Save 1 stores the plan; save n+1 records write n.
-							state = &flakyState{State: state, n: n + 1}
+							state = &eventstest.KilledAfter{State: state, Record: n + 1}
 						}
 						e := newEnvState(t, cfgOf(sc.config), state)
 						if sc.setup != nil {

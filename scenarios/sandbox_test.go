@@ -22,6 +22,7 @@ import (
 	"github.com/crmlink/crmlink/crm/amocrm"
 	"github.com/crmlink/crmlink/crm/amocrm/sandbox"
 	"github.com/crmlink/crmlink/events"
+	"github.com/crmlink/crmlink/internal/eventstest"
 	"github.com/crmlink/crmlink/routing"
 	"github.com/crmlink/crmlink/scenarios"
 )
@@ -1174,7 +1175,7 @@ func TestSandboxRetryAfterFailure(t *testing.T) {
 					wrap := same
 					switch f {
 					case "state down after the write":
-						state = &flakyState{State: state, n: n + 1} // save 1 stores the plan
+						state = &eventstest.KilledAfter{State: state, Record: n + 1} // save 1 stores the plan
 					default:
 						wrap = func(w crm.Writer) crm.Writer { return &sbFaultyWriter{Writer: w, n: n, lose: f != "CRM refuses"} }
 					}

@@ -59,6 +59,10 @@ type ObserverOptions struct {
 	// crmlink (served by Inbound.Observe), one per Asterisk, instead of crmlink connecting
 	// to URL; REST requests go over each connection and each outcome names its Asterisk.
 	Inbound bool
+	// PresenceTTL, with Inbound, is how long the endpoint list each connection loads from
+	// its Asterisk answers the router about phone presence (DefaultPresenceTTL when 0): a
+	// phone that logs out is seen offline at the latest this long after.
+	PresenceTTL time.Duration
 }
 
 // Observer follows every call on the Asterisk, however it is wired (FastAGI, SIP
@@ -209,7 +213,7 @@ func (o *Observer) serveConn(ctx context.Context, conn *websocket.Conn, asterisk
 	t := o.claimTracker(asterisk, log)
 	defer o.releaseTracker(asterisk, t)
 	if o.presence != nil {
-		src := restPresence{rest}
+		src := newRESTPresence(rest, o.opts.PresenceTTL) // one endpoint list per connection
 		defer o.presence.add(asterisk, src)()
 		// FastAGI calls name their Asterisk by its system name (routing.SystemName).
 		if name := systemName(ctx, rest, log); name != "" {

@@ -29,8 +29,9 @@ func startObservingInboundLogged(t *testing.T, log zerolog.Logger) (*Inbound, *O
 	outcomes := make(chan routing.CallOutcome, 10)
 	obs, err := NewObserver(ObserverOptions{
 		Application: "crmlink-observer", Inbound: true, Logger: log,
-		Managers:  map[string]crm.UserID{"PJSIP/101": 1001},
-		OnOutcome: func(o routing.CallOutcome) { outcomes <- o },
+		PresenceTTL: time.Hour, // lists expire when a test says
+		Managers:    map[string]crm.UserID{"PJSIP/101": 1001},
+		OnOutcome:   func(o routing.CallOutcome) { outcomes <- o },
 	})
 	require.NoError(t, err)
 	in, url := startInboundLogged(t, log, obs)
@@ -194,14 +195,22 @@ func TestInboundPresence(t *testing.T) {
 	two.setUp("crmlink-observer")
 	require.Eventually(t, func() bool { return obs.Connections() == 2 }, 5*time.Second, 10*time.Millisecond)
 
-	// Each Asterisk answers for PJSIP/101 as it sees it.
+	// Each Asterisk answers for PJSIP/101 as it sees it: its endpoint list first (kept for
+	// the TTL, an hour here), then PJSIP/101 alone while the list has it offline.
 	states := map[*fakeAsterisk]string{one: "offline", two: "online"}
-	answer := func(a *fakeAsterisk) {
-		req := a.request()
-		assert.Equal(t, "GET endpoints/PJSIP/101", req.Method+" "+req.URI)
-		a.answer(req, 200, `{"state":"`+states[a]+`"}`)
+	type asked struct {
+		a   *fakeAsterisk
+		uri string
 	}
-	ask := func(asterisk string, asked ...*fakeAsterisk) []bool {
+	answer := func(q asked, req restRequestMsg) {
+		assert.Equal(t, "GET "+q.uri, req.Method+" "+req.URI)
+		if q.uri == "endpoints" {
+			q.a.answer(req, 200, `[{"technology":"PJSIP","resource":"101","state":"`+states[q.a]+`"}]`)
+			return
+		}
+		q.a.answer(req, 200, `{"state":"`+states[q.a]+`"}`)
+	}
+	ask := func(asterisk string, asks ...asked) []bool {
 		t.Helper()
 		type result struct {
 			on  []bool
@@ -212,15 +221,23 @@ func TestInboundPresence(t *testing.T) {
 			on, err := in.Presence().EndpointsOnline(context.Background(), asterisk, []string{"PJSIP/101", "PJSIP/7916@trunk"})
 			res <- result{on, err}
 		}()
-		for _, a := range asked {
-			answer(a)
+		// Every request read before any is answered: the Asterisks are asked at once.
+		reqs := make([]restRequestMsg, len(asks))
+		for i, q := range asks {
+			reqs[i] = q.a.request()
+		}
+		for i, q := range asks {
+			answer(q, reqs[i])
 		}
 		r := <-res
 		require.NoError(t, r.err)
 		return r.on
 	}
-	assert.Equal(t, []bool{false, true}, ask(one.id, one), "the call's Asterisk: offline there (a trunk dial string counts as online)")
-	assert.Equal(t, []bool{true, true}, ask(two.id, two), "the call's Asterisk: online there")
+	assert.Equal(t, []bool{false, true}, ask(one.id, asked{one, "endpoints"}), "the call's Asterisk: offline there (a trunk dial string counts as online)")
+	assert.Equal(t, []bool{true, true}, ask(two.id, asked{two, "endpoints"}), "the call's Asterisk: online there")
+	assert.Equal(t, []bool{true, true}, ask(two.id), "online in its list: nothing asked")
+	assert.Equal(t, []bool{true, true}, ask("", asked{one, "endpoints/PJSIP/101"}),
+		"Asterisk unknown: each asked (two from its list, one about the phone its list has offline), online on one")
 
 	require.NoError(t, two.ws.Close())
 	require.Eventually(t, func() bool {
@@ -228,8 +245,8 @@ func TestInboundPresence(t *testing.T) {
 		defer in.presence.mu.Unlock()
 		return len(in.presence.by[two.id]) == 0 && obs.Connections() == 1
 	}, 5*time.Second, 10*time.Millisecond, "the closed connection answers no more")
-	assert.Equal(t, []bool{false, true}, ask("", one), "Asterisk unknown: the connected one answers")
-	assert.Equal(t, []bool{false, true}, ask(one.systemName(), one), "a FastAGI call names its Asterisk by system name")
+	assert.Equal(t, []bool{false, true}, ask("", asked{one, "endpoints/PJSIP/101"}), "Asterisk unknown: the connected one answers")
+	assert.Equal(t, []bool{false, true}, ask(one.systemName(), asked{one, "endpoints/PJSIP/101"}), "a FastAGI call names its Asterisk by system name")
 	_, err = in.Presence().EndpointsOnline(context.Background(), two.id, []string{"PJSIP/101"})
 	assert.ErrorIs(t, err, errNoAsterisk, "the call's Asterisk is not connected here: unknown (the phone may be registered there)")
 }

@@ -3,6 +3,7 @@ package ari
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -46,13 +47,19 @@ func (p *presenceCache) markOffline(endpoint string) {
 
 // online reports a cached state no older than maxAge that is not offline.
 func (p *presenceCache) online(endpoint string, now time.Time, maxAge time.Duration) bool {
+	state, ok := p.state(endpoint, now, maxAge)
+	return ok && state != "offline"
+}
+
+// state is an endpoint's cached state when the list holding it is no older than maxAge.
+func (p *presenceCache) state(endpoint string, now time.Time, maxAge time.Duration) (string, bool) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.states == nil || now.Sub(p.at) > maxAge {
-		return false
+		return "", false
 	}
 	state, ok := p.states[endpoint]
-	return ok && state != "offline"
+	return state, ok
 }
 
 // refreshPresence reloads the endpoint states.
@@ -81,12 +88,13 @@ func (c *Controller) PresenceAt() time.Time { return c.presence.loadedAt() }
 // refuses its leg at once, the call goes to the fallback as owner_unavailable, and the
 // phone is asked about on the next call.
 func (c *Controller) EndpointsOnline(ctx context.Context, _ string, endpoints []string) ([]bool, error) {
-	return endpointsOnline(ctx, c.rest, &c.presence, c.presenceMaxAge(), endpoints)
+	return endpointsOnline(ctx, c.rest, &c.presence, c.presenceMaxAge(), endpoints, false)
 }
 
 // endpointsOnline answers EndpointsOnline from cache where it saw an endpoint online no
-// longer than maxAge ago, else from Asterisk over rest.
-func endpointsOnline(ctx context.Context, rest *restClient, cache *presenceCache, maxAge time.Duration, endpoints []string) ([]bool, error) {
+// longer than maxAge ago, else from Asterisk over rest. With trustOffline (a list loaded
+// while this call waited) an endpoint the list has offline is not asked again either.
+func endpointsOnline(ctx context.Context, rest *restClient, cache *presenceCache, maxAge time.Duration, endpoints []string, trustOffline bool) ([]bool, error) {
 	out := make([]bool, len(endpoints))
 	var firstErr error
 	now := time.Now()
@@ -96,8 +104,8 @@ func endpointsOnline(ctx context.Context, rest *restClient, cache *presenceCache
 			out[i] = true
 			continue
 		}
-		if cache.online(e, now, maxAge) {
-			out[i] = true
+		if state, ok := cache.state(e, now, maxAge); ok && (trustOffline || state != "offline") {
+			out[i] = state != "offline"
 			continue
 		}
 		state, err := rest.endpointState(ctx, tech, res)
@@ -175,23 +183,120 @@ func (p *asteriskPresence) EndpointsOnline(ctx context.Context, asterisk string,
 	if len(srcs) == 0 {
 		return nil, errNoAsterisk
 	}
-	out := make([]bool, len(endpoints))
+	if len(srcs) == 1 {
+		return srcs[0].EndpointsOnline(ctx, asterisk, endpoints)
+	}
+	// Every Asterisk at once: the slowest, not their sum, bounds the wait, and ctx (the
+	// router's deadline) bounds that.
+	type answer struct {
+		on  []bool
+		err error
+	}
+	answers := make(chan answer, len(srcs)) // a source answering late is not waited for
 	for _, src := range srcs {
-		on, err := src.EndpointsOnline(ctx, asterisk, endpoints)
-		if err != nil {
-			return nil, err // unknown on one Asterisk: the router rings every endpoint
-		}
-		for i := range min(len(out), len(on)) {
-			out[i] = out[i] || on[i]
+		go func() {
+			on, err := src.EndpointsOnline(ctx, asterisk, slices.Clone(endpoints))
+			answers <- answer{on, err}
+		}()
+	}
+	out := make([]bool, len(endpoints))
+	for range srcs {
+		select {
+		case a := <-answers:
+			if a.err != nil {
+				return nil, a.err // unknown on one Asterisk: the router rings every endpoint
+			}
+			for i := range min(len(out), len(a.on)) {
+				out[i] = out[i] || a.on[i]
+			}
+		case <-ctx.Done():
+			return nil, fmt.Errorf("phone presence: %d Asterisks asked, not all answered: %w", len(srcs), ctx.Err())
 		}
 	}
 	return out, nil
 }
 
-// restPresence answers for the endpoints of the Asterisk at the other end of rest, asking
-// it each time (the call observer's connection keeps no endpoint list).
-type restPresence struct{ rest *restClient }
+// DefaultPresenceTTL is how long the call observer's connection trusts the endpoint list
+// it loaded from its Asterisk: the controller's reconcile interval, at which the
+// controller reloads its own.
+const DefaultPresenceTTL = 2 * time.Second
 
-func (r restPresence) EndpointsOnline(ctx context.Context, _ string, endpoints []string) ([]bool, error) {
-	return endpointsOnline(ctx, r.rest, &presenceCache{}, 0, endpoints)
+// restPresence answers for the endpoints of the Asterisk at the other end of rest (the call
+// observer's connection, which runs no reconciler). Its endpoint list is kept as the
+// controller keeps its own and trusted for ttl: it is loaded by the first call that finds
+// it older (one load at a time; the calls arriving meanwhile wait for it, each no longer
+// than its context), so calls to a registered phone cost one GET /endpoints per ttl, and a
+// phone that logged out is seen offline at the latest ttl after. A phone the list has
+// offline is asked about on each call, as by the controller, so that one that has just
+// registered rings at once.
+type restPresence struct {
+	rest  *restClient
+	ttl   time.Duration
+	cache presenceCache
+
+	mu      sync.Mutex
+	loading *presenceLoad // the load under way, nil when none
+}
+
+// presenceLoad is one GET /endpoints; err is set before done is closed.
+type presenceLoad struct {
+	done chan struct{}
+	err  error
+}
+
+func newRESTPresence(rest *restClient, ttl time.Duration) *restPresence {
+	if ttl <= 0 {
+		ttl = DefaultPresenceTTL
+	}
+	return &restPresence{rest: rest, ttl: ttl}
+}
+
+func (r *restPresence) EndpointsOnline(ctx context.Context, _ string, endpoints []string) ([]bool, error) {
+	if time.Since(r.cache.loadedAt()) <= r.ttl {
+		return endpointsOnline(ctx, r.rest, &r.cache, r.ttl, endpoints, false)
+	}
+	if err := r.load(ctx); err != nil {
+		// No list: each phone is asked (an error at once when ctx is over), as by the
+		// controller before its first list.
+		return endpointsOnline(ctx, r.rest, &r.cache, r.ttl, endpoints, false)
+	}
+	return endpointsOnline(ctx, r.rest, &r.cache, r.ttl, endpoints, true)
+}
+
+// load waits until the endpoint list is loaded anew (by this call or one before it) or ctx
+// ends. The request is not the caller's: a call whose deadline passes leaves it running for
+// the calls behind it (the REST timeout bounds it).
+func (r *restPresence) load(ctx context.Context) error {
+	r.mu.Lock()
+	if time.Since(r.cache.loadedAt()) <= r.ttl { // loaded while this call waited for mu
+		r.mu.Unlock()
+		return nil
+	}
+	l := r.loading
+	if l == nil {
+		l = &presenceLoad{done: make(chan struct{})}
+		r.loading = l
+		go func() {
+			at := time.Now()
+			states, err := r.rest.endpointStates(context.WithoutCancel(ctx))
+			if err == nil {
+				r.cache.store(states, at)
+			}
+			l.err = err
+			r.mu.Lock()
+			r.loading = nil
+			r.mu.Unlock()
+			close(l.done)
+		}()
+	}
+	r.mu.Unlock()
+	select {
+	case <-l.done:
+		if l.err != nil {
+			return fmt.Errorf("list the endpoints: %w", l.err)
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
