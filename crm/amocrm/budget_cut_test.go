@@ -78,12 +78,53 @@ func spend(ctx context.Context, wg *sync.WaitGroup, s *sharedBudget, who string,
 	}
 }
 
-func waitSeen(t *testing.T, rdb *redis.Client, n int) {
+// budgetRig is one Redis database the instances of a test share, and a client to look
+// into it.
+type budgetRig struct {
+	addr string
+	db   int
+	ctl  *redis.Client
+}
+
+func newBudgetRig(t *testing.T) *budgetRig {
+	t.Helper()
+	addr, db := testrig.RedisDB(t)
+	ctl := redis.NewClient(&redis.Options{Addr: addr, DB: db})
+	t.Cleanup(func() { _ = ctl.Close() })
+	return &budgetRig{addr: addr, db: db, ctl: ctl}
+}
+
+// instance is one of instances instances on the rig's Redis, straight or through a proxy
+// the test can cut (nil when straight).
+func (r *budgetRig) instance(t *testing.T, instances int, cuttable bool) (*sharedBudget, *testrig.CutProxy) {
+	t.Helper()
+	if !cuttable {
+		return budgetOn(t, r.addr, r.db, instances), nil
+	}
+	proxy := testrig.NewCutProxy(t, r.addr)
+	return budgetOn(t, proxy.Addr(), r.db, instances), proxy
+}
+
+// waitSeen waits until n instances' heartbeats are in Redis.
+func (r *budgetRig) waitSeen(t *testing.T, n int) {
 	t.Helper()
 	testrig.WaitFor(t, 5*time.Second, "every instance's heartbeat in Redis", func() bool {
-		got, err := rdb.HLen(context.Background(), seenKeyOf(DefaultSharedBudgetKey)).Result()
+		got, err := r.ctl.HLen(context.Background(), seenKeyOf(DefaultSharedBudgetKey)).Result()
 		return err == nil && got == int64(n)
 	})
+}
+
+// burst asks s for the whole budget at once and counts the slots it gets within 300 ms.
+func burst(s *sharedBudget, p Priority) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	n := 0
+	for range DefaultRateLimit {
+		if s.wait(ctx, p) == nil {
+			n++
+		}
+	}
+	return n
 }
 
 // Two instances share the account; one is cut off from Redis while both keep spending and
@@ -92,13 +133,10 @@ func waitSeen(t *testing.T, rdb *redis.Client, n int) {
 // that share free meanwhile, and back on Redis the slots spent on its own count there.
 // (On main the cut-off instance spent its share at once while the other kept all 7.)
 func TestSharedBudgetHoldsTheRateWhileOneInstanceIsCutOff(t *testing.T) {
-	addr, db := testrig.RedisDB(t)
-	proxy := testrig.NewCutProxy(t, addr)
-	a := budgetOn(t, addr, db, 2)
-	b := budgetOn(t, proxy.Addr(), db, 2)
-	ctl := redis.NewClient(&redis.Options{Addr: addr, DB: db})
-	t.Cleanup(func() { _ = ctl.Close() })
-	waitSeen(t, ctl, 2)
+	rig := newBudgetRig(t)
+	a, _ := rig.instance(t, 2, false)
+	b, proxy := rig.instance(t, 2, true)
+	rig.waitSeen(t, 2)
 
 	var log grantLog
 	var wg sync.WaitGroup
@@ -135,13 +173,10 @@ func TestSharedBudgetHoldsTheRateWhileOneInstanceIsCutOff(t *testing.T) {
 // The peer has just taken the whole budget through Redis when the other instance is cut
 // off: the cut-off one spends its own share only once those slots have left the window.
 func TestSharedBudgetCutOffInstanceWaitsForThePeersSlots(t *testing.T) {
-	addr, db := testrig.RedisDB(t)
-	proxy := testrig.NewCutProxy(t, addr)
-	a := budgetOn(t, addr, db, 2)
-	b := budgetOn(t, proxy.Addr(), db, 2)
-	ctl := redis.NewClient(&redis.Options{Addr: addr, DB: db})
-	t.Cleanup(func() { _ = ctl.Close() })
-	waitSeen(t, ctl, 2)
+	rig := newBudgetRig(t)
+	a, _ := rig.instance(t, 2, false)
+	b, proxy := rig.instance(t, 2, true)
+	rig.waitSeen(t, 2)
 	var at []time.Time
 	for range DefaultRateLimit {
 		require.NoError(t, a.wait(context.Background(), PriorityCall))
@@ -161,12 +196,9 @@ func TestSharedBudgetCutOffInstanceWaitsForThePeersSlots(t *testing.T) {
 // With peers, a call that finds Redis gone waits for it within its deadline rather than
 // failing: a blip of Redis (here 300 ms) costs the call that long, and the lookup goes on.
 func TestSharedBudgetCallRidesOutARedisBlip(t *testing.T) {
-	addr, db := testrig.RedisDB(t)
-	proxy := testrig.NewCutProxy(t, addr)
-	b := budgetOn(t, proxy.Addr(), db, 2)
-	ctl := redis.NewClient(&redis.Options{Addr: addr, DB: db})
-	t.Cleanup(func() { _ = ctl.Close() })
-	waitSeen(t, ctl, 1)
+	rig := newBudgetRig(t)
+	b, proxy := rig.instance(t, 2, true)
+	rig.waitSeen(t, 1)
 	proxy.Cut()
 	testrig.WaitFor(t, 2*time.Second, "b knows it is cut off", b.down.Load)
 	time.AfterFunc(300*time.Millisecond, proxy.Heal)
@@ -181,9 +213,7 @@ func TestSharedBudgetCallRidesOutARedisBlip(t *testing.T) {
 // An instance alone that loses Redis mid-second falls back to the whole budget at once, but
 // counts the slots it has just taken through Redis: 7 in that second, not 14.
 func TestSharedBudgetAloneCountsWhatItTookThroughRedis(t *testing.T) {
-	addr, db := testrig.RedisDB(t)
-	proxy := testrig.NewCutProxy(t, addr)
-	s := budgetOn(t, proxy.Addr(), db, 1)
+	s, proxy := newBudgetRig(t).instance(t, 1, true)
 	var at []time.Time
 	for range DefaultRateLimit {
 		require.NoError(t, s.wait(context.Background(), PriorityCall))
@@ -204,40 +234,24 @@ func TestSharedBudgetAloneCountsWhatItTookThroughRedis(t *testing.T) {
 // A peer that stopped beating (dead, or cut off) keeps its share: the instance on Redis gets
 // the rest, 7 - 3, background work 3 of them; once the peer beats again, all 7.
 func TestSharedBudgetLeavesASilentPeersShareFree(t *testing.T) {
-	addr, db := testrig.RedisDB(t)
-	a := budgetOn(t, addr, db, 2)
-	ctl := redis.NewClient(&redis.Options{Addr: addr, DB: db})
-	t.Cleanup(func() { _ = ctl.Close() })
-	waitSeen(t, ctl, 1)
-	burst := func(p Priority) int {
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		defer cancel()
-		n := 0
-		for range DefaultRateLimit {
-			if a.wait(ctx, p) == nil {
-				n++
-			}
-		}
-		return n
-	}
-	assert.Equal(t, 3, burst(PriorityBackground), "background work: the 4 left but one, the calls' reserve shrunk with them")
-	assert.Equal(t, 1, burst(PriorityCall), "calls: the rest of the 4; the silent peer's 3 stay free")
+	rig := newBudgetRig(t)
+	a, _ := rig.instance(t, 2, false)
+	rig.waitSeen(t, 1)
+	assert.Equal(t, 3, burst(a, PriorityBackground), "background work: the 4 left but one, the calls' reserve shrunk with them")
+	assert.Equal(t, 1, burst(a, PriorityCall), "calls: the rest of the 4; the silent peer's 3 stay free")
 
-	budgetOn(t, addr, db, 2)
-	waitSeen(t, ctl, 2)
+	rig.instance(t, 2, false)
+	rig.waitSeen(t, 2)
 	time.Sleep(a.window) // the first burst's slots leave the window
-	assert.Equal(t, DefaultRateLimit, burst(PriorityCall), "both beat: the whole budget is shared")
+	assert.Equal(t, DefaultRateLimit, burst(a, PriorityCall), "both beat: the whole budget is shared")
 }
 
 // Back on Redis, an instance writes the slots it spent on its own with its first heartbeat,
 // so that the other instances count them.
 func TestSharedBudgetWritesBackWhatItSpentOnItsOwn(t *testing.T) {
-	addr, db := testrig.RedisDB(t)
-	proxy := testrig.NewCutProxy(t, addr)
-	b := budgetOn(t, proxy.Addr(), db, 2)
-	ctl := redis.NewClient(&redis.Options{Addr: addr, DB: db})
-	t.Cleanup(func() { _ = ctl.Close() })
-	waitSeen(t, ctl, 1)
+	rig := newBudgetRig(t)
+	b, proxy := rig.instance(t, 2, true)
+	rig.waitSeen(t, 1)
 	proxy.Cut()
 	testrig.WaitFor(t, 2*time.Second, "b knows it is cut off", b.down.Load)
 	for range 2 {
@@ -247,7 +261,7 @@ func TestSharedBudgetWritesBackWhatItSpentOnItsOwn(t *testing.T) {
 	}
 	proxy.Heal()
 	testrig.WaitFor(t, 3*time.Second, "b back on the shared budget", func() bool { return !b.down.Load() })
-	members, err := ctl.ZRange(context.Background(), DefaultSharedBudgetKey, 0, -1).Result()
+	members, err := rig.ctl.ZRange(context.Background(), DefaultSharedBudgetKey, 0, -1).Result()
 	require.NoError(t, err)
 	written := 0
 	for _, m := range members {
@@ -295,26 +309,13 @@ func TestSeenKeyShareTheBudgetKeysHashSlot(t *testing.T) {
 // A peer silent for reclaimAfter, while this instance has been on Redis as long, is dead or
 // has stopped spending (ownFor): its share is the others' again.
 func TestSharedBudgetReclaimsADeadPeersShare(t *testing.T) {
-	addr, db := testrig.RedisDB(t)
-	a := budgetOn(t, addr, db, 2)
+	rig := newBudgetRig(t)
+	a, _ := rig.instance(t, 2, false)
 	a.reclaimAfter = 1500 * time.Millisecond
-	ctl := redis.NewClient(&redis.Options{Addr: addr, DB: db})
-	t.Cleanup(func() { _ = ctl.Close() })
-	waitSeen(t, ctl, 1)
-	burst := func() int {
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		defer cancel()
-		n := 0
-		for range DefaultRateLimit {
-			if a.wait(ctx, PriorityCall) == nil {
-				n++
-			}
-		}
-		return n
-	}
-	assert.Equal(t, DefaultRateLimit-shareOf(DefaultRateLimit, 2), burst(), "the peer may still be spending")
+	rig.waitSeen(t, 1)
+	assert.Equal(t, DefaultRateLimit-shareOf(DefaultRateLimit, 2), burst(a, PriorityCall), "the peer may still be spending")
 	time.Sleep(a.reclaimAfter + a.window)
-	assert.Equal(t, DefaultRateLimit, burst(), "silent for reclaimAfter: its share is back")
+	assert.Equal(t, DefaultRateLimit, burst(a, PriorityCall), "silent for reclaimAfter: its share is back")
 }
 
 // Cut off while a peer may be on Redis, an instance spends its own share for ownFor, then
@@ -329,14 +330,11 @@ func TestSharedBudgetCutOffInstanceSpendsItsShareForOwnFor(t *testing.T) {
 		{"every peer cut off too", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			addr, db := testrig.RedisDB(t)
-			proxy := testrig.NewCutProxy(t, addr)
-			b := budgetOn(t, proxy.Addr(), db, 2)
+			rig := newBudgetRig(t)
+			b, proxy := rig.instance(t, 2, true)
 			b.ownFor = 2500 * time.Millisecond
 			b.peersCutOff = func() bool { return tc.peersCutOff }
-			ctl := redis.NewClient(&redis.Options{Addr: addr, DB: db})
-			t.Cleanup(func() { _ = ctl.Close() })
-			waitSeen(t, ctl, 1)
+			rig.waitSeen(t, 1)
 			proxy.Cut()
 			testrig.WaitFor(t, 2*time.Second, "b knows it is cut off", b.down.Load)
 			var log grantLog

@@ -33,26 +33,31 @@ func health(t *testing.T, base, check string) (int, bool, string) {
 	return code, c.OK, c.Detail
 }
 
-// Two instances share one Redis, each listing the other in cluster.peers. Cut off from
-// Redis while its peer still reaches it, an instance steps aside (/healthz 503, so the load
-// balancer sends calls to the peer) yet still routes a call that reaches it from amoCRM;
-// once the peer is gone too it is alone and takes calls again (200); reconnected, it is
-// back in the pool.
-func TestInstanceCutOffFromRedisStepsAsideOnlyForAPeer(t *testing.T) {
+// peerPair is two instances on one Redis database, each listing the other in
+// cluster.peers, each through a proxy the test can cut, serving their HTTP API.
+type peerPair struct {
+	a, b         *App
+	urlA, urlB   string
+	toA, toB     *testrig.CutProxy
+	stopA, stopB func()
+}
+
+func newPeerPair(t *testing.T) *peerPair {
+	t.Helper()
 	addr, db := testrig.RedisDB(t)
-	proxy := testrig.NewCutProxy(t, addr)
+	p := &peerPair{toA: testrig.NewCutProxy(t, addr), toB: testrig.NewCutProxy(t, addr)}
 	la, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	lb, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	urlA, urlB := "http://"+la.Addr().String(), "http://"+lb.Addr().String()
-
-	a, _, _ := sandboxApp(t, zerolog.Nop(), func(c *config.Config) {
-		c.Redis.Addrs, c.Redis.DB, c.Cluster.Peers, c.Queue.Consumer = []string{proxy.Addr()}, db, []string{urlB}, "a"
-	})
-	b, _, _ := sandboxApp(t, zerolog.Nop(), func(c *config.Config) {
-		c.Redis.Addrs, c.Redis.DB, c.Cluster.Peers, c.Queue.Consumer = []string{addr}, db, []string{urlA}, "b"
-	})
+	p.urlA, p.urlB = "http://"+la.Addr().String(), "http://"+lb.Addr().String()
+	instance := func(proxy *testrig.CutProxy, peer, name string) *App {
+		app, _, _ := sandboxApp(t, zerolog.Nop(), func(c *config.Config) {
+			c.Redis.Addrs, c.Redis.DB, c.Cluster.Peers, c.Queue.Consumer = []string{proxy.Addr()}, db, []string{peer}, name
+		})
+		return app
+	}
+	p.a, p.b = instance(p.toA, p.urlB, "a"), instance(p.toB, p.urlA, "b")
 	serve := func(app *App, l net.Listener) (stop func()) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
@@ -62,9 +67,18 @@ func TestInstanceCutOffFromRedisStepsAsideOnlyForAPeer(t *testing.T) {
 		t.Cleanup(stop)
 		return stop
 	}
-	serve(a, la)
-	stopB := serve(b, lb)
+	p.stopA, p.stopB = serve(p.a, la), serve(p.b, lb)
+	return p
+}
 
+// Two instances share one Redis, each listing the other in cluster.peers. Cut off from
+// Redis while its peer still reaches it, an instance steps aside (/healthz 503, so the load
+// balancer sends calls to the peer) yet still routes a call that reaches it from amoCRM;
+// once the peer is gone too it is alone and takes calls again (200); reconnected, it is
+// back in the pool.
+func TestInstanceCutOffFromRedisStepsAsideOnlyForAPeer(t *testing.T) {
+	pair := newPeerPair(t)
+	a, proxy, urlA, urlB, stopB := pair.a, pair.toA, pair.urlA, pair.urlB, pair.stopB
 	for _, u := range []string{urlA, urlB} {
 		code, ok, detail := health(t, u, "cluster")
 		assert.Equal(t, http.StatusOK, code)
@@ -106,28 +120,8 @@ func TestInstanceCutOffFromRedisStepsAsideOnlyForAPeer(t *testing.T) {
 // /healthz that they are cut off too, which lets it keep spending its own share of the
 // amoCRM budget past the first seconds; one peer back on Redis ends that.
 func TestInstancesLearnThatEveryPeerIsCutOffToo(t *testing.T) {
-	addr, db := testrig.RedisDB(t)
-	proxyA, proxyB := testrig.NewCutProxy(t, addr), testrig.NewCutProxy(t, addr)
-	la, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	lb, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	urlA, urlB := "http://"+la.Addr().String(), "http://"+lb.Addr().String()
-	a, _, _ := sandboxApp(t, zerolog.Nop(), func(c *config.Config) {
-		c.Redis.Addrs, c.Redis.DB, c.Cluster.Peers, c.Queue.Consumer = []string{proxyA.Addr()}, db, []string{urlB}, "a"
-	})
-	b, _, _ := sandboxApp(t, zerolog.Nop(), func(c *config.Config) {
-		c.Redis.Addrs, c.Redis.DB, c.Cluster.Peers, c.Queue.Consumer = []string{proxyB.Addr()}, db, []string{urlA}, "b"
-	})
-	for _, s := range []struct {
-		app *App
-		l   net.Listener
-	}{{a, la}, {b, lb}} {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- s.app.Serve(ctx, s.l) }()
-		t.Cleanup(func() { cancel(); assert.NoError(t, <-done) })
-	}
+	pair := newPeerPair(t)
+	a, proxyA, proxyB := pair.a, pair.toA, pair.toB
 	require.NotNil(t, a.cluster)
 	assert.False(t, a.cluster.peersCutOff(), "both on Redis")
 
