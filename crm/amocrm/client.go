@@ -47,6 +47,14 @@ func (c *Client) Requests() (call, background int64) {
 	return c.sentCall.Load(), c.sentBackground.Load()
 }
 
+// Close stops the shared budget's heartbeats (Options.SharedBudget): peers then count this
+// instance as gone and take its share. Requests after Close spend the budget on their own.
+func (c *Client) Close() {
+	if c.shared != nil {
+		c.shared.close()
+	}
+}
+
 // RateLimit is the account's budget in requests per window (amoCRM: 7 a second).
 func (c *Client) RateLimit() int { return c.limiter.n }
 
@@ -71,7 +79,7 @@ func New(opts Options) (*Client, error) {
 	}
 	c.batches = newCollector(c)
 	if o.SharedBudget != nil {
-		c.shared = newSharedBudget(o.SharedBudget, o.SharedBudgetKey, o.Instances, c.limiter, c.log)
+		c.shared = newSharedBudget(o.SharedBudget, o.SharedBudgetKey, o.Instances, o.PeersCutOff, c.limiter, c.log)
 	}
 	if o.OAuth != nil {
 		src, err := loadOAuth(*o.OAuth)

@@ -31,6 +31,7 @@ func newClient(t *testing.T, baseURL string, edit func(*Options)) *Client {
 	}
 	c, err := New(o)
 	require.NoError(t, err)
+	t.Cleanup(c.Close)
 	c.backoff, c.backoffMax = 5*time.Millisecond, 40*time.Millisecond
 	return c
 }

@@ -203,6 +203,40 @@ func (l *limiter) prune(now time.Time) {
 	}
 }
 
+// take hands out a slot without waiting, for a caller that orders it with work of its
+// own (the shared budget's fallback): a call reserves the next free slot, even a future
+// one, unless it lies further than maxWait ahead (negative: no bound); another class takes
+// a slot only if one is free now. When nothing is taken it says how long to wait before
+// looking again. Cards do not make background work stand back here.
+func (l *limiter) take(now time.Time, p Priority, maxWait time.Duration) (slot time.Time, taken bool, again time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if p == PriorityCall {
+		slot = l.nextWithin(now, l.n)
+		if d := slot.Sub(now); maxWait >= 0 && d > maxWait {
+			return slot, false, d
+		}
+		l.grants = append(l.grants, slot)
+		return slot, true, 0
+	}
+	slot = l.nextWithin(now, l.limitOf(p))
+	if slot.After(now) {
+		return slot, false, max(slot.Sub(now), time.Millisecond)
+	}
+	l.grants = append(l.grants, now)
+	return now, true, 0
+}
+
+// record counts a slot handed out elsewhere (the shared budget in Redis) in this limiter's
+// windows, so that it still counts when this limiter serves on its own.
+func (l *limiter) record(slot time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.prune(time.Now())
+	i, _ := slices.BinarySearchFunc(l.grants, slot, func(a, b time.Time) int { return a.Compare(b) })
+	l.grants = slices.Insert(l.grants, i, slot)
+}
+
 // release gives back the slot of a call that stopped waiting. Removing a grant keeps the
 // list ascending and every window within n, and lets the next request have the capacity.
 func (l *limiter) release(slot time.Time) {

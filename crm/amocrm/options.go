@@ -56,11 +56,15 @@ type Options struct {
 	// SharedBudgetKey is the Redis key of the shared budget; default
 	// DefaultSharedBudgetKey. Instances of one account must use the same key.
 	SharedBudgetKey string
-	// Instances is how many crmlink instances share the budget: while SharedBudget does not
-	// answer, this one spends RateLimit/Instances (at least one request per window), so
-	// instances cut off from Redis together keep within the account's budget. 0 or 1: alone,
-	// the whole budget.
+	// Instances is how many crmlink instances share the budget: each owns RateLimit/Instances
+	// (at least one request per window), which it spends on its own while SharedBudget does
+	// not answer and the others leave free meanwhile (budget_shared.go). 0 or 1: alone, the
+	// whole budget.
 	Instances int
+	// PeersCutOff reports whether every other instance said moments ago that it cannot
+	// reach SharedBudget either: an instance cut off for longer than ownFor (10 s) keeps
+	// spending its share only while this holds. Nil: never.
+	PeersCutOff func() bool
 	// MaxRetries bounds the retries after a 429 when the context has no deadline; with a
 	// deadline the client retries while the next attempt still fits in it. Default 4.
 	MaxRetries int

@@ -113,6 +113,9 @@ func (p *App) Close() {
 			p.log.Error().Err(err).Msg("closing the event queue")
 		}
 	}
+	if p.crm != nil {
+		p.crm.Close()
+	}
 	if p.redis != nil {
 		_ = p.redis.Close()
 	}
@@ -156,7 +159,11 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 		opts.Cache = routing.NewMemoryCache(0, nil)
 	}
 	if cfg.AmoCRM.Configured() {
-		c, err := newAmoCRM(cfg, p.redis, log)
+		var peersCutOff func() bool
+		if p.cluster != nil {
+			peersCutOff = p.cluster.peersCutOff
+		}
+		c, err := newAmoCRM(cfg, p.redis, peersCutOff, log)
 		if err != nil {
 			p.Close()
 			return nil, err
@@ -324,7 +331,7 @@ func allowedNetworks(key string, networks []string) ([]netip.Prefix, error) {
 
 // newAmoCRM builds the amoCRM client of a configuration with an account. With Redis the
 // account's budget (7 requests a second) is shared by every instance on that Redis.
-func newAmoCRM(cfg *config.Config, rdb redis.UniversalClient, log zerolog.Logger) (*amocrm.Client, error) {
+func newAmoCRM(cfg *config.Config, rdb redis.UniversalClient, peersCutOff func() bool, log zerolog.Logger) (*amocrm.Client, error) {
 	ao := amocrm.Options{
 		BaseURL:        cfg.AmoCRM.BaseURL,
 		Token:          cfg.AmoCRM.Token,
@@ -335,7 +342,8 @@ func newAmoCRM(cfg *config.Config, rdb redis.UniversalClient, log zerolog.Logger
 		Logger:         log,
 		SharedBudget:   rdb,
 		// Without Redis each instance spends its share (cluster.peers lists the others).
-		Instances: 1 + len(cfg.Cluster.Peers),
+		Instances:   1 + len(cfg.Cluster.Peers),
+		PeersCutOff: peersCutOff,
 	}
 	if o := cfg.AmoCRM.OAuth; o.ClientID != "" {
 		tf := o.TokenFile

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -27,6 +28,9 @@ const (
 	// Sentinel failover cuts every instance off for a second or two, and the one that
 	// reconnects first must not make the others leave the pool meanwhile.
 	stepAsideAfter = time.Second
+	// peersCutOffFresh is how long a look that found every peer cut off from Redis too
+	// stands: about two looks, each waiting for the slowest peer.
+	peersCutOffFresh = 2 * (clusterEvery + clusterPeerTimeout)
 )
 
 // stepAside decides whether this instance should take calls, for /healthz: an instance
@@ -47,6 +51,8 @@ type stepAside struct {
 	why   string
 	// failingSince is when the pings started failing; zero while Redis answers.
 	failingSince time.Time
+	// allCutOffAt (unix ns) is the last look at which every peer said it is cut off too.
+	allCutOffAt atomic.Int64
 }
 
 func newStepAside(rdb redis.UniversalClient, peers []string, log zerolog.Logger) *stepAside {
@@ -84,39 +90,55 @@ func (s *stepAside) look(ctx context.Context) {
 	if s.failingSince.IsZero() {
 		s.failingSince = time.Now()
 	}
+	peer, allCutOff := s.survey(ctx)
+	if allCutOff {
+		s.allCutOffAt.Store(time.Now().UnixNano())
+	}
 	if time.Since(s.failingSince) < stepAsideAfter {
 		return
 	}
-	if peer := s.peerWithRedis(ctx); peer != "" {
+	if peer != "" {
 		s.set(true, fmt.Sprintf("cut off from Redis (%v) while peer %s reaches it: stepping aside for it", err, peer))
 		return
 	}
 	s.set(false, fmt.Sprintf("cut off from Redis (%v) and no peer reaches it: routing from amoCRM alone", err))
 }
 
-// peerWithRedis is the first peer that answers with Redis connected, "" when none does.
-func (s *stepAside) peerWithRedis(ctx context.Context) string {
-	found := make(chan string, len(s.peers))
-	var wg sync.WaitGroup
-	for _, p := range s.peers {
-		wg.Go(func() {
-			if s.peerHasRedis(ctx, p) {
-				found <- p
-			}
-		})
+// survey asks every peer's /healthz at once: a peer that answers with Redis connected ("",
+// none), and whether every peer answered that it is cut off from Redis too.
+func (s *stepAside) survey(ctx context.Context) (withRedis string, allCutOff bool) {
+	type answer struct {
+		peer            string
+		answered, redis bool
 	}
-	go func() { wg.Wait(); close(found) }()
-	return <-found
+	answers := make(chan answer, len(s.peers))
+	for _, p := range s.peers {
+		go func() {
+			answered, redis := s.peerState(ctx, p)
+			answers <- answer{p, answered, redis}
+		}()
+	}
+	allCutOff = true
+	for range s.peers {
+		a := <-answers
+		if a.redis && withRedis == "" {
+			withRedis = a.peer
+		}
+		allCutOff = allCutOff && a.answered && !a.redis
+	}
+	return withRedis, allCutOff
 }
 
-func (s *stepAside) peerHasRedis(ctx context.Context, peer string) bool {
+// peerState asks one peer's /healthz whether it answers and reaches Redis. A peer that is
+// stepping aside itself (503) takes no calls either: it does not count as reaching Redis.
+func (s *stepAside) peerState(ctx context.Context, peer string) (answered, redis bool) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(peer, "/")+"/healthz", nil)
 	if err != nil {
-		return false
+		return false, false
 	}
 	resp, err := s.http.Do(req)
 	if err != nil {
-		return false
+		return false, false
 	}
 	defer resp.Body.Close()
 	var h struct {
@@ -125,10 +147,21 @@ func (s *stepAside) peerHasRedis(ctx context.Context, peer string) bool {
 		} `json:"checks"`
 	}
 	if json.NewDecoder(resp.Body).Decode(&h) != nil {
-		return false
+		return false, false
 	}
-	// A peer that is stepping aside itself (503) takes no calls either.
-	return resp.StatusCode == http.StatusOK && h.Checks["redis"].OK
+	redisCheck, ok := h.Checks["redis"]
+	if !ok {
+		return false, false
+	}
+	return true, resp.StatusCode == http.StatusOK && redisCheck.OK
+}
+
+// peersCutOff reports whether, at one of the last looks (peersCutOffFresh), every peer
+// answered that it cannot reach Redis either: none of them spends the amoCRM budget
+// through Redis, so this instance may keep spending its own share (amocrm.Options).
+func (s *stepAside) peersCutOff() bool {
+	at := s.allCutOffAt.Load()
+	return at != 0 && time.Since(time.Unix(0, at)) < peersCutOffFresh
 }
 
 func (s *stepAside) set(aside bool, why string) {

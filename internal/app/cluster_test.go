@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -18,61 +17,6 @@ import (
 	"github.com/crmlink/crmlink/internal/testrig"
 	"github.com/crmlink/crmlink/routing"
 )
-
-// cuttable is a TCP proxy to Redis that the test can cut, as a network partition would.
-type cuttable struct {
-	l      net.Listener
-	target string
-	mu     sync.Mutex
-	conns  []net.Conn
-	cut    bool
-}
-
-func newCuttable(t *testing.T, target string) *cuttable {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	p := &cuttable{l: l, target: target}
-	t.Cleanup(func() { l.Close(); p.setCut(true) })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			if p.cut {
-				p.mu.Unlock()
-				c.Close()
-				continue
-			}
-			u, err := net.Dial("tcp", target)
-			if err != nil {
-				p.mu.Unlock()
-				c.Close()
-				continue
-			}
-			p.conns = append(p.conns, c, u)
-			p.mu.Unlock()
-			go func() { _, _ = io.Copy(u, c); u.Close() }()
-			go func() { _, _ = io.Copy(c, u); c.Close() }()
-		}
-	}()
-	return p
-}
-
-func (p *cuttable) addr() string { return p.l.Addr().String() }
-
-func (p *cuttable) setCut(cut bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cut = cut
-	if cut {
-		for _, c := range p.conns {
-			c.Close()
-		}
-		p.conns = nil
-	}
-}
 
 // health is /healthz's status code and the detail of one check.
 func health(t *testing.T, base, check string) (int, bool, string) {
@@ -89,26 +33,31 @@ func health(t *testing.T, base, check string) (int, bool, string) {
 	return code, c.OK, c.Detail
 }
 
-// Two instances share one Redis, each listing the other in cluster.peers. Cut off from
-// Redis while its peer still reaches it, an instance steps aside (/healthz 503, so the load
-// balancer sends calls to the peer) yet still routes a call that reaches it from amoCRM;
-// once the peer is gone too it is alone and takes calls again (200); reconnected, it is
-// back in the pool.
-func TestInstanceCutOffFromRedisStepsAsideOnlyForAPeer(t *testing.T) {
+// peerPair is two instances on one Redis database, each listing the other in
+// cluster.peers, each through a proxy the test can cut, serving their HTTP API.
+type peerPair struct {
+	a, b         *App
+	urlA, urlB   string
+	toA, toB     *testrig.CutProxy
+	stopA, stopB func()
+}
+
+func newPeerPair(t *testing.T) *peerPair {
+	t.Helper()
 	addr, db := testrig.RedisDB(t)
-	proxy := newCuttable(t, addr)
+	p := &peerPair{toA: testrig.NewCutProxy(t, addr), toB: testrig.NewCutProxy(t, addr)}
 	la, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	lb, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	urlA, urlB := "http://"+la.Addr().String(), "http://"+lb.Addr().String()
-
-	a, _, _ := sandboxApp(t, zerolog.Nop(), func(c *config.Config) {
-		c.Redis.Addrs, c.Redis.DB, c.Cluster.Peers, c.Queue.Consumer = []string{proxy.addr()}, db, []string{urlB}, "a"
-	})
-	b, _, _ := sandboxApp(t, zerolog.Nop(), func(c *config.Config) {
-		c.Redis.Addrs, c.Redis.DB, c.Cluster.Peers, c.Queue.Consumer = []string{addr}, db, []string{urlA}, "b"
-	})
+	p.urlA, p.urlB = "http://"+la.Addr().String(), "http://"+lb.Addr().String()
+	instance := func(proxy *testrig.CutProxy, peer, name string) *App {
+		app, _, _ := sandboxApp(t, zerolog.Nop(), func(c *config.Config) {
+			c.Redis.Addrs, c.Redis.DB, c.Cluster.Peers, c.Queue.Consumer = []string{proxy.Addr()}, db, []string{peer}, name
+		})
+		return app
+	}
+	p.a, p.b = instance(p.toA, p.urlB, "a"), instance(p.toB, p.urlA, "b")
 	serve := func(app *App, l net.Listener) (stop func()) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
@@ -118,16 +67,25 @@ func TestInstanceCutOffFromRedisStepsAsideOnlyForAPeer(t *testing.T) {
 		t.Cleanup(stop)
 		return stop
 	}
-	serve(a, la)
-	stopB := serve(b, lb)
+	p.stopA, p.stopB = serve(p.a, la), serve(p.b, lb)
+	return p
+}
 
+// Two instances share one Redis, each listing the other in cluster.peers. Cut off from
+// Redis while its peer still reaches it, an instance steps aside (/healthz 503, so the load
+// balancer sends calls to the peer) yet still routes a call that reaches it from amoCRM;
+// once the peer is gone too it is alone and takes calls again (200); reconnected, it is
+// back in the pool.
+func TestInstanceCutOffFromRedisStepsAsideOnlyForAPeer(t *testing.T) {
+	pair := newPeerPair(t)
+	a, proxy, urlA, urlB, stopB := pair.a, pair.toA, pair.urlA, pair.urlB, pair.stopB
 	for _, u := range []string{urlA, urlB} {
 		code, ok, detail := health(t, u, "cluster")
 		assert.Equal(t, http.StatusOK, code)
 		assert.True(t, ok, detail)
 	}
 
-	proxy.setCut(true)
+	proxy.Cut()
 	cut := time.Now()
 	testrig.WaitFor(t, 3500*time.Millisecond, "the cut-off instance to step aside", func() bool {
 		code, _, _ := health(t, urlA, "cluster")
@@ -151,9 +109,29 @@ func TestInstanceCutOffFromRedisStepsAsideOnlyForAPeer(t *testing.T) {
 	_, _, detail = health(t, urlA, "cluster")
 	assert.Contains(t, detail, "no peer reaches it: routing from amoCRM alone")
 
-	proxy.setCut(false)
+	proxy.Heal()
 	testrig.WaitFor(t, 3*time.Second, "Redis connected again", func() bool {
 		_, _, detail := health(t, urlA, "cluster")
 		return detail == "Redis connected"
 	})
+}
+
+// Every instance cut off from Redis (its master down for all): each learns from the others'
+// /healthz that they are cut off too, which lets it keep spending its own share of the
+// amoCRM budget past the first seconds; one peer back on Redis ends that.
+func TestInstancesLearnThatEveryPeerIsCutOffToo(t *testing.T) {
+	pair := newPeerPair(t)
+	a, proxyA, proxyB := pair.a, pair.toA, pair.toB
+	require.NotNil(t, a.cluster)
+	assert.False(t, a.cluster.peersCutOff(), "both on Redis")
+
+	proxyA.Cut()
+	time.Sleep(3 * clusterEvery)
+	assert.False(t, a.cluster.peersCutOff(), "a alone cut off: its peer reaches Redis")
+
+	proxyB.Cut()
+	testrig.WaitFor(t, 5*time.Second, "a learns that b is cut off too", a.cluster.peersCutOff)
+
+	proxyB.Heal()
+	testrig.WaitFor(t, peersCutOffFresh+3*time.Second, "a learns that b is back on Redis", func() bool { return !a.cluster.peersCutOff() })
 }

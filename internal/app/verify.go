@@ -23,7 +23,7 @@ func VerifyOnline(ctx context.Context, cfg *config.Config) (problems []string, c
 	if !cfg.AmoCRM.Configured() {
 		return nil, "nothing to ask: amocrm.base_url is empty", nil
 	}
-	c, err := newAmoCRM(cfg, nil, zerolog.Nop())
+	c, err := newAmoCRM(cfg, nil, nil, zerolog.Nop())
 	if err != nil {
 		return nil, "", err
 	}
