@@ -111,8 +111,8 @@ func TestRedisEventRunningElsewhereIsLeftAlone(t *testing.T) {
 func TestRedisConsumerCutOffStopsBeforeItsEventIsClaimed(t *testing.T) {
 	addr, db := testrig.RedisDB(t)
 	stream := testStream(t)
-	link := testrig.NewLink(t, addr)
-	viaLink := redis.NewClient(&redis.Options{Addr: link.Addr, DB: db, MaxRetries: -1, ContextTimeoutEnabled: true})
+	link := testrig.NewCutProxy(t, addr)
+	viaLink := redis.NewClient(&redis.Options{Addr: link.Addr(), DB: db, MaxRetries: -1, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = viaLink.Close() })
 	direct := redis.NewClient(&redis.Options{Addr: addr, DB: db})
 	t.Cleanup(func() { _ = direct.Close() })
@@ -145,7 +145,7 @@ func TestRedisConsumerCutOffStopsBeforeItsEventIsClaimed(t *testing.T) {
 	assert.Equal(t, []string{"a", "b"}, o.handlers())
 	stopped, _ := aStopped.Load().(error)
 	assert.ErrorIs(t, stopped, errLeaseLost, "a's handler was stopped by its lease running out")
-	link.Close() // a's blocked read ends now, not 10 s after its block ran out
+	link.Heal() // a's blocked read ends now (its connection closed), not 10 s after its block ran out
 }
 
 // With WaitReplicas an event's lease counts only once the replicas hold it: a master

@@ -75,44 +75,15 @@ func (p *RedisPair) Failover() string {
 	return p.Replica
 }
 
-// Link is a TCP proxy to a Redis server that a test can cut: a client connected through
-// Addr then gets no answers, as from a server that went away without closing connections.
-type Link struct {
-	Addr string
-	l    *heldLink
-}
-
-// NewLink proxies to the server at addr until the test ends.
-func NewLink(t testing.TB, addr string) *Link {
-	t.Helper()
-	l, err := newHeldLink(addr)
-	if err != nil {
-		t.Fatalf("testrig: link to %s: %v", addr, err)
-	}
-	t.Cleanup(l.close)
-	return &Link{Addr: l.addr, l: l}
-}
-
-// Cut drops every byte either way from now on; connections stay open.
-func (k *Link) Cut() {
-	k.l.mu.Lock()
-	k.l.held, k.l.cut = true, true
-	k.l.mu.Unlock()
-}
-
-// Close closes every connection through the link and takes no more: a client sees the
-// server go away.
-func (k *Link) Close() { k.l.close() }
-
 // heldLink is a TCP proxy to a server whose server-to-client direction can be held
-// (dropped), or both directions cut.
+// (dropped).
 type heldLink struct {
 	addr string
 	ln   net.Listener
 
-	mu        sync.Mutex
-	held, cut bool
-	conns     []net.Conn
+	mu    sync.Mutex
+	held  bool
+	conns []net.Conn
 }
 
 func newHeldLink(master string) (*heldLink, error) {
@@ -143,14 +114,14 @@ func newHeldLink(master string) (*heldLink, error) {
 }
 
 // pipe copies from src to dst; fromMaster (server) bytes are dropped while the link is
-// held (the replica never gets them: the master dies before sending them), all while cut.
+// held (the replica never gets them: the master dies before sending them).
 func (l *heldLink) pipe(dst, src net.Conn, fromMaster bool) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
 			l.mu.Lock()
-			drop := fromMaster && l.held || l.cut
+			drop := fromMaster && l.held
 			l.mu.Unlock()
 			if !drop {
 				if _, werr := dst.Write(buf[:n]); werr != nil {
