@@ -355,3 +355,21 @@ func TestSharedBudgetCutOffInstanceSpendsItsShareForOwnFor(t *testing.T) {
 		})
 	}
 }
+
+// A Redis that refuses writes (a master waiting for its replicas at start, min-replicas-to-write)
+// has run nothing: an instance spends its own share at once, and a call is served within its
+// deadline.
+func TestSharedBudgetServesCallsWhileRedisRefusesWrites(t *testing.T) {
+	addr := testrig.PrivateRedis(t, "--min-replicas-to-write", "1")
+	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { _ = rdb.Close() })
+	s := newBudget(t, rdb, 2, newLimiter(rateWindow(DefaultRateLimit, DefaultRateMargin)).reserveForCalls(2))
+	for i := range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+		start := time.Now()
+		require.NoError(t, s.wait(ctx, PriorityCall), "call %d", i)
+		cancel()
+		assert.Less(t, time.Since(start), 300*time.Millisecond, "call %d", i)
+	}
+	assert.True(t, s.down.Load())
+}

@@ -342,6 +342,11 @@ func (s *sharedBudget) waitOwn(ctx context.Context, p Priority, announce func())
 			return nil
 		}
 		gated := !taken && now.Before(from)
+		if gated {
+			// Look again each heartbeat: a heartbeat in flight when the gate was read
+			// may turn out never to have reached Redis, which moves the gate back.
+			again = min(again, heartbeatEvery)
+		}
 		if !taken && !gated {
 			if err := fitsDeadline(ctx, again); err != nil {
 				return err
