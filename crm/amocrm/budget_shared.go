@@ -23,9 +23,11 @@ const DefaultSharedBudgetKey = "{crmlink:amocrm}:budget"
 const (
 	// sharedBudgetTimeout bounds one look at the shared budget and one heartbeat.
 	sharedBudgetTimeout = 150 * time.Millisecond
-	// sharedBudgetCallTimeout is that bound for a call-path request: the caller is waiting
-	// for the routing answer, and a Redis slower than this (a LAN round trip is well under
-	// a millisecond) costs the call less than the lookup itself.
+	// sharedBudgetCallTimeout is that bound for a call-path request of an instance alone:
+	// the caller is waiting for the routing answer, and a Redis slower than this (a LAN
+	// round trip is well under a millisecond) costs the call less than the lookup itself,
+	// since the instance's own limiter serves at once. With peers a call waits longer
+	// (sharedBudgetTimeout, then the gate or Redis coming back, within its deadline).
 	sharedBudgetCallTimeout = 25 * time.Millisecond
 	// heartbeatEvery is how often an instance tells Redis it spends the budget there, and,
 	// while Redis does not answer, how often it looks whether it answers again.
@@ -52,6 +54,10 @@ const (
 	// peersCutOffEvery is how often a cut-off instance past ownFor asks whether its peers
 	// are cut off too.
 	peersCutOffEvery = 250 * time.Millisecond
+	// reserveAhead is how far ahead a call may reserve a slot; one further off looks again
+	// later. It bounds how long the slots taken while an instance counted stay in the
+	// future, and so the gate before its own share.
+	reserveAhead = 250 * time.Millisecond
 )
 
 // sharedBudget is the limiter's algorithm run inside Redis, so that every crmlink instance
@@ -66,16 +72,17 @@ const (
 // every heartbeatEvery; a heartbeat that arrives late is refused by the script, so an
 // instance knows the latest moment Redis can have seen it (seenUntil). The shared budget
 // hands out n minus the share of every instance not seen for aliveFor. A cut-off instance
-// starts spending its share only at seenUntil + aliveFor + window: by then the others
-// count it as cut off, and the slots they took while it still counted have left every
-// window. So the account sees at most n in any window in every split: all on Redis
+// starts spending its share only at seenUntil + aliveFor + reserveAhead + window: by then
+// the others count it as cut off, and the slots they took while it still counted (none
+// further ahead than reserveAhead) have left every window. While cut off it writes to
+// Redis only to see whether Redis takes writes again (probeWrite), so its gate stays put. So the account sees at most n in any window in every split: all on Redis
 // (n through Redis), some cut off (n - their shares through Redis, a share each on their
 // own), all cut off (a share each). Back on Redis, an instance first writes the slots it
 // spent on its own into the shared budget with its heartbeat. A cut-off instance spends
 // its share for ownFor, and past it only while every peer says it is cut off too
 // (PeersCutOff: Redis down for all), so a peer silent for reclaimAfter, while this instance
 // has been on Redis as long, is dead or spends nothing, and its share is the others' again.
-// The price: a cut-off instance has no amoCRM request for about 1.7 s after its last
+// The price: a cut-off instance has no amoCRM request for about 2 s after its last
 // heartbeat, and while a peer is dead the others share n minus its share for reclaimAfter.
 //
 // An instance alone (Instances 1) has nobody to wait for: it falls back at once to its own
@@ -163,6 +170,12 @@ func seenKeyOf(key string) string {
 func (s *sharedBudget) close() {
 	s.stop()
 	<-s.done
+	// Stopped for good: the peers may take this instance's share back at once (a peer on
+	// Redis for reclaimAfter holds the share of instances seen lately, and this one is no
+	// longer among them).
+	ctx, cancel := context.WithTimeout(context.Background(), sharedBudgetTimeout)
+	defer cancel()
+	_ = s.rdb.HDel(ctx, s.seenKey, s.id).Err()
 }
 
 // heartbeatScript tells Redis this instance spends the budget there, and writes the slots it
@@ -283,6 +296,9 @@ func (s *sharedBudget) wait(ctx context.Context, p Priority) error {
 			if err := fitsDeadline(ctx, wait); err != nil {
 				return err
 			}
+			if p == PriorityCall { // reserve once the slot is within reserveAhead
+				wait -= reserveAhead
+			}
 			wait = max(wait, time.Millisecond)
 		}
 		announce()
@@ -327,9 +343,9 @@ func (s *sharedBudget) waitOwn(ctx context.Context, p Priority, announce func())
 		} else if !now.Before(until) && !s.peersCutOffNow() {
 			from, again = now.Add(peersCutOffEvery), peersCutOffEvery // spent while a peer may count it gone
 		} else {
-			maxWait := time.Duration(-1)
+			maxWait := reserveAhead
 			if dl, ok := ctx.Deadline(); ok {
-				maxWait = max(time.Until(dl), 0)
+				maxWait = min(max(time.Until(dl), 0), maxWait)
 			}
 			slot, taken, again = s.fallback.take(now, p, maxWait)
 			if taken {
@@ -350,6 +366,9 @@ func (s *sharedBudget) waitOwn(ctx context.Context, p Priority, announce func())
 		if !taken && !gated {
 			if err := fitsDeadline(ctx, again); err != nil {
 				return err
+			}
+			if p == PriorityCall {
+				again -= reserveAhead
 			}
 		}
 		announce()
@@ -402,7 +421,7 @@ func (s *sharedBudget) ownFrom() time.Time {
 	if s.instances <= 1 {
 		return time.Time{}
 	}
-	return time.Unix(0, s.seenUntil.Load()).Add(aliveFor + s.window)
+	return time.Unix(0, s.seenUntil.Load()).Add(aliveFor + reserveAhead + s.window)
 }
 
 // ownUntil is when an instance cut off from Redis stops spending its own share unless its
@@ -440,8 +459,11 @@ func (s *sharedBudget) take(ctx context.Context, p Priority, member string) (boo
 	if p == PriorityCall {
 		call = "1"
 	}
+	if p == PriorityCall {
+		maxWait = reserveAhead.Milliseconds()
+	}
 	if dl, ok := ctx.Deadline(); ok {
-		maxWait = max(time.Until(dl).Milliseconds(), 0)
+		maxWait = min(max(time.Until(dl).Milliseconds(), 0), max(maxWait, 0))
 	}
 	timeout := sharedBudgetTimeout
 	if p == PriorityCall && s.instances <= 1 {
@@ -507,6 +529,15 @@ func (s *sharedBudget) beat(ctx context.Context) (closed bool) {
 			return errors.Is(err, redis.ErrClosed)
 		}
 	}
+	if down {
+		// A heartbeat sent while Redis refuses writes can run out its time in retries
+		// (go-redis retries NOREPLICAS, READONLY, LOADING), and one that may have run
+		// moves the own share's gate on: first a write no peer reads shows that Redis
+		// takes writes again.
+		if err := s.probeWrite(ctx); err != nil {
+			return errors.Is(err, redis.ErrClosed)
+		}
+	}
 	var spent []time.Time
 	if down {
 		// mu is held through the heartbeat: every slot spent on this instance's own
@@ -557,6 +588,14 @@ func (s *sharedBudget) beat(ctx context.Context) (closed bool) {
 		s.log.Info().Msg("amoCRM budget: Redis answers again; the instances share the budget again")
 	}
 	return false
+}
+
+// probeWrite writes a key of this instance's own (one hash slot with the budget) that
+// nobody reads: whether Redis takes writes, without telling the peers anything.
+func (s *sharedBudget) probeWrite(ctx context.Context) error {
+	rctx, cancel := context.WithTimeout(ctx, sharedBudgetTimeout)
+	defer cancel()
+	return s.rdb.Set(rctx, s.seenKey+":probe:"+s.id, 1, time.Second).Err()
 }
 
 // syncClock measures Redis's clock against ours with TIME.

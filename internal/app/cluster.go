@@ -108,20 +108,21 @@ func (s *stepAside) look(ctx context.Context) {
 // none), and whether every peer answered that it is cut off from Redis too.
 func (s *stepAside) survey(ctx context.Context) (withRedis string, allCutOff bool) {
 	type answer struct {
-		peer            string
-		answered, redis bool
+		peer                        string
+		answered, redis, takesCalls bool
 	}
 	answers := make(chan answer, len(s.peers))
 	for _, p := range s.peers {
 		go func() {
-			answered, redis := s.peerState(ctx, p)
-			answers <- answer{p, answered, redis}
+			a := answer{peer: p}
+			a.answered, a.redis, a.takesCalls = s.peerState(ctx, p)
+			answers <- a
 		}()
 	}
 	allCutOff = true
 	for range s.peers {
 		a := <-answers
-		if a.redis && withRedis == "" {
+		if a.takesCalls && withRedis == "" {
 			withRedis = a.peer
 		}
 		allCutOff = allCutOff && a.answered && !a.redis
@@ -129,16 +130,18 @@ func (s *stepAside) survey(ctx context.Context) (withRedis string, allCutOff boo
 	return withRedis, allCutOff
 }
 
-// peerState asks one peer's /healthz whether it answers and reaches Redis. A peer that is
-// stepping aside itself (503) takes no calls either: it does not count as reaching Redis.
-func (s *stepAside) peerState(ctx context.Context, peer string) (answered, redis bool) {
+// peerState asks one peer's /healthz whether it answers, whether it reaches Redis (its
+// redis check, whatever the status: a peer with Redis but without Asterisk still spends
+// through Redis), and whether it takes calls with Redis (200: a peer stepping aside itself
+// takes no calls either).
+func (s *stepAside) peerState(ctx context.Context, peer string) (answered, redis, takesCalls bool) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(peer, "/")+"/healthz", nil)
 	if err != nil {
-		return false, false
+		return false, false, false
 	}
 	resp, err := s.http.Do(req)
 	if err != nil {
-		return false, false
+		return false, false, false
 	}
 	defer resp.Body.Close()
 	var h struct {
@@ -147,13 +150,13 @@ func (s *stepAside) peerState(ctx context.Context, peer string) (answered, redis
 		} `json:"checks"`
 	}
 	if json.NewDecoder(resp.Body).Decode(&h) != nil {
-		return false, false
+		return false, false, false
 	}
 	redisCheck, ok := h.Checks["redis"]
 	if !ok {
-		return false, false
+		return false, false, false
 	}
-	return true, resp.StatusCode == http.StatusOK && redisCheck.OK
+	return true, redisCheck.OK, redisCheck.OK && resp.StatusCode == http.StatusOK
 }
 
 // peersCutOff reports whether, at one of the last looks (peersCutOffFresh), every peer

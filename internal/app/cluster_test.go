@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -126,7 +127,10 @@ func TestInstancesLearnThatEveryPeerIsCutOffToo(t *testing.T) {
 	assert.False(t, a.cluster.peersCutOff(), "both on Redis")
 
 	proxyA.Cut()
-	time.Sleep(3 * clusterEvery)
+	testrig.WaitFor(t, 5*time.Second, "a steps aside: its survey found b on Redis", func() bool {
+		code, _, _ := health(t, pair.urlA, "cluster")
+		return code == http.StatusServiceUnavailable
+	})
 	assert.False(t, a.cluster.peersCutOff(), "a alone cut off: its peer reaches Redis")
 
 	proxyB.Cut()
@@ -134,4 +138,42 @@ func TestInstancesLearnThatEveryPeerIsCutOffToo(t *testing.T) {
 
 	proxyB.Heal()
 	testrig.WaitFor(t, peersCutOffFresh+3*time.Second, "a learns that b is back on Redis", func() bool { return !a.cluster.peersCutOff() })
+}
+
+// How a cut-off instance reads its peers' /healthz: a peer takes calls with Redis only when
+// it answers 200 with its redis check ok; it is cut off too only when its redis check
+// fails, whatever its status (a peer on Redis whose Asterisk is down answers 503 and still
+// spends the amoCRM budget through Redis); a peer that does not answer is neither.
+func TestSurveyReadsThePeersRedisCheck(t *testing.T) {
+	for _, tc := range []struct {
+		name               string
+		status             int
+		body               string
+		takesCalls, cutOff bool
+	}{
+		{"on Redis, taking calls", 200, `{"checks":{"redis":{"ok":true},"cluster":{"ok":true}}}`, true, false},
+		{"on Redis, Asterisk down", 503, `{"checks":{"redis":{"ok":true},"ari":{"ok":false}}}`, false, false},
+		{"cut off and stepping aside", 503, `{"checks":{"redis":{"ok":false},"cluster":{"ok":false}}}`, false, true},
+		{"cut off, alone", 200, `{"checks":{"redis":{"ok":false}}}`, false, true},
+		{"garbage", 200, `<html>`, false, false},
+		{"no redis check", 200, `{"checks":{}}`, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			peer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(tc.status)
+				_, _ = w.Write([]byte(tc.body))
+			}))
+			t.Cleanup(peer.Close)
+			s := newStepAside(nil, []string{peer.URL}, zerolog.Nop())
+			withRedis, allCutOff := s.survey(context.Background())
+			assert.Equal(t, tc.takesCalls, withRedis == peer.URL, "takes calls with Redis")
+			assert.Equal(t, tc.cutOff, allCutOff, "cut off too")
+		})
+	}
+	t.Run("no answer", func(t *testing.T) {
+		s := newStepAside(nil, []string{"http://127.0.0.1:1"}, zerolog.Nop())
+		withRedis, allCutOff := s.survey(context.Background())
+		assert.Empty(t, withRedis)
+		assert.False(t, allCutOff)
+	})
 }
