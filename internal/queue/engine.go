@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -16,6 +17,7 @@ type delivery struct {
 	event Event
 	ref   any
 	key   string
+	waits int // begin answered turnWait this many times in a row
 }
 
 // store is what a queue implementation gives the engine: a source of deliveries and the
@@ -38,12 +40,46 @@ type store interface {
 // exclusive is a store whose consumers share events (Redis: several instances in one
 // consumer group), where one event could reach two consumers at once: a live consumer taken
 // for dead (its refreshes failed through a failover) and the one that claimed its entries, or
-// a delivery a failover lost. begin takes the event for this consumer just before its
-// handler runs; mine false: another consumer is handling it, so this delivery is left
-// alone. stop ends the handler's context with errLeaseLost once the store can no longer be
-// sure the event is still this consumer's.
+// a delivery a failover lost; and where two events of one ordering key can reach two
+// consumers at once (each instance reads the next entries of the stream). begin takes the
+// event for this consumer just before its handler runs, and for an event with an ordering
+// key the key too; see turn for the answers. stop ends the handler's context with
+// errLeaseLost once the store can no longer be sure the event (or its key) is still this
+// consumer's. earlier tells whether a comes before b in the store (an entry claimed from a
+// dead consumer can reach the engine after a later one of its key).
 type exclusive interface {
-	begin(ctx context.Context, d *delivery, stop context.CancelCauseFunc) (mine bool, err error)
+	begin(ctx context.Context, d *delivery, stop context.CancelCauseFunc) (turn, error)
+	earlier(a, b *delivery) bool
+}
+
+// turn is exclusive.begin's answer.
+type turn int
+
+const (
+	// turnMine: the handler runs.
+	turnMine turn = iota
+	// turnElsewhere: another consumer is handling this event; the delivery is left alone.
+	turnElsewhere
+	// turnWait: another consumer is handling another event of its ordering key, or an
+	// earlier event of the key is still unsettled: the delivery stays in memory (its key
+	// busy, so the events behind it in this instance wait too) and asks again shortly.
+	turnWait
+	// turnGone: the event was settled meanwhile (by the consumer that had it); nothing to do.
+	turnGone
+)
+
+// Pauses between the begin calls of a delivery that waits for its turn: short at first
+// (the other instance's event is usually a few CRM requests long), at most waitPauseMax.
+const (
+	waitPauseMin = 20 * time.Millisecond
+	waitPauseMax = time.Second
+)
+
+func waitPause(n int) time.Duration {
+	if n > 6 {
+		return waitPauseMax
+	}
+	return min(waitPauseMin<<max(n-1, 0), waitPauseMax)
 }
 
 // errLeaseLost ends a handler's context when another consumer may have taken its event
@@ -59,6 +95,7 @@ type result struct {
 	d       *delivery
 	run     bool      // a handler call rather than a parking
 	retryAt time.Time // set when the call failed and a retry is stored
+	wait    bool      // not its turn (turnWait): asks again after a pause, still holding its slot
 }
 
 // keyState tracks one ordering key: at most one of its events is ready or running, the
@@ -141,6 +178,11 @@ type engine struct {
 	running int
 	busy    int // running handlers plus parkings in progress
 
+	// waiting are the deliveries that wait for their turn (turnWait), each with the timer
+	// that hands it back through again.
+	waiting map[*delivery]*time.Timer
+	again   chan *delivery
+
 	// storing tracks settle calls the store refuses: each is retried after a pause that
 	// grows with the streak, holding its worker, so a store that cannot record outcomes
 	// stops handler calls (and their CRM requests) instead of re-running them at once.
@@ -162,6 +204,8 @@ func run(ctx context.Context, st store, h Handler, opts Options) error {
 		stop:    make(chan struct{}),
 		results: make(chan result, held),
 		keys:    map[string]*keyState{},
+		waiting: map[*delivery]*time.Timer{},
+		again:   make(chan *delivery),
 	}
 	e.storing.log = opts.Logger
 	return e.loop(ctx)
@@ -263,6 +307,11 @@ func (e *engine) loop(ctx context.Context) error {
 			e.accept(d)
 		case r := <-e.results:
 			e.finish(r, stopping)
+		case d := <-e.again:
+			if _, ok := e.waiting[d]; ok && !stopping {
+				delete(e.waiting, d)
+				e.ready = append(e.ready, d)
+			}
 		case err := <-feedDone:
 			feeding = false
 			if err == nil && !stopping && ctx.Err() == nil {
@@ -396,6 +445,15 @@ func (e *engine) finish(r result, stopping bool) {
 	if r.run {
 		e.running--
 	}
+	if r.wait {
+		if stopping {
+			e.st.release(r.d)
+			e.give(1)
+			return
+		}
+		e.waitTurn(r.d)
+		return
+	}
 	e.give(1)
 	if !r.run || r.d.key == "" || stopping {
 		return
@@ -427,6 +485,43 @@ func (e *engine) finish(r result, stopping bool) {
 	}
 }
 
+// waitTurn hands d back to ready after a pause, unless an earlier event of its key is
+// queued behind it in this instance (claimed from a dead consumer after d was read): that
+// one goes first, d waits behind it.
+func (e *engine) waitTurn(d *delivery) {
+	ex, _ := e.st.(exclusive)
+	if k := e.keys[d.key]; k != nil && ex != nil && len(k.waiting) > 0 {
+		first := 0
+		for i, w := range k.waiting {
+			if ex.earlier(w, k.waiting[first]) {
+				first = i
+			}
+		}
+		if w := k.waiting[first]; ex.earlier(w, d) {
+			k.waiting[first] = d
+			slices.SortStableFunc(k.waiting, func(a, b *delivery) int {
+				switch {
+				case ex.earlier(a, b):
+					return -1
+				case ex.earlier(b, a):
+					return 1
+				}
+				return 0
+			})
+			d.waits = 0
+			e.ready = append(e.ready, w)
+			return
+		}
+	}
+	d.waits++
+	e.waiting[d] = time.AfterFunc(waitPause(d.waits), func() {
+		select {
+		case e.again <- d:
+		case <-e.stop:
+		}
+	})
+}
+
 // releaseQueued gives back every delivery not yet running; the store delivers them again.
 func (e *engine) releaseQueued() {
 	n := 0
@@ -434,6 +529,12 @@ func (e *engine) releaseQueued() {
 		e.st.release(d)
 		n++
 	}
+	for d, t := range e.waiting {
+		t.Stop()
+		e.st.release(d)
+		n++
+	}
+	e.waiting = map[*delivery]*time.Timer{}
 	for _, k := range e.keys {
 		for _, d := range k.waiting {
 			e.st.release(d)
@@ -468,19 +569,33 @@ func (e *engine) work(d *delivery) {
 	defer stop(nil)
 	if ex, ok := e.st.(exclusive); ok {
 		bctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-		mine, err := ex.begin(bctx, d, stop)
+		t, err := ex.begin(bctx, d, stop)
 		cancel()
 		switch {
 		case err != nil:
 			e.settled(d, err, "event queue: could not take an event for this consumer; it will be delivered again")
 			e.results <- r
 			return
-		case !mine:
+		case t == turnElsewhere:
 			e.log.Info().Str("event", ev.ID).Str("kind", ev.Kind).Msg("event is being handled by another consumer; leaving it to that one")
 			e.st.release(d)
 			e.results <- r
 			return
+		case t == turnGone:
+			e.log.Debug().Str("event", ev.ID).Str("kind", ev.Kind).Msg("event settled by another consumer meanwhile")
+			e.st.release(d)
+			e.results <- r
+			return
+		case t == turnWait:
+			if d.waits == 0 {
+				e.log.Debug().Str("event", ev.ID).Str("kind", ev.Kind).Str("order_key", d.key).
+					Msg("event waits for its turn: another instance handles an event of its order key, or an earlier one is unsettled")
+			}
+			r.wait = true
+			e.results <- r
+			return
 		}
+		d.waits = 0
 	}
 	ev.Attempts++
 	start := time.Now()

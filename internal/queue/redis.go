@@ -119,7 +119,7 @@ func (o RedisOptions) withDefaults() (RedisOptions, error) {
 	return o, nil
 }
 
-type redisKeys struct{ stream, retry, dead, deadOrder, stats, published, lease string }
+type redisKeys struct{ stream, retry, dead, deadOrder, stats, published, lease, keyLease string }
 
 // keysFor derives the auxiliary keys so that they hash to the stream's Cluster slot: a key
 // without braces hashes as a whole, so "{stream}:x" shares its slot.
@@ -137,6 +137,7 @@ func keysFor(stream string) redisKeys {
 		deadOrder: prefix + ":dead:order",
 		published: prefix + ":published:",
 		lease:     prefix + ":lease:",
+		keyLease:  prefix + ":keylease:",
 		stats:     prefix + ":stats",
 	}
 }
@@ -208,7 +209,7 @@ func (q *Redis) Publish(ctx context.Context, e Event) error {
 		return err
 	}
 	keys := []string{q.keys.stream, q.keys.published + e.ID}
-	args := []any{q.opts.MaxLen, b, q.opts.PublishedFor.Milliseconds()}
+	args := []any{q.opts.MaxLen, b, q.opts.PublishedFor.Milliseconds(), q.opts.storedKey(e)}
 	if q.opts.WaitReplicas <= 0 {
 		err = publishOnce.Run(ctx, q.rdb, keys, args...).Err()
 		if err != nil && !errors.Is(err, redis.Nil) {
@@ -235,10 +236,14 @@ func (q *Redis) Publish(ctx context.Context, e Event) error {
 }
 
 // publishOnce adds the event to the stream unless its ID was published within the TTL:
-// KEYS stream, the ID's marker; ARGV max length, event, marker TTL in ms. One script, so
-// a marker never exists without its event.
+// KEYS stream, the ID's marker; ARGV max length, event, marker TTL in ms, order key ("":
+// none; stored beside the event for takeKeyLease). One script, so a marker never exists
+// without its event.
 var publishOnce = redis.NewScript(`
 if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[3]) then return false end
+if ARGV[4] ~= '' then
+  return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2], 'key', ARGV[4])
+end
 return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2])
 `)
 
@@ -331,7 +336,7 @@ func (q *Redis) Replay(ctx context.Context, id string) error {
 			return fmt.Errorf("queue: replay %q: %w", id, err)
 		}
 		res, err := replayScript.Run(ctx, q.rdb, []string{q.keys.dead, q.keys.deadOrder, q.keys.stream},
-			id, old, b, q.opts.MaxLen).Int()
+			id, old, b, q.opts.MaxLen, q.opts.storedKey(e)).Int()
 		if err != nil {
 			return fmt.Errorf("queue: replay %q: %w", id, err)
 		}
@@ -642,11 +647,44 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 `)
 
-// heldEntry is an entry this consumer has in memory. A running one has a lease: the
-// event's key <stream>:lease:<event ID> holding "<consumer> <entry ID>" for ClaimMinIdle,
-// refreshed with the heartbeat and deleted when the entry is settled. A consumer that
-// finds another's lease on an event leaves the event alone; one that cannot refresh its
-// lease stops the handler before the lease can have run out in Redis.
+// takeKeyLease sets the lease of an order key (KEYS[1]) to ARGV[1] for ARGV[2] ms for the
+// entry ARGV[3] of the stream KEYS[2], if no other entry holds it and no earlier entry of
+// the key (ARGV[5], the "key" field Publish stores) is still pending in the group ARGV[6]:
+// the stream keeps only unsettled entries, and those before a delivered one were all
+// delivered, so the scan reads only what the instances hold (or a dead one left). 1 taken;
+// 0 held for this very event (ARGV[4] is " <event ID>", the end of a value) by another
+// consumer; 2 not its turn (another event of the key runs, or an earlier one is pending);
+// 3 the entry is gone (settled meanwhile).
+var takeKeyLease = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v and v ~= ARGV[1] then
+  if string.sub(v, -#ARGV[4]) == ARGV[4] then return 0 end
+  return 2
+end
+if #redis.call('XRANGE', KEYS[2], ARGV[3], ARGV[3]) == 0 then return 3 end
+for _, m in ipairs(redis.call('XRANGE', KEYS[2], '-', ARGV[3], 'COUNT', 1000)) do
+  if m[1] ~= ARGV[3] then
+    local f = m[2]
+    for i = 1, #f - 1, 2 do
+      if f[i] == 'key' and f[i + 1] == ARGV[5] and #redis.call('XPENDING', KEYS[2], ARGV[6], m[1], m[1], 1) > 0 then
+        return 2
+      end
+    end
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+`)
+
+// heldEntry is an entry this consumer has in memory. A running one has a lease for
+// ClaimMinIdle, refreshed with the heartbeat and deleted when the entry is settled: for an
+// event with an order key the key's, <stream>:keylease:<order key> holding "<consumer>
+// <entry ID> <event ID>", so no two events of one client run at once on two instances;
+// for one without, the event's, <stream>:lease:<event ID> holding "<consumer> <entry ID>".
+// A consumer that finds another's lease on an event leaves the event alone, and one that
+// finds its key leased for another event (or an earlier event of the key unsettled) waits
+// for its turn; one that cannot refresh its lease stops the handler before the lease can
+// have run out in Redis.
 type heldEntry struct {
 	lease, value string
 	stop         context.CancelCauseFunc
@@ -662,23 +700,38 @@ func (q *Redis) leaseValue(entry string) string { return q.opts.Consumer + " " +
 // request in flight when it is stopped.
 func (q *Redis) leaseSure() time.Duration { return q.opts.ClaimMinIdle * 3 / 4 }
 
-// begin implements exclusive: it takes the event's lease, unless another consumer (or
-// another entry of the same event) holds it.
-func (q *Redis) begin(ctx context.Context, d *delivery, stop context.CancelCauseFunc) (bool, error) {
+// lease is the lease d runs under, and the value this consumer's entry writes in it: its
+// order key's when it has one, otherwise its event's.
+func (q *Redis) lease(d *delivery) (key, value string) {
 	entry := d.ref.(string)
-	key, value := q.keys.lease+d.event.ID, q.leaseValue(entry)
-	keys, args := []string{key}, []any{value, q.opts.ClaimMinIdle.Milliseconds()}
+	if d.key == "" {
+		return q.keys.lease + d.event.ID, q.leaseValue(entry)
+	}
+	return q.keys.keyLease + d.key, q.leaseValue(entry) + " " + d.event.ID
+}
+
+// begin implements exclusive: it takes the event's lease, unless another consumer (or
+// another entry of the same event) holds it; for an event with an order key, the key's
+// lease, unless another event of the key holds it or an earlier one is still pending.
+func (q *Redis) begin(ctx context.Context, d *delivery, stop context.CancelCauseFunc) (turn, error) {
+	entry := d.ref.(string)
+	key, value := q.lease(d)
+	script, keys, args := takeLease, []string{key}, []any{value, q.opts.ClaimMinIdle.Milliseconds()}
+	if d.key != "" {
+		script, keys = takeKeyLease, []string{key, q.keys.stream}
+		args = append(args, entry, " "+d.event.ID, d.key, q.opts.Group)
+	}
 	sent := time.Now()
 	var (
 		took int64
 		err  error
 	)
 	if q.opts.WaitReplicas <= 0 {
-		took, err = takeLease.Run(ctx, q.rdb, keys, args...).Int64()
+		took, err = script.Run(ctx, q.rdb, keys, args...).Int64()
 	} else {
 		var c, acked *redis.Cmd
 		_, err = q.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			c = takeLease.Eval(ctx, p, keys, args...)
+			c = script.Eval(ctx, p, keys, args...)
 			acked = p.Do(ctx, "WAIT", q.opts.WaitReplicas, q.opts.WaitTimeout.Milliseconds())
 			return nil
 		})
@@ -690,10 +743,15 @@ func (q *Redis) begin(ctx context.Context, d *delivery, stop context.CancelCause
 		}
 	}
 	if err != nil {
-		return false, fmt.Errorf("queue: take the lease of event %q: %w", d.event.ID, err)
+		return turnMine, fmt.Errorf("queue: take the lease of event %q: %w", d.event.ID, err)
 	}
-	if took == 0 {
-		return false, nil
+	switch took {
+	case 0:
+		return turnElsewhere, nil
+	case 2:
+		return turnWait, nil
+	case 3:
+		return turnGone, nil
 	}
 	q.heldMu.Lock()
 	defer q.heldMu.Unlock()
@@ -703,7 +761,22 @@ func (q *Redis) begin(ctx context.Context, d *delivery, stop context.CancelCause
 		q.held[entry] = h
 	}
 	h.lease, h.value, h.stop, h.until, h.lost = key, value, stop, sent.Add(q.leaseSure()), false
-	return true, nil
+	return turnMine, nil
+}
+
+// earlier implements exclusive: a's entry comes before b's in the stream.
+func (q *Redis) earlier(a, b *delivery) bool {
+	am, as := entryOrder(a.ref.(string))
+	bm, bs := entryOrder(b.ref.(string))
+	return am < bm || am == bm && as < bs
+}
+
+// entryOrder splits a stream entry ID ("<ms>-<seq>") into its two numbers.
+func entryOrder(id string) (ms, seq uint64) {
+	m, s, _ := strings.Cut(id, "-")
+	ms, _ = strconv.ParseUint(m, 10, 64)
+	seq, _ = strconv.ParseUint(s, 10, 64)
+	return ms, seq
 }
 
 // leaseWatch stops the handlers whose leases this consumer could not refresh in time:
@@ -797,8 +870,9 @@ func (q *Redis) forget(d *delivery) {
 }
 
 func (q *Redis) ack(ctx context.Context, d *delivery) error {
-	err := ackScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.stats, q.keys.lease + d.event.ID},
-		q.opts.Group, d.ref.(string), q.leaseValue(d.ref.(string))).Err()
+	lease, value := q.lease(d)
+	err := ackScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.stats, lease},
+		q.opts.Group, d.ref.(string), value).Err()
 	if err == nil {
 		q.forget(d)
 	}
@@ -806,6 +880,9 @@ func (q *Redis) ack(ctx context.Context, d *delivery) error {
 }
 
 func (q *Redis) retry(ctx context.Context, d *delivery, next Event, at time.Time, failed bool) error {
+	if next.Key == "" {
+		next.Key = d.key // moveDueScript stores it beside the event again
+	}
 	b, err := json.Marshal(next)
 	if err != nil {
 		return err
@@ -814,8 +891,9 @@ func (q *Redis) retry(ctx context.Context, d *delivery, next Event, at time.Time
 	if failed {
 		f = "1"
 	}
-	err = retryScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.retry, q.keys.stats, q.keys.lease + d.event.ID},
-		q.opts.Group, d.ref.(string), at.UnixMilli(), b, f, q.leaseValue(d.ref.(string))).Err()
+	lease, value := q.lease(d)
+	err = retryScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.retry, q.keys.stats, lease},
+		q.opts.Group, d.ref.(string), at.UnixMilli(), b, f, value).Err()
 	if err == nil {
 		q.forget(d)
 	}
@@ -827,8 +905,9 @@ func (q *Redis) bury(ctx context.Context, d *delivery, dead Event) error {
 	if err != nil {
 		return err
 	}
-	err = buryScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.dead, q.keys.deadOrder, q.keys.stats, q.keys.lease + d.event.ID},
-		q.opts.Group, d.ref.(string), dead.ID, b, time.Now().UnixMilli(), q.leaseValue(d.ref.(string))).Err()
+	lease, value := q.lease(d)
+	err = buryScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.dead, q.keys.deadOrder, q.keys.stats, lease},
+		q.opts.Group, d.ref.(string), dead.ID, b, time.Now().UnixMilli(), value).Err()
 	if err == nil {
 		q.forget(d)
 	}

@@ -6,7 +6,8 @@ import "github.com/redis/go-redis/v9"
 // slow consumer and the one that claimed its entry both finish, the second finds nothing
 // to settle and does not schedule a duplicate retry or count twice. All keys share the
 // stream's hash slot, so the scripts run on Redis Cluster too. Each also drops the event's
-// lease (the last key) if this consumer's entry still holds it (the last argument).
+// lease (the last key: the event's, or its order key's) if this consumer's entry still
+// holds it (the last argument).
 
 // KEYS: stream, stats, lease. ARGV: group, entry id, lease value.
 var ackScript = redis.NewScript(`
@@ -48,12 +49,18 @@ end
 return 0
 `)
 
-// Moves due retries back to the stream in due order. KEYS: retry zset, stream.
-// ARGV: now (unix ms), batch size, stream MAXLEN.
+// Moves due retries back to the stream in due order, with the order key the event carries
+// (Redis.retry stores it in the event) beside it, as Publish stores it. KEYS: retry zset,
+// stream. ARGV: now (unix ms), batch size, stream MAXLEN.
 var moveDueScript = redis.NewScript(`
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, e in ipairs(due) do
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'event', e)
+  local ok, ev = pcall(cjson.decode, e)
+  if ok and type(ev) == 'table' and type(ev.key) == 'string' and ev.key ~= '' then
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'event', e, 'key', ev.key)
+  else
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'event', e)
+  end
   redis.call('ZREM', KEYS[1], e)
 end
 return #due
@@ -61,13 +68,17 @@ return #due
 
 // Replays a dead event if it is unchanged since it was read (the Go side rewrites the
 // JSON). KEYS: dead hash, dead order zset, stream. ARGV: event id, old JSON, new JSON,
-// stream MAXLEN. Returns 1 done, 0 changed meanwhile, -1 gone.
+// stream MAXLEN, order key ("": none). Returns 1 done, 0 changed meanwhile, -1 gone.
 var replayScript = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if not cur then return -1 end
 if cur ~= ARGV[2] then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'event', ARGV[3])
+if ARGV[5] ~= '' then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'event', ARGV[3], 'key', ARGV[5])
+else
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'event', ARGV[3])
+end
 return 1
 `)

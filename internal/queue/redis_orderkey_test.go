@@ -1,0 +1,154 @@
+package queue
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/crmlink/crmlink/internal/testrig"
+)
+
+const waitLog = "event waits for its turn"
+
+// keyedConsumer is a consumer of stream that orders events by their stored Key.
+func keyedConsumer(t *testing.T, rdb redis.UniversalClient, stream, name string, log *testrig.LogBuffer) *Redis {
+	t.Helper()
+	opts := fastOptions(t)
+	opts.OrderKey = func(e Event) string { return e.Key }
+	if log != nil {
+		opts.Logger = zerolog.New(log)
+	}
+	q, err := NewRedis(rdb, RedisOptions{Options: opts, Stream: stream, Consumer: name,
+		ClaimMinIdle: 200 * time.Millisecond, readBlock: 50 * time.Millisecond})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = q.Close() })
+	return q
+}
+
+func keyedEvent(id, key string) Event {
+	e := event(id, nil)
+	e.Key = key
+	return e
+}
+
+// handOut delivers the stream's next entry to each consumer in turn, as XREADGROUP does
+// when two instances read at once: each then resumes its own entry as soon as it runs.
+func handOut(t *testing.T, rdb redis.UniversalClient, q *Redis, consumers ...string) {
+	t.Helper()
+	for _, c := range consumers {
+		res, err := rdb.XReadGroup(context.Background(), &redis.XReadGroupArgs{Group: q.opts.Group, Consumer: c,
+			Streams: []string{q.keys.stream, ">"}, Count: 1}).Result()
+		require.NoError(t, err)
+		require.Len(t, res[0].Messages, 1)
+	}
+}
+
+// Two events of one client (a Jivo chat_accepted and the chat_finished that follows) reach
+// two instances at once, one each. Handled together, both would look the new visitor up in
+// amoCRM, find nobody and create a contact: two contacts. They must run one at a time, the
+// earlier first, whichever instance gets to it first.
+func TestRedisOneOrderKeyAcrossConsumers(t *testing.T) {
+	cases := []struct {
+		name string
+		// laterFirst starts the consumer holding the later event first.
+		laterFirst bool
+	}{
+		{"the earlier event's instance starts first", false},
+		{"the later event's instance starts first", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rdb := testrig.Redis(t)
+			stream := testStream(t)
+			var aLog, bLog testrig.LogBuffer
+			a := keyedConsumer(t, rdb, stream, "a", &aLog)
+			b := keyedConsumer(t, rdb, stream, "b", &bLog)
+			ctx := context.Background()
+			require.NoError(t, a.Publish(ctx, keyedEvent("chat-1/accepted", "jivo:visitor-7")))
+			require.NoError(t, a.Publish(ctx, keyedEvent("chat-1/finished", "jivo:visitor-7")))
+			handOut(t, rdb, a, "a", "b")
+
+			var o overlap
+			firstIn, goOn := make(chan struct{}), make(chan struct{})
+			handler := func(who string) Handler {
+				return func(ctx context.Context, e Event) error {
+					o.enter(who + " " + e.ID)
+					defer o.leave()
+					if e.ID == "chat-1/accepted" {
+						close(firstIn)
+						select { // the amoCRM search and the new contact take a while
+						case <-goOn:
+						case <-ctx.Done():
+						}
+					}
+					return nil
+				}
+			}
+			bWaited := func() bool { return strings.Contains(bLog.String(), waitLog) }
+			if c.laterFirst {
+				startRun(t, b, handler("b"))
+				testrig.WaitFor(t, 10*time.Second, "b waiting for the earlier event (or running the later one)", func() bool {
+					return bWaited() || len(o.handlers()) > 0
+				})
+				startRun(t, a, handler("a"))
+				<-firstIn
+			} else {
+				startRun(t, a, handler("a"))
+				<-firstIn
+				startRun(t, b, handler("b"))
+				testrig.WaitFor(t, 10*time.Second, "b waiting for its turn (or running the later event)", func() bool {
+					return bWaited() || len(o.handlers()) > 1
+				})
+			}
+			close(goOn)
+			waitStats(t, a, "both handled", settledAll(2))
+			assert.Equal(t, int32(1), o.most.Load(), "never two handlers of one client at once")
+			assert.Equal(t, []string{"a chat-1/accepted", "b chat-1/finished"}, o.handlers(), "both handled, in order, each by its instance")
+			n, err := rdb.Exists(ctx, a.keys.keyLease+"jivo:visitor-7").Result()
+			require.NoError(t, err)
+			assert.Zero(t, n, "the key's lease is dropped with the last acknowledgement")
+		})
+	}
+}
+
+// Events of different clients, one on each instance, still run at the same time.
+func TestRedisOrderKeysRunInParallelAcrossConsumers(t *testing.T) {
+	rdb := testrig.Redis(t)
+	stream := testStream(t)
+	a := keyedConsumer(t, rdb, stream, "a", nil)
+	b := keyedConsumer(t, rdb, stream, "b", nil)
+	ctx := context.Background()
+	require.NoError(t, a.Publish(ctx, keyedEvent("chat-1/accepted", "jivo:visitor-7")))
+	require.NoError(t, a.Publish(ctx, keyedEvent("chat-2/accepted", "jivo:visitor-8")))
+	handOut(t, rdb, a, "a", "b")
+
+	var o overlap
+	in := make(chan string, 2)
+	both := make(chan struct{})
+	handler := func(who string) Handler {
+		return func(ctx context.Context, e Event) error {
+			o.enter(who)
+			defer o.leave()
+			in <- who
+			select { // each waits for the other to be running too
+			case <-both:
+			case <-time.After(5 * time.Second):
+			case <-ctx.Done():
+			}
+			return nil
+		}
+	}
+	startRun(t, a, handler("a"))
+	startRun(t, b, handler("b"))
+	got := []string{<-in, <-in}
+	close(both)
+	waitStats(t, a, "both handled", settledAll(2))
+	assert.ElementsMatch(t, []string{"a", "b"}, got)
+	assert.Equal(t, int32(2), o.most.Load(), "different clients run in parallel on the two instances")
+}
