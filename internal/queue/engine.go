@@ -18,6 +18,10 @@ type delivery struct {
 	ref   any
 	key   string
 	waits int // begin answered turnWait this many times in a row
+	// blockedBy is the event of its key that failed on another consumer and is waited for
+	// until blockedUntil (turnBlocked).
+	blockedBy    string
+	blockedUntil time.Time
 }
 
 // store is what a queue implementation gives the engine: a source of deliveries and the
@@ -66,6 +70,10 @@ const (
 	turnWait
 	// turnGone: the event was settled meanwhile (by the consumer that had it); nothing to do.
 	turnGone
+	// turnBlocked: an event of its key failed on another consumer and its retry is due at
+	// d.blockedUntil: this instance blocks the key on it as if it had failed here (the
+	// delivery and the ones behind it are parked until then).
+	turnBlocked
 )
 
 // Pauses between the begin calls of a delivery that waits for its turn: short at first
@@ -96,6 +104,7 @@ type result struct {
 	run     bool      // a handler call rather than a parking
 	retryAt time.Time // set when the call failed and a retry is stored
 	wait    bool      // not its turn (turnWait): asks again after a pause, still holding its slot
+	blocked bool      // turnBlocked: parked behind another consumer's failed event
 }
 
 // keyState tracks one ordering key: at most one of its events is ready or running, the
@@ -107,9 +116,12 @@ type result struct {
 type keyState struct {
 	busy    bool
 	waiting []*delivery
-	// blocker is the ID of the failed event the key waits for, due at blockerDue.
+	// blocker is the ID of the failed event the key waits for, due at blockerDue; remote
+	// when it failed on another consumer (the store's begin tells, turnBlocked): then the
+	// events parked behind it come back to ask the store again instead of parking anew.
 	blocker    string
 	blockerDue time.Time
+	remote     bool
 	// parked maps the IDs of parked events to their place in the order and the time after
 	// which they are presumed delivered elsewhere (another Redis consumer).
 	parked   map[string]parking
@@ -361,7 +373,7 @@ func (e *engine) accept(d *delivery) {
 	case k.blocker != "" && d.event.ID == k.blocker:
 		k.blocker = ""
 		e.queue(d, k)
-	case returning && k.blocker != "":
+	case returning && k.blocker != "" && !k.remote:
 		// Back before the event it waits for (which failed again): park it once more, in
 		// its place.
 		e.park(d, k)
@@ -378,7 +390,7 @@ func (e *engine) accept(d *delivery) {
 // flushReturned queues returned parked events in their parked order, as far as nothing
 // before them is still outstanding, and never ahead of the blocker.
 func (e *engine) flushReturned(k *keyState) {
-	for k.blocker == "" {
+	for k.blocker == "" || k.remote {
 		id := k.nextParked()
 		d, back := k.returned[id]
 		if id == "" || !back {
@@ -445,13 +457,17 @@ func (e *engine) finish(r result, stopping bool) {
 	if r.run {
 		e.running--
 	}
-	if r.wait {
-		if stopping {
+	if r.wait || r.blocked {
+		k := e.keys[r.d.key]
+		switch {
+		case stopping || k == nil:
 			e.st.release(r.d)
 			e.give(1)
-			return
+		case r.wait:
+			e.waitTurn(r.d)
+		default:
+			e.blockOn(r.d, k)
 		}
-		e.waitTurn(r.d)
 		return
 	}
 	e.give(1)
@@ -465,7 +481,7 @@ func (e *engine) finish(r result, stopping bool) {
 	}
 	switch {
 	case !r.retryAt.IsZero():
-		k.blocker, k.blockerDue = r.d.event.ID, r.retryAt
+		k.blocker, k.blockerDue, k.remote = r.d.event.ID, r.retryAt, false
 		k.busy = false
 		waiting := k.waiting
 		k.waiting = nil
@@ -482,6 +498,30 @@ func (e *engine) finish(r result, stopping bool) {
 	}
 	if k.idle() {
 		delete(e.keys, key)
+	}
+}
+
+// blockOn blocks d's key on another consumer's failed event, as finish does on a failure
+// here: d and the events waiting behind it are parked (their slots are given back when
+// the parkings end) until just after the failed event's retry.
+func (e *engine) blockOn(d *delivery, k *keyState) {
+	waiting := append([]*delivery{d}, k.waiting...)
+	k.waiting = nil
+	k.busy = false
+	d.waits = 0
+	for i, w := range waiting {
+		if w.event.ID == d.blockedBy { // the failed event is back here already: it goes first
+			waiting = slices.Delete(waiting, i, i+1)
+			k.busy = true
+			e.ready = append(e.ready, w)
+			break
+		}
+	}
+	if !k.busy {
+		k.blocker, k.blockerDue, k.remote = d.blockedBy, d.blockedUntil, true
+	}
+	for _, w := range waiting {
+		e.park(w, k)
 	}
 }
 
@@ -584,6 +624,12 @@ func (e *engine) work(d *delivery) {
 		case t == turnGone:
 			e.log.Debug().Str("event", ev.ID).Str("kind", ev.Kind).Msg("event settled by another consumer meanwhile")
 			e.st.release(d)
+			e.results <- r
+			return
+		case t == turnBlocked:
+			e.log.Debug().Str("event", ev.ID).Str("kind", ev.Kind).Str("order_key", d.key).Str("after", d.blockedBy).
+				Msg("event parked behind an event of its order key that failed on another instance")
+			r.blocked = true
 			e.results <- r
 			return
 		case t == turnWait:

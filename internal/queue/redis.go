@@ -119,7 +119,9 @@ func (o RedisOptions) withDefaults() (RedisOptions, error) {
 	return o, nil
 }
 
-type redisKeys struct{ stream, retry, dead, deadOrder, stats, published, lease, keyLease string }
+type redisKeys struct {
+	stream, retry, dead, deadOrder, stats, published, lease, keyLease, keyBlock string
+}
 
 // keysFor derives the auxiliary keys so that they hash to the stream's Cluster slot: a key
 // without braces hashes as a whole, so "{stream}:x" shares its slot.
@@ -138,6 +140,7 @@ func keysFor(stream string) redisKeys {
 		published: prefix + ":published:",
 		lease:     prefix + ":lease:",
 		keyLease:  prefix + ":keylease:",
+		keyBlock:  prefix + ":keyblock:",
 		stats:     prefix + ":stats",
 	}
 }
@@ -648,32 +651,42 @@ return 1
 `)
 
 // takeKeyLease sets the lease of an order key (KEYS[1]) to ARGV[1] for ARGV[2] ms for the
-// entry ARGV[3] of the stream KEYS[2], if no other entry holds it and no earlier entry of
-// the key (ARGV[5], the "key" field Publish stores) is still pending in the group ARGV[6]:
-// the stream keeps only unsettled entries, and those before a delivered one were all
-// delivered, so the scan reads only what the instances hold (or a dead one left). 1 taken;
-// 0 held for this very event (ARGV[4] is " <event ID>", the end of a value) by another
-// consumer; 2 not its turn (another event of the key runs, or an earlier one is pending);
-// 3 the entry is gone (settled meanwhile).
+// entry ARGV[3] (event ARGV[4]) of the stream KEYS[2], if no other entry holds it, no other
+// event of the key waits for its retry (KEYS[3], the key's block: the failed event's ID
+// until a little after its retry is due) and no earlier entry of the key (ARGV[5], the "key"
+// field Publish stores) is still pending in the group ARGV[6]: the stream keeps only
+// unsettled entries, and those before a delivered one were all delivered, so the scan
+// reads only what the instances hold (or a dead one left). The failed event itself skips
+// the scan (the events behind it may have come back to the stream before it) and clears
+// the block. Answers {1} taken; {0} held for this very event by another consumer; {2} not
+// its turn (another event of the key runs, or an earlier one is pending); {3} the entry is
+// gone (settled meanwhile); {4, event ID, ms} the key waits that long for that event's retry.
 var takeKeyLease = redis.NewScript(`
+local b = redis.call('GET', KEYS[3])
+if b and b ~= ARGV[4] then return {4, b, redis.call('PTTL', KEYS[3])} end
 local v = redis.call('GET', KEYS[1])
 if v and v ~= ARGV[1] then
-  if string.sub(v, -#ARGV[4]) == ARGV[4] then return 0 end
-  return 2
+  local mark = ' ' .. ARGV[4]
+  if string.sub(v, -#mark) == mark then return {0} end
+  return {2}
 end
-if #redis.call('XRANGE', KEYS[2], ARGV[3], ARGV[3]) == 0 then return 3 end
-for _, m in ipairs(redis.call('XRANGE', KEYS[2], '-', ARGV[3], 'COUNT', 1000)) do
-  if m[1] ~= ARGV[3] then
-    local f = m[2]
-    for i = 1, #f - 1, 2 do
-      if f[i] == 'key' and f[i + 1] == ARGV[5] and #redis.call('XPENDING', KEYS[2], ARGV[6], m[1], m[1], 1) > 0 then
-        return 2
+if #redis.call('XRANGE', KEYS[2], ARGV[3], ARGV[3]) == 0 then return {3} end
+if b then
+  redis.call('DEL', KEYS[3])
+else
+  for _, m in ipairs(redis.call('XRANGE', KEYS[2], '-', ARGV[3], 'COUNT', 1000)) do
+    if m[1] ~= ARGV[3] then
+      local f = m[2]
+      for i = 1, #f - 1, 2 do
+        if f[i] == 'key' and f[i + 1] == ARGV[5] and #redis.call('XPENDING', KEYS[2], ARGV[6], m[1], m[1], 1) > 0 then
+          return {2}
+        end
       end
     end
   end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1
+return {1}
 `)
 
 // heldEntry is an entry this consumer has in memory. A running one has a lease for
@@ -718,16 +731,16 @@ func (q *Redis) begin(ctx context.Context, d *delivery, stop context.CancelCause
 	key, value := q.lease(d)
 	script, keys, args := takeLease, []string{key}, []any{value, q.opts.ClaimMinIdle.Milliseconds()}
 	if d.key != "" {
-		script, keys = takeKeyLease, []string{key, q.keys.stream}
-		args = append(args, entry, " "+d.event.ID, d.key, q.opts.Group)
+		script, keys = takeKeyLease, []string{key, q.keys.stream, q.keys.keyBlock + d.key}
+		args = append(args, entry, d.event.ID, d.key, q.opts.Group)
 	}
 	sent := time.Now()
 	var (
-		took int64
-		err  error
+		ans leaseAnswer
+		err error
 	)
 	if q.opts.WaitReplicas <= 0 {
-		took, err = script.Run(ctx, q.rdb, keys, args...).Int64()
+		ans, err = leaseAnswerOf(script.Run(ctx, q.rdb, keys, args...))
 	} else {
 		var c, acked *redis.Cmd
 		_, err = q.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -736,8 +749,8 @@ func (q *Redis) begin(ctx context.Context, d *delivery, stop context.CancelCause
 			return nil
 		})
 		if err == nil {
-			took, err = c.Int64()
-			if n, _ := acked.Int64(); err == nil && took == 1 && n < int64(q.opts.WaitReplicas) {
+			ans, err = leaseAnswerOf(c)
+			if n, _ := acked.Int64(); err == nil && ans.code == 1 && n < int64(q.opts.WaitReplicas) {
 				err = fmt.Errorf("%d of %d Redis replicas confirmed it within %s", n, q.opts.WaitReplicas, q.opts.WaitTimeout)
 			}
 		}
@@ -745,13 +758,18 @@ func (q *Redis) begin(ctx context.Context, d *delivery, stop context.CancelCause
 	if err != nil {
 		return turnMine, fmt.Errorf("queue: take the lease of event %q: %w", d.event.ID, err)
 	}
-	switch took {
+	switch ans.code {
 	case 0:
 		return turnElsewhere, nil
 	case 2:
 		return turnWait, nil
 	case 3:
 		return turnGone, nil
+	case 4:
+		// The block lasts until lostAfter past the retry's due time; the engine waits
+		// lostAfter past blockedUntil itself.
+		d.blockedBy, d.blockedUntil = ans.blocker, sent.Add(time.Duration(ans.ms)*time.Millisecond-lostAfter)
+		return turnBlocked, nil
 	}
 	q.heldMu.Lock()
 	defer q.heldMu.Unlock()
@@ -762,6 +780,35 @@ func (q *Redis) begin(ctx context.Context, d *delivery, stop context.CancelCause
 	}
 	h.lease, h.value, h.stop, h.until, h.lost = key, value, stop, sent.Add(q.leaseSure()), false
 	return turnMine, nil
+}
+
+// leaseAnswer is takeLease's (a number) or takeKeyLease's ({code, blocker, ms}) answer.
+type leaseAnswer struct {
+	code    int64
+	blocker string
+	ms      int64
+}
+
+func leaseAnswerOf(c *redis.Cmd) (leaseAnswer, error) {
+	v, err := c.Result()
+	if err != nil {
+		return leaseAnswer{}, err
+	}
+	switch v := v.(type) {
+	case int64:
+		return leaseAnswer{code: v}, nil
+	case []any:
+		var a leaseAnswer
+		if len(v) > 0 {
+			a.code, _ = v[0].(int64)
+		}
+		if len(v) > 2 {
+			a.blocker, _ = v[1].(string)
+			a.ms, _ = v[2].(int64)
+		}
+		return a, nil
+	}
+	return leaseAnswer{}, fmt.Errorf("unexpected answer %v", v)
 }
 
 // earlier implements exclusive: a's entry comes before b's in the stream.
@@ -887,13 +934,16 @@ func (q *Redis) retry(ctx context.Context, d *delivery, next Event, at time.Time
 	if err != nil {
 		return err
 	}
-	f := "0"
+	f, block := "0", ""
 	if failed {
 		f = "1"
+		if d.key != "" {
+			block = d.event.ID // the other instances' events of the key wait for its retry
+		}
 	}
 	lease, value := q.lease(d)
-	err = retryScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.retry, q.keys.stats, lease},
-		q.opts.Group, d.ref.(string), at.UnixMilli(), b, f, value).Err()
+	err = retryScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.retry, q.keys.stats, lease, q.keys.keyBlock + d.key},
+		q.opts.Group, d.ref.(string), at.UnixMilli(), b, f, value, block, (max(time.Until(at), 0) + lostAfter).Milliseconds()).Err()
 	if err == nil {
 		q.forget(d)
 	}

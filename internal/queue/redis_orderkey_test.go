@@ -2,6 +2,8 @@ package queue
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -151,4 +153,51 @@ func TestRedisOrderKeysRunInParallelAcrossConsumers(t *testing.T) {
 	waitStats(t, a, "both handled", settledAll(2))
 	assert.ElementsMatch(t, []string{"a", "b"}, got)
 	assert.Equal(t, int32(2), o.most.Load(), "different clients run in parallel on the two instances")
+}
+
+// An event of a client fails on one instance (amoCRM answered 502) while its later event
+// is on the other: the later one waits for the failed one's retry, as it would on one
+// instance, instead of reaching amoCRM first.
+func TestRedisFailedEventHoldsBackItsKeyOnOtherConsumers(t *testing.T) {
+	rdb := testrig.Redis(t)
+	stream := testStream(t)
+	var bLog testrig.LogBuffer
+	a := keyedConsumer(t, rdb, stream, "a", nil)
+	b := keyedConsumer(t, rdb, stream, "b", &bLog)
+	ctx := context.Background()
+	require.NoError(t, a.Publish(ctx, keyedEvent("chat-1/accepted", "jivo:visitor-7")))
+	require.NoError(t, a.Publish(ctx, keyedEvent("chat-1/finished", "jivo:visitor-7")))
+	handOut(t, rdb, a, "a", "b")
+
+	var o overlap
+	firstIn, fail := make(chan struct{}), make(chan struct{})
+	handler := func(who string) Handler {
+		return func(ctx context.Context, e Event) error {
+			o.enter(fmt.Sprintf("%s %s #%d", who, e.ID, e.Attempts))
+			defer o.leave()
+			if e.ID == "chat-1/accepted" && e.Attempts == 1 {
+				close(firstIn)
+				<-fail
+				return errors.New("amoCRM answered 502")
+			}
+			return nil
+		}
+	}
+	startRun(t, a, handler("a"))
+	<-firstIn
+	startRun(t, b, handler("b"))
+	testrig.WaitFor(t, 10*time.Second, "b waiting for its turn (or running the later event)", func() bool {
+		return strings.Contains(bLog.String(), waitLog) || len(o.handlers()) > 1
+	})
+	close(fail)
+	waitStats(t, a, "both handled", settledAll(2))
+	got := o.handlers()
+	require.Len(t, got, 3)
+	assert.Equal(t, "a chat-1/accepted #1", got[0])
+	assert.Contains(t, got[1], "chat-1/accepted #2", "the failed event's retry comes before the later event")
+	assert.Contains(t, got[2], "chat-1/finished #1")
+	assert.Equal(t, int32(1), o.most.Load(), "never two handlers of one client at once")
+	n, err := rdb.Exists(ctx, a.keys.keyLease+"jivo:visitor-7", a.keys.keyBlock+"jivo:visitor-7").Result()
+	require.NoError(t, err)
+	assert.Zero(t, n, "neither the key's lease nor its block is left")
 }

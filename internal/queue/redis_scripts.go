@@ -20,15 +20,22 @@ end
 return 0
 `)
 
-// KEYS: stream, retry zset, stats, lease. ARGV: group, entry id, due (unix ms), event JSON,
-// failed (1 counts a failure), lease value.
+// KEYS: stream, retry zset, stats, lease, the order key's block. ARGV: group, entry id, due
+// (unix ms), event JSON, failed (1 counts a failure), lease value, the failed event's ID
+// ("": none) and for how many ms the block holds. A failed event that held its order key's
+// lease blocks the key until a little after its retry is due, so that no instance runs a
+// later event of the client before it (takeKeyLease).
 var retryScript = redis.NewScript(`
-if redis.call('GET', KEYS[4]) == ARGV[6] then redis.call('DEL', KEYS[4]) end
+local held = redis.call('GET', KEYS[4]) == ARGV[6]
+if held then redis.call('DEL', KEYS[4]) end
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 1 then
   redis.call('XDEL', KEYS[1], ARGV[2])
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
   if ARGV[5] == '1' then
     redis.call('HINCRBY', KEYS[3], 'failures', 1)
+  end
+  if held and ARGV[7] ~= '' then
+    redis.call('SET', KEYS[5], ARGV[7], 'PX', ARGV[8])
   end
   return 1
 end
