@@ -146,8 +146,11 @@ func keysFor(stream string) redisKeys {
 }
 
 // Redis is the Queue on Redis Streams with a consumer group; instances sharing the stream
-// share the work. Events are stream entries ({"event": JSON}); an entry is deleted when it
-// is settled, so the stream holds only events not yet handled.
+// share the work. Events are stream entries ({"event": JSON, "key": order key}); an entry is
+// deleted when it is settled, so the stream holds only events not yet handled. Events of
+// one order key run one at a time and in stream order across the instances too: each runs
+// under its key's lease, which an instance takes only when no earlier entry of the key is
+// pending and no event of the key waits for its retry (heldEntry, takeKeyLease).
 type Redis struct {
 	rdb  redis.UniversalClient
 	opts RedisOptions
