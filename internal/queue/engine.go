@@ -18,6 +18,8 @@ type delivery struct {
 	ref   any
 	key   string
 	waits int // begin answered turnWait this many times in a row
+	// waitFor is the event of its key that goes first (turnWait), when the store knows it.
+	waitFor string
 	// blockedBy is the event of its key that failed on another consumer and is waited for
 	// until blockedUntil (turnBlocked).
 	blockedBy    string
@@ -49,11 +51,9 @@ type store interface {
 // event for this consumer just before its handler runs, and for an event with an ordering
 // key the key too; see turn for the answers. stop ends the handler's context with
 // errLeaseLost once the store can no longer be sure the event (or its key) is still this
-// consumer's. earlier tells whether a comes before b in the store (an entry claimed from a
-// dead consumer can reach the engine after a later one of its key).
+// consumer's.
 type exclusive interface {
 	begin(ctx context.Context, d *delivery, stop context.CancelCauseFunc) (turn, error)
-	earlier(a, b *delivery) bool
 }
 
 // turn is exclusive.begin's answer.
@@ -65,8 +65,9 @@ const (
 	// turnElsewhere: another consumer is handling this event; the delivery is left alone.
 	turnElsewhere
 	// turnWait: another consumer is handling another event of its ordering key, or an
-	// earlier event of the key is still unsettled: the delivery stays in memory (its key
-	// busy, so the events behind it in this instance wait too) and asks again shortly.
+	// earlier event of the key (d.waitFor) is still unsettled: the delivery stays in memory
+	// (its key busy, so the events behind it in this instance wait too) and asks again
+	// shortly, unless d.waitFor is queued behind it here: then that one goes first.
 	turnWait
 	// turnGone: the event was settled meanwhile (by the consumer that had it); nothing to do.
 	turnGone
@@ -116,12 +117,10 @@ type result struct {
 type keyState struct {
 	busy    bool
 	waiting []*delivery
-	// blocker is the ID of the failed event the key waits for, due at blockerDue; remote
-	// when it failed on another consumer (the store's begin tells, turnBlocked): then the
-	// events parked behind it come back to ask the store again instead of parking anew.
+	// blocker is the ID of the failed event the key waits for, due at blockerDue (it may
+	// have failed on another consumer: the store's begin tells, turnBlocked).
 	blocker    string
 	blockerDue time.Time
-	remote     bool
 	// parked maps the IDs of parked events to their place in the order and the time after
 	// which they are presumed delivered elsewhere (another Redis consumer).
 	parked   map[string]parking
@@ -184,6 +183,9 @@ type engine struct {
 	stop    chan struct{}
 	results chan result
 	base    context.Context // parent of handler contexts; cancelled when the grace ends
+	// ordered: the store keeps each key's order across consumers itself (exclusive.begin),
+	// so events parked behind a failure need not come back in their parked order here.
+	ordered bool
 
 	ready   []*delivery
 	keys    map[string]*keyState
@@ -220,6 +222,7 @@ func run(ctx context.Context, st store, h Handler, opts Options) error {
 		again:   make(chan *delivery),
 	}
 	e.storing.log = opts.Logger
+	_, e.ordered = st.(exclusive)
 	return e.loop(ctx)
 }
 
@@ -373,13 +376,18 @@ func (e *engine) accept(d *delivery) {
 	case k.blocker != "" && d.event.ID == k.blocker:
 		k.blocker = ""
 		e.queue(d, k)
-	case returning && k.blocker != "" && !k.remote:
+	case returning && e.ordered:
+		// The store's begin keeps the key's order across consumers (the events parked
+		// before it may come back to another one): it asks the store for its turn.
+		delete(k.parked, d.event.ID)
+		e.queue(d, k)
+	case returning && k.blocker != "":
 		// Back before the event it waits for (which failed again): park it once more, in
 		// its place.
 		e.park(d, k)
 	case returning:
 		k.returned[d.event.ID] = d
-	case k.blocker != "" || len(k.parked) > 0:
+	case k.blocker != "" || len(k.parked) > 0 && !e.ordered:
 		e.park(d, k) // a new event must not overtake the failed or parked ones
 	default:
 		e.queue(d, k)
@@ -390,7 +398,7 @@ func (e *engine) accept(d *delivery) {
 // flushReturned queues returned parked events in their parked order, as far as nothing
 // before them is still outstanding, and never ahead of the blocker.
 func (e *engine) flushReturned(k *keyState) {
-	for k.blocker == "" || k.remote {
+	for k.blocker == "" {
 		id := k.nextParked()
 		d, back := k.returned[id]
 		if id == "" || !back {
@@ -481,7 +489,7 @@ func (e *engine) finish(r result, stopping bool) {
 	}
 	switch {
 	case !r.retryAt.IsZero():
-		k.blocker, k.blockerDue, k.remote = r.d.event.ID, r.retryAt, false
+		k.blocker, k.blockerDue = r.d.event.ID, r.retryAt
 		k.busy = false
 		waiting := k.waiting
 		k.waiting = nil
@@ -518,38 +526,31 @@ func (e *engine) blockOn(d *delivery, k *keyState) {
 		}
 	}
 	if !k.busy {
-		k.blocker, k.blockerDue, k.remote = d.blockedBy, d.blockedUntil, true
+		k.blocker, k.blockerDue = d.blockedBy, d.blockedUntil
 	}
 	for _, w := range waiting {
 		e.park(w, k)
 	}
 }
 
-// waitTurn hands d back to ready after a pause, unless an earlier event of its key is
-// queued behind it in this instance (claimed from a dead consumer after d was read): that
-// one goes first, d waits behind it.
+// waitTurn hands d back to ready after a pause, unless the event its key waits for is
+// queued behind it in this instance (claimed from a dead consumer, or back from a parking,
+// after d was read): that one goes first, d right behind it.
 func (e *engine) waitTurn(d *delivery) {
-	ex, _ := e.st.(exclusive)
-	if k := e.keys[d.key]; k != nil && ex != nil && len(k.waiting) > 0 {
-		first := 0
-		for i, w := range k.waiting {
-			if ex.earlier(w, k.waiting[first]) {
-				first = i
-			}
+	if k := e.keys[d.key]; k != nil && d.waitFor != "" {
+		var first *delivery
+		if w, back := k.returned[d.waitFor]; back {
+			first = w
+			delete(k.returned, d.waitFor)
+			delete(k.parked, d.waitFor)
+		} else if i := slices.IndexFunc(k.waiting, func(w *delivery) bool { return w.event.ID == d.waitFor }); i >= 0 {
+			first = k.waiting[i]
+			k.waiting = slices.Delete(k.waiting, i, i+1)
 		}
-		if w := k.waiting[first]; ex.earlier(w, d) {
-			k.waiting[first] = d
-			slices.SortStableFunc(k.waiting, func(a, b *delivery) int {
-				switch {
-				case ex.earlier(a, b):
-					return -1
-				case ex.earlier(b, a):
-					return 1
-				}
-				return 0
-			})
+		if first != nil {
+			k.waiting = slices.Insert(k.waiting, 0, d)
 			d.waits = 0
-			e.ready = append(e.ready, w)
+			e.ready = append(e.ready, first)
 			return
 		}
 	}

@@ -120,7 +120,9 @@ func (o RedisOptions) withDefaults() (RedisOptions, error) {
 }
 
 type redisKeys struct {
-	stream, retry, dead, deadOrder, stats, published, lease, keyLease, keyBlock string
+	stream, retry, dead, deadOrder, stats, published, lease, seq string
+	// keyLease, keyQueue and keyAt are prefixes of an order key's lease, queue and places.
+	keyLease, keyQueue, keyAt string
 }
 
 // keysFor derives the auxiliary keys so that they hash to the stream's Cluster slot: a key
@@ -139,8 +141,10 @@ func keysFor(stream string) redisKeys {
 		deadOrder: prefix + ":dead:order",
 		published: prefix + ":published:",
 		lease:     prefix + ":lease:",
+		seq:       prefix + ":seq",
 		keyLease:  prefix + ":keylease:",
-		keyBlock:  prefix + ":keyblock:",
+		keyQueue:  prefix + ":keyq:",
+		keyAt:     prefix + ":keyat:",
 		stats:     prefix + ":stats",
 	}
 }
@@ -214,8 +218,9 @@ func (q *Redis) Publish(ctx context.Context, e Event) error {
 	if err != nil {
 		return err
 	}
-	keys := []string{q.keys.stream, q.keys.published + e.ID}
-	args := []any{q.opts.MaxLen, b, q.opts.PublishedFor.Milliseconds(), q.opts.storedKey(e)}
+	key := q.opts.storedKey(e)
+	keys := []string{q.keys.stream, q.keys.published + e.ID, q.keys.seq, q.keys.keyQueue + key, q.keys.keyAt + key}
+	args := []any{q.opts.MaxLen, b, q.opts.PublishedFor.Milliseconds(), key, e.ID}
 	if q.opts.WaitReplicas <= 0 {
 		err = publishOnce.Run(ctx, q.rdb, keys, args...).Err()
 		if err != nil && !errors.Is(err, redis.Nil) {
@@ -241,16 +246,19 @@ func (q *Redis) Publish(ctx context.Context, e Event) error {
 	return nil
 }
 
-// publishOnce adds the event to the stream unless its ID was published within the TTL:
-// KEYS stream, the ID's marker; ARGV max length, event, marker TTL in ms, order key ("":
-// none; stored beside the event for takeKeyLease). One script, so a marker never exists
-// without its event.
+// publishOnce adds the event to the stream unless its ID was published within the TTL,
+// and an event with an order key to the end of its key's queue (see redis_scripts.go):
+// KEYS stream, the ID's marker, the publish sequence, the key's queue and places; ARGV max
+// length, event, marker TTL in ms, order key ("": none), event ID. One script, so a marker
+// never exists without its event, nor a keyed event outside its key's queue.
 var publishOnce = redis.NewScript(`
 if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[3]) then return false end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2])
 if ARGV[4] ~= '' then
-  return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2], 'key', ARGV[4])
+  redis.call('ZADD', KEYS[4], 'NX', redis.call('INCR', KEYS[3]), ARGV[5])
+  redis.call('HSET', KEYS[5], ARGV[5], id)
 end
-return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2])
+return id
 `)
 
 // Run implements Queue.
@@ -341,8 +349,10 @@ func (q *Redis) Replay(ctx context.Context, id string) error {
 		if err != nil {
 			return fmt.Errorf("queue: replay %q: %w", id, err)
 		}
-		res, err := replayScript.Run(ctx, q.rdb, []string{q.keys.dead, q.keys.deadOrder, q.keys.stream},
-			id, old, b, q.opts.MaxLen, q.opts.storedKey(e)).Int()
+		key := q.opts.storedKey(e)
+		res, err := replayScript.Run(ctx, q.rdb, []string{q.keys.dead, q.keys.deadOrder, q.keys.stream,
+			q.keys.seq, q.keys.keyQueue + key, q.keys.keyAt + key},
+			id, old, b, q.opts.MaxLen, key).Int()
 		if err != nil {
 			return fmt.Errorf("queue: replay %q: %w", id, err)
 		}
@@ -515,7 +525,7 @@ func (q *Redis) moveLoop(ctx context.Context) {
 		}
 		for {
 			n, err := moveDueScript.Run(ctx, q.rdb, []string{q.keys.retry, q.keys.stream},
-				time.Now().UnixMilli(), redisBatch, q.opts.MaxLen).Int()
+				time.Now().UnixMilli(), redisBatch, q.opts.MaxLen, q.keys.keyAt).Int()
 			if err != nil {
 				if ctx.Err() == nil {
 					q.logRedisError(err, "move due retries")
@@ -562,7 +572,7 @@ func (q *Redis) heartbeat(ctx context.Context) error {
 			continue // another consumer may run it now: leave the entry to that one
 		}
 		ids = append(ids, id)
-		if h.lease != "" {
+		if h.lease != "" && !h.settling {
 			leases = append(leases, leased{id, h.lease, h.value})
 		}
 	}
@@ -616,8 +626,8 @@ func (q *Redis) heartbeat(ctx context.Context) error {
 			l := leases[i]
 			i++
 			h := q.held[l.entry]
-			if h == nil || h.value != l.value {
-				continue
+			if h == nil || h.value != l.value || h.settling {
+				continue // settled meanwhile: its lease is dropped, maybe taken by the next event of its key
 			}
 			if ok == 1 {
 				h.until = until
@@ -654,39 +664,41 @@ return 1
 `)
 
 // takeKeyLease sets the lease of an order key (KEYS[1]) to ARGV[1] for ARGV[2] ms for the
-// entry ARGV[3] (event ARGV[4]) of the stream KEYS[2], if no other entry holds it, no other
-// event of the key waits for its retry (KEYS[3], the key's block: the failed event's ID
-// until a little after its retry is due) and no earlier entry of the key (ARGV[5], the "key"
-// field Publish stores) is still pending in the group ARGV[6]: the stream keeps only
-// unsettled entries, and those before a delivered one were all delivered, so the scan
-// reads only what the instances hold (or a dead one left). The failed event itself skips
-// the scan (the events behind it may have come back to the stream before it) and clears
-// the block. Answers {1} taken; {0} held for this very event by another consumer; {2} not
-// its turn (another event of the key runs, or an earlier one is pending); {3} the entry is
-// gone (settled meanwhile); {4, event ID, ms} the key waits that long for that event's retry.
+// entry ARGV[3] (event ARGV[4]) of the stream KEYS[2], if no other entry holds it and the
+// event heads its key's queue (KEYS[3], places KEYS[4]): no event of the client published
+// before it is unsettled. A head that is nowhere any more (its entry trimmed by MaxLen or
+// deleted by hand, its retry gone from KEYS[5]) leaves the queue; an event outside it
+// (published by an older crmlink) takes only the lease. Answers {1} taken; {0} held for
+// this very event by another consumer; {2, head} not its turn (another event of the key
+// runs, or the head is in the stream); {3} the entry is gone (settled meanwhile); {4, head,
+// due ms} the head waits for its retry, due then.
 var takeKeyLease = redis.NewScript(`
-local b = redis.call('GET', KEYS[3])
-if b and b ~= ARGV[4] then return {4, b, redis.call('PTTL', KEYS[3])} end
 local v = redis.call('GET', KEYS[1])
 if v and v ~= ARGV[1] then
   local mark = ' ' .. ARGV[4]
   if string.sub(v, -#mark) == mark then return {0} end
-  return {2}
+  return {2, ''}
 end
 if #redis.call('XRANGE', KEYS[2], ARGV[3], ARGV[3]) == 0 then return {3} end
-if b then
-  redis.call('DEL', KEYS[3])
-else
-  for _, m in ipairs(redis.call('XRANGE', KEYS[2], '-', ARGV[3], 'COUNT', 1000)) do
-    if m[1] ~= ARGV[3] then
-      local f = m[2]
-      for i = 1, #f - 1, 2 do
-        if f[i] == 'key' and f[i + 1] == ARGV[5] and #redis.call('XPENDING', KEYS[2], ARGV[6], m[1], m[1], 1) > 0 then
-          return {2}
-        end
+if redis.call('ZSCORE', KEYS[3], ARGV[4]) then
+  local head
+  for _ = 1, 100 do
+    head = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
+    if head == ARGV[4] then break end
+    local at = redis.call('HGET', KEYS[4], head)
+    if at and string.sub(at, 1, 1) == 'r' then
+      local due = string.sub(at, 2)
+      for _, e in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], due, due)) do
+        local ok, ev = pcall(cjson.decode, e)
+        if ok and type(ev) == 'table' and ev.id == head then return {4, head, tonumber(due)} end
       end
+    elseif at and #redis.call('XRANGE', KEYS[2], at, at) > 0 then
+      return {2, head}
     end
+    redis.call('ZREM', KEYS[3], head)
+    redis.call('HDEL', KEYS[4], head)
   end
+  if head ~= ARGV[4] then return {2, ''} end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return {1}
@@ -706,6 +718,9 @@ type heldEntry struct {
 	stop         context.CancelCauseFunc
 	until        time.Time // the lease is surely still this consumer's until then
 	lost         bool
+	// settling: the handler has returned and the outcome is being stored, which drops the
+	// lease; it is neither renewed nor watched any more.
+	settling bool
 }
 
 // leaseValue is what this consumer's lease on the entry holds.
@@ -734,8 +749,8 @@ func (q *Redis) begin(ctx context.Context, d *delivery, stop context.CancelCause
 	key, value := q.lease(d)
 	script, keys, args := takeLease, []string{key}, []any{value, q.opts.ClaimMinIdle.Milliseconds()}
 	if d.key != "" {
-		script, keys = takeKeyLease, []string{key, q.keys.stream, q.keys.keyBlock + d.key}
-		args = append(args, entry, d.event.ID, d.key, q.opts.Group)
+		script, keys = takeKeyLease, []string{key, q.keys.stream, q.keys.keyQueue + d.key, q.keys.keyAt + d.key, q.keys.retry}
+		args = append(args, entry, d.event.ID)
 	}
 	sent := time.Now()
 	var (
@@ -765,13 +780,12 @@ func (q *Redis) begin(ctx context.Context, d *delivery, stop context.CancelCause
 	case 0:
 		return turnElsewhere, nil
 	case 2:
+		d.waitFor = ans.head
 		return turnWait, nil
 	case 3:
 		return turnGone, nil
 	case 4:
-		// The block lasts until lostAfter past the retry's due time; the engine waits
-		// lostAfter past blockedUntil itself.
-		d.blockedBy, d.blockedUntil = ans.blocker, sent.Add(time.Duration(ans.ms)*time.Millisecond-lostAfter)
+		d.blockedBy, d.blockedUntil = ans.head, time.UnixMilli(ans.due)
 		return turnBlocked, nil
 	}
 	q.heldMu.Lock()
@@ -781,15 +795,15 @@ func (q *Redis) begin(ctx context.Context, d *delivery, stop context.CancelCause
 		h = &heldEntry{}
 		q.held[entry] = h
 	}
-	h.lease, h.value, h.stop, h.until, h.lost = key, value, stop, sent.Add(q.leaseSure()), false
+	h.lease, h.value, h.stop, h.until, h.lost, h.settling = key, value, stop, sent.Add(q.leaseSure()), false, false
 	return turnMine, nil
 }
 
-// leaseAnswer is takeLease's (a number) or takeKeyLease's ({code, blocker, ms}) answer.
+// leaseAnswer is takeLease's (a number) or takeKeyLease's ({code, head, due}) answer.
 type leaseAnswer struct {
-	code    int64
-	blocker string
-	ms      int64
+	code int64
+	head string
+	due  int64
 }
 
 func leaseAnswerOf(c *redis.Cmd) (leaseAnswer, error) {
@@ -805,28 +819,15 @@ func leaseAnswerOf(c *redis.Cmd) (leaseAnswer, error) {
 		if len(v) > 0 {
 			a.code, _ = v[0].(int64)
 		}
+		if len(v) > 1 {
+			a.head, _ = v[1].(string)
+		}
 		if len(v) > 2 {
-			a.blocker, _ = v[1].(string)
-			a.ms, _ = v[2].(int64)
+			a.due, _ = v[2].(int64)
 		}
 		return a, nil
 	}
 	return leaseAnswer{}, fmt.Errorf("unexpected answer %v", v)
-}
-
-// earlier implements exclusive: a's entry comes before b's in the stream.
-func (q *Redis) earlier(a, b *delivery) bool {
-	am, as := entryOrder(a.ref.(string))
-	bm, bs := entryOrder(b.ref.(string))
-	return am < bm || am == bm && as < bs
-}
-
-// entryOrder splits a stream entry ID ("<ms>-<seq>") into its two numbers.
-func entryOrder(id string) (ms, seq uint64) {
-	m, s, _ := strings.Cut(id, "-")
-	ms, _ = strconv.ParseUint(m, 10, 64)
-	seq, _ = strconv.ParseUint(s, 10, 64)
-	return ms, seq
 }
 
 // leaseWatch stops the handlers whose leases this consumer could not refresh in time:
@@ -841,7 +842,7 @@ func (q *Redis) leaseWatch(ctx context.Context) {
 		case now := <-t.C:
 			q.heldMu.Lock()
 			for entry, h := range q.held {
-				if h.lease != "" && !h.lost && now.After(h.until) {
+				if h.lease != "" && !h.lost && !h.settling && now.After(h.until) {
 					q.loseLease(entry, h, "not refreshed in time")
 				}
 			}
@@ -909,8 +910,17 @@ func (q *Redis) buryUnreadable(ctx context.Context, entry, raw string, err error
 		LastError: "stored event is not readable: " + err.Error()}
 	b, _ := json.Marshal(e)
 	q.opts.Logger.Error().Str("entry", entry).Err(err).Msg("stored event is not readable; moved to the dead-letter list")
-	_ = buryScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.dead, q.keys.deadOrder, q.keys.stats, q.keys.lease + e.ID},
-		q.opts.Group, entry, e.ID, b, time.Now().UnixMilli(), q.leaseValue(entry)).Err()
+	_ = buryScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.dead, q.keys.deadOrder, q.keys.stats, q.keys.lease + e.ID,
+		q.keys.keyQueue, q.keys.keyAt}, q.opts.Group, entry, e.ID, b, time.Now().UnixMilli(), q.leaseValue(entry), "").Err()
+}
+
+// settling marks d's entry as being settled (see heldEntry.settling).
+func (q *Redis) settling(d *delivery) {
+	q.heldMu.Lock()
+	if h := q.held[d.ref.(string)]; h != nil {
+		h.settling = true
+	}
+	q.heldMu.Unlock()
 }
 
 func (q *Redis) forget(d *delivery) {
@@ -920,9 +930,10 @@ func (q *Redis) forget(d *delivery) {
 }
 
 func (q *Redis) ack(ctx context.Context, d *delivery) error {
+	q.settling(d)
 	lease, value := q.lease(d)
-	err := ackScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.stats, lease},
-		q.opts.Group, d.ref.(string), value).Err()
+	err := ackScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.stats, lease, q.keys.keyQueue + d.key, q.keys.keyAt + d.key},
+		q.opts.Group, d.ref.(string), value, d.event.ID, d.key).Err()
 	if err == nil {
 		q.forget(d)
 	}
@@ -931,22 +942,20 @@ func (q *Redis) ack(ctx context.Context, d *delivery) error {
 
 func (q *Redis) retry(ctx context.Context, d *delivery, next Event, at time.Time, failed bool) error {
 	if next.Key == "" {
-		next.Key = d.key // moveDueScript stores it beside the event again
+		next.Key = d.key // moveDueScript finds the key's places by it
 	}
+	q.settling(d)
 	b, err := json.Marshal(next)
 	if err != nil {
 		return err
 	}
-	f, block := "0", ""
+	f := "0"
 	if failed {
 		f = "1"
-		if d.key != "" {
-			block = d.event.ID // the other instances' events of the key wait for its retry
-		}
 	}
 	lease, value := q.lease(d)
-	err = retryScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.retry, q.keys.stats, lease, q.keys.keyBlock + d.key},
-		q.opts.Group, d.ref.(string), at.UnixMilli(), b, f, value, block, (max(time.Until(at), 0) + lostAfter).Milliseconds()).Err()
+	err = retryScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.retry, q.keys.stats, lease, q.keys.keyAt + d.key},
+		q.opts.Group, d.ref.(string), at.UnixMilli(), b, f, value, d.event.ID, d.key).Err()
 	if err == nil {
 		q.forget(d)
 	}
@@ -954,13 +963,14 @@ func (q *Redis) retry(ctx context.Context, d *delivery, next Event, at time.Time
 }
 
 func (q *Redis) bury(ctx context.Context, d *delivery, dead Event) error {
+	q.settling(d)
 	b, err := json.Marshal(dead)
 	if err != nil {
 		return err
 	}
 	lease, value := q.lease(d)
-	err = buryScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.dead, q.keys.deadOrder, q.keys.stats, lease},
-		q.opts.Group, d.ref.(string), dead.ID, b, time.Now().UnixMilli(), value).Err()
+	err = buryScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.dead, q.keys.deadOrder, q.keys.stats, lease,
+		q.keys.keyQueue + d.key, q.keys.keyAt + d.key}, q.opts.Group, d.ref.(string), dead.ID, b, time.Now().UnixMilli(), value, d.key).Err()
 	if err == nil {
 		q.forget(d)
 	}

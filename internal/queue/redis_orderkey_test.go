@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,6 +32,15 @@ func keyedConsumer(t *testing.T, rdb redis.UniversalClient, stream, name string,
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = q.Close() })
 	return q
+}
+
+// assertKeyLeft checks that nothing of an order key is left in Redis once its events are
+// settled: its lease, queue and places go with the last acknowledgement.
+func assertKeyLeft(t *testing.T, rdb redis.UniversalClient, q *Redis, key string) {
+	t.Helper()
+	n, err := rdb.Exists(context.Background(), q.keys.keyLease+key, q.keys.keyQueue+key, q.keys.keyAt+key).Result()
+	require.NoError(t, err)
+	assert.Zero(t, n, "the key's lease, queue and places are gone")
 }
 
 func keyedEvent(id, key string) Event {
@@ -112,9 +122,7 @@ func TestRedisOneOrderKeyAcrossConsumers(t *testing.T) {
 			waitStats(t, a, "both handled", settledAll(2))
 			assert.Equal(t, int32(1), o.most.Load(), "never two handlers of one client at once")
 			assert.Equal(t, []string{"a chat-1/accepted", "b chat-1/finished"}, o.handlers(), "both handled, in order, each by its instance")
-			n, err := rdb.Exists(ctx, a.keys.keyLease+"jivo:visitor-7").Result()
-			require.NoError(t, err)
-			assert.Zero(t, n, "the key's lease is dropped with the last acknowledgement")
+			assertKeyLeft(t, rdb, a, "jivo:visitor-7")
 		})
 	}
 }
@@ -197,7 +205,90 @@ func TestRedisFailedEventHoldsBackItsKeyOnOtherConsumers(t *testing.T) {
 	assert.Contains(t, got[1], "chat-1/accepted #2", "the failed event's retry comes before the later event")
 	assert.Contains(t, got[2], "chat-1/finished #1")
 	assert.Equal(t, int32(1), o.most.Load(), "never two handlers of one client at once")
-	n, err := rdb.Exists(ctx, a.keys.keyLease+"jivo:visitor-7", a.keys.keyBlock+"jivo:visitor-7").Result()
-	require.NoError(t, err)
-	assert.Zero(t, n, "neither the key's lease nor its block is left")
+	assertKeyLeft(t, rdb, a, "jivo:visitor-7")
+}
+
+// An instance dies holding a client's event; the client's next event reaches a live
+// instance, which waits for the earlier one instead of overtaking it. Once it claims the
+// dead instance's event (ClaimMinIdle later), that one goes first, though it came in
+// after the event waiting for it.
+func TestRedisClaimedEarlierEventGoesFirst(t *testing.T) {
+	rdb := testrig.Redis(t)
+	stream := testStream(t)
+	var aLog testrig.LogBuffer
+	a := keyedConsumer(t, rdb, stream, "a", &aLog)
+	ctx := context.Background()
+	require.NoError(t, a.Publish(ctx, keyedEvent("call-1", "phone:+79161234567")))
+	require.NoError(t, a.Publish(ctx, keyedEvent("chat-1", "phone:+79161234567")))
+	handOut(t, rdb, a, "dead") // the instance that read call-1 died before handling it
+
+	rec := newRecorder(nil)
+	startRun(t, a, rec.handle)
+	waitStats(t, a, "both handled", settledAll(2))
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	require.Len(t, rec.order, 2)
+	assert.Equal(t, []string{"call-1", "chat-1"}, []string{rec.order[0].ID, rec.order[1].ID})
+	assert.Contains(t, aLog.String(), waitLog, "chat-1 waited for call-1")
+}
+
+// Many clients' events, two instances: per client one handler at a time and publish order
+// (one failure and its retry included), while the clients spread over both instances.
+func TestRedisOrderKeysAcrossConsumersUnderLoad(t *testing.T) {
+	const keys, perKey = 6, 15
+	rdb := testrig.Redis(t)
+	stream := testStream(t)
+	qs := []*Redis{keyedConsumer(t, rdb, stream, "a", nil), keyedConsumer(t, rdb, stream, "b", nil)}
+	var (
+		mu      sync.Mutex
+		running = map[string]int{}
+		seqs    = map[string][]string{}
+		by      = map[string]bool{}
+		overlap []string
+	)
+	handler := func(who string) Handler {
+		return func(_ context.Context, e Event) error {
+			mu.Lock()
+			running[e.Key]++
+			if running[e.Key] > 1 {
+				overlap = append(overlap, e.ID)
+			}
+			seqs[e.Key] = append(seqs[e.Key], e.ID)
+			by[who] = true
+			mu.Unlock()
+			time.Sleep(2 * time.Millisecond) // work, so that events overlap
+			mu.Lock()
+			running[e.Key]--
+			mu.Unlock()
+			if e.ID == "+70000000000/03" && e.Attempts == 1 {
+				return errors.New("amoCRM timeout")
+			}
+			return nil
+		}
+	}
+	for i := range perKey {
+		for k := range keys {
+			phone := fmt.Sprintf("+7000000000%d", k)
+			require.NoError(t, qs[0].Publish(context.Background(), keyedEvent(fmt.Sprintf("%s/%02d", phone, i), phone)))
+		}
+	}
+	startRun(t, qs[0], handler("a"))
+	startRun(t, qs[1], handler("b"))
+	waitStats(t, qs[0], "all events processed", settledAll(keys*perKey))
+
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Empty(t, overlap, "events of one client ran at once")
+	assert.True(t, by["a"] && by["b"], "both instances handled events")
+	for k := range keys {
+		phone := fmt.Sprintf("+7000000000%d", k)
+		var want []string
+		for i := range perKey {
+			want = append(want, fmt.Sprintf("%s/%02d", phone, i))
+			if k == 0 && i == 3 {
+				want = append(want, want[len(want)-1]) // the retry comes before seq 4
+			}
+		}
+		assert.Equal(t, want, seqs[phone], "calls of %s in order", phone)
+	}
 }
