@@ -110,8 +110,8 @@ func (o Options) withDefaults() (Options, error) {
 	return o, nil
 }
 
-// storedKey is the order key a store keeps beside e for the other instances to compare
-// (Redis): e's Key when set, which OrderKey returns for it, otherwise OrderKey's; "" without
+// storedKey is the order key a store queues e under for all consumers (Redis's key
+// queues): e's Key when set, which OrderKey returns for it, otherwise OrderKey's; "" without
 // ordering.
 func (o Options) storedKey(e Event) string {
 	switch {

@@ -150,11 +150,11 @@ func keysFor(stream string) redisKeys {
 }
 
 // Redis is the Queue on Redis Streams with a consumer group; instances sharing the stream
-// share the work. Events are stream entries ({"event": JSON, "key": order key}); an entry is
-// deleted when it is settled, so the stream holds only events not yet handled. Events of
-// one order key run one at a time and in stream order across the instances too: each runs
-// under its key's lease, which an instance takes only when no earlier entry of the key is
-// pending and no event of the key waits for its retry (heldEntry, takeKeyLease).
+// share the work. Events are stream entries ({"event": JSON}); an entry is deleted when it
+// is settled, so the stream holds only events not yet handled. Events of one order key run
+// one at a time and in publish order across the instances too: each runs under its key's
+// lease, which an instance takes only for the head of the key's queue, the earliest of the
+// key's events not yet acknowledged or dead (heldEntry, takeKeyLease, redis_scripts.go).
 type Redis struct {
 	rdb  redis.UniversalClient
 	opts RedisOptions
@@ -710,9 +710,9 @@ return {1}
 // <entry ID> <event ID>", so no two events of one client run at once on two instances;
 // for one without, the event's, <stream>:lease:<event ID> holding "<consumer> <entry ID>".
 // A consumer that finds another's lease on an event leaves the event alone, and one that
-// finds its key leased for another event (or an earlier event of the key unsettled) waits
-// for its turn; one that cannot refresh its lease stops the handler before the lease can
-// have run out in Redis.
+// finds its key leased for another event, or an earlier event of the key unsettled, waits
+// for its turn (parks the event when that one waits for its retry); one that cannot refresh
+// its lease stops the handler before the lease can have run out in Redis.
 type heldEntry struct {
 	lease, value string
 	stop         context.CancelCauseFunc
@@ -743,7 +743,8 @@ func (q *Redis) lease(d *delivery) (key, value string) {
 
 // begin implements exclusive: it takes the event's lease, unless another consumer (or
 // another entry of the same event) holds it; for an event with an order key, the key's
-// lease, unless another event of the key holds it or an earlier one is still pending.
+// lease, unless another event of the key holds it or an earlier one is still unsettled.
+// One request either way, as before the key's lease.
 func (q *Redis) begin(ctx context.Context, d *delivery, stop context.CancelCauseFunc) (turn, error) {
 	entry := d.ref.(string)
 	key, value := q.lease(d)

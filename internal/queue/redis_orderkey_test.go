@@ -292,3 +292,24 @@ func TestRedisOrderKeysAcrossConsumersUnderLoad(t *testing.T) {
 		assert.Equal(t, want, seqs[phone], "calls of %s in order", phone)
 	}
 }
+
+// A client's earlier event vanished from the stream without being settled (trimmed past
+// MaxLen, deleted by hand): its later events do not wait for it for ever.
+func TestRedisVanishedEventDoesNotHoldItsKey(t *testing.T) {
+	rdb := testrig.Redis(t)
+	stream := testStream(t)
+	a := keyedConsumer(t, rdb, stream, "a", nil)
+	ctx := context.Background()
+	require.NoError(t, a.Publish(ctx, keyedEvent("call-1", "phone:+79161234567")))
+	require.NoError(t, a.Publish(ctx, keyedEvent("chat-1", "phone:+79161234567")))
+	entries, err := rdb.XRange(ctx, a.keys.stream, "-", "+").Result()
+	require.NoError(t, err)
+	require.Len(t, entries, 2)
+	require.NoError(t, rdb.XDel(ctx, a.keys.stream, entries[0].ID).Err())
+
+	rec := newRecorder(nil)
+	startRun(t, a, rec.handle)
+	waitStats(t, a, "chat-1 handled", settledAll(1))
+	assert.Len(t, rec.callsOf("chat-1"), 1)
+	assertKeyLeft(t, rdb, a, "phone:+79161234567")
+}
