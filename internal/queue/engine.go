@@ -20,8 +20,8 @@ type delivery struct {
 	waits int // begin answered turnWait this many times in a row
 	// waitFor is the event of its key that goes first (turnWait), when the store knows it.
 	waitFor string
-	// blockedBy is the event of its key that failed on another consumer and is waited for
-	// until blockedUntil (turnBlocked).
+	// blockedBy is the earlier event of its key that waits for its retry (failed, or parked
+	// by another consumer) until blockedUntil (turnBlocked).
 	blockedBy    string
 	blockedUntil time.Time
 }
@@ -71,9 +71,9 @@ const (
 	turnWait
 	// turnGone: the event was settled meanwhile (by the consumer that had it); nothing to do.
 	turnGone
-	// turnBlocked: an event of its key failed on another consumer and its retry is due at
-	// d.blockedUntil: this instance blocks the key on it as if it had failed here (the
-	// delivery and the ones behind it are parked until then).
+	// turnBlocked: an earlier event of its key (d.blockedBy) waits for its retry, due at
+	// d.blockedUntil (it failed, maybe on another consumer): this instance blocks the key on
+	// it as if it had failed here (the delivery and the ones behind it are parked until then).
 	turnBlocked
 )
 
@@ -509,9 +509,9 @@ func (e *engine) finish(r result, stopping bool) {
 	}
 }
 
-// blockOn blocks d's key on another consumer's failed event, as finish does on a failure
-// here: d and the events waiting behind it are parked (their slots are given back when
-// the parkings end) until just after the failed event's retry.
+// blockOn blocks d's key on the earlier event waiting for its retry (turnBlocked), as finish
+// does on a failure here: d and the events waiting behind it are parked (their slots are
+// given back when the parkings end) until just after that retry.
 func (e *engine) blockOn(d *delivery, k *keyState) {
 	waiting := append([]*delivery{d}, k.waiting...)
 	k.waiting = nil
@@ -629,7 +629,7 @@ func (e *engine) work(d *delivery) {
 			return
 		case t == turnBlocked:
 			e.log.Debug().Str("event", ev.ID).Str("kind", ev.Kind).Str("order_key", d.key).Str("after", d.blockedBy).
-				Msg("event parked behind an event of its order key that failed on another instance")
+				Msg("event parked behind an earlier event of its order key that waits for its retry")
 			r.blocked = true
 			e.results <- r
 			return
