@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -16,6 +17,13 @@ type delivery struct {
 	event Event
 	ref   any
 	key   string
+	waits int // begin answered turnWait this many times in a row
+	// waitFor is the event of its key that goes first (turnWait), when the store knows it.
+	waitFor string
+	// blockedBy is the earlier event of its key that waits for its retry (failed, or parked
+	// by another consumer) until blockedUntil (turnBlocked).
+	blockedBy    string
+	blockedUntil time.Time
 }
 
 // store is what a queue implementation gives the engine: a source of deliveries and the
@@ -38,12 +46,49 @@ type store interface {
 // exclusive is a store whose consumers share events (Redis: several instances in one
 // consumer group), where one event could reach two consumers at once: a live consumer taken
 // for dead (its refreshes failed through a failover) and the one that claimed its entries, or
-// a delivery a failover lost. begin takes the event for this consumer just before its
-// handler runs; mine false: another consumer is handling it, so this delivery is left
-// alone. stop ends the handler's context with errLeaseLost once the store can no longer be
-// sure the event is still this consumer's.
+// a delivery a failover lost; and where two events of one ordering key can reach two
+// consumers at once (each instance reads the next entries of the stream). begin takes the
+// event for this consumer just before its handler runs, and for an event with an ordering
+// key the key too; see turn for the answers. stop ends the handler's context with
+// errLeaseLost once the store can no longer be sure the event (or its key) is still this
+// consumer's.
 type exclusive interface {
-	begin(ctx context.Context, d *delivery, stop context.CancelCauseFunc) (mine bool, err error)
+	begin(ctx context.Context, d *delivery, stop context.CancelCauseFunc) (turn, error)
+}
+
+// turn is exclusive.begin's answer.
+type turn int
+
+const (
+	// turnMine: the handler runs.
+	turnMine turn = iota
+	// turnElsewhere: another consumer is handling this event; the delivery is left alone.
+	turnElsewhere
+	// turnWait: another consumer is handling another event of its ordering key, or an
+	// earlier event of the key (d.waitFor) is still unsettled: the delivery stays in memory
+	// (its key busy, so the events behind it in this instance wait too) and asks again
+	// shortly, unless d.waitFor is queued behind it here: then that one goes first.
+	turnWait
+	// turnGone: the event was settled meanwhile (by the consumer that had it); nothing to do.
+	turnGone
+	// turnBlocked: an earlier event of its key (d.blockedBy) waits for its retry, due at
+	// d.blockedUntil (it failed, maybe on another consumer): this instance blocks the key on
+	// it as if it had failed here (the delivery and the ones behind it are parked until then).
+	turnBlocked
+)
+
+// Pauses between the begin calls of a delivery that waits for its turn: short at first
+// (the other instance's event is usually a few CRM requests long), at most waitPauseMax.
+const (
+	waitPauseMin = 20 * time.Millisecond
+	waitPauseMax = time.Second
+)
+
+func waitPause(n int) time.Duration {
+	if n > 6 {
+		return waitPauseMax
+	}
+	return min(waitPauseMin<<max(n-1, 0), waitPauseMax)
 }
 
 // errLeaseLost ends a handler's context when another consumer may have taken its event
@@ -59,6 +104,8 @@ type result struct {
 	d       *delivery
 	run     bool      // a handler call rather than a parking
 	retryAt time.Time // set when the call failed and a retry is stored
+	wait    bool      // not its turn (turnWait): asks again after a pause, still holding its slot
+	blocked bool      // turnBlocked: parked behind another consumer's failed event
 }
 
 // keyState tracks one ordering key: at most one of its events is ready or running, the
@@ -70,7 +117,8 @@ type result struct {
 type keyState struct {
 	busy    bool
 	waiting []*delivery
-	// blocker is the ID of the failed event the key waits for, due at blockerDue.
+	// blocker is the ID of the failed event the key waits for, due at blockerDue (it may
+	// have failed on another consumer: the store's begin tells, turnBlocked).
 	blocker    string
 	blockerDue time.Time
 	// parked maps the IDs of parked events to their place in the order and the time after
@@ -135,11 +183,19 @@ type engine struct {
 	stop    chan struct{}
 	results chan result
 	base    context.Context // parent of handler contexts; cancelled when the grace ends
+	// ordered: the store keeps each key's order across consumers itself (exclusive.begin),
+	// so events parked behind a failure need not come back in their parked order here.
+	ordered bool
 
 	ready   []*delivery
 	keys    map[string]*keyState
 	running int
 	busy    int // running handlers plus parkings in progress
+
+	// waiting are the deliveries that wait for their turn (turnWait), each with the timer
+	// that hands it back through again.
+	waiting map[*delivery]*time.Timer
+	again   chan *delivery
 
 	// storing tracks settle calls the store refuses: each is retried after a pause that
 	// grows with the streak, holding its worker, so a store that cannot record outcomes
@@ -162,8 +218,11 @@ func run(ctx context.Context, st store, h Handler, opts Options) error {
 		stop:    make(chan struct{}),
 		results: make(chan result, held),
 		keys:    map[string]*keyState{},
+		waiting: map[*delivery]*time.Timer{},
+		again:   make(chan *delivery),
 	}
 	e.storing.log = opts.Logger
+	_, e.ordered = st.(exclusive)
 	return e.loop(ctx)
 }
 
@@ -263,6 +322,11 @@ func (e *engine) loop(ctx context.Context) error {
 			e.accept(d)
 		case r := <-e.results:
 			e.finish(r, stopping)
+		case d := <-e.again:
+			if _, ok := e.waiting[d]; ok && !stopping {
+				delete(e.waiting, d)
+				e.ready = append(e.ready, d)
+			}
 		case err := <-feedDone:
 			feeding = false
 			if err == nil && !stopping && ctx.Err() == nil {
@@ -312,13 +376,18 @@ func (e *engine) accept(d *delivery) {
 	case k.blocker != "" && d.event.ID == k.blocker:
 		k.blocker = ""
 		e.queue(d, k)
+	case returning && e.ordered:
+		// The store's begin keeps the key's order across consumers (the events parked
+		// before it may come back to another one): it asks the store for its turn.
+		delete(k.parked, d.event.ID)
+		e.queue(d, k)
 	case returning && k.blocker != "":
 		// Back before the event it waits for (which failed again): park it once more, in
 		// its place.
 		e.park(d, k)
 	case returning:
 		k.returned[d.event.ID] = d
-	case k.blocker != "" || len(k.parked) > 0:
+	case k.blocker != "" || len(k.parked) > 0 && !e.ordered:
 		e.park(d, k) // a new event must not overtake the failed or parked ones
 	default:
 		e.queue(d, k)
@@ -396,6 +465,19 @@ func (e *engine) finish(r result, stopping bool) {
 	if r.run {
 		e.running--
 	}
+	if r.wait || r.blocked {
+		k := e.keys[r.d.key]
+		switch {
+		case stopping || k == nil:
+			e.st.release(r.d)
+			e.give(1)
+		case r.wait:
+			e.waitTurn(r.d)
+		default:
+			e.blockOn(r.d, k)
+		}
+		return
+	}
 	e.give(1)
 	if !r.run || r.d.key == "" || stopping {
 		return
@@ -427,6 +509,60 @@ func (e *engine) finish(r result, stopping bool) {
 	}
 }
 
+// blockOn blocks d's key on the earlier event waiting for its retry (turnBlocked), as finish
+// does on a failure here: d and the events waiting behind it are parked (their slots are
+// given back when the parkings end) until just after that retry.
+func (e *engine) blockOn(d *delivery, k *keyState) {
+	waiting := append([]*delivery{d}, k.waiting...)
+	k.waiting = nil
+	k.busy = false
+	d.waits = 0
+	for i, w := range waiting {
+		if w.event.ID == d.blockedBy { // the failed event is back here already: it goes first
+			waiting = slices.Delete(waiting, i, i+1)
+			k.busy = true
+			e.ready = append(e.ready, w)
+			break
+		}
+	}
+	if !k.busy {
+		k.blocker, k.blockerDue = d.blockedBy, d.blockedUntil
+	}
+	for _, w := range waiting {
+		e.park(w, k)
+	}
+}
+
+// waitTurn hands d back to ready after a pause, unless the event its key waits for is
+// queued behind it in this instance (claimed from a dead consumer, or back from a parking,
+// after d was read): that one goes first, d right behind it.
+func (e *engine) waitTurn(d *delivery) {
+	if k := e.keys[d.key]; k != nil && d.waitFor != "" {
+		var first *delivery
+		if w, back := k.returned[d.waitFor]; back {
+			first = w
+			delete(k.returned, d.waitFor)
+			delete(k.parked, d.waitFor)
+		} else if i := slices.IndexFunc(k.waiting, func(w *delivery) bool { return w.event.ID == d.waitFor }); i >= 0 {
+			first = k.waiting[i]
+			k.waiting = slices.Delete(k.waiting, i, i+1)
+		}
+		if first != nil {
+			k.waiting = slices.Insert(k.waiting, 0, d)
+			d.waits = 0
+			e.ready = append(e.ready, first)
+			return
+		}
+	}
+	d.waits++
+	e.waiting[d] = time.AfterFunc(waitPause(d.waits), func() {
+		select {
+		case e.again <- d:
+		case <-e.stop:
+		}
+	})
+}
+
 // releaseQueued gives back every delivery not yet running; the store delivers them again.
 func (e *engine) releaseQueued() {
 	n := 0
@@ -434,6 +570,12 @@ func (e *engine) releaseQueued() {
 		e.st.release(d)
 		n++
 	}
+	for d, t := range e.waiting {
+		t.Stop()
+		e.st.release(d)
+		n++
+	}
+	e.waiting = map[*delivery]*time.Timer{}
 	for _, k := range e.keys {
 		for _, d := range k.waiting {
 			e.st.release(d)
@@ -468,19 +610,39 @@ func (e *engine) work(d *delivery) {
 	defer stop(nil)
 	if ex, ok := e.st.(exclusive); ok {
 		bctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-		mine, err := ex.begin(bctx, d, stop)
+		t, err := ex.begin(bctx, d, stop)
 		cancel()
 		switch {
 		case err != nil:
 			e.settled(d, err, "event queue: could not take an event for this consumer; it will be delivered again")
 			e.results <- r
 			return
-		case !mine:
+		case t == turnElsewhere:
 			e.log.Info().Str("event", ev.ID).Str("kind", ev.Kind).Msg("event is being handled by another consumer; leaving it to that one")
 			e.st.release(d)
 			e.results <- r
 			return
+		case t == turnGone:
+			e.log.Debug().Str("event", ev.ID).Str("kind", ev.Kind).Msg("event settled by another consumer meanwhile")
+			e.st.release(d)
+			e.results <- r
+			return
+		case t == turnBlocked:
+			e.log.Debug().Str("event", ev.ID).Str("kind", ev.Kind).Str("order_key", d.key).Str("after", d.blockedBy).
+				Msg("event parked behind an earlier event of its order key that waits for its retry")
+			r.blocked = true
+			e.results <- r
+			return
+		case t == turnWait:
+			if d.waits == 0 {
+				e.log.Debug().Str("event", ev.ID).Str("kind", ev.Kind).Str("order_key", d.key).
+					Msg("event waits for its turn: another instance handles an event of its order key, or an earlier one is unsettled")
+			}
+			r.wait = true
+			e.results <- r
+			return
 		}
+		d.waits = 0
 	}
 	ev.Attempts++
 	start := time.Now()

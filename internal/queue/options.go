@@ -28,8 +28,9 @@ type Options struct {
 	// OrderKey groups events that must be handled one at a time in publish order, e.g. by
 	// the client's phone, so a call outcome and the chat that follows it reach the CRM in
 	// that order. An event that fails holds back the later events of its key until its
-	// retry. "" (or a nil OrderKey) means no ordering. Order holds within one consumer;
-	// Redis consumers on several instances may handle one key in parallel.
+	// retry. "" (or a nil OrderKey) means no ordering. On Redis the order and the one at a
+	// time hold across the instances sharing the stream too (see Redis). For an event whose
+	// Key is set OrderKey must return that Key.
 	OrderKey func(Event) string
 	// RetryFor is how long an event keeps being retried after its first failed attempt:
 	// the first attempt that fails RetryFor or later after it sends the event to the
@@ -107,6 +108,19 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("queue: HandlerTimeout (%s) and ShutdownGrace (%s) must be positive", o.HandlerTimeout, o.ShutdownGrace)
 	}
 	return o, nil
+}
+
+// storedKey is the order key a store queues e under for all consumers (Redis's key
+// queues): e's Key when set, which OrderKey returns for it, otherwise OrderKey's; "" without
+// ordering.
+func (o Options) storedKey(e Event) string {
+	switch {
+	case o.OrderKey == nil:
+		return ""
+	case e.Key != "":
+		return e.Key
+	}
+	return o.OrderKey(e)
 }
 
 // afterFailure decides what becomes of an event whose attempt failed at now: the delay

@@ -119,7 +119,11 @@ func (o RedisOptions) withDefaults() (RedisOptions, error) {
 	return o, nil
 }
 
-type redisKeys struct{ stream, retry, dead, deadOrder, stats, published, lease string }
+type redisKeys struct {
+	stream, retry, dead, deadOrder, stats, published, lease, seq string
+	// keyLease, keyQueue and keyAt are prefixes of an order key's lease, queue and places.
+	keyLease, keyQueue, keyAt string
+}
 
 // keysFor derives the auxiliary keys so that they hash to the stream's Cluster slot: a key
 // without braces hashes as a whole, so "{stream}:x" shares its slot.
@@ -137,13 +141,20 @@ func keysFor(stream string) redisKeys {
 		deadOrder: prefix + ":dead:order",
 		published: prefix + ":published:",
 		lease:     prefix + ":lease:",
+		seq:       prefix + ":seq",
+		keyLease:  prefix + ":keylease:",
+		keyQueue:  prefix + ":keyq:",
+		keyAt:     prefix + ":keyat:",
 		stats:     prefix + ":stats",
 	}
 }
 
 // Redis is the Queue on Redis Streams with a consumer group; instances sharing the stream
 // share the work. Events are stream entries ({"event": JSON}); an entry is deleted when it
-// is settled, so the stream holds only events not yet handled.
+// is settled, so the stream holds only events not yet handled. Events of one order key run
+// one at a time and in publish order across the instances too: each runs under its key's
+// lease, which an instance takes only for the head of the key's queue, the earliest of the
+// key's events not yet acknowledged or dead (heldEntry, takeKeyLease, redis_scripts.go).
 type Redis struct {
 	rdb  redis.UniversalClient
 	opts RedisOptions
@@ -207,8 +218,9 @@ func (q *Redis) Publish(ctx context.Context, e Event) error {
 	if err != nil {
 		return err
 	}
-	keys := []string{q.keys.stream, q.keys.published + e.ID}
-	args := []any{q.opts.MaxLen, b, q.opts.PublishedFor.Milliseconds()}
+	key := q.opts.storedKey(e)
+	keys := []string{q.keys.stream, q.keys.published + e.ID, q.keys.seq, q.keys.keyQueue + key, q.keys.keyAt + key}
+	args := []any{q.opts.MaxLen, b, q.opts.PublishedFor.Milliseconds(), key, e.ID}
 	if q.opts.WaitReplicas <= 0 {
 		err = publishOnce.Run(ctx, q.rdb, keys, args...).Err()
 		if err != nil && !errors.Is(err, redis.Nil) {
@@ -234,12 +246,19 @@ func (q *Redis) Publish(ctx context.Context, e Event) error {
 	return nil
 }
 
-// publishOnce adds the event to the stream unless its ID was published within the TTL:
-// KEYS stream, the ID's marker; ARGV max length, event, marker TTL in ms. One script, so
-// a marker never exists without its event.
+// publishOnce adds the event to the stream unless its ID was published within the TTL,
+// and an event with an order key to the end of its key's queue (see redis_scripts.go):
+// KEYS stream, the ID's marker, the publish sequence, the key's queue and places; ARGV max
+// length, event, marker TTL in ms, order key ("": none), event ID. One script, so a marker
+// never exists without its event, nor a keyed event outside its key's queue.
 var publishOnce = redis.NewScript(`
 if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[3]) then return false end
-return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2])
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2])
+if ARGV[4] ~= '' then
+  redis.call('ZADD', KEYS[4], 'NX', redis.call('INCR', KEYS[3]), ARGV[5])
+  redis.call('HSET', KEYS[5], ARGV[5], id)
+end
+return id
 `)
 
 // Run implements Queue.
@@ -330,8 +349,10 @@ func (q *Redis) Replay(ctx context.Context, id string) error {
 		if err != nil {
 			return fmt.Errorf("queue: replay %q: %w", id, err)
 		}
-		res, err := replayScript.Run(ctx, q.rdb, []string{q.keys.dead, q.keys.deadOrder, q.keys.stream},
-			id, old, b, q.opts.MaxLen).Int()
+		key := q.opts.storedKey(e)
+		res, err := replayScript.Run(ctx, q.rdb, []string{q.keys.dead, q.keys.deadOrder, q.keys.stream,
+			q.keys.seq, q.keys.keyQueue + key, q.keys.keyAt + key},
+			id, old, b, q.opts.MaxLen, key).Int()
 		if err != nil {
 			return fmt.Errorf("queue: replay %q: %w", id, err)
 		}
@@ -504,7 +525,7 @@ func (q *Redis) moveLoop(ctx context.Context) {
 		}
 		for {
 			n, err := moveDueScript.Run(ctx, q.rdb, []string{q.keys.retry, q.keys.stream},
-				time.Now().UnixMilli(), redisBatch, q.opts.MaxLen).Int()
+				time.Now().UnixMilli(), redisBatch, q.opts.MaxLen, q.keys.keyAt).Int()
 			if err != nil {
 				if ctx.Err() == nil {
 					q.logRedisError(err, "move due retries")
@@ -551,7 +572,7 @@ func (q *Redis) heartbeat(ctx context.Context) error {
 			continue // another consumer may run it now: leave the entry to that one
 		}
 		ids = append(ids, id)
-		if h.lease != "" {
+		if h.lease != "" && !h.settling {
 			leases = append(leases, leased{id, h.lease, h.value})
 		}
 	}
@@ -605,8 +626,8 @@ func (q *Redis) heartbeat(ctx context.Context) error {
 			l := leases[i]
 			i++
 			h := q.held[l.entry]
-			if h == nil || h.value != l.value {
-				continue
+			if h == nil || h.value != l.value || h.settling {
+				continue // settled meanwhile: its lease is dropped, maybe taken by the next event of its key
 			}
 			if ok == 1 {
 				h.until = until
@@ -642,16 +663,64 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 `)
 
-// heldEntry is an entry this consumer has in memory. A running one has a lease: the
-// event's key <stream>:lease:<event ID> holding "<consumer> <entry ID>" for ClaimMinIdle,
-// refreshed with the heartbeat and deleted when the entry is settled. A consumer that
-// finds another's lease on an event leaves the event alone; one that cannot refresh its
-// lease stops the handler before the lease can have run out in Redis.
+// takeKeyLease sets the lease of an order key (KEYS[1]) to ARGV[1] for ARGV[2] ms for the
+// entry ARGV[3] (event ARGV[4]) of the stream KEYS[2], if no other entry holds it and the
+// event heads its key's queue (KEYS[3], places KEYS[4]): no event of the client published
+// before it is unsettled. A head that is nowhere any more (its entry trimmed by MaxLen or
+// deleted by hand, its retry gone from KEYS[5]) leaves the queue; an event outside it
+// (published by an older crmlink) takes only the lease. Answers {1} taken; {0} held for
+// this very event by another consumer; {2, head} not its turn (another event of the key
+// runs, or the head is in the stream); {3} the entry is gone (settled meanwhile); {4, head,
+// due ms} the head waits for its retry, due then.
+var takeKeyLease = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v and v ~= ARGV[1] then
+  local mark = ' ' .. ARGV[4]
+  if string.sub(v, -#mark) == mark then return {0} end
+  return {2, ''}
+end
+if #redis.call('XRANGE', KEYS[2], ARGV[3], ARGV[3]) == 0 then return {3} end
+if redis.call('ZSCORE', KEYS[3], ARGV[4]) then
+  local head
+  for _ = 1, 100 do
+    head = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
+    if head == ARGV[4] then break end
+    local at = redis.call('HGET', KEYS[4], head)
+    if at and string.sub(at, 1, 1) == 'r' then
+      local due = string.sub(at, 2)
+      for _, e in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], due, due)) do
+        local ok, ev = pcall(cjson.decode, e)
+        if ok and type(ev) == 'table' and ev.id == head then return {4, head, tonumber(due)} end
+      end
+    elseif at and #redis.call('XRANGE', KEYS[2], at, at) > 0 then
+      return {2, head}
+    end
+    redis.call('ZREM', KEYS[3], head)
+    redis.call('HDEL', KEYS[4], head)
+  end
+  if head ~= ARGV[4] then return {2, ''} end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return {1}
+`)
+
+// heldEntry is an entry this consumer has in memory. A running one has a lease for
+// ClaimMinIdle, refreshed with the heartbeat and deleted when the entry is settled: for an
+// event with an order key the key's, <stream>:keylease:<order key> holding "<consumer>
+// <entry ID> <event ID>", so no two events of one client run at once on two instances;
+// for one without, the event's, <stream>:lease:<event ID> holding "<consumer> <entry ID>".
+// A consumer that finds another's lease on an event leaves the event alone, and one that
+// finds its key leased for another event, or an earlier event of the key unsettled, waits
+// for its turn (parks the event when that one waits for its retry); one that cannot refresh
+// its lease stops the handler before the lease can have run out in Redis.
 type heldEntry struct {
 	lease, value string
 	stop         context.CancelCauseFunc
 	until        time.Time // the lease is surely still this consumer's until then
 	lost         bool
+	// settling: the handler has returned and the outcome is being stored, which drops the
+	// lease; it is neither renewed nor watched any more.
+	settling bool
 }
 
 // leaseValue is what this consumer's lease on the entry holds.
@@ -662,38 +731,63 @@ func (q *Redis) leaseValue(entry string) string { return q.opts.Consumer + " " +
 // request in flight when it is stopped.
 func (q *Redis) leaseSure() time.Duration { return q.opts.ClaimMinIdle * 3 / 4 }
 
-// begin implements exclusive: it takes the event's lease, unless another consumer (or
-// another entry of the same event) holds it.
-func (q *Redis) begin(ctx context.Context, d *delivery, stop context.CancelCauseFunc) (bool, error) {
+// lease is the lease d runs under, and the value this consumer's entry writes in it: its
+// order key's when it has one, otherwise its event's.
+func (q *Redis) lease(d *delivery) (key, value string) {
 	entry := d.ref.(string)
-	key, value := q.keys.lease+d.event.ID, q.leaseValue(entry)
-	keys, args := []string{key}, []any{value, q.opts.ClaimMinIdle.Milliseconds()}
+	if d.key == "" {
+		return q.keys.lease + d.event.ID, q.leaseValue(entry)
+	}
+	return q.keys.keyLease + d.key, q.leaseValue(entry) + " " + d.event.ID
+}
+
+// begin implements exclusive: it takes the event's lease, unless another consumer (or
+// another entry of the same event) holds it; for an event with an order key, the key's
+// lease, unless another event of the key holds it or an earlier one is still unsettled.
+// One request either way, as before the key's lease.
+func (q *Redis) begin(ctx context.Context, d *delivery, stop context.CancelCauseFunc) (turn, error) {
+	entry := d.ref.(string)
+	key, value := q.lease(d)
+	script, keys, args := takeLease, []string{key}, []any{value, q.opts.ClaimMinIdle.Milliseconds()}
+	if d.key != "" {
+		script, keys = takeKeyLease, []string{key, q.keys.stream, q.keys.keyQueue + d.key, q.keys.keyAt + d.key, q.keys.retry}
+		args = append(args, entry, d.event.ID)
+	}
 	sent := time.Now()
 	var (
-		took int64
-		err  error
+		ans leaseAnswer
+		err error
 	)
 	if q.opts.WaitReplicas <= 0 {
-		took, err = takeLease.Run(ctx, q.rdb, keys, args...).Int64()
+		ans, err = leaseAnswerOf(script.Run(ctx, q.rdb, keys, args...))
 	} else {
 		var c, acked *redis.Cmd
 		_, err = q.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			c = takeLease.Eval(ctx, p, keys, args...)
+			c = script.Eval(ctx, p, keys, args...)
 			acked = p.Do(ctx, "WAIT", q.opts.WaitReplicas, q.opts.WaitTimeout.Milliseconds())
 			return nil
 		})
 		if err == nil {
-			took, err = c.Int64()
-			if n, _ := acked.Int64(); err == nil && took == 1 && n < int64(q.opts.WaitReplicas) {
+			ans, err = leaseAnswerOf(c)
+			if n, _ := acked.Int64(); err == nil && ans.code == 1 && n < int64(q.opts.WaitReplicas) {
 				err = fmt.Errorf("%d of %d Redis replicas confirmed it within %s", n, q.opts.WaitReplicas, q.opts.WaitTimeout)
 			}
 		}
 	}
 	if err != nil {
-		return false, fmt.Errorf("queue: take the lease of event %q: %w", d.event.ID, err)
+		return turnMine, fmt.Errorf("queue: take the lease of event %q: %w", d.event.ID, err)
 	}
-	if took == 0 {
-		return false, nil
+	switch ans.code {
+	case 0:
+		return turnElsewhere, nil
+	case 2:
+		d.waitFor = ans.head
+		return turnWait, nil
+	case 3:
+		return turnGone, nil
+	case 4:
+		d.blockedBy, d.blockedUntil = ans.head, time.UnixMilli(ans.due)
+		return turnBlocked, nil
 	}
 	q.heldMu.Lock()
 	defer q.heldMu.Unlock()
@@ -702,8 +796,39 @@ func (q *Redis) begin(ctx context.Context, d *delivery, stop context.CancelCause
 		h = &heldEntry{}
 		q.held[entry] = h
 	}
-	h.lease, h.value, h.stop, h.until, h.lost = key, value, stop, sent.Add(q.leaseSure()), false
-	return true, nil
+	h.lease, h.value, h.stop, h.until, h.lost, h.settling = key, value, stop, sent.Add(q.leaseSure()), false, false
+	return turnMine, nil
+}
+
+// leaseAnswer is takeLease's (a number) or takeKeyLease's ({code, head, due}) answer.
+type leaseAnswer struct {
+	code int64
+	head string
+	due  int64
+}
+
+func leaseAnswerOf(c *redis.Cmd) (leaseAnswer, error) {
+	v, err := c.Result()
+	if err != nil {
+		return leaseAnswer{}, err
+	}
+	switch v := v.(type) {
+	case int64:
+		return leaseAnswer{code: v}, nil
+	case []any:
+		var a leaseAnswer
+		if len(v) > 0 {
+			a.code, _ = v[0].(int64)
+		}
+		if len(v) > 1 {
+			a.head, _ = v[1].(string)
+		}
+		if len(v) > 2 {
+			a.due, _ = v[2].(int64)
+		}
+		return a, nil
+	}
+	return leaseAnswer{}, fmt.Errorf("unexpected answer %v", v)
 }
 
 // leaseWatch stops the handlers whose leases this consumer could not refresh in time:
@@ -718,7 +843,7 @@ func (q *Redis) leaseWatch(ctx context.Context) {
 		case now := <-t.C:
 			q.heldMu.Lock()
 			for entry, h := range q.held {
-				if h.lease != "" && !h.lost && now.After(h.until) {
+				if h.lease != "" && !h.lost && !h.settling && now.After(h.until) {
 					q.loseLease(entry, h, "not refreshed in time")
 				}
 			}
@@ -786,8 +911,17 @@ func (q *Redis) buryUnreadable(ctx context.Context, entry, raw string, err error
 		LastError: "stored event is not readable: " + err.Error()}
 	b, _ := json.Marshal(e)
 	q.opts.Logger.Error().Str("entry", entry).Err(err).Msg("stored event is not readable; moved to the dead-letter list")
-	_ = buryScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.dead, q.keys.deadOrder, q.keys.stats, q.keys.lease + e.ID},
-		q.opts.Group, entry, e.ID, b, time.Now().UnixMilli(), q.leaseValue(entry)).Err()
+	_ = buryScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.dead, q.keys.deadOrder, q.keys.stats, q.keys.lease + e.ID,
+		q.keys.keyQueue, q.keys.keyAt}, q.opts.Group, entry, e.ID, b, time.Now().UnixMilli(), q.leaseValue(entry), "").Err()
+}
+
+// settling marks d's entry as being settled (see heldEntry.settling).
+func (q *Redis) settling(d *delivery) {
+	q.heldMu.Lock()
+	if h := q.held[d.ref.(string)]; h != nil {
+		h.settling = true
+	}
+	q.heldMu.Unlock()
 }
 
 func (q *Redis) forget(d *delivery) {
@@ -797,8 +931,10 @@ func (q *Redis) forget(d *delivery) {
 }
 
 func (q *Redis) ack(ctx context.Context, d *delivery) error {
-	err := ackScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.stats, q.keys.lease + d.event.ID},
-		q.opts.Group, d.ref.(string), q.leaseValue(d.ref.(string))).Err()
+	q.settling(d)
+	lease, value := q.lease(d)
+	err := ackScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.stats, lease, q.keys.keyQueue + d.key, q.keys.keyAt + d.key},
+		q.opts.Group, d.ref.(string), value, d.event.ID, d.key).Err()
 	if err == nil {
 		q.forget(d)
 	}
@@ -806,6 +942,10 @@ func (q *Redis) ack(ctx context.Context, d *delivery) error {
 }
 
 func (q *Redis) retry(ctx context.Context, d *delivery, next Event, at time.Time, failed bool) error {
+	if next.Key == "" {
+		next.Key = d.key // moveDueScript finds the key's places by it
+	}
+	q.settling(d)
 	b, err := json.Marshal(next)
 	if err != nil {
 		return err
@@ -814,8 +954,9 @@ func (q *Redis) retry(ctx context.Context, d *delivery, next Event, at time.Time
 	if failed {
 		f = "1"
 	}
-	err = retryScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.retry, q.keys.stats, q.keys.lease + d.event.ID},
-		q.opts.Group, d.ref.(string), at.UnixMilli(), b, f, q.leaseValue(d.ref.(string))).Err()
+	lease, value := q.lease(d)
+	err = retryScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.retry, q.keys.stats, lease, q.keys.keyAt + d.key},
+		q.opts.Group, d.ref.(string), at.UnixMilli(), b, f, value, d.event.ID, d.key).Err()
 	if err == nil {
 		q.forget(d)
 	}
@@ -823,12 +964,14 @@ func (q *Redis) retry(ctx context.Context, d *delivery, next Event, at time.Time
 }
 
 func (q *Redis) bury(ctx context.Context, d *delivery, dead Event) error {
+	q.settling(d)
 	b, err := json.Marshal(dead)
 	if err != nil {
 		return err
 	}
-	err = buryScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.dead, q.keys.deadOrder, q.keys.stats, q.keys.lease + d.event.ID},
-		q.opts.Group, d.ref.(string), dead.ID, b, time.Now().UnixMilli(), q.leaseValue(d.ref.(string))).Err()
+	lease, value := q.lease(d)
+	err = buryScript.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.dead, q.keys.deadOrder, q.keys.stats, lease,
+		q.keys.keyQueue + d.key, q.keys.keyAt + d.key}, q.opts.Group, d.ref.(string), dead.ID, b, time.Now().UnixMilli(), value, d.key).Err()
 	if err == nil {
 		q.forget(d)
 	}

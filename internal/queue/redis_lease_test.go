@@ -150,24 +150,40 @@ func TestRedisConsumerCutOffStopsBeforeItsEventIsClaimed(t *testing.T) {
 
 // With WaitReplicas an event's lease counts only once the replicas hold it: a master
 // alone takes the lease but cannot confirm it, so the handler does not run (a failover
-// could lose the lease and let another consumer run the event too).
+// could lose the lease and let another consumer run the event too). The same holds for
+// the lease of an order key.
 func TestRedisLeaseWaitsForReplicas(t *testing.T) {
-	rdb := redis.NewClient(&redis.Options{Addr: testrig.PrivateRedis(t)})
-	t.Cleanup(func() { _ = rdb.Close() })
-	stream := testStream(t)
-	plain := leaseConsumer(t, rdb, stream, "publisher", nil)
-	require.NoError(t, plain.Publish(context.Background(), event("chat-1", nil)))
-	var log testrig.LogBuffer
-	opts := fastOptions(t)
-	opts.Logger = zerolog.New(&log)
-	q, err := NewRedis(rdb, RedisOptions{Options: opts, Stream: stream, Consumer: "c", WaitReplicas: 1,
-		WaitTimeout: 20 * time.Millisecond, ClaimMinIdle: 200 * time.Millisecond, readBlock: 50 * time.Millisecond})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = q.Close() })
-	rec := newRecorder(nil)
-	startRun(t, q, rec.handle)
-	testrig.WaitFor(t, 10*time.Second, "the lease refused", func() bool {
-		return strings.Contains(log.String(), `take the lease of event \"chat-1\": 0 of 1 Redis replicas confirmed it within 20ms`)
-	})
-	assert.Empty(t, rec.callsOf("chat-1"), "no handler runs without a confirmed lease")
+	cases := []struct {
+		name string
+		key  string
+	}{
+		{"event lease", ""},
+		{"order key lease", "jivo:visitor-7"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rdb := redis.NewClient(&redis.Options{Addr: testrig.PrivateRedis(t)})
+			t.Cleanup(func() { _ = rdb.Close() })
+			stream := testStream(t)
+			opts := fastOptions(t)
+			opts.OrderKey = func(e Event) string { return e.Key }
+			plain, err := NewRedis(rdb, RedisOptions{Options: opts, Stream: stream, Consumer: "publisher"})
+			require.NoError(t, err)
+			e := event("chat-1", nil)
+			e.Key = c.key
+			require.NoError(t, plain.Publish(context.Background(), e))
+			var log testrig.LogBuffer
+			opts.Logger = zerolog.New(&log)
+			q, err := NewRedis(rdb, RedisOptions{Options: opts, Stream: stream, Consumer: "c", WaitReplicas: 1,
+				WaitTimeout: 20 * time.Millisecond, ClaimMinIdle: 200 * time.Millisecond, readBlock: 50 * time.Millisecond})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = q.Close() })
+			rec := newRecorder(nil)
+			startRun(t, q, rec.handle)
+			testrig.WaitFor(t, 10*time.Second, "the lease refused", func() bool {
+				return strings.Contains(log.String(), `take the lease of event \"chat-1\": 0 of 1 Redis replicas confirmed it within 20ms`)
+			})
+			assert.Empty(t, rec.callsOf("chat-1"), "no handler runs without a confirmed lease")
+		})
+	}
 }
