@@ -10,6 +10,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/crmlink/crmlink/internal/replicated"
+
 	"github.com/crmlink/crmlink/crm"
 )
 
@@ -70,18 +72,9 @@ func (s *RedisState) write(ctx context.Context, what string, cmd func(redis.Cmda
 		return c, nil
 	}
 	var c redis.Cmder
-	var acked *redis.Cmd
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		c = cmd(p)
-		acked = p.Do(ctx, "WAIT", s.replicas, s.timeout.Milliseconds())
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
+	err := replicated.Write(ctx, s.rdb, s.replicas, s.timeout, func(p redis.Pipeliner) { c = cmd(p) })
+	if err != nil {
 		return c, fmt.Errorf("rules state: %s: %w", what, err)
-	}
-	if n, _ := acked.Int64(); n < int64(s.replicas) {
-		return c, fmt.Errorf("rules state: %s: %d of %d Redis replicas confirmed it within %s; not counted as stored (a failover now could lose it)",
-			what, n, s.replicas, s.timeout)
 	}
 	return c, nil
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/crmlink/crmlink/internal/replicated"
 )
 
 // Redis defaults.
@@ -228,20 +230,11 @@ func (q *Redis) Publish(ctx context.Context, e Event) error {
 		}
 		return nil
 	}
-	// WAIT counts the replicas that acknowledged this connection's writes: one pipeline
-	// keeps the script's XADD and WAIT on one connection.
-	var acked *redis.Cmd
-	_, err = q.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	err = replicated.Write(ctx, q.rdb, q.opts.WaitReplicas, q.opts.WaitTimeout, func(p redis.Pipeliner) {
 		publishOnce.Eval(ctx, p, keys, args...)
-		acked = p.Do(ctx, "WAIT", q.opts.WaitReplicas, q.opts.WaitTimeout.Milliseconds())
-		return nil
 	})
-	if err != nil && !errors.Is(err, redis.Nil) {
+	if err != nil {
 		return fmt.Errorf("queue: publish %q: %w", e.ID, err)
-	}
-	if n, _ := acked.Int64(); n < int64(q.opts.WaitReplicas) {
-		return fmt.Errorf("queue: publish %q: %d of %d Redis replicas confirmed it within %s; not accepted (a failover now could lose it)",
-			e.ID, n, q.opts.WaitReplicas, q.opts.WaitTimeout)
 	}
 	return nil
 }
@@ -582,8 +575,12 @@ func (q *Redis) heartbeat(ctx context.Context) error {
 	}
 	sent := time.Now()
 	var renewals []*redis.Cmd
-	var acked *redis.Cmd
-	_, err := q.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	// The leases count once the replicas hold them (a failover must not hand them back).
+	replicas := q.opts.WaitReplicas
+	if len(leases) == 0 {
+		replicas = 0
+	}
+	err := replicated.Write(ctx, q.rdb, replicas, q.opts.WaitTimeout, func(p redis.Pipeliner) {
 		// Leases first: each then runs out just before its entry becomes claimable.
 		for rest := leases; len(rest) > 0; {
 			chunk := rest[:min(len(rest), redisBatch)]
@@ -603,18 +600,9 @@ func (q *Redis) heartbeat(ctx context.Context) error {
 				Stream: q.keys.stream, Group: q.opts.Group, Consumer: q.opts.Consumer, Messages: chunk,
 			})
 		}
-		if q.opts.WaitReplicas > 0 && len(leases) > 0 {
-			acked = p.Do(ctx, "WAIT", q.opts.WaitReplicas, q.opts.WaitTimeout.Milliseconds())
-		}
-		return nil
 	})
 	if err != nil {
-		return err
-	}
-	if acked != nil {
-		if n, _ := acked.Int64(); n < int64(q.opts.WaitReplicas) {
-			return fmt.Errorf("%d of %d Redis replicas confirmed the refreshed leases within %s", n, q.opts.WaitReplicas, q.opts.WaitTimeout)
-		}
+		return fmt.Errorf("refresh the leases and entries: %w", err)
 	}
 	until := sent.Add(q.leaseSure())
 	q.heldMu.Lock()
@@ -761,16 +749,18 @@ func (q *Redis) begin(ctx context.Context, d *delivery, stop context.CancelCause
 	if q.opts.WaitReplicas <= 0 {
 		ans, err = leaseAnswerOf(script.Run(ctx, q.rdb, keys, args...))
 	} else {
-		var c, acked *redis.Cmd
-		_, err = q.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		var c *redis.Cmd
+		werr := replicated.Write(ctx, q.rdb, q.opts.WaitReplicas, q.opts.WaitTimeout, func(p redis.Pipeliner) {
 			c = script.Eval(ctx, p, keys, args...)
-			acked = p.Do(ctx, "WAIT", q.opts.WaitReplicas, q.opts.WaitTimeout.Milliseconds())
-			return nil
 		})
-		if err == nil {
-			ans, err = leaseAnswerOf(c)
-			if n, _ := acked.Int64(); err == nil && ans.code == 1 && n < int64(q.opts.WaitReplicas) {
-				err = fmt.Errorf("%d of %d Redis replicas confirmed it within %s", n, q.opts.WaitReplicas, q.opts.WaitTimeout)
+		switch {
+		case werr != nil && !errors.Is(werr, replicated.ErrUnconfirmed):
+			err = werr
+		default:
+			// Unconfirmed matters only for a lease taken now (code 1); an answer that
+			// took nothing wrote nothing to lose.
+			if ans, err = leaseAnswerOf(c); err == nil && ans.code == 1 && werr != nil {
+				err = werr
 			}
 		}
 	}

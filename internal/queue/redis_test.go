@@ -141,7 +141,7 @@ func TestRedisPublishWaitsForAReplica(t *testing.T) {
 	ctx := context.Background()
 
 	err = q.Publish(ctx, Event{ID: "alone", Kind: "test", Payload: []byte(`{}`)})
-	assert.ErrorContains(t, err, "0 of 1 Redis replicas confirmed it within 2s; not accepted")
+	assert.ErrorContains(t, err, "0 of 1 Redis replicas confirmed it within 2s: a failover now could lose it")
 
 	host, port, _ := strings.Cut(master, ":")
 	replica := testrig.PrivateRedis(t, "--replicaof", host, port)
