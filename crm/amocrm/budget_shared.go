@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -349,6 +350,11 @@ func (s *sharedBudget) waitOwn(ctx context.Context, p Priority, announce func())
 			}
 			slot, taken, again = s.fallback.take(now, p, maxWait)
 			if taken {
+				// Only the last window's slots go back to Redis: a long outage for all
+				// keeps no more than that.
+				if len(s.offGrants) > 0 && now.Sub(s.offGrants[0]) > s.window {
+					s.offGrants = slices.DeleteFunc(s.offGrants, func(g time.Time) bool { return now.Sub(g) > s.window })
+				}
 				s.offGrants = append(s.offGrants, slot)
 				again = slot.Sub(now)
 			}

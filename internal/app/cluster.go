@@ -104,8 +104,9 @@ func (s *stepAside) look(ctx context.Context) {
 	s.set(false, fmt.Sprintf("cut off from Redis (%v) and no peer reaches it: routing from amoCRM alone", err))
 }
 
-// survey asks every peer's /healthz at once: a peer that answers with Redis connected ("",
-// none), and whether every peer answered that it is cut off from Redis too.
+// survey asks every peer's /healthz at once: the first peer that answers taking calls with
+// Redis connected ("" when none does; the others are not waited for then), and whether
+// every peer answered that it is cut off from Redis too.
 func (s *stepAside) survey(ctx context.Context) (withRedis string, allCutOff bool) {
 	type answer struct {
 		peer                        string
@@ -122,12 +123,12 @@ func (s *stepAside) survey(ctx context.Context) (withRedis string, allCutOff boo
 	allCutOff = true
 	for range s.peers {
 		a := <-answers
-		if a.takesCalls && withRedis == "" {
-			withRedis = a.peer
+		if a.takesCalls {
+			return a.peer, false // enough to step aside; a slow or dead peer is not waited for
 		}
 		allCutOff = allCutOff && a.answered && !a.redis
 	}
-	return withRedis, allCutOff
+	return "", allCutOff
 }
 
 // peerState asks one peer's /healthz whether it answers, whether it reaches Redis (its

@@ -170,6 +170,26 @@ func TestSurveyReadsThePeersRedisCheck(t *testing.T) {
 			assert.Equal(t, tc.cutOff, allCutOff, "cut off too")
 		})
 	}
+	t.Run("a peer taking calls is enough; a hanging one is not waited for", func(t *testing.T) {
+		hang := make(chan struct{})
+		slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-hang:
+			case <-r.Context().Done():
+			}
+		}))
+		t.Cleanup(func() { close(hang); slow.Close() })
+		good := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = w.Write([]byte(`{"checks":{"redis":{"ok":true}}}`))
+		}))
+		t.Cleanup(good.Close)
+		s := newStepAside(nil, []string{slow.URL, good.URL}, zerolog.Nop())
+		start := time.Now()
+		withRedis, allCutOff := s.survey(context.Background())
+		assert.Equal(t, good.URL, withRedis)
+		assert.False(t, allCutOff)
+		assert.Less(t, time.Since(start), clusterPeerTimeout/2, "answered without the hanging peer")
+	})
 	t.Run("no answer", func(t *testing.T) {
 		s := newStepAside(nil, []string{"http://127.0.0.1:1"}, zerolog.Nop())
 		withRedis, allCutOff := s.survey(context.Background())
