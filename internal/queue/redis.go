@@ -822,9 +822,11 @@ func leaseAnswerOf(c *redis.Cmd) (leaseAnswer, error) {
 }
 
 // leaseWatch stops the handlers whose leases this consumer could not refresh in time:
-// past leaseSure another consumer may claim the entry once Redis answers again.
+// past leaseSure another consumer may claim the entry once Redis answers again. It looks
+// every fortieth of the lease (750 ms by default), so a handler stops at most that long
+// after leaseSure, well before the lease runs out.
 func (q *Redis) leaseWatch(ctx context.Context) {
-	t := time.NewTicker(max(q.opts.ClaimMinIdle/10, time.Millisecond))
+	t := time.NewTicker(max(q.opts.ClaimMinIdle/40, time.Millisecond))
 	defer t.Stop()
 	for {
 		select {
