@@ -49,6 +49,22 @@ func keyedEvent(id, key string) Event {
 	return e
 }
 
+// oneClientOnTwo is two consumers a and b of one stream with two events of one client
+// (jivo:visitor-7: chat-1/accepted, then chat-1/finished), the first handed to a, the second
+// to b.
+func oneClientOnTwo(t *testing.T, aLog, bLog *testrig.LogBuffer) (a, b *Redis) {
+	t.Helper()
+	rdb := testrig.Redis(t)
+	stream := testStream(t)
+	a = keyedConsumer(t, rdb, stream, "a", aLog)
+	b = keyedConsumer(t, rdb, stream, "b", bLog)
+	ctx := context.Background()
+	require.NoError(t, a.Publish(ctx, keyedEvent("chat-1/accepted", "jivo:visitor-7")))
+	require.NoError(t, a.Publish(ctx, keyedEvent("chat-1/finished", "jivo:visitor-7")))
+	handOut(t, rdb, a, "a", "b")
+	return a, b
+}
+
 // handOut delivers the stream's next entry to each consumer in turn, as XREADGROUP does
 // when two instances read at once: each then resumes its own entry as soon as it runs.
 func handOut(t *testing.T, rdb redis.UniversalClient, q *Redis, consumers ...string) {
@@ -76,15 +92,8 @@ func TestRedisOneOrderKeyAcrossConsumers(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			rdb := testrig.Redis(t)
-			stream := testStream(t)
 			var aLog, bLog testrig.LogBuffer
-			a := keyedConsumer(t, rdb, stream, "a", &aLog)
-			b := keyedConsumer(t, rdb, stream, "b", &bLog)
-			ctx := context.Background()
-			require.NoError(t, a.Publish(ctx, keyedEvent("chat-1/accepted", "jivo:visitor-7")))
-			require.NoError(t, a.Publish(ctx, keyedEvent("chat-1/finished", "jivo:visitor-7")))
-			handOut(t, rdb, a, "a", "b")
+			a, b := oneClientOnTwo(t, &aLog, &bLog)
 
 			var o overlap
 			firstIn, goOn := make(chan struct{}), make(chan struct{})
@@ -122,7 +131,7 @@ func TestRedisOneOrderKeyAcrossConsumers(t *testing.T) {
 			waitStats(t, a, "both handled", settledAll(2))
 			assert.Equal(t, int32(1), o.most.Load(), "never two handlers of one client at once")
 			assert.Equal(t, []string{"a chat-1/accepted", "b chat-1/finished"}, o.handlers(), "both handled, in order, each by its instance")
-			assertKeyLeft(t, rdb, a, "jivo:visitor-7")
+			assertKeyLeft(t, a.rdb, a, "jivo:visitor-7")
 		})
 	}
 }
@@ -167,15 +176,8 @@ func TestRedisOrderKeysRunInParallelAcrossConsumers(t *testing.T) {
 // is on the other: the later one waits for the failed one's retry, as it would on one
 // instance, instead of reaching amoCRM first.
 func TestRedisFailedEventHoldsBackItsKeyOnOtherConsumers(t *testing.T) {
-	rdb := testrig.Redis(t)
-	stream := testStream(t)
 	var bLog testrig.LogBuffer
-	a := keyedConsumer(t, rdb, stream, "a", nil)
-	b := keyedConsumer(t, rdb, stream, "b", &bLog)
-	ctx := context.Background()
-	require.NoError(t, a.Publish(ctx, keyedEvent("chat-1/accepted", "jivo:visitor-7")))
-	require.NoError(t, a.Publish(ctx, keyedEvent("chat-1/finished", "jivo:visitor-7")))
-	handOut(t, rdb, a, "a", "b")
+	a, b := oneClientOnTwo(t, nil, &bLog)
 
 	var o overlap
 	firstIn, fail := make(chan struct{}), make(chan struct{})
@@ -205,7 +207,7 @@ func TestRedisFailedEventHoldsBackItsKeyOnOtherConsumers(t *testing.T) {
 	assert.Contains(t, got[1], "chat-1/accepted #2", "the failed event's retry comes before the later event")
 	assert.Contains(t, got[2], "chat-1/finished #1")
 	assert.Equal(t, int32(1), o.most.Load(), "never two handlers of one client at once")
-	assertKeyLeft(t, rdb, a, "jivo:visitor-7")
+	assertKeyLeft(t, a.rdb, a, "jivo:visitor-7")
 }
 
 // An instance dies holding a client's event; the client's next event reaches a live
