@@ -114,6 +114,20 @@ func (r *budgetRig) waitSeen(t *testing.T, n int) {
 	})
 }
 
+// slotsOf takes n slots from s one after another, each within timeout, and returns when
+// each was let through.
+func slotsOf(t *testing.T, s *sharedBudget, n int, p Priority, timeout time.Duration) []time.Time {
+	t.Helper()
+	at := make([]time.Time, 0, n)
+	for range n {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		require.NoError(t, s.wait(ctx, p))
+		cancel()
+		at = append(at, time.Now())
+	}
+	return at
+}
+
 // burst asks s for the whole budget at once and counts the slots it gets within 300 ms.
 func burst(s *sharedBudget, p Priority) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
@@ -177,18 +191,9 @@ func TestSharedBudgetCutOffInstanceWaitsForThePeersSlots(t *testing.T) {
 	a, _ := rig.instance(t, 2, false)
 	b, proxy := rig.instance(t, 2, true)
 	rig.waitSeen(t, 2)
-	var at []time.Time
-	for range DefaultRateLimit {
-		require.NoError(t, a.wait(context.Background(), PriorityCall))
-		at = append(at, time.Now())
-	}
+	at := slotsOf(t, a, DefaultRateLimit, PriorityCall, time.Minute)
 	proxy.Cut()
-	for range shareOf(DefaultRateLimit, 2) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		require.NoError(t, b.wait(ctx, PriorityBackground))
-		cancel()
-		at = append(at, time.Now())
-	}
+	at = append(at, slotsOf(t, b, shareOf(DefaultRateLimit, 2), PriorityBackground, 5*time.Second)...)
 	assert.True(t, b.down.Load(), "b spent its own share")
 	assert.LessOrEqual(t, maxInWindow(at, time.Second), DefaultRateLimit)
 }
@@ -214,19 +219,10 @@ func TestSharedBudgetCallRidesOutARedisBlip(t *testing.T) {
 // counts the slots it has just taken through Redis: 7 in that second, not 14.
 func TestSharedBudgetAloneCountsWhatItTookThroughRedis(t *testing.T) {
 	s, proxy := newBudgetRig(t).instance(t, 1, true)
-	var at []time.Time
-	for range DefaultRateLimit {
-		require.NoError(t, s.wait(context.Background(), PriorityCall))
-		at = append(at, time.Now())
-	}
+	at := slotsOf(t, s, DefaultRateLimit, PriorityCall, time.Minute)
 	require.False(t, s.down.Load(), "the first seven went through Redis")
 	proxy.Cut()
-	for range DefaultRateLimit {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		require.NoError(t, s.wait(ctx, PriorityCall))
-		cancel()
-		at = append(at, time.Now())
-	}
+	at = append(at, slotsOf(t, s, DefaultRateLimit, PriorityCall, 3*time.Second)...)
 	assert.True(t, s.down.Load(), "the last seven were served without Redis")
 	assert.LessOrEqual(t, maxInWindow(at, time.Second), DefaultRateLimit)
 }
@@ -254,11 +250,7 @@ func TestSharedBudgetWritesBackWhatItSpentOnItsOwn(t *testing.T) {
 	rig.waitSeen(t, 1)
 	proxy.Cut()
 	testrig.WaitFor(t, 2*time.Second, "b knows it is cut off", b.down.Load)
-	for range 2 {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		require.NoError(t, b.wait(ctx, PriorityCall))
-		cancel()
-	}
+	slotsOf(t, b, 2, PriorityCall, 3*time.Second)
 	proxy.Heal()
 	testrig.WaitFor(t, 3*time.Second, "b back on the shared budget", func() bool { return !b.down.Load() })
 	members, err := rig.ctl.ZRange(context.Background(), DefaultSharedBudgetKey, 0, -1).Result()

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/crmlink/crmlink/routing"
 )
 
@@ -233,15 +235,8 @@ type restPresence struct {
 	rest  *restClient
 	ttl   time.Duration
 	cache presenceCache
-
-	mu      sync.Mutex
-	loading *presenceLoad // the load under way, nil when none
-}
-
-// presenceLoad is one GET /endpoints; err is set before done is closed.
-type presenceLoad struct {
-	done chan struct{}
-	err  error
+	// flight is the one load under way; calls arriving meanwhile share it.
+	flight singleflight.Group
 }
 
 func newRESTPresence(rest *restClient, ttl time.Duration) *restPresence {
@@ -267,33 +262,22 @@ func (r *restPresence) EndpointsOnline(ctx context.Context, _ string, endpoints 
 // ends. The request is not the caller's: a call whose deadline passes leaves it running for
 // the calls behind it (the REST timeout bounds it).
 func (r *restPresence) load(ctx context.Context) error {
-	r.mu.Lock()
-	if time.Since(r.cache.loadedAt()) <= r.ttl { // loaded while this call waited for mu
-		r.mu.Unlock()
-		return nil
-	}
-	l := r.loading
-	if l == nil {
-		l = &presenceLoad{done: make(chan struct{})}
-		r.loading = l
-		go func() {
-			at := time.Now()
-			states, err := r.rest.endpointStates(context.WithoutCancel(ctx))
-			if err == nil {
-				r.cache.store(states, at)
-			}
-			l.err = err
-			r.mu.Lock()
-			r.loading = nil
-			r.mu.Unlock()
-			close(l.done)
-		}()
-	}
-	r.mu.Unlock()
+	loaded := r.flight.DoChan("endpoints", func() (any, error) {
+		if time.Since(r.cache.loadedAt()) <= r.ttl { // loaded by the flight just before
+			return nil, nil
+		}
+		at := time.Now()
+		states, err := r.rest.endpointStates(context.WithoutCancel(ctx))
+		if err != nil {
+			return nil, err
+		}
+		r.cache.store(states, at)
+		return nil, nil
+	})
 	select {
-	case <-l.done:
-		if l.err != nil {
-			return fmt.Errorf("list the endpoints: %w", l.err)
+	case res := <-loaded:
+		if res.Err != nil {
+			return fmt.Errorf("list the endpoints: %w", res.Err)
 		}
 		return nil
 	case <-ctx.Done():
